@@ -1,0 +1,1 @@
+"""Orchestration: the only code that knows the order signaling -> keys -> connect -> transfer."""

@@ -1,0 +1,44 @@
+"""The one byte-stream interface every transport offers to the transfer code.
+
+TCP sockets and WebRTC data channels both implement `Channel`, so the flow never
+knows which transport won the race.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ChannelClosed(Exception):
+    """The channel was closed (locally or by the peer) or broke."""
+
+
+class Channel(Protocol):
+    #: human-readable transport name shown in the summary: "TCP", "WebRTC", "WebRTC (relay)"
+    transport: str
+
+    def send(self, data: bytes) -> None:
+        """Send all of `data`, blocking while the transport applies back-pressure.
+
+        A message-based transport splits at 256 KiB; callers write each frame (and the
+        32-byte key-confirmation MAC) with its own call, so frames start on message boundaries.
+        Raises ChannelClosed.
+        """
+        ...
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        """Return the next bytes available (never empty), waiting up to `timeout` seconds.
+
+        Returns b"" at orderly end of stream. Raises TimeoutError when nothing arrived in
+        time, ChannelClosed when the channel broke.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close; idempotent, never raises."""
+        ...
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes accepted by send() but not yet handed to the network (0 for TCP)."""
+        ...
