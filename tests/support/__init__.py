@@ -1,0 +1,1 @@
+"""Shared test helpers (real sp2p-server processes, ...)."""
