@@ -1,0 +1,77 @@
+"""Per-chunk zstd (client.md §3.6): each Data body is one complete, independent zstd frame.
+
+The receiver must never produce more than MAX_CHUNK_SIZE bytes from one frame,
+must not trust the frame header, and must treat trailing bytes after the frame
+as an error (zstandard's one-shot API silently ignores them).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import zstandard
+
+from sp2p.errors import RemoteProtocolError
+from sp2p.proto.constants import MAX_CHUNK_SIZE
+
+ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
+#: a chunk is at most 256 KiB, so a larger window only serves an attacker's memory bill
+MAX_WINDOW_SIZE: Final = 8 * 1024 * 1024
+#: our 0-9 scale mapped to the zstd levels closest to Go's klauspost presets
+_LEVELS: Final = {1: 1, 2: 1, 3: 3, 4: 3, 5: 7, 6: 7, 7: 7, 8: 11, 9: 11}
+
+
+def zstd_level(level: int) -> int:
+    if not 1 <= level <= 9:
+        raise ValueError("compression level must be 1-9 (0 disables compression)")
+    return _LEVELS[level]
+
+
+class ChunkCompressor:
+    """Compresses one chunk into one zstd frame. Not thread-safe: one per worker."""
+
+    def __init__(self, level: int) -> None:
+        self._cctx = zstandard.ZstdCompressor(level=zstd_level(level), write_content_size=True)
+        # Level 1 is cheap and, for incompressible data, zstd stores raw blocks quickly.
+        self._fast = zstandard.ZstdCompressor(level=1, write_content_size=True)
+
+    def compress(self, chunk: bytes, *, incompressible_hint: bool = False) -> bytes:
+        ctx = self._fast if incompressible_hint else self._cctx
+        return ctx.compress(chunk)
+
+
+class ChunkDecompressor:
+    """Bounded, strict decoder of one zstd frame per Data body."""
+
+    def __init__(self, max_output: int = MAX_CHUNK_SIZE) -> None:
+        self._max = max_output
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
+
+    def decompress(self, body: bytes) -> bytes:
+        if not body.startswith(ZSTD_MAGIC):
+            raise RemoteProtocolError("decompression failed: not a zstd frame")
+        try:
+            declared = zstandard.get_frame_parameters(body).content_size
+        except zstandard.ZstdError as exc:
+            raise RemoteProtocolError(f"decompression failed: {exc}") from None
+        if declared == zstandard.CONTENTSIZE_UNKNOWN:
+            # Bounded one-shot first, so the streaming pass below cannot balloon.
+            try:
+                self._dctx.decompress(body, max_output_size=self._max)
+            except zstandard.ZstdError as exc:
+                raise RemoteProtocolError(f"decompression failed: {exc}") from None
+        elif declared > self._max:
+            raise RemoteProtocolError("decompressed chunk exceeds maximum size")
+        # libzstd enforces the declared content size block by block, so output stays bounded.
+        dobj = self._dctx.decompressobj(read_across_frames=False)
+        try:
+            out = dobj.decompress(body)
+        except zstandard.ZstdError as exc:
+            raise RemoteProtocolError(f"decompression failed: {exc}") from None
+        if not dobj.eof:
+            raise RemoteProtocolError("decompression failed: truncated zstd frame")
+        if dobj.unused_data:
+            raise RemoteProtocolError("decompression failed: trailing data after the zstd frame")
+        if len(out) > self._max:
+            raise RemoteProtocolError("decompressed chunk exceeds maximum size")
+        return out

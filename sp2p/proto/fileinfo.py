@@ -1,0 +1,50 @@
+"""The encrypted file-info preview blob (client.md §2.4).
+
+K = HKDF-Expand(HMAC-SHA256("sp2p-file-info", seed), "sp2p-v1-file-info-key", 32)
+blob = nonce[12] || AES-256-GCM(K, nonce, json, no AAD)  (ciphertext || tag)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+
+from sp2p.errors import IntegrityError
+from sp2p.proto.constants import NONCE_BYTES, TAG_BYTES
+
+#: a preview is a few hundred bytes of JSON; anything bigger is refused unread
+MAX_FILE_INFO_BLOB = 8192
+
+
+def file_info_key(seed: bytes) -> bytes:
+    prk = hmac.new(b"sp2p-file-info", seed, hashlib.sha256).digest()
+    return HKDFExpand(algorithm=hashes.SHA256(), length=32, info=b"sp2p-v1-file-info-key").derive(prk)
+
+
+def encrypt_file_info(seed: bytes, plaintext: bytes, *, nonce: bytes | None = None) -> bytes:
+    nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
+    return nonce + AESGCM(file_info_key(seed)).encrypt(nonce, plaintext, None)
+
+
+def decrypt_file_info(seed: bytes, blob: bytes) -> bytes:
+    if len(blob) < NONCE_BYTES + TAG_BYTES:
+        raise IntegrityError("file-info blob too short")
+    if len(blob) > MAX_FILE_INFO_BLOB:
+        raise IntegrityError("file-info blob too large")
+    try:
+        return AESGCM(file_info_key(seed)).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], None)
+    except InvalidTag:
+        raise IntegrityError("file-info blob failed authentication") from None
+
+
+def metadata_preview(metadata: dict[str, Any]) -> bytes:
+    """The JSON the sender encrypts: the Metadata object as known before the transfer."""
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

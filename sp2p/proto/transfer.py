@@ -1,0 +1,313 @@
+"""Sender and receiver transfer state machines (client.md §3.3–3.5, §3.12).
+
+Everything that affects the transfer state lives here. The machines see decrypted
+frames and return what to send; they never touch sockets, threads or clocks.
+
+    sender:   IDLE -start-> SENDING -finish-> AWAIT_COMPLETE -Complete-> FINISHED
+    receiver: AWAIT_METADATA -Metadata-> RECEIVING -Done-> VERIFYING -complete()-> AWAIT_FIN_ACK
+              -any frame or EOF-> FINISHED
+    both:     Cancel or Error from the peer, or a failed check -> FAILED
+
+Heartbeats are ignored in every state (browsers send them anywhere).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from enum import Enum, auto
+from typing import Final
+
+from sp2p.errors import (
+    LocalProtocolError,
+    PeerCancelled,
+    RemoteError,
+    RemoteProtocolError,
+    VerificationError,
+)
+from sp2p.proto.constants import MAX_CONTROL_SIZE, CancelReason, MsgType
+from sp2p.proto.frames import Frame
+from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
+
+log = logging.getLogger(__name__)
+
+#: peer is declared gone after this much silence once it has shown it sends heartbeats
+HEARTBEAT_DEAD_AFTER: Final = 15.0
+HEARTBEAT_INTERVAL: Final = 5.0
+#: a peer that never sent a heartbeat (the Go CLI) only trips the 2-minute idle limit
+IDLE_TIMEOUT: Final = 120.0
+
+
+class StreamDigest:
+    """SHA-256, byte and chunk accounting over the plaintext stream."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self.total_bytes = 0
+        self.chunk_count = 0
+
+    def update(self, chunk: bytes) -> None:
+        self._sha.update(chunk)
+        self.total_bytes += len(chunk)
+        self.chunk_count += 1
+
+    def totals(self) -> Totals:
+        return Totals(self.total_bytes, self.chunk_count, self._sha.hexdigest())
+
+
+def _peer_stop(frame: Frame, peer: str) -> Exception:
+    if frame.msg_type == MsgType.CANCEL:
+        reason = parse_cancel_body(frame.body)
+        why = "cancelled by the user" if reason == CancelReason.USER_ABORT else "cancelled after an error"
+        return PeerCancelled(f"the {peer} {why}", reason=reason)
+    return RemoteError(f"{peer} error: {parse_error_body(frame.body)}")
+
+
+def _unexpected(frame: Frame, state: Enum) -> RemoteProtocolError:
+    return RemoteProtocolError(f"unexpected message type 0x{frame.msg_type:02x} in state {state.name}")
+
+
+def _check_control_size(frame: Frame) -> None:
+    if frame.msg_type != MsgType.DATA and len(frame.body) > MAX_CONTROL_SIZE:
+        raise RemoteProtocolError(f"control frame 0x{frame.msg_type:02x} too large")
+
+
+class SenderState(Enum):
+    IDLE = auto()
+    SENDING = auto()
+    AWAIT_COMPLETE = auto()
+    FINISHED = auto()
+    FAILED = auto()
+
+
+_SENDER_TRANSITIONS: Final[dict[tuple[SenderState, str], SenderState]] = {
+    (SenderState.IDLE, "start"): SenderState.SENDING,
+    (SenderState.SENDING, "finish"): SenderState.AWAIT_COMPLETE,
+    (SenderState.AWAIT_COMPLETE, "complete"): SenderState.FINISHED,
+}
+
+
+class SenderMachine:
+    def __init__(self, metadata: Metadata) -> None:
+        self.metadata = metadata
+        self.state = SenderState.IDLE
+        self.digest = StreamDigest()
+
+    def _set_state(self, event: str) -> None:
+        new = _SENDER_TRANSITIONS.get((self.state, event))
+        if new is None:
+            raise LocalProtocolError(f"sender: {event} is not allowed in state {self.state.name}")
+        log.debug("sender %s -> %s", self.state.name, new.name)
+        self.state = new
+
+    def fail(self) -> None:
+        self.state = SenderState.FAILED
+
+    def start(self) -> tuple[MsgType, bytes]:
+        self._set_state("start")
+        return MsgType.METADATA, self.metadata.to_json()
+
+    def record_chunk(self, chunk: bytes) -> None:
+        """Account one raw (uncompressed) chunk that is about to be sent."""
+        if self.state is not SenderState.SENDING:
+            raise LocalProtocolError("sender: data outside the SENDING state")
+        self.digest.update(chunk)
+
+    def finish(self) -> tuple[MsgType, bytes]:
+        self._set_state("finish")
+        return MsgType.DONE, self.digest.totals().to_json()
+
+    def on_frame(self, frame: Frame) -> tuple[MsgType, bytes] | None:
+        """Handle a frame from the receiver; returns the FinAck to send once Complete verifies."""
+        _check_control_size(frame)
+        kind = frame.msg_type
+        if kind == MsgType.HEARTBEAT:
+            return None
+        if kind in (MsgType.CANCEL, MsgType.ERROR):
+            self.fail()
+            raise _peer_stop(frame, "receiver")
+        if kind == MsgType.COMPLETE and self.state is SenderState.AWAIT_COMPLETE:
+            theirs = Totals.from_json(frame.body, "complete")
+            ours = self.digest.totals()
+            if (theirs.total_bytes, theirs.chunk_count) != (ours.total_bytes, ours.chunk_count):
+                self.fail()
+                raise VerificationError(
+                    f"verification mismatch: sent {ours.total_bytes} bytes in {ours.chunk_count} chunks, "
+                    f"receiver got {theirs.total_bytes} in {theirs.chunk_count}"
+                )
+            if theirs.sha256 != ours.sha256:
+                self.fail()
+                raise VerificationError("integrity mismatch: the receiver's SHA-256 differs from ours")
+            self._set_state("complete")
+            return MsgType.FIN_ACK, b""
+        self.fail()
+        raise _unexpected(frame, self.state)
+
+
+class ReceiverState(Enum):
+    AWAIT_METADATA = auto()
+    RECEIVING = auto()
+    VERIFYING = auto()
+    AWAIT_FIN_ACK = auto()
+    FINISHED = auto()
+    FAILED = auto()
+
+
+_RECEIVER_TRANSITIONS: Final[dict[tuple[ReceiverState, int | str], ReceiverState]] = {
+    (ReceiverState.AWAIT_METADATA, MsgType.METADATA): ReceiverState.RECEIVING,
+    (ReceiverState.RECEIVING, MsgType.DATA): ReceiverState.RECEIVING,
+    (ReceiverState.RECEIVING, MsgType.DONE): ReceiverState.VERIFYING,
+    (ReceiverState.VERIFYING, "complete"): ReceiverState.AWAIT_FIN_ACK,
+    (ReceiverState.AWAIT_FIN_ACK, "end"): ReceiverState.FINISHED,
+}
+
+
+@dataclass(frozen=True)
+class MetadataReceived:
+    metadata: Metadata
+
+
+@dataclass(frozen=True)
+class DataReceived:
+    body: bytes  #: as sent: a zstd frame when metadata.compression == "zstd"
+
+
+@dataclass(frozen=True)
+class DoneReceived:
+    totals: Totals
+
+
+@dataclass(frozen=True)
+class TransferFinished:
+    pass
+
+
+ReceiverEvent = MetadataReceived | DataReceived | DoneReceived | TransferFinished
+
+
+class ReceiverMachine:
+    def __init__(self) -> None:
+        self.state = ReceiverState.AWAIT_METADATA
+        self.metadata: Metadata | None = None
+        self.done: Totals | None = None
+        self.digest = StreamDigest()
+        self.frames_received = 0
+        #: exact byte budget: known for single files; None for streams and folders
+        self.max_bytes: int | None = None
+
+    def _set_state(self, event: int | str) -> None:
+        new = _RECEIVER_TRANSITIONS.get((self.state, event))
+        if new is None:
+            raise LocalProtocolError(f"receiver: {event!r} is not allowed in state {self.state.name}")
+        if new is not self.state:
+            log.debug("receiver %s -> %s", self.state.name, new.name)
+        self.state = new
+
+    def fail(self) -> None:
+        self.state = ReceiverState.FAILED
+
+    def on_frame(self, frame: Frame) -> ReceiverEvent | None:
+        try:
+            return self._on_frame(frame)
+        except Exception:
+            self.fail()
+            raise
+
+    def _on_frame(self, frame: Frame) -> ReceiverEvent | None:
+        _check_control_size(frame)
+        kind = frame.msg_type
+        if kind == MsgType.HEARTBEAT:
+            return None
+        if self.state is ReceiverState.AWAIT_FIN_ACK:
+            self._set_state("end")  # FinAck, or any other frame, ends it (client.md §3.12)
+            return TransferFinished()
+        if kind in (MsgType.CANCEL, MsgType.ERROR):
+            raise _peer_stop(frame, "sender")
+        if (self.state, kind) not in _RECEIVER_TRANSITIONS:
+            if self.state is ReceiverState.AWAIT_METADATA:
+                raise RemoteProtocolError(f"expected metadata (0x01), got 0x{kind:02x}")
+            raise _unexpected(frame, self.state)
+        self._set_state(kind)
+        if kind == MsgType.METADATA:
+            meta = Metadata.from_json(frame.body)
+            self.metadata = meta
+            if not meta.is_folder and not meta.stream_mode:
+                self.max_bytes = meta.size
+            return MetadataReceived(meta)
+        if kind == MsgType.DATA:
+            self.frames_received += 1
+            return DataReceived(frame.body)
+        self.done = Totals.from_json(frame.body, "done")
+        return DoneReceived(self.done)
+
+    def record_plaintext(self, chunk: bytes) -> None:
+        """Account one decompressed chunk before it is written; stops at the first byte too many."""
+        if self.max_bytes is not None and self.digest.total_bytes + len(chunk) > self.max_bytes:
+            self.fail()
+            raise VerificationError(
+                f"the sender sent more than the announced {self.max_bytes} bytes"
+            )
+        self.digest.update(chunk)
+
+    def complete(self) -> tuple[MsgType, bytes]:
+        """Verify our totals against Done; returns the Complete frame or raises VerificationError.
+
+        Call only after every Data frame received before Done has been recorded.
+        """
+        if self.done is None:
+            raise LocalProtocolError("receiver: complete() before Done")
+        ours, theirs = self.digest.totals(), self.done
+        if (ours.total_bytes, ours.chunk_count) != (theirs.total_bytes, theirs.chunk_count):
+            self.fail()
+            raise VerificationError(
+                f"verification mismatch: expected {theirs.total_bytes} bytes/{theirs.chunk_count} chunks, "
+                f"got {ours.total_bytes}/{ours.chunk_count}"
+            )
+        if ours.sha256 != theirs.sha256:
+            self.fail()
+            raise VerificationError(
+                f"integrity check failed: sender SHA-256 {theirs.sha256}, receiver SHA-256 {ours.sha256}"
+            )
+        if self.max_bytes is not None and ours.total_bytes != self.max_bytes:
+            self.fail()
+            raise VerificationError(
+                f"transfer incomplete: announced {self.max_bytes} bytes, received {ours.total_bytes}"
+            )
+        self._set_state("complete")
+        return MsgType.COMPLETE, ours.to_json()
+
+    def on_eof(self) -> TransferFinished:
+        """The connection ended. Only acceptable while waiting for FinAck."""
+        if self.state is ReceiverState.AWAIT_FIN_ACK:
+            self._set_state("end")
+            return TransferFinished()
+        self.fail()
+        raise RemoteProtocolError("transfer incomplete: the connection closed early")
+
+
+class Liveness:
+    """Heartbeat bookkeeping with an injected clock (`now` in seconds, monotonic)."""
+
+    def __init__(self, now: float) -> None:
+        self.last_sent = now
+        self.last_received = now
+        self.peer_heartbeats = False
+
+    def on_sent(self, now: float) -> None:
+        self.last_sent = now
+
+    def on_received(self, now: float, frame_type: int) -> None:
+        self.last_received = now
+        if frame_type == MsgType.HEARTBEAT:
+            self.peer_heartbeats = True
+
+    def heartbeat_due(self, now: float) -> bool:
+        return now - self.last_sent >= HEARTBEAT_INTERVAL
+
+    def peer_silent_for(self, now: float) -> float:
+        return now - self.last_received
+
+    def peer_dead(self, now: float) -> bool:
+        limit = HEARTBEAT_DEAD_AFTER if self.peer_heartbeats else IDLE_TIMEOUT
+        return self.peer_silent_for(now) > limit
