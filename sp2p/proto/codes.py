@@ -91,7 +91,9 @@ def parse_code(text: str) -> TransferCode:
         raise UsageError("invalid transfer code: it is empty")
     session_id, sep, seed_text = raw.partition("-")
     if not sep or not session_id or not seed_text:
-        raise UsageError("invalid transfer code: expected SESSIONID-SEED, e.g. k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf")
+        raise UsageError(
+            "invalid transfer code: expected SESSIONID-SEED, e.g. k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"
+        )
     if len(session_id) != 8 or any(c not in SESSION_ALPHABET for c in session_id):
         raise UsageError(
             "invalid transfer code: the part before '-' must be 8 characters of 2-9 and a-z (no i, l, o)"
@@ -101,7 +103,9 @@ def parse_code(text: str) -> TransferCode:
     if len(seed_text) < MIN_SEED_CHARS:
         raise UsageError("invalid transfer code: the part after '-' is too short; was it cut off?")
     if len(seed_text) > MAX_SEED_CHARS:
-        raise UsageError(f"invalid transfer code: the part after '-' is longer than {MAX_SEED_CHARS} characters")
+        raise UsageError(
+            f"invalid transfer code: the part after '-' is longer than {MAX_SEED_CHARS} characters"
+        )
     try:
         seed = base62_decode(seed_text)
     except ValueError as exc:

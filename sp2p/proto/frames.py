@@ -167,12 +167,12 @@ class FrameOpener:
         if expected >= NONCE_LIMIT:
             raise IntegrityError("nonce counter exhausted: transfer too large")
         seq = frame.seq
-        if seq != expected:
-            # Cancel may skip sequence numbers the pipelined peer reserved but never wrote.
-            if not (frame.msg_type == MsgType.CANCEL and expected < seq < NONCE_LIMIT):
-                raise IntegrityError(
-                    f"sequence mismatch: got {seq}, expected {expected} (possible replay or reorder)"
-                )
+        # Cancel may skip sequence numbers the pipelined peer reserved but never wrote.
+        cancel_gap = frame.msg_type == MsgType.CANCEL and expected < seq < NONCE_LIMIT
+        if seq != expected and not cancel_gap:
+            raise IntegrityError(
+                f"sequence mismatch: got {seq}, expected {expected} (possible replay or reorder)"
+            )
         if len(frame.ciphertext) < TAG_BYTES:
             raise IntegrityError("data integrity check failed: frame shorter than its tag")
         try:
