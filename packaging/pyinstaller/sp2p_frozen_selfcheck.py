@@ -14,6 +14,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Callable
+from typing import Any
 
 ECHO_TIMEOUT = 20.0
 
@@ -112,10 +113,10 @@ async def _echo() -> str:
     try:
 
         @answerer.on("datachannel")
-        def on_datachannel(channel: object) -> None:
-            @channel.on("message")  # type: ignore[attr-defined]
+        def on_datachannel(channel: Any) -> None:
+            @channel.on("message")  # type: ignore[untyped-decorator]
             def on_message(message: str) -> None:
-                channel.send("echo:" + message)  # type: ignore[attr-defined]
+                channel.send("echo:" + message)
 
         channel = offerer.createDataChannel("selfcheck")
 
