@@ -1,0 +1,68 @@
+// Helpers that expose static/js building blocks to pytest with base64 in and out.
+import { fromBase64, toBase64 } from "/static/js/bytes.js";
+import { safeFileName, visible } from "/static/js/names.js";
+import { Sha256 } from "/static/js/sha256.js";
+import { TarReader, planTar, tarPieces } from "/static/js/tar.js";
+import { decompressChunk } from "/static/js/zstd.js";
+
+export async function buildTar(specs) {
+  const entries = specs.map((s) =>
+    s.dir
+      ? { path: s.path, dir: true, mtime: s.mtime }
+      : { path: s.path, file: new Blob([fromBase64(s.b64)]), mtime: s.mtime },
+  );
+  const plan = planTar(entries);
+  const pieces = [];
+  for await (const p of tarPieces(plan, 1000)) pieces.push(p);
+  const all = new Uint8Array(await new Blob(pieces).arrayBuffer());
+  return { planned: plan.size, b64: toBase64(all) };
+}
+
+/** Feed a tar in pieces of `step` bytes; returns the extracted tree or the error message. */
+export async function readTar(b64, step) {
+  const bytes = fromBase64(b64);
+  const tree = {};
+  const target = {
+    async directory(parts) {
+      tree[parts.join("/") + "/"] = "";
+    },
+    async file(parts, size) {
+      const chunks = [];
+      return {
+        async write(b) {
+          chunks.push(b);
+        },
+        async close() {
+          tree[parts.join("/")] = toBase64(new Uint8Array(await new Blob(chunks).arrayBuffer()));
+        },
+      };
+    },
+  };
+  const reader = new TarReader(target);
+  try {
+    for (let off = 0; off < bytes.length; off += step) await reader.push(bytes.slice(off, off + step));
+    reader.finish();
+    return { ok: true, tree };
+  } catch (e) {
+    return { ok: false, error: e.message, name: e.constructor.name };
+  }
+}
+
+export function zstd(b64) {
+  try {
+    return { ok: true, b64: toBase64(decompressChunk(fromBase64(b64))) };
+  } catch (e) {
+    return { ok: false, error: e.message, name: e.constructor.name };
+  }
+}
+
+export function names(list) {
+  return list.map((n) => ({ safe: safeFileName(n), visible: visible(n) }));
+}
+
+export function sha256Pieces(b64, step) {
+  const bytes = fromBase64(b64);
+  const h = new Sha256();
+  for (let off = 0; off < bytes.length; off += step) h.update(bytes.subarray(off, off + step));
+  return h.hex();
+}
