@@ -1,0 +1,381 @@
+"""What to send, and where a received single file lands.
+
+Sending (client.md §3.7): `inspect_sources` classifies the command-line inputs — one
+regular file, one directory, several paths, or ``-`` for stdin — into a `SendSource`
+that carries the Metadata fields and opens a `SourceReader` whose ``read(n)`` returns
+full ``n``-byte pieces until the end (so the transfer sends full 256 KiB chunks, W4).
+
+Receiving a single file or stream (§3.9, W8, T13, T16, T17): `IncomingFile` writes to a
+0600 temp file ``.sp2p-recv-*`` in the output directory and, once verified, places it
+under `sp2p.names.safe_name` of the announced name — or ``base (1).ext`` … — with
+link-then-unlink (or RENAME_NOREPLACE) so an existing file is never replaced, even by a
+racing process. The final mode is 0644 minus the umask. `clean_stale` removes our own
+temp/staging leftovers older than a day; `check_free_space` refuses a transfer that
+cannot fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import mimetypes
+import os
+import stat
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from sp2p.archive import PieceReader, SourceReader, plan_tar, read_verified, top_level_name
+from sp2p.errors import LocalIOError, LocalProtocolError, UsageError
+from sp2p.extract import STAGING_PREFIX
+from sp2p.fsutil import (
+    create_private_file,
+    current_umask,
+    io_error,
+    open_output_dir,
+    remove_tree,
+    rename_noreplace,
+    write_all,
+)
+from sp2p.names import numbered_names, safe_name
+from sp2p.textsafe import escape_peer_text
+
+TEMP_PREFIX: Final = ".sp2p-recv-"
+STALE_AFTER: Final = 24 * 3600.0
+DEFAULT_STREAM_NAME: Final = "stdin"
+OCTET_STREAM: Final = "application/octet-stream"
+#: compressed-file suffixes Python's mimetypes reports as an "encoding" instead of a type
+_ENCODING_TYPES: Final = {
+    ".gz": "application/gzip",
+    ".tgz": "application/gzip",
+    ".bz2": "application/x-bzip2",
+    ".xz": "application/x-xz",
+    ".zst": "application/zstd",
+    ".br": "application/x-brotli",
+    ".z": "application/x-compress",
+}
+
+# ------------------------------------------------------------------------- sending
+
+
+@functools.cache
+def _builtin_types() -> dict[str, str]:
+    # Python's built-in table only: /etc/mime.types differs between machines
+    table = dict(mimetypes.MimeTypes(filenames=()).types_map[True])
+    table.update({".js": "text/javascript", ".mjs": "text/javascript"})  # as Go (RFC 9239)
+    return table
+
+
+def mime_type(name: str) -> str:
+    """MIME type from the extension, as Go's mime.TypeByExtension reports it.
+
+    text/* gets ``; charset=utf-8`` (Go's convention); unknown → application/octet-stream.
+    """
+    ext = os.path.splitext(name)[1]
+    if not ext:
+        return OCTET_STREAM
+    table = _builtin_types()
+    guessed = table.get(ext) or table.get(ext.lower())
+    if guessed is None:
+        return _ENCODING_TYPES.get(ext.lower(), OCTET_STREAM)
+    if guessed.startswith("text/"):
+        return guessed + "; charset=utf-8"
+    return guessed
+
+
+@dataclass(frozen=True)
+class SendSource:
+    """The classified input: Metadata fields plus a way to read the body."""
+
+    name: str
+    size: int  #: exact body length (0 for a stream)
+    mime_type: str  #: "" for folders and streams
+    is_folder: bool
+    stream_mode: bool
+    file_count: int  #: regular files in a folder (0 otherwise)
+    opener: Callable[[], SourceReader] = field(repr=False, compare=False)
+    notices: tuple[str, ...] = ()  #: skipped links/specials, for the CLI to print
+
+    def open(self) -> SourceReader:
+        """Start reading the body; call once."""
+        return self.opener()
+
+
+class StreamReader:
+    """``read(n)`` over a pipe/stdin that waits until `n` bytes or end of input."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.position = 0
+
+    def read(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        want = n
+        while want:
+            try:
+                piece = self._stream.read(want)
+            except OSError as exc:
+                raise io_error("reading standard input", exc) from None
+            if not piece:
+                break
+            parts.append(piece)
+            want -= len(piece)
+        out = b"".join(parts)
+        self.position += len(out)
+        return out
+
+    def close(self) -> None:
+        """The caller owns the stream (stdin); nothing to release."""
+
+
+def inspect_sources(
+    paths: Sequence[str],
+    *,
+    stdin: BinaryIO | None = None,
+    stream_name: str | None = None,
+) -> SendSource:
+    """Classify the inputs of ``sp2p send`` (client.md §3.7).
+
+    Args:
+        paths: the positional arguments; ``-`` means standard input and must be alone.
+        stdin: the binary stream for ``-`` (default: ``sys.stdin.buffer``).
+        stream_name: the ``-name`` flag, announced for a stream (default ``stdin``).
+
+    Raises:
+        UsageError: no input, ``-`` mixed with paths, or duplicate names.
+        LocalIOError: a missing/unreadable/special input or an unsendable tree.
+    """
+    if not paths:
+        raise UsageError("nothing to send", hint="give a file, a folder, or - for stdin")
+    if "-" in paths:
+        if len(paths) > 1:
+            raise UsageError("'-' (standard input) must be the only input")
+        source = stdin if stdin is not None else sys.stdin.buffer
+        return SendSource(
+            name=stream_name or DEFAULT_STREAM_NAME,
+            size=0,
+            mime_type="",
+            is_folder=False,
+            stream_mode=True,
+            file_count=0,
+            opener=lambda: StreamReader(source),
+        )
+    if len(paths) == 1:
+        single = _single_file(paths[0])
+        if single is not None:
+            return single
+    plan = plan_tar(paths)
+    name = top_level_name(paths[0]) if len(paths) == 1 else f"{len(paths)}-files"
+    return SendSource(
+        name=name,
+        size=plan.size,
+        mime_type="",
+        is_folder=True,
+        stream_mode=False,
+        file_count=plan.file_count,
+        notices=plan.notices,
+        opener=plan.open,
+    )
+
+
+def _single_file(raw: str) -> SendSource | None:
+    """A SendSource for one regular file, or None when `raw` is a directory."""
+    path = os.path.realpath(raw)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise LocalIOError(f"cannot send {raw}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise LocalIOError(
+            f"cannot send {raw}: not a regular file or folder",
+            hint="to send a stream, pipe it into `sp2p send -`",
+        )
+    if not os.access(path, os.R_OK):
+        raise LocalIOError(f"cannot send {raw}: permission denied")
+    name = top_level_name(raw)
+    return SendSource(
+        name=name,
+        size=st.st_size,
+        mime_type=mime_type(name),
+        is_folder=False,
+        stream_mode=False,
+        file_count=0,
+        opener=lambda: PieceReader(read_verified(path, st), expected_size=st.st_size),
+    )
+
+
+# ------------------------------------------------------------------------- receiving
+
+
+def check_free_space(outdir: str | os.PathLike[str], needed: int) -> None:
+    """Refuse a transfer that cannot fit in `outdir` (T13a).
+
+    Raises:
+        LocalIOError: fewer than `needed` bytes are available to us.
+    """
+    try:
+        fs = os.statvfs(outdir)
+    except OSError as exc:
+        raise io_error(f"checking free space in {outdir}", exc) from None
+    free = fs.f_bavail * fs.f_frsize
+    if needed > free:
+        raise LocalIOError(
+            f"not enough free space in {outdir}: {needed} bytes needed, {free} available",
+            hint="free some space or choose another folder with -output",
+        )
+
+
+class IncomingFile:
+    """A received single file: temp file first, final name only after verification.
+
+    Use as a context manager (aborts unless committed) or call `abort` on failure.
+    """
+
+    def __init__(self, outdir: str | os.PathLike[str]) -> None:
+        """Create ``.sp2p-recv-*`` (0600) in the existing directory `outdir`.
+
+        Raises:
+            LocalIOError: outdir missing or not writable.
+        """
+        self.outdir = Path(outdir)
+        self._out_fd = open_output_dir(self.outdir)
+        try:
+            self.temp_name, self._fd = create_private_file(TEMP_PREFIX, self._out_fd)
+        except OSError as exc:
+            os.close(self._out_fd)
+            raise io_error(f"creating a file in {self.outdir}", exc) from None
+        self._closed = False
+        self._chosen: str | None = None
+        self.written = 0
+
+    @property
+    def temp_path(self) -> Path:
+        return self.outdir / self.temp_name
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append `data`. Raises LocalIOError (disk full has its own message)."""
+        if self._closed:
+            raise LocalProtocolError("write after commit/abort")
+        try:
+            write_all(self._fd, data)
+        except OSError as exc:
+            self.abort()
+            raise io_error(f"writing into {self.outdir}", exc) from None
+        self.written += len(data)
+
+    def prepare_commit(self, name: str | bytes) -> Path:
+        """The path `commit` will most likely use (for the summary before Complete)."""
+        self._chosen = self._free_name(safe_name(name))
+        return self.outdir / self._chosen
+
+    def _free_name(self, wanted: str, after: str | None = None) -> str:
+        candidates = numbered_names(wanted)
+        if after is not None:
+            for candidate in candidates:
+                if candidate == after:
+                    break
+        for candidate in candidates:
+            try:
+                os.stat(candidate, dir_fd=self._out_fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return candidate
+        raise LocalIOError(f"no free name for {escape_peer_text(wanted)} in {self.outdir}")
+
+    def commit(self, name: str | bytes, *, mtime: float | None = None) -> Path:
+        """Flush, set mode (0644 & ~umask) and mtime, and place under a free name.
+
+        Args:
+            name: the announced name; only its sanitised basename is used.
+            mtime: modification time to set, when the sender sent one.
+
+        Returns:
+            The final path. An existing file is never replaced.
+        """
+        if self._closed:
+            raise LocalProtocolError("commit after commit/abort")
+        wanted = safe_name(name)
+        final = self._chosen if self._chosen is not None else self._free_name(wanted)
+        try:
+            os.fsync(self._fd)
+            os.fchmod(self._fd, 0o644 & ~current_umask())
+            if mtime is not None:
+                os.utime(self._fd, (mtime, mtime))
+            os.close(self._fd)
+            self._fd = -1
+            while True:
+                try:
+                    rename_noreplace(self.temp_name, self._out_fd, final, self._out_fd)
+                    break
+                except FileExistsError:  # someone took the name meanwhile: next number
+                    final = self._free_name(wanted, after=final)
+        except OSError as exc:
+            self.abort()
+            raise io_error(f"saving into {self.outdir}", exc) from None
+        except LocalIOError:
+            self.abort()
+            raise
+        self._release()
+        return self.outdir / final
+
+    def abort(self) -> None:
+        """Delete the temp file; idempotent."""
+        if self._closed:
+            return
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp_name, dir_fd=self._out_fd)
+        self._release()
+
+    def _release(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(OSError):
+            os.close(self._out_fd)
+        self._closed = True
+
+    def __enter__(self) -> IncomingFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()
+
+
+def clean_stale(
+    outdir: str | os.PathLike[str], *, max_age: float = STALE_AFTER, now: float | None = None
+) -> list[str]:
+    """Remove our own ``.sp2p-recv-*`` / ``.sp2p-extract-*`` leftovers older than `max_age`.
+
+    Only entries we could have made are touched: names with our prefixes that are
+    regular files or directories owned by us; links are never followed. Errors are
+    ignored (cleanup must not fail a transfer).
+
+    Returns:
+        The names removed.
+    """
+    now = time.time() if now is None else now
+    removed: list[str] = []
+    try:
+        out_fd = open_output_dir(Path(outdir))
+    except LocalIOError:
+        return removed
+    try:
+        with os.scandir(out_fd) as scan:
+            names = [e.name for e in scan if e.name.startswith((TEMP_PREFIX, STAGING_PREFIX))]
+        for name in names:
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=out_fd, follow_symlinks=False)
+                ours = st.st_uid == os.geteuid()
+                is_file = name.startswith(TEMP_PREFIX) and stat.S_ISREG(st.st_mode)
+                is_dir = name.startswith(STAGING_PREFIX) and stat.S_ISDIR(st.st_mode)
+                if ours and (is_file or is_dir) and now - st.st_mtime > max_age:
+                    remove_tree(name, out_fd)
+                    removed.append(name)
+    finally:
+        os.close(out_fd)
+    return removed
