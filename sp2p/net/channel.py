@@ -42,3 +42,28 @@ class Channel(Protocol):
     def buffered_amount(self) -> int:
         """Bytes accepted by send() but not yet handed to the network (0 for TCP)."""
         ...
+
+
+class PrefixedChannel:
+    """A channel with bytes already read off it (e.g. after the confirmation MAC) put back in front."""
+
+    def __init__(self, inner: Channel, prefix: bytes) -> None:
+        self.inner = inner
+        self._prefix = prefix
+        self.transport = inner.transport
+
+    def send(self, data: bytes) -> None:
+        self.inner.send(data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return self.inner.recv(timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    @property
+    def buffered_amount(self) -> int:
+        return self.inner.buffered_amount

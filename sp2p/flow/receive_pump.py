@@ -1,0 +1,198 @@
+"""The receiver's transfer pipeline (client.md §3.4 with W3, W10 fixed).
+
+    this thread: channel -> decrypt -> machine -> bounded queue
+    worker:      queue -> bounded zstd -> SHA-256 accounting -> sink.write
+    heartbeat:   a Heartbeat every 5 s of silence, so a paused consumer does not look dead
+
+The output is committed (renamed into place) after the hash verified and before
+Complete is sent: a failure to commit reaches the sender as an Error, never as success.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from sp2p.errors import (
+    LocalIOError,
+    PeerCancelled,
+    RemoteError,
+    RemoteProtocolError,
+    SecurityError,
+    Sp2pError,
+    TransferTimeout,
+)
+from sp2p.flow.framed import FramedChannel
+from sp2p.proto.compression import ChunkDecompressor
+from sp2p.proto.constants import CancelReason, MsgType
+from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
+from sp2p.proto.transfer import (
+    DataReceived,
+    DoneReceived,
+    MetadataReceived,
+    ReceiverMachine,
+    TransferFinished,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 32
+FIN_ACK_WAIT = 10.0
+
+
+class Sink(Protocol):
+    """Where received plaintext goes: a temp file, a streaming extractor, or stdout."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self) -> None:
+        """Make the verified output final (rename into place)."""
+        ...
+
+    def abort(self) -> None:
+        """Remove everything written so far; idempotent."""
+        ...
+
+
+SinkFactory = Callable[[Metadata], Sink]
+ProgressFn = Callable[[int], None]
+
+
+class ReceivePipeline:
+    def __init__(self, fc: FramedChannel, *, progress: ProgressFn = lambda n: None) -> None:
+        self.fc = fc
+        self.machine = ReceiverMachine()
+        self.progress = progress
+        self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
+        self._worker_error: BaseException | None = None
+        self._stop = threading.Event()
+        self.sink: Sink | None = None
+
+    def _worker(self, zstd: bool) -> None:
+        decompressor = ChunkDecompressor() if zstd else None
+        received = 0
+        assert self.sink is not None
+        try:
+            while (body := self._queue.get()) is not None:
+                data = decompressor.decompress(body) if decompressor else body
+                self.machine.record_plaintext(data)
+                self.sink.write(data)
+                received += len(data)
+                self.progress(received)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._worker_error = exc
+            self._stop.set()
+            # drain so the main thread never blocks on a full queue
+            while True:
+                try:
+                    if self._queue.get_nowait() is None:
+                        break
+                except queue.Empty:
+                    time.sleep(0.01)
+                    if self._stop.is_set() and self._queue.empty():
+                        break
+
+    def _heartbeats(self) -> None:
+        while not self._stop.wait(1.0):
+            if self.fc.liveness.heartbeat_due(time.monotonic()):
+                self.fc.try_send_frame(MsgType.HEARTBEAT, b"")
+
+    def _next_frame(self) -> object:
+        while True:
+            if self._stop.is_set() and self._worker_error is not None:
+                raise self._worker_error
+            try:
+                frame = self.fc.recv_frame(timeout=1.0)
+            except TimeoutError:
+                if self.fc.liveness.peer_dead(time.monotonic()):
+                    raise TransferTimeout("the sender went silent") from None
+                continue
+            if frame is None:
+                return self.machine.on_eof()
+            event = self.machine.on_frame(frame)
+            if event is not None:
+                return event
+
+    def _enqueue(self, body: bytes | None) -> None:
+        while True:
+            if self._worker_error is not None:
+                raise self._worker_error
+            try:
+                self._queue.put(body, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def run(self, make_sink: SinkFactory, *, on_metadata: Callable[[Metadata], None]) -> Totals:
+        heart = threading.Thread(target=self._heartbeats, name="sp2p-heartbeat", daemon=True)
+        worker: threading.Thread | None = None
+        try:
+            event = self._next_frame()
+            if not isinstance(event, MetadataReceived):
+                raise RemoteProtocolError("expected metadata")
+            meta = event.metadata
+            on_metadata(meta)
+            self.sink = make_sink(meta)
+            heart.start()
+            worker = threading.Thread(
+                target=self._worker, args=(meta.compression == "zstd",), name="sp2p-sink", daemon=True
+            )
+            worker.start()
+            while True:
+                event = self._next_frame()
+                if isinstance(event, DataReceived):
+                    self._enqueue(event.body)
+                elif isinstance(event, DoneReceived):
+                    break
+            self._enqueue(None)
+            worker.join()
+            if self._worker_error is not None:
+                raise self._worker_error
+            kind, body = self.machine.complete()
+            self.sink.commit()
+            self.fc.send_frame(kind, body)
+            self._await_fin_ack()
+            return self.machine.digest.totals()
+        except KeyboardInterrupt:
+            self._fail(CancelReason.USER_ABORT, None)
+            raise
+        except BaseException as exc:
+            self._fail(CancelReason.INTERNAL_ERROR, exc)
+            raise
+        finally:
+            self._stop.set()
+
+    def _await_fin_ack(self) -> None:
+        deadline = time.monotonic() + FIN_ACK_WAIT
+        while time.monotonic() < deadline:
+            try:
+                frame = self.fc.recv_frame(timeout=max(0.0, deadline - time.monotonic()))
+            except (TimeoutError, Sp2pError):
+                return  # the transfer is verified and committed; a lost FinAck changes nothing
+            if frame is None or isinstance(self.machine.on_frame(frame), TransferFinished):
+                return
+
+    def _fail(self, reason: CancelReason, exc: BaseException | None) -> None:
+        self._stop.set()
+        self.machine.fail()
+        if self.sink is not None:
+            self.sink.abort()
+        message = _error_for_sender(exc)
+        if message is not None:
+            self.fc.try_send_frame(MsgType.ERROR, error_body(message))
+        self.fc.try_send_frame(MsgType.CANCEL, cancel_body(reason))
+
+
+def _error_for_sender(exc: BaseException | None) -> str | None:
+    """What the sender should read about our failure (as Go receivers say it), if anything."""
+    if exc is None or isinstance(exc, PeerCancelled | RemoteError | SecurityError):
+        return None  # the sender stopped itself, or the stream is not trustworthy any more
+    if isinstance(exc, LocalIOError):
+        return f"write failed: {exc}"
+    if isinstance(exc, Sp2pError):
+        return str(exc)
+    return "receiver failed unexpectedly"

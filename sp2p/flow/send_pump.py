@@ -1,0 +1,214 @@
+"""The sender's transfer pipeline (client.md §3.3 with W3, W4, W9 fixed).
+
+    reader (this thread) -> [compress + seal on worker threads] -> writer thread -> channel
+    peer reader thread   <- frames from the receiver (Heartbeat, Error, Cancel, Complete)
+
+Sequence numbers are reserved in order when a frame is queued, frames are written
+strictly in that order, and the receiver is read concurrently so its Error or
+Cancel stops us at once instead of after the whole file went out.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
+
+from sp2p.errors import Sp2pError, TransferError, TransferTimeout
+from sp2p.flow.framed import FramedChannel
+from sp2p.net.channel import ChannelClosed
+from sp2p.proto.compression import ChunkCompressor
+from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
+from sp2p.proto.messages import Totals, cancel_body
+from sp2p.proto.transfer import HEARTBEAT_DEAD_AFTER, IDLE_TIMEOUT, SenderMachine
+
+log = logging.getLogger(__name__)
+
+PIPELINE_DEPTH = 16
+#: a compressed chunk must save at least this share, else it is sent through the fast path
+INCOMPRESSIBLE_RATIO = 0.97
+
+
+class ChunkSource(Protocol):
+    def read_chunk(self) -> bytes | None:
+        """Up to MAX_CHUNK_SIZE bytes: full chunks except at the end or when a stream stalls.
+
+        b"" at EOF; None when a stream has had nothing new for a while (lets us check for aborts).
+        """
+        ...
+
+
+ProgressFn = Callable[[int], None]
+
+
+class SendPipeline:
+    def __init__(
+        self,
+        fc: FramedChannel,
+        machine: SenderMachine,
+        *,
+        level: int,
+        progress: ProgressFn = lambda n: None,
+        workers: int = 2,
+    ) -> None:
+        self.fc = fc
+        self.machine = machine
+        self.level = level
+        self.progress = progress
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sp2p-seal")
+        self._local = threading.local()
+        self._queue: queue.Queue[tuple[Future[bytes], int] | None] = queue.Queue(PIPELINE_DEPTH)
+        self._submit_lock = threading.Lock()
+        self._failure: BaseException | None = None
+        self._abort = threading.Event()
+        self._complete = threading.Event()
+        self._fin_ack: tuple[MsgType, bytes] | None = None
+        self._plain_sent = 0
+        self._incompressible_run = 0
+
+    # -- frame queueing --------------------------------------------------------------------
+    def _compressor(self) -> ChunkCompressor:
+        comp: ChunkCompressor | None = getattr(self._local, "comp", None)
+        if comp is None:
+            comp = self._local.comp = ChunkCompressor(self.level)
+        return comp
+
+    def _seal(self, seq: int, kind: int, body: bytes, compress: bool) -> bytes:
+        if compress:
+            packed = self._compressor().compress(body, incompressible_hint=self._incompressible_run > 0)
+            # a chunk that did not shrink makes the next ones take the cheap path for a while
+            if len(packed) > len(body) * INCOMPRESSIBLE_RATIO:
+                self._incompressible_run = 8
+            elif self._incompressible_run:
+                self._incompressible_run -= 1
+            body = packed
+        return self.fc.sealer.seal_at(seq, kind, body)
+
+    def _submit(self, kind: int, body: bytes, *, compress: bool = False, plain_len: int = 0) -> None:
+        with self._submit_lock:
+            seq = self.fc.sealer.reserve()
+            fut = self._pool.submit(self._seal, seq, kind, body, compress)
+            while True:
+                if self._abort.is_set():
+                    fut.cancel()
+                    raise self._stop_error()
+                try:
+                    self._queue.put((fut, plain_len), timeout=0.5)
+                    return
+                except queue.Full:
+                    continue
+
+    def _submit_heartbeat_if_idle(self) -> None:
+        if self._queue.empty() and self.fc.liveness.heartbeat_due(time.monotonic()):
+            with contextlib.suppress(Sp2pError):
+                self._submit(MsgType.HEARTBEAT, b"")
+
+    # -- threads ---------------------------------------------------------------------------
+    def _writer(self) -> None:
+        try:
+            while True:
+                item = self._queue.get()
+                if item is None:
+                    return
+                fut, plain_len = item
+                wire = fut.result()
+                with self.fc.write_lock:
+                    self.fc.send_wire(wire)
+                if plain_len:
+                    self._plain_sent += plain_len
+                    self.progress(self._plain_sent)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._fail(exc)
+
+    def _peer_reader(self) -> None:
+        fc = self.fc
+        try:
+            while not self._complete.is_set():
+                try:
+                    frame = fc.recv_frame(timeout=1.0)
+                except TimeoutError:
+                    if self._abort.is_set():
+                        return
+                    self._check_peer_alive()
+                    self._submit_heartbeat_if_idle()
+                    continue
+                if frame is None:
+                    raise TransferError("the receiver disconnected before confirming the transfer")
+                fin = self.machine.on_frame(frame)
+                if fin is not None:
+                    self._fin_ack = fin
+                    self._complete.set()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._fail(exc)
+
+    def _check_peer_alive(self) -> None:
+        now = time.monotonic()
+        live = self.fc.liveness
+        limit = HEARTBEAT_DEAD_AFTER if live.peer_heartbeats else IDLE_TIMEOUT
+        # our own writes going out count as progress: only silence in both directions is death
+        if live.peer_silent_for(now) > limit and now - live.last_sent > limit:
+            raise TransferTimeout(f"the receiver has been silent for {int(limit)} s")
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failure is None:
+            self._failure = exc
+        self._abort.set()
+        self._complete.set()
+
+    def _stop_error(self) -> BaseException:
+        exc = self._failure
+        if isinstance(exc, ChannelClosed):
+            return TransferError("the connection to the receiver was lost")
+        return exc if exc is not None else TransferError("transfer aborted")
+
+    # -- main ------------------------------------------------------------------------------
+    def run(self, source: ChunkSource, *, compress: bool) -> Totals:
+        writer = threading.Thread(target=self._writer, name="sp2p-writer", daemon=True)
+        reader = threading.Thread(target=self._peer_reader, name="sp2p-peer-reader", daemon=True)
+        writer.start()
+        reader.start()
+        try:
+            kind, body = self.machine.start()
+            self._submit(kind, body)
+            while True:
+                chunk = source.read_chunk()
+                if chunk is None:
+                    if self._abort.is_set():
+                        raise self._stop_error()
+                    continue
+                if not chunk:
+                    break
+                assert len(chunk) <= MAX_CHUNK_SIZE
+                self.machine.record_chunk(chunk)
+                self._submit(MsgType.DATA, chunk, compress=compress, plain_len=len(chunk))
+            kind, body = self.machine.finish()
+            self._submit(kind, body)
+            self._complete.wait()
+            if self._failure is not None or self._fin_ack is None:
+                raise self._stop_error()
+            self._submit(*self._fin_ack)
+            self._queue.put(None)
+            writer.join()
+            if self._failure is not None:
+                raise self._stop_error()
+            return self.machine.digest.totals()
+        except KeyboardInterrupt:
+            self.cancel(CancelReason.USER_ABORT)
+            raise
+        except Sp2pError:
+            self.cancel(CancelReason.INTERNAL_ERROR)
+            raise
+        finally:
+            self._abort.set()
+            self._complete.set()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def cancel(self, reason: CancelReason) -> None:
+        """Best-effort Cancel; the receiver accepts its forward sequence gap."""
+        self.machine.fail()
+        self.fc.try_send_frame(MsgType.CANCEL, cancel_body(reason))

@@ -1,0 +1,159 @@
+"""Commit to a channel only when the peer's key-confirmation MAC arrives on it (W1, W14).
+
+Every transport hands its candidate channels to `ConfirmationRace.offer`, each on its
+own thread. The MAC is the raw 32 bytes that precede the first frame (client.md §2.3).
+Writing first is what Go does; a side that reads first (our receiver, or any side
+facing a browser) lets the peer decide which channel wins, so both ends always
+agree, and a stranger without the key cannot win the race.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sp2p.errors import ConnectError, KeyConfirmationError
+from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel
+from sp2p.proto.constants import CONFIRM_BYTES
+from sp2p.proto.keys import SessionKeys
+
+log = logging.getLogger(__name__)
+
+CONFIRM_TIMEOUT = 15.0
+
+
+class ConfirmationRace:
+    def __init__(
+        self,
+        keys: SessionKeys,
+        *,
+        read_first: bool,
+        confirm_timeout: float = CONFIRM_TIMEOUT,
+        prefer_tcp_window: float = 0.0,
+    ) -> None:
+        self._keys = keys
+        self._read_first = read_first
+        self._timeout = confirm_timeout
+        self._prefer_tcp_window = prefer_tcp_window
+        self._cond = threading.Condition()
+        self._winner: Channel | None = None
+        self._held: Channel | None = None  # a non-TCP win held while TCP may still confirm
+        self._held_since = 0.0
+        self._bad_mac = False
+        self._closed = False
+        self._losers: list[Channel] = []
+
+    def offer(self, channel: Channel) -> None:
+        """Run confirmation on `channel` (blocking); keep it if it wins, else close it."""
+        try:
+            if not self._read_first:
+                channel.send(self._keys.own_confirmation())
+            mac, rest = self._read_mac(channel)
+            self._keys.check_peer_confirmation(mac)
+        except KeyConfirmationError:
+            log.debug("confirmation failed on %s", channel.transport)
+            with self._cond:
+                self._bad_mac = True
+                self._cond.notify_all()
+            channel.close()
+            return
+        except (ChannelClosed, TimeoutError, OSError) as exc:
+            log.debug("candidate %s dropped before confirming: %s", channel.transport, exc)
+            channel.close()
+            return
+        confirmed: Channel = PrefixedChannel(channel, rest) if rest else channel
+        self._settle(confirmed)
+
+    def _settle(self, channel: Channel) -> None:
+        with self._cond:
+            if self._winner is not None or self._closed:
+                self._losers.append(channel)
+                loser: Channel | None = channel
+            elif self._prefer_tcp_window and channel.transport != "TCP" and self._held is None:
+                self._held, self._held_since = channel, time.monotonic()
+                self._cond.notify_all()
+                return
+            else:
+                loser = self._held if channel.transport == "TCP" else None
+                self._winner, self._held = channel, None
+                self._cond.notify_all()
+        if loser is not None:
+            loser.close()
+            if loser is channel:
+                return
+        if self._read_first:
+            try:
+                channel.send(self._keys.own_confirmation())
+            except ChannelClosed:
+                log.debug("winner closed before our confirmation went out")
+
+    def _read_mac(self, channel: Channel) -> tuple[bytes, bytes]:
+        buf = b""
+        deadline = time.monotonic() + self._timeout
+        while len(buf) < CONFIRM_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("key confirmation timed out")
+            part = channel.recv(timeout=remaining)
+            if not part:
+                raise ChannelClosed("closed during key confirmation")
+            buf += part
+        return buf[:CONFIRM_BYTES], buf[CONFIRM_BYTES:]
+
+    def wait(self, timeout: float) -> Channel:
+        """The confirmed channel. Raises KeyConfirmationError or ConnectError."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._winner is None:
+                now = time.monotonic()
+                if self._held is not None and now - self._held_since >= self._prefer_tcp_window:
+                    held, self._held = self._held, None
+                    self._cond.release()
+                    try:
+                        self._settle_held(held)
+                    finally:
+                        self._cond.acquire()
+                    continue
+                if now >= deadline:
+                    break
+                wake = deadline - now
+                if self._held is not None:
+                    wake = min(wake, self._held_since + self._prefer_tcp_window - now)
+                self._cond.wait(max(wake, 0.01))
+            if self._winner is not None:
+                return self._winner
+            bad = self._bad_mac
+        if bad:
+            raise KeyConfirmationError(
+                "key confirmation failed: wrong code, or someone tampered with the connection",
+                hint="check the code with the sender; if it is right, the connection may be intercepted",
+            )
+        raise ConnectError("could not establish a peer-to-peer connection")
+
+    def _settle_held(self, held: Channel) -> None:
+        window, self._prefer_tcp_window = self._prefer_tcp_window, 0.0
+        try:
+            self._settle(held)
+        finally:
+            self._prefer_tcp_window = window
+
+    def restart_prefer_window(self) -> None:
+        """A UPnP mapping just succeeded: give TCP a fresh window (client.md §4.5)."""
+        with self._cond:
+            if self._held is not None:
+                self._held_since = time.monotonic()
+
+    @property
+    def bad_mac_seen(self) -> bool:
+        return self._bad_mac
+
+    def close(self) -> None:
+        """Stop accepting winners; close any channel still held or late."""
+        with self._cond:
+            self._closed = True
+            held, self._held = self._held, None
+            losers, self._losers = self._losers, []
+            self._cond.notify_all()
+        for ch in [*losers, *([held] if held else [])]:
+            ch.close()

@@ -1,0 +1,142 @@
+"""Blocking WebSocket signaling client (websocket-client) with a lossless mailbox.
+
+A reader thread starts the moment the socket opens and buffers every message, so
+nothing the peer sends early is dropped (client.md W12/W13). Consumers take
+messages by type with `wait_for`; messages of other types stay queued for
+whoever asks for them later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Collection
+
+import websocket
+
+from sp2p.errors import SignalingError
+from sp2p.proto.signal import MAX_SIGNAL_MESSAGE, Envelope, SignalFormatError, SignalType
+
+log = logging.getLogger(__name__)
+
+#: how long a connect may take before we call the server unreachable
+CONNECT_TIMEOUT = 10.0
+
+
+class SignalClosed(SignalingError):
+    """The signaling connection closed."""
+
+
+class SignalClient:
+    def __init__(self, ws_url: str, *, connect_timeout: float = CONNECT_TIMEOUT) -> None:
+        self.url = ws_url
+        self._cond = threading.Condition()
+        self._inbox: deque[Envelope] = deque()
+        self._closed = False
+        self._close_reason = ""
+        self._send_lock = threading.Lock()
+        try:
+            # No Origin header: the server only checks origins when one is present.
+            self._ws = websocket.create_connection(
+                ws_url, timeout=connect_timeout, suppress_origin=True, enable_multithread=True
+            )
+        except (OSError, websocket.WebSocketException) as exc:
+            raise SignalingError(
+                f"cannot reach the signaling server at {ws_url}: {_reason(exc)}",
+                hint="check the -server address and your connection",
+            ) from None
+        self._ws.settimeout(None)
+        self._reader = threading.Thread(target=self._read_loop, name="sp2p-signal-reader", daemon=True)
+        self._reader.start()
+
+    # -- receiving -------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        reason = "the signaling server closed the connection"
+        try:
+            while True:
+                opcode, data = self._ws.recv_data(control_frame=False)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    break
+                if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                    continue
+                if len(data) > MAX_SIGNAL_MESSAGE:
+                    log.debug("dropping oversize signaling message (%d bytes)", len(data))
+                    continue
+                try:
+                    env = Envelope.from_json(data)
+                except SignalFormatError:
+                    continue  # unparseable messages are ignored, as every peer does
+                log.debug("signal <- %s", env.type)
+                with self._cond:
+                    self._inbox.append(env)
+                    self._cond.notify_all()
+        except (OSError, websocket.WebSocketException) as exc:
+            if not self._closed:
+                reason = f"signaling connection lost: {_reason(exc)}"
+        with self._cond:
+            if not self._closed:
+                self._close_reason = reason
+            self._closed = True
+            self._cond.notify_all()
+
+    def wait_for(self, types: Collection[str], timeout: float | None = None) -> Envelope:
+        """Remove and return the oldest queued message whose type is in `types`.
+
+        Raises:
+            TimeoutError: nothing matching arrived in time.
+            SignalClosed: the connection closed and nothing matching is queued.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i, env in enumerate(self._inbox):
+                    if env.type in types:
+                        del self._inbox[i]
+                        return env
+                if self._closed:
+                    raise SignalClosed(self._close_reason or "signaling connection closed")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError
+                self._cond.wait(remaining)
+
+    def poll(self, types: Collection[str]) -> Envelope | None:
+        try:
+            return self.wait_for(types, timeout=0)
+        except (TimeoutError, SignalClosed):
+            return None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, env: Envelope) -> None:
+        text = env.to_json()
+        log.debug("signal -> %s", env.type)
+        try:
+            with self._send_lock:
+                self._ws.send(text)
+        except (OSError, websocket.WebSocketException) as exc:
+            raise SignalClosed(f"signaling connection lost: {_reason(exc)}") from None
+
+    def send_type(self, msg_type: SignalType | str, payload: dict[str, object] | None = None) -> None:
+        self.send(Envelope(str(msg_type), dict(payload or {})))
+
+    def close(self) -> None:
+        with self._cond:
+            already = self._closed
+            self._closed = True
+            self._close_reason = self._close_reason or "closed"
+            self._cond.notify_all()
+        if not already:
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                self._ws.close(timeout=1)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

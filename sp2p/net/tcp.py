@@ -1,0 +1,239 @@
+"""Symmetric TCP (client.md §4.6): listen, advertise, dial, and the 'S' handshake.
+
+Both peers listen and dial each other's advertised addresses at once; every
+connection that completes the one-byte 0x53 exchange becomes a candidate
+channel. Which candidate wins is decided by key confirmation (net/race.py), so a
+stranger who connects first cannot take over the transfer (W14).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import socket
+import threading
+from collections.abc import Callable
+
+from sp2p.net.addresses import parse_endpoint
+from sp2p.net.channel import ChannelClosed
+from sp2p.proto.constants import TCP_MAGIC, Role
+
+log = logging.getLogger(__name__)
+
+DIAL_TIMEOUT = 5.0
+#: sender waits this long for the 'S' echo per socket, receiver for the 'S' itself
+SENDER_HANDSHAKE_TIMEOUT = 3.0
+RECEIVER_HANDSHAKE_TIMEOUT = 5.0
+#: peer-supplied addresses we dial at most (T19); Go stops at 8, we keep room for UPnP
+MAX_PEER_ADDRESSES = 16
+RECV_SIZE = 1 << 20
+SOCKET_BUFFER = 8 << 20
+
+
+class TcpChannel:
+    """A connected socket as a `Channel`."""
+
+    transport = "TCP"
+
+    def __init__(self, sock: socket.socket, *, dialed: bool) -> None:
+        self.sock = sock
+        self.dialed = dialed
+        self._closed = False
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.settimeout(None)
+            self.sock.sendall(data)
+        except OSError as exc:
+            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from None
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        try:
+            self.sock.settimeout(timeout)
+            return self.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise
+        except OSError as exc:
+            if self._closed:
+                return b""
+            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        self._closed = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    @property
+    def buffered_amount(self) -> int:
+        return 0
+
+    @property
+    def peer(self) -> str:
+        try:
+            host, port = self.sock.getpeername()[:2]
+        except OSError:
+            return "?"
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def recv_exact(sock: socket.socket, n: int, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    buf = bytearray()
+    while len(buf) < n:
+        part = sock.recv(n - len(buf))
+        if not part:
+            raise ConnectionError("closed during handshake")
+        buf += part
+    return bytes(buf)
+
+
+def magic_handshake(sock: socket.socket, role: Role) -> bool:
+    """The 0x53 exchange; True when the peer answered correctly in time."""
+    magic = bytes([TCP_MAGIC])
+    try:
+        if role is Role.SENDER:
+            sock.settimeout(SENDER_HANDSHAKE_TIMEOUT)
+            sock.sendall(magic)
+            return recv_exact(sock, 1, SENDER_HANDSHAKE_TIMEOUT) == magic
+        if recv_exact(sock, 1, RECEIVER_HANDSHAKE_TIMEOUT) != magic:
+            return False
+        sock.sendall(magic)
+        return True
+    except OSError:
+        return False
+
+
+class TcpRace:
+    """Listener plus dialers; hands every handshaken socket to `on_candidate`.
+
+    `on_candidate` runs on the socket's own thread and owns the channel from then on.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        on_candidate: Callable[[TcpChannel], None],
+        *,
+        allow_loopback: bool = False,
+        on_status: Callable[[str], None] = lambda s: None,
+    ) -> None:
+        self.role = role
+        self._on_candidate = on_candidate
+        self._allow_loopback = allow_loopback
+        self._on_status = on_status
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._stopped = threading.Event()
+        self._pending: set[socket.socket] = set()
+        self.listener = _listen()
+        self.port: int = self.listener.getsockname()[1]
+        self.attempts = 0
+        self.failures: list[str] = []
+        threading.Thread(target=self._accept_loop, name="sp2p-tcp-accept", daemon=True).start()
+
+    def _accept_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                sock, addr = self.listener.accept()
+            except OSError:
+                return
+            if self._stopped.is_set():
+                sock.close()
+                return
+            log.debug("tcp: accepted %s", addr)
+            self._spawn(sock, dialed=False)
+
+    def add_peer_address(self, text: str) -> bool:
+        """Dial one address from a `direct` message; False when it is refused or a repeat."""
+        if self._stopped.is_set():
+            return False
+        try:
+            host, port = parse_endpoint(text)
+        except ValueError as exc:
+            log.debug("tcp: ignoring peer address %r: %s", text[:80], exc)
+            return False
+        if not usable_peer_ip(host, allow_loopback=self._allow_loopback):
+            log.debug("tcp: refusing peer address %s", text[:80])
+            return False
+        key = f"{host}|{port}"
+        with self._lock:
+            if key in self._seen or len(self._seen) >= MAX_PEER_ADDRESSES:
+                return False
+            self._seen.add(key)
+            self.attempts += 1
+        threading.Thread(target=self._dial, args=(host, port), name="sp2p-tcp-dial", daemon=True).start()
+        return True
+
+    def _dial(self, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        with self._lock:
+            self._pending.add(sock)
+        try:
+            sock.settimeout(DIAL_TIMEOUT)
+            sock.connect((host, port))
+        except OSError as exc:
+            sock.close()
+            with self._lock:
+                self._pending.discard(sock)
+                self.failures.append(f"{host}:{port}: {exc.strerror or exc}")
+            return
+        with self._lock:
+            self._pending.discard(sock)
+        self._spawn(sock, dialed=True)
+
+    def _spawn(self, sock: socket.socket, *, dialed: bool) -> None:
+        threading.Thread(
+            target=self._handshake, args=(sock, dialed), name="sp2p-tcp-handshake", daemon=True
+        ).start()
+
+    def _handshake(self, sock: socket.socket, dialed: bool) -> None:
+        if self._stopped.is_set() or not magic_handshake(sock, self.role):
+            sock.close()
+            return
+        self._on_candidate(TcpChannel(sock, dialed=dialed))
+
+    def stop(self) -> None:
+        """Stop listening and dialing; candidate channels already handed out are not touched."""
+        self._stopped.set()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        with self._lock:
+            pending = list(self._pending)
+        for sock in pending:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+def _listen() -> socket.socket:
+    """Listen on all interfaces, dual-stack where the OS allows."""
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(("::", 0))
+    except OSError:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("0.0.0.0", 0))  # noqa: S104 - peers on other hosts must reach us
+    sock.listen(16)
+    return sock
+
+
+def usable_peer_ip(host: str, *, allow_loopback: bool) -> bool:
+    """Only IP literals that can be a real peer: no loopback, link-local, multicast or unspecified."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return allow_loopback
+    return not (ip.is_unspecified or ip.is_link_local or ip.is_multicast or ip.is_reserved)
