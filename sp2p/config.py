@@ -1,0 +1,264 @@
+"""Settings: flags > environment > config file > defaults (client.md §5.2–5.3, W23).
+
+`load_config` is pure: the caller hands in the parsed flags, the environment mapping and
+(optionally) the config file path, so precedence is testable without touching the
+process. The file is ``$XDG_CONFIG_HOME/sp2p/config.yaml``, else
+``~/.config/sp2p/config.yaml``; a missing file is ignored, anything wrong in it is a
+UsageError ``parsing <path>: …``.
+
+Also here: turning the ``-server`` value into the signalling WebSocket URL and deriving
+the public base URL for share links.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+import yaml
+
+from sp2p.errors import UsageError
+
+DEFAULT_SERVER: Final = "http://localhost:8080"
+DEFAULT_COMPRESS: Final = 3
+ENV_SERVER: Final = "SP2P_SERVER"
+ENV_URL: Final = "SP2P_URL"
+
+
+class Transport(enum.StrEnum):
+    """Which connection methods to race (``-transport``)."""
+
+    AUTO = "auto"
+    TCP = "tcp"
+    WEBRTC = "webrtc"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: str = DEFAULT_SERVER  #: as given: http(s) base, ws(s) URL or host:port
+    url: str = ""  #: public base for share links; "" derives it from `server`
+    compress: int = DEFAULT_COMPRESS  #: zstd level 0-9, 0 disables
+    transport: Transport = Transport.AUTO
+    allow_relay: bool = False
+    output: Path = Path(".")
+    verbose: bool = False
+    parallel: int = 0  #: 0 auto, 1 never, 2-6 force
+
+    @property
+    def signaling_url(self) -> str:
+        """The WebSocket URL to dial (see `signaling_url`)."""
+        return signaling_url(self.server)
+
+    @property
+    def base_url(self) -> str:
+        """Public base URL for share links: `url` if set, else derived from `server`."""
+        return normalize_base_url(self.url) if self.url else share_base_url(self.signaling_url)
+
+
+# ------------------------------------------------------------------ value checking
+
+
+class _BadValue(ValueError):
+    pass
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _BadValue("must be a string")
+    return value
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _BadValue("must be true or false")
+    return value
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _BadValue(f"must be an integer {low}-{high}")
+        if not low <= value <= high:
+            raise _BadValue(f"must be {low}-{high}, got {value}")
+        return value
+
+    return check
+
+
+def _transport(value: Any) -> Transport:
+    text = _string(value).strip().lower()
+    try:
+        return Transport(text or "auto")
+    except ValueError:
+        raise _BadValue("must be auto, tcp or webrtc") from None
+
+
+#: config key -> (Config field, checker)
+_KEYS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
+    "server": ("server", _string),
+    "url": ("url", _string),
+    "compress": ("compress", _int_range(0, 9)),
+    "transport": ("transport", _transport),
+    "allow-relay": ("allow_relay", _boolean),
+    "output": ("output", _string),
+    "verbose": ("verbose", _boolean),
+    "parallel": ("parallel", _int_range(0, 6)),
+}
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    home = environ.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+def _expand_home(text: str, environ: Mapping[str, str]) -> Path:
+    if text == "~":
+        return _home(environ)
+    if text.startswith("~/"):
+        return _home(environ) / text[2:]
+    return Path(text)
+
+
+def default_config_path(environ: Mapping[str, str]) -> Path:
+    xdg = environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else _home(environ) / ".config"
+    return base / "sp2p" / "config.yaml"
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"parsing {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        detail = str(exc).replace("\n", " ")
+        raise UsageError(f"parsing {path}: {detail}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"parsing {path}: expected a mapping of settings")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in _KEYS:
+            raise UsageError(f"parsing {path}: unknown key {key!r}")
+        attr, check = _KEYS[key]
+        try:
+            values[attr] = check(value)
+        except _BadValue as exc:
+            raise UsageError(f"parsing {path}: {key}: {exc}") from None
+    return values
+
+
+def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in flags.items():
+        norm = key.lstrip("-").replace("_", "-")
+        if value is None or norm not in _KEYS:
+            continue  # not given, or a flag that is not a setting (-name, -stdout …)
+        attr, check = _KEYS[norm]
+        try:
+            values[attr] = check(value)
+        except _BadValue as exc:
+            raise UsageError(f"invalid value {value!r} for -{norm}: {exc}") from None
+    return values
+
+
+def load_config(
+    flags: Mapping[str, Any], environ: Mapping[str, str], path: Path | None = None
+) -> Config:
+    """Build the effective settings.
+
+    Args:
+        flags: flag values by name (``allow-relay`` or ``allow_relay``); None = not given.
+            Keys that are not settings are ignored.
+        environ: environment variables (only SP2P_SERVER and SP2P_URL, when non-empty).
+        path: config file; None means the default location derived from `environ`.
+
+    Raises:
+        UsageError: malformed file, unknown key, wrong type or out-of-range value.
+    """
+    path = default_config_path(environ) if path is None else path
+    values = _read_file(path)
+    if environ.get(ENV_SERVER):
+        values["server"] = environ[ENV_SERVER]
+    if environ.get(ENV_URL):
+        values["url"] = environ[ENV_URL]
+    values.update(_from_flags(flags))
+    if not values.get("server"):
+        values.pop("server", None)
+    if "output" in values:
+        values["output"] = _expand_home(values["output"], environ)
+    return Config(**values)
+
+
+# ------------------------------------------------------------------ URLs
+
+
+def signaling_url(server: str) -> str:
+    """WebSocket URL for a ``-server`` value (W23).
+
+    ``ws://``/``wss://`` are used verbatim; ``http`` → ``ws`` and ``https`` → ``wss``
+    with ``/ws`` appended unless the path already ends in it (trailing slashes dropped);
+    a bare ``host[:port]`` is taken as ``http://host[:port]``.
+
+    Raises:
+        UsageError: empty, unsupported scheme, no host, or a bad port.
+    """
+    text = server.strip()
+    if not text:
+        raise UsageError("the server URL is empty")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("ws", "wss"):
+        _check_host(server, parts.netloc, parts)
+        return text
+    if scheme not in ("http", "https"):
+        raise UsageError(f"unsupported server URL {server!r}: use http(s):// or ws(s)://")
+    _check_host(server, parts.netloc, parts)
+    path = parts.path.rstrip("/")
+    if not path.endswith("/ws"):
+        path += "/ws"
+    ws_scheme = "wss" if scheme == "https" else "ws"
+    return urlunsplit((ws_scheme, parts.netloc, path, parts.query, ""))
+
+
+def _check_host(original: str, netloc: str, parts: Any) -> None:
+    if not netloc or not parts.hostname:
+        raise UsageError(f"server URL {original!r} has no host")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise UsageError(f"server URL {original!r} has an invalid port") from None
+
+
+def share_base_url(ws_url: str) -> str:
+    """Base URL of the web pages behind a signalling URL: wss→https, ws→http, no ``/ws``."""
+    parts = urlsplit(ws_url)
+    scheme = {"wss": "https", "ws": "http"}.get(parts.scheme.lower(), parts.scheme.lower())
+    path = parts.path.rstrip("/")
+    if path.endswith("/ws"):
+        path = path[: -len("/ws")]
+    return urlunsplit((scheme, parts.netloc, path.rstrip("/"), "", ""))
+
+
+def normalize_base_url(url: str) -> str:
+    """An explicit ``-url``/SP2P_URL: scheme added if missing (http), trailing ``/`` dropped."""
+    text = url.strip()
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"invalid share URL {url!r}: use http(s)://host[:port]")
+    return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
