@@ -1,24 +1,218 @@
-"""Command line entry point (placeholder until the CLI issue lands: prints help and version)."""
+"""`sp2p` command line: Go-style flags (`-flag`, `--flag`, `-flag=value`, flags anywhere).
+
+The only place that prints errors and picks exit codes (sp2p/status.py).
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
 import sys
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from sp2p import __version__
+from sp2p.errors import Sp2pError, UsageError
+from sp2p.status import ExitStatus
+from sp2p.ui import Terminal
 
-USAGE = """usage: sp2p <command> [flags]
+#: test and development hook, like Go's dev builds: advertise and dial loopback addresses
+ENV_ALLOW_LOOPBACK = "SP2P_ALLOW_LOOPBACK"
+
+USAGE = """\
+usage: sp2p <command> [flags] [arguments]
 
 commands:
-  send [flags] <file|folder|...|->   send files, a folder or stdin
-  receive|recv [flags] <CODE>        receive with a transfer code
+  send [flags] <file|folder|...|->   send files, a folder, or stdin (-)
+  receive [flags] <CODE>             receive with a transfer code or share URL (alias: recv)
   version                            print the version
+  help                               show this help
+
+environment:
+  SP2P_SERVER   signaling server (default http://localhost:8080)
+  SP2P_URL      public base URL for share links (default: derived from the server)
+
+config file: $XDG_CONFIG_HOME/sp2p/config.yaml or ~/.config/sp2p/config.yaml
+Run 'sp2p <command> -help' for the flags of a command.
 """
 
+BOOL, STR, INT = "bool", "str", "int"
+COMMON_FLAGS: dict[str, tuple[str, str]] = {
+    "server": (STR, "signaling server URL (http(s)://host[:port], ws(s)://…/ws or host:port)"),
+    "transport": (STR, "connection method: auto, tcp or webrtc (default auto)"),
+    "parallel": (INT, "parallel TCP streams: 0 auto, 1 never, 2-6 force (default 0)"),
+    "allow-relay": (BOOL, "accept a TURN relay without asking (data stays end-to-end encrypted)"),
+    "v": (BOOL, "verbose diagnostics"),
+    "debug": (BOOL, "show tracebacks for unexpected errors"),
+}
+SEND_FLAGS = {
+    **COMMON_FLAGS,
+    "url": (STR, "public base URL for share links"),
+    "name": (STR, "name to announce (stdin streams; also renames a single file)"),
+    "compress": (INT, "zstd level 0-9, 0 disables (default 3)"),
+}
+RECEIVE_FLAGS = {
+    **COMMON_FLAGS,
+    "output": (STR, "output folder, which must exist (default .)"),
+    "stdout": (BOOL, "write the received data to stdout"),
+}
+_TRUE = {"1", "t", "true", "yes", "on"}
+_FALSE = {"0", "f", "false", "no", "off"}
 
-def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] in ("version", "--version", "-version"):
+
+@dataclass
+class Parsed:
+    flags: dict[str, Any] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    help: bool = False
+
+
+def parse_flags(argv: Sequence[str], spec: Mapping[str, tuple[str, str]]) -> Parsed:
+    out = Parsed()
+    it = iter(argv)
+    for arg in it:
+        if arg == "--":
+            out.args.extend(it)
+            break
+        if arg == "-" or not arg.startswith("-"):
+            out.args.append(arg)
+            continue
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if name in ("h", "help"):
+            out.help = True
+            continue
+        if name not in spec:
+            raise UsageError(f"unknown flag: {arg.split('=', 1)[0]}", hint="see -help for the flags")
+        kind = spec[name][0]
+        if kind == BOOL:
+            if not has_value:
+                out.flags[name] = True
+            elif value.lower() in _TRUE | _FALSE:
+                out.flags[name] = value.lower() in _TRUE
+            else:
+                raise UsageError(f"invalid boolean value {value!r} for -{name}")
+            continue
+        if not has_value:
+            try:
+                value = next(it)
+            except StopIteration:
+                raise UsageError(f"flag needs an argument: -{name}") from None
+        if kind == INT:
+            try:
+                out.flags[name] = int(value)
+            except ValueError:
+                raise UsageError(f"invalid value {value!r} for -{name}: expected a whole number") from None
+        else:
+            out.flags[name] = value
+    return out
+
+
+def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
+    lines = [f"usage: sp2p {command} [flags] {'<file|folder|...|->' if command == 'send' else '<CODE>'}", ""]
+    for name, (kind, text) in spec.items():
+        if name == "debug":
+            continue
+        arg = "" if kind == BOOL else f" {kind}"
+        lines.append(f"  -{name}{arg}\n        {text}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    env = os.environ if environ is None else environ
+    term = Terminal()
+    if not args:
+        sys.stderr.write(USAGE)
+        return ExitStatus.USAGE
+    command, rest = args[0], args[1:]
+    if command in ("version", "-version", "--version"):
         print(f"sp2p {__version__}")
-        return 0
-    sys.stderr.write(USAGE)
-    return 0 if args and args[0] in ("help", "-h", "--help") else 1
+        return ExitStatus.OK
+    if command in ("help", "-h", "-help", "--help"):
+        sys.stderr.write(USAGE)
+        return ExitStatus.OK
+    if command not in ("send", "receive", "recv"):
+        term.error(f"unknown command: {term.peer_text(command)}", "run 'sp2p help' for the commands")
+        return ExitStatus.USAGE
+    debug = "-debug" in rest or "--debug" in rest
+    _install_sigterm()
+    try:
+        return _run(command, rest, env, term)
+    except KeyboardInterrupt:
+        term.end_live()
+        term.error("interrupted")
+        return ExitStatus.INTERRUPTED
+    except Sp2pError as exc:
+        term.end_live()
+        term.error(term.peer_text(exc.message, max_len=400), exc.hint)
+        if debug:
+            traceback.print_exc()
+        return exc.exit_status
+    except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into an exit code
+        term.end_live()
+        term.error(f"unexpected error: {term.peer_text(str(exc) or type(exc).__name__)}",
+                   None if debug else "run again with -debug for details")
+        if debug:
+            traceback.print_exc()
+        return ExitStatus.ERROR
+
+
+def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal) -> int:
+    from sp2p.config import load_config
+
+    spec = SEND_FLAGS if command == "send" else RECEIVE_FLAGS
+    parsed = parse_flags(rest, spec)
+    name = "send" if command == "send" else "receive"
+    if parsed.help:
+        sys.stderr.write(flag_help(name, spec))
+        return ExitStatus.OK
+    config = load_config(parsed.flags, env)
+    term.verbose = config.verbose
+    if config.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="  [%(threadName)s] %(name)s: %(message)s")
+    term.line(f"sp2p {__version__}")
+    loopback = env.get(ENV_ALLOW_LOOPBACK, "") in ("1", "true")
+    if command == "send":
+        return _send(parsed, config, term, loopback)
+    return _receive(parsed, config, term, loopback)
+
+
+def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
+    from sp2p.flow.send import SendOptions, run_send
+
+    if not parsed.args:
+        raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
+    opts = SendOptions(paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback)
+    return run_send(opts, term)
+
+
+def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
+    from sp2p.files import clean_stale
+    from sp2p.flow.receive import ReceiveOptions, run_receive
+    from sp2p.proto.codes import parse_code
+
+    if len(parsed.args) != 1:
+        raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
+    code = parse_code(parsed.args[0])
+    to_stdout = bool(parsed.flags.get("stdout"))
+    if not to_stdout and Path(config.output).is_dir():
+        clean_stale(config.output)
+    opts = ReceiveOptions(code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback)
+    return run_receive(opts, term)
+
+
+def _install_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so temp files are removed and the peer hears Cancel."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except ValueError:  # not the main thread (in-process tests)
+            pass

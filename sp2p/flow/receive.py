@@ -1,0 +1,120 @@
+"""The receiver: join -> keys -> connect -> transfer -> verified output (client.md §4.4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sp2p.config import Config, signaling_url
+from sp2p.errors import LocalIOError, SignalingError
+from sp2p.flow.connect import ConnectOptions, PeerInfo, establish
+from sp2p.flow.framed import FramedChannel
+from sp2p.flow.receive_pump import ReceivePipeline
+from sp2p.flow.session import hello_payload, new_keypair, parse_peer_crypto, server_error, wait_welcome
+from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
+from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.progress import Progress
+from sp2p.proto.codes import TransferCode
+from sp2p.proto.constants import Role, Transport
+from sp2p.proto.keys import derive_session_keys
+from sp2p.proto.messages import Metadata
+from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
+from sp2p.ui import Terminal, human_duration, human_size
+
+
+@dataclass
+class ReceiveOptions:
+    code: TransferCode
+    config: Config
+    to_stdout: bool = False
+    allow_loopback: bool = False
+
+
+def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
+    cfg = opts.config
+    outdir = Path(cfg.output)
+    if not opts.to_stdout and not outdir.is_dir():
+        raise LocalIOError(
+            f"output folder {outdir} does not exist", hint="create it first, or choose another with -output"
+        )
+    code = opts.code
+    signal = SignalClient(signaling_url(cfg.server))
+    try:
+        keys_pair = new_keypair()
+        signal.send_type(SignalType.JOIN, {**hello_payload(), "sessionId": code.session_id})
+        # Go receivers send their key at once; it is relayed only once the join succeeded
+        signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=keys_pair.public_b64())))
+        welcome = wait_welcome(signal)
+        term.line("Connected to the sender's session")
+        sender_key, prefer_tcp = _wait_for_sender_key(signal)
+        keys = derive_session_keys(
+            role=Role.RECEIVER, seed=code.seed, session_id=code.session_id,
+            private=keys_pair.private, sender_pub=sender_key, receiver_pub=keys_pair.public,
+        )
+        term.line(f"Verify: {keys.verify_code}")
+        term.line("Establishing P2P connection...")
+        transport = Transport(str(cfg.transport))
+        peer = PeerInfo(client_type=welcome.peer_client_type or ClientType.CLI.value, prefer_tcp=prefer_tcp)
+        conn_opts = ConnectOptions(
+            transport=transport,
+            allow_loopback=opts.allow_loopback,
+            ice_servers=[s.to_payload() for s in welcome.ice_servers],
+            prefer_tcp=prefer_tcp,
+        )
+        channel = establish(signal, keys, peer, conn_opts, status=lambda m, d: term.debug(f"{m}: {d}"))
+    finally:
+        signal.close()
+    fc = FramedChannel(channel, keys)
+    term.line(f"Connected via {fc.transport}")
+    try:
+        return _transfer(fc, term, outdir, opts.to_stdout)
+    finally:
+        fc.close()
+
+
+def _wait_for_sender_key(signal: SignalClient) -> tuple[bytes, bool]:
+    try:
+        while True:
+            env = signal.wait_for({SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR})
+            if env.type == SignalType.CRYPTO:
+                peer = parse_peer_crypto(env)
+                return peer.public, peer.crypto.prefer_tcp
+            if env.type == SignalType.PEER_LEFT:
+                raise SignalingError("the sender disconnected")
+            raise server_error(env)
+    except SignalClosed as exc:
+        raise SignalingError(f"lost the signaling server: {exc}") from None
+
+
+def _transfer(fc: FramedChannel, term: Terminal, outdir: Path, to_stdout: bool) -> int:
+    pipe = ReceivePipeline(fc)
+    progress: Progress | None = None
+    sink: FileSink | FolderSink | StdoutSink | None = None
+
+    def on_metadata(meta: Metadata) -> None:
+        nonlocal progress
+        what = f"{meta.name} ({human_size(meta.size)}{f', {meta.file_count} files' if meta.file_count else ''})"
+        term.line(f"Receiving: {term.peer_text(what)}")
+        progress = Progress(term, verb="Receiving", total=meta.size or None)
+        pipe.progress = progress.update
+
+    def factory(meta: Metadata) -> FileSink | FolderSink | StdoutSink:
+        nonlocal sink
+        sink = make_sink(meta, outdir=outdir, to_stdout=to_stdout)
+        return sink
+
+    try:
+        totals = pipe.run(factory, on_metadata=on_metadata)
+    finally:
+        elapsed = progress.finish() if progress is not None else 0.0
+    term.line()
+    term.line("Transfer complete")
+    speed = totals.total_bytes / max(elapsed, 1e-6)
+    term.line(
+        f"{human_size(totals.total_bytes)} received in {human_duration(elapsed)} "
+        f"({human_size(speed)}/s) via {fc.transport}"
+    )
+    if sink is not None:
+        for path in sink.saved:
+            term.line(f"Saved to: {term.peer_text(str(path), max_len=400)}")
+    return 0

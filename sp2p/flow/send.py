@@ -1,0 +1,230 @@
+"""The sender: hello -> code -> peer-joined -> keys -> connect -> transfer (client.md §4.4)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from sp2p.config import Config, share_base_url, signaling_url
+from sp2p.config import normalize_base_url as _normalize_base_url
+from sp2p.errors import SignalingError
+from sp2p.files import SendSource, inspect_sources
+from sp2p.flow.connect import ConnectOptions, PeerInfo, establish
+from sp2p.flow.framed import FramedChannel
+from sp2p.flow.send_pump import ChunkSource, SendPipeline
+from sp2p.flow.session import (
+    KeepAlive,
+    hello_payload,
+    new_keypair,
+    parse_peer_crypto,
+    server_error,
+    wait_welcome,
+)
+from sp2p.flow.sources import FullChunkSource, StreamSource
+from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.progress import Progress
+from sp2p.proto.codes import format_code, generate_seed, share_url
+from sp2p.proto.compression import ChunkCompressor
+from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Role, Transport
+from sp2p.proto.fileinfo import encrypt_file_info
+from sp2p.proto.keys import derive_session_keys
+from sp2p.proto.messages import Metadata
+from sp2p.proto.signal import ClientType, Crypto, Envelope, FileInfo, PeerJoined, SignalType
+from sp2p.proto.transfer import SenderMachine
+from sp2p.ui import Terminal, human_duration, human_size
+
+#: a first chunk that zstd level 1 cannot shrink below this share means: do not announce zstd
+SAMPLE_RATIO = 0.95
+
+
+@dataclass
+class SendOptions:
+    paths: list[str]
+    name: str | None
+    config: Config
+    allow_loopback: bool = False
+    stdin: BinaryIO | None = None
+
+
+class _PeekedSource:
+    """Hands out a chunk read ahead (for the compression sample) before the rest."""
+
+    def __init__(self, first: bytes | None, rest: ChunkSource) -> None:
+        self._first = first
+        self._rest = rest
+
+    def read_chunk(self) -> bytes | None:
+        if self._first is not None:
+            chunk, self._first = self._first, None
+            return chunk
+        return self._rest.read_chunk()
+
+
+def _first_chunk(source: ChunkSource) -> bytes:
+    while (chunk := source.read_chunk()) is None:
+        pass
+    return chunk
+
+
+def _worth_compressing(sample: bytes) -> bool:
+    if len(sample) < 4096:
+        return True  # too small to judge, and too small to cost anything
+    return len(ChunkCompressor(1).compress(sample)) < len(sample) * SAMPLE_RATIO
+
+
+def _base_url(config: Config, ws_url: str) -> str:
+    return _normalize_base_url(config.url) if config.url else share_base_url(ws_url)
+
+
+def run_send(opts: SendOptions, term: Terminal) -> int:
+    cfg = opts.config
+    ws_url = signaling_url(cfg.server)
+    src: SendSource = inspect_sources(opts.paths, stdin=opts.stdin, stream_name=opts.name)
+    if opts.name and not src.stream_mode and not src.is_folder:
+        src = SendSource(
+            name=opts.name, size=src.size, mime_type=src.mime_type, is_folder=False,
+            stream_mode=False, file_count=0, opener=src.opener,
+        )
+    for notice in src.notices:
+        term.warn(notice)
+    reader = src.open()
+    source: ChunkSource = (
+        StreamSource(opts.stdin) if src.stream_mode else FullChunkSource(reader, what=src.name)
+    )
+    first: bytes | None = None
+    compress = cfg.compress > 0
+    if compress:
+        first = _first_chunk(source)
+        compress = _worth_compressing(first)
+        if not compress:
+            term.debug("input does not compress; sending it without zstd")
+    meta = Metadata(
+        name=src.name, size=src.size, type=src.mime_type, is_folder=src.is_folder,
+        stream_mode=src.stream_mode, file_count=src.file_count,
+        compression="zstd" if compress else "",
+    )
+    try:
+        return _send(opts, term, ws_url, meta, _PeekedSource(first, source), compress)
+    finally:
+        with contextlib.suppress(OSError):
+            reader.close()
+
+
+def _send(
+    opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource, compress: bool
+) -> int:
+    cfg = opts.config
+    transport = Transport(str(cfg.transport))
+    seed = generate_seed()
+    signal = SignalClient(ws_url)
+    try:
+        signal.send_type(SignalType.HELLO, hello_payload())
+        welcome = wait_welcome(signal)
+        preview = Metadata(**{**meta.__dict__, "compression": ""}).to_json()
+        file_info = Envelope.build(
+            SignalType.FILE_INFO, FileInfo(data=_b64(encrypt_file_info(seed, preview)))
+        )
+        signal.send(file_info)
+        code = format_code(welcome.session_id, seed)
+        base = _base_url(cfg, ws_url)
+        _show_code(term, base, code, meta)
+        keys_pair = new_keypair()
+        with KeepAlive(signal, file_info):
+            peer_type, peer_key = _wait_for_receiver(signal, term, keys_pair.public_b64(), meta, transport)
+        keys = derive_session_keys(
+            role=Role.SENDER, seed=seed, session_id=welcome.session_id,
+            private=keys_pair.private, sender_pub=keys_pair.public, receiver_pub=peer_key,
+        )
+        term.line(f"Verify: {keys.verify_code}")
+        term.line("Establishing P2P connection...")
+        peer = PeerInfo(client_type=peer_type)
+        conn_opts = ConnectOptions(
+            transport=transport,
+            allow_loopback=opts.allow_loopback,
+            ice_servers=[s.to_payload() for s in welcome.ice_servers],
+            prefer_tcp=meta.size >= PREFER_TCP_THRESHOLD,
+        )
+        channel = establish(signal, keys, peer, conn_opts, status=lambda m, d: term.debug(f"{m}: {d}"))
+    finally:
+        signal.close()  # v2: signaling ends once the peer-to-peer channel is up
+    fc = FramedChannel(channel, keys)
+    term.line(f"Connected via {fc.transport}")
+    try:
+        return _transfer(fc, term, meta, source, compress, cfg.compress)
+    finally:
+        fc.close()
+
+
+def _wait_for_receiver(
+    signal: SignalClient, term: Terminal, public_b64: str, meta: Metadata, transport: Transport
+) -> tuple[str, bytes]:
+    term.line("Waiting for receiver...")
+    peer_type = ClientType.CLI.value
+    try:
+        while True:
+            env = signal.wait_for(
+                {SignalType.PEER_JOINED, SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR}
+            )
+            if env.type == SignalType.PEER_JOINED:
+                peer_type = PeerJoined.from_payload(env.payload).client_type or ClientType.CLI.value
+                term.line("Receiver connected")
+                prefer = transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
+                signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=public_b64, prefer_tcp=prefer)))
+            elif env.type == SignalType.CRYPTO:
+                return peer_type, parse_peer_crypto(env).public
+            elif env.type == SignalType.PEER_LEFT:
+                raise SignalingError("the receiver disconnected before the transfer started")
+            else:
+                err = server_error(env)
+                if err.code == "peer_version_mismatch":
+                    term.warn("a receiver with an incompatible version tried to join; still waiting")
+                    continue
+                raise err
+    except SignalClosed as exc:
+        raise SignalingError(f"lost the signaling server while waiting: {exc}") from None
+
+
+def _show_code(term: Terminal, base: str, code: str, meta: Metadata) -> None:
+    url = share_url(base, code)
+    what = f"{meta.name} ({human_size(meta.size)}{f', {meta.file_count} files' if meta.file_count else ''})"
+    term.line(f"Sending: {term.peer_text(what)}")
+    term.line()
+    term.stdout_line(code)
+    term.stdout_line(url)
+    term.line("Receive via:")
+    term.line(f"  Browser:   {url}")
+    term.line(f"  Terminal:  sp2p receive {code}")
+    term.line(f"        or:  curl -f {base}/r | sh -s {code}")
+    term.line()
+
+
+def _transfer(
+    fc: FramedChannel, term: Terminal, meta: Metadata, source: ChunkSource, compress: bool, level: int
+) -> int:
+    progress = Progress(term, verb="Sending", total=meta.size or None)
+    machine = SenderMachine(meta)
+    pipe = SendPipeline(fc, machine, level=max(level, 1), progress=progress.update, workers=_workers())
+    totals = pipe.run(source, compress=compress)
+    elapsed = progress.finish()
+    term.line()
+    term.line("Transfer complete")
+    speed = totals.total_bytes / max(elapsed, 1e-6)
+    term.line(
+        f"{human_size(totals.total_bytes)} sent in {human_duration(elapsed)} "
+        f"({human_size(speed)}/s) via {fc.transport}"
+    )
+    term.line("Confirmed by receiver")
+    return 0
+
+
+def _workers() -> int:
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+

@@ -1,0 +1,112 @@
+"""The signaling half of a session: hello/join, the public-key exchange, the key schedule."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from sp2p.errors import SignalingError
+from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.proto.constants import PROTOCOL_VERSION
+from sp2p.proto.keys import KeyPair, decode_public_key
+from sp2p.proto.signal import (
+    ClientType,
+    Crypto,
+    Envelope,
+    ErrorCode,
+    SignalFormatError,
+    SignalType,
+    Welcome,
+)
+
+WELCOME_TIMEOUT = 15.0
+#: a waiting sender re-sends file-info this often so the server never reaps its session (W18)
+KEEPALIVE_INTERVAL = 60.0
+
+_ERROR_TEXT = {
+    ErrorCode.SESSION_NOT_FOUND: "transfer session not found: the code may have expired or be mistyped",
+    ErrorCode.SESSION_FULL: "someone has already connected to this transfer session",
+    ErrorCode.VERSION_MISMATCH: "incompatible version: the other side speaks another protocol version",
+    ErrorCode.RATE_LIMITED: "the signaling server is rate limiting this address; try again in a minute",
+    ErrorCode.SERVER_BUSY: "the signaling server is busy; try again later",
+}
+
+
+def client_platform() -> tuple[str, str]:
+    """GOOS / GOARCH names, as the Go client reports them."""
+    os_name = {"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(sys.platform, sys.platform)
+    machine = platform.machine().lower()
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
+    return os_name, arch
+
+
+def server_error(env: Envelope) -> SignalingError:
+    code = str(env.payload.get("code", ""))
+    message = str(env.payload.get("message", ""))[:200]
+    text = _ERROR_TEXT.get(code, f"server error: {message or code}")  # type: ignore[call-overload]
+    return SignalingError(text, code=code)
+
+
+def hello_payload() -> dict[str, Any]:
+    os_name, arch = client_platform()
+    return {"version": PROTOCOL_VERSION, "clientType": ClientType.CLI, "clientOS": os_name, "clientArch": arch}
+
+
+def wait_welcome(signal: SignalClient) -> Welcome:
+    try:
+        env = signal.wait_for({SignalType.WELCOME, SignalType.ERROR}, timeout=WELCOME_TIMEOUT)
+    except TimeoutError:
+        raise SignalingError("the signaling server did not answer") from None
+    except SignalClosed as exc:
+        raise SignalingError(f"the signaling server closed the connection: {exc}") from None
+    if env.type == SignalType.ERROR:
+        raise server_error(env)
+    try:
+        return Welcome.from_payload(env.payload)
+    except SignalFormatError as exc:
+        raise SignalingError(f"malformed welcome from the server: {exc}") from None
+
+
+@dataclass
+class PeerKey:
+    public: bytes
+    crypto: Crypto
+
+
+def parse_peer_crypto(env: Envelope) -> PeerKey:
+    try:
+        crypto = Crypto.from_payload(env.payload)
+    except SignalFormatError as exc:
+        raise SignalingError(f"malformed key exchange message: {exc}") from None
+    return PeerKey(decode_public_key(crypto.public_key), crypto)
+
+
+@dataclass
+class KeepAlive:
+    """Re-sends one message periodically while a sender waits for its receiver."""
+
+    signal: SignalClient
+    env: Envelope
+    interval: float = KEEPALIVE_INTERVAL
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __enter__(self) -> KeepAlive:
+        threading.Thread(target=self._run, name="sp2p-keepalive", daemon=True).start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.signal.send(self.env)
+            except SignalingError:
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+
+def new_keypair() -> KeyPair:
+    return KeyPair.generate()

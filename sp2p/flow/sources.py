@@ -1,0 +1,97 @@
+"""What the sender reads: one file, a planned tar stream, or stdin — always in full 256 KiB chunks (W4)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import sys
+import time
+from typing import BinaryIO, Protocol
+
+from sp2p.errors import LocalIOError
+from sp2p.proto.constants import MAX_CHUNK_SIZE
+
+#: a stream that has produced some bytes but then stalls this long sends what it has
+STREAM_FLUSH_AFTER = 0.5
+
+
+class _Reader(Protocol):
+    def read(self, n: int) -> bytes: ...
+
+
+class FullChunkSource:
+    """Chunks of exactly MAX_CHUNK_SIZE from any blocking reader that returns b"" only at EOF."""
+
+    def __init__(self, reader: _Reader, *, what: str, expected_size: int | None = None) -> None:
+        self._reader = reader
+        self._what = what
+        self._expected = expected_size
+        self._total = 0
+
+    def read_chunk(self) -> bytes | None:
+        buf = bytearray()
+        while len(buf) < MAX_CHUNK_SIZE:
+            try:
+                part = self._reader.read(MAX_CHUNK_SIZE - len(buf))
+            except OSError as exc:
+                raise LocalIOError(f"cannot read {self._what}: {exc.strerror or exc}") from None
+            if not part:
+                break
+            buf += part
+        self._total += len(buf)
+        if self._expected is not None:
+            if self._total > self._expected or (not buf and self._total != self._expected):
+                raise LocalIOError(f"{self._what} changed size while it was being sent")
+        return bytes(buf)
+
+
+def open_file_source(path: str, size: int) -> tuple[FullChunkSource, BinaryIO]:
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return FullChunkSource(f, what=path, expected_size=size), f
+
+
+class StreamSource:
+    """stdin: fills chunks, but never sits on bytes for long when the producer stalls (W3)."""
+
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdin.buffer
+        self._fd = self._stream.fileno()
+        self._pending = bytearray()
+        self._first_pending_at = 0.0
+        self._eof = False
+        self._can_select = sys.platform != "win32"
+
+    def read_chunk(self) -> bytes | None:
+        if not self._can_select:
+            return FullChunkSource(self._stream, what="stdin").read_chunk()
+        while len(self._pending) < MAX_CHUNK_SIZE and not self._eof:
+            wait = 1.0
+            if self._pending:
+                wait = self._first_pending_at + STREAM_FLUSH_AFTER - time.monotonic()
+                if wait <= 0:
+                    break
+            with contextlib.suppress(InterruptedError):
+                ready, _, _ = select.select([self._fd], [], [], wait)
+                if not ready:
+                    if not self._pending:
+                        return None
+                    continue
+            try:
+                part = os.read(self._fd, MAX_CHUNK_SIZE - len(self._pending))
+            except OSError as exc:
+                raise LocalIOError(f"cannot read stdin: {exc.strerror or exc}") from None
+            if not part:
+                self._eof = True
+                break
+            if not self._pending:
+                self._first_pending_at = time.monotonic()
+            self._pending += part
+        chunk = bytes(self._pending[:MAX_CHUNK_SIZE])
+        del self._pending[:MAX_CHUNK_SIZE]
+        if self._pending:
+            self._first_pending_at = time.monotonic()
+        return chunk

@@ -1,0 +1,95 @@
+"""Terminal output, by these rules:
+
+1. stdout carries only what a script may want: the transfer code and the share URL
+   (sender), and with -stdout the received payload itself. Everything else goes to stderr.
+2. Lines are prefixed by two spaces; errors read `sp2p: error: …` with an optional
+   `sp2p: hint: …`. No traceback unless --debug.
+3. Anything that came from the peer or the server is passed through escape_peer_text
+   before it is printed, so it cannot move the cursor, rename the window or hide text.
+4. Redrawing (\\r, erase line) happens only when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+from sp2p.textsafe import escape_peer_text
+
+
+def human_size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 1:
+        return "<1s"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class Terminal:
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, *, verbose: bool = False) -> None:
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
+        self.verbose = verbose
+        self.is_tty = bool(getattr(self.err, "isatty", lambda: False)())
+        self._lock = threading.Lock()
+        self._live = False  # a progress line is on screen and must be cleared first
+        self._t0 = time.monotonic()
+
+    def _write_err(self, text: str) -> None:
+        with self._lock:
+            if self._live:
+                self.err.write("\r\x1b[2K")
+                self._live = False
+            self.err.write(text)
+            self.err.flush()
+
+    def line(self, text: str = "") -> None:
+        self._write_err(f"  {text}\n" if text else "\n")
+
+    def peer_text(self, text: str | bytes, max_len: int = 200) -> str:
+        return escape_peer_text(text, max_len)
+
+    def debug(self, text: str) -> None:
+        if self.verbose:
+            stamp = time.strftime("%H:%M:%S")
+            self._write_err(f"  [{stamp}] {text}\n")
+
+    def stdout_line(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        self._write_err(f"sp2p: error: {message}\n")
+        if hint:
+            self._write_err(f"sp2p: hint: {hint}\n")
+
+    def warn(self, message: str) -> None:
+        self._write_err(f"sp2p: warning: {message}\n")
+
+    def live(self, text: str) -> None:
+        """A line that the next live() replaces (TTY only; callers throttle plain output)."""
+        with self._lock:
+            self.err.write("\r\x1b[2K  " + text)
+            self.err.flush()
+            self._live = True
+
+    def end_live(self) -> None:
+        with self._lock:
+            if self._live:
+                self.err.write("\n")
+                self.err.flush()
+                self._live = False
