@@ -101,6 +101,11 @@ def establish(
                 env = signal.wait_for(_ROUTED, timeout=min(0.1, remaining))
             except TimeoutError:
                 continue
+            if env.type == SignalType.PEER_LEFT:
+                # a peer that just confirmed on a channel closes its signaling at once (v2)
+                winner = race.poll()
+                if winner is not None:
+                    return winner
             _route(env, tcp)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected
         raise ConnectError("could not establish a peer-to-peer connection")
