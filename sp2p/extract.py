@@ -46,7 +46,7 @@ from sp2p.names import (
     collision_key,
     member_components,
     numbered_names,
-    sanitize_component,
+    safe_name,
 )
 from sp2p.proto.tar import (
     NEED_DATA,
@@ -107,7 +107,7 @@ class TarExtractor:
         self.outdir = Path(outdir)
         self._max_unpacked = max_unpacked
         self._max_entries = max_entries
-        self._empty_name = sanitize_component(empty_name, fallback="received-folder")
+        self._empty_name = safe_name(empty_name, fallback="received-folder")
         self._out_fd = open_output_dir(self.outdir)
         try:
             self.staging_name = make_private_dir(STAGING_PREFIX, self._out_fd)

@@ -97,19 +97,19 @@ def sanitize_component(name: str, *, fallback: str = "_") -> str:
     return cleaned
 
 
-def safe_name(name: str | bytes) -> str:
+def safe_name(name: str | bytes, *, fallback: str = FALLBACK_FILE_NAME) -> str:
     """The file name to save a peer-announced single file under (T1, T4, T11).
 
     Takes the last path component (``/`` and ``\\`` both separate, so ``C:\\x``,
     ``..\\x`` and ``a/../../x`` all become ``x``), then `sanitize_component`.
-    Empty, ``.`` and ``..`` become ``received-file``.
+    Empty, ``.`` and ``..`` become `fallback` (``received-file``).
     """
     if isinstance(name, bytes):
         name = name.decode("utf-8", "replace")
     last = re.split(r"[/\\]", name.rstrip("/\\"))[-1]
     if last in ("", ".", ".."):
-        return FALLBACK_FILE_NAME
-    return sanitize_component(last, fallback=FALLBACK_FILE_NAME)
+        return fallback
+    return sanitize_component(last, fallback=fallback)
 
 
 def member_components(name: str) -> tuple[str, ...]:
