@@ -1,0 +1,86 @@
+// The connection sequence both pages share (client.md §4.4, server-web.md §5.3-5.4):
+// crypto exchange -> verify code -> WebRTC (optional consent-gated TURN retry) -> key confirmation
+// -> signalling closed -> encrypted FrameSession.
+
+import { fromBase64, toBase64 } from "./bytes.js";
+import { confirmationMac, deriveSessionKeys, generateKeyPair, sharedSecret } from "./crypto.js";
+import { confirmKeys, FrameSession, TransferError } from "./session.js";
+import { connectPeer, ConnectError, stunServers, turnServers } from "./webrtc.js";
+
+/** Send our public key, take the peer's, derive keys and both confirmation MACs. */
+export async function exchangeKeys(sig, { role, seed, sessionId }) {
+  const kp = await generateKeyPair();
+  sig.send("crypto", { publicKey: toBase64(kp.publicKey) });
+  const msg = await sig.next(["crypto"], { timeoutMs: 120000, timeoutMessage: "The peer did not answer the key exchange" });
+  let peerPub;
+  try {
+    peerPub = fromBase64(String(msg.payload.publicKey || ""));
+  } catch {
+    throw new TransferError("Encryption handshake failed (invalid peer key)");
+  }
+  let shared;
+  try {
+    shared = await sharedSecret(kp.privateKey, peerPub);
+  } catch {
+    throw new TransferError("Encryption handshake failed (invalid peer key)");
+  }
+  const senderPub = role === "sender" ? kp.publicKey : peerPub;
+  const receiverPub = role === "sender" ? peerPub : kp.publicKey;
+  const keys = await deriveSessionKeys(seed, shared, sessionId, senderPub, receiverPub);
+  const macSender = await confirmationMac(keys.confirm, "sender", senderPub, receiverPub);
+  const macReceiver = await confirmationMac(keys.confirm, "receiver", senderPub, receiverPub);
+  return {
+    keys,
+    ownMac: role === "sender" ? macSender : macReceiver,
+    peerMac: role === "sender" ? macReceiver : macSender,
+  };
+}
+
+/**
+ * Connect; on failure and when the server offers TURN, ask the user (askRelay() -> boolean)
+ * and retry through the relay. The request goes out before asking so the peer can ask in parallel.
+ */
+export async function establish(sig, { role, welcome, askRelay, log = () => {} }) {
+  const stun = stunServers(welcome.iceServers);
+  try {
+    return await connectPeer({ sig, role, iceServers: stun, log });
+  } catch (e) {
+    if (!(e instanceof ConnectError) || !welcome.turnAvailable) {
+      if (e instanceof ConnectError && !welcome.turnAvailable) {
+        throw new TransferError("Could not establish a P2P connection (no TURN relay available)");
+      }
+      throw e;
+    }
+    log(`direct attempt failed: ${e.message}`);
+  }
+  sig.send("relay-retry", {});
+  const consent = await askRelay();
+  if (!consent) {
+    try {
+      sig.send("relay-denied", {});
+    } catch {
+      // ignore
+    }
+    throw new TransferError("Could not establish a direct connection, and relaying was not allowed");
+  }
+  const creds = await sig.next(["turn-credentials"], {
+    timeoutMs: 30000,
+    timeoutMessage: "Server did not provide TURN credentials",
+  });
+  const turn = turnServers(creds.payload.iceServers);
+  if (turn.length === 0) throw new TransferError("Server did not provide TURN credentials");
+  await sig.next(["relay-retry"], {
+    timeoutMs: 120000,
+    failOn: ["relay-denied", "peer-left", "error"],
+    timeoutMessage: "Peer did not agree to relay retry",
+  });
+  await new Promise((r) => setTimeout(r, 500));
+  return connectPeer({ sig, role, iceServers: [...stun, ...turn], log });
+}
+
+/** Key confirmation over the fresh channel, then close signalling (v2) and start framing. */
+export async function openSession(sig, { role, stream, exchange }) {
+  await confirmKeys(stream, exchange.ownMac, exchange.peerMac);
+  sig.close();
+  return FrameSession.create(stream, role, exchange.keys);
+}

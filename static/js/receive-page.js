@@ -1,0 +1,319 @@
+// Receive page (/r#CODE): preview, confirmation, then stream the data to disk.
+
+import { parseCode } from "./base62.js";
+import { fromBase64, fromUtf8 } from "./bytes.js";
+import { cliReceiveCommand, curlReceiveCommand } from "./commands.js";
+import { decryptFileInfo, MAX_PREVIEW_BLOB } from "./crypto.js";
+import { CancelReason } from "./frames.js";
+import { establish, exchangeKeys, openSession } from "./flow.js";
+import { safeFileName, uniqueName, visible } from "./names.js";
+import { TransferError } from "./session.js";
+import { Signaling } from "./signal.js";
+import {
+  DirectorySink,
+  DownloadSink,
+  FileHandleSink,
+  MemorySink,
+  registerDownloadWorker,
+} from "./sinks.js";
+import { receiveTransfer } from "./transfer.js";
+import {
+  $,
+  ask,
+  fillFooter,
+  formatBytes,
+  ProgressView,
+  setStep,
+  setText,
+  show,
+  showError,
+  wireCopyButtons,
+} from "./ui.js";
+
+const state = { busy: false, sig: null, session: null, pc: null, cancelled: false, code: null, preview: null };
+
+/** Take the code from the fragment and erase it from the address bar at once. */
+function takeCode() {
+  const hash = location.hash.startsWith("#") ? location.hash.slice(1) : location.hash;
+  if (hash) history.replaceState(null, "", location.pathname + location.search);
+  try {
+    return decodeURIComponent(hash);
+  } catch {
+    return hash;
+  }
+}
+
+/** Fetch and decrypt the preview: {status: "ok", info} | {status: "missing"} | {status: "undecryptable"}. */
+async function fetchPreview(sessionId, seed) {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    if (attempt) await new Promise((r) => setTimeout(r, 500));
+    let res;
+    try {
+      res = await fetch(`/api/file-info/${encodeURIComponent(sessionId)}`, { cache: "no-store" });
+    } catch {
+      continue;
+    }
+    if (res.status === 404) continue;
+    if (!res.ok) return { status: "missing" };
+    try {
+      const text = await res.text();
+      if (text.length > 2 * MAX_PREVIEW_BLOB) return { status: "undecryptable" };
+      const blob = fromBase64(String(JSON.parse(text).data || ""));
+      const info = JSON.parse(fromUtf8(await decryptFileInfo(seed, blob)));
+      if (!info || typeof info !== "object") return { status: "undecryptable" };
+      return { status: "ok", info };
+    } catch {
+      return { status: "undecryptable" };
+    }
+  }
+  return { status: "missing" };
+}
+
+function describe(info) {
+  const size = Number.isSafeInteger(info.size) && info.size > 0 ? formatBytes(info.size) : "Unknown size";
+  const count = Number.isSafeInteger(info.fileCount) && info.fileCount > 0 ? ` (${info.fileCount} files)` : "";
+  return size + count;
+}
+
+function showCard(preview, code) {
+  const origin = location.origin;
+  setText($("#share-cli"), cliReceiveCommand(origin, code));
+  setText($("#share-curl"), curlReceiveCommand(origin, code));
+  const folder = preview.status === "ok" ? !!preview.info.isFolder : false;
+  if (preview.status === "ok") {
+    const info = preview.info;
+    setText($("#confirm-file"), String(info.name ?? ""));
+    setText($("#confirm-size"), describe(info));
+    setText($("#confirm-type"), folder ? "Folder (arrives as a tar archive)" : String(info.type || ""));
+    const safe = safeFileName(info.name);
+    if (safe !== String(info.name)) setText($("#confirm-note"), `Will be saved as: ${safe}${folder ? ".tar" : ""}`);
+  } else {
+    setText($("#confirm-file"), "Unknown file");
+    setText($("#confirm-size"), "");
+    setText(
+      $("#confirm-note"),
+      preview.status === "undecryptable"
+        ? "The preview could not be decrypted — the code is probably wrong or incomplete. Check the link."
+        : "No preview is available. You will see the name once the transfer starts.",
+    );
+    if (preview.status === "undecryptable") $("#confirm-note").classList.add("warning");
+  }
+  $("#save-btn").textContent = folder ? "Save as .tar" : "Save file";
+  const canExtract = typeof window.showDirectoryPicker === "function";
+  show($("#extract-btn"), canExtract && (folder || preview.status !== "ok"));
+  show($("#confirm"), true);
+  $("#save-btn").focus();
+}
+
+// ---- sink choice (must happen in the click handler: pickers need the user gesture) ----------
+
+async function pickFile(preview) {
+  if (typeof window.showSaveFilePicker !== "function") return { kind: "download" };
+  const folder = preview.status === "ok" && preview.info.isFolder;
+  let name = preview.status === "ok" ? safeFileName(preview.info.name) : "received-file";
+  if (folder && !name.endsWith(".tar")) name += ".tar";
+  try {
+    const handle = await window.showSaveFilePicker({ suggestedName: name });
+    return { kind: "file", handle };
+  } catch (e) {
+    if (e && e.name === "AbortError") return null; // the user closed the picker
+    return { kind: "download" };
+  }
+}
+
+async function pickDirectory() {
+  try {
+    return { kind: "dir", dir: await window.showDirectoryPicker({ mode: "readwrite" }) };
+  } catch {
+    return null;
+  }
+}
+
+async function openSink(choice, meta) {
+  const preview = state.preview;
+  if (preview.status === "ok") {
+    const p = preview.info;
+    const differs = p.name !== meta.name || p.size !== meta.size || !!p.isFolder !== meta.isFolder;
+    if (differs) {
+      const go = await ask($("#mismatch-dialog"), () => {
+        setText($("#mismatch-name"), visible(meta.name));
+        setText($("#mismatch-size"), describe(meta));
+      });
+      if (!go) throw new TransferError("Cancelled: the file differs from the preview", { cancelled: true });
+    }
+  }
+  let name = safeFileName(meta.name);
+  if (meta.isFolder && !name.toLowerCase().endsWith(".tar")) name += ".tar";
+  setText($("#receiving-name"), name);
+  const exact = !meta.isFolder && !meta.streamMode;
+  if (choice.kind === "file") return { sink: await new FileHandleSink(choice.handle).open(), where: choice.handle.name };
+  if (choice.kind === "dir") {
+    if (meta.isFolder) return { sink: new DirectorySink(choice.dir), where: `${choice.dir.name}/` };
+    const free = await uniqueName(name, async (n) => {
+      try {
+        await choice.dir.getFileHandle(n);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const handle = await choice.dir.getFileHandle(free, { create: true });
+    return { sink: await new FileHandleSink(handle).open(), where: `${choice.dir.name}/${free}` };
+  }
+  const opts = { name, size: exact ? meta.size : 0, type: meta.type };
+  if (DownloadSink.available()) {
+    const reg = await navigator.serviceWorker.ready;
+    return { sink: await new DownloadSink(reg.active, opts).open(), where: `your downloads (${name})` };
+  }
+  return { sink: await new MemorySink(opts).open(), where: `your downloads (${name})` };
+}
+
+// ---- the receive flow ------------------------------------------------------------------------
+
+async function run(choice, sessionId, seed) {
+  state.busy = true;
+  state.cancelled = false;
+  show($("#confirm"), false);
+  show($("#status"), true);
+  const progress = new ProgressView($("#progress"));
+  let where = "";
+  try {
+    setStep("connect", "active");
+    const sig = await Signaling.connect();
+    state.sig = sig;
+    setStep("connect", "done");
+    setStep("join", "active");
+    sig.send("join", { version: 2, sessionId, clientType: "browser" });
+    const welcome = (await sig.next(["welcome"], { timeoutMs: 30000, timeoutMessage: "The server did not answer" }))
+      .payload;
+    setStep("join", "done");
+
+    setStep("keys", "active");
+    const exchange = await exchangeKeys(sig, { role: "receiver", seed, sessionId });
+    setText($("#verify-code"), exchange.keys.verifyCode);
+    show($("#verify"), true);
+    setStep("keys", "done");
+
+    setStep("p2p", "active");
+    const { pc, stream } = await establish(sig, { role: "receiver", welcome, askRelay });
+    state.pc = pc;
+    const session = await openSession(sig, { role: "receiver", stream, exchange });
+    state.session = session;
+    session.onDead = () => abortTransfer("The connection to the sender was lost");
+    setStep("p2p", "done", "via WebRTC");
+
+    setStep("transfer", "active");
+    const result = await receiveTransfer(session, {
+      openSink: async (meta) => {
+        const opened = await openSink(choice, meta);
+        where = opened.where;
+        show($("#progress"), true);
+        progress.begin(meta.isFolder || meta.streamMode ? 0 : meta.size);
+        return opened.sink;
+      },
+      progress: (n) => progress.update(n),
+    });
+    progress.update(result.totalBytes, true);
+    setStep("transfer", "done");
+    finish(result, where, progress.summary(result.totalBytes));
+  } catch (e) {
+    fail(e);
+  } finally {
+    cleanup();
+  }
+}
+
+async function askRelay() {
+  return ask($("#relay-dialog"), () => {});
+}
+
+function finish(result, where, stats) {
+  state.busy = false;
+  show($("#cancel"), false);
+  setText($("#done-name"), safeFileName(result.meta.name));
+  setText($("#done-stats"), `${stats}${result.meta.fileCount ? ` — ${result.meta.fileCount} files` : ""}`);
+  setText($("#done-where"), `Saved to ${where}. SHA-256 verified: ${result.sha256}`);
+  $("#done").dataset.sha256 = result.sha256;
+  show($("#done"), true);
+  $("#done").focus();
+}
+
+function fail(e) {
+  state.busy = false;
+  show($("#cancel"), false);
+  for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
+  const message = state.cancelled ? "Transfer cancelled." : e && e.message ? e.message : String(e);
+  showError(message);
+  if (state.session && !state.cancelled && !(e && e.cancelled)) state.session.cancel(CancelReason.Internal);
+  else if (state.session && e && e.cancelled) state.session.cancel(CancelReason.User);
+}
+
+function cleanup() {
+  const { session, pc, sig } = state;
+  setTimeout(() => {
+    if (session) session.close();
+    if (pc) pc.close();
+  }, 500);
+  if (sig) sig.close();
+  state.session = null;
+  state.pc = null;
+  state.sig = null;
+}
+
+async function abortTransfer(reason, user = false) {
+  if (!state.busy) return;
+  state.cancelled = user;
+  const { session, sig, pc } = state;
+  if (session) {
+    await session.cancel(user ? CancelReason.User : CancelReason.Internal);
+    session.close();
+  }
+  if (sig) sig.close();
+  if (pc) pc.close();
+  if (!user) showError(reason);
+}
+
+async function init() {
+  fillFooter();
+  wireCopyButtons();
+  window.addEventListener("hashchange", () => location.reload());
+  $("#cancel").addEventListener("click", () => abortTransfer("Transfer cancelled.", true));
+  window.addEventListener("beforeunload", (e) => {
+    if (state.busy) e.preventDefault();
+  });
+  window.addEventListener("pagehide", () => {
+    if (state.session) state.session.cancel(CancelReason.User);
+  });
+  const raw = takeCode();
+  if (!raw) {
+    showError("No transfer code found in the link.", "Open the full link the sender shared, including the part after #.");
+    return;
+  }
+  let parsed;
+  try {
+    parsed = parseCode(raw);
+  } catch (e) {
+    showError(e.message, "Open the full link the sender shared.");
+    return;
+  }
+  state.code = raw.trim();
+  const worker = registerDownloadWorker();
+  setText($("#loading"), "Loading the file details…");
+  const preview = await fetchPreview(parsed.sessionId, parsed.seed);
+  await worker;
+  show($("#loading"), false);
+  state.preview = preview;
+  showCard(preview, state.code);
+  $("#save-btn").addEventListener("click", async () => {
+    if (state.busy) return;
+    const choice = await pickFile(preview);
+    if (choice) run(choice, parsed.sessionId, parsed.seed);
+  });
+  $("#extract-btn").addEventListener("click", async () => {
+    if (state.busy) return;
+    const choice = await pickDirectory();
+    if (choice) run(choice, parsed.sessionId, parsed.seed);
+  });
+}
+
+init();

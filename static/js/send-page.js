@@ -1,0 +1,301 @@
+// Send page (/): pick or drop files/folders, share a link + QR + CLI command, then send.
+
+import { formatCode, generateSeed } from "./base62.js";
+import { toBase64, utf8 } from "./bytes.js";
+import { cliReceiveCommand, curlReceiveCommand } from "./commands.js";
+import { encryptFileInfo } from "./crypto.js";
+import { CancelReason } from "./frames.js";
+import { establish, exchangeKeys, openSession } from "./flow.js";
+import { uniqueName } from "./names.js";
+import { drawQr } from "./qr.js";
+import { TransferError } from "./session.js";
+import { Signaling } from "./signal.js";
+import { planTar, tarPieces } from "./tar.js";
+import { rechunk, sendTransfer } from "./transfer.js";
+import {
+  $,
+  ask,
+  fillFooter,
+  formatBytes,
+  ProgressView,
+  setStep,
+  setText,
+  show,
+  showError,
+  wireCopyButtons,
+} from "./ui.js";
+
+const KEEPALIVE_MS = 60000; // re-send file-info so the server does not reap a waiting session
+
+const state = { busy: false, sig: null, session: null, pc: null, cancelled: false };
+
+// ---- selection -------------------------------------------------------------------------------
+
+/** Files from <input> (webkitRelativePath gives folder structure) -> [{path, file}]. */
+function fromInput(fileList) {
+  return Array.from(fileList, (file) => ({ path: file.webkitRelativePath || file.name, file }));
+}
+
+/** Files and folders from a drop, walking directories (readEntries returns batches). */
+async function fromDrop(dataTransfer) {
+  const entries = [];
+  for (const item of dataTransfer.items) {
+    const entry = item.webkitGetAsEntry ? item.webkitGetAsEntry() : null;
+    if (entry) entries.push(entry);
+  }
+  if (entries.length === 0) return fromInput(dataTransfer.files);
+  const out = [];
+  const walk = async (entry, prefix) => {
+    const path = prefix ? `${prefix}/${entry.name}` : entry.name;
+    if (entry.isFile) {
+      const file = await new Promise((res, rej) => entry.file(res, rej));
+      out.push({ path, file });
+    } else if (entry.isDirectory) {
+      out.push({ path, dir: true });
+      const reader = entry.createReader();
+      for (;;) {
+        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
+        if (batch.length === 0) break;
+        for (const child of batch) await walk(child, path);
+      }
+    }
+  };
+  for (const e of entries) await walk(e, "");
+  return out;
+}
+
+/**
+ * Decide what goes on the wire. One plain file is sent as itself; anything else becomes a tar
+ * stream (folders keep their structure; loose files go in under unique base names).
+ */
+export async function describeSelection(items) {
+  const files = items.filter((i) => !i.dir);
+  if (items.length === 1 && files.length === 1 && !files[0].path.includes("/")) {
+    const f = files[0].file;
+    const meta = {
+      name: f.name,
+      size: f.size,
+      type: f.type || "application/octet-stream",
+      isFolder: false,
+      streamMode: false,
+    };
+    return { meta, preview: { name: f.name, size: f.size, type: meta.type, isFolder: false, fileCount: 0 }, files: [f] };
+  }
+  const dirs = new Set();
+  const taken = new Set();
+  const entries = [];
+  for (const it of items) {
+    const parts = it.path.split("/").filter((p) => p && p !== "." && p !== "..");
+    if (parts.length === 0) continue;
+    if (!it.dir && parts.length === 1) {
+      // a loose file: keep names unique, the receiver refuses duplicates
+      const lower = (n) => taken.has(n.toLowerCase());
+      parts[0] = await uniqueName(parts[0], lower);
+    }
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+    const path = parts.join("/");
+    taken.add(parts[0].toLowerCase());
+    if (it.dir) dirs.add(path);
+    else entries.push({ path, file: it.file, mtime: Math.floor((it.file.lastModified || 0) / 1000) });
+  }
+  const now = Math.floor(Date.now() / 1000);
+  for (const d of dirs) entries.push({ path: d, dir: true, mtime: now });
+  entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const roots = new Set(entries.map((e) => e.path.split("/")[0]));
+  const fileCount = entries.filter((e) => !e.dir).length;
+  const onlyRoot = roots.size === 1 && dirs.has([...roots][0]) ? [...roots][0] : null;
+  const name = onlyRoot || `${fileCount}-files`;
+  const plan = planTar(entries);
+  const meta = { name, size: plan.size, type: "", isFolder: true, streamMode: false, fileCount };
+  const preview = { name, size: plan.size, isFolder: true, fileCount };
+  return { meta, preview, plan };
+}
+
+async function* fileChunks(file, size = 262144) {
+  for (let off = 0; off < file.size; off += size) {
+    const chunk = new Uint8Array(await file.slice(off, off + size).arrayBuffer());
+    if (chunk.length === 0) throw new TransferError(`could not read ${file.name}`);
+    yield chunk;
+  }
+}
+
+// ---- the send flow ---------------------------------------------------------------------------
+
+async function start(items) {
+  if (state.busy) return;
+  if (items.length === 0) return;
+  state.busy = true;
+  state.cancelled = false;
+  show($("#pick"), false);
+  show($("#status"), true);
+  show($("#error"), false);
+  const progress = new ProgressView($("#progress"));
+  let sendable;
+  try {
+    sendable = await describeSelection(items);
+  } catch (e) {
+    fail(e);
+    return;
+  }
+  const { meta, preview } = sendable;
+  setText($("#sending-name"), meta.name);
+  setText(
+    $("#sending-size"),
+    `${formatBytes(meta.size)}${meta.isFolder ? ` — ${meta.fileCount} file${meta.fileCount === 1 ? "" : "s"}` : ""}`,
+  );
+  let keepalive = null;
+  try {
+    setStep("connect", "active");
+    const sig = await Signaling.connect();
+    state.sig = sig;
+    sig.send("hello", { version: 2, clientType: "browser" });
+    const welcome = (await sig.next(["welcome"], { timeoutMs: 30000, timeoutMessage: "The server did not answer" }))
+      .payload;
+    const sessionId = String(welcome.sessionId || "");
+    if (!/^[0-9A-Za-z]{1,32}$/.test(sessionId)) throw new TransferError("The server sent an invalid session id");
+    setStep("connect", "done");
+
+    const seed = generateSeed();
+    const code = formatCode(sessionId, seed);
+    const blob = toBase64(await encryptFileInfo(seed, utf8(JSON.stringify(preview))));
+    sig.send("file-info", { data: blob });
+    keepalive = setInterval(() => {
+      try {
+        sig.send("file-info", { data: blob });
+      } catch {
+        // the wait below reports the lost connection
+      }
+    }, KEEPALIVE_MS);
+    showShare(code);
+
+    setStep("wait", "active");
+    await sig.next(["peer-joined"]);
+    clearInterval(keepalive);
+    keepalive = null;
+    show($("#share"), false);
+    setStep("wait", "done");
+
+    setStep("keys", "active");
+    const exchange = await exchangeKeys(sig, { role: "sender", seed, sessionId });
+    setText($("#verify-code"), exchange.keys.verifyCode);
+    show($("#verify"), true);
+    setStep("keys", "done");
+
+    setStep("p2p", "active");
+    const { pc, stream } = await establish(sig, { role: "sender", welcome, askRelay });
+    state.pc = pc;
+    const session = await openSession(sig, { role: "sender", stream, exchange });
+    state.session = session;
+    session.onDead = () => abortTransfer("The connection to the receiver was lost");
+    setStep("p2p", "done", "via WebRTC");
+
+    setStep("transfer", "active");
+    show($("#progress"), true);
+    progress.begin(meta.size);
+    const chunks = sendable.plan ? rechunk(tarPieces(sendable.plan)) : fileChunks(sendable.files[0]);
+    const done = await sendTransfer(session, { meta, chunks, progress: (n) => progress.update(n) });
+    progress.update(done.totalBytes, true);
+    setStep("transfer", "done");
+    finish(meta, progress.summary(done.totalBytes));
+  } catch (e) {
+    fail(e);
+  } finally {
+    clearInterval(keepalive);
+    cleanup();
+  }
+}
+
+function showShare(code) {
+  const origin = location.origin;
+  const url = `${origin}/r#${code}`;
+  const link = $("#share-url");
+  link.textContent = url;
+  link.href = url;
+  setText($("#share-cli"), cliReceiveCommand(origin, code));
+  setText($("#share-curl"), curlReceiveCommand(origin, code));
+  drawQr($("#qr"), url);
+  $("#qr").setAttribute("aria-label", `QR code for ${url}`);
+  show($("#share"), true);
+}
+
+async function askRelay() {
+  return ask($("#relay-dialog"), () => {});
+}
+
+function finish(meta, stats) {
+  state.busy = false;
+  show($("#cancel"), false);
+  setText($("#done-name"), meta.name);
+  setText($("#done-stats"), stats);
+  show($("#done"), true);
+  $("#done").focus();
+}
+
+function fail(e) {
+  state.busy = false;
+  show($("#cancel"), false);
+  show($("#share"), false);
+  for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
+  const message = state.cancelled ? "Transfer cancelled." : e && e.message ? e.message : String(e);
+  showError(message);
+  if (state.session && !state.cancelled && !(e && e.cancelled)) state.session.cancel(CancelReason.Internal);
+}
+
+function cleanup() {
+  const { session, pc, sig } = state;
+  setTimeout(() => {
+    if (session) session.close();
+    if (pc) pc.close();
+  }, 500);
+  if (sig) sig.close();
+  state.session = null;
+  state.pc = null;
+  state.sig = null;
+}
+
+async function abortTransfer(reason, user = false) {
+  if (!state.busy) return;
+  state.cancelled = user;
+  const { session, sig, pc } = state;
+  if (session) {
+    await session.cancel(user ? CancelReason.User : CancelReason.Internal);
+    session.close();
+  }
+  if (sig) sig.close();
+  if (pc) pc.close();
+  if (!user) showError(reason);
+}
+
+// ---- wiring ----------------------------------------------------------------------------------
+
+function init() {
+  fillFooter();
+  wireCopyButtons();
+  const zone = $("#drop-zone");
+  const filesInput = $("#file-input");
+  const folderInput = $("#folder-input");
+  $("#choose-files").addEventListener("click", () => filesInput.click());
+  $("#choose-folder").addEventListener("click", () => folderInput.click());
+  filesInput.addEventListener("change", () => start(fromInput(filesInput.files)));
+  folderInput.addEventListener("change", () => start(fromInput(folderInput.files)));
+  zone.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    zone.classList.add("dragging");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("dragging"));
+  zone.addEventListener("drop", async (e) => {
+    e.preventDefault();
+    zone.classList.remove("dragging");
+    start(await fromDrop(e.dataTransfer));
+  });
+  $("#cancel").addEventListener("click", () => abortTransfer("Transfer cancelled.", true));
+  $("#restart").addEventListener("click", () => location.reload());
+  window.addEventListener("beforeunload", (e) => {
+    if (state.busy) e.preventDefault();
+  });
+  window.addEventListener("pagehide", () => {
+    if (state.session) state.session.cancel(CancelReason.User);
+  });
+}
+
+init();

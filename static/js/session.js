@@ -1,0 +1,133 @@
+// The encrypted frame session over a ByteStream: key confirmation, ordered frame writes,
+// heartbeats every 5 s, and liveness (client.md §2.3, §3.12).
+
+import { fromUtf8, utf8 } from "./bytes.js";
+import { CONFIRM_BYTES, importAesKey, macsEqual } from "./crypto.js";
+import { CancelReason, FrameReader, MAX_CONTROL, MsgType, Sealer } from "./frames.js";
+
+export const HEARTBEAT_MS = 5000;
+export const DEAD_AFTER_MS = 15000;
+const CONFIRM_TIMEOUT_MS = 15000;
+
+export class TransferError extends Error {
+  constructor(message, { cancelled = false } = {}) {
+    super(message);
+    this.cancelled = cancelled;
+  }
+}
+
+function withTimeout(promise, ms, message) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new TransferError(message)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Send our MAC as its own first message, then read exactly 32 bytes and compare in constant time.
+ * The stream buffered everything since the channel appeared, so the peer's MAC cannot be lost.
+ */
+export async function confirmKeys(stream, ownMac, expectedPeerMac) {
+  stream.sendMessage(ownMac);
+  const peer = await withTimeout(stream.read(CONFIRM_BYTES), CONFIRM_TIMEOUT_MS, "Key confirmation timed out");
+  if (!macsEqual(peer, expectedPeerMac)) {
+    throw new TransferError("Key confirmation failed — wrong code, or someone tampered with the connection");
+  }
+}
+
+export function jsonBody(obj) {
+  const body = utf8(JSON.stringify(obj));
+  if (body.length > MAX_CONTROL) throw new TransferError("control message too large");
+  return body;
+}
+
+export function parseControl(body, what) {
+  if (body.length > MAX_CONTROL) throw new TransferError(`${what} too large`);
+  let v;
+  try {
+    v = JSON.parse(fromUtf8(body));
+  } catch {
+    throw new TransferError(`${what} (malformed)`);
+  }
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw new TransferError(`${what} (malformed)`);
+  return v;
+}
+
+export class FrameSession {
+  /** role "sender" writes with s2r and reads with r2s; "receiver" the reverse. */
+  static async create(stream, role, keys) {
+    const s2r = await importAesKey(keys.s2r);
+    const r2s = await importAesKey(keys.r2s);
+    return new FrameSession(stream, role === "sender" ? s2r : r2s, role === "sender" ? r2s : s2r);
+  }
+
+  constructor(stream, writeKey, readKey) {
+    this.stream = stream;
+    this.sealer = new Sealer(writeKey);
+    this.reader = new FrameReader(readKey, (n) => stream.read(n));
+    this.chain = Promise.resolve();
+    this.heartbeatTimer = null;
+    this.lastBuffered = 0;
+    this.closed = false;
+    this.onDead = null;
+  }
+
+  /** Queue a frame; frames leave in call order (seq reserved now, written after earlier ones). */
+  sendFrame(type, body = new Uint8Array(0)) {
+    const sealed = this.sealer.seal(type, body);
+    const next = this.chain.then(async () => this.stream.send(await sealed));
+    this.chain = next.catch(() => {});
+    return next;
+  }
+
+  readFrame() {
+    return this.reader.next();
+  }
+
+  /** Heartbeats every 5 s; declare the peer dead after 15 s without any traffic either way. */
+  startHeartbeat() {
+    if (this.heartbeatTimer) return;
+    this.heartbeatTimer = setInterval(() => {
+      if (this.closed) return;
+      this.sendFrame(MsgType.Heartbeat).catch(() => {});
+      // Our own queue draining means the peer is reading: that counts as alive too.
+      const buffered = this.stream.bufferedAmount;
+      if (buffered < this.lastBuffered) this.stream.lastActivity = Date.now();
+      this.lastBuffered = buffered;
+      if (Date.now() - this.stream.lastActivity > DEAD_AFTER_MS && this.onDead) this.onDead();
+    }, HEARTBEAT_MS);
+  }
+
+  stopHeartbeat() {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  /** Best-effort Cancel frame (0x01 user abort, 0x02 error), then wait briefly for it to leave. */
+  async cancel(reason = CancelReason.Internal) {
+    if (this.closed) return;
+    try {
+      await withTimeout(this.sendFrame(MsgType.Cancel, Uint8Array.of(reason)), 2000, "cancel timed out");
+      await this.stream.drain(2000);
+    } catch {
+      // best effort
+    }
+  }
+
+  async sendError(message) {
+    try {
+      await withTimeout(this.sendFrame(MsgType.Error, jsonBody({ message })), 2000, "error timed out");
+    } catch {
+      // best effort
+    }
+  }
+
+  close() {
+    this.closed = true;
+    this.stopHeartbeat();
+    this.stream.close();
+  }
+}
