@@ -1,0 +1,105 @@
+"""Spawn real `sp2p send` / `sp2p receive` processes against a real sp2p-server."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_env(server_url: str, home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
+    env.update(
+        {
+            "SP2P_SERVER": server_url,
+            "SP2P_ALLOW_LOOPBACK": "1",
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "PYTHONPATH": str(REPO),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+def spawn(args: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = None,
+          stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sp2p", *args],
+        env=dict(env),
+        cwd=cwd,
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+@dataclass
+class Result:
+    rc: int
+    out: bytes
+    err: str
+
+
+def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> Result:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"process timed out:\n{err.decode(errors='replace')}") from None
+    return Result(proc.returncode, out, err.decode(errors="replace"))
+
+
+def read_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
+    """The sender prints the code as the first line of stdout."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line or proc.poll() is not None:
+            break
+    match = CODE_RE.search(line.decode(errors="replace"))
+    if not match:
+        err = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
+        raise AssertionError(f"no transfer code from the sender: {line!r} {err}")
+    return match.group(0)
+
+
+def transfer(
+    send_args: Sequence[str],
+    recv_args: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    cwd: Path | None = None,
+    stdin_data: bytes | None = None,
+    recv_env: Mapping[str, str] | None = None,
+) -> tuple[Result, Result]:
+    """Run a sender and a receiver to the end; the code is appended to recv_args."""
+    sender = spawn(["send", *send_args], env, cwd=cwd,
+                   stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
+    try:
+        if stdin_data is not None:
+            assert sender.stdin is not None
+            sender.stdin.write(stdin_data)
+            sender.stdin.close()
+        code = read_code(sender)
+        receiver = spawn(["receive", *recv_args, code], recv_env or env, cwd=cwd)
+        r = finish(receiver)
+        s = finish(sender)
+        return s, r
+    finally:
+        if sender.poll() is None:
+            os.killpg(sender.pid, signal.SIGKILL)
+            sender.wait()

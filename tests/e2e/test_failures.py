@@ -1,0 +1,185 @@
+"""Failures end cleanly: a one-line error, the right exit code, nothing lost, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from sp2p.status import ExitStatus
+from tests.e2e.harness import finish, read_code, spawn, transfer
+
+pytestmark = pytest.mark.e2e
+
+
+def no_traceback(err: str) -> None:
+    assert "Traceback" not in err, err
+    assert "sp2p: error: " in err
+
+
+def leftovers(outdir: Path) -> list[str]:
+    return [p.name for p in outdir.iterdir() if p.name.startswith(".sp2p")]
+
+
+def test_malformed_code(env: dict[str, str], outdir: Path) -> None:
+    r = finish(spawn(["receive", "-output", str(outdir), "not-a-code"], env))
+    assert r.rc == ExitStatus.USAGE
+    no_traceback(r.err)
+    assert "invalid transfer code" in r.err
+
+
+def test_unknown_session(env: dict[str, str], outdir: Path) -> None:
+    r = finish(spawn(["receive", "-output", str(outdir), "abcdefgh-6mBhJfNj3WXtM6Zyq83xdf"], env))
+    assert r.rc == ExitStatus.SIGNALING
+    no_traceback(r.err)
+    assert "not found" in r.err
+
+
+def test_wrong_code_fails_key_confirmation(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    src = tmp_path / "secret.txt"
+    src.write_text("top secret")
+    sender = spawn(["send", str(src)], env)
+    code = read_code(sender)
+    session, seed = code.split("-")
+    wrong = session + "-" + ("1" if seed[0] != "1" else "2") + seed[1:]
+    r = finish(spawn(["receive", "-output", str(outdir), wrong], env))
+    s = finish(sender)
+    assert r.rc == ExitStatus.SECURITY, r.err
+    assert s.rc != 0
+    no_traceback(r.err)
+    assert "wrong code" in r.err
+    assert list(outdir.iterdir()) == []
+
+
+def test_missing_output_directory(env: dict[str, str], tmp_path: Path) -> None:
+    r = finish(spawn(["receive", "-output", str(tmp_path / "nope"), "abcdefgh-6mBhJfNj3WXtM6Zyq83xdf"], env))
+    assert r.rc == ExitStatus.LOCAL_IO
+    no_traceback(r.err)
+    assert "does not exist" in r.err
+
+
+def test_unreadable_input(env: dict[str, str], tmp_path: Path) -> None:
+    src = tmp_path / "locked.txt"
+    src.write_text("x")
+    src.chmod(0)
+    missing = finish(spawn(["send", str(tmp_path / "missing.txt")], env))
+    assert missing.rc == ExitStatus.LOCAL_IO
+    no_traceback(missing.err)
+    if os.geteuid() == 0:
+        return  # root reads anything; the missing file above covers the path
+    locked = finish(spawn(["send", str(src)], env))
+    assert locked.rc == ExitStatus.LOCAL_IO
+
+
+def _start_stream(env: dict[str, str], outdir: Path, *, stdout: bool = False
+                  ) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]:
+    sender = spawn(["send", "-name", "partial.bin", "-compress", "0", "-"], env, stdin=subprocess.PIPE)
+    assert sender.stdin is not None
+    sender.stdin.write(os.urandom(3 << 20))
+    sender.stdin.flush()
+    code = read_code(sender)
+    args = ["receive", "-stdout", code] if stdout else ["receive", "-output", str(outdir), code]
+    receiver = spawn(args, env)
+    return sender, receiver
+
+
+def _wait_for(predicate: object, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_sender_killed_mid_transfer(env: dict[str, str], outdir: Path) -> None:
+    sender, receiver = _start_stream(env, outdir)
+    _wait_for(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()))
+    os.killpg(sender.pid, signal.SIGKILL)
+    sender.wait()
+    r = finish(receiver, timeout=60)
+    assert r.rc != 0
+    no_traceback(r.err)
+    assert not (outdir / "partial.bin").exists()
+    assert leftovers(outdir) == []
+
+
+def test_sender_killed_mid_folder(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    src = tmp_path / "folder"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i}.bin").write_bytes(os.urandom(1 << 20))
+    sender = spawn(["send", "-compress", "9", str(src)], env)
+    code = read_code(sender)
+    receiver = spawn(["receive", "-output", str(outdir), code], env)
+    _wait_for(lambda: any(p.name.startswith(".sp2p-extract") for p in outdir.iterdir()), timeout=30)
+    os.killpg(sender.pid, signal.SIGSTOP)
+    time.sleep(0.2)
+    os.killpg(sender.pid, signal.SIGKILL)
+    sender.wait()
+    r = finish(receiver, timeout=60)
+    if r.rc == 0:
+        pytest.fail("the transfer finished before the sender was killed")
+    no_traceback(r.err)
+    assert list(outdir.iterdir()) == []  # staging removed, nothing committed
+
+
+def test_receiver_killed_mid_transfer(env: dict[str, str], outdir: Path) -> None:
+    sender, receiver = _start_stream(env, outdir)
+    _wait_for(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()))
+    os.killpg(receiver.pid, signal.SIGKILL)
+    receiver.wait()
+    assert sender.stdin is not None
+    try:
+        sender.stdin.write(os.urandom(1 << 20))
+        sender.stdin.close()
+    except BrokenPipeError:
+        pass
+    s = finish(sender, timeout=60)
+    assert s.rc != 0
+    no_traceback(s.err)
+    assert "receiver" in s.err or "connection" in s.err
+
+
+def test_receiver_interrupted_sends_cancel(env: dict[str, str], outdir: Path) -> None:
+    sender, receiver = _start_stream(env, outdir)
+    _wait_for(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()))
+    os.killpg(receiver.pid, signal.SIGINT)
+    r = finish(receiver, timeout=30)
+    assert r.rc == ExitStatus.INTERRUPTED
+    assert leftovers(outdir) == [] and not (outdir / "partial.bin").exists()
+    s = finish(sender, timeout=30)
+    assert s.rc == ExitStatus.TRANSFER
+    assert "cancelled" in s.err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
+def test_full_disk(env: dict[str, str], tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], check=True)
+    try:
+        (small / "keep.txt").write_text("precious")
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(4 << 20))
+        # declared size above free space: refused before any data flows
+        s, r = transfer([str(src)], ["-output", str(small)], env)
+        assert r.rc == ExitStatus.LOCAL_IO, r.err
+        no_traceback(r.err)
+        assert "space" in r.err
+        assert s.rc != 0
+        # a stream has no declared size: ENOSPC in the middle of writing
+        s, r = transfer(["-name", "stream.bin", "-compress", "0", "-"], ["-output", str(small)], env,
+                        stdin_data=os.urandom(4 << 20))
+        assert r.rc == ExitStatus.LOCAL_IO, r.err
+        assert "disk full" in r.err or "space" in r.err
+        assert s.rc == ExitStatus.TRANSFER
+        assert "receiver error" in s.err
+        assert sorted(p.name for p in small.iterdir()) == ["keep.txt"]
+        assert (small / "keep.txt").read_text() == "precious"
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
