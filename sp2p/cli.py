@@ -5,6 +5,7 @@ The only place that prints errors and picks exit codes (sp2p/status.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -186,7 +187,9 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
 
     if not parsed.args:
         raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
-    opts = SendOptions(paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback)
+    opts = SendOptions(
+        paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback
+    )
     return run_send(opts, term)
 
 
@@ -212,7 +215,5 @@ def _install_sigterm() -> None:
         raise KeyboardInterrupt
 
     if hasattr(signal, "SIGTERM"):
-        try:
+        with contextlib.suppress(ValueError):  # not the main thread (in-process tests)
             signal.signal(signal.SIGTERM, handler)
-        except ValueError:  # not the main thread (in-process tests)
-            pass

@@ -38,8 +38,16 @@ def human_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def describe(name: str, size: int, file_count: int = 0) -> str:
+    """`name (1.2 MB, 3 files)`; `name` must already be escaped when it came from the peer."""
+    files = f", {file_count} files" if file_count else ""
+    return f"{name} ({human_size(size)}{files})"
+
+
 class Terminal:
-    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, *, verbose: bool = False) -> None:
+    def __init__(
+        self, out: TextIO | None = None, err: TextIO | None = None, *, verbose: bool = False
+    ) -> None:
         self.out = out if out is not None else sys.stdout
         self.err = err if err is not None else sys.stderr
         self.verbose = verbose

@@ -19,7 +19,7 @@ from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
-from sp2p.ui import Terminal, human_duration, human_size
+from sp2p.ui import Terminal, describe, human_duration, human_size
 
 
 @dataclass
@@ -93,8 +93,7 @@ def _transfer(fc: FramedChannel, term: Terminal, outdir: Path, to_stdout: bool) 
 
     def on_metadata(meta: Metadata) -> None:
         nonlocal progress
-        what = f"{meta.name} ({human_size(meta.size)}{f', {meta.file_count} files' if meta.file_count else ''})"
-        term.line(f"Receiving: {term.peer_text(what)}")
+        term.line(f"Receiving: {describe(term.peer_text(meta.name), meta.size, meta.file_count)}")
         progress = Progress(term, verb="Receiving", total=meta.size or None)
         pipe.progress = progress.update
 

@@ -33,7 +33,7 @@ from sp2p.proto.keys import derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.signal import ClientType, Crypto, Envelope, FileInfo, PeerJoined, SignalType
 from sp2p.proto.transfer import SenderMachine
-from sp2p.ui import Terminal, human_duration, human_size
+from sp2p.ui import Terminal, describe, human_duration, human_size
 
 #: a first chunk that zstd level 1 cannot shrink below this share means: do not announce zstd
 SAMPLE_RATIO = 0.95
@@ -171,7 +171,8 @@ def _wait_for_receiver(
                 peer_type = PeerJoined.from_payload(env.payload).client_type or ClientType.CLI.value
                 term.line("Receiver connected")
                 prefer = transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
-                signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=public_b64, prefer_tcp=prefer)))
+                crypto = Crypto(public_key=public_b64, prefer_tcp=prefer)
+                signal.send(Envelope.build(SignalType.CRYPTO, crypto))
             elif env.type == SignalType.CRYPTO:
                 return peer_type, parse_peer_crypto(env).public
             elif env.type == SignalType.PEER_LEFT:
@@ -188,8 +189,7 @@ def _wait_for_receiver(
 
 def _show_code(term: Terminal, base: str, code: str, meta: Metadata) -> None:
     url = share_url(base, code)
-    what = f"{meta.name} ({human_size(meta.size)}{f', {meta.file_count} files' if meta.file_count else ''})"
-    term.line(f"Sending: {term.peer_text(what)}")
+    term.line(f"Sending: {describe(term.peer_text(meta.name), meta.size, meta.file_count)}")
     term.line()
     term.stdout_line(code)
     term.stdout_line(url)

@@ -52,7 +52,12 @@ def server_error(env: Envelope) -> SignalingError:
 
 def hello_payload() -> dict[str, Any]:
     os_name, arch = client_platform()
-    return {"version": PROTOCOL_VERSION, "clientType": ClientType.CLI, "clientOS": os_name, "clientArch": arch}
+    return {
+        "version": PROTOCOL_VERSION,
+        "clientType": ClientType.CLI,
+        "clientOS": os_name,
+        "clientArch": arch,
+    }
 
 
 def wait_welcome(signal: SignalClient) -> Welcome:

@@ -40,9 +40,9 @@ class FullChunkSource:
                 break
             buf += part
         self._total += len(buf)
-        if self._expected is not None:
-            if self._total > self._expected or (not buf and self._total != self._expected):
-                raise LocalIOError(f"{self._what} changed size while it was being sent")
+        expected = self._expected
+        if expected is not None and (self._total > expected or (not buf and self._total != expected)):
+            raise LocalIOError(f"{self._what} changed size while it was being sent")
         return bytes(buf)
 
 
