@@ -1,0 +1,145 @@
+"""Run the app under gunicorn, programmatically.
+
+Exactly ONE worker process: sessions live in that process's memory, so a second worker
+would never pair a sender with a receiver that landed on the other one. Concurrency comes
+from threads instead (gthread): every WebSocket holds one pool thread (plus the reader
+thread of simple-websocket) for its lifetime, so the pool is sized for the connection cap.
+
+The listening socket is bound by us before gunicorn starts (`fd://N`), so a busy or
+privileged port is a one-line startup error instead of gunicorn's retry loop; gunicorn
+still logs `Listening at: http://HOST:PORT` with the real (possibly ephemeral) port.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from server import create_app
+from server.config import ConfigError, ServerConfig, parse_addr
+from server.tls import CertReloader
+
+log = logging.getLogger("sp2p.server")
+
+#: per-thread stack; thousands of mostly idle threads need far less than the 8 MiB default
+THREAD_STACK_SIZE = 1024 * 1024
+
+_reloader: CertReloader | None = None
+#: (certificate, key, check interval), set in the arbiter before the worker forks
+_cert_settings: tuple[Path, Path, float] | None = None
+
+
+def bind_listener(addr: str) -> socket.socket:
+    """Bind and listen on a Go-style address (":8080" = all interfaces, IPv6 if possible)."""
+    host, port = parse_addr(addr)
+    candidates: list[tuple[socket.AddressFamily, str]]
+    if host == "":
+        candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]  # noqa: S104
+    elif ":" in host:
+        candidates = [(socket.AF_INET6, host)]
+    else:
+        candidates = [(socket.AF_INET, host)]
+    error: OSError | None = None
+    for family, bind_host in candidates:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and host == "":
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack
+            sock.bind((bind_host, port))
+            sock.listen(2048)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        sock.set_inheritable(True)
+        return sock
+    raise ConfigError(f"cannot listen on {addr}: {error.strerror if error else 'unknown error'}")
+
+
+def _ssl_context(conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    global _reloader
+    if _reloader is None:
+        assert _cert_settings is not None
+        _reloader = CertReloader(*_cert_settings)
+    return _reloader.context()
+
+
+def _post_worker_init(worker: Any) -> None:
+    """Close every session on the way out, whatever signal stops the worker."""
+    app: Flask = worker.wsgi
+    state = app.extensions["sp2p"]
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        previous = signal.getsignal(signum)
+
+        def handler(num: int, frame: Any, previous: Any = previous) -> None:
+            # not daemon: interpreter exit waits until every session got its close frame
+            threading.Thread(target=state.shutdown, name="sp2p-shutdown").start()
+            if callable(previous):
+                previous(num, frame)
+
+        signal.signal(signum, handler)
+
+
+class Sp2pApplication(BaseApplication):  # type: ignore[misc]
+    def __init__(self, config: ServerConfig, listener: socket.socket) -> None:
+        self.config = config
+        self.listener = listener
+        super().__init__(prog="sp2p-server")
+
+    def load_config(self) -> None:
+        threads = self.config.effective_threads
+        options: dict[str, Any] = {
+            "bind": [f"fd://{self.listener.fileno()}"],
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            "worker_connections": threads + 128,
+            "timeout": 30,
+            "graceful_timeout": 5,
+            "keepalive": 5,
+            "accesslog": None,  # access logs would record session ids in file-info URLs
+            "errorlog": "-",
+            "loglevel": "info",
+            "proc_name": "sp2p-server",
+            "forwarded_allow_ips": "",  # X-Forwarded-* is ours to judge (-trust-proxy)
+            "secure_scheme_headers": {},
+            "control_socket_disable": True,
+            "preload_app": False,
+            "post_worker_init": _post_worker_init,
+        }
+        if self.config.tls:
+            global _cert_settings
+            cert, key = tls_files(self.config)
+            _cert_settings = (cert, key, self.config.cert_check_interval)
+            options.update(certfile=str(cert), keyfile=str(key), ssl_context=_ssl_context)
+        for key_name, value in options.items():
+            self.cfg.set(key_name, value)
+
+    def load(self) -> Flask:
+        threading.stack_size(THREAD_STACK_SIZE)
+        return create_app(self.config)
+
+
+def tls_files(config: ServerConfig) -> tuple[Path, Path]:
+    if config.acme:
+        from server.acme_client import cert_paths
+
+        return cert_paths(config)
+    assert config.tls_cert is not None
+    assert config.tls_key is not None
+    return config.tls_cert, config.tls_key
+
+
+def run(config: ServerConfig, listener: socket.socket) -> None:
+    """Serve until a signal stops gunicorn (which also closes `listener`)."""
+    Sp2pApplication(config, listener).run()
