@@ -38,6 +38,7 @@ __all__ = [
     "TarPlan",
     "TarExtractor",
     "plan_tar",
+    "kind_of",
     "read_verified",
     "top_level_name",
 ]
@@ -193,6 +194,9 @@ class _Planner:
             raise LocalIOError(f"too many entries to send (more than {MAX_ENTRIES})")
         self._check_name(arcname, path)
         is_dir = stat.S_ISDIR(st.st_mode)
+        if not is_dir and not os.access(path, os.R_OK):
+            # refuse before sending rather than stop half-way (T18)
+            raise LocalIOError(f"cannot send {path}: permission denied")
         entry = _Entry(
             arcname=arcname,
             path=path,
@@ -252,11 +256,12 @@ class _Planner:
                 self.add(arcname, child.path, st)
                 added += 1
             else:
-                self.notices.append(f"skipped {_kind(st.st_mode)} {arcname}")
+                self.notices.append(f"skipped {kind_of(st.st_mode)} {arcname}")
         return added
 
 
-def _kind(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """Words for a non-regular, non-directory file type (for notices and errors)."""
     if stat.S_ISLNK(mode):
         return "symbolic link"
     if stat.S_ISFIFO(mode):
@@ -304,7 +309,7 @@ def plan_tar(paths: Sequence[str | os.PathLike[str]]) -> TarPlan:
                 planner.add(name, path, st)
         else:
             raise LocalIOError(
-                f"cannot send {raw}: it is a {_kind(st.st_mode)}, not a file or folder",
+                f"cannot send {raw}: it is a {kind_of(st.st_mode)}, not a file or folder",
                 hint="to send a stream, pipe it into `sp2p send -`",
             )
     return TarPlan(

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from sp2p.archive import PieceReader, SourceReader, plan_tar, read_verified, top_level_name
+from sp2p.archive import PieceReader, SourceReader, kind_of, plan_tar, read_verified, top_level_name
 from sp2p.errors import LocalIOError, LocalProtocolError, UsageError
 from sp2p.extract import STAGING_PREFIX
 from sp2p.fsutil import (
@@ -192,7 +192,7 @@ def _single_file(raw: str) -> SendSource | None:
         return None
     if not stat.S_ISREG(st.st_mode):
         raise LocalIOError(
-            f"cannot send {raw}: not a regular file or folder",
+            f"cannot send {raw}: it is a {kind_of(st.st_mode)}, not a file or folder",
             hint="to send a stream, pipe it into `sp2p send -`",
         )
     if not os.access(path, os.R_OK):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -29,8 +28,6 @@ from sp2p.proto.tar import (
     encode_member_header,
 )
 from tests.files.helpers import archive, info, member, python_tar
-
-GOTAR_SOURCE = Path(__file__).parent / "gotar" / "main.go"
 
 NAMES = [
     "d",
@@ -108,16 +105,6 @@ def test_gnu_tar_lists_our_stream(tmp_path: Path) -> None:
     listed = [line.rstrip("/") for line in out.stdout.splitlines()]
     assert listed == [e[0] for e in expected]
     assert out.stderr == ""
-
-
-@pytest.fixture(scope="module")
-def gotar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    go = shutil.which("go") or "/usr/local/go/bin/go"
-    assert Path(go).exists(), "Go toolchain missing: the machine image provides it"
-    binary = tmp_path_factory.mktemp("gotar") / "gotar"
-    subprocess.run([go, "build", "-o", str(binary), str(GOTAR_SOURCE)], check=True,
-                   capture_output=True, env={**os.environ, "CGO_ENABLED": "0"})
-    return binary
 
 
 @pytest.mark.slow
