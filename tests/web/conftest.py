@@ -101,3 +101,22 @@ def artifacts_dir() -> Path:
 @functools.cache
 def vectors_path() -> Path:
     return (REPO_ROOT / ".." / "shared" / "vectors" / "crypto_vectors.json").resolve()
+
+
+@pytest.fixture
+def web_base(sp2p_server: Any) -> str:
+    """Base URL of the real sp2p-server (gunicorn) serving this checkout's static/."""
+    url: str = sp2p_server.http_url
+    return url
+
+
+@pytest.fixture
+def two_pages(chromium: Any) -> Iterator[tuple[Any, Any]]:
+    """A sender page and a receiver page in separate contexts (separate storage and workers)."""
+    sctx = new_context(chromium)
+    rctx = new_context(chromium)
+    try:
+        yield sctx.new_page(), rctx.new_page()
+    finally:
+        sctx.close()
+        rctx.close()

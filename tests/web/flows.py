@@ -1,0 +1,148 @@
+"""Page-level helpers shared by the browser tests: drive the send and receive pages, save what
+arrives, hash it, keep screenshots."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.web.browser import ARTIFACTS
+
+CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]+")
+TIMEOUT_MS = 120_000
+
+#: Headless Chromium aborts the real pickers at once (RECIPES-components.md §3), so tests that
+#: exercise the File System Access paths back the pickers with the origin-private file system:
+#: real FileSystemHandles, real streaming writes to disk. `__sp2pPicked` records the calls.
+OPFS_PICKERS = """
+(() => {
+  window.__sp2pPicked = [];
+  const root = () => navigator.storage.getDirectory();
+  window.showSaveFilePicker = async (opts = {}) => {
+    window.__sp2pPicked.push(['file', opts.suggestedName]);
+    const dir = await (await root()).getDirectoryHandle('saved', { create: true });
+    return dir.getFileHandle(opts.suggestedName || 'file', { create: true });
+  };
+  window.showDirectoryPicker = async () => {
+    window.__sp2pPicked.push(['dir']);
+    return (await root()).getDirectoryHandle('extract', { create: true });
+  };
+})();
+"""
+
+#: Force the service-worker download path (as in browsers without File System Access).
+NO_PICKERS = "delete window.showSaveFilePicker; delete window.showDirectoryPicker;"
+
+#: sha256 (hex) of every file under an OPFS directory, keyed by relative path; dirs end in "/".
+OPFS_TREE = """
+async (dirName) => {
+  const out = {};
+  const walk = async (dir, prefix) => {
+    for await (const [name, h] of dir.entries()) {
+      const p = prefix + name;
+      if (h.kind === 'directory') { out[p + '/'] = ''; await walk(h, p + '/'); }
+      else {
+        const buf = await (await h.getFile()).arrayBuffer();
+        const d = new Uint8Array(await crypto.subtle.digest('SHA-256', buf));
+        out[p] = Array.from(d, b => b.toString(16).padStart(2, '0')).join('');
+      }
+    }
+  };
+  const root = await navigator.storage.getDirectory();
+  await walk(await root.getDirectoryHandle(dirName, { create: true }), '');
+  return out;
+}
+"""
+
+
+def poll(page: Any, js_function: str, timeout_s: float = 120.0) -> Any:
+    """Evaluate `js_function` until it returns something truthy (wait_for_function uses eval,
+    which the pages' CSP forbids)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(js_function)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met: {js_function}")
+        page.wait_for_timeout(100)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def tree_hashes(root: Path) -> dict[str, str]:
+    """{relative path: sha256} for files and {dir/: ""} for directories under root."""
+    out: dict[str, str] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root).as_posix()
+        out[rel + "/" if p.is_dir() else rel] = "" if p.is_dir() else sha256_file(p)
+    return out
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+class PageWatch:
+    """Collects page errors, console errors, CSP violations and dialogs of one page."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        page.on("dialog", self._dialog)
+        page.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e => "
+            "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+        )
+        page.on(
+            "console",
+            lambda m: (
+                self.errors.append(f"console: {m.text}")
+                if m.type == "error" and "CSP violation" in m.text
+                else None
+            ),
+        )
+
+    def _dialog(self, dialog: Any) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+
+def start_send(page: Any, base: str, files: Any, *, folder: bool = False) -> str:
+    """Open the send page, pick `files` (paths or payloads), return the share URL."""
+    page.goto(base + "/")
+    page.set_input_files("#folder-input" if folder else "#file-input", files)
+    page.wait_for_selector("#share-url:not(:empty)", timeout=TIMEOUT_MS)
+    url: str = page.text_content("#share-url") or ""
+    return url
+
+
+def wait_outcome(page: Any) -> str:
+    """Wait until the page shows done or an error; return "done" or the error text."""
+    page.wait_for_selector("#done:visible, #error:visible", timeout=TIMEOUT_MS)
+    if page.is_visible("#done"):
+        return "done"
+    return page.text_content("#error-text") or "error"
+
+
+def receive_download(page: Any, url: str, dest: Path) -> tuple[Path, str]:
+    """Open the link, confirm, and save the service-worker download to dest/<suggested name>."""
+    page.goto(url)
+    page.wait_for_selector("#save-btn:visible", timeout=TIMEOUT_MS)
+    with page.expect_download(timeout=TIMEOUT_MS) as info:
+        page.click("#save-btn")
+    download = info.value
+    target = dest / download.suggested_filename
+    download.save_as(target)
+    return target, download.suggested_filename
