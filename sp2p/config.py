@@ -12,6 +12,7 @@ the public base URL for share links.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -80,8 +81,6 @@ def _boolean(value: Any) -> bool:
 
 def _int_range(low: int, high: int) -> Callable[[Any], int]:
     def check(value: Any) -> int:
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _BadValue(f"must be an integer {low}-{high}")
         if not low <= value <= high:
@@ -110,6 +109,9 @@ _KEYS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "verbose": ("verbose", _boolean),
     "parallel": ("parallel", _int_range(0, 6)),
 }
+
+
+_INT_KEYS: Final = frozenset({"compress", "parallel"})
 
 
 def _home(environ: Mapping[str, str]) -> Path:
@@ -166,6 +168,10 @@ def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or norm not in _KEYS:
             continue  # not given, or a flag that is not a setting (-name, -stdout …)
         attr, check = _KEYS[norm]
+        if norm in _INT_KEYS and isinstance(value, str):
+            # flags arrive as text; the config file must hold real integers
+            with contextlib.suppress(ValueError):
+                value = int(value.strip())
         try:
             values[attr] = check(value)
         except _BadValue as exc:
