@@ -1,0 +1,62 @@
+"""Fixtures of the distribution tests.
+
+`frozen_binary` runs the real PyInstaller build once per test session (~20 s) and
+`release_dir` turns it into the release files with scripts/build_packages.sh; every slow
+test shares them. `dl_server` is a real sp2p-server serving `/dl/` from a directory the
+test fills.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.dist.helpers import REPO_ROOT
+from tests.support.server_proc import ServerProc, start_server
+
+
+@pytest.fixture(scope="session")
+def frozen_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The single-file sp2p binary, built from this checkout and self-checked."""
+    out = tmp_path_factory.mktemp("pyinstaller")
+    result = subprocess.run(
+        ["bash", "scripts/build_binary.sh", "--dist", str(out / "dist"),
+         "--work", str(out / "work"), "--no-measure"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, f"build failed:\n{result.stderr[-6000:]}"
+    assert "selfcheck: ok" in result.stderr, result.stderr[-3000:]
+    binary = Path(result.stdout.strip().splitlines()[-1])
+    assert binary.is_file()
+    return binary
+
+
+@pytest.fixture(scope="session")
+def release_dir(frozen_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scripts/build_packages.sh output for the frozen binary (deb, rpm, tarballs, sums)."""
+    out = tmp_path_factory.mktemp("release")
+    result = subprocess.run(
+        ["bash", "scripts/build_packages.sh", "--binary", str(frozen_binary),
+         "--out", str(out)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, f"build_packages failed:\n{result.stderr[-6000:]}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def dl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dl")
+
+
+@pytest.fixture(scope="module")
+def dl_server(dl_dir: Path) -> Iterator[ServerProc]:
+    """A real sp2p-server whose /dl/ serves the files in `dl_dir`."""
+    server = start_server("-dl-dir", str(dl_dir))
+    try:
+        yield server
+    finally:
+        server.stop()
