@@ -195,15 +195,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-mib", type=int, default=256, help="bytes per transfer (MiB)")
     ap.add_argument("--delay-ms", type=float, default=35.0, help="one-way delay (RTT = 2x)")
     ap.add_argument("--no-sp2p", action="store_true", help="raw TCP rows only")
+    ap.add_argument("--no-offload", action="store_true",
+                    help="delay line without TSO: per-1500-byte packets (~100 MB/s ceiling)")
     ap.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated profile names")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench_link: needs root (network namespaces)", file=sys.stderr)
         return 2
     size = args.size_mib * MiB
-    with Lab.create(same_lan=True, delay_ms=args.delay_ms, delay_host=SENDER) as lab:
+    with Lab.create(same_lan=True, delay_ms=args.delay_ms, delay_host=SENDER,
+                    delay_offload=not args.no_offload) as lab:
         print(f"link: {SENDER} -> {RECEIVER}, ping RTT {measure_rtt_ms(lab):.1f} ms, "
-              f"{args.size_mib} MiB per transfer")  # fmt: skip
+              f"offload {'off' if args.no_offload else 'on'}, {args.size_mib} MiB per transfer")
         server_url, why = (None, "--no-sp2p") if args.no_sp2p else start_sp2p_server(lab)
         src = lab.workdir / "payload.bin"
         if server_url:

@@ -86,12 +86,15 @@ def start_delay_link(
     *,
     delay_ms: float,
     loss_pct: float = 0.0,
+    offload: bool = True,
     stderr_path: Path | None = None,
 ) -> DelayLink:
     """Create TUN `dev_a` in `ns_a` (address `addr_a`, peer `addr_b`) and its mirror in `ns_b`.
 
     Addresses are plain IPv4 literals; each end gets a /32 with the other as its peer, so the
-    kernel needs no ARP and installs the host route to the peer itself.
+    kernel needs no ARP and installs the host route to the peer itself. `offload` (ignored
+    with loss) lets TCP cross as GSO super-packets: far cheaper, like a NIC with TSO; without
+    it every MTU-sized packet costs the forwarder two syscalls (it tops out near 100 MB/s).
     """
     binary = build_delaylink()
     argv = [
@@ -102,6 +105,7 @@ def start_delay_link(
         dev_b,
         str(int(delay_ms * 1000)),
         str(int(loss_pct * 10000)),
+        "1" if offload else "0",
     ]
     err = open(stderr_path, "ab") if stderr_path else subprocess.DEVNULL  # noqa: SIM115
     try:

@@ -139,6 +139,7 @@ class Lab:
         delay_ms: float = 0.0,
         delay_host: str = "h1",
         loss_pct: float = 0.0,
+        delay_offload: bool = True,
         prefix: str | None = None,
     ) -> Lab:
         """pub + r1/h1 (+ r2/h2, or h2 on r1's LAN with `same_lan`); optional delay on one host."""
@@ -150,7 +151,8 @@ class Lab:
                 lab.add_router("r2", nat2)
             for name, router in (("h1", "r1"), ("h2", "r1" if same_lan else "r2")):
                 delay = delay_ms if name == delay_host else 0.0
-                lab.add_host(name, router, delay_ms=delay, loss_pct=loss_pct if delay else 0.0)
+                lab.add_host(name, router, delay_ms=delay, loss_pct=loss_pct if delay else 0.0,
+                             delay_offload=delay_offload)  # fmt: skip
         except BaseException:
             lab.close()
             raise
@@ -208,12 +210,19 @@ class Lab:
                     sh(["ip", "-n", other.ns, "route", "replace", net, "via", r.ip])
 
     def add_host(
-        self, name: str, router: str, *, delay_ms: float = 0.0, loss_pct: float = 0.0
+        self,
+        name: str,
+        router: str,
+        *,
+        delay_ms: float = 0.0,
+        loss_pct: float = 0.0,
+        delay_offload: bool = True,
     ) -> Host:
         """A LAN host behind `router` (10.201.N.10, .11, ...), default route via the router.
 
         With `delay_ms`, the host hangs off its router by a TUN delay line instead of the
-        LAN bridge, so everything it sends or receives takes `delay_ms` more each way.
+        LAN bridge, so everything it sends or receives takes `delay_ms` more each way
+        (`loss_pct` drops that share of packets each way; `delay_offload`: see delay.py).
         """
         r = self.hosts[router]
         assert r.lan_ip is not None, f"{router} is not a router"
@@ -226,7 +235,8 @@ class Lab:
             log = self.workdir / f"delaylink-{name}.log"
             self._links.append(
                 start_delay_link(ns, "eth0", ip, r.ns, name, r.lan_ip,
-                                 delay_ms=delay_ms, loss_pct=loss_pct, stderr_path=log)
+                                 delay_ms=delay_ms, loss_pct=loss_pct, offload=delay_offload,
+                                 stderr_path=log)
             )  # fmt: skip
         else:
             sh(["ip", "-n", ns, "link", "add", "name", "eth0", "type", "veth", "peer", "name",

@@ -106,12 +106,12 @@ def start_coturn(
     """coturn in pub as STUN + TURN server with REST-API auth (`use-auth-secret`)."""
     d = lab.workdir
     argv = [
-        "turnserver", "-n", f"--listening-ip={PUB_IP}", f"--relay-ip={PUB_IP}",
+        "stdbuf", "-oL", "turnserver", "-n", f"--listening-ip={PUB_IP}", f"--relay-ip={PUB_IP}",
         f"--listening-port={port}", f"--min-port={min_port}", f"--max-port={max_port}",
         f"--realm={realm}", "--use-auth-secret", f"--static-auth-secret={secret}",
         "--fingerprint", "--no-tls", "--no-dtls", "--no-cli", "--no-multicast-peers",
         f"--userdb={d / 'turndb'}", f"--pidfile={d / 'turnserver.pid'}",
-        "--log-file=stdout", "--simple-log",
+        "--log-file=stdout", "--simple-log", "--verbose",
     ]  # fmt: skip
     proc = lab.run("pub", argv, name="turnserver")
 
