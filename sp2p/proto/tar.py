@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from sp2p.errors import RemoteProtocolError
+from sp2p.errors import LocalProtocolError, RemoteProtocolError
 
 BLOCK: Final = 512
 END_OF_ARCHIVE: Final = bytes(2 * BLOCK)
@@ -350,7 +350,7 @@ class TarParser:
         """Add input; ``b""`` means end of input."""
         if self._eof:
             if data:
-                raise RuntimeError("receive_data after end of input")
+                raise LocalProtocolError("receive_data after end of input")
             return
         if not data:
             self._eof = True
