@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import BinaryIO, Final
 
 from sp2p.archive import PieceReader, SourceReader, kind_of, plan_tar, read_verified, top_level_name
-from sp2p.errors import LocalIOError, LocalProtocolError, UsageError
+from sp2p.errors import LocalIOError, LocalProtocolError, RemoteProtocolError, UsageError
 from sp2p.extract import STAGING_PREFIX
 from sp2p.fsutil import (
     create_private_file,
@@ -236,13 +236,19 @@ class IncomingFile:
     Use as a context manager (aborts unless committed) or call `abort` on failure.
     """
 
-    def __init__(self, outdir: str | os.PathLike[str]) -> None:
+    def __init__(self, outdir: str | os.PathLike[str], *, limit: int | None = None) -> None:
         """Create ``.sp2p-recv-*`` (0600) in the existing directory `outdir`.
+
+        Args:
+            outdir: the output directory; it must exist (it is never created).
+            limit: the announced size; writing past it raises RemoteProtocolError
+                (None for streams, whose size is unknown).
 
         Raises:
             LocalIOError: outdir missing or not writable.
         """
         self.outdir = Path(outdir)
+        self._limit = limit
         self._out_fd = open_output_dir(self.outdir)
         try:
             self.temp_name, self._fd = create_private_file(TEMP_PREFIX, self._out_fd)
@@ -250,7 +256,7 @@ class IncomingFile:
             os.close(self._out_fd)
             raise io_error(f"creating a file in {self.outdir}", exc) from None
         self._closed = False
-        self._chosen: str | None = None
+        self._chosen: tuple[str, str] | None = None  # (wanted, free name) from prepare_commit
         self.written = 0
 
     @property
@@ -258,9 +264,17 @@ class IncomingFile:
         return self.outdir / self.temp_name
 
     def write(self, data: bytes | memoryview) -> None:
-        """Append `data`. Raises LocalIOError (disk full has its own message)."""
+        """Append `data`.
+
+        Raises:
+            RemoteProtocolError: more bytes than the announced size (T2); aborted.
+            LocalIOError: the write failed (disk full has its own message); aborted.
+        """
         if self._closed:
             raise LocalProtocolError("write after commit/abort")
+        if self._limit is not None and self.written + len(data) > self._limit:
+            self.abort()
+            raise RemoteProtocolError(f"the sender sent more than the announced {self._limit} bytes")
         try:
             write_all(self._fd, data)
         except OSError as exc:
@@ -270,8 +284,9 @@ class IncomingFile:
 
     def prepare_commit(self, name: str | bytes) -> Path:
         """The path `commit` will most likely use (for the summary before Complete)."""
-        self._chosen = self._free_name(safe_name(name))
-        return self.outdir / self._chosen
+        wanted = safe_name(name)
+        self._chosen = (wanted, self._free_name(wanted))
+        return self.outdir / self._chosen[1]
 
     def _free_name(self, wanted: str, after: str | None = None) -> str:
         candidates = numbered_names(wanted)
@@ -299,7 +314,10 @@ class IncomingFile:
         if self._closed:
             raise LocalProtocolError("commit after commit/abort")
         wanted = safe_name(name)
-        final = self._chosen if self._chosen is not None else self._free_name(wanted)
+        if self._chosen is not None and self._chosen[0] == wanted:
+            final = self._chosen[1]
+        else:
+            final = self._free_name(wanted)
         try:
             os.fsync(self._fd)
             os.fchmod(self._fd, 0o644 & ~current_umask())

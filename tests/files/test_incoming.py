@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sp2p import fsutil
-from sp2p.errors import LocalIOError
+from sp2p.errors import LocalIOError, RemoteProtocolError
 from sp2p.files import TEMP_PREFIX, IncomingFile, check_free_space, clean_stale
 from sp2p.fsutil import current_umask, io_error, rename_noreplace, write_all
 from tests.files.helpers import snapshot
@@ -92,6 +92,14 @@ def test_name_taken_after_prepare_commit_gets_the_next_number(tmp_path: Path) ->
         assert incoming.commit("r.txt") == tmp_path / "r (1).txt"
     assert (tmp_path / "r.txt").read_text() == "theirs"
     assert (tmp_path / "r (1).txt").read_text() == "mine"
+
+
+def test_t2_more_than_the_announced_size_is_refused(tmp_path: Path) -> None:
+    incoming = IncomingFile(tmp_path, limit=10)
+    incoming.write(b"x" * 10)
+    with pytest.raises(RemoteProtocolError, match="more than the announced 10 bytes"):
+        incoming.write(b"y")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_running_out_of_numbers_is_a_clear_error(tmp_path: Path) -> None:
