@@ -1,0 +1,118 @@
+"""Page states without a full transfer: first load, phone layout, keyboard use, bad links,
+unknown sessions and a wrong code."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.browser import new_context
+from tests.web.flows import NO_PICKERS, PageWatch, shot, start_send, wait_outcome
+
+pytestmark = pytest.mark.browser
+
+
+def test_send_page_loads_clean_and_is_keyboard_usable(chromium: Any, web_base: str) -> None:
+    ctx = new_context(chromium)
+    try:
+        page = ctx.new_page()
+        watch = PageWatch(page)
+        page.goto(web_base + "/")
+        assert page.title().startswith("SP2P")
+        assert page.is_visible("#choose-files") and page.is_visible("#choose-folder")
+        # Keyboard: Tab reaches the two pick buttons, in order.
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "choose-files"
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "choose-folder"
+        # Hidden inputs still carry accessible names.
+        assert page.get_attribute("#file-input", "aria-label") == "Files to send"
+        assert watch.errors == []
+    finally:
+        ctx.close()
+
+
+def test_phone_layout_has_no_horizontal_scroll(chromium: Any, web_base: str, tmp_path: Path) -> None:
+    ctx = new_context(chromium, viewport={"width": 360, "height": 740}, device_scale_factor=2)
+    try:
+        page = ctx.new_page()
+        src = tmp_path / ("a-rather-long-file-name-for-a-small-screen-" * 3 + ".pdf")
+        src.write_bytes(b"x" * 100)
+        start_send(page, web_base, str(src))
+        shot(page, "send-05-phone-share")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        # Buttons are comfortably tappable.
+        height = page.evaluate("document.querySelector('[data-copy-target=share-url]').offsetHeight")
+        assert height >= 40
+    finally:
+        ctx.close()
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        ("", "No transfer code found in the link."),
+        ("#nodash", "Invalid transfer code — expected SESSION_ID-SEED"),
+        ("#abcdefgh-not*base62", "Invalid transfer code — check that you copied it correctly"),
+        ("#abcdefgh-zzzzzzzzzzzzzzzzzzzzzzzz", "Invalid transfer code — check that you copied it correctly"),
+    ],
+)
+def test_bad_links_explain_themselves(chromium: Any, web_base: str, fragment: str, message: str) -> None:
+    ctx = new_context(chromium)
+    try:
+        page = ctx.new_page()
+        watch = PageWatch(page)
+        page.goto(web_base + "/r" + fragment)
+        assert wait_outcome(page) == message
+        assert "#" not in page.url
+        assert page.is_hidden("#confirm")
+        if not fragment:
+            shot(page, "receive-05-no-code")
+        assert watch.errors == []
+    finally:
+        ctx.close()
+
+
+def test_unknown_session(chromium: Any, web_base: str) -> None:
+    ctx = new_context(chromium)
+    try:
+        page = ctx.new_page()
+        page.add_init_script(NO_PICKERS)
+        page.goto(web_base + "/r#abcdefgh-SYW7RiJxkEgOGusQGwp")
+        page.wait_for_selector("#save-btn:visible")
+        assert "No preview" in (page.text_content("#confirm-note") or "")
+        page.click("#save-btn")
+        assert wait_outcome(page) == "Transfer session not found — the link may have expired or is invalid."
+        shot(page, "receive-06-session-not-found")
+    finally:
+        ctx.close()
+
+
+def test_wrong_code_fails_key_confirmation_on_both_sides(
+    two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
+) -> None:
+    sender, receiver = two_pages
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "secret.txt"
+    src.write_bytes(os.urandom(5000))
+    url = start_send(sender, web_base, str(src))
+    session_id, seed = url.split("#")[1].split("-", 1)
+    wrong = seed[:-1] + ("A" if seed[-1] != "A" else "B")
+    receiver.goto(f"{web_base}/r#{session_id}-{wrong}")
+    receiver.wait_for_selector("#save-btn:visible")
+    note = receiver.text_content("#confirm-note") or ""
+    assert "could not be decrypted" in note and "code is probably wrong" in note
+    assert receiver.text_content("#confirm-file") == "Unknown file"  # nothing leaks
+    shot(receiver, "receive-07-wrong-code-card")
+    receiver.click("#save-btn")
+    error = wait_outcome(receiver)
+    assert error.startswith("Key confirmation failed — wrong code")
+    shot(receiver, "receive-08-wrong-code-error")
+    sender_error = wait_outcome(sender)
+    assert sender_error != "done"
+    # The verify codes differ, as the user would notice.
+    assert sender.text_content("#verify-code") != receiver.text_content("#verify-code")
