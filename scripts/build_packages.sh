@@ -7,8 +7,10 @@
 #
 # Usage: bash scripts/build_packages.sh [--binary PATH] [--out DIR]
 #                                       [--release-base URL] [--sums FILE]...
+#        bash scripts/build_packages.sh --manifests-only --out DIR --release-base URL [--sums FILE]...
 #   --binary PATH        prebuilt binary (default: build one with scripts/build_binary.sh)
-#   --out DIR            output directory (default: dist/packages)
+#   --out DIR            output directory (default: dist/packages); emptied first
+#   --manifests-only     only (re)render DIR/manifests from DIR/SHA256SUMS and --sums
 #   --release-base URL   versioned URL where the release files will be published, e.g.
 #                        https://example.org/sp2p/releases/v1.2.3 (env SP2P_RELEASE_BASE)
 #   --sums FILE          SHA256SUMS of another platform's build (macOS, Windows, arm64),
@@ -27,21 +29,18 @@ binary=""
 out="$root/dist/packages"
 release_base="${SP2P_RELEASE_BASE:-}"
 sums=()
+manifests_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --release-base) release_base=$2; shift 2 ;;
     --sums) sums+=("$2"); shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --manifests-only) manifests_only=1; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "build_packages.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
-
-if [ -z "$binary" ]; then
-  binary=$(bash scripts/build_binary.sh --no-measure | tail -n 1)
-fi
-[ -x "$binary" ] || { echo "build_packages.sh: not an executable: $binary" >&2; exit 1; }
 
 version=$(python3 -c 'import sp2p; print(sp2p.__version__)')
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
@@ -63,6 +62,19 @@ esac
 exe=""
 [ "$os" = windows ] && exe=".exe"
 
+if [ "$manifests_only" -eq 1 ]; then
+  if [ -z "$release_base" ] || [ ! -f "$out/SHA256SUMS" ]; then
+    echo "build_packages.sh: --manifests-only needs --release-base and $out/SHA256SUMS" >&2
+    exit 2
+  fi
+elif [ -z "$binary" ]; then
+  binary=$(bash scripts/build_binary.sh --no-measure | tail -n 1)
+fi
+if [ "$manifests_only" -eq 0 ] && [ ! -x "$binary" ]; then
+  echo "build_packages.sh: not an executable: $binary" >&2
+  exit 1
+fi
+
 sha256() {
   if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d ' ' -f 1
   else shasum -a 256 "$1" | cut -d ' ' -f 1; fi
@@ -70,71 +82,76 @@ sha256() {
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-rm -rf "$out"
-mkdir -p "$out"
 
-# 1. The raw binary and its checksum: what /dl serves and the bootstrap scripts verify.
-asset="sp2p-$os-$arch$exe"
-cp "$binary" "$out/$asset"
-chmod 0755 "$out/$asset"
-printf '%s  %s\n' "$(sha256 "$out/$asset")" "$asset" >"$out/$asset.sha256"
+build_artifacts() {
+  rm -rf "$out"
+  mkdir -p "$out"
 
-# 2. Upstream-compatible archive (/dl/{os}/{arch}): one top-level `sp2p` entry.
-mkdir -p "$work/archive"
-cp "$binary" "$work/archive/sp2p$exe"
-chmod 0755 "$work/archive/sp2p$exe"
-if [ "$os" = windows ]; then
-  (cd "$work/archive" && python3 -m zipfile -c "$out/sp2p_${os}_${arch}.zip" "sp2p$exe")
-else
-  tar -C "$work/archive" --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
-    -cf - "sp2p$exe" | gzip -9n >"$out/sp2p_${os}_${arch}.tar.gz"
-fi
+  # 1. The raw binary and its checksum: what /dl serves and the bootstrap scripts verify.
+  asset="sp2p-$os-$arch$exe"
+  cp "$binary" "$out/$asset"
+  chmod 0755 "$out/$asset"
+  printf '%s  %s\n' "$(sha256 "$out/$asset")" "$asset" >"$out/$asset.sha256"
 
-# The man page carries the version being packaged.
-sed "s/^\.TH SP2P 1 .*/.TH SP2P 1 \"$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d 2>/dev/null ||
-  date -u -r "$SOURCE_DATE_EPOCH" +%Y-%m-%d)\" \"sp2p $version\" \"User Commands\"/" \
-  packaging/man/sp2p.1 >"$work/sp2p.1"
-
-if [ "$os" = linux ]; then
-  # 3. Debian package.
-  deb="$work/deb"
-  install -D -m 0755 "$binary" "$deb/usr/bin/sp2p"
-  install -d "$deb/usr/share/man/man1" "$deb/usr/share/doc/sp2p" "$deb/DEBIAN"
-  gzip -9n <"$work/sp2p.1" >"$deb/usr/share/man/man1/sp2p.1.gz"
-  install -m 0644 packaging/debian/copyright "$deb/usr/share/doc/sp2p/copyright"
-  glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
-  size=$(du -sk --exclude=DEBIAN "$deb" | cut -f 1)
-  sed -e "s/@@VERSION@@/$version/" -e "s/@@DEB_ARCH@@/$deb_arch/" \
-    -e "s/@@INSTALLED_SIZE@@/$size/" -e "s/@@GLIBC@@/$glibc/" \
-    -e "s|@@MAINTAINER@@|$maintainer|" -e "s|@@HOMEPAGE@@|$homepage|" \
-    packaging/debian/control.in | grep -v '^Homepage: *$' >"$deb/DEBIAN/control"
-  dpkg-deb --root-owner-group -Zxz --build "$deb" "$out/sp2p_${version}_${deb_arch}.deb" >/dev/null
-
-  # 4. RPM package.
-  if command -v rpmbuild >/dev/null 2>&1; then
-    rpm_args=(--define "_topdir $work/rpm" --define "sp2p_version $version"
-      --define "sp2p_binary $binary" --define "sp2p_man $work/sp2p.1"
-      --define "sp2p_license $root/packaging/debian/copyright"
-      --define "_buildhost reproducible" --define "use_source_date_epoch_as_buildtime 1")
-    [ -n "$homepage" ] && rpm_args+=(--define "sp2p_homepage $homepage")
-    rpmbuild -bb --quiet --target "$rpm_arch" "${rpm_args[@]}" packaging/rpm/sp2p.spec >&2
-    cp "$work/rpm/RPMS/$rpm_arch/"*.rpm "$out/"
+  # 2. Upstream-compatible archive (/dl/{os}/{arch}): one top-level `sp2p` entry.
+  mkdir -p "$work/archive"
+  cp "$binary" "$work/archive/sp2p$exe"
+  chmod 0755 "$work/archive/sp2p$exe"
+  if [ "$os" = windows ]; then
+    (cd "$work/archive" && python3 -m zipfile -c "$out/sp2p_${os}_${arch}.zip" "sp2p$exe")
   else
-    echo "build_packages.sh: rpmbuild not found (Debian: apt install rpm); no .rpm" >&2
+    tar -C "$work/archive" --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" \
+      -cf - "sp2p$exe" | gzip -9n >"$out/sp2p_${os}_${arch}.tar.gz"
   fi
-fi
 
-# 5. Source tarball (the APKBUILD builds from it).
-if git rev-parse --git-dir >/dev/null 2>&1; then
-  git archive --format=tar --prefix="sp2p-$version/" HEAD | gzip -9n >"$out/sp2p-$version.tar.gz"
-fi
+  # The man page carries the version being packaged.
+  sed "s/^\.TH SP2P 1 .*/.TH SP2P 1 \"$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%d 2>/dev/null ||
+    date -u -r "$SOURCE_DATE_EPOCH" +%Y-%m-%d)\" \"sp2p $version\" \"User Commands\"/" \
+    packaging/man/sp2p.1 >"$work/sp2p.1"
 
-# 6. Checksums of everything above.
-(cd "$out" && for f in *; do
-  case "$f" in *.sha256|SHA256SUMS) continue ;; esac
-  printf '%s  %s\n' "$(sha256 "$f")" "$f"
-done) >"$work/SHA256SUMS"
-mv "$work/SHA256SUMS" "$out/SHA256SUMS"
+  if [ "$os" = linux ]; then
+    # 3. Debian package.
+    deb="$work/deb"
+    install -D -m 0755 "$binary" "$deb/usr/bin/sp2p"
+    install -d "$deb/usr/share/man/man1" "$deb/usr/share/doc/sp2p" "$deb/DEBIAN"
+    gzip -9n <"$work/sp2p.1" >"$deb/usr/share/man/man1/sp2p.1.gz"
+    install -m 0644 packaging/debian/copyright "$deb/usr/share/doc/sp2p/copyright"
+    glibc=$(getconf GNU_LIBC_VERSION | awk '{print $2}')
+    size=$(du -sk --exclude=DEBIAN "$deb" | cut -f 1)
+    sed -e "s/@@VERSION@@/$version/" -e "s/@@DEB_ARCH@@/$deb_arch/" \
+      -e "s/@@INSTALLED_SIZE@@/$size/" -e "s/@@GLIBC@@/$glibc/" \
+      -e "s|@@MAINTAINER@@|$maintainer|" -e "s|@@HOMEPAGE@@|$homepage|" \
+      packaging/debian/control.in | grep -v '^Homepage: *$' >"$deb/DEBIAN/control"
+    dpkg-deb --root-owner-group -Zxz --build "$deb" "$out/sp2p_${version}_${deb_arch}.deb" >/dev/null
+
+    # 4. RPM package.
+    if command -v rpmbuild >/dev/null 2>&1; then
+      rpm_args=(--define "_topdir $work/rpm" --define "sp2p_version $version"
+        --define "sp2p_binary $binary" --define "sp2p_man $work/sp2p.1"
+        --define "sp2p_license $root/packaging/debian/copyright"
+        --define "_buildhost reproducible" --define "use_source_date_epoch_as_buildtime 1")
+      [ -n "$homepage" ] && rpm_args+=(--define "sp2p_homepage $homepage")
+      rpmbuild -bb --quiet --target "$rpm_arch" "${rpm_args[@]}" packaging/rpm/sp2p.spec >&2
+      cp "$work/rpm/RPMS/$rpm_arch/"*.rpm "$out/"
+    else
+      echo "build_packages.sh: rpmbuild not found (Debian: apt install rpm); no .rpm" >&2
+    fi
+  fi
+
+  # 5. Source tarball (the APKBUILD builds from it).
+  if git rev-parse --git-dir >/dev/null 2>&1; then
+    git archive --format=tar --prefix="sp2p-$version/" HEAD | gzip -9n >"$out/sp2p-$version.tar.gz"
+  fi
+
+  # 6. Checksums of everything above.
+  (cd "$out" && for f in *; do
+    case "$f" in *.sha256|SHA256SUMS) continue ;; esac
+    printf '%s  %s\n' "$(sha256 "$f")" "$f"
+  done) >"$work/SHA256SUMS"
+  mv "$work/SHA256SUMS" "$out/SHA256SUMS"
+}
+
+[ "$manifests_only" -eq 1 ] || build_artifacts
 
 # 7. Package-manager manifests, rendered only when every checksum they need is known.
 if [ -n "$release_base" ]; then

@@ -8,14 +8,24 @@ test fills.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import sp2p
 from tests.dist.helpers import REPO_ROOT
 from tests.support.server_proc import ServerProc, start_server
+
+RELEASE_BASE = f"https://downloads.example.org/sp2p/v{sp2p.__version__}"
+#: stand-ins for the SHA256SUMS of the builds made on other machines (macOS, Windows, arm64)
+OTHER_PLATFORMS = {
+    name: hashlib.sha256(name.encode()).hexdigest()
+    for name in ("sp2p-darwin-arm64", "sp2p-darwin-amd64", "sp2p-linux-arm64",
+                 "sp2p-windows-amd64.exe", "sp2p-windows-arm64.exe")
+}
 
 
 @pytest.fixture(scope="session")
@@ -36,11 +46,14 @@ def frozen_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def release_dir(frozen_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """scripts/build_packages.sh output for the frozen binary (deb, rpm, tarballs, sums)."""
+    """scripts/build_packages.sh output for the frozen binary: deb, rpm, tarballs, sums, and
+    the manifests rendered with stand-in checksums for the other platforms."""
     out = tmp_path_factory.mktemp("release")
+    other = tmp_path_factory.mktemp("other-platforms") / "SHA256SUMS"
+    other.write_text("".join(f"{digest}  {name}\n" for name, digest in OTHER_PLATFORMS.items()))
     result = subprocess.run(
         ["bash", "scripts/build_packages.sh", "--binary", str(frozen_binary),
-         "--out", str(out)],
+         "--out", str(out), "--release-base", RELEASE_BASE, "--sums", str(other)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, f"build_packages failed:\n{result.stderr[-6000:]}"
