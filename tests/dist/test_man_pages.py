@@ -1,0 +1,87 @@
+"""The man pages render cleanly and are true to the code: flags, config keys, exit codes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from server.flags import FLAGS as SERVER_FLAGS
+from sp2p import cli, config
+from sp2p.status import ExitStatus
+from tests.dist.helpers import REPO_ROOT
+
+MAN_DIR = REPO_ROOT / "packaging" / "man"
+PAGES = ("sp2p.1", "sp2p-server.1")
+
+
+def plain(page: str) -> str:
+    """The page as man renders it, in plain text."""
+    result = subprocess.run(
+        ["man", "--warnings", "-l", str(MAN_DIR / page)],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "MANWIDTH": "100", "MAN_KEEP_FORMATTING": "0", "LC_ALL": "C.UTF-8"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", f"groff warnings in {page}:\n{result.stderr}"
+    return re.sub(r".\x08", "", result.stdout)
+
+
+def section(text: str, title: str) -> str:
+    match = re.search(rf"^{title}\n(.*?)(?=^[A-Z][A-Z ]+\n|\Z)", text, re.M | re.S)
+    assert match, f"no {title} section"
+    return match.group(1)
+
+
+def documented_flags(page: str) -> set[str]:
+    """Flags that have their own tagged paragraph (`.TP`/`.TQ` then `.B[I] \\-name`)."""
+    lines = (MAN_DIR / page).read_text().splitlines()
+    flags = set()
+    for previous, line in zip(lines, lines[1:], strict=False):
+        match = re.match(r"\.(?:B|BI|BR) \\-((?:[a-z0-9]|\\-)+)", line)
+        if previous in (".TP", ".TQ") and match:
+            flags.add(match.group(1).replace("\\-", "-"))
+    return flags
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_renders_without_warnings(page: str) -> None:
+    text = plain(page)
+    assert "NAME" in text and "SYNOPSIS" in text
+
+
+def test_cli_flags_match_the_parser() -> None:
+    code_flags = set(cli.SEND_FLAGS) | set(cli.RECEIVE_FLAGS)
+    assert {"server", "url", "name", "compress", "allow-relay", "transport", "parallel", "v",
+            "output", "stdout"} <= code_flags  # the contract in the team brief
+    plain("sp2p.1")
+    documented = documented_flags("sp2p.1") - {"h"}
+    assert documented == code_flags
+
+
+def test_cli_config_keys_and_environment() -> None:
+    text = plain("sp2p.1")
+    files = section(text, "FILES")
+    for key in config._KEYS:
+        assert re.search(rf"\b{re.escape(key)}\b", files), f"config key {key} undocumented"
+    assert "$XDG_CONFIG_HOME/sp2p/config.yaml" in files
+    assert "~/.config/sp2p/config.yaml" in files
+    environment = section(text, "ENVIRONMENT")
+    assert config.ENV_SERVER in environment and config.ENV_URL in environment
+
+
+def test_cli_exit_codes_match_status_py() -> None:
+    exit_section = section(plain("sp2p.1"), "EXIT STATUS")
+    documented = {int(n) for n in re.findall(r"^\s{7}(\d+)\s*$", exit_section, re.M)}
+    documented |= {int(n) for n in re.findall(r"^\s{7}(\d+)\s{2,}\S", exit_section, re.M)}
+    assert documented == {int(status) for status in ExitStatus}
+
+
+def test_server_flags_match_server_flags_py() -> None:
+    text = plain("sp2p-server.1")
+    code_flags = {flag.name for flag in SERVER_FLAGS} | {"version"}
+    assert documented_flags("sp2p-server.1") == code_flags
+    for flag in SERVER_FLAGS:  # each flag's environment variable is named next to it
+        assert f"({flag.env})" in text.replace("\n", " "), flag.env
