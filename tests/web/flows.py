@@ -128,9 +128,9 @@ def start_send(page: Any, base: str, files: Any, *, folder: bool = False) -> str
     return url
 
 
-def wait_outcome(page: Any) -> str:
+def wait_outcome(page: Any, timeout_ms: int = TIMEOUT_MS) -> str:
     """Wait until the page shows done or an error; return "done" or the error text."""
-    page.wait_for_selector("#done:visible, #error:visible", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#done:visible, #error:visible", timeout=timeout_ms)
     if page.is_visible("#done"):
         return "done"
     return page.text_content("#error-text") or "error"

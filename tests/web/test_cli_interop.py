@@ -1,0 +1,156 @@
+"""CLI <-> browser through the real server: the SHA-256 of what was saved equals the source."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.web.cli import Cli, require_cli_webrtc
+from tests.web.flows import (
+    NO_PICKERS,
+    OPFS_PICKERS,
+    OPFS_TREE,
+    sha256_file,
+    shot,
+    start_send,
+    tree_hashes,
+    wait_outcome,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
+
+
+@pytest.fixture
+def clis() -> Iterator[list[Cli]]:
+    started: list[Cli] = []
+    try:
+        yield started
+    finally:
+        for c in started:
+            c.stop()
+
+
+@pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    from tests.web.browser import new_context
+
+    ctx = new_context(chromium)
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
+
+
+def cli_send(clis: list[Cli], web_base: str, *paths: Path) -> tuple[Cli, str]:
+    cli = Cli("send", "-server", web_base, *map(str, paths))
+    clis.append(cli)
+    return cli, cli.wait_code()
+
+
+def random_file(path: Path, size: int) -> Path:
+    with path.open("wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(left, 1 << 20))
+            f.write(block)
+            left -= len(block)
+    return path
+
+
+def browser_download(page: Any, web_base: str, code: str, dest: Path) -> tuple[Path, str]:
+    """Confirm on /r#code and save the streamed download; fails fast if the page shows an error."""
+    page.add_init_script(NO_PICKERS)
+    page.goto(f"{web_base}/r#{code}")
+    page.wait_for_selector("#save-btn:visible", timeout=60_000)
+    preview = (page.text_content("#confirm-file") or "", page.text_content("#confirm-size") or "")
+    downloads: list[Any] = []
+    page.on("download", downloads.append)
+    page.click("#save-btn")
+    outcome = wait_outcome(page, timeout_ms=600_000)
+    assert outcome == "done", outcome
+    assert len(downloads) == 1
+    target = dest / "downloaded"
+    downloads[0].save_as(target)
+    return target, f"{preview[0]}|{preview[1]}|{downloads[0].suggested_filename}"
+
+
+def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    require_cli_webrtc()
+    src = random_file(tmp_path / "one-mib.bin", 1 << 20)
+    cli, code = cli_send(clis, web_base, src)
+    saved, seen = browser_download(page, web_base, code, tmp_path)
+    assert seen == "one-mib.bin|1.0 MB|one-mib.bin"
+    shot(page, "cli-01-to-browser-done")
+    assert cli.wait(120) == 0, cli.output()
+    assert sha256_file(saved) == sha256_file(src)
+
+
+@pytest.mark.slow
+def test_cli_to_browser_300mib(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    require_cli_webrtc()
+    src = random_file(tmp_path / "big.bin", 300 << 20)
+    cli, code = cli_send(clis, web_base, src)
+    saved, seen = browser_download(page, web_base, code, tmp_path)
+    assert seen == "big.bin|300.0 MB|big.bin"
+    assert cli.wait(300) == 0, cli.output()
+    assert sha256_file(saved) == sha256_file(src)
+
+
+def make_tree(root: Path) -> Path:
+    top = root / "project"
+    (top / "src" / "deep").mkdir(parents=True)
+    (top / "README.md").write_text("hello\n")
+    (top / "src" / "main.py").write_text("print('hi')\n")
+    (top / "src" / "deep" / "data.bin").write_bytes(os.urandom(400_000))
+    (top / "src" / "deep" / "ünï.txt").write_text("u")
+    (top / "empty").mkdir()
+    return top
+
+
+def test_cli_folder_to_browser_extract(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    require_cli_webrtc()
+    top = make_tree(tmp_path)
+    cli, code = cli_send(clis, web_base, top)
+    page.add_init_script(OPFS_PICKERS)
+    page.goto(f"{web_base}/r#{code}")
+    page.wait_for_selector("#extract-btn:visible", timeout=60_000)
+    assert page.text_content("#confirm-file") == "project"
+    page.click("#extract-btn")
+    assert wait_outcome(page) == "done"
+    assert cli.wait(120) == 0, cli.output()
+    got = page.evaluate(OPFS_TREE, "extract")
+    want = {f"project/{k}": v for k, v in tree_hashes(top).items()}
+    want["project/"] = ""
+    assert got == want
+
+
+def test_browser_to_cli_file(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    require_cli_webrtc()
+    src = random_file(tmp_path / "from-browser.bin", 3 * (1 << 20) + 12345)
+    url = start_send(page, web_base, str(src))
+    out = tmp_path / "out"
+    out.mkdir()
+    cli = Cli("receive", "-server", web_base, "-output", str(out), url.split("#", 1)[1])
+    clis.append(cli)
+    assert cli.wait(120) == 0, cli.output()
+    assert wait_outcome(page) == "done"
+    shot(page, "cli-02-browser-to-cli-done")
+    assert sha256_file(out / src.name) == sha256_file(src)
+
+
+def test_browser_to_cli_folder(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    require_cli_webrtc()
+    top = make_tree(tmp_path)
+    (top / "empty").rmdir()  # a folder <input> lists files only
+    url = start_send(page, web_base, str(top), folder=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    cli = Cli("receive", "-server", web_base, "-output", str(out), url.split("#", 1)[1])
+    clis.append(cli)
+    assert cli.wait(120) == 0, cli.output()
+    assert wait_outcome(page) == "done"
+    assert tree_hashes(out / "project") == tree_hashes(top)
