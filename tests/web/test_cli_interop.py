@@ -68,7 +68,7 @@ def browser_download(page: Any, web_base: str, code: str, dest: Path) -> tuple[P
     page.wait_for_selector("#save-btn:visible", timeout=60_000)
     preview = (page.text_content("#confirm-file") or "", page.text_content("#confirm-size") or "")
     downloads: list[Any] = []
-    page.on("download", downloads.append)
+    page.on("download", lambda d: downloads.append(d))
     page.click("#save-btn")
     outcome = wait_outcome(page, timeout_ms=600_000)
     assert outcome == "done", outcome
