@@ -46,7 +46,8 @@ API of `Lab` (host names: "pub", "r1", "r2", "h1", "h2", plus any `add_host`):
                                         .stun_url, .turn_url, .secret, .credentials(ttl)
     lab.start_miniupnpd(router="r1") -> Popen   IGD on the router's LAN, port forwarding live
     lab.capture(host, iface="any", bpf="") -> Capture; capture.stop() -> pcap bytes
-    lab.call(host, fn, *args) -> result  run a Python callable on a thread inside host
+    lab.call(host, fn, *args, call_timeout=60, **kw) -> result
+                                        run a Python callable on a thread inside host
                                         (sockets it creates live there; one thread per host)
     lab.submit(host, fn, *args) -> Future  same on a fresh thread, for blocking work
     lab.wait_tcp(host, ip, port, timeout) connect from host until ip:port accepts

@@ -346,13 +346,19 @@ class Lab:
         return self._workers[host]
 
     def call(
-        self, host: str, fn: Callable[..., T], *args: Any, timeout: float | None = 60.0, **kw: Any
+        self,
+        host: str,
+        fn: Callable[..., T],
+        *args: Any,
+        call_timeout: float | None = 60.0,
+        **kw: Any,
     ) -> T:
         """Call `fn(*args, **kw)` on `host`'s worker thread (sockets it opens live in `host`).
 
         Calls to one host run one after another; use `submit` for something that blocks.
+        `call_timeout` bounds the wait and is not passed to `fn`.
         """
-        return self.worker(host).call(fn, *args, timeout=timeout, **kw)
+        return self.worker(host).call(fn, *args, call_timeout=call_timeout, **kw)
 
     def submit(self, host: str, fn: Callable[..., T], *args: Any, **kw: Any) -> Future[T]:
         """Like `call`, but on a fresh thread in `host`, returning a Future at once."""

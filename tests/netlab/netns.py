@@ -167,8 +167,11 @@ class NsWorker:
         self._jobs.put((lambda: fn(*args, **kw), fut))
         return fut
 
-    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = 60.0, **kw: Any) -> T:
-        return self.submit(fn, *args, **kw).result(timeout=timeout)
+    def call(
+        self, fn: Callable[..., T], *args: Any, call_timeout: float | None = 60.0, **kw: Any
+    ) -> T:
+        """Run `fn(*args, **kw)` here and wait (`call_timeout` is ours, never passed to fn)."""
+        return self.submit(fn, *args, **kw).result(timeout=call_timeout)
 
     def stop(self) -> None:
         self._jobs.put(None)
@@ -179,6 +182,6 @@ def in_netns(ns: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T:
     """Run `fn` once in a fresh thread inside `ns` and return its result (or raise)."""
     worker = NsWorker(ns)
     try:
-        return worker.call(fn, *args, timeout=None, **kw)
+        return worker.call(fn, *args, call_timeout=None, **kw)
     finally:
         worker.stop()

@@ -120,7 +120,7 @@ def start_coturn(
             stun_request(s, (PUB_IP, port), timeout=15)
 
     try:
-        lab.call("pub", ready, timeout=20)
+        lab.call("pub", ready, call_timeout=20)
     except (TimeoutError, OSError) as exc:
         raise NetnsError(f"coturn not answering STUN: {exc}\n{lab.output_of(proc)[-3000:]}") from exc
     coturn = Coturn(proc, PUB_IP, port, secret, realm)
@@ -224,7 +224,9 @@ class Capture:
 def start_capture(lab: Lab, host: str, iface: str = "any", bpf: str = "") -> Capture:
     """Capture whole packets on `iface` in `host` (e.g. pub/br0 sees all relay traffic)."""
     path = lab.workdir / f"capture-{host}-{iface}-{time.monotonic_ns()}.pcap"
-    argv = ["tcpdump", "-i", iface, "-s", "0", "-U", "-n", "-Z", "root", "-w", str(path)]
+    # immediate mode: packets are written as they come, not in 1 s blocks lost on SIGTERM
+    argv = ["tcpdump", "-i", iface, "-s", "0", "-U", "--immediate-mode", "-n", "-Z", "root",
+            "-w", str(path)]  # fmt: skip
     if bpf:
         argv.append(bpf)
     proc = lab.start(host, argv, ready_text="listening on", name="tcpdump")

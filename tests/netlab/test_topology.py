@@ -108,3 +108,21 @@ def test_lab_outside_pytest_context_manager():
             lab.ip("h1")
         )
     assert ns not in list_netns()
+
+
+def test_capture_in_pub_sees_lan_traffic(netlab):
+    lab = netlab()
+    lab.start_stun_reflector()
+    cap = lab.capture("pub", "br0", "udp")
+    marker = b"netlab-capture-marker-" + os.urandom(4).hex().encode()
+
+    def send() -> None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(3)
+            s.sendto(marker, (PUB_IP, REFLECTOR_PORTS[0]))
+            s.recvfrom(100)
+
+    lab.call("h1", send)
+    pcap = cap.stop()
+    assert pcap[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4")  # a pcap file
+    assert marker in pcap

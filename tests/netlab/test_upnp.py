@@ -8,7 +8,7 @@ import time
 import miniupnpc
 import pytest
 
-from sp2p.net.upnp import ExternalKind, UpnpMapping, classify_external
+from sp2p.net.upnp import ExternalKind, UpnpError, UpnpMapping, classify_external
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -47,7 +47,7 @@ def test_mapping_forwards_from_pub_and_is_removed_on_close(netlab):
     srv = listen(lab, "h1")
     port = srv.getsockname()[1]
     with srv:
-        m = lab.call("h1", UpnpMapping.create, port, timeout=5)
+        m = lab.call("h1", lambda: UpnpMapping.create(port, timeout=5))
         assert m is not None
         assert (m.external_ip, m.external_port) == (lab.ip("r1"), port)
         assert m.external_address == f"{lab.ip('r1')}:{port}"
@@ -69,7 +69,7 @@ def test_mapping_forwards_from_pub_and_is_removed_on_close(netlab):
 def test_no_gateway_gives_none_within_budget(netlab):
     lab = netlab()  # r2 runs no miniupnpd
     started = time.monotonic()
-    assert lab.call("h2", UpnpMapping.create, 4444, timeout=5, discover_timeout=1.0) is None
+    assert lab.call("h2", lambda: UpnpMapping.create(4444, discover_timeout=1.0)) is None
     assert time.monotonic() - started < 5
 
 
@@ -82,6 +82,8 @@ def test_lease_is_renewed_while_open(netlab):
         plain = lab.call(
             "h1", UpnpMapping.create, plain_srv.getsockname()[1], lease=4, renew=False
         )
+        assert renewed is not None
+        assert plain is not None
         try:
             time.sleep(7)  # well past the 4 s lease; miniupnpd expires leases on its own
             assert entry(lab, renewed.external_port) is not None
@@ -120,3 +122,16 @@ def test_taken_external_port_falls_back_to_another(netlab):
 )  # fmt: skip
 def test_classify_external(ip, kind):
     assert classify_external(ip) is kind
+
+
+def test_stalled_gateway_raises_within_budget(netlab):
+    lab = netlab()
+    lab.start_miniupnpd("r1")
+    # SSDP is answered, but the IGD's HTTP port goes silent
+    lab.check_output(
+        "r1", ["iptables-legacy", "-I", "INPUT", "-p", "tcp", "--dport", "5000", "-j", "DROP"]
+    )
+    started = time.monotonic()
+    with pytest.raises(UpnpError, match="within 1.5 s"):
+        lab.call("h1", lambda: UpnpMapping.create(4555, timeout=1.5))
+    assert time.monotonic() - started < 3
