@@ -167,3 +167,47 @@ def test_receiver_cancel_stops_both_sides(two_pages: tuple[Any, Any], web_base: 
         }"""
     )
     assert size == 0
+
+
+SLOW_DISK = """
+(() => {
+  // A save target that takes 0.6 s per write: far slower than the network, for ~20 s.
+  window.showSaveFilePicker = async (opts = {}) => {
+    const root = await navigator.storage.getDirectory();
+    const real = await root.getFileHandle(opts.suggestedName || 'file', { create: true });
+    return {
+      name: real.name,
+      createWritable: async () => {
+        const w = await real.createWritable();
+        return {
+          write: async (b) => { await new Promise(r => setTimeout(r, 600)); return w.write(b); },
+          close: () => w.close(),
+          abort: () => w.abort(),
+        };
+      },
+    };
+  };
+})();
+"""
+
+
+@pytest.mark.slow
+def test_slow_receiver_is_not_aborted(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
+    """W20/W3: a consumer slower than the link for longer than the 15 s liveness window must
+    neither trip a buffer limit nor be declared dead; heartbeats keep both sides alive."""
+    sender, receiver = two_pages
+    receiver.add_init_script(SLOW_DISK)
+    src = tmp_path / "slow.bin"
+    src.write_bytes(os.urandom(8 << 20))
+    url = start_send(sender, web_base, str(src))
+    receiver.goto(url)
+    receiver.click("#save-btn")
+    assert wait_outcome(receiver) == "done"
+    assert wait_outcome(sender) == "done"
+    digest = receiver.evaluate(
+        """async () => { const r = await navigator.storage.getDirectory();
+             const f = await (await r.getFileHandle('slow.bin')).getFile();
+             const d = new Uint8Array(await crypto.subtle.digest('SHA-256', await f.arrayBuffer()));
+             return Array.from(d, b => b.toString(16).padStart(2, '0')).join(''); }"""
+    )
+    assert digest == sha256_file(src)

@@ -192,3 +192,10 @@ def test_incremental_sha256(js_page: Any) -> None:
     data = os.urandom(1_000_003)
     for step in (1000, 65536, 262144):
         assert call(js_page, "sha256Pieces", b64(data), step) == hashlib.sha256(data).hexdigest()
+
+
+def test_early_peer_mac_is_not_lost(js_page: Any) -> None:
+    """W26: everything the peer sends before we start reading is buffered, MAC first."""
+    got = call(js_page, "earlyMacIsKept")
+    assert got["bufferedBeforeReading"] == 32 + 300000
+    assert got["same"] is True

@@ -66,3 +66,44 @@ export function sha256Pieces(b64, step) {
   for (let off = 0; off < bytes.length; off += step) h.update(bytes.subarray(off, off + step));
   return h.hex();
 }
+
+/**
+ * W26: the peer writes its MAC and a frame the moment the channel opens; our side only starts
+ * reading half a second later. Nothing may be lost: confirmKeys then the first frame succeed.
+ */
+export async function earlyMacIsKept() {
+  const { ByteStream } = await import("/static/js/channel.js");
+  const { confirmKeys } = await import("/static/js/session.js");
+  const a = new RTCPeerConnection();
+  const b = new RTCPeerConnection();
+  a.onicecandidate = (e) => e.candidate && b.addIceCandidate(e.candidate);
+  b.onicecandidate = (e) => e.candidate && a.addIceCandidate(e.candidate);
+  const macA = crypto.getRandomValues(new Uint8Array(32));
+  const macB = crypto.getRandomValues(new Uint8Array(32));
+  const payload = new Uint8Array(300000);
+  for (let off = 0; off < payload.length; off += 65536) {
+    crypto.getRandomValues(payload.subarray(off, off + 65536));
+  }
+  let streamB = null;
+  b.ondatachannel = (e) => {
+    streamB = new ByteStream(e.channel); // attached in the same task, as the pages do
+  };
+  const dc = a.createDataChannel("sp2p");
+  const streamA = new ByteStream(dc);
+  dc.onopen = () => {
+    streamA.sendMessage(macA); // eager peer: MAC and data at once, before B does anything
+    streamA.send(payload);
+  };
+  await a.setLocalDescription();
+  await b.setRemoteDescription(a.localDescription);
+  await b.setLocalDescription();
+  await a.setRemoteDescription(b.localDescription);
+  await new Promise((r) => setTimeout(r, 1500)); // B is "busy" (key derivation, UI, ...)
+  const before = streamB.available;
+  await confirmKeys(streamB, macB, macA);
+  const rest = await streamB.read(payload.length);
+  const same = rest.every((x, i) => x === payload[i]);
+  a.close();
+  b.close();
+  return { bufferedBeforeReading: before, same };
+}
