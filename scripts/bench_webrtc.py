@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Throughput of the WebRTC data channel on loopback: stock aiortc vs sp2p's Channel.
+
+Each run moves --size MiB from a sender to a receiver, each peer in its own process
+(as in real use), signaling relayed through multiprocessing queues. Figures are
+receiver-side: first byte to last byte.
+
+  stock    bare aiortc, one asyncio loop per process, 256 KiB dc.send() calls paced
+           by bufferedAmount / bufferedamountlow (the usual aiortc idiom); aiortc as shipped
+  channel  sp2p.net.webrtc.WebRTCPeer + its blocking Channel, aiortc as shipped
+           (SP2P_WEBRTC_STOCK=1): the cost of our threading layer alone
+  tuned    the same with sp2p.net.webrtc_sctp's patches: what sp2p ships
+
+Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--modes stock,channel,tuned]
+       [--profile sender|receiver] (cProfile of one side of a tuned run, top 25)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import multiprocessing as mp
+import os
+import pstats
+import queue
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MESSAGE = 262144
+HIGH_WATER = 4 * 1024 * 1024
+LOW_WATER = 1024 * 1024
+TIMEOUT = 300.0
+
+
+def _relay_reader(inbox: Any, deliver: Any, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            kind, payload = inbox.get(timeout=0.1)
+        except queue.Empty:
+            continue
+        deliver(kind, payload)
+
+
+# -- stock aiortc --------------------------------------------------------------------
+
+
+async def _stock(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> None:
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    async def next_signal() -> tuple[str, dict[str, Any]]:
+        item: tuple[str, dict[str, Any]] = await loop.run_in_executor(None, inbox.get, True, TIMEOUT)
+        return item
+
+    if role == "sender":
+        channel = pc.createDataChannel("sp2p")
+        opened = asyncio.Event()
+        channel.on("open", opened.set)
+        await pc.setLocalDescription(await pc.createOffer())
+        outbox.put(("offer", {"sdp": pc.localDescription.sdp, "type": "offer"}))
+        kind, answer = await next_signal()
+        await pc.setRemoteDescription(RTCSessionDescription(**answer))
+        await opened.wait()
+        low = asyncio.Event()
+        channel.bufferedAmountLowThreshold = LOW_WATER
+        channel.on("bufferedamountlow", low.set)
+        block = os.urandom(MESSAGE)
+        sent = 0
+        while sent < total:
+            if channel.bufferedAmount > HIGH_WATER:
+                low.clear()
+                await low.wait()
+            channel.send(block)
+            sent += MESSAGE
+        await loop.run_in_executor(None, inbox.get, True, TIMEOUT)  # receiver's "done"
+    else:
+        got = 0
+        first = 0.0
+
+        @pc.on("datachannel")
+        def on_channel(channel: Any) -> None:
+            @channel.on("message")
+            def on_message(message: bytes) -> None:
+                nonlocal got, first
+                if not first:
+                    first = time.monotonic()
+                got += len(message)
+                if got >= total:
+                    results.put((first, time.monotonic(), got))
+                    done.set()
+
+        kind, offer = await next_signal()
+        await pc.setRemoteDescription(RTCSessionDescription(**offer))
+        await pc.setLocalDescription(await pc.createAnswer())
+        outbox.put(("answer", {"sdp": pc.localDescription.sdp, "type": "answer"}))
+        await asyncio.wait_for(done.wait(), TIMEOUT)
+        outbox.put(("done", {}))
+    await pc.close()
+
+
+# -- sp2p Channel ---------------------------------------------------------------------
+
+
+def _channel(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> None:
+    from sp2p.net.webrtc import WebRTCPeer
+
+    stop = threading.Event()
+    peer = WebRTCPeer(offerer=role == "sender", send_signal=lambda k, p: outbox.put((k, p)))
+    reader = threading.Thread(target=_relay_reader, args=(inbox, peer.handle_signal, stop))
+    reader.start()
+    try:
+        peer.start()
+        channel = peer.wait_open(60)
+        if role == "sender":
+            block = os.urandom(MESSAGE)
+            sent = 0
+            while sent < total:
+                channel.send(block)
+                sent += MESSAGE
+            channel.recv(TIMEOUT)  # receiver's one-byte "done"
+        else:
+            got = 0
+            first = 0.0
+            while got < total:
+                data = channel.recv(TIMEOUT)
+                if not data:
+                    raise SystemExit("channel closed early")
+                if not first:
+                    first = time.monotonic()
+                got += len(data)
+            results.put((first, time.monotonic(), got))
+            channel.send(b"!")
+            channel.recv(TIMEOUT)  # sender closes
+        channel.close()
+    finally:
+        stop.set()
+        reader.join()
+        peer.close()
+
+
+def _peer_main(
+    mode: str, role: str, total: int, inbox: Any, outbox: Any, results: Any, profile: bool
+) -> None:
+    if mode != "tuned":
+        os.environ["SP2P_WEBRTC_STOCK"] = "1"
+    profiler = cProfile.Profile() if profile else None
+    if profiler:
+        profiler.enable()
+    if mode == "stock":
+        asyncio.run(_stock(role, total, inbox, outbox, results))
+    else:
+        _channel(role, total, inbox, outbox, results)
+    if profiler:
+        profiler.disable()
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+
+
+def run_once(mode: str, total: int, profile: str | None) -> float:
+    ctx = mp.get_context("spawn")
+    to_receiver, to_sender, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    sender = ctx.Process(
+        target=_peer_main, args=(mode, "sender", total, to_sender, to_receiver, results, profile == "sender")
+    )
+    receiver = ctx.Process(
+        target=_peer_main,
+        args=(mode, "receiver", total, to_receiver, to_sender, results, profile == "receiver"),
+    )
+    sender.start()
+    receiver.start()
+    try:
+        first, last, got = results.get(timeout=TIMEOUT)
+    finally:
+        for proc in (sender, receiver):
+            proc.join(30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    return got / (last - first) / 1e6
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--size", type=int, default=200, help="MiB per run (default 200)")
+    parser.add_argument("--runs", type=int, default=1, help="runs per mode; the median is shown")
+    parser.add_argument("--modes", default="stock,channel,tuned")
+    parser.add_argument("--profile", choices=("sender", "receiver"))
+    args = parser.parse_args()
+    total = args.size * 1024 * 1024
+    modes = [m for m in args.modes.split(",") if m]
+    if args.profile:
+        modes = ["tuned"]
+    figures: dict[str, float] = {}
+    for mode in modes:
+        rates = [run_once(mode, total, args.profile) for _ in range(args.runs)]
+        figures[mode] = statistics.median(rates)
+        runs = ", ".join(f"{r:.1f}" for r in rates)
+        print(f"{mode:8s} {figures[mode]:7.1f} MB/s   (runs: {runs})", flush=True)
+    base = figures.get("stock")
+    if base:
+        for mode in modes:
+            if mode != "stock":
+                print(f"{mode} / stock = {figures[mode] / base:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

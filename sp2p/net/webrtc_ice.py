@@ -1,0 +1,118 @@
+"""ICE plumbing for webrtc.py: server lists, trickled candidates, socket buffers, relay check.
+
+Reads (never patches) aioice internals, each access guarded so a changed aioice only
+loses the optimisation or the "(relay)" label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aiortc import RTCIceCandidate, RTCIceServer
+
+log = logging.getLogger(__name__)
+
+#: UDP socket buffer asked for (the kernel caps it at net.core.[rw]mem_max); a bigger
+#: buffer rides out the moments the loop thread is busy without dropping packets
+SOCKET_BUFFER = 1024 * 1024
+
+
+def server_urls(server: Mapping[str, Any]) -> list[str]:
+    urls = server.get("urls")
+    if isinstance(urls, str):
+        return [urls]
+    if isinstance(urls, list | tuple):
+        return [u for u in urls if isinstance(u, str)]
+    return []
+
+
+def rtc_ice_servers(servers: Sequence[Mapping[str, Any]]) -> list[RTCIceServer]:
+    """`{"urls", "username"?, "credential"?}` dicts (client.md §4.2) as aiortc servers."""
+    from aiortc import RTCIceServer
+
+    result = []
+    for server in servers:
+        urls = server_urls(server)
+        if not urls:
+            continue
+        username = server.get("username")
+        credential = server.get("credential")
+        result.append(
+            RTCIceServer(
+                urls=urls,
+                username=username if isinstance(username, str) else None,
+                credential=credential if isinstance(credential, str) else None,
+            )
+        )
+    return result
+
+
+def parse_candidate(payload: Mapping[str, Any]) -> RTCIceCandidate | None:
+    """A `candidate` payload as an aiortc candidate; None when empty or malformed.
+
+    Accepts the browser/pion form "candidate:<foundation> ..." and the bare form.
+    """
+    from aiortc.sdp import candidate_from_sdp
+
+    text = payload.get("candidate")
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    if text.startswith("a="):
+        text = text[2:]
+    if text.startswith("candidate:"):
+        text = text[len("candidate:") :]
+    if not text:
+        return None  # end-of-candidates marker: the attempt's timeout covers failure
+    try:
+        candidate = candidate_from_sdp(text)
+    except (AssertionError, ValueError, IndexError):
+        log.debug("ignoring malformed candidate %r", text)
+        return None
+    mid = payload.get("sdpMid")
+    index = payload.get("sdpMLineIndex")
+    candidate.sdpMid = mid if isinstance(mid, str) else None
+    valid_index = isinstance(index, int) and not isinstance(index, bool) and index >= 0
+    candidate.sdpMLineIndex = index if valid_index else None
+    if candidate.sdpMid is None and candidate.sdpMLineIndex is None:
+        candidate.sdpMLineIndex = 0  # our SDP has a single (data) m-line
+    return candidate
+
+
+def _ice_connection(sctp: Any) -> Any:
+    return sctp.transport.transport._connection
+
+
+def enlarge_socket_buffers(sctp: Any) -> None:
+    """Ask for bigger UDP buffers on every gathered ICE socket (best effort)."""
+    try:
+        protocols = list(_ice_connection(sctp)._protocols)
+    except AttributeError:
+        return
+    for protocol in protocols:
+        transport = getattr(protocol, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            continue
+        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            with contextlib.suppress(OSError):
+                if sock.getsockopt(socket.SOL_SOCKET, option) < SOCKET_BUFFER:
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+
+
+def selected_pair_is_relay(sctp: Any) -> bool:
+    """Whether the nominated ICE pair goes through a TURN relay on either end."""
+    try:
+        pairs = list(_ice_connection(sctp)._nominated.values())
+    except AttributeError:
+        return False
+    for pair in pairs:
+        with contextlib.suppress(AttributeError):
+            if "relay" in (pair.local_candidate.type, pair.remote_candidate.type):
+                return True
+    return False

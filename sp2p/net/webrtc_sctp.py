@@ -1,0 +1,453 @@
+"""The one place that patches aiortc's SCTP stack (version-guarded) and reads its internals.
+
+aiortc's SCTP is pure Python and its cost is per packet (1160 payload bytes), so on a
+bulk transfer avoidable per-packet work and poor loss recovery decide the throughput.
+Profiles and stalls seen with `scripts/bench_webrtc.py` on aiortc 1.16 led to these
+changes; every one keeps the wire behaviour within RFC 9260:
+
+Per-packet work
+  R1 `InboundStream.pop_messages` rescans the whole reassembly list on every DATA chunk,
+     O(n^2) per 256 KiB message. A chunk appended after all held ones without the
+     LAST_FRAG flag cannot complete a message, so the scan is skipped for it.
+  R2 `_mark_received` sorts the set of out-of-order TSNs on every packet; ours is O(1).
+  S1 `_transmit` scans the whole sent queue for chunks to retransmit on every SACK, but
+     only gap reports and T3 expiry ever mark one: a flag says when to scan.
+  A1 `_send_sack` acknowledges every packet. RFC 9260 section 6.2 asks for every second
+     one; we do that and send a pending SACK as soon as the current receive burst is
+     processed. Gaps and duplicates are still reported at once.
+Loss recovery (stock aiortc stalled for minutes after a burst of losses)
+  A2 SACKs listed every gap and duplicate. Past ~350 gaps a SACK outgrows one packet;
+     aiortc moves DTLS records in 1500-byte reads, so it is cut and lost and the sender
+     never learns what arrived. We report at most what fits one packet.
+  S2 A chunk is fast-retransmitted at most once per loss event (RFC 9260 section 7.2.4;
+     Linux does the same); stock aiortc re-sent the same chunks on every SACK, filling
+     the receiver's socket buffer with duplicates until nothing new got through.
+  S3 On T3 expiry only chunks the peer has not reported are re-sent, as Linux does;
+     stock aiortc re-sent every outstanding chunk from a one-packet window.
+Flow control
+  S4 The stock sender ignores the peer's receive window, and the stock receiver credits
+     its window back as soon as a message is handed to the application. We honour the
+     peer's window (one zero-window probe per RTO) and `hold()` unread messages against
+     our own, so a slow reader (disk, pipe) slows the sender instead of filling memory.
+
+When the installed aiortc is not a version these were written against, or lacks an
+attribute they use, nothing is patched and aiortc behaves as shipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: set to 1 to run aiortc exactly as shipped (for comparisons and interop debugging)
+DISABLE_ENV = "SP2P_WEBRTC_STOCK"
+#: aiortc (major, minor) releases whose SCTP internals the patches were written against
+PATCHED_VERSIONS = ((1, 16),)
+#: our advertised SCTP receive window (the Go peer uses 8 MiB too)
+RECEIVE_WINDOW = 8 * 1024 * 1024
+#: max-message-size we must advertise: Go and browser peers send 256 KiB messages
+MAX_MESSAGE_SIZE = 262144
+#: SACK after this many packets at the latest (RFC 9260 section 6.2)
+SACK_EVERY = 2
+#: caps that keep a SACK within one packet (16 + 4 * (gaps + duplicates) < 1189 bytes)
+SACK_MAX_GAPS = 200
+SACK_MAX_DUPLICATES = 64
+_TSN_MODULO = 2**32
+_HALF = 2**31
+
+_applied: bool | None = None
+
+
+def _gt(a: int, b: int) -> bool:
+    """Serial-number comparison of TSNs (RFC 1982), as aiortc's uint32_gt."""
+    return a != b and ((a - b) % _TSN_MODULO) < _HALF
+
+
+def _next(tsn: int) -> int:
+    return (tsn + 1) % _TSN_MODULO
+
+
+def aiortc_version() -> tuple[int, int]:
+    import aiortc
+
+    parts = [int("".join(c for c in p if c.isdigit()) or 0) for p in aiortc.__version__.split(".")]
+    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+
+
+def apply() -> bool:
+    """Install the patches once; True when they are active."""
+    global _applied
+    if _applied is not None:
+        return _applied
+    from aiortc import rtcsctptransport as mod
+
+    _ensure_max_message_size(mod)
+    _applied = False
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        log.info("%s set: SCTP tuning not applied", DISABLE_ENV)
+        return False
+    if aiortc_version() not in PATCHED_VERSIONS:
+        log.info("aiortc %s.%s: SCTP tuning not applied (untested version)", *aiortc_version())
+        return False
+    cls = getattr(mod, "RTCSctpTransport", None)
+    needed = [
+        "_transmit",
+        "_send_sack",
+        "_receive_sack_chunk",
+        "_t3_expired",
+        "_mark_received",
+        "_send_chunk",
+        "_t3_start",
+        "_t3_restart",
+        "_t3_cancel",
+        "_flight_size_increase",
+        "_flight_size_decrease",
+        "_maybe_abandon",
+        "_update_advanced_peer_ack_point",
+        "_update_rto",
+        "_data_channel_flush",
+    ]
+    if (
+        cls is None
+        or not all(hasattr(cls, name) for name in needed)
+        or not all(hasattr(mod, n) for n in ("InboundStream", "SackChunk", "USERDATA_MAX_LENGTH"))
+        or not hasattr(mod.InboundStream, "pop_messages")
+    ):
+        log.info("aiortc SCTP internals changed: tuning not applied")
+        return False
+    _patch_receiver(mod)
+    _patch_sender(mod)
+    _applied = True
+    return True
+
+
+def _ensure_max_message_size(mod: Any) -> None:
+    # aiortc < 1.10 advertised a=max-message-size:65536 although it reassembles messages
+    # of any size; pion then refuses to send its 256 KiB messages to us.
+    cls = mod.RTCSctpTransport
+    size = cls.getCapabilities().maxMessageSize
+    if size and size < MAX_MESSAGE_SIZE:
+        capabilities = mod.RTCSctpCapabilities
+
+        def get_capabilities(_cls: Any) -> Any:
+            return capabilities(maxMessageSize=MAX_MESSAGE_SIZE)
+
+        setattr(cls, "getCapabilities", classmethod(get_capabilities))  # noqa: B010
+
+
+# -- receiver ---------------------------------------------------------------------
+
+
+def _patch_receiver(mod: Any) -> None:
+    cls = mod.RTCSctpTransport
+    stream_cls = mod.InboundStream
+    sack_cls = mod.SackChunk
+    last_frag = mod.SCTP_DATA_LAST_FRAG
+    established = cls.State.ESTABLISHED
+    orig_add = stream_cls.add_chunk
+    orig_pop = stream_cls.pop_messages
+
+    def add_chunk(self: Any, chunk: Any) -> None:  # R1
+        at_end = not self.reassembly or _gt(chunk.tsn, self.reassembly[-1].tsn)
+        orig_add(self, chunk)
+        # pop_messages() leaves nothing deliverable behind, and a non-final fragment
+        # after every held chunk cannot complete a message.
+        self._sp2p_skip_pop = at_end and not (chunk.flags & last_frag)
+
+    def pop_messages(self: Any) -> Any:  # R1
+        if getattr(self, "_sp2p_skip_pop", False):
+            self._sp2p_skip_pop = False
+            return iter(())
+        return orig_pop(self)
+
+    def mark_received(self: Any, tsn: int) -> bool:  # R2: same result, no sorting
+        last = self._last_received_tsn
+        misordered = self._sack_misordered
+        if not _gt(tsn, last) or tsn in misordered:
+            self._sack_duplicates.append(tsn)
+            return True
+        if tsn != _next(last):
+            misordered.add(tsn)
+            return False
+        last = tsn
+        while _next(last) in misordered:
+            last = _next(last)
+            misordered.discard(last)
+        self._last_received_tsn = last
+        if self._sack_duplicates:
+            self._sack_duplicates = [t for t in self._sack_duplicates if _gt(t, last)]
+        return False
+
+    async def send_sack_now(self: Any) -> None:  # A2: aiortc's SACK, cut to one packet
+        last = self._last_received_tsn
+        offsets = sorted((t - last) % _TSN_MODULO for t in self._sack_misordered)
+        gaps: list[tuple[int, int]] = []
+        for pos in offsets:
+            if gaps and pos == gaps[-1][1] + 1:
+                gaps[-1] = (gaps[-1][0], pos)
+            elif len(gaps) < SACK_MAX_GAPS and pos <= 0xFFFF:
+                gaps.append((pos, pos))
+            else:
+                break
+        sack = sack_cls()
+        sack.cumulative_tsn = last
+        sack.advertised_rwnd = max(0, self._advertised_rwnd)
+        sack.duplicates = self._sack_duplicates[:SACK_MAX_DUPLICATES]
+        sack.gaps = gaps
+        await self._send_chunk(sack)
+        self._sack_duplicates.clear()
+        self._sack_needed = False
+
+    def flush_sack(self: Any) -> None:
+        self._sp2p_sack_scheduled = False
+        if self._sack_needed and self._association_state == established:
+            self._sp2p_unacked = 0
+            asyncio.ensure_future(send_sack_now(self))
+
+    async def send_sack(self: Any) -> None:  # A1
+        unacked = getattr(self, "_sp2p_unacked", 0) + 1
+        if (
+            unacked >= SACK_EVERY
+            or self._sack_misordered
+            or self._sack_duplicates
+            or self._association_state != established
+        ):
+            self._sp2p_unacked = 0
+            await send_sack_now(self)
+            return
+        self._sp2p_unacked = unacked
+        if not getattr(self, "_sp2p_sack_scheduled", False):
+            # The DTLS reader drains every queued datagram without yielding, so this
+            # runs as soon as the current burst has been processed.
+            self._sp2p_sack_scheduled = True
+            self._loop.call_soon(flush_sack, self)
+
+    setattr(stream_cls, "add_chunk", add_chunk)  # noqa: B010
+    setattr(stream_cls, "pop_messages", pop_messages)  # noqa: B010
+    setattr(cls, "_mark_received", mark_received)  # noqa: B010
+    setattr(cls, "_send_sack", send_sack)  # noqa: B010
+    setattr(cls, "_sp2p_send_sack_now", send_sack_now)  # noqa: B010
+
+
+# -- sender -----------------------------------------------------------------------
+
+
+def _patch_sender(mod: Any) -> None:
+    cls = mod.RTCSctpTransport
+    mtu_data = mod.USERDATA_MAX_LENGTH
+    established = cls.State.ESTABLISHED
+
+    async def receive_sack_chunk(self: Any, chunk: Any) -> None:
+        # aiortc 1.16 _receive_sack_chunk with the changes marked sp2p.
+        if _gt(self._last_sacked_tsn, chunk.cumulative_tsn):
+            return
+        self._sp2p_peer_rwnd = chunk.advertised_rwnd  # sp2p S4
+        received_time = time.time()
+        self._last_sacked_tsn = chunk.cumulative_tsn
+        cwnd_fully_utilized = self._flight_size >= self._cwnd
+        done = 0
+        done_bytes = 0
+        sent_queue = self._sent_queue
+        while sent_queue and not _gt(sent_queue[0].tsn, self._last_sacked_tsn):
+            schunk = sent_queue.popleft()
+            done += 1
+            if not schunk._acked:
+                done_bytes += schunk._book_size
+            self._flight_size_decrease(schunk)
+            if done == 1 and schunk._sent_count == 1:
+                self._update_rto(received_time - schunk._sent_time)
+
+        loss = False
+        if chunk.gaps:
+            seen = set()
+            highest_seen_tsn = chunk.cumulative_tsn
+            for start, end in chunk.gaps:
+                for pos in range(start, end + 1):
+                    highest_seen_tsn = (chunk.cumulative_tsn + pos) % _TSN_MODULO
+                    seen.add(highest_seen_tsn)
+            highest_newly_acked = chunk.cumulative_tsn
+            for schunk in sent_queue:
+                if _gt(schunk.tsn, highest_seen_tsn):
+                    break
+                if schunk.tsn in seen:
+                    if not schunk._acked:
+                        done_bytes += schunk._book_size
+                        schunk._acked = True
+                        highest_newly_acked = schunk.tsn
+                    self._flight_size_decrease(schunk)
+            for schunk in sent_queue:
+                if _gt(schunk.tsn, highest_newly_acked):
+                    break
+                if schunk.tsn in seen or getattr(schunk, "_sp2p_fast_rtx", False):  # sp2p S2
+                    continue
+                schunk._misses += 1
+                if schunk._misses == 3:
+                    schunk._misses = 0
+                    schunk._sp2p_fast_rtx = True  # sp2p S2
+                    self._sp2p_rtx = True  # sp2p S1
+                    if not self._maybe_abandon(schunk):
+                        schunk._retransmit = True
+                    schunk._acked = False
+                    self._flight_size_decrease(schunk)
+                    loss = True
+
+        if self._fast_recovery_exit is None:
+            if done and cwnd_fully_utilized:
+                if self._cwnd <= self._ssthresh:
+                    self._cwnd += min(done_bytes, mtu_data)
+                else:
+                    self._partial_bytes_acked += done_bytes
+                    if self._partial_bytes_acked >= self._cwnd:
+                        self._partial_bytes_acked -= self._cwnd
+                        self._cwnd += mtu_data
+            if loss:
+                self._ssthresh = max(self._cwnd // 2, 4 * mtu_data)
+                self._cwnd = self._ssthresh
+                self._partial_bytes_acked = 0
+                self._fast_recovery_exit = sent_queue[-1].tsn
+                self._fast_recovery_transmit = True
+        elif not _gt(self._fast_recovery_exit, chunk.cumulative_tsn):
+            self._fast_recovery_exit = None
+
+        if not sent_queue:
+            self._t3_cancel()
+        elif done:
+            self._t3_restart()
+        self._update_advanced_peer_ack_point()
+        await self._data_channel_flush()
+        await self._transmit()
+
+    def t3_expired(self: Any) -> None:
+        # aiortc 1.16 _t3_expired with the changes marked sp2p.
+        self._t3_handle = None
+        for chunk in self._sent_queue:
+            if chunk._acked:  # sp2p S3: the peer has it
+                continue
+            chunk._sp2p_fast_rtx = False  # sp2p S2: a new loss event
+            if not self._maybe_abandon(chunk):
+                chunk._retransmit = True
+            self._flight_size_decrease(chunk)
+        self._update_advanced_peer_ack_point()
+        self._fast_recovery_exit = None
+        self._partial_bytes_acked = 0
+        self._ssthresh = max(self._cwnd // 2, 4 * mtu_data)
+        self._cwnd = mtu_data
+        self._sp2p_rtx = True  # sp2p S1
+        asyncio.ensure_future(self._transmit())
+
+    def window_allows(self: Any, size: int) -> bool:  # S4
+        peer_rwnd = getattr(self, "_sp2p_peer_rwnd", None)
+        if peer_rwnd is None or self._flight_size + size <= peer_rwnd:
+            return True
+        if self._flight_size > 0:
+            return False  # the next SACK re-evaluates
+        if peer_rwnd > 0:
+            return True  # one packet, even if larger than the window
+        now = time.monotonic()  # zero window, nothing in flight: probe once per RTO
+        last = getattr(self, "_sp2p_probe_at", 0.0)
+        if now - last >= self._rto:
+            self._sp2p_probe_at = now
+            return True
+        if getattr(self, "_sp2p_probe_timer", None) is None:
+
+            def probe() -> None:
+                self._sp2p_probe_timer = None
+                if self._association_state == established:
+                    asyncio.ensure_future(self._transmit())
+
+            self._sp2p_probe_timer = self._loop.call_later(self._rto - (now - last), probe)
+        return False
+
+    async def transmit(self: Any) -> None:
+        # aiortc 1.16 _transmit with the changes marked sp2p.
+        if self._forward_tsn_chunk is not None:
+            await self._send_chunk(self._forward_tsn_chunk)
+            self._forward_tsn_chunk = None
+            if not self._t3_handle:
+                self._t3_start()
+        burst_size = (2 if self._fast_recovery_exit is not None else 4) * mtu_data
+        cwnd = min(self._flight_size + burst_size, self._cwnd)
+
+        if getattr(self, "_sp2p_rtx", True):  # sp2p S1: scan only if something is marked
+            retransmit_earliest = True
+            for chunk in self._sent_queue:
+                if chunk._retransmit:
+                    if self._fast_recovery_transmit:
+                        self._fast_recovery_transmit = False
+                    elif self._flight_size >= cwnd:
+                        return
+                    self._flight_size_increase(chunk)
+                    chunk._misses = 0
+                    chunk._retransmit = False
+                    chunk._sent_count += 1
+                    await self._send_chunk(chunk)
+                    if retransmit_earliest:
+                        self._t3_restart()
+                retransmit_earliest = False
+            self._sp2p_rtx = False
+
+        outbound = self._outbound_queue
+        while (
+            outbound and self._flight_size < cwnd and window_allows(self, outbound[0]._book_size)  # sp2p S4
+        ):
+            chunk = outbound.popleft()
+            self._sent_queue.append(chunk)
+            self._flight_size_increase(chunk)
+            chunk._sent_count += 1
+            chunk._sent_time = time.time()
+            await self._send_chunk(chunk)
+            if not self._t3_handle:
+                self._t3_start()
+
+    setattr(cls, "_receive_sack_chunk", receive_sack_chunk)  # noqa: B010
+    setattr(cls, "_t3_expired", t3_expired)  # noqa: B010
+    setattr(cls, "_transmit", transmit)  # noqa: B010
+
+
+# -- accessors used by webrtc.py / webrtc_channel.py (loop thread only) -------------
+
+
+def set_receive_window(sctp: Any) -> None:
+    """Advertise RECEIVE_WINDOW (when patched); call before the association starts."""
+    if _applied:
+        with contextlib.suppress(AttributeError):
+            sctp._advertised_rwnd = max(sctp._advertised_rwnd, RECEIVE_WINDOW)
+
+
+def hold(sctp: Any, size: int) -> None:
+    """Count `size` delivered-but-unread bytes against our receive window."""
+    if _applied:
+        sctp._advertised_rwnd -= size
+
+
+def release(sctp: Any, size: int) -> None:
+    """The reader consumed `size` bytes: reopen the window, telling the sender if it was low."""
+    if not _applied:
+        return
+    before = sctp._advertised_rwnd
+    sctp._advertised_rwnd = before + size
+    half = RECEIVE_WINDOW // 2
+    if before < half <= sctp._advertised_rwnd and sctp._association_state == type(sctp).State.ESTABLISHED:
+        asyncio.ensure_future(sctp._sp2p_send_sack_now())
+
+
+def outbound_idle(sctp: Any) -> bool:
+    """True when everything sent was acknowledged (or the association is gone)."""
+    try:
+        if sctp._association_state != type(sctp).State.ESTABLISHED:
+            return True
+        return not (sctp._data_channel_queue or sctp._outbound_queue or sctp._sent_queue)
+    except AttributeError:
+        return True
+
+
+def remote_max_message_size(sctp: Any) -> int:
+    """The peer's a=max-message-size (0 = unlimited); 65536 when unknown (RFC 8841)."""
+    value = getattr(sctp, "_remote_max_message_size", 65536)
+    return value if isinstance(value, int) else 65536
