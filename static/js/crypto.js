@@ -3,7 +3,7 @@
 
 import { concat, equalBytes, fromHex, toHex, utf8 } from "./bytes.js";
 
-const subtle = globalThis.crypto.subtle;
+const subtle = globalThis.crypto && globalThis.crypto.subtle;
 export const KEY_BYTES = 32;
 export const CONFIRM_BYTES = 32;
 
@@ -11,7 +11,12 @@ export class CryptoError extends Error {}
 
 /** A fresh X25519 key pair: {privateKey: CryptoKey, publicKey: Uint8Array(32)}. */
 export async function generateKeyPair() {
-  const pair = await subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+  let pair;
+  try {
+    pair = await subtle.generateKey({ name: "X25519" }, true, ["deriveBits"]);
+  } catch {
+    throw new CryptoError("This browser cannot do X25519 key exchange — update it, or use the sp2p CLI.");
+  }
   const pub = new Uint8Array(await subtle.exportKey("raw", pair.publicKey));
   return { privateKey: pair.privateKey, publicKey: pub };
 }

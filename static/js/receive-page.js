@@ -27,6 +27,7 @@ import {
   setText,
   show,
   showError,
+  requireSecureContext,
   wireCopyButtons,
 } from "./ui.js";
 
@@ -275,6 +276,7 @@ async function abortTransfer(reason, user = false) {
 
 async function init() {
   fillFooter();
+  if (!requireSecureContext()) return;
   wireCopyButtons();
   window.addEventListener("hashchange", () => location.reload());
   $("#cancel").addEventListener("click", () => abortTransfer("Transfer cancelled.", true));

@@ -22,6 +22,7 @@ import {
   setText,
   show,
   showError,
+  requireSecureContext,
   wireCopyButtons,
 } from "./ui.js";
 
@@ -270,6 +271,7 @@ async function abortTransfer(reason, user = false) {
 
 function init() {
   fillFooter();
+  if (!requireSecureContext()) return;
   wireCopyButtons();
   const zone = $("#drop-zone");
   const filesInput = $("#file-input");

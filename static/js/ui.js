@@ -163,3 +163,13 @@ export function ask(dialog, fill) {
     no.onclick = () => done(false);
   });
 }
+
+/** WebCrypto and service workers need a secure context (https, or http on localhost). */
+export function requireSecureContext() {
+  if (window.isSecureContext && globalThis.crypto && globalThis.crypto.subtle) return true;
+  showError(
+    "This page needs a secure connection (https) to encrypt your files.",
+    "Open it over https, or use the sp2p command-line tool.",
+  );
+  return false;
+}

@@ -33,12 +33,17 @@ def chromium_path() -> str:
     return path
 
 
+def launch(playwright: Any, extra_args: tuple[str, ...] = ()) -> Any:
+    """Launch Debian's Chromium from a running Playwright (only one may run per thread)."""
+    return playwright.chromium.launch(executable_path=chromium_path(), args=[*CHROMIUM_ARGS, *extra_args])
+
+
 @contextlib.contextmanager
-def launch_chromium() -> Iterator[Any]:
+def launch_chromium(extra_args: tuple[str, ...] = ()) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        browser = launch(p, extra_args)
         try:
             yield browser
         finally:

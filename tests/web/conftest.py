@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser import ARTIFACTS, launch_chromium, new_context
+from tests.web.browser import ARTIFACTS, launch, new_context
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = REPO_ROOT / "static"
@@ -72,9 +72,20 @@ def static_origin() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Iterator[Any]:
-    with launch_chromium() as browser:
+def playwright() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright: Any) -> Iterator[Any]:
+    browser = launch(playwright)
+    try:
         yield browser
+    finally:
+        browser.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.browser import new_context
+from tests.web.browser import launch, new_context
 from tests.web.flows import NO_PICKERS, PageWatch, shot, start_send, wait_outcome
 
 pytestmark = pytest.mark.browser
@@ -116,3 +116,19 @@ def test_wrong_code_fails_key_confirmation_on_both_sides(
     assert sender_error != "done"
     # The verify codes differ, as the user would notice.
     assert sender.text_content("#verify-code") != receiver.text_content("#verify-code")
+
+
+def test_insecure_context_is_explained(playwright: Any, web_base: str) -> None:
+    """Over plain http on a non-local name WebCrypto is missing: say so instead of breaking."""
+    port = web_base.rsplit(":", 1)[1]
+    browser = launch(playwright, ("--host-resolver-rules=MAP sp2p.test 127.0.0.1",))
+    try:
+        ctx = new_context(browser)
+        page = ctx.new_page()
+        for path in ("/", "/r#abcdefgh-SYW7RiJxkEgOGusQGwp"):
+            page.goto(f"http://sp2p.test:{port}{path}")
+            assert page.evaluate("() => window.isSecureContext") is False
+            assert wait_outcome(page) == "This page needs a secure connection (https) to encrypt your files."
+        ctx.close()
+    finally:
+        browser.close()
