@@ -35,7 +35,7 @@ main() {
       --bin-dir) [ $# -ge 2 ] || die "--bin-dir needs a directory"; bin_dir=$2; shift 2 ;;
       --bin-dir=*) bin_dir=${1#--bin-dir=}; shift ;;
       --uninstall) mode=uninstall; shift ;;
-      -h | --help) sed -n '2,21p' "$0" 2>/dev/null || true; exit 0 ;;
+      -h | --help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0" 2>/dev/null || true; exit 0 ;;
       *) die "unknown option: $1 (see --help)" ;;
     esac
   done

@@ -19,7 +19,7 @@ while [ $# -gt 0 ]; do
     --dist) dist=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --no-measure) measure=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "build_binary.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done

@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
     --release-base) release_base=$2; shift 2 ;;
     --sums) sums+=("$2"); shift 2 ;;
     --manifests-only) manifests_only=1; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "build_packages.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
 done
