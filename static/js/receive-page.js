@@ -174,6 +174,7 @@ async function openSink(choice, meta) {
 async function run(choice, sessionId, seed) {
   state.busy = true;
   state.cancelled = false;
+  state.abortReason = "";
   show($("#confirm"), false);
   show($("#status"), true);
   const progress = new ProgressView($("#progress"));
@@ -243,7 +244,9 @@ function fail(e) {
   state.busy = false;
   show($("#cancel"), false);
   for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
-  const message = state.cancelled ? "Transfer cancelled." : e && e.message ? e.message : String(e);
+  const message = state.cancelled
+    ? "Transfer cancelled."
+    : state.abortReason || (e && e.message ? e.message : String(e));
   showError(message);
   if (state.session && !state.cancelled && !(e && e.cancelled)) state.session.cancel(CancelReason.Internal);
   else if (state.session && e && e.cancelled) state.session.cancel(CancelReason.User);
@@ -264,6 +267,7 @@ function cleanup() {
 async function abortTransfer(reason, user = false) {
   if (!state.busy) return;
   state.cancelled = user;
+  if (!user) state.abortReason = reason;
   const { session, sig, pc } = state;
   if (session) {
     await session.cancel(user ? CancelReason.User : CancelReason.Internal);
@@ -271,7 +275,6 @@ async function abortTransfer(reason, user = false) {
   }
   if (sig) sig.close();
   if (pc) pc.close();
-  if (!user) showError(reason);
 }
 
 async function init() {
@@ -306,16 +309,19 @@ async function init() {
   show($("#loading"), false);
   state.preview = preview;
   showCard(preview, state.code);
-  $("#save-btn").addEventListener("click", async () => {
-    if (state.busy) return;
-    const choice = await pickFile(preview);
-    if (choice) run(choice, parsed.sessionId, parsed.seed);
-  });
-  $("#extract-btn").addEventListener("click", async () => {
-    if (state.busy) return;
-    const choice = await pickDirectory();
-    if (choice) run(choice, parsed.sessionId, parsed.seed);
-  });
+  let picking = false;
+  const onPick = (pick) => async () => {
+    if (state.busy || picking) return;
+    picking = true;
+    try {
+      const choice = await pick();
+      if (choice) run(choice, parsed.sessionId, parsed.seed);
+    } finally {
+      picking = false;
+    }
+  };
+  $("#save-btn").addEventListener("click", onPick(() => pickFile(preview)));
+  $("#extract-btn").addEventListener("click", onPick(pickDirectory));
 }
 
 init();

@@ -127,6 +127,7 @@ async function start(items) {
   if (items.length === 0) return;
   state.busy = true;
   state.cancelled = false;
+  state.abortReason = "";
   show($("#pick"), false);
   show($("#status"), true);
   show($("#error"), false);
@@ -237,7 +238,9 @@ function fail(e) {
   show($("#cancel"), false);
   show($("#share"), false);
   for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
-  const message = state.cancelled ? "Transfer cancelled." : e && e.message ? e.message : String(e);
+  const message = state.cancelled
+    ? "Transfer cancelled."
+    : state.abortReason || (e && e.message ? e.message : String(e));
   showError(message);
   if (state.session && !state.cancelled && !(e && e.cancelled)) state.session.cancel(CancelReason.Internal);
 }
@@ -257,6 +260,7 @@ function cleanup() {
 async function abortTransfer(reason, user = false) {
   if (!state.busy) return;
   state.cancelled = user;
+  if (!user) state.abortReason = reason;
   const { session, sig, pc } = state;
   if (session) {
     await session.cancel(user ? CancelReason.User : CancelReason.Internal);
@@ -264,7 +268,6 @@ async function abortTransfer(reason, user = false) {
   }
   if (sig) sig.close();
   if (pc) pc.close();
-  if (!user) showError(reason);
 }
 
 // ---- wiring ----------------------------------------------------------------------------------
