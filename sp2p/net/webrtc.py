@@ -251,6 +251,8 @@ class WebRTCPeer:
         sdp = payload.get("sdp")
         if not isinstance(sdp, str) or not sdp:
             raise ConnectError(f"peer sent an {type} without SDP")
+        if "m=application" not in sdp:  # aiortc would accept it and then wait forever
+            raise ConnectError(f"peer sent an invalid {type}: no data channel section")
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type))
         except ValueError as exc:
