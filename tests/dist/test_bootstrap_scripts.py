@@ -301,6 +301,13 @@ def test_a_truncated_script_runs_nothing(
     assert work["log"].exists()
 
 
+def _default_signals() -> None:
+    """As in a terminal session: a test runner started in the background (or by nohup)
+    passes SIGINT/SIGHUP down as *ignored*, and a shell cannot trap an ignored signal."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize(("signame", "status"), [("SIGINT", 130), ("SIGTERM", 143), ("SIGHUP", 129)])
 def test_temporary_directory_is_removed_on_signals(
     signame: str, status: int, dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path]
@@ -313,6 +320,7 @@ def test_temporary_directory_is_removed_on_signals(
     proc = subprocess.Popen(
         ["sh", "-s", "f"], cwd=work["cwd"], env=env, stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        preexec_fn=_default_signals,
     )
     try:
         assert proc.stdin is not None and proc.stdout is not None
