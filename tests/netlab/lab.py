@@ -126,6 +126,8 @@ class Lab:
         self._closed = False
         self._lan_next: dict[str, int] = {}
         self.services: dict[str, Any] = {}  # launchers remember what they started (stun, ...)
+        #: print each process's log tail on close (pytest shows it for failing tests only)
+        self.print_logs = True
 
     # ----------------------------------------------------------------- building
 
@@ -513,7 +515,8 @@ class Lab:
         namespaces = [h.ns for h in self.hosts.values()]
         kill_netns_processes(namespaces, grace=1.0)
         delete_netns(namespaces)
-        self._print_logs()
+        if self.print_logs:
+            self._print_logs()
         if not os.environ.get("SP2P_NETLAB_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
