@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | ServerConfig | None = None) -> Flask:
         "ping_interval": config.ping_interval,
         "max_message_size": MAX_SIGNAL_MESSAGE,
         "selector_class": connection.ActivitySelector,
+        "thread_class": connection.ReaderThread,
     }
     app.config["SP2P_STATIC_DIR"] = config.static_dir or web.default_static_dir()
     app.config["SP2P_BOOTSTRAP"] = Bootstrap(config.bootstrap_dir)

@@ -55,6 +55,26 @@ class ActivitySelector(selectors.PollSelector):
         return events
 
 
+class ReaderThread(threading.Thread):
+    """simple_websocket's reader thread (passed as `thread_class`), made to always wake
+    the handler when it ends: on an oversized message the library sets its event *before*
+    marking the connection closed, so a handler could wait forever."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+        target = kwargs.get("target")
+        self._ws = getattr(target, "__self__", None)
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self._ws is not None:
+                self._ws.connected = False
+                self._ws.event.set()
+
+
 class PeerClosed(Exception):
     """The connection is gone (closed by either side, or broken)."""
 
@@ -93,6 +113,8 @@ class Peer:
         raw: socket.socket = ws.sock
         self._raw = raw
         raw.settimeout(write_timeout)  # bounds sendall(); the reader only recv()s when readable
+        with contextlib.suppress(OSError):  # small frames must not wait for delayed ACKs
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         ws.sock = _GuardedSocket(raw, self._lock)
         self._fd = raw.fileno()
         with _BY_FD_LOCK:

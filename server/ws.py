@@ -157,7 +157,7 @@ def _relay_loop(state: ServerState, peer: Peer, session: Session, role: Role) ->
         max_file_info=config.max_file_info,
     )
     while not session.ended:
-        text = peer.receive()
+        text = peer.receive(timeout=30.0)
         if text is None:
             continue
         if not bucket.take():
