@@ -10,7 +10,8 @@ other or to the host, so several labs can use the same addresses at once):
     same_lan=True: no r2; h2 = 10.201.1.11 on r1's br-lan.
     delay_ms=D:    `delay_host` (h1) hangs off its router by a TUN delay line (C helper,
                    D ms each way => RTT 2D) instead of the bridge; everything it talks to
-                   (peer, server, coturn) sees the delay.
+                   (peer, server, coturn) sees the delay. loss_pct=P drops P % each way;
+                   delay_offload=False turns TSO off (per-1500-byte packets, ~100 MB/s max).
 
 Routers: `Nat.PORT_RESTRICTED` (MASQUERADE), `Nat.SYMMETRIC` (MASQUERADE --random-fully) or
 `Nat.NONE` (routed); all drop unsolicited WAN input like a home router (iptables-legacy).
@@ -55,7 +56,10 @@ API of `Lab` (host names: "pub", "r1", "r2", "h1", "h2", plus any `add_host`):
     lab.sysctl(host, {"net.ipv4.tcp_wmem": "4096 16384 33554432"})
     lab.add_host(name, router, delay_ms=0) -> Host
     lab.stop(proc); lab.close()         close kills every process in the lab's namespaces,
-                                        then deletes them (also on failure; idempotent)
+                                        then deletes them (also on failure; idempotent) and
+                                        prints process log tails (lab.print_logs = False: not)
+    lab.workdir                         per-lab temp dir (logs, pcaps, configs); removed on
+                                        close unless SP2P_NETLAB_KEEP=1
 
 Helpers in `tests.netlab.services`: `stun_mapped_address(sock, (ip, port))`,
 `turn_rest_credentials(secret)`. Never send test traffic from the host namespace: use
