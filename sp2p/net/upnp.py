@@ -194,6 +194,8 @@ class UpnpMapping:
 
         Raises UpnpError when a gateway was found but refused or stalled within `timeout`.
         """
+        # a silent LAN must end in None (no gateway), not in the budget's UpnpError
+        discover_timeout = min(discover_timeout, timeout * 0.8)
         box: dict[str, Any] = {}
         abandoned = threading.Event()
         lock = threading.Lock()
