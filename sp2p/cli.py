@@ -171,7 +171,10 @@ def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal) 
     if parsed.help:
         sys.stderr.write(flag_help(name, spec))
         return ExitStatus.OK
-    config = load_config(parsed.flags, env)
+    settings = dict(parsed.flags)
+    if "v" in settings:  # -v is the flag, `verbose` the config key
+        settings["verbose"] = settings.pop("v")
+    config = load_config(settings, env)
     term.verbose = config.verbose
     if config.verbose:
         logging.basicConfig(level=logging.DEBUG, format="  [%(threadName)s] %(name)s: %(message)s")

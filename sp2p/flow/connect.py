@@ -6,6 +6,7 @@ winner is whichever confirmed channel the key-confirmation race settles on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 ESTABLISH_TIMEOUT = 30.0
 PREFER_TCP_WINDOW = 6.0
+PEER_LEFT_GRACE = 3.0
 
 _ROUTED = {
     SignalType.DIRECT,
@@ -102,10 +104,14 @@ def establish(
             except TimeoutError:
                 continue
             if env.type == SignalType.PEER_LEFT:
-                # a peer that just confirmed on a channel closes its signaling at once (v2)
-                winner = race.poll()
-                if winner is not None:
-                    return winner
+                # a peer that just confirmed on a channel closes its signaling at once (v2),
+                # possibly before its MAC has reached us on that channel: give it a moment
+                with contextlib.suppress(ConnectError):
+                    return race.wait(timeout=PEER_LEFT_GRACE)
+                raise ConnectError(
+                    "the peer left before a connection was confirmed",
+                    hint="if this keeps happening, check that both sides used the same code",
+                )
             _route(env, tcp)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected
         raise ConnectError("could not establish a peer-to-peer connection")
@@ -116,8 +122,6 @@ def establish(
 
 
 def _route(env: Envelope, tcp: TcpRace | None) -> None:
-    if env.type == SignalType.PEER_LEFT:
-        raise ConnectError("the peer disconnected from the signaling server")
     if env.type == SignalType.ERROR:
         raise SignalingError(f"server error: {str(env.payload.get('message', ''))[:200]}")
     if env.type == SignalType.DIRECT and tcp is not None:

@@ -177,15 +177,17 @@ class SendPipeline:
             self._submit(kind, body)
             while True:
                 chunk = source.read_chunk()
+                if self._abort.is_set():  # the receiver stopped us (or the link broke)
+                    raise self._stop_error()
                 if chunk is None:
-                    if self._abort.is_set():
-                        raise self._stop_error()
                     continue
                 if not chunk:
                     break
                 assert len(chunk) <= MAX_CHUNK_SIZE
                 self.machine.record_chunk(chunk)
                 self._submit(MsgType.DATA, chunk, compress=compress, plain_len=len(chunk))
+            if self._abort.is_set():
+                raise self._stop_error()
             kind, body = self.machine.finish()
             self._submit(kind, body)
             self._complete.wait()

@@ -21,6 +21,17 @@ from sp2p.proto.keys import SessionKeys
 log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT = 15.0
+#: after a wrong MAC, other candidates get this long to confirm before we call the code wrong;
+#: short enough to answer a typo quickly, long enough that a stranger's garbage on our
+#: listener cannot beat the real peer's channel
+BAD_MAC_GRACE = 3.0
+
+
+def wrong_code_error() -> KeyConfirmationError:
+    return KeyConfirmationError(
+        "key confirmation failed: wrong code, or someone tampered with the connection",
+        hint="check the code with the sender; if it is right, the connection may be intercepted",
+    )
 
 
 class ConfirmationRace:
@@ -41,6 +52,7 @@ class ConfirmationRace:
         self._held: Channel | None = None  # a non-TCP win held while TCP may still confirm
         self._held_since = 0.0
         self._bad_mac = False
+        self._bad_since = 0.0
         self._closed = False
         self._losers: list[Channel] = []
 
@@ -54,7 +66,8 @@ class ConfirmationRace:
         except KeyConfirmationError:
             log.debug("confirmation failed on %s", channel.transport)
             with self._cond:
-                self._bad_mac = True
+                if not self._bad_mac:
+                    self._bad_mac, self._bad_since = True, time.monotonic()
                 self._cond.notify_all()
             channel.close()
             return
@@ -125,10 +138,7 @@ class ConfirmationRace:
                 return self._winner
             bad = self._bad_mac
         if bad:
-            raise KeyConfirmationError(
-                "key confirmation failed: wrong code, or someone tampered with the connection",
-                hint="check the code with the sender; if it is right, the connection may be intercepted",
-            )
+            raise wrong_code_error()
         raise ConnectError("could not establish a peer-to-peer connection")
 
     def _settle_held(self, held: Channel) -> None:
@@ -137,6 +147,24 @@ class ConfirmationRace:
             self._settle(held)
         finally:
             self._prefer_tcp_window = window
+
+    def poll(self) -> Channel | None:
+        """The winner if there is one already, else None (settles an expired TCP-preference hold).
+
+        Raises KeyConfirmationError once a wrong MAC was seen and nothing confirmed in the grace time.
+        """
+        with self._cond:
+            if self._winner is not None:
+                return self._winner
+            if self._bad_mac and self._held is None and time.monotonic() - self._bad_since > BAD_MAC_GRACE:
+                raise wrong_code_error()
+            held = self._held
+            expired = held is not None and time.monotonic() - self._held_since >= self._prefer_tcp_window
+            if expired:
+                self._held = None
+        if expired and held is not None:
+            self._settle_held(held)
+        return self._winner
 
     def restart_prefer_window(self) -> None:
         """A UPnP mapping just succeeded: give TCP a fresh window (client.md §4.5)."""

@@ -24,6 +24,11 @@ Loss recovery (stock aiortc stalled for minutes after a burst of losses)
      the receiver's socket buffer with duplicates until nothing new got through.
   S3 On T3 expiry only chunks the peer has not reported are re-sent, as Linux does;
      stock aiortc re-sent every outstanding chunk from a one-packet window.
+  S5 Loss-based congestion control alone grows the window until the receiver's socket
+     buffer overflows; with a CPU-bound receiver (aiortc at ~20 MB/s) that means
+     megabytes queued ahead of it, then bursts of hundreds of losses. We also stop
+     growing the window once the RTT says about QUEUE_TARGET bytes of ours sit in
+     queues (TCP Vegas' estimate); losses still halve it as before.
 Flow control
   S4 The stock sender ignores the peer's receive window, and the stock receiver credits
      its window back as soon as a message is handed to the application. We honour the
@@ -55,6 +60,8 @@ RECEIVE_WINDOW = 8 * 1024 * 1024
 MAX_MESSAGE_SIZE = 262144
 #: SACK after this many packets at the latest (RFC 9260 section 6.2)
 SACK_EVERY = 2
+#: S5: stop growing the congestion window once about this much of our data waits in queues
+QUEUE_TARGET = 256 * 1024
 #: caps that keep a SACK within one packet (16 + 4 * (gaps + duplicates) < 1189 bytes)
 SACK_MAX_GAPS = 200
 SACK_MAX_DUPLICATES = 64
@@ -242,6 +249,7 @@ def _patch_sender(mod: Any) -> None:
     cls = mod.RTCSctpTransport
     mtu_data = mod.USERDATA_MAX_LENGTH
     established = cls.State.ESTABLISHED
+    orig_update_rto = cls._update_rto
 
     async def receive_sack_chunk(self: Any, chunk: Any) -> None:
         # aiortc 1.16 _receive_sack_chunk with the changes marked sp2p.
@@ -298,7 +306,9 @@ def _patch_sender(mod: Any) -> None:
                     loss = True
 
         if self._fast_recovery_exit is None:
-            if done and cwnd_fully_utilized:
+            if done and _queue_building(self):  # sp2p S5: no growth into a queue
+                self._ssthresh = min(self._ssthresh, self._cwnd)
+            elif done and cwnd_fully_utilized:
                 if self._cwnd <= self._ssthresh:
                     self._cwnd += min(done_bytes, mtu_data)
                 else:
@@ -322,6 +332,12 @@ def _patch_sender(mod: Any) -> None:
         self._update_advanced_peer_ack_point()
         await self._data_channel_flush()
         await self._transmit()
+
+    def update_rto(self: Any, rtt: float) -> None:
+        # sp2p S5: remember the smallest RTT seen, the path without our queue
+        if rtt > 0 and rtt < getattr(self, "_sp2p_min_rtt", float("inf")):
+            self._sp2p_min_rtt = rtt
+        orig_update_rto(self, rtt)
 
     def t3_expired(self: Any) -> None:
         # aiortc 1.16 _t3_expired with the changes marked sp2p.
@@ -407,7 +423,18 @@ def _patch_sender(mod: Any) -> None:
 
     setattr(cls, "_receive_sack_chunk", receive_sack_chunk)  # noqa: B010
     setattr(cls, "_t3_expired", t3_expired)  # noqa: B010
+    setattr(cls, "_update_rto", update_rto)  # noqa: B010
     setattr(cls, "_transmit", transmit)  # noqa: B010
+
+
+def _queue_building(sctp: Any) -> bool:
+    """Whether our data is queueing on the path: in flight x (1 - min RTT / smoothed RTT)
+    estimates the bytes waiting in queues (as TCP Vegas does)."""
+    srtt = sctp._srtt
+    min_rtt = getattr(sctp, "_sp2p_min_rtt", None)
+    if not srtt or min_rtt is None:
+        return False
+    return bool(sctp._flight_size * (srtt - min_rtt) > QUEUE_TARGET * srtt)
 
 
 # -- accessors used by webrtc.py / webrtc_channel.py (loop thread only) -------------

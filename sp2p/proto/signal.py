@@ -44,6 +44,7 @@ __all__ = [
     "Hello",
     "IceServer",
     "Join",
+    "Notice",
     "PeerJoined",
     "Sdp",
     "SignalFormatError",
@@ -87,6 +88,9 @@ class SignalType(StrEnum):
     PEER_LEFT = "peer-left"
     ERROR = "error"
     RETRY = "retry"
+    #: ours, server -> client, informational and non-fatal (old clients ignore unknown
+    #: types): e.g. a receiver with the wrong protocol version tried to join this session
+    NOTICE = "notice"
 
 
 #: the only types the server forwards from one peer to the other (byte for byte)
@@ -558,6 +562,22 @@ class Error(_Payload):
         return cls(code=_str(d, "code"), message=_str(d, "message"))
 
 
+@dataclass(frozen=True, slots=True)
+class Notice(_Payload):
+    """Payload of `notice` (ours): same shape as `error`, but the session goes on."""
+
+    code: str = ""
+    message: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+    @classmethod
+    def from_payload(cls, d: Mapping[str, Any] | None) -> Self:
+        d = _object(d, "notice")
+        return cls(code=_str(d, "code"), message=_str(d, "message"))
+
+
 #: payload class per type, for code that dispatches on `Envelope.type`
 PAYLOAD_TYPES: Final[Mapping[str, Callable[[Mapping[str, Any] | None], _Payload]]] = {
     SignalType.HELLO: Hello.from_payload,
@@ -573,4 +593,5 @@ PAYLOAD_TYPES: Final[Mapping[str, Callable[[Mapping[str, Any] | None], _Payload]
     SignalType.FILE_INFO: FileInfo.from_payload,
     SignalType.TRANSFER_COMPLETE: TransferComplete.from_payload,
     SignalType.ERROR: Error.from_payload,
+    SignalType.NOTICE: Notice.from_payload,
 }

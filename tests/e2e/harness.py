@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,6 +54,8 @@ class Result:
 
 
 def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> Result:
+    if proc.stdin is not None and proc.stdin.closed:
+        proc.stdin = None  # communicate() would flush it
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -77,6 +81,13 @@ def read_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
     return match.group(0)
 
 
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    with contextlib.suppress(OSError):
+        proc.stdin.write(data)
+        proc.stdin.close()
+
+
 def transfer(
     send_args: Sequence[str],
     recv_args: Sequence[str],
@@ -91,9 +102,8 @@ def transfer(
                    stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
     try:
         if stdin_data is not None:
-            assert sender.stdin is not None
-            sender.stdin.write(stdin_data)
-            sender.stdin.close()
+            # the sender reads stdin only once connected (or to sample it): feed it on the side
+            threading.Thread(target=_feed, args=(sender, stdin_data), daemon=True).start()
         code = read_code(sender)
         receiver = spawn(["receive", *recv_args, code], recv_env or env, cwd=cwd)
         r = finish(receiver)

@@ -75,7 +75,10 @@ def test_unicode_and_odd_names(env: dict[str, str], tmp_path: Path, outdir: Path
         (src / name).write_text(name)
     s, r = transfer([str(src)], ["-output", str(outdir)], env)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
-    assert tree(outdir / src.name) == tree(src)
+    expected = tree(src)
+    # the portable name policy (T11) renames characters Windows cannot store, deterministically
+    expected["a'quote_.txt"] = expected.pop('a\'quote".txt')
+    assert tree(outdir / src.name) == expected
 
 
 def test_single_file_with_unicode_name(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
