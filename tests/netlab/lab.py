@@ -11,13 +11,11 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,6 +31,7 @@ from tests.netlab.netns import (
     ns_sh,
     sh,
 )
+from tests.netlab.procs import LabProcesses
 
 if TYPE_CHECKING:
     from tests.netlab.services import Capture, Coturn
@@ -112,7 +111,7 @@ def _router_rules(nat: Nat) -> str:
     )
 
 
-class Lab:
+class Lab(LabProcesses):
     """A topology of namespaces; everything it starts dies with `close()`."""
 
     def __init__(self, *, prefix: str | None = None) -> None:
@@ -279,165 +278,6 @@ class Lab:
     def sysctl(self, host: str, settings: Mapping[str, str | int]) -> None:
         ns_sh(self.ns(host), ["sysctl", "-qw", *(f"{k}={v}" for k, v in settings.items())])
 
-    # ----------------------------------------------------------------- processes
-
-    def run(
-        self,
-        host: str,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        name: str | None = None,
-        **popen_kw: Any,
-    ) -> subprocess.Popen[bytes]:
-        """Start `argv` inside `host`'s namespace; it is stopped by `close()`.
-
-        `env` is added to the inherited environment. stdout+stderr go to a log file in the
-        lab's workdir (read it with `output_of`) unless `popen_kw` redirects them.
-        """
-        full_env = {**os.environ, **env} if env is not None else None
-        log: Path | None = None
-        label = name or Path(argv[0]).name
-        if "stdout" not in popen_kw and "stderr" not in popen_kw:
-            log = self.workdir / f"{host}-{label}-{len(self._procs)}.log"
-            with open(log, "wb") as out:
-                proc = subprocess.Popen(
-                    ["ip", "netns", "exec", self.ns(host), *argv],
-                    env=full_env, stdout=out, stderr=subprocess.STDOUT,
-                    stdin=popen_kw.pop("stdin", subprocess.DEVNULL), **popen_kw,
-                )  # fmt: skip
-        else:
-            proc = subprocess.Popen(
-                ["ip", "netns", "exec", self.ns(host), *argv], env=full_env, **popen_kw
-            )
-        self._procs.append((proc, log, f"{host}:{label}"))
-        return proc
-
-    def output_of(self, proc: subprocess.Popen[bytes]) -> str:
-        """What a process started by `run` (without redirection) has written so far."""
-        for p, log, _ in self._procs:
-            if p is proc and log is not None:
-                return log.read_text(errors="replace")
-        raise KeyError("process has no log (started with its own stdout/stderr)")
-
-    def check_output(
-        self,
-        host: str,
-        argv: Sequence[str],
-        *,
-        timeout: float = 60.0,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-        check: bool = True,
-    ) -> str:
-        """Run `argv` in `host` to completion; return stdout (NetnsError on failure if check)."""
-        proc = subprocess.run(
-            ["ip", "netns", "exec", self.ns(host), *argv],
-            input=input, capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, **env} if env is not None else None, check=False,
-        )  # fmt: skip
-        if check and proc.returncode != 0:
-            raise NetnsError(
-                f"[{host}] {' '.join(argv)} -> rc {proc.returncode}\n{proc.stdout}{proc.stderr}"
-            )
-        return proc.stdout
-
-    def worker(self, host: str) -> NsWorker:
-        if host not in self._workers:
-            self._workers[host] = NsWorker(self.ns(host))
-        return self._workers[host]
-
-    def call(
-        self,
-        host: str,
-        fn: Callable[..., T],
-        *args: Any,
-        call_timeout: float | None = 60.0,
-        **kw: Any,
-    ) -> T:
-        """Call `fn(*args, **kw)` on `host`'s worker thread (sockets it opens live in `host`).
-
-        Calls to one host run one after another; use `submit` for something that blocks.
-        `call_timeout` bounds the wait and is not passed to `fn`.
-        """
-        return self.worker(host).call(fn, *args, call_timeout=call_timeout, **kw)
-
-    def submit(self, host: str, fn: Callable[..., T], *args: Any, **kw: Any) -> Future[T]:
-        """Like `call`, but on a fresh thread in `host`, returning a Future at once."""
-        fut: Future[T] = Future()
-        ns = self.ns(host)
-
-        def run() -> None:
-            from tests.netlab.netns import setns_current_thread
-
-            try:
-                setns_current_thread(ns)
-                fut.set_result(fn(*args, **kw))
-            except BaseException as exc:
-                fut.set_exception(exc)
-
-        threading.Thread(target=run, name=f"ns-{host}-submit", daemon=True).start()
-        return fut
-
-    def wait_tcp(self, host: str, ip: str, port: int, timeout: float = 20.0) -> None:
-        """Wait until `ip:port` accepts a TCP connection made from inside `host`."""
-
-        def probe() -> None:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    socket.create_connection((ip, port), timeout=1).close()
-                    return
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-
-        self.submit(host, probe).result(timeout=timeout + 5)
-
-    def start(
-        self,
-        host: str,
-        argv: Sequence[str],
-        *,
-        ready_tcp: tuple[str, int] | None = None,
-        ready_text: str | None = None,
-        timeout: float = 20.0,
-        env: Mapping[str, str] | None = None,
-        name: str | None = None,
-    ) -> subprocess.Popen[bytes]:
-        """`run` a daemon and wait until it accepts on `ready_tcp` and/or logs `ready_text`."""
-        proc = self.run(host, argv, env=env, name=name)
-        deadline = time.monotonic() + timeout
-        try:
-            if ready_text is not None:
-                while ready_text not in self.output_of(proc):
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise NetnsError(f"no {ready_text!r} from {argv[0]}")
-                    time.sleep(0.05)
-            if ready_tcp is not None:
-                fut = self.submit(host, self._probe_until, proc, ready_tcp, deadline)
-                fut.result(timeout=timeout + 5)
-        except (NetnsError, OSError, TimeoutError) as exc:
-            tail = self.output_of(proc)[-3000:]
-            raise NetnsError(f"[{host}] {' '.join(argv)} did not get ready: {exc}\n{tail}") from exc
-        return proc
-
-    @staticmethod
-    def _probe_until(
-        proc: subprocess.Popen[bytes], addr: tuple[str, int], deadline: float
-    ) -> None:
-        while True:
-            try:
-                socket.create_connection(addr, timeout=1).close()
-                return
-            except OSError:
-                if proc.poll() is not None:
-                    raise NetnsError(f"exited with {proc.returncode}") from None
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
     def start_server(
         self,
         argv: Sequence[str] | None = None,
@@ -479,17 +319,6 @@ class Lab:
         return start_capture(self, host, iface, bpf)
 
     # ----------------------------------------------------------------- teardown
-
-    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int:
-        """SIGTERM, then SIGKILL after `timeout`; returns the exit code."""
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
 
     def close(self) -> None:
         """Kill every process in the lab's namespaces, then delete them. Idempotent."""
