@@ -7,6 +7,8 @@ receiver-side: first byte to last byte.
 
   stock    bare aiortc, one asyncio loop per process, 256 KiB dc.send() calls paced
            by bufferedAmount / bufferedamountlow (the usual aiortc idiom); aiortc as shipped
+  stock1   the same with both peers on one loop in one process (aiortc's examples'
+           layout; for reference, not the baseline: the peers share one core)
   channel  sp2p.net.webrtc.WebRTCPeer + its blocking Channel, aiortc as shipped
            (SP2P_WEBRTC_STOCK=1): the cost of our threading layer alone
   tuned    the same with sp2p.net.webrtc_sctp's patches: what sp2p ships
@@ -111,6 +113,57 @@ async def _stock(role: str, total: int, inbox: Any, outbox: Any, results: Any) -
 # -- sp2p Channel ---------------------------------------------------------------------
 
 
+async def _stock_one_loop(total: int) -> tuple[float, float, int]:
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    channel = a.createDataChannel("sp2p")
+    done = asyncio.Event()
+    got = 0
+    first = 0.0
+
+    @b.on("datachannel")
+    def on_channel(incoming: Any) -> None:
+        @incoming.on("message")
+        def on_message(message: bytes) -> None:
+            nonlocal got, first
+            if not first:
+                first = time.monotonic()
+            got += len(message)
+            if got >= total:
+                done.set()
+
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    await a.setLocalDescription(await a.createOffer())
+    await b.setRemoteDescription(a.localDescription)
+    await b.setLocalDescription(await b.createAnswer())
+    await a.setRemoteDescription(b.localDescription)
+    await opened.wait()
+    low = asyncio.Event()
+    channel.bufferedAmountLowThreshold = LOW_WATER
+    channel.on("bufferedamountlow", low.set)
+    block = os.urandom(MESSAGE)
+    sent = 0
+    while sent < total:
+        if channel.bufferedAmount > HIGH_WATER:
+            low.clear()
+            await low.wait()
+        channel.send(block)
+        sent += MESSAGE
+    await asyncio.wait_for(done.wait(), TIMEOUT)
+    last = time.monotonic()
+    await a.close()
+    await b.close()
+    return first, last, got
+
+
+def _stock_one_process(total: int, results: Any) -> None:
+    os.environ["SP2P_WEBRTC_STOCK"] = "1"
+    results.put(asyncio.run(_stock_one_loop(total)))
+
+
 def _channel(
     role: str, total: int, inbox: Any, outbox: Any, results: Any, profiler: cProfile.Profile | None
 ) -> None:
@@ -185,6 +238,12 @@ def _peer_main(
 def run_once(mode: str, total: int, profile: str | None) -> float:
     ctx = mp.get_context("spawn")
     to_receiver, to_sender, results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    if mode == "stock1":
+        proc = ctx.Process(target=_stock_one_process, args=(total, results))
+        proc.start()
+        first, last, got = results.get(timeout=TIMEOUT)
+        proc.join(30)
+        return float(got / (last - first) / 1e6)
     sender = ctx.Process(
         target=_peer_main, args=(mode, "sender", total, to_sender, to_receiver, results, profile == "sender")
     )
@@ -211,7 +270,7 @@ def main() -> int:
     )
     parser.add_argument("--size", type=int, default=200, help="MiB per run (default 200)")
     parser.add_argument("--runs", type=int, default=1, help="runs per mode; the median is shown")
-    parser.add_argument("--modes", default="stock,channel,tuned")
+    parser.add_argument("--modes", default="stock,stock1,channel,tuned")
     parser.add_argument("--profile", choices=("sender", "receiver"))
     args = parser.parse_args()
     total = args.size * 1024 * 1024
@@ -227,8 +286,10 @@ def main() -> int:
     base = figures.get("stock")
     if base:
         for mode in modes:
-            if mode != "stock":
+            if mode not in ("stock", "stock1"):
                 print(f"{mode} / stock = {figures[mode] / base:.2f}x")
+    if figures.get("stock1") and figures.get("tuned"):
+        print(f"tuned / stock1 = {figures['tuned'] / figures['stock1']:.2f}x")
     return 0
 
 

@@ -45,7 +45,7 @@ from sp2p.net.webrtc_ice import (
 )
 
 if TYPE_CHECKING:
-    from aiortc import RTCDataChannel, RTCIceCandidate, RTCPeerConnection
+    from aiortc import RTCDataChannel, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class WebRTCPeer:
         peer_is_browser: bool = False,
         on_status: StatusCallback | None = None,
         loop: LoopThread | None = None,
+        relay_only: bool = False,
     ) -> None:
         """
         Args:
@@ -83,12 +84,14 @@ class WebRTCPeer:
             on_status: receives short UI details ("STUN gathering...", "connected", ...),
                 from the same private thread as send_signal.
             loop: the aiortc loop thread to use; by default the peer runs its own.
+            relay_only: gather TURN relay candidates only (tests; hiding local addresses).
         """
         self._offerer = offerer
         self._send_signal = send_signal
         self._ice_servers = [dict(s) for s in ice_servers]
         self._peer_is_browser = peer_is_browser
         self._on_status = on_status
+        self._relay_only = relay_only
         self._owns_loop = loop is None
         self._loop = loop if loop is not None else LoopThread(name="sp2p-webrtc")
         # Notifications leave the loop thread through one worker, so a slow WebSocket
@@ -204,9 +207,12 @@ class WebRTCPeer:
 
     async def _setup(self) -> None:
         from aiortc import RTCConfiguration, RTCPeerConnection
+        from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
         sctp_tuning.apply()
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=rtc_ice_servers(self._ice_servers)))
+        policy = RTCIceTransportPolicy.RELAY if self._relay_only else RTCIceTransportPolicy.ALL
+        config = RTCConfiguration(iceServers=rtc_ice_servers(self._ice_servers), iceTransportPolicy=policy)
+        pc = RTCPeerConnection(config)
         self._pc = pc
         pc.on("connectionstatechange", self._on_connection_state)
         pc.on("iceconnectionstatechange", self._on_ice_state)
@@ -220,9 +226,7 @@ class WebRTCPeer:
             sctp_tuning.set_receive_window(pc.sctp)
         self._status(self._gathering_text())
         await pc.setLocalDescription(await pc.createOffer())
-        if pc.sctp is not None:
-            enlarge_socket_buffers(pc.sctp)
-        desc = pc.localDescription
+        desc = self._gathered(pc)
         self._signal("offer", {"sdp": desc.sdp, "type": desc.type})
         self._status("offer sent, waiting for answer")
 
@@ -268,14 +272,28 @@ class WebRTCPeer:
             sctp_tuning.set_receive_window(pc.sctp)
         self._status(self._gathering_text())
         await pc.setLocalDescription(await pc.createAnswer())
-        if pc.sctp is not None:
-            enlarge_socket_buffers(pc.sctp)
-        desc = pc.localDescription
+        desc = self._gathered(pc)
         self._signal("answer", {"sdp": desc.sdp, "type": desc.type})
         self._status("answer sent, connecting")
 
+    def _gathered(self, pc: RTCPeerConnection) -> RTCSessionDescription:
+        """The local description once gathering is done; fails when it found nothing."""
+        desc = pc.localDescription
+        if "a=candidate:" not in desc.sdp:
+            # aiortc reports a failed TURN allocation (bad credentials, unreachable
+            # server) only by gathering nothing; ICE would then wait forever.
+            turn = any(u.startswith(("turn:", "turns:")) for u in self._urls())
+            hint = " (TURN allocation failed?)" if turn else ""
+            raise ConnectError(f"no ICE candidates gathered{hint}")
+        if pc.sctp is not None:
+            enlarge_socket_buffers(pc.sctp)
+        return desc
+
+    def _urls(self) -> list[str]:
+        return [u for s in self._ice_servers for u in server_urls(s)]
+
     def _gathering_text(self) -> str:
-        urls = [u for s in self._ice_servers for u in server_urls(s)]
+        urls = self._urls()
         if any(u.startswith(("turn:", "turns:")) for u in urls):
             return "TURN allocation..."
         if any(u.startswith("stun:") for u in urls):
