@@ -113,13 +113,12 @@ class WebRTCPeer:
 
     def start(self) -> None:
         """Begin: the offerer gathers candidates and sends its offer; the answerer waits."""
+        if self._closed:
+            raise ConnectError("WebRTC peer already closed")
         if self._started:
             return
         self._started = True
-        try:
-            self._loop.call_soon(self._begin)
-        except LoopClosed as exc:
-            raise ConnectError("WebRTC peer already closed") from exc
+        self._loop.call_soon(self._begin)
 
     def handle_signal(self, type: str, payload: Mapping[str, Any]) -> None:
         """Feed one signaling message from the peer; thread-safe, may come before start()."""

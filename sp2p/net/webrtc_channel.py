@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sp2p.net import webrtc_sctp as sctp_tuning
-from sp2p.net.channel import ChannelClosed
+from sp2p.net.channel import Channel, ChannelClosed
 from sp2p.net.loop import LoopClosed, LoopThread
 
 if TYPE_CHECKING:
@@ -169,3 +169,7 @@ def _message_limit(remote_max: int) -> int:
     if remote_max <= 0:
         return MAX_MESSAGE
     return min(MAX_MESSAGE, remote_max)
+
+
+def _implements_channel(stream: DataChannelStream) -> Channel:
+    return stream  # mypy proves DataChannelStream satisfies the Channel protocol
