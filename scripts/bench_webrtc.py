@@ -13,7 +13,11 @@ receiver-side: first byte to last byte.
            (SP2P_WEBRTC_STOCK=1): the cost of our threading layer alone
   tuned    the same with sp2p.net.webrtc_sctp's patches: what sp2p ships
 
+With --loss PCT (root) the runs happen in a network namespace whose UDP traffic loses
+PCT % of its packets at random (iptables statistic match), to compare loss recovery.
+
 Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--modes stock,channel,tuned]
+       [--loss PCT]
        [--profile sender|receiver] (cProfile of one side's asyncio thread, last mode only)
 """
 
@@ -27,6 +31,7 @@ import os
 import pstats
 import queue
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -264,6 +269,30 @@ def run_once(mode: str, total: int, profile: str | None) -> float:
     return got / (last - first) / 1e6
 
 
+def _ns(ns: str, *cmd: str) -> None:
+    subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
+
+
+def run_in_lossy_netns(loss: float, argv: list[str]) -> int:
+    """Re-run this script inside a namespace that drops `loss` % of UDP packets."""
+    ns = f"sp2pbench{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        _ns(ns, "ip", "link", "set", "lo", "up")
+        _ns(ns, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
+        _ns(ns, "ip", "addr", "add", "10.77.0.1/24", "dev", "v0")
+        _ns(ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "v1")
+        _ns(ns, "ip", "link", "set", "v0", "up")
+        _ns(ns, "ip", "link", "set", "v1", "up")
+        _ns(ns, "iptables-legacy", "-A", "OUTPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
+            "--probability", str(loss / 100), "-j", "DROP")  # fmt: skip
+        inner = [a for a in argv if not a.startswith("--loss")]
+        cmd = ["ip", "netns", "exec", ns, sys.executable, __file__, *inner, "--inside-netns"]
+        return subprocess.run(cmd, check=False).returncode
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -272,7 +301,16 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs per mode; the median is shown")
     parser.add_argument("--modes", default="stock,stock1,channel,tuned")
     parser.add_argument("--profile", choices=("sender", "receiver"))
+    parser.add_argument("--loss", type=float, default=0.0, help="percent of UDP packets dropped")
+    parser.add_argument("--inside-netns", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.loss and not args.inside_netns:
+        print(f"random UDP loss: {args.loss:g} %", flush=True)
+        argv = sys.argv[1:]
+        if "--loss" in argv:  # "--loss N" -> drop both words
+            i = argv.index("--loss")
+            argv = argv[:i] + argv[i + 2 :]
+        return run_in_lossy_netns(args.loss, argv)
     total = args.size * 1024 * 1024
     modes = [m for m in args.modes.split(",") if m]
     if args.profile:

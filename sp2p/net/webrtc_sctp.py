@@ -16,15 +16,23 @@ Per-packet work
      as a data packet. We acknowledge every fourth packet, or 2 ms after the first
      unacknowledged one (RFC 9260 section 6.2 allows up to 200 ms; its "every second
      packet" is a SHOULD, and stretch ACKs like these are common TCP practice).
-     Gaps and duplicates are still reported at once, so loss recovery is unchanged.
+     Gaps and duplicates are still reported at once, and for QUICK_ACK_PACKETS after
+     one we go back to SACKing every second packet without delay (as TCP's quick-ack
+     mode does), since the sender's window is then small. Slow start grows the window
+     by the bytes acknowledged up to SACK_EVERY packets per SACK (TCP's appropriate
+     byte counting), so fewer SACKs do not slow it down.
      This alone doubles the throughput between two aiortc peers.
 Loss recovery (stock aiortc stalled for minutes after a burst of losses)
   A2 SACKs listed every gap and duplicate. Past ~350 gaps a SACK outgrows one packet;
      aiortc moves DTLS records in 1500-byte reads, so it is cut and lost and the sender
      never learns what arrived. We report at most what fits one packet.
-  S2 A chunk is fast-retransmitted at most once per loss event (RFC 9260 section 7.2.4;
-     Linux does the same); stock aiortc re-sent the same chunks on every SACK, filling
-     the receiver's socket buffer with duplicates until nothing new got through.
+  S2 Stock aiortc fast-retransmits a missing chunk again on every third SACK, long
+     before its retransmission can have arrived; under heavy loss that fills the
+     receiver's socket buffer with duplicates until nothing new gets through. A chunk
+     is now struck again only by SACKs acknowledging data sent after its last
+     retransmission (RFC 9260 section 7.2.4 says "at most once"; this is the lost-
+     retransmission detection TCP stacks use, so a lost retransmission does not wait
+     for the T3 timer).
   S3 On T3 expiry only chunks the peer has not reported are re-sent, as Linux does;
      stock aiortc re-sent every outstanding chunk from a one-packet window.
   S5 Loss-based congestion control alone grows the window until the receiver's socket
@@ -32,6 +40,11 @@ Loss recovery (stock aiortc stalled for minutes after a burst of losses)
      megabytes queued ahead of it, then bursts of hundreds of losses. We also stop
      growing the window once the RTT says about QUEUE_TARGET bytes of ours sit in
      queues (TCP Vegas' estimate); losses still halve it as before.
+  S6 With stretch SACKs and a small window, one lost SACK (or the last packets of a
+     flight) leaves nothing to trigger another and the association waits for the T3
+     timer (at least 1 s). A tail loss probe (as in TCP's RACK-TLP, RFC 8985) re-sends
+     the newest chunk after about two RTTs of silence; the duplicate makes the peer
+     SACK at once.
 Flow control
   S4 The stock sender ignores the peer's receive window, and the stock receiver credits
      its window back as soon as a message is handed to the application. We honour the
@@ -64,8 +77,12 @@ MAX_MESSAGE_SIZE = 262144
 #: SACK after this many packets at the latest, or SACK_DELAY after the first unacked one
 SACK_EVERY = 4
 SACK_DELAY = 0.002
+#: after a loss, SACK every second packet without delay for this many packets
+QUICK_ACK_PACKETS = 64
 #: S5: stop growing the congestion window once about this much of our data waits in queues
 QUEUE_TARGET = 256 * 1024
+#: S6: a tail loss probe goes out after max(2 x smoothed RTT + SACK_DELAY, PROBE_MIN)
+PROBE_MIN = 0.01
 #: caps that keep a SACK within one packet (16 + 4 * (gaps + duplicates) < 1189 bytes)
 SACK_MAX_GAPS = 200
 SACK_MAX_DUPLICATES = 64
@@ -223,19 +240,24 @@ def _patch_receiver(mod: Any) -> None:
 
     async def send_sack(self: Any) -> None:  # A1
         unacked = getattr(self, "_sp2p_unacked", 0) + 1
+        quick = getattr(self, "_sp2p_quick", 0)
+        if self._sack_misordered or self._sack_duplicates:
+            quick = QUICK_ACK_PACKETS  # loss: the sender's window is small, keep it clocked
         if (
-            unacked >= SACK_EVERY
+            unacked >= (2 if quick else SACK_EVERY)
             or self._sack_misordered
             or self._sack_duplicates
             or self._association_state != established
         ):
             self._sp2p_unacked = 0
+            self._sp2p_quick = max(0, quick - 1)
             await send_sack_now(self)
             return
         self._sp2p_unacked = unacked
+        self._sp2p_quick = max(0, quick - 1)
         if not getattr(self, "_sp2p_sack_scheduled", False):
             self._sp2p_sack_scheduled = True
-            self._loop.call_later(SACK_DELAY, flush_sack, self)
+            self._loop.call_later(0 if quick else SACK_DELAY, flush_sack, self)
 
     setattr(stream_cls, "add_chunk", add_chunk)  # noqa: B010
     setattr(stream_cls, "pop_messages", pop_messages)  # noqa: B010
@@ -258,6 +280,8 @@ def _patch_sender(mod: Any) -> None:
         if _gt(self._last_sacked_tsn, chunk.cumulative_tsn):
             return
         self._sp2p_peer_rwnd = chunk.advertised_rwnd  # sp2p S4
+        self._sp2p_acked_at = time.monotonic()  # sp2p S6
+        self._sp2p_probes = 0
         received_time = time.time()
         self._last_sacked_tsn = chunk.cumulative_tsn
         cwnd_fully_utilized = self._flight_size >= self._cwnd
@@ -294,12 +318,14 @@ def _patch_sender(mod: Any) -> None:
             for schunk in sent_queue:
                 if _gt(schunk.tsn, highest_newly_acked):
                     break
-                if schunk.tsn in seen or getattr(schunk, "_sp2p_fast_rtx", False):  # sp2p S2
+                if schunk.tsn in seen:
                     continue
+                rtx_mark = getattr(schunk, "_sp2p_rtx_mark", None)  # sp2p S2
+                if rtx_mark is not None and not _gt(highest_newly_acked, rtx_mark):
+                    continue  # its retransmission may still arrive
                 schunk._misses += 1
                 if schunk._misses == 3:
                     schunk._misses = 0
-                    schunk._sp2p_fast_rtx = True  # sp2p S2
                     self._sp2p_rtx = True  # sp2p S1
                     if not self._maybe_abandon(schunk):
                         schunk._retransmit = True
@@ -312,7 +338,7 @@ def _patch_sender(mod: Any) -> None:
                 self._ssthresh = min(self._ssthresh, self._cwnd)
             elif done and cwnd_fully_utilized:
                 if self._cwnd <= self._ssthresh:
-                    self._cwnd += min(done_bytes, mtu_data)
+                    self._cwnd += min(done_bytes, SACK_EVERY * mtu_data)  # sp2p A1
                 else:
                     self._partial_bytes_acked += done_bytes
                     if self._partial_bytes_acked >= self._cwnd:
@@ -347,7 +373,6 @@ def _patch_sender(mod: Any) -> None:
         for chunk in self._sent_queue:
             if chunk._acked:  # sp2p S3: the peer has it
                 continue
-            chunk._sp2p_fast_rtx = False  # sp2p S2: a new loss event
             if not self._maybe_abandon(chunk):
                 chunk._retransmit = True
             self._flight_size_decrease(chunk)
@@ -404,6 +429,7 @@ def _patch_sender(mod: Any) -> None:
                     chunk._misses = 0
                     chunk._retransmit = False
                     chunk._sent_count += 1
+                    chunk._sp2p_rtx_mark = self._sent_queue[-1].tsn  # sp2p S2
                     await self._send_chunk(chunk)
                     if retransmit_earliest:
                         self._t3_restart()
@@ -422,6 +448,33 @@ def _patch_sender(mod: Any) -> None:
             await self._send_chunk(chunk)
             if not self._t3_handle:
                 self._t3_start()
+        arm_probe(self)  # sp2p S6
+
+    def probe_timeout(self: Any) -> float:
+        srtt = self._srtt if self._srtt is not None else PROBE_MIN
+        return float(max(2 * srtt + SACK_DELAY, PROBE_MIN) * 2 ** getattr(self, "_sp2p_probes", 0))
+
+    def arm_probe(self: Any) -> None:
+        if getattr(self, "_sp2p_probe_handle", None) is None and self._sent_queue:
+            self._sp2p_probe_handle = self._loop.call_later(probe_timeout(self), probe_fired, self)
+
+    def probe_fired(self: Any) -> None:  # S6: tail loss probe
+        self._sp2p_probe_handle = None
+        if self._association_state != established or not self._sent_queue:
+            return
+        silent = time.monotonic() - getattr(self, "_sp2p_acked_at", 0.0)
+        timeout = probe_timeout(self)
+        if silent < timeout:  # a SACK came meanwhile: check again later
+            self._sp2p_probe_handle = self._loop.call_later(timeout - silent, probe_fired, self)
+            return
+        # Data outstanding and no SACK for a while: the last SACK or the last packets
+        # were lost. Re-send the newest chunk; the peer answers a duplicate at once.
+        newest = self._sent_queue[-1]
+        newest._sent_count += 1  # no RTT sample from it (Karn)
+        self._sp2p_probes = getattr(self, "_sp2p_probes", 0) + 1
+        self._sp2p_acked_at = time.monotonic()
+        asyncio.ensure_future(self._send_chunk(newest))
+        arm_probe(self)
 
     setattr(cls, "_receive_sack_chunk", receive_sack_chunk)  # noqa: B010
     setattr(cls, "_t3_expired", t3_expired)  # noqa: B010
