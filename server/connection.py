@@ -195,7 +195,7 @@ class Peer:
         with contextlib.suppress(OSError):
             self._raw.shutdown(socket.SHUT_RDWR)
 
-    def finish(self, grace: float = 2.0) -> None:
+    def finish(self, grace: float = 1.0) -> None:
         """After the handler: give the client `grace` seconds to answer our close frame,
         then cut the socket so the library's reader thread ends now, not at its next ping."""
         self.close(CLOSE_NORMAL, "")

@@ -1,0 +1,170 @@
+"""Through REAL gunicorn: `sp2p-server -addr 127.0.0.1:0` as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import websocket
+
+from tests.server.helpers import Client, hello, http_get, pair, wait_until
+from tests.server.tlsutil import served_certificate, write_self_signed
+from tests.support.server_proc import ServerProc, start_server
+
+
+def test_choreography_through_gunicorn(sp2p_server: ServerProc) -> None:
+    assert "Listening at: http://127.0.0.1:" in sp2p_server.stderr_text()
+    url = sp2p_server.ws_url
+    sender, sid, welcome = hello(url)
+    assert welcome["baseUrl"] == sp2p_server.http_url
+    sender.send("file-info", {"data": "YmxvYg=="})
+    receiver = Client(url)
+    receiver.send("join", {"version": 2, "sessionId": sid, "clientType": "browser"})
+    receiver.send("crypto", {"publicKey": "cg=="})
+    assert receiver.expect("welcome")["peerClientType"] == "cli"
+    assert sender.expect("peer-joined") == {"clientType": "browser"}
+    assert sender.expect("crypto") == {"publicKey": "cg=="}
+    status, _, body = http_get(f"{sp2p_server.http_url}/api/file-info/{sid}")
+    assert (status, body) == (200, b'{"data":"YmxvYg=="}\n')
+    text = '{"type":"offer","payload":{"sdp":"v=0\\r\\n","type":"offer"},"z":1}'
+    sender.send_raw(text)
+    assert receiver.recv_text() == text
+    intruder = Client(url)
+    intruder.send("join", {"version": 2, "sessionId": sid})
+    assert intruder.expect("error")["code"] == "session_full"
+    wrong = Client(url)
+    wrong.send("join", {"version": 2, "sessionId": "zzzzzzzz"})
+    assert wrong.expect("error")["code"] == "session_not_found"
+    receiver.close()  # v2: close after P2P
+    assert sender.expect("peer-left") == {}
+    assert http_get(f"{sp2p_server.http_url}/api/file-info/{sid}")[0] == 404
+
+
+def test_version_mismatch_and_oversize_through_gunicorn(sp2p_server: ServerProc) -> None:
+    sender, sid, _ = hello(sp2p_server.ws_url, version=1)
+    wrong = Client(sp2p_server.ws_url)
+    wrong.send("join", {"version": 2, "sessionId": sid})
+    assert wrong.expect("error")["message"] == "protocol version mismatch with sender"
+    assert sender.expect("notice")["code"] == "peer_version_mismatch"
+    s2, r2, _ = pair(sp2p_server.ws_url)
+    s2.send_raw(json.dumps({"type": "offer", "payload": {"sdp": "x" * 70_000}}))
+    assert s2.closed_within(3)
+    assert r2.expect("peer-left") == {}
+
+
+def test_http_surface_through_gunicorn(sp2p_server: ServerProc) -> None:
+    assert http_get(sp2p_server.http_url + "/health")[2] == b"ok"
+    script = http_get(sp2p_server.http_url + "/", {"User-Agent": "curl/8"})[2].decode()
+    assert f"sp2p_base='{sp2p_server.http_url}'" in script
+    page = http_get(sp2p_server.http_url + "/", {"Accept": "text/html"})
+    assert page[0] == 200 and "frame-ancestors 'none'" in page[1]["Content-Security-Policy"]
+    assert http_get(sp2p_server.http_url + "/ws")[0] == 426
+
+
+@pytest.mark.slow
+def test_one_worker_env_config_and_clean_sigterm() -> None:
+    server = start_server(
+        env={"SP2P_MAX_SESSIONS_PER_IP": "1", "SP2P_TRUST_PROXY": "false", "SP2P_RATE_LIMIT": "0"}
+    )
+    try:
+
+        def children() -> list[str]:
+            return subprocess.run(
+                ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+
+        assert wait_until(lambda: len(children()) == 1)
+        time.sleep(0.5)
+        assert len(children()) == 1  # exactly one worker: the registry is in memory
+        sender, receiver, _ = pair(server.ws_url, headers={"X-Forwarded-For": "1.2.3.4"})
+        second = Client(server.ws_url, headers={"X-Forwarded-For": "5.6.7.8"})
+        second.send("hello", {"version": 2})
+        assert second.expect("error")["code"] == "rate_limited"  # XFF ignored: trust is off
+        waiting = Client(server.ws_url)  # connected, no hello yet
+        server.proc.send_signal(signal.SIGTERM)
+        for client in (sender, receiver, waiting):
+            assert client.closed_within(8)
+        assert server.proc.wait(15) == 0
+        assert "Traceback" not in server.stderr_text()
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_trust_proxy_through_gunicorn() -> None:
+    server = start_server("-trust-proxy", "-max-sessions-per-ip", "1", "-rate-limit", "0")
+    try:
+        first, _, _ = hello(server.ws_url, headers={"X-Forwarded-For": "spoofed, 1.2.3.4"})
+        second, _, _ = hello(server.ws_url, headers={"X-Forwarded-For": "spoofed, 5.6.7.8"})
+        third = Client(server.ws_url, headers={"X-Forwarded-For": "5.6.7.8, 1.2.3.4"})
+        third.send("hello", {"version": 2})
+        assert third.expect("error")["code"] == "rate_limited"
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_tls_with_certificate_files_and_reload(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    first_serial = write_self_signed(cert, key)
+    server = start_server(
+        "-tls-cert",
+        str(cert),
+        "-tls-key",
+        str(key),
+        "-base-url",
+        "https://localhost",
+        "-cert-check-interval",
+        "200ms",
+        "-rate-limit",
+        "0",
+    )
+    try:
+        assert server.scheme == "https"
+        assert served_certificate(server.port, cert).serial_number == first_serial
+        context = ssl.create_default_context(cafile=str(cert))
+        ws = websocket.create_connection(
+            f"wss://localhost:{server.port}/ws", sslopt={"context": context}, suppress_origin=True, timeout=5
+        )
+        ws.send('{"type":"hello","payload":{"version":2}}')
+        welcome = json.loads(ws.recv())
+        assert welcome["payload"]["baseUrl"] == "https://localhost"
+        ws.close()
+        # replace the files: new connections get the new certificate, no restart
+        time.sleep(0.05)
+        new_cert, new_key = tmp_path / "n.pem", tmp_path / "nk.pem"
+        second_serial = write_self_signed(new_cert, new_key)
+        os.replace(new_key, key)
+        os.replace(new_cert, cert)
+        assert wait_until(lambda: served_certificate(server.port).serial_number == second_serial, timeout=10)
+        # HSTS under TLS
+        response = served_headers(server.port, cert)
+        assert "max-age=31536000" in response
+    finally:
+        server.stop()
+
+
+def served_headers(port: int, cafile: Path) -> str:
+    import http.client
+
+    context = ssl.create_default_context(cafile=str(cafile))
+    conn = http.client.HTTPSConnection("localhost", port, context=context, timeout=5)
+    conn.request("GET", "/health")
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.headers.get("Strict-Transport-Security", "")
+
+
+def test_console_script_is_installed() -> None:
+    path = shutil.which("sp2p-server")
+    assert path is not None, "pip install -e '.[dev]' provides the sp2p-server console script"
+    result = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and result.stdout.startswith("sp2p-server ")
