@@ -20,8 +20,9 @@ export class ByteStream {
     this.readWake = null;
     this.sendWake = null;
     this.closedError = null;
-    this.lastActivity = Date.now();
+    this.lastActivity = Date.now(); // last sign of life from the peer (see session.js)
     this.received = 0;
+    this.sent = 0; // bytes handed to the channel; sent - bufferedAmount = bytes that left
     dc.binaryType = "arraybuffer";
     dc.bufferedAmountLowThreshold = LOW_WATER;
     dc.addEventListener("message", (e) => {
@@ -110,6 +111,7 @@ export class ByteStream {
   sendMessage(bytes) {
     if (this.closedError) throw this.closedError;
     this.dc.send(bytes);
+    this.sent += bytes.length;
   }
 
   /** Send bytes as ≤ maxMessage messages, waiting while too much is buffered. */
@@ -123,9 +125,15 @@ export class ByteStream {
       }
       if (this.closedError) throw this.closedError;
       if (this.dc.readyState !== "open") throw new ChannelClosed("Connection closed");
-      this.dc.send(bytes.subarray(off, off + this.maxMessage));
+      const piece = bytes.subarray(off, off + this.maxMessage);
+      this.dc.send(piece);
+      this.sent += piece.length;
     }
-    this.lastActivity = Date.now();
+  }
+
+  /** Bytes that actually left our buffer (the peer's transport accepted them). */
+  get drained() {
+    return this.sent - this.bufferedAmount;
   }
 
   /** Wait until everything queued has left (best effort, bounded). */

@@ -7,6 +7,7 @@ import { CancelReason, FrameReader, MAX_CONTROL, MsgType, Sealer } from "./frame
 
 export const HEARTBEAT_MS = 5000;
 export const DEAD_AFTER_MS = 15000;
+const HEARTBEAT_FRAME_BYTES = 29; // empty body: length + type + seq + tag
 const CONFIRM_TIMEOUT_MS = 15000;
 
 export class TransferError extends Error {
@@ -70,7 +71,8 @@ export class FrameSession {
     this.reader = new FrameReader(readKey, (n) => stream.read(n));
     this.chain = Promise.resolve();
     this.heartbeatTimer = null;
-    this.lastBuffered = 0;
+    this.lastDrained = 0;
+    this.heartbeatBytes = 0;
     this.closed = false;
     this.onDead = null;
   }
@@ -87,16 +89,18 @@ export class FrameSession {
     return this.reader.next();
   }
 
-  /** Heartbeats every 5 s; declare the peer dead after 15 s without any traffic either way. */
+  /** Heartbeats every 5 s; declare the peer dead after 15 s without a sign of life from it. */
   startHeartbeat() {
     if (this.heartbeatTimer) return;
     this.heartbeatTimer = setInterval(() => {
       if (this.closed) return;
+      // Only the peer's doing counts: its messages (incl. heartbeats), or our data leaving the
+      // queue because it reads (Go peers send no heartbeats). Our own heartbeats prove nothing.
+      const drained = this.stream.drained;
+      if (drained - this.lastDrained > this.heartbeatBytes) this.stream.lastActivity = Date.now();
+      this.lastDrained = drained;
+      this.heartbeatBytes = HEARTBEAT_FRAME_BYTES;
       this.sendFrame(MsgType.Heartbeat).catch(() => {});
-      // Our own queue draining means the peer is reading: that counts as alive too.
-      const buffered = this.stream.bufferedAmount;
-      if (buffered < this.lastBuffered) this.stream.lastActivity = Date.now();
-      this.lastBuffered = buffered;
       if (Date.now() - this.stream.lastActivity > DEAD_AFTER_MS && this.onDead) this.onDead();
     }, HEARTBEAT_MS);
   }
