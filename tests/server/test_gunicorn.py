@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -168,3 +169,52 @@ def test_console_script_is_installed() -> None:
     assert path is not None, "pip install -e '.[dev]' provides the sp2p-server console script"
     result = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and result.stdout.startswith("sp2p-server ")
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.slow
+def test_slow_clients_and_oversize_floods_do_not_starve_the_server() -> None:
+    """S7: 300 sockets trickling headers or never finishing the upgrade; S4: repeated
+    oversize messages. /health and a fresh session still work and RSS stays bounded."""
+    import socket
+
+    server = start_server("-rate-limit", "0", "-max-conns-per-ip", "1000")
+    slow: list[socket.socket] = []
+    try:
+        assert wait_until(
+            lambda: (
+                subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout
+                != ""
+            )
+        )
+        worker = int(
+            subprocess.run(
+                ["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True
+            ).stdout.split()[0]
+        )
+        for i in range(300):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /ws HTTP/1.1\r\nHost: x\r\n" if i % 2 else b"G")
+            slow.append(s)
+        assert http_get(server.http_url + "/health")[2] == b"ok"
+        sender, receiver, _ = pair(server.ws_url)
+        sender.send("crypto", {"publicKey": "k"})
+        assert receiver.expect("crypto") == {"publicKey": "k"}
+        before = _rss_kib(worker)
+        for _ in range(40):
+            c = Client(server.ws_url)
+            with contextlib.suppress(websocket.WebSocketException, OSError):
+                c.ws.send("x" * 300_000)
+            assert c.closed_within(3)
+        assert _rss_kib(worker) - before < 32 * 1024  # no per-attempt growth worth a message
+        assert http_get(server.http_url + "/health")[2] == b"ok"
+    finally:
+        for s in slow:
+            s.close()
+        server.stop()

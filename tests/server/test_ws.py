@@ -306,3 +306,10 @@ def test_sender_messages_before_join_are_dropped(server: LiveServer) -> None:
     sender.expect("peer-joined")
     sender.send("crypto", {"publicKey": "late"})
     assert receiver.expect("crypto") == {"publicKey": "late"}
+
+
+def test_websocket_transport_options(server: LiveServer) -> None:
+    """S4/W-9: the flask-sock options are the ones the security cases expect."""
+    options = server.app.config["SOCK_SERVER_OPTIONS"]
+    assert options["max_message_size"] == 65536
+    assert options["ping_interval"] == 30.0  # upstream's period; a missed pong closes
