@@ -38,6 +38,10 @@ NO_LIMIT_FLAGS: tuple[str, ...] = (
     "100000",
     "-rate-limit",
     "0",
+    "-miss-limit",
+    "0",
+    "-turn-per-ip-hour",
+    "0",
 )
 
 
@@ -60,9 +64,7 @@ class _Log:
 class ServerProc:
     """A running sp2p-server. `stderr_text()` returns its log so far."""
 
-    def __init__(
-        self, proc: subprocess.Popen[bytes], log: _Log, scheme: str, host: str, port: int
-    ) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], log: _Log, scheme: str, host: str, port: int) -> None:
         self.proc = proc
         self.scheme = scheme
         self.host = host
@@ -106,17 +108,13 @@ def server_command() -> list[str]:
 
 def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
-    base["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
-    )
+    base["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     base["PYTHONUNBUFFERED"] = "1"
     base.update(env or {})
     return base
 
 
-def start_server(
-    *flags: str, env: Mapping[str, str] | None = None, timeout: float = 20.0
-) -> ServerProc:
+def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: float = 20.0) -> ServerProc:
     """Start sp2p-server and wait until it listens. Raises RuntimeError with its log if not."""
     args = list(flags)
     if not any(f.lstrip("-").split("=")[0] == "addr" for f in args if f.startswith("-")):
@@ -152,9 +150,7 @@ def start_server(
             proc.kill()
         proc.wait()
         thread.join(2)
-        raise RuntimeError(
-            f"sp2p-server did not start (exit {proc.returncode}):\n{log.text()[-4000:]}"
-        )
+        raise RuntimeError(f"sp2p-server did not start (exit {proc.returncode}):\n{log.text()[-4000:]}")
     scheme, host, port = found[0]
     return ServerProc(proc, log, scheme, host, port)
 
