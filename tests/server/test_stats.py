@@ -1,0 +1,47 @@
+"""Stats: counted from the wire, persisted atomically only with a config directory."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from server.stats import Stats
+from tests.server.conftest import RELAXED
+from tests.server.helpers import live_server, pair, wait_until
+
+
+def test_stats_file_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "stats.json"
+    stats = Stats(path, interval=60)
+    stats.add("attemptedSends", 2)
+    stats.stop()
+    assert json.loads(path.read_text())["attemptedSends"] == 2
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["stats.json"]  # no temp files left
+    again = Stats(path)
+    assert again.snapshot()["attemptedSends"] == 2
+    path.write_text("{broken")
+    assert Stats(path).snapshot()["attemptedSends"] == 0  # unreadable: start from zero
+
+
+def test_counts_from_sessions_and_no_file_by_default(tmp_path: Path) -> None:
+    with live_server({**RELAXED, "config_dir": tmp_path, "stats_interval": 0.1}) as srv:
+        sender, receiver, _ = pair(srv.ws_url)
+        for client in (sender, receiver):  # accepted once per session (W-12)
+            client.send("transfer-complete", {"bytesTransferred": 1000})
+        sender.send("connected")
+        receiver.expect("connected")
+        path = tmp_path / "stats.json"
+        assert wait_until(lambda: path.exists() and json.loads(path.read_text()).get("completedSends") == 1)
+        assert json.loads(path.read_text()) == {
+            "attemptedSends": 1,
+            "connectedSends": 1,
+            "completedSends": 1,
+            "bytesTransferred": 1000,
+        }
+    with live_server(RELAXED) as srv:
+        pair(srv.ws_url)
+        time.sleep(0.2)
+        assert srv.state.stats.snapshot()["attemptedSends"] == 1
+        assert srv.state.config.config_dir is None
