@@ -23,19 +23,23 @@ from sp2p.ui import Terminal
 
 #: test and development hook, like Go's dev builds: advertise and dial loopback addresses
 ENV_ALLOW_LOOPBACK = "SP2P_ALLOW_LOOPBACK"
+#: the transfer code, for receivers that keep it out of argv
+ENV_CODE = "SP2P_CODE"
 
 USAGE = """\
 usage: sp2p <command> [flags] [arguments]
 
 commands:
   send [flags] <file|folder|...|->   send files, a folder, or stdin (-)
-  receive [flags] <CODE>             receive with a transfer code or share URL (alias: recv)
+  receive [flags] [CODE]             receive with a transfer code or share URL (alias: recv);
+                                     without CODE: $SP2P_CODE, or a prompt on the terminal
   version                            print the version
   help                               show this help
 
 environment:
   SP2P_SERVER   signaling server (default http://localhost:8080)
   SP2P_URL      public base URL for share links (default: derived from the server)
+  SP2P_CODE     transfer code for 'receive' when none is given (keeps it out of ps)
 
 config file: $XDG_CONFIG_HOME/sp2p/config.yaml or ~/.config/sp2p/config.yaml
 Run 'sp2p <command> -help' for the flags of a command.
@@ -182,7 +186,7 @@ def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal) 
     loopback = env.get(ENV_ALLOW_LOOPBACK, "") in ("1", "true")
     if command == "send":
         return _send(parsed, config, term, loopback)
-    return _receive(parsed, config, term, loopback)
+    return _receive(parsed, config, term, loopback, env)
 
 
 def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
@@ -196,14 +200,33 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
     return run_send(opts, term)
 
 
-def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
+def _code_without_argv(env: Mapping[str, str]) -> str:
+    """The code from SP2P_CODE or a prompt, so it stays out of `ps` and shell history (T20, D6)."""
+    if env.get(ENV_CODE):
+        return env[ENV_CODE]
+    try:
+        with open("/dev/tty", "r+", encoding="utf-8") as tty:  # noqa: PTH123
+            tty.write("Transfer code: ")
+            tty.flush()
+            text = tty.readline()
+    except OSError:
+        text = ""
+    if not text.strip():
+        raise UsageError(
+            "expected exactly one transfer code",
+            hint="usage: sp2p receive [flags] <CODE>, or set SP2P_CODE",
+        )
+    return text
+
+
+def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str]) -> int:
     from sp2p.files import clean_stale
     from sp2p.flow.receive import ReceiveOptions, run_receive
     from sp2p.proto.codes import parse_code
 
-    if len(parsed.args) != 1:
+    if len(parsed.args) > 1:
         raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
-    code = parse_code(parsed.args[0])
+    code = parse_code(parsed.args[0] if parsed.args else _code_without_argv(env))
     to_stdout = bool(parsed.flags.get("stdout"))
     if not to_stdout and Path(config.output).is_dir():
         clean_stale(config.output)

@@ -13,7 +13,6 @@ the public base URL for share links.
 from __future__ import annotations
 
 import contextlib
-import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,19 +22,12 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 from sp2p.errors import UsageError
+from sp2p.proto.constants import Transport
 
 DEFAULT_SERVER: Final = "http://localhost:8080"
 DEFAULT_COMPRESS: Final = 3
 ENV_SERVER: Final = "SP2P_SERVER"
 ENV_URL: Final = "SP2P_URL"
-
-
-class Transport(enum.StrEnum):
-    """Which connection methods to race (``-transport``)."""
-
-    AUTO = "auto"
-    TCP = "tcp"
-    WEBRTC = "webrtc"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.progress import Progress
 from sp2p.proto.codes import TransferCode
-from sp2p.proto.constants import Role, Transport
+from sp2p.proto.constants import Role
 from sp2p.proto.keys import derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
@@ -53,7 +53,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         )
         term.line(f"Verify: {keys.verify_code}")
         term.line("Establishing P2P connection...")
-        transport = Transport(str(cfg.transport))
+        transport = cfg.transport
         peer = PeerInfo(client_type=welcome.peer_client_type or ClientType.CLI.value, prefer_tcp=prefer_tcp)
         conn_opts = ConnectOptions(
             transport=transport,

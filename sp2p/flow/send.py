@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -93,36 +94,26 @@ def run_send(opts: SendOptions, term: Terminal) -> int:
     source: ChunkSource = (
         StreamSource(opts.stdin) if src.stream_mode else FullChunkSource(reader, what=src.name)
     )
-    first: bytes | None = None
-    compress = cfg.compress > 0
-    if compress:
-        first = _first_chunk(source)
-        compress = _worth_compressing(first)
-        if not compress:
-            term.debug("input does not compress; sending it without zstd")
     meta = Metadata(
         name=src.name, size=src.size, type=src.mime_type, is_folder=src.is_folder,
         stream_mode=src.stream_mode, file_count=src.file_count,
-        compression="zstd" if compress else "",
     )
     try:
-        return _send(opts, term, ws_url, meta, _PeekedSource(first, source), compress)
+        return _send(opts, term, ws_url, meta, source)
     finally:
         with contextlib.suppress(OSError):
             reader.close()
 
 
-def _send(
-    opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource, compress: bool
-) -> int:
+def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource) -> int:
     cfg = opts.config
-    transport = Transport(str(cfg.transport))
+    transport = cfg.transport
     seed = generate_seed()
     signal = SignalClient(ws_url)
     try:
         signal.send_type(SignalType.HELLO, hello_payload())
         welcome = wait_welcome(signal)
-        preview = Metadata(**{**meta.__dict__, "compression": ""}).to_json()
+        preview = meta.to_json()
         file_info = Envelope.build(
             SignalType.FILE_INFO, FileInfo(data=_b64(encrypt_file_info(seed, preview)))
         )
@@ -152,7 +143,16 @@ def _send(
     fc = FramedChannel(channel, keys)
     term.line(f"Connected via {fc.transport}")
     try:
-        return _transfer(fc, term, meta, source, compress, cfg.compress)
+        # Sample only now: a stream may not have produced a byte before the receiver came.
+        first: bytes | None = None
+        compress = cfg.compress > 0
+        if compress:
+            first = _first_chunk(source)
+            compress = _worth_compressing(first)
+            if not compress:
+                term.debug("input does not compress; sending it without zstd")
+        meta = dataclasses.replace(meta, compression="zstd" if compress else "")
+        return _transfer(fc, term, meta, _PeekedSource(first, source), compress, cfg.compress)
     finally:
         fc.close()
 
@@ -193,10 +193,13 @@ def _show_code(term: Terminal, base: str, code: str, meta: Metadata) -> None:
     term.line()
     term.stdout_line(code)
     term.stdout_line(url)
+    # https-only download flags (D1); the code also works from the environment (D6, T20)
+    curl = "curl --proto '=https' --tlsv1.2 -fsSL" if base.startswith("https://") else "curl -fsSL"
     term.line("Receive via:")
     term.line(f"  Browser:   {url}")
     term.line(f"  Terminal:  sp2p receive {code}")
-    term.line(f"        or:  curl -f {base}/r | sh -s {code}")
+    term.line(f"        or:  SP2P_CODE={code} sp2p receive")
+    term.line(f"        or:  {curl} {base}/r | SP2P_CODE={code} sh")
     term.line()
 
 

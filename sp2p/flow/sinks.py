@@ -17,7 +17,8 @@ class FileSink:
 
     def __init__(self, outdir: Path, meta: Metadata) -> None:
         self._meta = meta
-        self._file = IncomingFile(outdir)
+        # a single file's size is exact: not one byte more may land on disk (T2)
+        self._file = IncomingFile(outdir, limit=None if meta.stream_mode else meta.size)
         self.saved: list[Path] = []
 
     def write(self, data: bytes) -> None:

@@ -28,7 +28,8 @@ RECEIVER_HANDSHAKE_TIMEOUT = 5.0
 #: peer-supplied addresses we dial at most (T19); Go stops at 8, we keep room for UPnP
 MAX_PEER_ADDRESSES = 16
 RECV_SIZE = 1 << 20
-SOCKET_BUFFER = 8 << 20
+# Socket buffers are left to the kernel's autotuning: a fixed SO_SNDBUF/SO_RCVBUF is capped
+# by net.core.[rw]mem_max (4 MiB) and measured 2.5x slower than autotuning on a 70 ms link.
 
 
 class TcpChannel:
@@ -43,8 +44,6 @@ class TcpChannel:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
 
     def send(self, data: bytes) -> None:
         try:
