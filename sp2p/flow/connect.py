@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.net.addresses import format_endpoint, local_addresses
@@ -22,6 +23,9 @@ from sp2p.net.tcp import TcpRace
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import ClientType, Direct, Envelope, SignalType
+
+if TYPE_CHECKING:
+    from sp2p.net.webrtc import WebRTCPeer
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class ConnectOptions:
     ice_servers: list[dict[str, Any]] = field(default_factory=list)
     prefer_tcp: bool = False
     timeout: float = ESTABLISH_TIMEOUT
+    #: TURN servers for the relay retry
+    extra_ice_servers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -87,8 +93,11 @@ def establish(
         for addr in local_addresses(allow_loopback=opts.allow_loopback):
             signal.send(Envelope.build(SignalType.DIRECT, Direct(tcp=format_endpoint(addr, tcp.port))))
         status("TCP", f"listening on port {tcp.port}")
+    rtc: WebRTCAttempt | None = None
     if opts.transport is Transport.TCP:
         status("WebRTC", "skipped (transport=tcp)")
+    else:
+        rtc = WebRTCAttempt(signal, keys.role, peer, opts, race, status)
     try:
         deadline = time.monotonic() + opts.timeout
         while True:
@@ -112,19 +121,103 @@ def establish(
                     "the peer left before a connection was confirmed",
                     hint="if this keeps happening, check that both sides used the same code",
                 )
-            _route(env, tcp)
+            _route(env, tcp, rtc)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected
         raise ConnectError("could not establish a peer-to-peer connection")
     finally:
         if tcp is not None:
             tcp.stop()
         race.close()
+        if rtc is not None:
+            rtc.release_unless_won(race.poll_quiet())
 
 
-def _route(env: Envelope, tcp: TcpRace | None) -> None:
+def _route(env: Envelope, tcp: TcpRace | None, rtc: WebRTCAttempt | None) -> None:
+    if env.type in _WEBRTC_TYPES:
+        if rtc is not None:
+            rtc.peer.handle_signal(env.type, env.payload)
+        return
     if env.type == SignalType.ERROR:
         raise SignalingError(f"server error: {str(env.payload.get('message', ''))[:200]}")
     if env.type == SignalType.DIRECT and tcp is not None:
         text = env.payload.get("tcp")
         if isinstance(text, str) and text:
             tcp.add_peer_address(text)
+
+
+_WEBRTC_TYPES = {SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED}
+
+
+class _PeerOwningChannel:
+    """The winning data channel; closing it also tears down its peer connection."""
+
+    def __init__(self, inner: Channel, peer: WebRTCPeer) -> None:
+        self.inner = inner
+        self.peer = peer
+        self.transport = inner.transport
+
+    def send(self, data: bytes) -> None:
+        self.inner.send(data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        return self.inner.recv(timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+        self.peer.close()
+
+    @property
+    def buffered_amount(self) -> int:
+        return self.inner.buffered_amount
+
+
+class WebRTCAttempt:
+    """One WebRTC leg of the race: the sender offers, the receiver answers (client.md §4.8)."""
+
+    def __init__(
+        self,
+        signal: SignalClient,
+        role: Role,
+        peer: PeerInfo,
+        opts: ConnectOptions,
+        race: ConfirmationRace,
+        status: StatusFn,
+    ) -> None:
+        from sp2p.net.webrtc import WebRTCPeer  # aiortc loads only when WebRTC is used
+
+        stun = [s for s in opts.ice_servers if not _is_turn(s)]
+        self.peer = WebRTCPeer(
+            offerer=role is Role.SENDER,
+            send_signal=lambda t, p: _send_quietly(signal, t, p),
+            ice_servers=stun + opts.extra_ice_servers,
+            peer_is_browser=peer.is_browser,
+            on_status=lambda text: status("WebRTC", text),
+        )
+        self._race = race
+        self._channel: Channel | None = None
+        self.peer.start()
+        threading.Thread(target=self._wait, args=(opts.timeout, status), name="sp2p-webrtc-wait",
+                         daemon=True).start()
+
+    def _wait(self, timeout: float, status: StatusFn) -> None:
+        try:
+            stream = self.peer.wait_open(timeout)
+        except ConnectError as exc:
+            status("WebRTC", f"failed: {exc}")
+            return
+        self._channel = _PeerOwningChannel(stream, self.peer)
+        self._race.offer(self._channel)
+
+    def release_unless_won(self, winner: Channel | None) -> None:
+        if winner is None or winner is not self._channel:
+            threading.Thread(target=self.peer.close, name="sp2p-webrtc-close", daemon=True).start()
+
+
+def _is_turn(server: dict[str, Any]) -> bool:
+    urls = server.get("urls") or []
+    return any(str(u).startswith(("turn:", "turns:")) for u in urls)
+
+
+def _send_quietly(signal: SignalClient, msg_type: str, payload: dict[str, Any]) -> None:
+    with contextlib.suppress(SignalingError):
+        signal.send(Envelope(msg_type, payload))

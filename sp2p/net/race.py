@@ -166,6 +166,11 @@ class ConfirmationRace:
             self._settle_held(held)
         return self._winner
 
+    def poll_quiet(self) -> Channel | None:
+        """The winner, or None; never raises."""
+        with self._cond:
+            return self._winner
+
     def restart_prefer_window(self) -> None:
         """A UPnP mapping just succeeded: give TCP a fresh window (client.md §4.5)."""
         with self._cond:
