@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -11,23 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.web.flows import CODE_RE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def require_cli_webrtc() -> None:
-    """Browsers only speak WebRTC. Until the CLI's connection flow uses the WebRTC transport,
-    these tests xfail visibly (reason in the -ra summary) instead of failing on a 30 s timeout.
-    The lead removes this guard once sp2p/flow/connect.py races WebRTC."""
-    if importlib.util.find_spec("sp2p.net.webrtc") is None:
-        pytest.xfail("sp2p CLI has no WebRTC transport yet (sp2p.net.webrtc missing)")
-    spec = importlib.util.find_spec("sp2p.flow.connect")
-    source = Path(spec.origin).read_text() if spec and spec.origin else ""
-    if "WebRTCPeer" not in source:
-        pytest.xfail("sp2p CLI does not connect over WebRTC yet (sp2p/flow/connect.py)")
 
 
 class Cli:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.web.cli import Cli, require_cli_webrtc
+from tests.web.cli import Cli
 from tests.web.flows import (
     NO_PICKERS,
     OPFS_PICKERS,
@@ -79,7 +79,6 @@ def browser_download(page: Any, web_base: str, code: str, dest: Path) -> tuple[P
 
 
 def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
-    require_cli_webrtc()
     src = random_file(tmp_path / "one-mib.bin", 1 << 20)
     cli, code = cli_send(clis, web_base, src)
     saved, seen = browser_download(page, web_base, code, tmp_path)
@@ -91,7 +90,6 @@ def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: lis
 
 @pytest.mark.slow
 def test_cli_to_browser_300mib(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
-    require_cli_webrtc()
     src = random_file(tmp_path / "big.bin", 300 << 20)
     cli, code = cli_send(clis, web_base, src)
     saved, seen = browser_download(page, web_base, code, tmp_path)
@@ -112,7 +110,6 @@ def make_tree(root: Path) -> Path:
 
 
 def test_cli_folder_to_browser_extract(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
-    require_cli_webrtc()
     top = make_tree(tmp_path)
     cli, code = cli_send(clis, web_base, top)
     page.add_init_script(OPFS_PICKERS)
@@ -129,7 +126,6 @@ def test_cli_folder_to_browser_extract(page: Any, web_base: str, tmp_path: Path,
 
 
 def test_browser_to_cli_file(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
-    require_cli_webrtc()
     src = random_file(tmp_path / "from-browser.bin", 3 * (1 << 20) + 12345)
     url = start_send(page, web_base, str(src))
     out = tmp_path / "out"
@@ -143,7 +139,6 @@ def test_browser_to_cli_file(page: Any, web_base: str, tmp_path: Path, clis: lis
 
 
 def test_browser_to_cli_folder(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
-    require_cli_webrtc()
     top = make_tree(tmp_path)
     (top / "empty").rmdir()  # a folder <input> lists files only
     url = start_send(page, web_base, str(top), folder=True)
