@@ -93,8 +93,8 @@ def test_send_and_receive_through_the_bootstrap_scripts(
         match = err.wait_for(CODE_PATTERN, timeout=90)
         assert match, f"sender printed no transfer code:\n{err.text()[-3000:]}"
         code = match.group(0)
-        # the sender advertises the bootstrap one-liner for this server
-        assert f"curl -f {release_server.http_url}/r | sh -s {code}" in err.text()
+        # the sender advertises the bootstrap one-liner for this server, code kept out of argv (D6)
+        assert f"curl -fsSL {release_server.http_url}/r | SP2P_CODE={code} sh" in err.text()
 
         receiver = run_pipe(
             release_server.http_url + "/r", [code], tmpdir=recv_tmp, cwd=recv_dir,
