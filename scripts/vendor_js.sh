@@ -56,7 +56,7 @@ for pin in "${PINS[@]}"; do
     cp "$dir/package/$src" "$dest/$dst"
   done
   cp "$dir/package/$license" "$dest/LICENSE"
-  echo "| \`$name\` | $version | \`$integrity\` | $(echo "$files" | sed 's/ /, /g') |" >>"$manifest"
+  echo "| \`$name\` | $version | \`$integrity\` | ${files// /, } |" >>"$manifest"
 done
 
 rm -rf "$out"
