@@ -56,6 +56,20 @@ class StreamDigest:
         return Totals(self.total_bytes, self.chunk_count, self._sha.hexdigest())
 
 
+def totals_mismatch(sent: Totals, received: Totals) -> VerificationError | None:
+    """The one comparison of Done against Complete (texts as Go's receiver words them)."""
+    if (sent.total_bytes, sent.chunk_count) != (received.total_bytes, received.chunk_count):
+        return VerificationError(
+            f"verification mismatch: expected {sent.total_bytes} bytes/{sent.chunk_count} chunks, "
+            f"got {received.total_bytes}/{received.chunk_count}"
+        )
+    if sent.sha256 != received.sha256:
+        return VerificationError(
+            f"integrity check failed: sender SHA-256 {sent.sha256}, receiver SHA-256 {received.sha256}"
+        )
+    return None
+
+
 def _peer_stop(frame: Frame, peer: str) -> Exception:
     if frame.msg_type == MsgType.CANCEL:
         reason = parse_cancel_body(frame.body)
@@ -128,17 +142,10 @@ class SenderMachine:
             self.fail()
             raise _peer_stop(frame, "receiver")
         if kind == MsgType.COMPLETE and self.state is SenderState.AWAIT_COMPLETE:
-            theirs = Totals.from_json(frame.body, "complete")
-            ours = self.digest.totals()
-            if (theirs.total_bytes, theirs.chunk_count) != (ours.total_bytes, ours.chunk_count):
+            mismatch = totals_mismatch(self.digest.totals(), Totals.from_json(frame.body, "complete"))
+            if mismatch is not None:
                 self.fail()
-                raise VerificationError(
-                    f"verification mismatch: sent {ours.total_bytes} bytes in {ours.chunk_count} chunks, "
-                    f"receiver got {theirs.total_bytes} in {theirs.chunk_count}"
-                )
-            if theirs.sha256 != ours.sha256:
-                self.fail()
-                raise VerificationError("integrity mismatch: the receiver's SHA-256 differs from ours")
+                raise mismatch
             self._set_state("complete")
             return MsgType.FIN_ACK, b""
         self.fail()
@@ -257,18 +264,11 @@ class ReceiverMachine:
         """
         if self.done is None:
             raise LocalProtocolError("receiver: complete() before Done")
-        ours, theirs = self.digest.totals(), self.done
-        if (ours.total_bytes, ours.chunk_count) != (theirs.total_bytes, theirs.chunk_count):
+        ours = self.digest.totals()
+        mismatch = totals_mismatch(self.done, ours)
+        if mismatch is not None:
             self.fail()
-            raise VerificationError(
-                f"verification mismatch: expected {theirs.total_bytes} bytes/{theirs.chunk_count} chunks, "
-                f"got {ours.total_bytes}/{ours.chunk_count}"
-            )
-        if ours.sha256 != theirs.sha256:
-            self.fail()
-            raise VerificationError(
-                f"integrity check failed: sender SHA-256 {theirs.sha256}, receiver SHA-256 {ours.sha256}"
-            )
+            raise mismatch
         if self.max_bytes is not None and ours.total_bytes != self.max_bytes:
             self.fail()
             raise VerificationError(

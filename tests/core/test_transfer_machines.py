@@ -146,7 +146,7 @@ def test_t3_hash_mismatch_at_done_and_complete() -> None:
     s.start()
     s.record_chunk(b"abc")
     s.finish()
-    with pytest.raises(VerificationError, match="integrity mismatch"):
+    with pytest.raises(VerificationError, match="integrity check failed"):
         s.on_frame(f(MsgType.COMPLETE, Totals(3, 1, "0" * 64).to_json()))
 
 
