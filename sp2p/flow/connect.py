@@ -6,6 +6,7 @@ winner is whichever confirmed channel the key-confirmation race settles on.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import threading
@@ -20,6 +21,7 @@ from sp2p.net.channel import Channel
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.signaling import SignalClient
 from sp2p.net.tcp import TcpRace
+from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import ClientType, Direct, Envelope, SignalType
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ESTABLISH_TIMEOUT = 30.0
+UPNP_TIMEOUT = 5.0
 PREFER_TCP_WINDOW = 6.0
 PEER_LEFT_GRACE = 3.0
 
@@ -84,6 +87,7 @@ def establish(
         prefer_tcp_window=PREFER_TCP_WINDOW if opts.prefer_tcp and opts.transport is Transport.AUTO else 0.0,
     )
     tcp: TcpRace | None = None
+    upnp: UpnpAttempt | None = None
     if opts.transport is Transport.WEBRTC:
         status("TCP", "skipped (transport=webrtc)")
     elif peer.is_browser:
@@ -93,6 +97,10 @@ def establish(
         for addr in local_addresses(allow_loopback=opts.allow_loopback):
             signal.send(Envelope.build(SignalType.DIRECT, Direct(tcp=format_endpoint(addr, tcp.port))))
         status("TCP", f"listening on port {tcp.port}")
+        if opts.allow_loopback:  # dev/test mode on one host: keep SSDP off the real LAN
+            status("TCP", "UPnP skipped (loopback mode)")
+        else:
+            upnp = UpnpAttempt(tcp.port, signal, race, status)
     rtc: WebRTCAttempt | None = None
     if opts.transport is Transport.TCP:
         status("WebRTC", "skipped (transport=tcp)")
@@ -104,7 +112,7 @@ def establish(
             winner = race.poll()
             if winner is not None:
                 status(winner.transport, "connected")
-                return winner
+                return _keep_mapping(winner, upnp)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -116,7 +124,7 @@ def establish(
                 # a peer that just confirmed on a channel closes its signaling at once (v2),
                 # possibly before its MAC has reached us on that channel: give it a moment
                 with contextlib.suppress(ConnectError):
-                    return race.wait(timeout=PEER_LEFT_GRACE)
+                    return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
                 raise ConnectError(
                     "the peer left before a connection was confirmed",
                     hint="if this keeps happening, check that both sides used the same code",
@@ -127,6 +135,8 @@ def establish(
     finally:
         if tcp is not None:
             tcp.stop()
+        if upnp is not None:
+            upnp.release()  # a no-op once the winner took the mapping over
         race.close()
         if rtc is not None:
             rtc.release_unless_won(race.poll_quiet())
@@ -146,6 +156,92 @@ def _route(env: Envelope, tcp: TcpRace | None, rtc: WebRTCAttempt | None) -> Non
 
 
 _WEBRTC_TYPES = {SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED}
+
+
+class UpnpAttempt:
+    """Map the TCP listener's port on the gateway in the background (client.md §4.6 step 3, §4.7).
+
+    Never fails the connection: a missing or refusing gateway only shows as a status.
+    """
+
+    def __init__(self, port: int, signal: SignalClient, race: ConfirmationRace, status: StatusFn) -> None:
+        self._port = port
+        self._signal = signal
+        self._race = race
+        self._status = status
+        self._lock = threading.Lock()
+        self._released = False
+        self._mapping: UpnpMapping | None = None
+        threading.Thread(target=self._run, name="sp2p-upnp", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            mapping = UpnpMapping.create(self._port, timeout=UPNP_TIMEOUT)
+        except UpnpError as exc:
+            self._status("TCP", f"UPnP failed: {exc}")
+            return
+        except Exception as exc:  # a broken gateway must never break the transfer
+            self._status("TCP", f"UPnP failed: {exc}")
+            return
+        if mapping is None:
+            self._status("TCP", "UPnP: no gateway found")
+            return
+        with self._lock:
+            if self._released:  # the race is over: do not leave a hole in the gateway
+                _close_in_background(mapping)
+                return
+            self._mapping = mapping
+        atexit.register(mapping.close)  # also on Ctrl-C / SIGTERM (mapped to KeyboardInterrupt)
+        _send_quietly(self._signal, SignalType.DIRECT, Direct(tcp=mapping.external_address).to_payload())
+        self._status("TCP", f"UPnP mapped {mapping.external_address}")
+        self._race.restart_prefer_window()
+
+    def take(self) -> UpnpMapping | None:
+        """Hand the mapping over to the caller (who must close it); later mappings are dropped."""
+        with self._lock:
+            self._released = True
+            mapping, self._mapping = self._mapping, None
+        return mapping
+
+    def release(self) -> None:
+        mapping = self.take()
+        if mapping is not None:
+            _close_in_background(mapping)
+
+
+def _close_in_background(mapping: UpnpMapping) -> None:
+    threading.Thread(target=mapping.close, name="sp2p-upnp-close", daemon=True).start()
+
+
+class _MappingOwningChannel:
+    """The winning TCP channel; the port mapping lives until the transfer ends (client.md §4.7)."""
+
+    def __init__(self, inner: Channel, mapping: UpnpMapping) -> None:
+        self.inner = inner
+        self.mapping = mapping
+        self.transport = inner.transport
+
+    def send(self, data: bytes) -> None:
+        self.inner.send(data)
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        return self.inner.recv(timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+        self.mapping.close()
+        atexit.unregister(self.mapping.close)
+
+    @property
+    def buffered_amount(self) -> int:
+        return self.inner.buffered_amount
+
+
+def _keep_mapping(winner: Channel, upnp: UpnpAttempt | None) -> Channel:
+    if upnp is None or winner.transport != "TCP":
+        return winner
+    mapping = upnp.take()
+    return winner if mapping is None else _MappingOwningChannel(winner, mapping)
 
 
 class _PeerOwningChannel:
