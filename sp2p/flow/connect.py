@@ -47,6 +47,10 @@ _ROUTED = {
 }
 
 
+class PeerLeftError(ConnectError):
+    """The peer left the session: no point in a relay retry."""
+
+
 @dataclass
 class ConnectOptions:
     transport: Transport = Transport.AUTO
@@ -125,7 +129,7 @@ def establish(
                 # possibly before its MAC has reached us on that channel: give it a moment
                 with contextlib.suppress(ConnectError):
                     return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
-                raise ConnectError(
+                raise PeerLeftError(
                     "the peer left before a connection was confirmed",
                     hint="if this keeps happening, check that both sides used the same code",
                 )

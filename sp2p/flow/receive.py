@@ -7,9 +7,10 @@ from pathlib import Path
 
 from sp2p.config import Config, signaling_url
 from sp2p.errors import LocalIOError, SignalingError
-from sp2p.flow.connect import ConnectOptions, PeerInfo, establish
+from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.framed import FramedChannel
 from sp2p.flow.receive_pump import ReceivePipeline
+from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.session import hello_payload, new_keypair, parse_peer_crypto, server_error, wait_welcome
 from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
@@ -61,7 +62,11 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             ice_servers=[s.to_payload() for s in welcome.ice_servers],
             prefer_tcp=prefer_tcp,
         )
-        channel = establish(signal, keys, peer, conn_opts, status=lambda m, d: term.debug(f"{m}: {d}"))
+        channel = establish_or_relay(
+            signal, keys, peer, conn_opts,
+            turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
+            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
+        )  # fmt: skip
     finally:
         signal.close()
     fc = FramedChannel(channel, keys)

@@ -12,8 +12,9 @@ from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import SignalingError
 from sp2p.files import SendSource, inspect_sources
-from sp2p.flow.connect import ConnectOptions, PeerInfo, establish
+from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.framed import FramedChannel
+from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.send_pump import ChunkSource, SendPipeline
 from sp2p.flow.session import (
     KeepAlive,
@@ -137,7 +138,11 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
             ice_servers=[s.to_payload() for s in welcome.ice_servers],
             prefer_tcp=meta.size >= PREFER_TCP_THRESHOLD,
         )
-        channel = establish(signal, keys, peer, conn_opts, status=lambda m, d: term.debug(f"{m}: {d}"))
+        channel = establish_or_relay(
+            signal, keys, peer, conn_opts,
+            turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
+            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
+        )  # fmt: skip
     finally:
         signal.close()  # v2: signaling ends once the peer-to-peer channel is up
     fc = FramedChannel(channel, keys)

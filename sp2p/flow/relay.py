@@ -1,0 +1,163 @@
+"""TURN relay fallback with consent (client.md §4.9, server-web.md §3).
+
+When the direct attempt fails, both peers ask the server for TURN credentials
+(`relay-retry`, which the server also relays to the peer), each asks its user,
+and both retry WebRTC-only with the TURN servers once the peer agreed too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+from sp2p.errors import ConnectError, SignalingError
+from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, StatusFn, establish
+from sp2p.net.channel import Channel
+from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.proto.constants import Transport
+from sp2p.proto.keys import SessionKeys
+from sp2p.proto.signal import Envelope, SignalFormatError, SignalType, TurnCredentials
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_TIMEOUT = 30.0
+AGREEMENT_TIMEOUT = 30.0
+RETRY_PAUSE = 0.5
+TTY = "/dev/tty"
+
+# the peer's first-attempt messages that may still sit in the mailbox, ahead of its relay-retry
+_STALE = {
+    SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED, SignalType.DIRECT,
+}
+
+_ENDING = {SignalType.RELAY_DENIED, SignalType.PEER_LEFT, SignalType.ERROR}
+_CREDENTIALS = {SignalType.TURN_CREDENTIALS, *_ENDING}
+_AGREEMENT = {SignalType.RELAY_RETRY, *_ENDING, *_STALE}
+
+ConsentFn = Callable[[], bool]
+
+
+def establish_or_relay(
+    signal: SignalClient,
+    keys: SessionKeys,
+    peer: PeerInfo,
+    opts: ConnectOptions,
+    *,
+    turn_available: bool,
+    allow_relay: bool,
+    status: StatusFn = lambda m, d: None,
+    notice: Callable[[str], None] = lambda text: None,
+    consent: ConsentFn | None = None,
+) -> Channel:
+    """`establish`, then the relay retry if it failed and the server offers TURN."""
+    try:
+        return establish(signal, keys, peer, opts, status)
+    except PeerLeftError:
+        raise
+    except ConnectError:
+        if not turn_available or opts.transport is Transport.TCP:
+            raise
+        log.debug("direct connection failed; trying the relay flow")
+    notice("Could not establish a direct connection; trying a TURN relay...")
+    ask = consent or prompt_relay_consent
+    try:
+        return _relay(signal, keys, peer, opts, allow_relay, ask, status)
+    except SignalClosed as exc:
+        raise ConnectError(f"lost the signaling server during the relay retry: {exc}") from None
+
+
+def _relay(
+    signal: SignalClient,
+    keys: SessionKeys,
+    peer: PeerInfo,
+    opts: ConnectOptions,
+    allow_relay: bool,
+    consent: ConsentFn,
+    status: StatusFn,
+) -> Channel:
+    # ask the server first, so the peer can be asked in parallel (§4.9 step 2)
+    signal.send_type(SignalType.RELAY_RETRY)
+    turn = _wait_credentials(signal)
+    status("WebRTC", f"TURN credentials for {len(turn)} server(s)")
+    if not (allow_relay or consent()):
+        signal.send_type(SignalType.RELAY_DENIED)
+        raise ConnectError(
+            "could not establish a direct connection, and the relay was not allowed",
+            hint="use -allow-relay to route the end-to-end encrypted data through a TURN relay",
+        )
+    _wait_peer_agreement(signal)
+    time.sleep(RETRY_PAUSE)
+    retry = dataclasses.replace(
+        opts, transport=Transport.WEBRTC, prefer_tcp=False, extra_ice_servers=turn,
+    )  # fmt: skip
+    status("WebRTC", "retrying through the TURN relay")
+    return establish(signal, keys, peer, retry, status)
+
+
+def _wait_credentials(signal: SignalClient) -> list[dict[str, object]]:
+    deadline = time.monotonic() + CREDENTIALS_TIMEOUT
+    while True:
+        env = _next(signal, _CREDENTIALS, deadline, "the server did not provide TURN credentials")
+        _check_common(env)
+        if env.type == SignalType.TURN_CREDENTIALS:
+            try:
+                creds = TurnCredentials.from_payload(env.payload)
+            except SignalFormatError as exc:
+                raise ConnectError(f"the server sent malformed TURN credentials: {exc}") from None
+            servers = [s.to_payload() for s in creds.ice_servers]
+            if not servers:
+                raise ConnectError("the server provided no TURN servers")
+            return servers
+
+
+def _wait_peer_agreement(signal: SignalClient) -> None:
+    """Wait for the peer's relay-retry (maybe queued since the first attempt), dropping the
+    peer's older signaling: it belongs to the failed attempt and precedes its relay-retry."""
+    deadline = time.monotonic() + AGREEMENT_TIMEOUT
+    while True:
+        env = _next(signal, _AGREEMENT, deadline, "the peer did not agree to the relay retry")
+        _check_common(env)
+        if env.type == SignalType.RELAY_RETRY:
+            return
+
+
+def _next(signal: SignalClient, types: set[SignalType], deadline: float, on_timeout: str) -> Envelope:
+    try:
+        return signal.wait_for(types, timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise ConnectError(on_timeout) from None
+
+
+def _check_common(env: Envelope) -> None:
+    if env.type == SignalType.RELAY_DENIED:
+        raise ConnectError("the peer declined the relay", hint="the peer can accept it with -allow-relay")
+    if env.type == SignalType.PEER_LEFT:
+        raise ConnectError("the peer left during the relay retry")
+    if env.type == SignalType.ERROR:
+        raise SignalingError(f"server error: {str(env.payload.get('message', ''))[:200]}")
+
+
+def prompt_relay_consent() -> bool:
+    """Ask on the terminal itself (works under `curl | sh`); no terminal means no."""
+    try:
+        tty = open(TTY, "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
+    except OSError:
+        return False
+    with tty:
+        try:
+            tty.write(
+                "\n  Could not establish a direct connection.\n"
+                "  A TURN relay is available \u2014 data stays E2E encrypted.\n"
+                "\n  Allow relay? [y/N]: "
+            )
+            tty.flush()
+            answer = tty.readline()
+            if not answer:  # EOF
+                tty.write("\n")
+                tty.flush()
+                return False
+        except OSError:
+            return False
+    return answer.strip().lower() in ("y", "yes")
