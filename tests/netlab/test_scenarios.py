@@ -1,0 +1,173 @@
+"""End-to-end `sp2p send`/`receive` across real NATs (namespaces): which transport wins where.
+
+Each transfer checks the transport named in both summaries and the SHA-256 of the file received.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.netlab import Nat
+from tests.netlab.test_upnp import gateway_entry
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.e2e]
+
+CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}")
+SUMMARY_RE = re.compile(r"(?:sent|received) in .* via (TCP|WebRTC \(relay\)|WebRTC)\s*$", re.M)
+MARKER = b"sp2p-netlab-plaintext-marker:"
+RUN_TIMEOUT = 120.0
+
+
+@dataclass
+class Outcome:
+    send_rc: int
+    send_out: str
+    recv_rc: int
+    recv_out: str
+    received: Path | None
+
+    def transports(self) -> tuple[str | None, str | None]:
+        return _transport(self.send_out), _transport(self.recv_out)
+
+    def assert_ok(self, transport: str, payload: bytes) -> None:
+        detail = f"\n--- sender ---\n{self.send_out}\n--- receiver ---\n{self.recv_out}"
+        assert (self.send_rc, self.recv_rc) == (0, 0), detail
+        assert self.transports() == (transport, transport), detail
+        assert self.received is not None and self.received.is_file(), detail
+        got = hashlib.sha256(self.received.read_bytes()).hexdigest()
+        assert got == hashlib.sha256(payload).hexdigest()
+
+
+def _transport(output: str) -> str | None:
+    found = SUMMARY_RE.findall(output)
+    return found[-1] if found else None
+
+
+def transfer(
+    lab, tmp: Path, payload: bytes, *, send_args=(), recv_args=(), sender="h1", receiver="h2",
+) -> Outcome:  # fmt: skip
+    tmp.mkdir(parents=True, exist_ok=True)
+    home, src, out = tmp / "home", tmp / "src", tmp / "out"
+    for d in (home, src, out):
+        d.mkdir()
+    (src / "payload.bin").write_bytes(payload)
+    env = {
+        "SP2P_SERVER": f"http://{lab.ip('pub')}:8080",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    }
+    assert "SP2P_ALLOW_LOOPBACK" not in os.environ
+    # a session of its own: no controlling terminal, so no relay prompt on the developer's tty
+    send = lab.run(
+        sender, [sys.executable, "-m", "sp2p", "send", *send_args, str(src / "payload.bin")],
+        env=env, name="send", start_new_session=True,
+    )  # fmt: skip
+    code = _wait_code(lab, send)
+    recv = lab.run(
+        receiver, [sys.executable, "-m", "sp2p", "receive", *recv_args, "-output", str(out), code],
+        env=env, name="recv", start_new_session=True,
+    )  # fmt: skip
+    send_rc, recv_rc = send.wait(RUN_TIMEOUT), recv.wait(RUN_TIMEOUT)
+    received = out / "payload.bin"
+    return Outcome(
+        send_rc, lab.output_of(send), recv_rc, lab.output_of(recv), received if received.exists() else None
+    )
+
+
+def _wait_code(lab, proc: subprocess.Popen[bytes]) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        m = CODE_RE.search(lab.output_of(proc))
+        if m:
+            return m.group(0)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    pytest.fail(f"sender printed no code:\n{lab.output_of(proc)}")
+
+
+def payload(size: int = 3 << 20) -> bytes:
+    return os.urandom(size)
+
+
+def test_same_lan_uses_tcp(netlab, tmp_path):
+    lab = netlab(same_lan=True)
+    lab.start_server()
+    data = payload()
+    transfer(lab, tmp_path, data).assert_ok("TCP", data)
+
+
+def test_port_restricted_nats_use_webrtc_via_stun(netlab, tmp_path):
+    lab = netlab(Nat.PORT_RESTRICTED, Nat.PORT_RESTRICTED)
+    coturn = lab.start_coturn()
+    lab.start_server(extra_args=["-turn-servers", coturn.stun_url])
+    data = payload()
+    transfer(lab, tmp_path, data).assert_ok("WebRTC", data)
+
+
+def test_symmetric_nats_need_relay_consent(netlab, tmp_path):
+    lab = netlab(Nat.SYMMETRIC, Nat.SYMMETRIC)
+    coturn = lab.start_coturn()
+    lab.start_server(
+        extra_args=["-turn-servers", f"{coturn.stun_url},{coturn.turn_url}", "-turn-secret", coturn.secret]
+    )
+    data = MARKER * ((2 << 20) // len(MARKER))
+    capture = lab.capture("pub")
+    relay = ("-allow-relay", "-compress", "0")
+    # both cases at once: each first spends the full direct attempt
+    with ThreadPoolExecutor(2) as pool:
+        denied = pool.submit(transfer, lab, tmp_path / "denied", payload(64 << 10))
+        allowed = pool.submit(transfer, lab, tmp_path / "allowed", data, send_args=relay, recv_args=relay)
+        denied_out, allowed_out = denied.result(), allowed.result()
+    pcap = capture.stop()
+
+    allowed_out.assert_ok("WebRTC (relay)", data)
+    assert MARKER in allowed_out.received.read_bytes()  # type: ignore[union-attr]
+    assert MARKER not in pcap and len(pcap) > len(data)  # the data crossed pub, encrypted
+
+    assert denied_out.send_rc != 0 and denied_out.recv_rc != 0
+    assert denied_out.received is None
+    for out in (denied_out.send_out, denied_out.recv_out):
+        assert "-allow-relay" in out, out
+        assert "Traceback" not in out
+
+
+def test_upnp_mapping_carries_tcp_and_is_removed(netlab, tmp_path):
+    lab = netlab(Nat.PORT_RESTRICTED, Nat.PORT_RESTRICTED)
+    lab.start_miniupnpd("r1")
+    lab.start_server()
+    data = payload()
+    outcome = transfer(lab, tmp_path, data, send_args=("-v",))
+    outcome.assert_ok("TCP", data)
+    mapped = re.search(r"UPnP mapped (\S+):(\d+)", outcome.send_out)
+    assert mapped is not None, outcome.send_out
+    assert mapped.group(1) == lab.ip("r1")
+    port = int(mapped.group(2))
+    assert lab.call("h1", gateway_entry, lab.hosts["r1"].lan_ip, port) is None
+
+
+def test_forced_transports(netlab, tmp_path):
+    lab = netlab(Nat.PORT_RESTRICTED, Nat.PORT_RESTRICTED)
+    lab.start_server()
+    tcp_only = ("-transport", "tcp")
+    failed = transfer(lab, tmp_path / "tcp", payload(64 << 10), send_args=tcp_only, recv_args=tcp_only)
+    assert failed.send_rc != 0 and failed.recv_rc != 0
+    assert failed.received is None
+    for out in (failed.send_out, failed.recv_out):
+        assert "connection" in out.lower() and "Traceback" not in out, out
+
+    lan = netlab(same_lan=True)
+    lan.start_server()
+    webrtc = ("-transport", "webrtc")
+    data = payload()
+    transfer(lan, tmp_path / "webrtc", data, send_args=webrtc, recv_args=webrtc).assert_ok("WebRTC", data)
