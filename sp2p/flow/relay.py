@@ -55,6 +55,9 @@ def establish_or_relay(
     try:
         return establish(signal, keys, peer, opts, status)
     except PeerLeftError:
+        # a peer that refused the relay leaves at once, maybe before our own attempt ended
+        if signal.poll({SignalType.RELAY_DENIED}) is not None:
+            raise _declined() from None
         raise
     except ConnectError:
         if not turn_available or opts.transport is Transport.TCP:
@@ -132,11 +135,18 @@ def _next(signal: SignalClient, types: set[SignalType], deadline: float, on_time
 
 def _check_common(env: Envelope) -> None:
     if env.type == SignalType.RELAY_DENIED:
-        raise ConnectError("the peer declined the relay", hint="the peer can accept it with -allow-relay")
+        raise _declined()
     if env.type == SignalType.PEER_LEFT:
         raise ConnectError("the peer left during the relay retry")
     if env.type == SignalType.ERROR:
         raise SignalingError(f"server error: {str(env.payload.get('message', ''))[:200]}")
+
+
+def _declined() -> ConnectError:
+    return ConnectError(
+        "could not connect directly, and the peer declined the relay",
+        hint="both sides must allow it (-allow-relay, or answer y when asked)",
+    )
 
 
 def prompt_relay_consent() -> bool:
