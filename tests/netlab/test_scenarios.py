@@ -57,6 +57,7 @@ def transfer(
     lab, tmp: Path, payload: bytes, *, send_args=(), recv_args=(), sender="h1", receiver="h2",
 ) -> Outcome:  # fmt: skip
     tmp.mkdir(parents=True, exist_ok=True)
+    tag = tmp.name  # distinct log names for transfers running at once
     home, src, out = tmp / "home", tmp / "src", tmp / "out"
     for d in (home, src, out):
         d.mkdir()
@@ -70,12 +71,12 @@ def transfer(
     # a session of its own: no controlling terminal, so no relay prompt on the developer's tty
     send = lab.run(
         sender, [sys.executable, "-m", "sp2p", "send", *send_args, str(src / "payload.bin")],
-        env=env, name="send", start_new_session=True,
+        env=env, name=f"send-{tag}", start_new_session=True,
     )  # fmt: skip
     code = _wait_code(lab, send)
     recv = lab.run(
         receiver, [sys.executable, "-m", "sp2p", "receive", *recv_args, "-output", str(out), code],
-        env=env, name="recv", start_new_session=True,
+        env=env, name=f"recv-{tag}", start_new_session=True,
     )  # fmt: skip
     send_rc, recv_rc = send.wait(RUN_TIMEOUT), recv.wait(RUN_TIMEOUT)
     received = out / "payload.bin"
