@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import select
 import socket
 import threading
 from collections.abc import Callable
@@ -38,6 +39,7 @@ class TcpChannel:
     transport = "TCP"
 
     def __init__(self, sock: socket.socket, *, dialed: bool) -> None:
+        sock.settimeout(None)
         self.sock = sock
         self.dialed = dialed
         self._closed = False
@@ -47,14 +49,16 @@ class TcpChannel:
 
     def send(self, data: bytes) -> None:
         try:
-            self.sock.settimeout(None)
             self.sock.sendall(data)
         except OSError as exc:
             raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from None
 
     def recv(self, timeout: float | None = None) -> bytes:
+        # The socket stays blocking: a timeout set here would also apply to a writer thread's
+        # sendall() on the same socket, so waiting is done with poll/select instead.
         try:
-            self.sock.settimeout(timeout)
+            if timeout is not None and not _readable(self.sock, timeout):
+                raise TimeoutError
             return self.sock.recv(RECV_SIZE)
         except TimeoutError:
             raise
@@ -81,6 +85,15 @@ class TcpChannel:
         except OSError:
             return "?"
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _readable(sock: socket.socket, timeout: float) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(max(timeout, 0.0) * 1000))
+    ready, _, _ = select.select([sock], [], [], max(timeout, 0.0))
+    return bool(ready)
 
 
 def recv_exact(sock: socket.socket, n: int, timeout: float) -> bytes:

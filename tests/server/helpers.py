@@ -98,7 +98,7 @@ class Client:
     def recv_text(self, timeout: float = 5.0) -> str:
         self.ws.settimeout(timeout)
         data = self.ws.recv()
-        if data in ("", b""):
+        if not data:
             raise ConnectionError("closed")
         return data if isinstance(data, str) else data.decode()
 
@@ -136,7 +136,7 @@ class Client:
                 continue
             except (websocket.WebSocketConnectionClosedException, ConnectionError, OSError):
                 return True
-            if data in ("", b""):
+            if not data:
                 return True
         return False
 
