@@ -124,12 +124,12 @@ def test_symmetric_nats_need_relay_consent(netlab, tmp_path):
     )
     data = MARKER * ((2 << 20) // len(MARKER))
     capture = lab.capture("pub")
-    send_relay = ("-allow-relay", "-compress", "0")  # raw, so the marker would show if unencrypted
+    send_relay = ("-allow-relay", "-compress", "0", "-v")  # raw, so the marker would show if unencrypted
     # both cases at once: each first spends the full direct attempt
     with ThreadPoolExecutor(2) as pool:
         denied = pool.submit(transfer, lab, tmp_path / "denied", payload(64 << 10))
         allowed = pool.submit(
-            transfer, lab, tmp_path / "allowed", data, send_args=send_relay, recv_args=("-allow-relay",)
+            transfer, lab, tmp_path / "allowed", data, send_args=send_relay, recv_args=("-allow-relay", "-v")
         )
         denied_out, allowed_out = denied.result(), allowed.result()
     pcap = capture.stop()
