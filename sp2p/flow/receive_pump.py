@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 QUEUE_DEPTH = 32
 FIN_ACK_WAIT = 10.0
+#: after a failure, how long we keep reading so the sender gets our Error before the close
+LINGER = 2.0
 
 
 class Sink(Protocol):
@@ -185,6 +187,18 @@ class ReceivePipeline:
         if message is not None:
             self.fc.try_send_frame(MsgType.ERROR, error_body(message))
         self.fc.try_send_frame(MsgType.CANCEL, cancel_body(reason))
+        self._drain_until_peer_closes()
+
+    def _drain_until_peer_closes(self) -> None:
+        """Keep reading briefly: closing with unread data would send a TCP reset, which can
+        destroy our Error frame in the sender's buffers before the sender reads it."""
+        deadline = time.monotonic() + LINGER
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if not self.fc.channel.recv(timeout=left):
+                    return
+            except Exception:  # noqa: BLE001 - the connection is going away either way
+                return
 
 
 def _error_for_sender(exc: BaseException | None) -> str | None:

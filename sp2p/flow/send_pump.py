@@ -30,6 +30,8 @@ from sp2p.proto.transfer import HEARTBEAT_DEAD_AFTER, IDLE_TIMEOUT, SenderMachin
 log = logging.getLogger(__name__)
 
 PIPELINE_DEPTH = 16
+#: how long a broken write waits for the receiver's Error frame to be read
+PEER_REASON_WAIT = 1.0
 #: a compressed chunk must save at least this share, else it is sent through the fast path
 INCOMPRESSIBLE_RATIO = 0.97
 
@@ -67,6 +69,7 @@ class SendPipeline:
         self._failure: BaseException | None = None
         self._abort = threading.Event()
         self._complete = threading.Event()
+        self._peer_done = threading.Event()
         self._fin_ack: tuple[MsgType, bytes] | None = None
         self._plain_sent = 0
         self._incompressible_run = 0
@@ -122,10 +125,20 @@ class SendPipeline:
                 if plain_len:
                     self._plain_sent += plain_len
                     self.progress(self._plain_sent)
+        except ChannelClosed as exc:
+            # a receiver that failed sends Error, then closes: let its reason win over ours
+            self._peer_done.wait(PEER_REASON_WAIT)
+            self._fail(exc)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
 
     def _peer_reader(self) -> None:
+        try:
+            self._read_peer()
+        finally:
+            self._peer_done.set()
+
+    def _read_peer(self) -> None:
         fc = self.fc
         try:
             while not self._complete.is_set():
