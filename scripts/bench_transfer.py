@@ -14,7 +14,6 @@ import hashlib
 import os
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
