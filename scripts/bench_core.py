@@ -55,6 +55,7 @@ def main() -> None:
     ours_open = rate(open_all, rounds=1, size=CHUNK * ROUNDS)
     sha = rate(lambda: hashlib.sha256(data).digest())
     comp = ChunkCompressor(3)
+    fast = ChunkCompressor(1)
     z_text = comp.compress(text)
     rows = [
         ("raw AES-GCM seal", raw_seal),
@@ -63,7 +64,7 @@ def main() -> None:
         ("sp2p decode+open", ours_open),
         ("SHA-256", sha),
         ("zstd-3 compress (text)", rate(lambda: comp.compress(text), rounds=100)),
-        ("zstd compress (random, fast path)", rate(lambda: comp.compress(data, True), rounds=100)),
+        ("zstd-1 compress (random)", rate(lambda: fast.compress(data), rounds=100)),
         ("zstd decompress (text, bounded)", rate(lambda: ChunkDecompressor().decompress(z_text), rounds=200)),
     ]
     for name, mbps in rows:
