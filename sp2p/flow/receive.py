@@ -11,13 +11,13 @@ from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.framed import FramedChannel
 from sp2p.flow.receive_pump import ReceivePipeline
 from sp2p.flow.relay import establish_or_relay
-from sp2p.flow.session import hello_payload, new_keypair, parse_peer_crypto, server_error, wait_welcome
+from sp2p.flow.session import hello_payload, parse_peer_crypto, server_error, wait_welcome
 from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.progress import Progress
 from sp2p.proto.codes import TransferCode
 from sp2p.proto.constants import Role
-from sp2p.proto.keys import derive_session_keys
+from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
 from sp2p.ui import Terminal, describe, human_duration, human_size
@@ -41,7 +41,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
     code = opts.code
     signal = SignalClient(signaling_url(cfg.server))
     try:
-        keys_pair = new_keypair()
+        keys_pair = KeyPair.generate()
         signal.send_type(SignalType.JOIN, {**hello_payload(), "sessionId": code.session_id})
         # Go receivers send their key at once; it is relayed only once the join succeeded
         signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=keys_pair.public_b64())))

@@ -19,7 +19,6 @@ from sp2p.flow.send_pump import ChunkSource, SendPipeline
 from sp2p.flow.session import (
     KeepAlive,
     hello_payload,
-    new_keypair,
     parse_peer_crypto,
     server_error,
     wait_welcome,
@@ -31,7 +30,7 @@ from sp2p.proto.codes import format_code, generate_seed, share_url
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Role, Transport
 from sp2p.proto.fileinfo import encrypt_file_info
-from sp2p.proto.keys import derive_session_keys
+from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.signal import ClientType, Crypto, Envelope, FileInfo, PeerJoined, SignalType
 from sp2p.proto.transfer import SenderMachine
@@ -91,9 +90,10 @@ def run_send(opts: SendOptions, term: Terminal) -> int:
         )
     for notice in src.notices:
         term.warn(notice)
-    reader = src.open()
+    # stdin gets our own stall-aware reader; files and folders read through the planned source
+    reader = None if src.stream_mode else src.open()
     source: ChunkSource = (
-        StreamSource(opts.stdin) if src.stream_mode else FullChunkSource(reader, what=src.name)
+        StreamSource(opts.stdin) if reader is None else FullChunkSource(reader, what=src.name)
     )
     meta = Metadata(
         name=src.name, size=src.size, type=src.mime_type, is_folder=src.is_folder,
@@ -102,8 +102,9 @@ def run_send(opts: SendOptions, term: Terminal) -> int:
     try:
         return _send(opts, term, ws_url, meta, source)
     finally:
-        with contextlib.suppress(OSError):
-            reader.close()
+        if reader is not None:
+            with contextlib.suppress(OSError):
+                reader.close()
 
 
 def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource) -> int:
@@ -122,7 +123,7 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
         code = format_code(welcome.session_id, seed)
         base = _base_url(cfg, ws_url)
         _show_code(term, base, code, meta)
-        keys_pair = new_keypair()
+        keys_pair = KeyPair.generate()
         with KeepAlive(signal, file_info):
             peer_type, peer_key = _wait_for_receiver(signal, term, keys_pair.public_b64(), meta, transport)
         keys = derive_session_keys(

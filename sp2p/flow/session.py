@@ -11,7 +11,7 @@ from typing import Any
 from sp2p.errors import SignalingError
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.constants import PROTOCOL_VERSION
-from sp2p.proto.keys import KeyPair, decode_public_key
+from sp2p.proto.keys import decode_public_key
 from sp2p.proto.signal import (
     ClientType,
     Crypto,
@@ -112,6 +112,3 @@ class KeepAlive:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
 
-
-def new_keypair() -> KeyPair:
-    return KeyPair.generate()

@@ -78,12 +78,14 @@ class ConfirmationRace:
         confirmed: Channel = PrefixedChannel(channel, rest) if rest else channel
         self._settle(confirmed)
 
-    def _settle(self, channel: Channel) -> None:
+    def _settle(self, channel: Channel, *, may_hold: bool = True) -> None:
         with self._cond:
             if self._winner is not None or self._closed:
                 self._losers.append(channel)
                 loser: Channel | None = channel
-            elif self._prefer_tcp_window and channel.transport != "TCP" and self._held is None:
+            elif (
+                may_hold and self._prefer_tcp_window and channel.transport != "TCP" and self._held is None
+            ):
                 self._held, self._held_since = channel, time.monotonic()
                 self._cond.notify_all()
                 return
@@ -124,7 +126,7 @@ class ConfirmationRace:
                     held, self._held = self._held, None
                     self._cond.release()
                     try:
-                        self._settle_held(held)
+                        self._settle(held, may_hold=False)
                     finally:
                         self._cond.acquire()
                     continue
@@ -141,13 +143,6 @@ class ConfirmationRace:
             raise wrong_code_error()
         raise ConnectError("could not establish a peer-to-peer connection")
 
-    def _settle_held(self, held: Channel) -> None:
-        window, self._prefer_tcp_window = self._prefer_tcp_window, 0.0
-        try:
-            self._settle(held)
-        finally:
-            self._prefer_tcp_window = window
-
     def poll(self) -> Channel | None:
         """The winner if there is one already, else None (settles an expired TCP-preference hold).
 
@@ -163,7 +158,7 @@ class ConfirmationRace:
             if expired:
                 self._held = None
         if expired and held is not None:
-            self._settle_held(held)
+            self._settle(held, may_hold=False)
         return self._winner
 
     def poll_quiet(self) -> Channel | None:
