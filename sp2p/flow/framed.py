@@ -1,9 +1,19 @@
-"""A confirmed channel plus the frame codec and AEAD of one session: the encrypted stream."""
+"""The encrypted frame stream of one session over its confirmed channel(s).
+
+`FrameLink` is what the transfer pipelines see. `FramedChannel` is the single-channel
+link; the multi-stream link of parallel TCP (flow/multistream.py) has the same shape,
+so the pipelines never know how many sockets carry the frames.
+
+Sending is split in three steps so frames can be encrypted on worker threads yet
+written strictly in order: `reserve` (in order, under the caller's lock) picks the
+stream and sequence number, `seal` (any thread) encrypts, `send_sealed` (in order) writes.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
+from typing import NamedTuple, Protocol
 
 from sp2p.net.channel import Channel, ChannelClosed
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
@@ -12,8 +22,51 @@ from sp2p.proto.keys import SessionKeys
 from sp2p.proto.transfer import Liveness
 
 
+class Slot(NamedTuple):
+    """Where a frame will go: its stream, that stream's sequence number, and the data index."""
+
+    stream: int
+    seq: int
+    #: global data-frame counter g of parallel TCP; None on a single channel and for control frames
+    data_index: int | None = None
+
+
+class Sealed(NamedTuple):
+    stream: int
+    wire: bytes
+    msg_type: int
+
+
+class FrameLink(Protocol):
+    liveness: Liveness
+    streams: int
+
+    @property
+    def transport(self) -> str: ...
+
+    def reserve(self, msg_type: int) -> Slot: ...
+
+    def seal(self, slot: Slot, msg_type: int, body: bytes) -> Sealed: ...
+
+    def send_sealed(self, sealed: Sealed) -> None: ...
+
+    def send_frame(self, msg_type: int, body: bytes) -> None: ...
+
+    def try_send_frame(self, msg_type: int, body: bytes) -> bool: ...
+
+    def recv_frame(self, timeout: float | None) -> Frame | None: ...
+
+    def drain_incoming(self, timeout: float) -> None:
+        """Read and discard until the peer closes or `timeout` passes (never raises)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class FramedChannel:
     """Thread-safe frame writer and a single-consumer frame reader over one channel."""
+
+    streams = 1
 
     def __init__(self, channel: Channel, keys: SessionKeys) -> None:
         self.channel = channel
@@ -28,17 +81,40 @@ class FramedChannel:
     def transport(self) -> str:
         return self.channel.transport
 
+    # -- sending -----------------------------------------------------------------------------
+    def reserve(self, msg_type: int) -> Slot:
+        return Slot(0, self.sealer.reserve())
+
+    def seal(self, slot: Slot, msg_type: int, body: bytes) -> Sealed:
+        return Sealed(0, self.sealer.seal_at(slot.seq, msg_type, body), msg_type)
+
+    def send_sealed(self, sealed: Sealed) -> None:
+        """Write a sealed frame; callers keep sequence order."""
+        with self.write_lock:
+            self._write(sealed.wire)
+
     def send_frame(self, msg_type: int, body: bytes) -> None:
         with self.write_lock:
-            wire = self.sealer.seal(msg_type, body)
-            self.send_wire(wire)
+            self._write(self.sealer.seal(msg_type, body))
 
-    def send_wire(self, wire: bytes) -> None:
-        """Write an already sealed frame; callers keep sequence order (hold write_lock or own the order)."""
+    def try_send_frame(self, msg_type: int, body: bytes) -> bool:
+        """Best-effort (Cancel/Error on the way out): never raises, never blocks on a held lock."""
+        if not self.write_lock.acquire(timeout=1.0):
+            return False
+        try:
+            self._write(self.sealer.seal(msg_type, body))
+            return True
+        except Exception:  # noqa: BLE001 - best effort on a failing connection
+            return False
+        finally:
+            self.write_lock.release()
+
+    def _write(self, wire: bytes) -> None:
         self.channel.send(wire)
         self.bytes_sent += len(wire)
         self.liveness.on_sent(time.monotonic())
 
+    # -- receiving ---------------------------------------------------------------------------
     def recv_frame(self, timeout: float | None) -> Frame | None:
         """Next authenticated frame, None at orderly end of stream; TimeoutError when idle."""
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -59,17 +135,14 @@ class FramedChannel:
                 data = b""
             self.decoder.receive_data(data)
 
-    def try_send_frame(self, msg_type: int, body: bytes) -> bool:
-        """Best-effort (Cancel/Error on the way out): never raises, never blocks on a held lock."""
-        if not self.write_lock.acquire(timeout=1.0):
-            return False
-        try:
-            self.send_wire(self.sealer.seal(msg_type, body))
-            return True
-        except Exception:  # noqa: BLE001 - best effort on a failing connection
-            return False
-        finally:
-            self.write_lock.release()
+    def drain_incoming(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if not self.channel.recv(timeout=left):
+                    return
+            except Exception:  # noqa: BLE001 - the connection is going away either way
+                return
 
     def close(self) -> None:
         self.channel.close()

@@ -26,7 +26,7 @@ from sp2p.errors import (
     Sp2pError,
     TransferTimeout,
 )
-from sp2p.flow.framed import FramedChannel
+from sp2p.flow.framed import FrameLink
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
@@ -65,7 +65,7 @@ ProgressFn = Callable[[int], None]
 
 
 class ReceivePipeline:
-    def __init__(self, fc: FramedChannel, *, progress: ProgressFn = lambda n: None) -> None:
+    def __init__(self, fc: FrameLink, *, progress: ProgressFn = lambda n: None) -> None:
         self.fc = fc
         self.machine = ReceiverMachine()
         self.progress = progress
@@ -192,13 +192,7 @@ class ReceivePipeline:
     def _drain_until_peer_closes(self) -> None:
         """Keep reading briefly: closing with unread data would send a TCP reset, which can
         destroy our Error frame in the sender's buffers before the sender reads it."""
-        deadline = time.monotonic() + LINGER
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                if not self.fc.channel.recv(timeout=left):
-                    return
-            except Exception:  # noqa: BLE001 - the connection is going away either way
-                return
+        self.fc.drain_incoming(LINGER)
 
 
 def _error_for_sender(exc: BaseException | None) -> str | None:

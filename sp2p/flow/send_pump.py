@@ -20,7 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from sp2p.errors import Sp2pError, TransferError, TransferTimeout
-from sp2p.flow.framed import FramedChannel
+from sp2p.flow.framed import FrameLink, Sealed, Slot
 from sp2p.net.channel import ChannelClosed
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
@@ -51,7 +51,7 @@ ProgressFn = Callable[[int], None]
 class SendPipeline:
     def __init__(
         self,
-        fc: FramedChannel,
+        fc: FrameLink,
         machine: SenderMachine,
         *,
         level: int,
@@ -64,7 +64,7 @@ class SendPipeline:
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sp2p-seal")
         self._local = threading.local()
-        self._queue: queue.Queue[tuple[Future[bytes], int] | None] = queue.Queue(PIPELINE_DEPTH)
+        self._queue: queue.Queue[tuple[Future[Sealed], int] | None] = queue.Queue(PIPELINE_DEPTH)
         self._submit_lock = threading.Lock()
         self._failure: BaseException | None = None
         self._abort = threading.Event()
@@ -81,7 +81,7 @@ class SendPipeline:
             comp = self._local.comp = ChunkCompressor(self.level)
         return comp
 
-    def _seal(self, seq: int, kind: int, body: bytes, compress: bool) -> bytes:
+    def _seal(self, slot: Slot, kind: int, body: bytes, compress: bool) -> Sealed:
         if compress:
             packed = self._compressor().compress(body, incompressible_hint=self._incompressible_run > 0)
             # a chunk that did not shrink makes the next ones take the cheap path for a while
@@ -90,12 +90,12 @@ class SendPipeline:
             elif self._incompressible_run:
                 self._incompressible_run -= 1
             body = packed
-        return self.fc.sealer.seal_at(seq, kind, body)
+        return self.fc.seal(slot, kind, body)
 
     def _submit(self, kind: int, body: bytes, *, compress: bool = False, plain_len: int = 0) -> None:
         with self._submit_lock:
-            seq = self.fc.sealer.reserve()
-            fut = self._pool.submit(self._seal, seq, kind, body, compress)
+            slot = self.fc.reserve(kind)
+            fut = self._pool.submit(self._seal, slot, kind, body, compress)
             while True:
                 if self._abort.is_set():
                     fut.cancel()
@@ -119,9 +119,7 @@ class SendPipeline:
                 if item is None:
                     return
                 fut, plain_len = item
-                wire = fut.result()
-                with self.fc.write_lock:
-                    self.fc.send_wire(wire)
+                self.fc.send_sealed(fut.result())
                 if plain_len:
                     self._plain_sent += plain_len
                     self.progress(self._plain_sent)
