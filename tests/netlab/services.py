@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.netlab.lab import IPT, PUB_IP, PUB_IP2, Lab
-from tests.netlab.netns import NetnsError, ns_sh
+from tests.netlab.netns import NetnsError, ns_sh, sh
 
 STUN_MAGIC = 0x2112A442
 #: ports of the harness's own STUN reflector (coturn keeps 3478)
 REFLECTOR_PORTS = (13478, 13479)
 DEFAULT_TURN_SECRET = "sp2p-netlab-turn-secret"
+#: pub's stand-in for an Internet uplink: a next hop nobody owns (see `give_pub_an_uplink`)
+UPLINK_GW = "10.201.0.254"
+UPLINK_MAC = "02:00:00:00:00:fe"
 
 
 # ---------------------------------------------------------------------- STUN helpers
@@ -105,6 +108,7 @@ def start_coturn(
 ) -> Coturn:
     """coturn in pub as STUN + TURN server with REST-API auth (`use-auth-secret`)."""
     d = lab.workdir
+    give_pub_an_uplink(lab)
     argv = [
         "stdbuf", "-oL", "turnserver", "-n", f"--listening-ip={PUB_IP}", f"--relay-ip={PUB_IP}",
         f"--listening-port={port}", f"--min-port={min_port}", f"--max-port={max_port}",
@@ -126,6 +130,24 @@ def start_coturn(
     coturn = Coturn(proc, PUB_IP, port, secret, realm)
     lab.services["coturn"] = coturn
     return coturn
+
+
+def give_pub_an_uplink(lab: Lab) -> None:
+    """A default route in pub whose packets vanish silently, like a real server's uplink.
+
+    Without it pub has no route to the NATed LANs, so coturn relaying a peer's ICE check
+    to the other peer's host candidate (10.201.2.10) gets ENETUNREACH from sendto, and
+    coturn closes the whole allocation on any relay send error ("udp send: Network is
+    unreachable", session "closed ... reason: general"); every later request of that
+    client then lands in a new, allocation-less session (438, then 400). A real TURN
+    server has a default route: such packets leave and die upstream without an error.
+    The next hop has a permanent neighbour entry with a MAC nobody owns: no ARP, and
+    the frames are dropped by the bridge's other ports.
+    """
+    ns = lab.ns("pub")
+    sh(["ip", "-n", ns, "neigh", "replace", UPLINK_GW, "lladdr", UPLINK_MAC, "dev", "br0",
+        "nud", "permanent"])  # fmt: skip
+    sh(["ip", "-n", ns, "route", "replace", "default", "via", UPLINK_GW, "dev", "br0"])
 
 
 # ---------------------------------------------------------------------- STUN reflector

@@ -134,21 +134,21 @@ def test_symmetric_nats_refuse_relay_without_consent(netlab, tmp_path):
         assert "Traceback" not in out
 
 
-@pytest.mark.xfail(
-    reason="open (issue 5): both peers allocate on coturn, then coturn answers most aioice "
-    "CHANNEL_BIND requests with 400 and ICE never connects through the relay",
-    strict=False,
-)
 def test_symmetric_nats_relay_with_consent_carries_only_ciphertext(netlab, tmp_path):
     lab = _symmetric_lab(netlab)
     data = MARKER * ((2 << 20) // len(MARKER))
-    capture = lab.capture("pub")
+    # every datagram in pub: client<->coturn legs on br0, relay<->relay legs on lo
+    capture = lab.capture("pub", "any", "udp")
     send_relay = ("-allow-relay", "-compress", "0")  # raw, so the marker would show if unencrypted
     allowed_out = transfer(lab, tmp_path / "allowed", data, send_args=send_relay, recv_args=("-allow-relay",))
     pcap = capture.stop()
     allowed_out.assert_ok("WebRTC (relay)", data)
     assert MARKER in allowed_out.received.read_bytes()  # type: ignore[union-attr]
-    assert MARKER not in pcap and len(pcap) > len(data)  # the data crossed pub, encrypted
+    assert len(pcap) > len(data)  # the data crossed pub (the relay)...
+    assert MARKER not in pcap  # ...encrypted
+    turn_log = lab.output_of(lab.services["coturn"].proc)
+    assert turn_log.count("incoming packet ALLOCATE processed, success") >= 2, turn_log[-3000:]
+    assert "error 400" not in turn_log, turn_log[-3000:]
 
 
 def test_upnp_mapping_carries_tcp_and_is_removed(netlab, tmp_path):
