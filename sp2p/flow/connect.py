@@ -82,8 +82,13 @@ def establish(
     peer: PeerInfo,
     opts: ConnectOptions,
     status: StatusFn = lambda m, d: None,
+    stop: Callable[[], bool] | None = None,
 ) -> Channel:
-    """Return the confirmed channel or raise ConnectError / KeyConfirmationError / SignalingError."""
+    """Return the confirmed channel or raise ConnectError / KeyConfirmationError / SignalingError.
+
+    `stop` is polled while waiting; True ends the attempt early with ConnectError (relay.py:
+    the peer's relay-retry says it has given up on this attempt).
+    """
     race = ConfirmationRace(
         keys,
         # our receiver lets the peer choose; anyone facing a browser reads first (W26)
@@ -117,6 +122,8 @@ def establish(
             if winner is not None:
                 status(winner.transport, "connected")
                 return _keep_mapping(winner, upnp)
+            if stop is not None and stop():
+                break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break

@@ -52,23 +52,52 @@ def establish_or_relay(
     consent: ConsentFn | None = None,
 ) -> Channel:
     """`establish`, then the relay retry if it failed and the server offers TURN."""
+    can_relay = turn_available and opts.transport is not Transport.TCP
+    # a peer that already asked for the relay has closed its side of this attempt (§4.4 step 5)
+    gave_up = _PeerGaveUp(signal, status) if can_relay else None
     try:
-        return establish(signal, keys, peer, opts, status)
+        return establish(signal, keys, peer, opts, status, stop=gave_up)
     except PeerLeftError:
         # a peer that refused the relay leaves at once, maybe before our own attempt ended
         if signal.poll({SignalType.RELAY_DENIED}) is not None:
             raise _declined() from None
         raise
     except ConnectError:
-        if not turn_available or opts.transport is Transport.TCP:
+        if not can_relay:
             raise
         log.debug("direct connection failed; trying the relay flow")
     notice("Could not establish a direct connection; trying a TURN relay...")
     ask = consent or prompt_relay_consent
+    peer_agreed = gave_up is not None and gave_up.seen
     try:
-        return _relay(signal, keys, peer, opts, allow_relay, ask, status)
+        return _relay(signal, keys, peer, opts, allow_relay, ask, status, peer_agreed)
     except SignalClosed as exc:
         raise ConnectError(f"lost the signaling server during the relay retry: {exc}") from None
+
+
+class _PeerGaveUp:
+    """`establish`'s stop test for the first attempt: the peer's relay-retry is queued.
+
+    Taking that message out of the mailbox loses its place among the peer's older
+    messages, so everything of its failed attempt still queued is dropped at once: the
+    peer sends nothing for the next attempt before it has our own relay-retry.
+    """
+
+    def __init__(self, signal: SignalClient, status: StatusFn) -> None:
+        self._signal = signal
+        self._status = status
+        self.seen = False
+
+    def __call__(self) -> bool:
+        if self.seen:
+            return True
+        if self._signal.poll({SignalType.RELAY_RETRY}) is None:
+            return False
+        self.seen = True
+        while self._signal.poll(_STALE) is not None:
+            pass
+        self._status("WebRTC", "the peer gave up on a direct connection and asks for the relay")
+        return True
 
 
 def _relay(
@@ -79,6 +108,7 @@ def _relay(
     allow_relay: bool,
     consent: ConsentFn,
     status: StatusFn,
+    peer_agreed: bool,
 ) -> Channel:
     # ask the server first, so the peer can be asked in parallel (§4.9 step 2)
     signal.send_type(SignalType.RELAY_RETRY)
@@ -90,13 +120,42 @@ def _relay(
             "could not establish a direct connection, and the relay was not allowed",
             hint="use -allow-relay to route the end-to-end encrypted data through a TURN relay",
         )
-    _wait_peer_agreement(signal)
+    if peer_agreed:
+        ended = signal.poll(_ENDING)
+        if ended is not None:
+            _check_common(ended)
+    else:
+        _wait_peer_agreement(signal)
     time.sleep(RETRY_PAUSE)
     retry = dataclasses.replace(
         opts, transport=Transport.WEBRTC, prefer_tcp=False, extra_ice_servers=turn,
     )  # fmt: skip
     status("WebRTC", "retrying through the TURN relay")
-    return establish(signal, keys, peer, retry, status)
+    # the peer's relay-retry comes before its user answers: a "no" may come only now
+    declined = _Declined(signal)
+    try:
+        return establish(signal, keys, peer, retry, status, stop=declined)
+    except PeerLeftError:
+        if signal.poll({SignalType.RELAY_DENIED}) is not None:
+            raise _declined() from None
+        raise
+    except ConnectError:
+        if declined.seen:
+            raise _declined() from None
+        raise
+
+
+class _Declined:
+    """`establish`'s stop test for the relay retry: the peer's user said no."""
+
+    def __init__(self, signal: SignalClient) -> None:
+        self._signal = signal
+        self.seen = False
+
+    def __call__(self) -> bool:
+        if not self.seen:
+            self.seen = self._signal.poll({SignalType.RELAY_DENIED}) is not None
+        return self.seen
 
 
 def _wait_credentials(signal: SignalClient) -> list[dict[str, object]]:
