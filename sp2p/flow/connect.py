@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.net.addresses import format_endpoint, local_addresses
-from sp2p.net.channel import Channel
+from sp2p.net.channel import Channel, innermost
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.signaling import SignalClient
-from sp2p.net.tcp import TcpRace
+from sp2p.net.tcp import TcpChannel, TcpRace
 from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
@@ -60,6 +60,8 @@ class ConnectOptions:
     timeout: float = ESTABLISH_TIMEOUT
     #: TURN servers for the relay retry
     extra_ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    #: a TCP winner keeps the race's listener open for parallel-TCP secondaries
+    keep_listener: bool = False
 
 
 @dataclass
@@ -145,12 +147,20 @@ def establish(
         raise ConnectError("could not establish a peer-to-peer connection")
     finally:
         if tcp is not None:
-            tcp.stop()
+            _stop_tcp(tcp, race.poll_quiet(), opts.keep_listener)
         if upnp is not None:
             upnp.release()  # a no-op once the winner took the mapping over
         race.close()
         if rtc is not None:
             rtc.release_unless_won(race.poll_quiet())
+
+
+def _stop_tcp(tcp: TcpRace, winner: Channel | None, keep_listener: bool) -> None:
+    won = innermost(winner) if winner is not None else None
+    if keep_listener and isinstance(won, TcpChannel):
+        won.spare_listener = tcp.detach_listener()
+    else:
+        tcp.stop()
 
 
 def _route(env: Envelope, tcp: TcpRace | None, rtc: WebRTCAttempt | None) -> None:

@@ -8,10 +8,12 @@ from pathlib import Path
 from sp2p.config import Config, signaling_url
 from sp2p.errors import LocalIOError, SignalingError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
-from sp2p.flow.framed import FramedChannel
+from sp2p.flow.framed import FramedChannel, FrameLink
+from sp2p.flow.parallel import eligible as parallel_eligible
+from sp2p.flow.parallel import receiver_link
 from sp2p.flow.receive_pump import ReceivePipeline
 from sp2p.flow.relay import establish_or_relay
-from sp2p.flow.session import hello_payload, parse_peer_crypto, server_error, wait_welcome
+from sp2p.flow.session import PeerKey, hello_payload, parse_peer_crypto, server_error, wait_welcome
 from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.progress import Progress
@@ -44,10 +46,13 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         keys_pair = KeyPair.generate()
         signal.send_type(SignalType.JOIN, {**hello_payload(), "sessionId": code.session_id})
         # Go receivers send their key at once; it is relayed only once the join succeeded
-        signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=keys_pair.public_b64())))
+        parallel = cfg.parallel != 1
+        crypto = Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel)
+        signal.send(Envelope.build(SignalType.CRYPTO, crypto))
         welcome = wait_welcome(signal)
         term.line("Connected to the sender's session")
-        sender_key, prefer_tcp = _wait_for_sender_key(signal)
+        sender = _wait_for_sender_key(signal)
+        sender_key, prefer_tcp = sender.public, sender.crypto.prefer_tcp
         keys = derive_session_keys(
             role=Role.RECEIVER, seed=code.seed, session_id=code.session_id,
             private=keys_pair.private, sender_pub=sender_key, receiver_pub=keys_pair.public,
@@ -55,12 +60,17 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         term.line(f"Verify: {keys.verify_code}")
         term.line("Establishing P2P connection...")
         transport = cfg.transport
-        peer = PeerInfo(client_type=welcome.peer_client_type or ClientType.CLI.value, prefer_tcp=prefer_tcp)
+        peer = PeerInfo(
+            client_type=welcome.peer_client_type or ClientType.CLI.value,
+            prefer_tcp=prefer_tcp,
+            parallel_tcp=sender.crypto.parallel_tcp,
+        )
         conn_opts = ConnectOptions(
             transport=transport,
             allow_loopback=opts.allow_loopback,
             ice_servers=[s.to_payload() for s in welcome.ice_servers],
             prefer_tcp=prefer_tcp,
+            keep_listener=parallel and peer.parallel_tcp,
         )
         channel = establish_or_relay(
             signal, keys, peer, conn_opts,
@@ -71,19 +81,23 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         signal.close()
     fc = FramedChannel(channel, keys)
     term.line(f"Connected via {fc.transport}")
+    link: FrameLink = fc
     try:
-        return _transfer(fc, term, outdir, opts.to_stdout)
+        if parallel_eligible(fc, parallel, peer.parallel_tcp):
+            link = receiver_link(fc, keys, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}"))
+            if link.streams > 1:
+                term.line(f"Using {link.streams} parallel streams")
+        return _transfer(link, term, outdir, opts.to_stdout)
     finally:
-        fc.close()
+        link.close()
 
 
-def _wait_for_sender_key(signal: SignalClient) -> tuple[bytes, bool]:
+def _wait_for_sender_key(signal: SignalClient) -> PeerKey:
     try:
         while True:
             env = signal.wait_for({SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR})
             if env.type == SignalType.CRYPTO:
-                peer = parse_peer_crypto(env)
-                return peer.public, peer.crypto.prefer_tcp
+                return parse_peer_crypto(env)
             if env.type == SignalType.PEER_LEFT:
                 raise SignalingError("the sender disconnected")
             raise server_error(env)
@@ -91,7 +105,7 @@ def _wait_for_sender_key(signal: SignalClient) -> tuple[bytes, bool]:
         raise SignalingError(f"lost the signaling server: {exc}") from None
 
 
-def _transfer(fc: FramedChannel, term: Terminal, outdir: Path, to_stdout: bool) -> int:
+def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool) -> int:
     pipe = ReceivePipeline(fc)
     progress: Progress | None = None
     sink: FileSink | FolderSink | StdoutSink | None = None

@@ -13,11 +13,14 @@ from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import SignalingError
 from sp2p.files import SendSource, inspect_sources
 from sp2p.flow.connect import ConnectOptions, PeerInfo
-from sp2p.flow.framed import FramedChannel
+from sp2p.flow.framed import FramedChannel, FrameLink
+from sp2p.flow.parallel import eligible as parallel_eligible
+from sp2p.flow.parallel import sender_link
 from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.send_pump import ChunkSource, SendPipeline
 from sp2p.flow.session import (
     KeepAlive,
+    PeerKey,
     hello_payload,
     parse_peer_crypto,
     server_error,
@@ -125,19 +128,22 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
         _show_code(term, base, code, meta)
         keys_pair = KeyPair.generate()
         with KeepAlive(signal, file_info):
-            peer_type, peer_key = _wait_for_receiver(signal, term, keys_pair.public_b64(), meta, transport)
+            peer_type, peer_key, parallel = _wait_for_receiver(
+                signal, term, keys_pair.public_b64(), meta, cfg
+            )
         keys = derive_session_keys(
             role=Role.SENDER, seed=seed, session_id=welcome.session_id,
-            private=keys_pair.private, sender_pub=keys_pair.public, receiver_pub=peer_key,
+            private=keys_pair.private, sender_pub=keys_pair.public, receiver_pub=peer_key.public,
         )
         term.line(f"Verify: {keys.verify_code}")
         term.line("Establishing P2P connection...")
-        peer = PeerInfo(client_type=peer_type)
+        peer = PeerInfo(client_type=peer_type, parallel_tcp=peer_key.crypto.parallel_tcp)
         conn_opts = ConnectOptions(
             transport=transport,
             allow_loopback=opts.allow_loopback,
             ice_servers=[s.to_payload() for s in welcome.ice_servers],
             prefer_tcp=meta.size >= PREFER_TCP_THRESHOLD,
+            keep_listener=parallel and peer.parallel_tcp,
         )
         channel = establish_or_relay(
             signal, keys, peer, conn_opts,
@@ -148,7 +154,14 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
         signal.close()  # v2: signaling ends once the peer-to-peer channel is up
     fc = FramedChannel(channel, keys)
     term.line(f"Connected via {fc.transport}")
+    link: FrameLink = fc
     try:
+        if parallel_eligible(fc, parallel, peer.parallel_tcp):
+            link = sender_link(
+                fc, keys, meta.size, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}")
+            )
+            if link.streams > 1:
+                term.line(f"Using {link.streams} parallel streams")
         # Sample only now: a stream may not have produced a byte before the receiver came.
         first: bytes | None = None
         compress = cfg.compress > 0
@@ -158,16 +171,18 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
         meta = dataclasses.replace(meta, compression="zstd" if compress else "")
-        return _transfer(fc, term, meta, _PeekedSource(first, source), compress, cfg.compress)
+        return _transfer(link, term, meta, _PeekedSource(first, source), compress, cfg.compress)
     finally:
-        fc.close()
+        link.close()
 
 
 def _wait_for_receiver(
-    signal: SignalClient, term: Terminal, public_b64: str, meta: Metadata, transport: Transport
-) -> tuple[str, bytes]:
+    signal: SignalClient, term: Terminal, public_b64: str, meta: Metadata, cfg: Config
+) -> tuple[str, PeerKey, bool]:
+    """(peer client type, its key, whether we offered parallel TCP)."""
     term.line("Waiting for receiver...")
     peer_type = ClientType.CLI.value
+    parallel = False
     try:
         while True:
             env = signal.wait_for(
@@ -176,11 +191,12 @@ def _wait_for_receiver(
             if env.type == SignalType.PEER_JOINED:
                 peer_type = PeerJoined.from_payload(env.payload).client_type or ClientType.CLI.value
                 term.line("Receiver connected")
-                prefer = transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
-                crypto = Crypto(public_key=public_b64, prefer_tcp=prefer)
+                prefer = cfg.transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
+                parallel = peer_type == ClientType.CLI and cfg.parallel != 1
+                crypto = Crypto(public_key=public_b64, prefer_tcp=prefer, parallel_tcp=parallel)
                 signal.send(Envelope.build(SignalType.CRYPTO, crypto))
             elif env.type == SignalType.CRYPTO:
-                return peer_type, parse_peer_crypto(env).public
+                return peer_type, parse_peer_crypto(env), parallel
             elif env.type == SignalType.PEER_LEFT:
                 raise SignalingError("the receiver disconnected before the transfer started")
             else:
@@ -210,7 +226,7 @@ def _show_code(term: Terminal, base: str, code: str, meta: Metadata) -> None:
 
 
 def _transfer(
-    fc: FramedChannel, term: Terminal, meta: Metadata, source: ChunkSource, compress: bool, level: int
+    fc: FrameLink, term: Terminal, meta: Metadata, source: ChunkSource, compress: bool, level: int
 ) -> int:
     progress = Progress(term, verb="Sending", total=meta.size or None)
     machine = SenderMachine(meta)

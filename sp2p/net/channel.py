@@ -67,3 +67,10 @@ class PrefixedChannel:
     @property
     def buffered_amount(self) -> int:
         return self.inner.buffered_amount
+
+
+def innermost(channel: Channel) -> Channel:
+    """The transport channel under any wrappers (prefix buffers, owned mappings or peers)."""
+    while (inner := getattr(channel, "inner", None)) is not None:
+        channel = inner
+    return channel

@@ -29,8 +29,27 @@ RECEIVER_HANDSHAKE_TIMEOUT = 5.0
 #: peer-supplied addresses we dial at most (T19); Go stops at 8, we keep room for UPnP
 MAX_PEER_ADDRESSES = 16
 RECV_SIZE = 1 << 20
-# Socket buffers are left to the kernel's autotuning: a fixed SO_SNDBUF/SO_RCVBUF is capped
-# by net.core.[rw]mem_max (4 MiB) and measured 2.5x slower than autotuning on a 70 ms link.
+# Receive buffers are left to the kernel's autotuning: a fixed SO_RCVBUF is capped by
+# net.core.rmem_max and measured 2.5x slower than autotuning on a 70 ms link. The send
+# buffer is fixed only where that raises its ceiling (fixed_send_buffer).
+
+
+def fixed_send_buffer() -> int | None:
+    """The SO_SNDBUF to request, or None to leave the send buffer to autotuning.
+
+    The send buffer bounds the bytes in flight. Autotuning grows it up to tcp_wmem[2] (4 MiB
+    by default: 37 MB/s at 70 ms RTT); a request is capped at net.core.wmem_max and doubled.
+    Where 2 x wmem_max is the larger, fixing it carries more (67 MB/s in
+    scripts/bench_link.py); elsewhere (wmem_max is 208 KiB on most systems) it would shrink.
+    """
+    try:
+        with open("/proc/sys/net/core/wmem_max") as f:  # /proc/sys/net: our own namespace's
+            wmem_max = int(f.read())
+        with open("/proc/sys/net/ipv4/tcp_wmem") as f:
+            autotune_max = int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    return wmem_max if 2 * wmem_max > autotune_max else None
 
 
 class TcpChannel:
@@ -42,10 +61,14 @@ class TcpChannel:
         sock.settimeout(None)
         self.sock = sock
         self.dialed = dialed
+        #: the race's listener, kept open for parallel-TCP secondaries; closed with us
+        self.spare_listener: socket.socket | None = None
         self._closed = False
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if (sndbuf := fixed_send_buffer()) is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
 
     def send(self, data: bytes) -> None:
         try:
@@ -69,10 +92,17 @@ class TcpChannel:
 
     def close(self) -> None:
         self._closed = True
+        self.close_spare_listener()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def close_spare_listener(self) -> None:
+        listener, self.spare_listener = self.spare_listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.close()
 
     @property
     def buffered_amount(self) -> int:
@@ -149,11 +179,16 @@ class TcpRace:
         self.port: int = self.listener.getsockname()[1]
         self.attempts = 0
         self.failures: list[str] = []
-        threading.Thread(target=self._accept_loop, name="sp2p-tcp-accept", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept_loop, name="sp2p-tcp-accept", daemon=True)
+        self._acceptor.start()
 
     def _accept_loop(self) -> None:
         while not self._stopped.is_set():
+            # poll rather than block in accept(): detach_listener() must be able to stop us
+            # without closing the listener, whose later connections belong to parallel TCP
             try:
+                if not _readable(self.listener, 0.1):
+                    continue
                 sock, addr = self.listener.accept()
             except OSError:
                 return
@@ -218,6 +253,16 @@ class TcpRace:
         self._stopped.set()
         with contextlib.suppress(OSError):
             self.listener.close()
+        self._close_pending()
+
+    def detach_listener(self) -> socket.socket:
+        """Stop the race but keep the listening socket open for the caller (parallel TCP)."""
+        self._stopped.set()
+        self._acceptor.join()
+        self._close_pending()
+        return self.listener
+
+    def _close_pending(self) -> None:
         with self._lock:
             pending = list(self._pending)
         for sock in pending:
