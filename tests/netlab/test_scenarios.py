@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,12 +127,20 @@ def _symmetric_lab(netlab):  # type: ignore[no-untyped-def]
 
 def test_symmetric_nats_refuse_relay_without_consent(netlab, tmp_path):
     lab = _symmetric_lab(netlab)
-    denied_out = transfer(lab, tmp_path / "denied", payload(64 << 10))
-    assert denied_out.send_rc != 0 and denied_out.recv_rc != 0
-    assert denied_out.received is None
-    for out in (denied_out.send_out, denied_out.recv_out):
-        assert "-allow-relay" in out, out
-        assert "Traceback" not in out
+    small = payload(64 << 10)
+    # at once in one lab: nobody allows the relay / only the sender does (no TTY: no prompt)
+    with ThreadPoolExecutor(2) as pool:
+        nobody = pool.submit(transfer, lab, tmp_path / "nobody", small)
+        one_side = pool.submit(transfer, lab, tmp_path / "oneside", small, send_args=("-allow-relay",))
+        outcomes = {"nobody": nobody.result(), "oneside": one_side.result()}
+    for name, out in outcomes.items():
+        detail = f"{name}\n--- sender ---\n{out.send_out}\n--- receiver ---\n{out.recv_out}"
+        assert out.send_rc != 0 and out.recv_rc != 0, detail
+        assert out.received is None, detail
+        assert "Traceback" not in out.send_out + out.recv_out, detail
+        assert "-allow-relay" in out.recv_out, detail  # the receiver was not allowed: names the flag
+    assert "-allow-relay" in outcomes["nobody"].send_out
+    assert "peer declined the relay" in outcomes["oneside"].send_out  # it allowed; the peer said no
 
 
 def test_symmetric_nats_relay_with_consent_carries_only_ciphertext(netlab, tmp_path):
