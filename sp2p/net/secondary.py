@@ -81,12 +81,18 @@ def accept_secondaries(
     complete = threading.Event()
 
     def check(sock: socket.socket) -> None:
-        index = _check_hello(sock, token, count, deadline)
-        with lock:
+        index = _read_hello(sock, token, count, deadline)
+        with lock:  # claim the index before acknowledging: a duplicate gets no 'T'
             if index is None or index in found or complete.is_set():
                 sock.close()
                 return
             found[index] = TcpChannel(sock, dialed=False)
+            try:
+                sock.sendall(SECONDARY_ACK)
+            except OSError:
+                del found[index]
+                sock.close()
+                return
             if len(found) == count:
                 complete.set()
 
@@ -108,19 +114,12 @@ def accept_secondaries(
         return dict(found)
 
 
-def _check_hello(sock: socket.socket, token: bytes, count: int, deadline: float) -> int | None:
+def _read_hello(sock: socket.socket, token: bytes, count: int, deadline: float) -> int | None:
     try:
         hello = recv_exact(sock, SECONDARY_HELLO_BYTES, max(0.1, deadline - time.monotonic()))
     except (OSError, ConnectionError):
         return None
-    index = parse_secondary_hello(hello, token, count)
-    if index is None:
-        return None
-    try:
-        sock.sendall(SECONDARY_ACK)
-    except OSError:
-        return None
-    return index
+    return parse_secondary_hello(hello, token, count)
 
 
 def close_all(channels: dict[int, TcpChannel]) -> None:
