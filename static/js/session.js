@@ -2,6 +2,7 @@
 // heartbeats every 5 s, and liveness (client.md §2.3, §3.12).
 
 import { fromUtf8, utf8 } from "./bytes.js";
+import { ChannelClosed } from "./channel.js";
 import { CONFIRM_BYTES, importAesKey, macsEqual } from "./crypto.js";
 import { CancelReason, FrameReader, MAX_CONTROL, MsgType, Sealer } from "./frames.js";
 
@@ -33,7 +34,18 @@ function withTimeout(promise, ms, message) {
  */
 export async function confirmKeys(stream, ownMac, expectedPeerMac) {
   stream.sendMessage(ownMac);
-  const peer = await withTimeout(stream.read(CONFIRM_BYTES), CONFIRM_TIMEOUT_MS, "Key confirmation timed out");
+  let peer;
+  try {
+    peer = await withTimeout(stream.read(CONFIRM_BYTES), CONFIRM_TIMEOUT_MS, "Key confirmation timed out");
+  } catch (e) {
+    // A CLI peer checks our MAC before it sends its own, and hangs up when it does not match.
+    if (e instanceof ChannelClosed) {
+      throw new TransferError(
+        "Key confirmation failed — wrong code? The other side rejected our key and closed the connection",
+      );
+    }
+    throw e;
+  }
   if (!macsEqual(peer, expectedPeerMac)) {
     throw new TransferError("Key confirmation failed — wrong code, or someone tampered with the connection");
   }

@@ -1,4 +1,5 @@
-"""Running the real `sp2p` CLI next to a browser: spawn, scrape the transfer code, wait."""
+"""Running the real `sp2p` CLI next to a browser: spawn, scrape the transfer code, wait; and the
+CLI <-> browser steps the Chromium and Firefox tests share."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.web.flows import CODE_RE
+from tests.web.flows import CODE_RE, NO_PICKERS, shot, wait_outcome
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,3 +75,61 @@ class Cli:
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()
+
+
+def cli_send(clis: list[Cli], web_base: str, *paths: Path) -> tuple[Cli, str]:
+    """`sp2p send paths...` against the test server; returns the process and its code."""
+    cli = Cli("send", "-server", web_base, *map(str, paths))
+    clis.append(cli)
+    return cli, cli.wait_code()
+
+
+def cli_receive(clis: list[Cli], web_base: str, out: Path, code: str) -> Cli:
+    cli = Cli("receive", "-server", web_base, "-output", str(out), code)
+    clis.append(cli)
+    return cli
+
+
+def random_file(path: Path, size: int) -> Path:
+    with path.open("wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(left, 1 << 20))
+            f.write(block)
+            left -= len(block)
+    return path
+
+
+def make_tree(root: Path) -> Path:
+    """root/project with nested dirs, a non-ASCII name, a 400 kB binary and an empty dir."""
+    top = root / "project"
+    (top / "src" / "deep").mkdir(parents=True)
+    (top / "README.md").write_text("hello\n")
+    (top / "src" / "main.py").write_text("print('hi')\n")
+    (top / "src" / "deep" / "data.bin").write_bytes(os.urandom(400_000))
+    (top / "src" / "deep" / "ünï.txt").write_text("u")
+    (top / "empty").mkdir()
+    return top
+
+
+def browser_download(page: Any, web_base: str, code: str, dest: Path, *, shots: str = "") -> tuple[Path, str]:
+    """Confirm on /r#code and save the streamed (service-worker) download; fails fast if the page
+    shows an error. Returns the saved file and "preview name|preview size|download name".
+    With `shots`, screenshots `<shots>-card` and `<shots>-done` are kept."""
+    page.add_init_script(NO_PICKERS)
+    page.goto(f"{web_base}/r#{code}")
+    page.wait_for_selector("#save-btn:visible", timeout=60_000)
+    preview = (page.text_content("#confirm-file") or "", page.text_content("#confirm-size") or "")
+    if shots:
+        shot(page, f"{shots}-card")
+    downloads: list[Any] = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#save-btn")
+    outcome = wait_outcome(page, timeout_ms=600_000)
+    assert outcome == "done", outcome
+    if shots:
+        shot(page, f"{shots}-done")
+    assert len(downloads) == 1
+    target = dest / "downloaded"
+    downloads[0].save_as(target)
+    return target, f"{preview[0]}|{preview[1]}|{downloads[0].suggested_filename}"

@@ -1,5 +1,6 @@
-"""Fixtures for the browser UI tests: Debian Chromium driven by Playwright, a static file server
-for module-level JS tests, and a directory for screenshots (test-artifacts/web/)."""
+"""Fixtures for the browser UI tests: Debian Chromium driven by Playwright, Debian Firefox ESR
+driven over WebDriver BiDi (tests/web/firefox.py), a static file server for module-level JS
+tests, and a directory for screenshots (test-artifacts/web/)."""
 
 from __future__ import annotations
 
@@ -131,3 +132,25 @@ def two_pages(chromium: Any) -> Iterator[tuple[Any, Any]]:
     finally:
         sctx.close()
         rctx.close()
+
+
+@pytest.fixture(scope="session")
+def firefox() -> Iterator[Any]:
+    """One headless Firefox ESR for the session; tests take fresh contexts from it."""
+    from tests.web.firefox import FirefoxBrowser
+
+    browser = FirefoxBrowser()
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def firefox_page(firefox: Any) -> Iterator[Any]:
+    """A page in a fresh Firefox user context (own storage and service worker)."""
+    ctx = firefox.new_context()
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.cli import Cli
+from tests.web.cli import Cli, browser_download, cli_send, make_tree, random_file
 from tests.web.flows import (
-    NO_PICKERS,
     OPFS_PICKERS,
     OPFS_TREE,
     sha256_file,
@@ -45,39 +43,6 @@ def page(chromium: Any) -> Iterator[Any]:
         ctx.close()
 
 
-def cli_send(clis: list[Cli], web_base: str, *paths: Path) -> tuple[Cli, str]:
-    cli = Cli("send", "-server", web_base, *map(str, paths))
-    clis.append(cli)
-    return cli, cli.wait_code()
-
-
-def random_file(path: Path, size: int) -> Path:
-    with path.open("wb") as f:
-        left = size
-        while left:
-            block = os.urandom(min(left, 1 << 20))
-            f.write(block)
-            left -= len(block)
-    return path
-
-
-def browser_download(page: Any, web_base: str, code: str, dest: Path) -> tuple[Path, str]:
-    """Confirm on /r#code and save the streamed download; fails fast if the page shows an error."""
-    page.add_init_script(NO_PICKERS)
-    page.goto(f"{web_base}/r#{code}")
-    page.wait_for_selector("#save-btn:visible", timeout=60_000)
-    preview = (page.text_content("#confirm-file") or "", page.text_content("#confirm-size") or "")
-    downloads: list[Any] = []
-    page.on("download", lambda d: downloads.append(d))
-    page.click("#save-btn")
-    outcome = wait_outcome(page, timeout_ms=600_000)
-    assert outcome == "done", outcome
-    assert len(downloads) == 1
-    target = dest / "downloaded"
-    downloads[0].save_as(target)
-    return target, f"{preview[0]}|{preview[1]}|{downloads[0].suggested_filename}"
-
-
 def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
     src = random_file(tmp_path / "one-mib.bin", 1 << 20)
     cli, code = cli_send(clis, web_base, src)
@@ -96,17 +61,6 @@ def test_cli_to_browser_300mib(page: Any, web_base: str, tmp_path: Path, clis: l
     assert seen == "big.bin|300.0 MB|big.bin"
     assert cli.wait(300) == 0, cli.output()
     assert sha256_file(saved) == sha256_file(src)
-
-
-def make_tree(root: Path) -> Path:
-    top = root / "project"
-    (top / "src" / "deep").mkdir(parents=True)
-    (top / "README.md").write_text("hello\n")
-    (top / "src" / "main.py").write_text("print('hi')\n")
-    (top / "src" / "deep" / "data.bin").write_bytes(os.urandom(400_000))
-    (top / "src" / "deep" / "ünï.txt").write_text("u")
-    (top / "empty").mkdir()
-    return top
 
 
 def test_cli_folder_to_browser_extract(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
