@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import NamedTuple, Protocol
+from collections import deque
+from typing import NamedTuple, Protocol, cast
 
 from sp2p.net.channel import Channel, ChannelClosed
+from sp2p.proto.constants import MAX_FRAME_SIZE
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
 from sp2p.proto.frames import Frame as Frame
 from sp2p.proto.keys import SessionKeys
@@ -33,7 +35,8 @@ class Slot(NamedTuple):
 
 class Sealed(NamedTuple):
     stream: int
-    wire: bytes
+    #: the whole frame; may be a view of a buffer the link reuses once send_sealed returned
+    wire: bytes | memoryview
     msg_type: int
 
 
@@ -63,8 +66,16 @@ class FrameLink(Protocol):
     def close(self) -> None: ...
 
 
+#: frame buffers kept for reuse: enough for a full send pipeline plus its workers
+POOL_KEEP = 32
+
+
 class FramedChannel:
-    """Thread-safe frame writer and a single-consumer frame reader over one channel."""
+    """Thread-safe frame writer and a single-consumer frame reader over one channel.
+
+    Sealed frames are written into reused buffers: a fresh 256 KiB allocation per frame,
+    freed on another thread, makes glibc return and re-fault its memory on every frame.
+    """
 
     streams = 1
 
@@ -76,6 +87,7 @@ class FramedChannel:
         self.write_lock = threading.Lock()
         self.liveness = Liveness(time.monotonic())
         self.bytes_sent = 0
+        self._buffers: deque[bytearray] = deque()
 
     @property
     def transport(self) -> str:
@@ -86,12 +98,22 @@ class FramedChannel:
         return Slot(0, self.sealer.reserve())
 
     def seal(self, slot: Slot, msg_type: int, body: bytes) -> Sealed:
-        return Sealed(0, self.sealer.seal_at(slot.seq, msg_type, body), msg_type)
+        try:
+            buf = self._buffers.pop()
+        except IndexError:
+            buf = bytearray(4 + MAX_FRAME_SIZE)
+        n = self.sealer.seal_into(buf, slot.seq, msg_type, body)
+        return Sealed(0, memoryview(buf)[:n], msg_type)
 
     def send_sealed(self, sealed: Sealed) -> None:
         """Write a sealed frame; callers keep sequence order."""
         with self.write_lock:
             self._write(sealed.wire)
+        # every Channel has copied or written the bytes once send() returned
+        if isinstance(sealed.wire, memoryview) and len(self._buffers) < POOL_KEEP:
+            buf = sealed.wire.obj
+            if isinstance(buf, bytearray):
+                self._buffers.append(buf)
 
     def send_frame(self, msg_type: int, body: bytes) -> None:
         with self.write_lock:
@@ -109,8 +131,9 @@ class FramedChannel:
         finally:
             self.write_lock.release()
 
-    def _write(self, wire: bytes) -> None:
-        self.channel.send(wire)
+    def _write(self, wire: bytes | memoryview) -> None:
+        # Channel.send takes any buffer (TCP writes it, WebRTC copies it) though typed bytes
+        self.channel.send(cast(bytes, wire))
         self.bytes_sent += len(wire)
         self.liveness.on_sent(time.monotonic())
 

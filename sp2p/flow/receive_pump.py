@@ -27,6 +27,7 @@ from sp2p.errors import (
     TransferTimeout,
 )
 from sp2p.flow.framed import FrameLink
+from sp2p.flow.memory import keep_freed_memory
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
@@ -66,6 +67,7 @@ ProgressFn = Callable[[int], None]
 
 class ReceivePipeline:
     def __init__(self, fc: FrameLink, *, progress: ProgressFn = lambda n: None) -> None:
+        keep_freed_memory()
         self.fc = fc
         self.machine = ReceiverMachine()
         self.progress = progress

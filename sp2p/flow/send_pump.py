@@ -21,6 +21,7 @@ from typing import Protocol
 
 from sp2p.errors import Sp2pError, TransferError, TransferTimeout
 from sp2p.flow.framed import FrameLink, Sealed, Slot
+from sp2p.flow.memory import keep_freed_memory
 from sp2p.net.channel import ChannelClosed
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
@@ -58,6 +59,7 @@ class SendPipeline:
         progress: ProgressFn = lambda n: None,
         workers: int = 2,
     ) -> None:
+        keep_freed_memory()
         self.fc = fc
         self.machine = machine
         self.level = level

@@ -30,20 +30,21 @@ class FullChunkSource:
         self._total = 0
 
     def read_chunk(self) -> bytes | None:
-        buf = bytearray()
-        while len(buf) < MAX_CHUNK_SIZE:
-            try:
-                part = self._reader.read(MAX_CHUNK_SIZE - len(buf))
-            except OSError as exc:
-                raise LocalIOError(f"cannot read {self._what}: {exc.strerror or exc}") from None
-            if not part:
-                break
-            buf += part
-        self._total += len(buf)
+        try:
+            chunk = self._reader.read(MAX_CHUNK_SIZE)
+            if 0 < len(chunk) < MAX_CHUNK_SIZE:
+                # a short read mid-stream: top it up (rare for files, the rule for pipes)
+                buf = bytearray(chunk)
+                while len(buf) < MAX_CHUNK_SIZE and (part := self._reader.read(MAX_CHUNK_SIZE - len(buf))):
+                    buf += part
+                chunk = bytes(buf)
+        except OSError as exc:
+            raise LocalIOError(f"cannot read {self._what}: {exc.strerror or exc}") from None
+        self._total += len(chunk)
         expected = self._expected
-        if expected is not None and (self._total > expected or (not buf and self._total != expected)):
+        if expected is not None and (self._total > expected or (not chunk and self._total != expected)):
             raise LocalIOError(f"{self._what} changed size while it was being sent")
-        return bytes(buf)
+        return chunk
 
 
 def open_file_source(path: str, size: int) -> tuple[FullChunkSource, BinaryIO]:

@@ -19,6 +19,7 @@ pipelined writer can reserve sequence numbers it never writes.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -63,7 +64,8 @@ class SealedFrame:
 
     msg_type: int
     seq: int
-    ciphertext: bytes
+    #: often a view into the received bytes; open it before feeding the decoder much more
+    ciphertext: bytes | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,43 +81,75 @@ class FrameDecoder:
     """Incremental splitter: feed any split of the byte stream, get whole frames.
 
     The declared length is checked against the maximum before anything of that
-    size is buffered, so a forged length cannot make us allocate.
+    size is buffered, so a forged length cannot make us allocate. A frame that lies
+    inside one received piece is handed out as a view of that piece (no copy); only
+    frames split across pieces are assembled.
     """
 
     def __init__(self, max_frame: int = MAX_FRAME_SIZE) -> None:
         self._max = max_frame
-        self._buf = bytearray()
+        self._pieces: deque[memoryview] = deque()
+        self._buffered = 0
         self._eof = False
 
-    def receive_data(self, data: bytes) -> None:
-        """Add bytes; b"" marks the end of the stream."""
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes (kept by reference: do not change them afterwards); b"" marks the end."""
         if not data:
             self._eof = True
             return
-        self._buf += data
+        self._pieces.append(memoryview(data).cast("B"))
+        self._buffered += len(data)
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        return self._buffered
 
     def next_frame(self) -> SealedFrame | _NeedData | _Eof:
-        buf = self._buf
-        if len(buf) >= 4:
-            (length,) = _LEN.unpack_from(buf, 0)
+        if self._buffered >= 4:
+            head = self._pieces[0]
+            (length,) = _LEN.unpack_from(head if len(head) >= 4 else self._peek(4), 0)
             if length < MIN_FRAME_PAYLOAD:
                 raise RemoteProtocolError(f"frame too small ({length} bytes)")
             if length > self._max:
                 raise RemoteProtocolError(f"frame too large ({length} bytes)")
-            if len(buf) >= 4 + length:
-                _, msg_type, seq = _HEADER.unpack_from(buf, 0)
-                ciphertext = bytes(buf[FRAME_HEADER : 4 + length])
-                del buf[: 4 + length]
-                return SealedFrame(msg_type, seq, ciphertext)
+            if self._buffered >= 4 + length:
+                frame = self._take(4 + length)
+                _, msg_type, seq = _HEADER.unpack_from(frame, 0)
+                return SealedFrame(msg_type, seq, frame[FRAME_HEADER:])
         if self._eof:
-            if buf:
+            if self._buffered:
                 raise RemoteProtocolError("connection closed in the middle of a frame")
             return EOF
         return NEED_DATA
+
+    def _peek(self, n: int) -> bytes:
+        out = bytearray()
+        for piece in self._pieces:
+            out += piece[: n - len(out)]
+            if len(out) == n:
+                break
+        return bytes(out)
+
+    def _take(self, n: int) -> memoryview:
+        """The next n buffered bytes (n <= buffered): a view when one piece holds them all."""
+        self._buffered -= n
+        head = self._pieces[0]
+        if len(head) >= n:
+            if len(head) == n:
+                self._pieces.popleft()
+            else:
+                self._pieces[0] = head[n:]
+            return head[:n]
+        out = bytearray(n)
+        filled = 0
+        while filled < n:
+            head = self._pieces.popleft()
+            part = min(len(head), n - filled)
+            out[filled : filled + part] = head[:part]
+            filled += part
+            if part < len(head):
+                self._pieces.appendleft(head[part:])
+        return memoryview(out)
 
 
 def _aad(msg_type: int, seq: int) -> bytes:
@@ -146,13 +180,26 @@ class FrameSealer:
 
     def seal_at(self, seq: int, msg_type: int, body: bytes) -> bytes:
         """Encrypt with an already reserved seq; safe to call from worker threads."""
-        length = MIN_FRAME_PAYLOAD + len(body) + TAG_BYTES
+        header = self._header(seq, msg_type, len(body))
+        return header + self._aead.encrypt(_nonce(seq), body, _aad(msg_type, seq))
+
+    def seal_into(self, out: bytearray, seq: int, msg_type: int, body: bytes | memoryview) -> int:
+        """Like seal_at, but writes the frame at the start of `out`; returns its length.
+
+        Lets a caller reuse one buffer per frame in flight instead of allocating two.
+        """
+        header = self._header(seq, msg_type, len(body))
+        end = FRAME_HEADER + len(body) + TAG_BYTES
+        out[:FRAME_HEADER] = header
+        self._aead.encrypt_into(_nonce(seq), body, _aad(msg_type, seq), memoryview(out)[FRAME_HEADER:end])
+        return end
+
+    @staticmethod
+    def _header(seq: int, msg_type: int, body_len: int) -> bytes:
+        length = MIN_FRAME_PAYLOAD + body_len + TAG_BYTES
         if length > MAX_FRAME_SIZE:
             raise TransferError(f"frame too large to send ({length} bytes)")
-        out = bytearray(4 + length)
-        _HEADER.pack_into(out, 0, length, msg_type, seq)
-        self._aead.encrypt_into(_nonce(seq), body, _aad(msg_type, seq), memoryview(out)[FRAME_HEADER:])
-        return bytes(out)
+        return _HEADER.pack(length, msg_type, seq)
 
 
 class FrameOpener:
