@@ -1,30 +1,51 @@
 #!/usr/bin/env python3
 """Throughput over an emulated 70 ms RTT link (root only; builds network namespaces).
 
-    python3 scripts/bench_link.py [--size-mib 256] [--delay-ms 35] [--no-sp2p]
+    python3 scripts/bench_link.py [--size-mib 256] [--webrtc-size-mib 48] [--delay-ms 35]
+                                  [--parallel 4] [--profiles default,raised] [--only KINDS]
 
-Topology (tests/netlab): h1 (sender) hangs off router r1 by a user-space delay line of
---delay-ms each way; h2 (receiver) sits on r1's LAN; sp2p-server runs in pub. Every figure is
-measured in this run, per TCP buffer profile, and every row prints its ratio against the best
-raw TCP row of the same profile:
+Topology (tests/netlab, same LAN): h1 (sender) hangs off router r1 by the user-space TUN
+delay line (tests/netlab/delaylink.c, --delay-ms each way, TSO on), h2 (receiver) sits on
+r1's LAN bridge, sp2p-server runs in pub. Every figure is measured in this run, receiver
+side, in MB/s (10^6 bytes/s), with random (incompressible) data. Row kinds (--only):
 
-  raw TCP          python sockets, one connection, h1 -> h2, --size-mib bytes; once with
-                   autotuned buffers, once with sp2p's SO_SNDBUF/SO_RCVBUF request
-  sp2p TCP x1      `sp2p send -transport tcp -parallel 1`         (hook: sp2p_transfer)
-  sp2p TCP par     `sp2p send -transport tcp` (RTT-chosen streams) (hook: sp2p_transfer)
-  sp2p WebRTC      `sp2p send -transport webrtc`                  (hook: sp2p_transfer)
+  TCP sections, once with the namespaces' default TCP buffer sysctls and once with
+  tcp_wmem/tcp_rmem max raised to 32 MiB in both hosts' namespaces:
+    raw        raw TCP autotuned: one Python TCP connection h1 -> h2, kernel-autotuned
+               buffers, timed from accept to EOF; and raw TCP sp2p sndbuf N: the same with
+               the send buffer sp2p's TCP channel asks for (sp2p.net.tcp.fixed_send_buffer,
+               only where it asks for one)
+    pinned     (not by default) raw TCP with SO_SNDBUF and SO_RCVBUF at 8 MiB, as sp2p
+               once pinned them
+    tcp        sp2p TCP x1: `sp2p send|receive -transport tcp -parallel 1 -compress 0`
+    parallel   sp2p TCP -parallel N: the same with `-parallel N` ("not available" when
+               `sp2p send -help` does not offer -parallel)
+  WebRTC section (UDP: the TCP sysctls do not apply), --webrtc-size-mib per transfer:
+    aiortc     bare aiortc: stock aiortc data channel h1 -> h2 (no sp2p code, no STUN),
+               256 KiB messages paced by bufferedAmount (scripts/bench_webrtc.py's peer)
+    channel    (not by default) sp2p's WebRTCPeer + Channel with its SCTP tuning, no files
+               and no encryption: the transport alone
+    webrtc     sp2p WebRTC: `sp2p send|receive -transport webrtc -compress 0`
 
-Raw TCP is timed from accept to EOF; sp2p rows from the first received byte on disk to the
-receiver's exit (their total time including signalling and connect is shown beside them).
-
-sp2p rows print "n/a (reason)" while the CLI or server cannot do the transfer yet.
+sp2p rows are timed from the first received byte on disk to the receiver's exit, so
+signalling and connection setup do not count (their total is shown beside them); every
+received file is compared with the source by SHA-256. TCP ratios are against the fastest
+raw row of the section, WebRTC ratios against bare aiortc. Under each TCP row, `ss -tin`
+on the sender tells what bounded it: the send buffer (sndbuf-limited), the receiver's
+window (rwnd-limited) or neither (congestion window / the path). A row that cannot run
+prints "n/a (reason)". The sp2p and aiortc rows are CPU-bound: other load on the machine
+(its load average is printed) lowers them.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import hashlib
+import json
 import os
+import queue
 import re
 import shutil
 import socket
@@ -37,28 +58,36 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 from tests.netlab import Lab  # noqa: E402
 
-try:  # the same SO_SNDBUF/SO_RCVBUF request sp2p's TCP channel makes
-    from sp2p.net.tcp import SOCKET_BUFFER as SP2P_SOCKET_BUFFER
-except ImportError:  # pragma: no cover - keeps the raw rows usable on their own
-    SP2P_SOCKET_BUFFER = 8 << 20
+try:  # the rule sp2p's TCP channel uses for SO_SNDBUF, for the matching raw row
+    from sp2p.net.tcp import fixed_send_buffer
+except ImportError:  # pragma: no cover - an older checkout: autotuned rows only
+
+    def fixed_send_buffer() -> int | None:
+        return None
+
 
 MiB = 1024 * 1024
-#: TCP buffer profiles applied to both hosts' namespaces (tcp_wmem/tcp_rmem are per netns)
-PROFILES: dict[str, dict[str, str]] = {
-    "default buffers": {},
-    "tcp_wmem max 32 MiB": {"net.ipv4.tcp_wmem": f"4096 16384 {32 * MiB}"},
-    "tcp_wmem+rmem max 32 MiB": {
-        "net.ipv4.tcp_wmem": f"4096 16384 {32 * MiB}",
-        "net.ipv4.tcp_rmem": f"4096 131072 {32 * MiB}",
-    },
+#: SO_SNDBUF, SO_RCVBUF of the "pinned" raw row (what sp2p's TCP channel once requested)
+PINNED = (8 * MiB, 8 * MiB)
+RAISED = {
+    "net.ipv4.tcp_wmem": f"4096 16384 {32 * MiB}",
+    "net.ipv4.tcp_rmem": f"4096 131072 {32 * MiB}",
 }
+TCP_KEYS = ("net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem")
 CODE_RE = re.compile(r"\b([23456789abcdefghjkmnpqrstuvwxyz]{8}-[0-9A-Za-z]{1,22})\b")
 SENDER, RECEIVER = "h1", "h2"
+#: the CLI and server of this checkout, whatever is installed on PATH
+SP2P = [sys.executable, "-m", "sp2p"]
+SERVER = [sys.executable, "-m", "server"]
+ROW_KINDS = ("raw", "pinned", "tcp", "parallel", "aiortc", "channel", "webrtc")
+DEFAULT_KINDS = ("raw", "tcp", "parallel", "aiortc", "webrtc")
 
 
 @dataclass
@@ -66,24 +95,26 @@ class Row:
     name: str
     bytes_per_s: float | None
     note: str = ""
+    detail: str = ""  #: printed on its own line below the row
 
 
 # ------------------------------------------------------------------------ raw TCP
 
 
-def raw_tcp(lab: Lab, size: int, sock_buffer: int | None = None) -> float:
+def raw_tcp(lab: Lab, size: int, sndbuf: int | None = None, rcvbuf: int | None = None) -> float:
     """One Python TCP connection h1 -> h2 carrying `size` bytes; receiver-side bytes/s.
 
-    `sock_buffer`: request SO_SNDBUF/SO_RCVBUF like sp2p does (the kernel caps the request at
-    net.core.[wr]mem_max, 4 MiB and not raisable inside a namespace, then doubles it); None
-    leaves both to autotuning, bounded by tcp_wmem/tcp_rmem.
+    `sndbuf`/`rcvbuf`: SO_SNDBUF/SO_RCVBUF on both ends (the kernel caps a request at
+    net.core.[wr]mem_max, then doubles it); None leaves that buffer to autotuning, bounded
+    by tcp_wmem/tcp_rmem.
     """
     port = 5201
 
     def tune(s: socket.socket) -> socket.socket:
-        if sock_buffer:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sock_buffer)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, sock_buffer)
+        if sndbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         return s
 
     def make_listener() -> socket.socket:
@@ -126,79 +157,166 @@ def raw_tcp(lab: Lab, size: int, sock_buffer: int | None = None) -> float:
     return got / elapsed
 
 
-# ------------------------------------------------------------------------ sp2p hooks
-# HOOK (lead): these build the sp2p command lines; adjust flags here once the CLI settles.
+# ------------------------------------------------------------------------ bare aiortc
 
 
-def sp2p_send_argv(server_url: str, path: Path, *, transport: str, parallel: int) -> list[str]:
-    return ["sp2p", "send", "-server", server_url, "-transport", transport,
-            "-parallel", str(parallel), "-compress", "0", str(path)]  # fmt: skip
+class _StdioQueue:
+    """The `get`/`put` of a multiprocessing queue over this process's stdin/stdout.
+
+    Lets bench_webrtc's stock aiortc peer run unchanged in a namespace, its signalling
+    relayed line by line by the parent (`bare_aiortc`).
+    """
+
+    _inbox: queue.Queue[Any] | None = None
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self._lock = threading.Lock()
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Any:
+        """Raises queue.Empty after `timeout`, like multiprocessing's queue."""
+        if _StdioQueue._inbox is None:
+            _StdioQueue._inbox = queue.Queue()
+            threading.Thread(target=self._read_stdin, args=(_StdioQueue._inbox,), daemon=True).start()
+        item = _StdioQueue._inbox.get(block, timeout)
+        if item is None:
+            raise EOFError("parent closed stdin")
+        return tuple(item)
+
+    @staticmethod
+    def _read_stdin(inbox: queue.Queue[Any]) -> None:
+        for line in sys.stdin:
+            inbox.put(json.loads(line))
+        inbox.put(None)
+
+    def put(self, item: Any) -> None:
+        with self._lock:
+            sys.stdout.write(json.dumps([self.tag, item]) + "\n")
+            sys.stdout.flush()
 
 
-def sp2p_receive_argv(
-    server_url: str, code: str, outdir: Path, *, transport: str, parallel: int
-) -> list[str]:
-    return ["sp2p", "receive", "-server", server_url, "-transport", transport,
-            "-parallel", str(parallel), "-output", str(outdir), code]  # fmt: skip
+def aiortc_peer_main(role: str, total: int, mode: str) -> int:
+    """`--aiortc-peer ROLE`: one peer of scripts/bench_webrtc.py (the same code as there).
+
+    mode "stock": bare aiortc; "tuned": sp2p's WebRTCPeer and blocking Channel, patched
+    SCTP (no files, no encryption: the transport alone).
+    """
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench_webrtc
+
+    inbox, results = _StdioQueue("signal"), _StdioQueue("result")
+    if mode == "stock":
+        asyncio.run(bench_webrtc._stock(role, total, inbox, inbox, results))
+    else:
+        bench_webrtc._channel(role, total, inbox, inbox, results, None)
+    return 0
+
+
+def data_channel(lab: Lab, size: int, mode: str = "stock") -> float:
+    """A data channel h1 -> h2 moving `size` bytes (see aiortc_peer_main); receiver-side
+    bytes/s from first to last byte."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--aiortc-peer"]
+    peers: dict[str, subprocess.Popen[bytes]] = {}
+    for role, host in (("sender", SENDER), ("receiver", RECEIVER)):
+        with open(lab.workdir / f"aiortc-{mode}-{role}.log", "ab") as log:
+            peers[role] = lab.run(host, [*argv, role, "--size-bytes", str(size), "--mode", mode],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)  # fmt: skip
+    other = {"sender": "receiver", "receiver": "sender"}
+    result: Future[tuple[float, float, int]] = Future()
+
+    def pump(role: str) -> None:
+        """Forward `role`'s signalling lines to the other peer; catch the receiver's result."""
+        out, dest = peers[role].stdout, peers[other[role]].stdin
+        assert out is not None
+        assert dest is not None
+        for line in out:
+            tag, item = json.loads(line)
+            if tag == "result":
+                first, last, got = item
+                result.set_result((first, last, got))
+                continue
+            try:
+                dest.write(json.dumps(item).encode() + b"\n")
+                dest.flush()
+            except OSError:
+                return
+        if not result.done():
+            result.set_exception(RuntimeError(f"aiortc {role} exited without a result"))
+
+    for role in peers:
+        threading.Thread(target=pump, args=(role,), daemon=True).start()
+    try:
+        first, last, got = result.result(timeout=600)
+        for proc in peers.values():
+            proc.wait(timeout=30)
+    finally:
+        for proc in peers.values():
+            lab.stop(proc)
+    if got < size:
+        raise RuntimeError(f"aiortc received {got} of {size} bytes")
+    return got / (last - first)
+
+
+# ------------------------------------------------------------------------ sp2p
+
+
+def sp2p_has_parallel() -> bool:
+    out = subprocess.run([*SP2P, "send", "-help"], capture_output=True, text=True, check=False)
+    return "-parallel" in out.stdout + out.stderr
 
 
 def sp2p_transfer(
-    lab: Lab, server_url: str, src: Path, *, transport: str, parallel: int
+    lab: Lab, server_url: str, src: Path, *, transport: str, parallel: int | None
 ) -> tuple[float, float]:
-    """HOOK (lead): one sp2p send/receive h1 -> h2; returns (bytes/s, total seconds).
+    """One sp2p send/receive h1 -> h2; returns (bytes/s, total seconds).
 
     bytes/s covers the data phase: from the first received byte on disk (any file under the
     output folder, temp names included) to the receiver's exit, so signalling and connection
     setup do not count; raw TCP is timed the same way (accept -> EOF). Total seconds run from
     the receiver's start. Raises on any failure; the caller prints "n/a (reason)".
     """
-    outdir = Path(tempfile.mkdtemp(dir=lab.workdir, prefix=f"out-{transport}-{parallel}-"))
-    send_argv = sp2p_send_argv(server_url, src, transport=transport, parallel=parallel)
-    sender = lab.run(SENDER, send_argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    sender_out = _drain(sender)
+    tag = f"{transport}-{parallel}"
+    outdir = Path(tempfile.mkdtemp(dir=lab.workdir, prefix=f"out-{tag}-"))
+    flags = ["-server", server_url, "-transport", transport]
+    if parallel is not None:
+        flags += ["-parallel", str(parallel)]
+    sender = lab.run(SENDER, [*SP2P, "send", *flags, "-compress", "0", str(src)],
+                     name=f"send-{tag}", start_new_session=True)  # fmt: skip
     try:
-        code = _wait_code(sender, sender_out, timeout=30)
-        recv_argv = sp2p_receive_argv(
-            server_url, code, outdir, transport=transport, parallel=parallel
-        )
+        code = _wait_code(lab, sender, timeout=30)
         start = time.perf_counter()
         first_byte = _watch_first_byte(outdir)
-        out = lab.check_output(RECEIVER, recv_argv, timeout=900)
+        receiver = lab.run(RECEIVER, [*SP2P, "receive", *flags, "-output", str(outdir), code],
+                           name=f"recv-{tag}", start_new_session=True)  # fmt: skip
+        rc = receiver.wait(timeout=900)
         end = time.perf_counter()
+        if rc != 0:
+            raise RuntimeError(f"receiver exited {rc}: {_tail(lab.output_of(receiver))}")
         if sender.wait(timeout=60) != 0:
-            raise RuntimeError(f"sender exited {sender.returncode}: {b''.join(sender_out)[-200:]!r}")
+            raise RuntimeError(f"sender exited {sender.returncode}: {_tail(lab.output_of(sender))}")
     finally:
         lab.stop(sender)
     got = outdir / src.name
     intact = got.exists() and _sha256(got) == _sha256(src)
     shutil.rmtree(outdir, ignore_errors=True)
     if not intact:
-        raise RuntimeError(f"received file missing or different; receiver said: {out[-300:]}")
+        raise RuntimeError(f"received file missing or different; receiver: {_tail(lab.output_of(receiver))}")
     data_start = first_byte.result(timeout=1) or start
     return src.stat().st_size / (end - data_start), end - start
 
 
-def _drain(proc: subprocess.Popen[bytes]) -> list[bytes]:
-    """Keep reading the process's output so progress lines never fill the pipe."""
-    lines: list[bytes] = []
-
-    def run() -> None:
-        assert proc.stdout is not None
-        with proc.stdout:
-            for line in proc.stdout:
-                lines.append(line)
-
-    threading.Thread(target=run, daemon=True).start()
-    return lines
+def _tail(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1][:160] if lines else "(no output)"
 
 
-def _wait_code(sender: subprocess.Popen[bytes], lines: list[bytes], timeout: float) -> str:
+def _wait_code(lab: Lab, sender: subprocess.Popen[bytes], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if m := CODE_RE.search(b"".join(lines).decode(errors="replace")):
+        if m := CODE_RE.search(lab.output_of(sender)):
             return m.group(1)
         if sender.poll() is not None:
-            raise RuntimeError(f"sender exited before printing a code: {b''.join(lines)[-300:]!r}")
+            raise RuntimeError(f"sender exited before printing a code: {_tail(lab.output_of(sender))}")
         time.sleep(0.02)
     raise RuntimeError(f"no transfer code within {timeout:g} s")
 
@@ -233,6 +351,74 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_random(path: Path, mib: int) -> Path:
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(MiB))
+    return path
+
+
+# ------------------------------------------------------------------------ ss sampler
+
+
+class SsSampler:
+    """Samples `ss -tin` on the sender for its data connections to the receiver.
+
+    Keeps, per connection, the last sample taken while it was established, so the figures
+    describe the transfer's steady state: how many streams ran, and whether the sender was
+    limited by its send buffer (sndbuf_limited), the receiver's window (rwnd_limited) or
+    neither (then cwnd/pacing, i.e. the path).
+    """
+
+    FIELDS = re.compile(r"\b(cwnd|unacked|snd_wnd|rtt|busy|sndbuf_limited|rwnd_limited)"
+                        r":([\d.]+)(?:ms\(([\d.]+)%\))?")  # fmt: skip
+
+    def __init__(self, lab: Lab, period: float = 0.25) -> None:
+        self.lab, self.period = lab, period
+        self.last: dict[str, dict[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SsSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        dst = self.lab.ip(RECEIVER)
+        while not self._stop.wait(self.period):
+            out = self.lab.check_output(SENDER, ["ss", "-Htin", "state", "established", "dst", dst],
+                                        check=False)  # fmt: skip
+            lines = out.splitlines()
+            for head, info in zip(lines[::2], lines[1::2], strict=False):
+                conn = " ".join(head.split()[-2:])
+                sample: dict[str, float] = {}
+                for key, value, pct in self.FIELDS.findall(info):
+                    sample[key] = float(pct) if pct else float(value)
+                if m := re.search(r"bytes_acked:(\d+)", info):
+                    sample["acked"] = float(m.group(1))
+                prev = self.last.get(conn, {})
+                for peak in ("cwnd", "unacked"):  # the tail of a transfer drains both
+                    sample[peak] = max(sample.get(peak, 0.0), prev.get(peak, 0.0))
+                self.last[conn] = sample
+
+    def summary(self) -> str:
+        bulk = [s for s in self.last.values() if s.get("acked", 0) > MiB]  # skip handshake-only sockets
+        if not bulk:
+            return "ss: no data connection seen"
+
+        def avg(key: str) -> float:
+            return sum(s.get(key, 0.0) for s in bulk) / len(bulk)
+
+        return (f"ss, sender, {len(bulk)} stream(s), per stream: peak cwnd {avg('cwnd'):.0f} pkts, "
+                f"peak in flight {avg('unacked') * 1448 / 1e6:.1f} MB, peer window "
+                f"{avg('snd_wnd') / 1e6:.1f} MB, sndbuf-limited {avg('sndbuf_limited'):.0f} %, "
+                f"rwnd-limited {avg('rwnd_limited'):.0f} % of {avg('busy') / 1000:.1f} s busy")  # fmt: skip
+
+
 # ------------------------------------------------------------------------ driver
 
 
@@ -244,100 +430,170 @@ def try_row(name: str, fn: Callable[[], float | tuple[float, float]]) -> Row:
         return Row(name, result)
     except Exception as exc:  # noqa: BLE001 - a benchmark row reports, never aborts the run
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
-        rc = re.search(r"-> rc -?\d+", lines[0])
-        why = (f"{rc.group(0)[3:]}: " if rc else "") + lines[-1][:140]
-        return Row(name, None, f"n/a ({type(exc).__name__} {why})")
+        return Row(name, None, f"n/a ({type(exc).__name__}: {lines[-1][:140]})")
 
 
 def measure_rtt_ms(lab: Lab) -> float:
-    lab.check_output(SENDER, ["ping", "-c1", "-W3", lab.ip(RECEIVER)])  # warm-up (ARP)
+    lab.check_output(SENDER, ["ping", "-c1", "-W3", lab.ip(RECEIVER)])  # warm-up
     out = lab.check_output(SENDER, ["ping", "-c5", "-i0.2", "-W3", lab.ip(RECEIVER)])
     m = re.search(r"= [\d.]+/([\d.]+)/", out)
     return float(m.group(1)) if m else float("nan")
 
 
-def start_sp2p_server(lab: Lab) -> tuple[str | None, str]:
-    if shutil.which("sp2p-server") is None or shutil.which("sp2p") is None:
-        return None, "sp2p / sp2p-server not on PATH"
-    try:
-        return lab.start_server(timeout=20).url, ""
-    except Exception as exc:  # noqa: BLE001
-        return None, f"sp2p-server did not start: {str(exc).splitlines()[0][:100]}"
+def tcp_sysctls(lab: Lab, host: str) -> dict[str, str]:
+    out = lab.check_output(host, ["sysctl", "-n", *TCP_KEYS])
+    return dict(zip(TCP_KEYS, (" ".join(v.split()) for v in out.splitlines()), strict=True))
+
+
+def describe(settings: dict[str, str]) -> str:
+    maxima = {k.rsplit("_", 1)[1]: int(v.split()[2]) // MiB for k, v in settings.items()}
+    return ", ".join(f"tcp_{k} max {v} MiB" for k, v in maxima.items())
+
+
+def print_section(title: str, rows: list[Row], baseline: str) -> None:
+    if not rows:
+        return
+    if baseline == "best raw":  # the fastest raw row: the most demanding comparison
+        base = max((r.bytes_per_s or 0.0 for r in rows if r.name.startswith("raw")), default=None)
+    else:
+        base = next((r.bytes_per_s for r in rows if r.name == baseline and r.bytes_per_s), None)
+    print(f"\n[{title}]", flush=True)
+    for row in rows:
+        if row.bytes_per_s is None:
+            print(f"  {row.name:<22} {row.note}", flush=True)
+            continue
+        ratio = f"{row.bytes_per_s / base:5.2f} x {baseline}" if base else ""
+        print(f"  {row.name:<22} {row.bytes_per_s / 1e6:7.1f} MB/s  {ratio}  {row.note}".rstrip(),
+              flush=True)  # fmt: skip
+        if row.detail:
+            print(f"  {'':<22} {row.detail}", flush=True)
+
+
+def sp2p_env(lab: Lab) -> None:
+    """Child processes run this checkout's sp2p with an empty config and no SP2P_* leftovers."""
+    for key in [k for k in os.environ if k.startswith("SP2P_")]:
+        del os.environ[key]
+    home = lab.workdir / "home"
+    home.mkdir(exist_ok=True)
+    os.environ.update({
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
+        "PYTHONUNBUFFERED": "1",
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+    })  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--size-mib", type=int, default=256, help="bytes per transfer (MiB)")
+    ap.add_argument("--size-mib", type=int, default=256, help="MiB per TCP transfer")
+    ap.add_argument("--webrtc-size-mib", type=int, default=48, help="MiB per WebRTC transfer")
     ap.add_argument("--delay-ms", type=float, default=35.0, help="one-way delay (RTT = 2x)")
-    ap.add_argument("--no-sp2p", action="store_true", help="raw TCP rows only")
-    ap.add_argument("--no-offload", action="store_true",
-                    help="delay line without TSO: per-1500-byte packets (~100 MB/s ceiling)")
-    ap.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated profile names")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print server/process logs at exit")
+    ap.add_argument("--parallel", type=int, default=4, help="N of the sp2p -parallel N row")
+    ap.add_argument("--only", default=",".join(DEFAULT_KINDS),
+                    help=f"comma-separated row kinds of {', '.join(ROW_KINDS)}")  # fmt: skip
+    ap.add_argument("--profiles", default="default,raised", help="TCP sysctl profiles to run")
+    ap.add_argument(
+        "--no-offload",
+        action="store_true",
+        help="delay line without TSO: per-1500-byte packets (~100 MB/s ceiling)",
+    )
+    ap.add_argument("--no-ss", action="store_true", help="no `ss -tin` line under TCP rows")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print process logs at exit")
+    ap.add_argument("--aiortc-peer", choices=("sender", "receiver"), help=argparse.SUPPRESS)
+    ap.add_argument("--size-bytes", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--mode", default="stock", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.aiortc_peer:
+        return aiortc_peer_main(args.aiortc_peer, args.size_bytes, args.mode)
     if os.geteuid() != 0:
         print("bench_link: needs root (network namespaces)", file=sys.stderr)
         return 2
-    size = args.size_mib * MiB
+    kinds = set(args.only.split(","))
+    if unknown := kinds - set(ROW_KINDS):
+        ap.error(f"--only: unknown row kind(s) {', '.join(sorted(unknown))}")
+    size, wsize = args.size_mib * MiB, args.webrtc_size_mib * MiB
     with Lab.create(same_lan=True, delay_ms=args.delay_ms, delay_host=SENDER,
-                    delay_offload=not args.no_offload) as lab:
+                    delay_offload=not args.no_offload) as lab:  # fmt: skip
         lab.print_logs = args.verbose
-        print(f"link: {SENDER} -> {RECEIVER}, ping RTT {measure_rtt_ms(lab):.1f} ms, "
-              f"offload {'off' if args.no_offload else 'on'}, {args.size_mib} MiB per transfer")
-        server_url, why = (None, "--no-sp2p") if args.no_sp2p else start_sp2p_server(lab)
-        src = lab.workdir / "payload.bin"
-        if server_url:
-            with open(src, "wb") as f:
-                for _ in range(args.size_mib):
-                    f.write(os.urandom(MiB))
-        for host in (SENDER, RECEIVER):
-            _defaults(lab, host)  # remember the originals before any profile changes them
-        for profile in args.profiles.split(","):
-            settings = PROFILES[profile]
-            for host in (SENDER, RECEIVER):
-                lab.sysctl(host, settings or _defaults(lab, host))
-            rows = [
-                try_row("raw TCP autotuned", lambda: raw_tcp(lab, size)),
-                try_row("raw TCP sp2p bufs", lambda: raw_tcp(lab, size, SP2P_SOCKET_BUFFER)),
-            ]
-            for name, transport, parallel in (
-                ("sp2p TCP x1", "tcp", 1),
-                ("sp2p TCP parallel", "tcp", 0),
-                ("sp2p WebRTC", "webrtc", 0),
-            ):
-                if server_url is None:
-                    rows.append(Row(name, None, f"n/a ({why})"))
-                    continue
-                rows.append(try_row(name, lambda t=transport, p=parallel: sp2p_transfer(
-                    lab, server_url, src, transport=t, parallel=p)))  # type: ignore[misc]
-            print_rows(profile, rows)
+        sp2p_env(lab)
+        print(f"link: {SENDER} -> {RECEIVER} over the TUN delay line, ping RTT "
+              f"{measure_rtt_ms(lab):.1f} ms, TSO {'off' if args.no_offload else 'on'}; "
+              f"TCP {args.size_mib} MiB, WebRTC {args.webrtc_size_mib} MiB per transfer, "
+              f"random data; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+              flush=True)  # fmt: skip
+        server_url, why = None, ""
+        if kinds & {"tcp", "parallel", "webrtc"}:
+            try:
+                server_url = lab.start_server([*SERVER, "-addr", f"{lab.ip('pub')}:8080"]).url
+            except Exception as exc:  # noqa: BLE001
+                why = f"sp2p-server did not start: {str(exc).splitlines()[0][:100]}"
+        parallel_ok = sp2p_has_parallel()
+
+        def sampled(name: str, fn: Callable[[], float | tuple[float, float]]) -> Row:
+            """A TCP row, with what `ss` saw on the sender's data connections."""
+            with SsSampler(lab) as ss:
+                row = try_row(name, fn)
+            if row.bytes_per_s is not None and not args.no_ss:
+                row.detail = ss.summary()
+            return row
+
+        def sp2p_row(name: str, kind: str, src: Path, transport: str, par: int | None) -> Row:
+            if server_url is None:
+                return Row(name, None, f"n/a ({why})")
+            if kind == "parallel" and not parallel_ok:
+                return Row(name, None, "not available (`sp2p send -help` has no -parallel)")
+            run = lambda: sp2p_transfer(lab, server_url, src, transport=transport, parallel=par)  # noqa: E731
+            return sampled(name, run) if transport == "tcp" else try_row(name, run)
+
+        defaults = {h: tcp_sysctls(lab, h) for h in (SENDER, RECEIVER)}
+        profiles = [
+            (f"{title}: {describe(per_host[SENDER])}", per_host)
+            for key, title, per_host in (("default", "namespace defaults", defaults),
+                                         ("raised", "raised", {h: RAISED for h in defaults}))
+            if key in args.profiles.split(",")
+        ]  # fmt: skip
+        tcp_src = lab.workdir / "payload-tcp.bin"
+        if kinds & {"tcp", "parallel"}:
+            write_random(tcp_src, args.size_mib)
+        for title, per_host in profiles:
+            for host, settings in per_host.items():
+                lab.sysctl(host, settings)
+            rows: list[Row] = []
+            if "raw" in kinds:
+                rows.append(sampled("raw TCP autotuned", lambda: raw_tcp(lab, size)))
+                # the same socket options as sp2p's TCP channel, decided in the sender's netns
+                sp2p_sndbuf = lab.call(SENDER, fixed_send_buffer)
+                if sp2p_sndbuf:
+                    rows.append(sampled(f"raw TCP sp2p sndbuf {2 * sp2p_sndbuf // MiB}M",
+                                        functools.partial(raw_tcp, lab, size, sp2p_sndbuf)))  # fmt: skip
+            if "pinned" in kinds:
+                rows.append(sampled("raw TCP pinned 8M", lambda: raw_tcp(lab, size, *PINNED)))
+            if "tcp" in kinds:
+                # -parallel 1: one stream even where the CLI would pick several
+                rows.append(sp2p_row("sp2p TCP x1", "tcp", tcp_src, "tcp", 1 if parallel_ok else None))
+            if "parallel" in kinds:
+                rows.append(sp2p_row(f"sp2p TCP -parallel {args.parallel}", "parallel", tcp_src,
+                                     "tcp", args.parallel))  # fmt: skip
+            print_section(f"TCP, {title}", rows, "best raw")
+        for host, settings in defaults.items():
+            lab.sysctl(host, settings)
+        tcp_src.unlink(missing_ok=True)
+        rows = []
+        if "aiortc" in kinds:
+            rows.append(try_row("bare aiortc", lambda: data_channel(lab, wsize)))
+        if "channel" in kinds:
+            rows.append(try_row("sp2p channel only", lambda: data_channel(lab, wsize, "tuned")))
+        if "webrtc" in kinds:
+            rtc_src = write_random(lab.workdir / "payload-webrtc.bin", args.webrtc_size_mib)
+            rows.append(sp2p_row("sp2p WebRTC", "webrtc", rtc_src, "webrtc", None))
+        if rows:
+            print_section("WebRTC data channel (UDP; TCP buffer sysctls do not apply)", rows,
+                          "bare aiortc")  # fmt: skip
+    print(
+        f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews "
+        "CPU-bound rows: sp2p and aiortc)"
+    )
     return 0
-
-
-_DEFAULTS: dict[str, dict[str, str]] = {}
-
-
-def _defaults(lab: Lab, host: str) -> dict[str, str]:
-    """The namespace's original tcp_wmem/tcp_rmem, to restore before the default profile."""
-    if host not in _DEFAULTS:
-        keys = ("net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem")
-        out = lab.check_output(host, ["sysctl", "-n", *keys])
-        _DEFAULTS[host] = dict(zip(keys, (" ".join(v.split()) for v in out.splitlines()),
-                                   strict=True))  # fmt: skip
-    return _DEFAULTS[host]
-
-
-def print_rows(profile: str, rows: list[Row]) -> None:
-    """Ratios are against the best raw TCP row of the same profile."""
-    raws = [r.bytes_per_s for r in rows if r.name.startswith("raw") and r.bytes_per_s]
-    raw = max(raws) if raws else None
-    print(f"\n[{profile}]")
-    for row in rows:
-        if row.bytes_per_s is None:
-            print(f"  {row.name:<20} {row.note}")
-            continue
-        ratio = f"{row.bytes_per_s / raw:5.2f} x best raw" if raw else ""
-        print(f"  {row.name:<20} {row.bytes_per_s / 1e6:8.1f} MB/s  {ratio}  {row.note}".rstrip())
 
 
 if __name__ == "__main__":
