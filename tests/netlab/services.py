@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,12 @@ def start_coturn(
     realm: str = "sp2p",
     min_port: int = 49160,
     max_port: int = 49400,
+    extra_args: Sequence[str] = (),
 ) -> Coturn:
-    """coturn in pub as STUN + TURN server with REST-API auth (`use-auth-secret`)."""
+    """coturn in pub as STUN + TURN server with REST-API auth (`use-auth-secret`).
+
+    `extra_args`: more turnserver options, e.g. `--denied-peer-ip=...` as production has.
+    """
     d = lab.workdir
     give_pub_an_uplink(lab)
     argv = [
@@ -115,7 +120,7 @@ def start_coturn(
         f"--realm={realm}", "--use-auth-secret", f"--static-auth-secret={secret}",
         "--fingerprint", "--no-tls", "--no-dtls", "--no-cli", "--no-multicast-peers",
         f"--userdb={d / 'turndb'}", f"--pidfile={d / 'turnserver.pid'}",
-        "--log-file=stdout", "--simple-log", "--verbose",
+        "--log-file=stdout", "--simple-log", "--verbose", *extra_args,
     ]  # fmt: skip
     proc = lab.run("pub", argv, name="turnserver")
 
