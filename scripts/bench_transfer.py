@@ -1,10 +1,19 @@
 """sp2p send | receive on loopback vs a raw encrypted pipeline, measured in the same run.
 
-Baseline: read file -> AES-256-GCM + SHA-256 -> loopback socket -> decrypt + SHA-256 -> write
-file (optionally zstd per chunk), one thread per side. Then real `sp2p send`/`receive`
-processes through a real sp2p-server. Prints MB/s of original bytes and sp2p/baseline.
+Baseline (per case, same file): the plain encrypted pipeline this machine can run in Python,
+two threads per side, both peers in one process sharing the cores like sp2p's two processes:
 
-    python3 scripts/bench_transfer.py [--mib 1024]
+    sender:   [read file + SHA-256] -> [zstd (level > 0) + AES-256-GCM + socket send]
+    receiver: [socket recv + AES-256-GCM open + zstd decompress] -> [SHA-256 + write file]
+
+Then real `sp2p send` / `sp2p receive` processes through a real sp2p-server. Figures are MB/s
+(10^6 bytes) of original bytes: "sp2p" is the transfer itself (from Metadata to Complete as the
+receiver reports it), "e2e" also counts process start, signaling and key exchange.
+The ratio is sp2p / baseline; each figure is the best of --repeat runs, "cpu s" the least
+CPU time (user + system) both sp2p processes used. With --wormhole VENV, magic-wormhole from that venv
+(local mailbox + transit relay on loopback) runs on the same files too.
+
+    python3 scripts/bench_transfer.py [--mib 1024] [--cases 0,3,text] [--repeat 2] [--wormhole /tmp/wh-venv]
 """
 
 from __future__ import annotations
@@ -12,12 +21,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import queue
+import re
+import resource
+import shutil
 import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -30,100 +45,246 @@ from tests.e2e.harness import cli_env, finish, read_code, spawn  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 
 CHUNK = 256 * 1024
+DEPTH = 16
+_HDR = struct.Struct(">IQ")
+_SPEED = re.compile(r"received in \S+ \(([\d.]+) (B|KB|MB|GB)/s\)")
+_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+
+
+def _stage(target: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
+    def run() -> None:
+        try:
+            target()
+        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+            errors.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
 
 
 def baseline(src: Path, dst: Path, level: int) -> float:
+    """MB/s of the two-threads-per-side encrypted pipeline over a loopback socket."""
     key = os.urandom(32)
     srv = socket.create_server(("127.0.0.1", 0))
     port = srv.getsockname()[1]
+    errors: list[BaseException] = []
+    to_send: queue.Queue[bytes | None] = queue.Queue(DEPTH)
+    to_write: queue.Queue[bytes | None] = queue.Queue(DEPTH)
+    digests: dict[str, str] = {}
 
-    def receiver() -> None:
-        conn, _ = srv.accept()
-        aead, sha, dec = AESGCM(key), hashlib.sha256(), ChunkDecompressor()
+    def read_hash() -> None:
+        sha = hashlib.sha256()
+        with src.open("rb", buffering=0) as f:
+            while chunk := f.read(CHUNK):
+                sha.update(chunk)
+                to_send.put(chunk)
+        to_send.put(None)
+        digests["sent"] = sha.hexdigest()
+
+    def seal_send(conn: socket.socket) -> None:
+        aead = AESGCM(key)
+        comp = ChunkCompressor(level) if level else None
+        seq = 0
+        with conn:
+            while (chunk := to_send.get()) is not None:
+                body = comp.compress(chunk) if comp else chunk
+                ct = aead.encrypt(seq.to_bytes(12, "big"), body, None)
+                conn.sendmsg([_HDR.pack(len(ct), seq), ct])
+                seq += 1
+
+    def recv_open(conn: socket.socket) -> None:
+        aead, dec = AESGCM(key), ChunkDecompressor()
         buf = bytearray()
-        with conn, dst.open("wb") as out:
-            seq = 0
+        seq = 0
+        with conn:
             while True:
-                while len(buf) < 4:
+                while len(buf) < _HDR.size:
                     part = conn.recv(1 << 20)
                     if not part:
+                        to_write.put(None)
                         return
                     buf += part
-                (n,) = struct.unpack_from(">I", buf)
-                while len(buf) < 4 + n:
+                n, _ = _HDR.unpack_from(buf)
+                while len(buf) < _HDR.size + n:
                     buf += conn.recv(1 << 20)
-                ct = bytes(buf[4 : 4 + n])
-                del buf[: 4 + n]
-                body = aead.decrypt(seq.to_bytes(12, "big"), ct, None)
+                body = aead.decrypt(seq.to_bytes(12, "big"), bytes(buf[_HDR.size : _HDR.size + n]), None)
+                del buf[: _HDR.size + n]
                 seq += 1
-                data = dec.decompress(body) if level else body
+                to_write.put(dec.decompress(body) if level else body)
+
+    def hash_write() -> None:
+        sha = hashlib.sha256()
+        with dst.open("wb", buffering=0) as out:
+            while (data := to_write.get()) is not None:
                 sha.update(data)
                 out.write(data)
+        digests["received"] = sha.hexdigest()
 
-    t = threading.Thread(target=receiver)
-    t.start()
     start = time.perf_counter()
-    aead, sha, comp = AESGCM(key), hashlib.sha256(), ChunkCompressor(level) if level else None
-    with socket.create_connection(("127.0.0.1", port)) as conn, src.open("rb") as f:
-        seq = 0
-        while chunk := f.read(CHUNK):
-            sha.update(chunk)
-            body = comp.compress(chunk) if comp else chunk
-            ct = aead.encrypt(seq.to_bytes(12, "big"), body, None)
-            seq += 1
-            conn.sendall(struct.pack(">I", len(ct)) + ct)
-    t.join()
+    accepted: list[socket.socket] = []
+    acceptor = _stage(lambda: accepted.append(srv.accept()[0]), errors)
+    client = socket.create_connection(("127.0.0.1", port))
+    acceptor.join()
+    threads = [
+        _stage(read_hash, errors),
+        _stage(lambda: seal_send(client), errors),
+        _stage(lambda: recv_open(accepted[0]), errors),
+        _stage(hash_write, errors),
+    ]
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
     srv.close()
-    return src.stat().st_size / (time.perf_counter() - start) / 1e6
+    if errors or digests["sent"] != digests["received"]:
+        raise SystemExit(f"baseline failed: {errors or digests}")
+    return src.stat().st_size / elapsed / 1e6
 
 
-def sp2p(src: Path, out: Path, env: dict[str, str], level: int) -> float:
+def sp2p(src: Path, out: Path, env: dict[str, str], level: int) -> tuple[float, float, float]:
+    """(transfer MB/s as the receiver reports it, end-to-end MB/s, CPU seconds of both peers)."""
     sender = spawn(["send", f"-compress={level}", str(src)], env)
     code = read_code(sender)
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     receiver = spawn(["receive", "-output", str(out), code], env)
     r, s = finish(receiver, timeout=900), finish(sender, timeout=60)
     elapsed = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.rc or s.rc:
         raise SystemExit(f"sp2p failed: {s.err[-500:]} {r.err[-500:]}")
-    return src.stat().st_size / elapsed / 1e6
+    size = src.stat().st_size
+    m = _SPEED.search(r.err)
+    transfer = float(m.group(1)) * _UNITS[m.group(2)] / 1e6 if m else size / elapsed / 1e6
+    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
+    return transfer, size / elapsed / 1e6, cpu
+
+
+def make_inputs(tmp: Path, size: int) -> tuple[Path, Path]:
+    rnd, txt = tmp / "random.bin", tmp / "text.log"
+    with rnd.open("wb") as f:
+        for _ in range(size // (1 << 20)):
+            f.write(os.urandom(1 << 20))
+    line = b"2026-11-25T06:00:00Z INFO request id=%08d path=/api/v1/items status=200 bytes=%d\n"
+    with txt.open("wb") as f:
+        i = 0
+        while f.tell() < size:
+            f.write(b"".join(line % (i + k, (i + k) * 7 % 9999) for k in range(1000)))
+            i += 1000
+        f.truncate(size)
+    return rnd, txt
+
+
+class Wormhole:
+    """magic-wormhole from its own venv, with a local mailbox and transit relay on loopback."""
+
+    def __init__(self, venv: Path, tmp: Path) -> None:
+        self.bin = venv / "bin"
+        self.tmp = tmp
+        mport, tport = _free_port(), _free_port()
+        self.mailbox = f"ws://127.0.0.1:{mport}/v1"
+        self.relay = f"tcp:127.0.0.1:{tport}"
+        self.procs = [
+            subprocess.Popen(
+                [str(self.bin / "twistd"), "-n", "--pidfile", "", "wormhole-mailbox",
+                 f"--port=tcp:{mport}:interface=127.0.0.1", "--channel-db", str(tmp / "mailbox.db")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
+            ),
+            subprocess.Popen(
+                [str(self.bin / "twistd"), "-n", "--pidfile", "", "transitrelay",
+                 f"--port=tcp:{tport}:interface=127.0.0.1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
+            ),
+        ]
+        for port in (mport, tport):
+            _wait_port(port)
+
+    def run(self, src: Path, out: Path) -> float:
+        common = [str(self.bin / "wormhole"), "--relay-url", self.mailbox, "--transit-helper", self.relay]
+        sender = subprocess.Popen(
+            [*common, "send", "--code", "7-bench-run", str(src)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.tmp,
+        )
+        time.sleep(1.0)  # let the sender claim the nameplate first
+        start = time.perf_counter()
+        rc = subprocess.run(
+            [*common, "receive", "--accept-file", "-o", str(out / src.name), "7-bench-run"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=self.tmp, timeout=900, check=False,
+        ).returncode
+        elapsed = time.perf_counter() - start
+        sender.wait(timeout=60)
+        if rc or sender.returncode:
+            raise SystemExit("wormhole transfer failed")
+        return src.stat().st_size / elapsed / 1e6
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+            p.wait(timeout=10)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing listens on 127.0.0.1:{port}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mib", type=int, default=1024)
+    ap.add_argument("--mib", type=int, default=1024, help="size of each input (MiB)")
+    ap.add_argument("--cases", default="0,3,text", help="comma list of: 0 (random, -compress 0), "
+                    "3 (random, default level), text (text, default level)")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each measurement; the best counts "
+                    "(the cores are shared, so a single run mostly measures the neighbours)")
+    ap.add_argument("--wormhole", type=Path, help="venv with magic-wormhole and its servers")
     args = ap.parse_args()
     size = args.mib << 20
     with tempfile.TemporaryDirectory() as tmp_text:
         tmp = Path(tmp_text)
-        rnd, txt = tmp / "random.bin", tmp / "text.log"
-        with rnd.open("wb") as f:
-            for _ in range(size // (1 << 20)):
-                f.write(os.urandom(1 << 20))
-        line = b"2026-11-25T06:00:00Z INFO request id=%08d path=/api/v1/items status=200 bytes=%d\n"
-        with txt.open("wb") as f:
-            i = 0
-            while f.tell() < size:
-                f.write(b"".join(line % (i + k, (i + k) * 7 % 9999) for k in range(1000)))
-                i += 1000
+        rnd, txt = make_inputs(tmp, size)
+        cases = {"0": ("random, -compress 0", rnd, 0), "3": ("random, default level", rnd, 3),
+                 "text": ("text, default level", txt, 3)}
         server = start_server(*NO_LIMIT_FLAGS)
+        worm = Wormhole(args.wormhole, tmp) if args.wormhole else None
         try:
             home = tmp / "home"
             (home / ".config").mkdir(parents=True)
             env = cli_env(server.http_url, home)
-            rows = [("random, -compress 0", rnd, 0), ("random, default level", rnd, 3),
-                    ("text, default level", txt, 3)]
-            print(f"{'case':28s} {'baseline MB/s':>14s} {'sp2p MB/s':>10s} {'ratio':>6s}")
-            for name, src, level in rows:
-                out = tmp / f"out-{level}-{src.stem}"
+            head = f"{'case':24s} {'baseline':>9s} {'sp2p':>7s} {'e2e':>7s} {'ratio':>6s} {'cpu s':>6s}"
+            print(head + (f" {'wormhole':>9s}" if worm else "") + "   (MB/s)", flush=True)
+            for key in args.cases.split(","):
+                name, src, level = cases[key]
+                out = tmp / "out"
                 out.mkdir()
-                base = baseline(src, tmp / "base.out", level)
-                (tmp / "base.out").unlink()
-                ours = sp2p(src, out, env, level)
-                for p in out.iterdir():
-                    p.unlink()
-                print(f"{name:28s} {base:14.1f} {ours:10.1f} {ours / base:6.2f}")
+                base, ours, e2e, cpu = 0.0, 0.0, 0.0, 1e9
+                for _ in range(args.repeat):  # interleaved, so both see the same neighbours
+                    base = max(base, baseline(src, tmp / "base.out", level))
+                    (tmp / "base.out").unlink()
+                    run = sp2p(src, out, env, level)
+                    for p in out.iterdir():
+                        p.unlink()
+                    ours, e2e, cpu = max(ours, run[0]), max(e2e, run[1]), min(cpu, run[2])
+                shutil.rmtree(out)
+                line = f"{name:24s} {base:9.1f} {ours:7.1f} {e2e:7.1f} {ours / base:6.2f} {cpu:6.2f}"
+                if worm:
+                    out.mkdir()
+                    line += f" {worm.run(src, out):9.1f}"
+                    shutil.rmtree(out)
+                print(line, flush=True)
         finally:
+            if worm:
+                worm.stop()
             server.stop()
 
 
