@@ -3,6 +3,9 @@
 When the direct attempt fails, both peers ask the server for TURN credentials
 (`relay-retry`, which the server also relays to the peer), each asks its user,
 and both retry WebRTC-only with the TURN servers once the peer agreed too.
+A peer's relay-retry that arrives while our first attempt still runs means it has
+given up on that attempt, so ours ends at once instead of running out its 30 s
+(client.md §4.4 step 5; a browser peer gives up after 15 s).
 """
 
 from __future__ import annotations
