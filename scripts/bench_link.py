@@ -440,6 +440,13 @@ def measure_rtt_ms(lab: Lab) -> float:
     return float(m.group(1)) if m else float("nan")
 
 
+def udp_drops(lab: Lab, host: str) -> int:
+    """Udp RcvbufErrors of `host`'s namespace (/proc/net/snmp is per namespace)."""
+    rows = [ln.split() for ln in lab.check_output(host, ["cat", "/proc/net/snmp"]).splitlines()]
+    head, values = [r for r in rows if r and r[0] == "Udp:"][:2]
+    return int(dict(zip(head, values, strict=True)).get("RcvbufErrors", 0))
+
+
 def tcp_sysctls(lab: Lab, host: str) -> dict[str, str]:
     out = lab.check_output(host, ["sysctl", "-n", *TCP_KEYS])
     return dict(zip(TCP_KEYS, (" ".join(v.split()) for v in out.splitlines()), strict=True))
@@ -543,7 +550,16 @@ def main(argv: list[str] | None = None) -> int:
             if kind == "parallel" and not parallel_ok:
                 return Row(name, None, "not available (`sp2p send -help` has no -parallel)")
             run = lambda: sp2p_transfer(lab, server_url, src, transport=transport, parallel=par)  # noqa: E731
-            return sampled(name, run) if transport == "tcp" else try_row(name, run)
+            return sampled(name, run) if transport == "tcp" else udp_row(name, run)
+
+        def udp_row(name: str, fn: Callable[[], float | tuple[float, float]]) -> Row:
+            """A WebRTC row, with the datagrams the receiver's kernel dropped (full socket)."""
+            before = udp_drops(lab, RECEIVER)
+            row = try_row(name, fn)
+            if row.bytes_per_s is not None:
+                drops = udp_drops(lab, RECEIVER) - before
+                row.detail = f"UDP datagrams dropped at the receiver for a full socket buffer: {drops}"
+            return row
 
         defaults = {h: tcp_sysctls(lab, h) for h in (SENDER, RECEIVER)}
         profiles = [
@@ -580,9 +596,9 @@ def main(argv: list[str] | None = None) -> int:
         tcp_src.unlink(missing_ok=True)
         rows = []
         if "aiortc" in kinds:
-            rows.append(try_row("bare aiortc", lambda: data_channel(lab, wsize)))
+            rows.append(udp_row("bare aiortc", lambda: data_channel(lab, wsize)))
         if "channel" in kinds:
-            rows.append(try_row("sp2p channel only", lambda: data_channel(lab, wsize, "tuned")))
+            rows.append(udp_row("sp2p channel only", lambda: data_channel(lab, wsize, "tuned")))
         if "webrtc" in kinds:
             rtc_src = write_random(lab.workdir / "payload-webrtc.bin", args.webrtc_size_mib)
             rows.append(sp2p_row("sp2p WebRTC", "webrtc", rtc_src, "webrtc", None))
