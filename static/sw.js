@@ -47,7 +47,8 @@ self.addEventListener("message", (event) => {
   port.onmessage = (e) => {
     const m = e.data || {};
     if (m.type === "chunk") {
-      const bytes = new Uint8Array(m.chunk);
+      // A Uint8Array arrives as one (moved, not copied); wrapping it again would copy it.
+      const bytes = m.chunk instanceof Uint8Array ? m.chunk : new Uint8Array(m.chunk);
       controller.enqueue(bytes);
       unacked += bytes.length;
       if (controller.desiredSize > 0) ack();

@@ -1,4 +1,5 @@
 // Where received bytes go. Every sink streams: {write(bytes), close() = commit, abort(err)}.
+// write() may take ownership of `bytes` (the caller must not touch them afterwards).
 //  - FileHandleSink: File System Access file handle (picked at the user's click); the browser
 //    writes to a swap file and only replaces the target on close, so abort leaves nothing.
 //  - DirectorySink: extracts a tar stream into a picked directory (validated, see tar.js);
@@ -202,11 +203,13 @@ export class DownloadSink {
     for (const w of this.waiters.splice(0)) w();
   }
 
+  /** Takes ownership of `bytes`: a chunk that fills its own buffer moves to the worker uncopied. */
   async write(bytes) {
     if (this.failed) throw this.failed;
-    const copy = bytes.slice();
-    this.inflight += copy.length;
-    this.port.postMessage({ type: "chunk", chunk: copy }, [copy.buffer]);
+    const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+    const chunk = whole ? bytes : bytes.slice();
+    this.inflight += chunk.length;
+    this.port.postMessage({ type: "chunk", chunk }, [chunk.buffer]);
     while (this.inflight > WINDOW_BYTES && !this.failed) {
       await new Promise((r) => this.waiters.push(r));
     }
@@ -254,7 +257,7 @@ export class MemorySink {
     if (this.size > MemorySink.LIMIT) {
       throw new SinkError("File too large to hold in this browser — use Chrome/Edge, or the sp2p CLI");
     }
-    this.parts.push(bytes.slice());
+    this.parts.push(bytes); // ours now (see write() above); the Blob copies at the end
   }
 
   async close() {

@@ -19,8 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 class Cli:
     """One `python -m sp2p ...` process; output lines collected from stdout and stderr."""
 
-    def __init__(self, *args: str, cwd: Path | None = None) -> None:
+    def __init__(self, *args: str, cwd: Path | None = None, env_extra: dict[str, str] | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
+        env.update(env_extra or {})
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
@@ -32,6 +33,7 @@ class Cli:
             cwd=cwd or REPO_ROOT,
         )
         self.lines: list[str] = []
+        self.timed: list[tuple[float, str]] = []  # (time.monotonic() when read, line)
         self._lock = threading.Lock()
         self._threads = [
             threading.Thread(target=self._pump, args=(stream,), daemon=True)
@@ -42,12 +44,19 @@ class Cli:
 
     def _pump(self, stream: Any) -> None:
         for raw in iter(stream.readline, b""):
+            line = raw.decode("utf-8", "replace")
             with self._lock:
-                self.lines.append(raw.decode("utf-8", "replace"))
+                self.lines.append(line)
+                self.timed.append((time.monotonic(), line))
 
     def output(self) -> str:
         with self._lock:
             return "".join(self.lines)
+
+    def line_time(self, needle: str) -> float | None:
+        """time.monotonic() at which the first line containing `needle` was read, if any."""
+        with self._lock:
+            return next((t for t, line in self.timed if needle in line), None)
 
     def wait_code(self, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
