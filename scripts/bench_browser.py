@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Throughput of the browser UI on loopback, against raw data channels measured in the same run.
 
-    python3 scripts/bench_browser.py [--mib 200] [--only NAME,...] [--profile]
+    python3 scripts/bench_browser.py [--mib 200] [--runs N] [--only NAME,...] [--profile]
 
 Every row moves the same random file (or as many bytes) and is timed from the moment the data
 channel is up (raw rows: channel open; sp2p rows: the CLI's "Connected via WebRTC" line) to the
@@ -17,7 +17,8 @@ verified end (SHA-256 of what was saved equals the source). MB/s means MiB/s.
   browser->browser         send page -> receive page (both Chromium)
 
 Ratios: each sp2p row against its raw ceiling, and cli->browser against cli->cli webrtc.
-"udp drops" counts kernel UDP receive-buffer overflows (RcvbufErrors, IPv4 + IPv6) during the
+With --runs N the rows are run N rounds in turn and the median (and range) is shown.
+"udp drops" counts kernel UDP receive-buffer overflows (RcvbufErrors, IPv4 + IPv6) per run of the
 row: each one costs the sender a loss recovery. --profile adds a CPU profile of the receive page
 during cli->browser (top functions by self time).
 Uses Debian chromium and a real sp2p-server on 127.0.0.1; the CLI runs as in the tests.
@@ -32,6 +33,8 @@ import contextlib
 import json
 import multiprocessing as mp
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -322,8 +325,7 @@ def bench_cli_to_browser(
 
 
 def bench_browser_to_cli(browser: Any, base: str, src: Path, mib: int, tmp: Path) -> float:
-    out = tmp / "b2c"
-    out.mkdir()
+    out = Path(tempfile.mkdtemp(prefix="b2c-", dir=tmp))
     ctx = new_context(browser)
     receiver: Cli | None = None
     try:
@@ -340,14 +342,14 @@ def bench_browser_to_cli(browser: Any, base: str, src: Path, mib: int, tmp: Path
             raise RuntimeError("hash mismatch")
         return rate(mib, end - since_connected(receiver, started))
     finally:
+        shutil.rmtree(out, ignore_errors=True)
         ctx.close()
         if receiver is not None:
             receiver.stop()
 
 
 def bench_cli_to_cli(base: str, src: Path, mib: int, tmp: Path) -> float:
-    out = tmp / "c2c"
-    out.mkdir()
+    out = Path(tempfile.mkdtemp(prefix="c2c-", dir=tmp))
     sender = Cli("send", "-server", base, "-transport", "webrtc", str(src))
     receiver: Cli | None = None
     try:
@@ -361,6 +363,7 @@ def bench_cli_to_cli(base: str, src: Path, mib: int, tmp: Path) -> float:
             raise RuntimeError("hash mismatch")
         return rate(mib, end - since_connected(receiver, started))
     finally:
+        shutil.rmtree(out, ignore_errors=True)
         sender.stop()
         if receiver is not None:
             receiver.stop()
@@ -399,9 +402,55 @@ CEILING = {"cli->browser": "raw aiortc->chromium", "browser->cli": "raw chromium
            "browser->browser": "raw chromium<->chromium"}
 
 
+Samples = dict[str, "list[float] | str"]  # row -> MiB/s of each round, or "failed: why"
+
+
+def run_rows(
+    args: argparse.Namespace, wanted: list[str], tmp: Path
+) -> tuple[Samples, dict[str, int], list[str]]:
+    """Run the rows for args.runs rounds: (samples, UDP drops per row, receive-page profile)."""
+    samples: Samples = {name: [] for name in wanted}
+    drops = dict.fromkeys(wanted, 0)
+    profile: list[str] = []
+    server = start_server(*NO_LIMIT_FLAGS)
+    try:
+        with aiortc_peer_process() as peer, launch_chromium() as browser:
+            src = random_file(tmp / "payload.bin", args.mib << 20)
+            base, mib = server.http_url, args.mib
+            runs: dict[str, Callable[[int], float]] = {
+                "raw chromium<->chromium": lambda r: bench_raw_chromium(browser, base, mib),
+                "raw aiortc->chromium": lambda r: bench_raw_aiortc(browser, peer, "a2c", mib),
+                "raw chromium->aiortc": lambda r: bench_raw_aiortc(browser, peer, "c2a", mib),
+                "cli->browser": lambda r: bench_cli_to_browser(
+                    browser, base, src, mib, tmp, profile if args.profile and r == 0 else None
+                ),
+                "browser->cli": lambda r: bench_browser_to_cli(browser, base, src, mib, tmp),
+                "cli->cli webrtc": lambda r: bench_cli_to_cli(base, src, mib, tmp),
+                "browser->browser": lambda r: bench_b2b(browser, base, src, mib, tmp),
+            }
+            for r in range(args.runs):  # rounds interleave the rows, so load drifts hit all alike
+                for name in wanted:
+                    got = samples[name]
+                    if isinstance(got, str):
+                        continue  # failed in an earlier round
+                    before = udp_drops()
+                    try:
+                        got.append(runs[name](r))
+                        shown = f"{got[-1]:.1f} MiB/s"
+                    except Exception as exc:  # noqa: BLE001 - report the row and go on
+                        lines = str(exc).strip().splitlines()
+                        samples[name] = shown = f"failed: {lines[-1] if lines else type(exc).__name__}"
+                    drops[name] += udp_drops() - before
+                    print(f"  .. {name}: {shown}", file=sys.stderr, flush=True)
+    finally:
+        server.stop()
+    return samples, drops, profile
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=200, help="payload size in MiB (default 200)")
+    ap.add_argument("--runs", type=int, default=1, help="rounds over all rows; the median is shown")
     ap.add_argument("--only", default="", help="comma-separated row names (default: all)")
     ap.add_argument("--profile", action="store_true", help="CPU profile of the receive page (cli->browser)")
     args = ap.parse_args()
@@ -409,53 +458,25 @@ def main() -> int:
     unknown = [r for r in wanted if r not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {ROWS}")
-    results: dict[str, float | str] = {}
-    drops: dict[str, int] = {}
-    profile: list[str] | None = [] if args.profile else None
-    server = start_server(*NO_LIMIT_FLAGS)
-    try:
-        with (
-            tempfile.TemporaryDirectory(prefix="sp2p-bench-") as tmpdir,
-            aiortc_peer_process() as peer,
-            launch_chromium() as browser,
-        ):
-            tmp = Path(tmpdir)
-            src = random_file(tmp / "payload.bin", args.mib << 20)
-            base = server.http_url
-            runs: dict[str, Callable[[], float]] = {
-                "raw chromium<->chromium": lambda: bench_raw_chromium(browser, base, args.mib),
-                "raw aiortc->chromium": lambda: bench_raw_aiortc(browser, peer, "a2c", args.mib),
-                "raw chromium->aiortc": lambda: bench_raw_aiortc(browser, peer, "c2a", args.mib),
-                "cli->browser": lambda: bench_cli_to_browser(browser, base, src, args.mib, tmp, profile),
-                "browser->cli": lambda: bench_browser_to_cli(browser, base, src, args.mib, tmp),
-                "cli->cli webrtc": lambda: bench_cli_to_cli(base, src, args.mib, tmp),
-                "browser->browser": lambda: bench_b2b(browser, base, src, args.mib, tmp),
-            }
-            for name in wanted:
-                before = udp_drops()
-                try:
-                    results[name] = runs[name]()
-                except Exception as exc:  # noqa: BLE001 - report the row and go on
-                    lines = str(exc).strip().splitlines()
-                    results[name] = f"failed: {lines[-1] if lines else type(exc).__name__}"
-                drops[name] = udp_drops() - before
-                print(f"  .. {name}: {results[name]}", file=sys.stderr, flush=True)
-    finally:
-        server.stop()
-    print(f"payload {args.mib} MiB on loopback, Chromium {browser_version()}, load {os.getloadavg()[0]:.1f}")
-    print(f"  {'row':25s} {'MiB/s':>8s}  {'udp drops':>9s}  ratio")
-    for name, value in results.items():
-        if not isinstance(value, float):
-            print(f"  {name:25s} {value}")
+    with tempfile.TemporaryDirectory(prefix="sp2p-bench-") as tmpdir:
+        samples, drops, profile = run_rows(args, wanted, Path(tmpdir))
+    median = {n: statistics.median(v) for n, v in samples.items() if isinstance(v, list) and v}
+    print(f"payload {args.mib} MiB on loopback, {args.runs} round(s), Chromium {browser_version()}, "
+          f"load {os.getloadavg()[0]:.1f}")
+    print(f"  {'row':25s} {'MiB/s':>7s}  {'range':>11s}  {'udp drops':>9s}  ratio")
+    for name in wanted:
+        if name not in median:
+            print(f"  {name:25s} {samples[name] or 'no result'}")
             continue
-        notes = []
-        ceiling = results.get(CEILING.get(name, ""))
-        if isinstance(ceiling, float):
-            notes.append(f"{value / ceiling:4.2f} x {CEILING[name]}")
-        c2c = results.get("cli->cli webrtc")
-        if name == "cli->browser" and isinstance(c2c, float):
-            notes.append(f"{value / c2c:4.2f} x cli->cli webrtc")
-        print(f"  {name:25s} {value:8.1f}  {drops[name]:9d}  {'; '.join(notes)}")
+        value, notes = median[name], []
+        if CEILING.get(name) in median:
+            notes.append(f"{value / median[CEILING[name]]:4.2f} x {CEILING[name]}")
+        if name == "cli->browser" and "cli->cli webrtc" in median:
+            notes.append(f"{value / median['cli->cli webrtc']:4.2f} x cli->cli webrtc")
+        runs = samples[name]
+        assert isinstance(runs, list)
+        spread = f"{min(runs):.1f}-{max(runs):.1f}" if len(runs) > 1 else ""
+        print(f"  {name:25s} {value:7.1f}  {spread:>11s}  {drops[name] // len(runs):9d}  {'; '.join(notes)}")
     if profile:
         print("receive page CPU profile during cli->browser (self time):")
         for line in profile:
