@@ -5,7 +5,7 @@
 import { fromBase64, toBase64 } from "./bytes.js";
 import { confirmationMac, deriveSessionKeys, generateKeyPair, sharedSecret } from "./crypto.js";
 import { confirmKeys, FrameSession, TransferError } from "./session.js";
-import { connectPeer, ConnectError, stunServers, turnServers } from "./webrtc.js";
+import { connectPeer, ConnectError, stunServers, transportLabel, turnServers } from "./webrtc.js";
 
 /** Send our public key, take the peer's, derive keys and both confirmation MACs. */
 export async function exchangeKeys(sig, { role, seed, sessionId }) {
@@ -39,11 +39,13 @@ export async function exchangeKeys(sig, { role, seed, sessionId }) {
 /**
  * Connect; on failure and when the server offers TURN, ask the user (askRelay() -> boolean)
  * and retry through the relay. The request goes out before asking so the peer can ask in parallel.
+ * Resolves {pc, stream, transport}: transport is "WebRTC" or "WebRTC (relay)", as the CLI says it.
  */
 export async function establish(sig, { role, welcome, askRelay, log = () => {} }) {
   const stun = stunServers(welcome.iceServers);
+  let conn;
   try {
-    return await connectPeer({ sig, role, iceServers: stun, log });
+    conn = await connectPeer({ sig, role, iceServers: stun, log });
   } catch (e) {
     if (!(e instanceof ConnectError) || !welcome.turnAvailable) {
       if (e instanceof ConnectError && !welcome.turnAvailable) {
@@ -53,6 +55,7 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
     }
     log(`direct attempt failed: ${e.message}`);
   }
+  if (conn) return { ...conn, transport: await transportLabel(conn.pc) };
   sig.send("relay-retry", {});
   const consent = await askRelay();
   if (!consent) {
@@ -75,7 +78,8 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
     timeoutMessage: "Peer did not agree to relay retry",
   });
   await new Promise((r) => setTimeout(r, 500));
-  return connectPeer({ sig, role, iceServers: [...stun, ...turn], log });
+  conn = await connectPeer({ sig, role, iceServers: [...stun, ...turn], log });
+  return { ...conn, transport: await transportLabel(conn.pc) };
 }
 
 /** Key confirmation over the fresh channel, then close signalling (v2) and start framing. */

@@ -197,12 +197,12 @@ async function run(choice, sessionId, seed) {
     setStep("keys", "done");
 
     setStep("p2p", "active");
-    const { pc, stream } = await establish(sig, { role: "receiver", welcome, askRelay });
+    const { pc, stream, transport } = await establish(sig, { role: "receiver", welcome, askRelay });
     state.pc = pc;
     const session = await openSession(sig, { role: "receiver", stream, exchange });
     state.session = session;
     session.onDead = () => abortTransfer("The connection to the sender was lost");
-    setStep("p2p", "done", "via WebRTC");
+    setStep("p2p", "done", `via ${transport}`);
 
     setStep("transfer", "active");
     const result = await receiveTransfer(session, {

@@ -184,12 +184,12 @@ async function start(items) {
     setStep("keys", "done");
 
     setStep("p2p", "active");
-    const { pc, stream } = await establish(sig, { role: "sender", welcome, askRelay });
+    const { pc, stream, transport } = await establish(sig, { role: "sender", welcome, askRelay });
     state.pc = pc;
     const session = await openSession(sig, { role: "sender", stream, exchange });
     state.session = session;
     session.onDead = () => abortTransfer("The connection to the receiver was lost");
-    setStep("p2p", "done", "via WebRTC");
+    setStep("p2p", "done", `via ${transport}`);
 
     setStep("transfer", "active");
     show($("#progress"), true);

@@ -5,6 +5,8 @@
 import { ByteStream } from "./channel.js";
 
 const GATHER_CAP_MS = 3000;
+/** Each attempt, direct or relayed, gives up after this (server-web.md §5.9). */
+export const ATTEMPT_TIMEOUT_MS = 15000;
 
 export class ConnectError extends Error {}
 
@@ -47,7 +49,14 @@ function waitGathering(pc) {
  * One connection attempt. role "sender" | "receiver". Resolves {pc, stream} once the data
  * channel is open; the ByteStream is attached synchronously when the channel object appears.
  */
-export async function connectPeer({ sig, role, iceServers, timeoutMs = 30000, relayOnly = false, log = () => {} }) {
+export async function connectPeer({
+  sig,
+  role,
+  iceServers,
+  timeoutMs = ATTEMPT_TIMEOUT_MS,
+  relayOnly = false,
+  log = () => {},
+}) {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
   let stream = null;
   let settled = false;
@@ -157,4 +166,23 @@ export async function connectPeer({ sig, role, iceServers, timeoutMs = 30000, re
   }
   if (pc.sctp && pc.sctp.maxMessageSize) stream.setMaxMessage(pc.sctp.maxMessageSize);
   return { pc, stream };
+}
+
+/** "WebRTC (relay)" when the selected candidate pair runs through a TURN server, else "WebRTC". */
+export async function transportLabel(pc) {
+  try {
+    const stats = await pc.getStats();
+    let pair = null;
+    stats.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId) || pair;
+    });
+    // Firefox has no transport stats; it flags the pair in use instead
+    stats.forEach((s) => {
+      if (!pair && s.type === "candidate-pair" && s.selected) pair = s;
+    });
+    const ends = pair ? [stats.get(pair.localCandidateId), stats.get(pair.remoteCandidateId)] : [];
+    return ends.some((c) => c && c.candidateType === "relay") ? "WebRTC (relay)" : "WebRTC";
+  } catch {
+    return "WebRTC";
+  }
 }
