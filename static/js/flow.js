@@ -78,7 +78,15 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
     timeoutMessage: "Peer did not agree to relay retry",
   });
   await new Promise((r) => setTimeout(r, 500));
-  conn = await connectPeer({ sig, role, iceServers: [...stun, ...turn], log });
+  // the peer's relay-retry counts as agreement, but its user may still say no (W-21): a
+  // relay-denied, queued or arriving, ends this attempt with that reason, not "Peer disconnected"
+  conn = await connectPeer({
+    sig,
+    role,
+    iceServers: [...stun, ...turn],
+    failOn: ["relay-denied", "peer-left", "error"],
+    log,
+  });
   return { ...conn, transport: await transportLabel(conn.pc) };
 }
 

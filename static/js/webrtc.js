@@ -48,6 +48,7 @@ function waitGathering(pc) {
 /**
  * One connection attempt. role "sender" | "receiver". Resolves {pc, stream} once the data
  * channel is open; the ByteStream is attached synchronously when the channel object appears.
+ * A signalling message of a type in `failOn` (buffered or arriving) ends the attempt.
  */
 export async function connectPeer({
   sig,
@@ -55,6 +56,7 @@ export async function connectPeer({
   iceServers,
   timeoutMs = ATTEMPT_TIMEOUT_MS,
   relayOnly = false,
+  failOn = ["peer-left", "error"],
   log = () => {},
 }) {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
@@ -121,7 +123,7 @@ export async function connectPeer({
 
   const deadline = setTimeout(() => fail("Could not establish a P2P connection (timed out)"), timeoutMs);
   const watchSignal = sig
-    .next(["__never__"], { failOn: ["peer-left", "error"] })
+    .next(["__never__"], { failOn })
     .catch((e) => fail(e.message));
   void watchSignal;
 
@@ -132,13 +134,13 @@ export async function connectPeer({
       await pc.setLocalDescription(await pc.createOffer());
       await waitGathering(pc);
       sig.send("offer", { sdp: pc.localDescription.sdp, type: "offer" });
-      const answer = await Promise.race([sig.next(["answer"]), opened.then(() => null)]);
+      const answer = await Promise.race([sig.next(["answer"], { failOn }), opened.then(() => null)]);
       if (answer) await pc.setRemoteDescription({ type: "answer", sdp: String(answer.payload.sdp || "") });
       remoteSet();
     } else {
       pc.addEventListener("datachannel", (e) => watchChannel(e.channel));
       void pumpCandidates();
-      const offer = await Promise.race([sig.next(["offer"]), opened.then(() => null)]);
+      const offer = await Promise.race([sig.next(["offer"], { failOn }), opened.then(() => null)]);
       if (!offer) throw new ConnectError("Data channel opened without an offer");
       await pc.setRemoteDescription({ type: "offer", sdp: String(offer.payload.sdp || "") });
       remoteSet();
