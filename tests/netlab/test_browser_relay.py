@@ -22,7 +22,7 @@ from tests.netlab import Lab, Nat
 from tests.netlab.browser_ns import NsBrowser
 from tests.netlab.fixtures import require_netlab
 from tests.netlab.test_scenarios import _transport, _wait_code
-from tests.web.browser import chromium_path
+from tests.web.browser import chromium_path, new_context
 from tests.web.flows import CODE_RE, NO_PICKERS, PageWatch, shot, start_send, wait_outcome
 
 pytestmark = [pytest.mark.netns, pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc, pytest.mark.slow]
@@ -83,126 +83,146 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-# ------------------------------------------------------------------ page steps (browser thread)
+# ------------------------------------------------------------------ pages (browser thread)
 
 
-def p2p_detail(page: Any) -> str:
-    return page.text_content('[data-step="p2p"] .step-detail') or ""
-
-
-def answer_relay_dialog(page: Any, allow: bool) -> None:
-    """Wait out the direct attempt until the page asks about the relay, then answer."""
-    page.wait_for_selector("#relay-dialog:visible, #error:visible", timeout=60_000)
-    if page.is_visible("#error"):
-        raise AssertionError(f"page failed before asking about the relay: {page.text_content('#error-text')}")
-    assert "TURN relay" in (page.text_content("#relay-text") or "")
-    page.click("#relay-dialog [data-answer=yes]" if allow else "#relay-dialog [data-answer=no]")
-
-
-def browser_receive(browser: Any, base: str, code: str, allow: bool, dest: Path, name: str) -> dict[str, Any]:
-    from tests.web.browser import new_context
-
-    ctx = new_context(browser)
-    try:
-        page = ctx.new_page()
-        watch = PageWatch(page)
-        page.add_init_script(NO_PICKERS)  # the service-worker download, as in browsers without pickers
-        downloads: list[Any] = []
-        page.on("download", lambda d: downloads.append(d))
-        page.goto(f"{base}/r#{code}")
-        page.wait_for_selector("#save-btn:visible", timeout=30_000)
-        page.click("#save-btn")
-        answer_relay_dialog(page, allow)
-        outcome = wait_outcome(page, timeout_ms=int(FLOW_TIMEOUT * 1000))
-        shot(page, f"netlab-{name}")
-        saved = None
-        if downloads:
-            saved = dest / "downloaded"
-            downloads[0].save_as(saved)
-        return {"outcome": outcome, "transport": p2p_detail(page), "saved": saved, "errors": watch.errors,
-                "downloads": len(downloads)}  # fmt: skip
-    finally:
-        ctx.close()
-
-
-class BrowserSend:
-    """The send page in its own context; each method runs on the browser's thread."""
+class RelayPage:
+    """One page in a fresh context; every method must run on the browser's thread (`run`)."""
 
     def __init__(self, browser: Any) -> None:
-        from tests.web.browser import new_context
-
         self.ctx = new_context(browser)
         self.page = self.ctx.new_page()
         self.watch = PageWatch(self.page)
+        self.downloads: list[Any] = []
+        self.page.on("download", lambda d: self.downloads.append(d))
 
+    def answer_relay(self, allow: bool) -> None:
+        """Wait out the direct attempt until the page asks about the relay, then answer."""
+        page = self.page
+        page.wait_for_selector("#relay-dialog:visible, #error:visible", timeout=60_000)
+        if page.is_visible("#error"):
+            raise AssertionError(
+                f"page failed before asking about the relay: {page.text_content('#error-text')}"
+            )
+        assert "TURN relay" in (page.text_content("#relay-text") or "")
+        page.click("#relay-dialog [data-answer=yes]" if allow else "#relay-dialog [data-answer=no]")
+
+    def outcome(self, shot_name: str, save_to: Path | None = None) -> dict[str, Any]:
+        """Wait for done or an error: what the page showed; a download goes to `save_to`.
+        Closes the context (which deletes Playwright's copy of the download)."""
+        try:
+            outcome = wait_outcome(self.page, timeout_ms=int(FLOW_TIMEOUT * 1000))
+            shot(self.page, f"netlab-{shot_name}")
+            saved = None
+            if self.downloads and save_to is not None:
+                self.downloads[0].save_as(save_to)
+                saved = save_to
+            return {
+                "outcome": outcome,
+                "transport": self.page.text_content('[data-step="p2p"] .step-detail') or "",
+                "errors": self.watch.errors,
+                "downloads": len(self.downloads),
+                "saved": saved,
+            }
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.ctx.close()
+
+
+class ReceivePage(RelayPage):
+    def open(self, base: str, code: str) -> None:
+        """/r#code, then "Save file" (the service-worker download: no pickers)."""
+        self.page.add_init_script(NO_PICKERS)
+        self.page.goto(f"{base}/r#{code}")
+        self.page.wait_for_selector("#save-btn:visible", timeout=30_000)
+        self.page.click("#save-btn")
+
+
+class SendPage(RelayPage):
     def share(self, base: str, src: Path) -> str:
+        """Pick `src` on the send page; returns the transfer code of the share link."""
         url = start_send(self.page, base, str(src))
         match = CODE_RE.search(url)
         assert match is not None, url
         return match.group(0)
-
-    def finish(self, allow: bool, name: str) -> dict[str, Any]:
-        try:
-            answer_relay_dialog(self.page, allow)
-            outcome = wait_outcome(self.page, timeout_ms=int(FLOW_TIMEOUT * 1000))
-            shot(self.page, f"netlab-{name}")
-            return {"outcome": outcome, "transport": p2p_detail(self.page), "errors": self.watch.errors}
-        finally:
-            self.ctx.close()
 
 
 # ------------------------------------------------------------------ tests
 
 
 def test_cli_to_browser_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
+    lab, run = relay_lab.lab, relay_lab.browser.run
     src = tmp_path / "payload.bin"
     src.write_bytes(os.urandom(1 << 20))
-    cli = run_cli(relay_lab.lab, tmp_path, "send", "-allow-relay", str(src))
-    code = _wait_code(relay_lab.lab, cli)
-    got = relay_lab.browser.run(browser_receive, relay_lab.browser.browser, relay_lab.base, code, True, tmp_path,
-                                "relay-cli-to-browser", timeout=FLOW_TIMEOUT + 30)  # fmt: skip
+    cli = run_cli(lab, tmp_path, "send", "-allow-relay", str(src))
+    code = _wait_code(lab, cli)
+    page = run(ReceivePage, relay_lab.browser.browser)
+    run(page.open, relay_lab.base, code)
+    run(page.answer_relay, True)
+    shown = run(page.outcome, "relay-cli-to-browser", tmp_path / "downloaded", timeout=FLOW_TIMEOUT + 30)
     rc = cli.wait(30)
-    out = relay_lab.lab.output_of(cli)
-    assert got["outcome"] == "done", (got, out)
+    out = lab.output_of(cli)
+    assert shown["outcome"] == "done", (shown, out)
     assert rc == 0, out
     assert _transport(out) == "WebRTC (relay)", out
-    assert got["transport"] == "via WebRTC (relay)", got
-    assert got["saved"] is not None and sha256(got["saved"]) == sha256(src)
-    assert not got["errors"], got["errors"]
+    assert shown["transport"] == "via WebRTC (relay)", shown
+    assert shown["saved"] is not None and sha256(shown["saved"]) == sha256(src)
+    assert not shown["errors"], shown["errors"]
 
 
-def test_browser_refusing_relay_fails_cleanly_on_both_sides(relay_lab: RelayLab, tmp_path: Path) -> None:
+def test_relay_refused_on_either_side_fails_cleanly(relay_lab: RelayLab, tmp_path: Path) -> None:
+    """At once: the browser says no (the CLI allows), and the CLI has no consent (the page says yes)."""
+    lab, run = relay_lab.lab, relay_lab.browser.run
     src = tmp_path / "payload.bin"
     src.write_bytes(os.urandom(64 << 10))
-    cli = run_cli(relay_lab.lab, tmp_path, "send", "-allow-relay", str(src))
-    code = _wait_code(relay_lab.lab, cli)
-    got = relay_lab.browser.run(browser_receive, relay_lab.browser.browser, relay_lab.base, code, False, tmp_path,
-                                "relay-refused", timeout=FLOW_TIMEOUT + 30)  # fmt: skip
-    rc = cli.wait(60)
-    out = relay_lab.lab.output_of(cli)
-    assert "relay" in got["outcome"].lower() and got["outcome"] != "done", got
-    assert got["downloads"] == 0 and got["saved"] is None, got
-    assert rc != 0, out
-    assert "peer declined the relay" in out, out
-    assert "Traceback" not in out, out
+    cli_allows = run_cli(lab, tmp_path / "browser-refuses", "send", "-allow-relay", str(src))
+    cli_refuses = run_cli(lab, tmp_path / "cli-refuses", "send", str(src))
+    pages = {}
+    for name, cli in (("browser-refuses", cli_allows), ("cli-refuses", cli_refuses)):
+        pages[name] = run(ReceivePage, relay_lab.browser.browser)
+        run(pages[name].open, relay_lab.base, _wait_code(lab, cli))
+    # both first attempts run in the browser meanwhile; the dialogs come up about together
+    run(pages["browser-refuses"].answer_relay, False)
+    run(pages["cli-refuses"].answer_relay, True)
+    shown = {
+        name: run(page.outcome, f"relay-{name}", timeout=FLOW_TIMEOUT + 30) for name, page in pages.items()
+    }
+    outs = {}
+    for name, cli in (("browser-refuses", cli_allows), ("cli-refuses", cli_refuses)):
+        rc = cli.wait(60)
+        outs[name] = out = lab.output_of(cli)
+        detail = f"{name}: {shown[name]}\n{out}"
+        assert rc != 0, detail
+        assert "Traceback" not in out, detail
+        assert shown[name]["outcome"] != "done" and shown[name]["downloads"] == 0, detail
+        assert not shown[name]["errors"], detail
+    # the browser's refusal: the CLI names the peer's, the page its own
+    assert "peer declined the relay" in outs["browser-refuses"], outs["browser-refuses"]
+    assert "relaying was not allowed" in shown["browser-refuses"]["outcome"], shown
+    # the CLI's: it names its flag, the page the peer's refusal
+    assert "-allow-relay" in outs["cli-refuses"], outs["cli-refuses"]
+    assert "denied the relay" in shown["cli-refuses"]["outcome"], shown
 
 
 def test_browser_to_cli_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
+    lab, run = relay_lab.lab, relay_lab.browser.run
     src = tmp_path / "from-browser.bin"
     src.write_bytes(os.urandom(1 << 20))
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    run = relay_lab.browser.run
-    sender = run(BrowserSend, relay_lab.browser.browser)
-    code = run(sender.share, relay_lab.base, src)
-    cli = run_cli(relay_lab.lab, tmp_path, "receive", "-allow-relay", "-output", str(out_dir), code)
-    got = run(sender.finish, True, "relay-browser-to-cli", timeout=FLOW_TIMEOUT + 30)
+    page = run(SendPage, relay_lab.browser.browser)
+    code = run(page.share, relay_lab.base, src)
+    cli = run_cli(lab, tmp_path, "receive", "-allow-relay", "-output", str(out_dir), code)
+    run(page.answer_relay, True)
+    shown = run(page.outcome, "relay-browser-to-cli", timeout=FLOW_TIMEOUT + 30)
     rc = cli.wait(30)
-    out = relay_lab.lab.output_of(cli)
-    assert got["outcome"] == "done", (got, out)
+    out = lab.output_of(cli)
+    assert shown["outcome"] == "done", (shown, out)
     assert rc == 0, out
     assert _transport(out) == "WebRTC (relay)", out
-    assert got["transport"] == "via WebRTC (relay)", got
+    assert shown["transport"] == "via WebRTC (relay)", shown
     received = out_dir / src.name
     assert received.is_file() and sha256(received) == sha256(src), out
-    assert not got["errors"], got["errors"]
+    assert not shown["errors"], shown["errors"]
