@@ -15,13 +15,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from tests.netlab.lab import Lab
-from tests.web.browser import launch, new_context
+from tests.web.browser import launch
 
 T = TypeVar("T")
 
 
 class NsBrowser:
-    """One headless Chromium living in `host`; `run(fn, ...)` calls `fn(browser, ...)` there."""
+    """One headless Chromium (`.browser`) living in `host`; `run(fn, *args)` calls `fn` there."""
 
     def __init__(self, lab: Lab, host: str, secure_origins: tuple[str, ...]) -> None:
         self.lab = lab
@@ -44,10 +44,6 @@ class NsBrowser:
     def run(self, fn: Callable[..., T], *args: Any, timeout: float = 120.0) -> T:
         """`fn(*args)` on the browser's thread (inside the namespace); waits `timeout` s."""
         return self.lab.call(self.host, fn, *args, call_timeout=timeout)
-
-    def new_page(self) -> Any:
-        """A page in a fresh context (own storage and service worker; loopback WebRTC rules)."""
-        return self.run(lambda: new_context(self.browser).new_page())
 
     def close(self) -> None:
         def stop() -> None:
