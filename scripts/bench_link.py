@@ -370,7 +370,9 @@ class SsSampler:
     Keeps, per connection, the last sample taken while it was established, so the figures
     describe the transfer's steady state: how many streams ran, and whether the sender was
     limited by its send buffer (sndbuf_limited), the receiver's window (rwnd_limited) or
-    neither (then cwnd/pacing, i.e. the path).
+    neither (then cwnd/pacing, i.e. the path). On the receiver it watches Recv-Q, the bytes
+    the kernel holds that the application has not read yet: where that stays high, the
+    receiving process (its CPU) is what closes the window.
     """
 
     FIELDS = re.compile(r"\b(cwnd|unacked|snd_wnd|rtt|busy|sndbuf_limited|rwnd_limited)"
@@ -379,6 +381,7 @@ class SsSampler:
     def __init__(self, lab: Lab, period: float = 0.25) -> None:
         self.lab, self.period = lab, period
         self.last: dict[str, dict[str, float]] = {}
+        self.unread: list[int] = []  #: receiver's total Recv-Q per sample, while data flowed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -407,6 +410,11 @@ class SsSampler:
                 for peak in ("cwnd", "unacked"):  # the tail of a transfer drains both
                     sample[peak] = max(sample.get(peak, 0.0), prev.get(peak, 0.0))
                 self.last[conn] = sample
+            out = self.lab.check_output(RECEIVER, ["ss", "-Htn", "state", "established", "dst",
+                                                   self.lab.ip(SENDER)], check=False)  # fmt: skip
+            queued = [int(f[0]) for f in (ln.split() for ln in out.splitlines()) if f and f[0].isdigit()]
+            if queued and max(queued) > 0:
+                self.unread.append(sum(queued))
 
     def summary(self) -> str:
         bulk = [s for s in self.last.values() if s.get("acked", 0) > MiB]  # skip handshake-only sockets
@@ -419,7 +427,14 @@ class SsSampler:
         return (f"ss, sender, {len(bulk)} stream(s), per stream: peak cwnd {avg('cwnd'):.0f} pkts, "
                 f"peak in flight {avg('unacked') * 1448 / 1e6:.1f} MB, peer window "
                 f"{avg('snd_wnd') / 1e6:.1f} MB, sndbuf-limited {avg('sndbuf_limited'):.0f} %, "
-                f"rwnd-limited {avg('rwnd_limited'):.0f} % of {avg('busy') / 1000:.1f} s busy")  # fmt: skip
+                f"rwnd-limited {avg('rwnd_limited'):.0f} % of {avg('busy') / 1000:.1f} s busy; "
+                f"receiver unread {self._unread()}")  # fmt: skip
+
+    def _unread(self) -> str:
+        if not self.unread:
+            return "0"
+        mean = sum(self.unread) / len(self.unread)
+        return f"mean {mean / 1e6:.1f} MB, peak {max(self.unread) / 1e6:.1f} MB"
 
 
 # ------------------------------------------------------------------------ driver
