@@ -14,7 +14,8 @@ verified end (SHA-256 of what was saved equals the source). MB/s means MiB/s.
   cli->browser             `sp2p send` -> Chromium receive page, streamed (service-worker) download
   browser->cli             Chromium send page -> `sp2p receive`
   cli->cli webrtc          `sp2p send|receive -transport webrtc`
-  browser->browser         send page -> receive page (both Chromium)
+  browser->browser         send page -> receive page (both Chromium); timed from the click, so
+                           it includes signalling, key exchange and ICE
 
 Ratios: each sp2p row against its raw ceiling, and cli->browser against cli->cli webrtc.
 With --runs N the rows are run N rounds in turn and the median (and range) is shown.

@@ -21,12 +21,13 @@ from tests.web.flows import NO_PICKERS, sha256_file, shot, start_send, tree_hash
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 
-#: Firefox may send its key-confirmation MAC before its DCEP ACK; the CLI (offerer) attaches its
-#: reader on the channel's "open" event, so aiortc hands that first message to nobody and the CLI
-#: waits in vain. Fix (sp2p/net/webrtc.py, webrtc_channel.py): keep messages that arrive before
-#: "open" and give them to the stream. Strict: remove this marker once the CLI has the fix.
+#: Firefox often sends its key-confirmation MAC before its DCEP ACK; the CLI (offerer) attaches
+#: its reader on the channel's "open" event, so aiortc hands that first message to nobody and the
+#: CLI waits in vain. Fix (sp2p/net/webrtc.py, webrtc_channel.py): keep messages that arrive
+#: before "open" and give them to the stream. Not strict, because it is a race that Firefox
+#: sometimes loses; remove this marker once the CLI has the fix.
 CLI_DROPS_EARLY_MESSAGE = pytest.mark.xfail(
-    strict=True, reason="sp2p CLI drops a data-channel message that arrives before the DCEP ACK"
+    strict=False, reason="sp2p CLI drops a data-channel message that arrives before the DCEP ACK"
 )
 
 
