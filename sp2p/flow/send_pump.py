@@ -1,6 +1,7 @@
 """The sender's transfer pipeline (client.md §3.3 with W3, W4, W9 fixed).
 
     reader (this thread) -> [compress + seal on worker threads] -> writer thread -> channel
+                         -> (no compression: the writer seals)
     peer reader thread   <- frames from the receiver (Heartbeat, Error, Cancel, Complete)
 
 Sequence numbers are reserved in order when a frame is queued, frames are written
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from sp2p.errors import Sp2pError, TransferError, TransferTimeout
 from sp2p.flow.framed import FrameLink, Sealed, Slot
@@ -49,6 +50,14 @@ class ChunkSource(Protocol):
 ProgressFn = Callable[[int], None]
 
 
+class _ToSeal(NamedTuple):
+    """A frame the writer thread seals itself, in order, just before writing it."""
+
+    slot: Slot
+    kind: int
+    body: bytes
+
+
 class SendPipeline:
     def __init__(
         self,
@@ -66,7 +75,7 @@ class SendPipeline:
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sp2p-seal")
         self._local = threading.local()
-        self._queue: queue.Queue[tuple[Future[Sealed], int] | None] = queue.Queue(PIPELINE_DEPTH)
+        self._queue: queue.Queue[tuple[Future[Sealed] | _ToSeal, int] | None] = queue.Queue(PIPELINE_DEPTH)
         self._submit_lock = threading.Lock()
         self._failure: BaseException | None = None
         self._abort = threading.Event()
@@ -97,13 +106,17 @@ class SendPipeline:
     def _submit(self, kind: int, body: bytes, *, compress: bool = False, plain_len: int = 0) -> None:
         with self._submit_lock:
             slot = self.fc.reserve(kind)
-            fut = self._pool.submit(self._seal, slot, kind, body, compress)
+            # Only compression is worth a worker: sealing alone is cheaper than the hand-off.
+            item: Future[Sealed] | _ToSeal = _ToSeal(slot, kind, body)
+            if compress:
+                item = self._pool.submit(self._seal, slot, kind, body, compress)
             while True:
                 if self._abort.is_set():
-                    fut.cancel()
+                    if isinstance(item, Future):
+                        item.cancel()
                     raise self._stop_error()
                 try:
-                    self._queue.put((fut, plain_len), timeout=0.5)
+                    self._queue.put((item, plain_len), timeout=0.5)
                     return
                 except queue.Full:
                     continue
@@ -120,8 +133,8 @@ class SendPipeline:
                 item = self._queue.get()
                 if item is None:
                     return
-                fut, plain_len = item
-                self.fc.send_sealed(fut.result())
+                work, plain_len = item
+                self.fc.send_sealed(work.result() if isinstance(work, Future) else self.fc.seal(*work))
                 if plain_len:
                     self._plain_sent += plain_len
                     self.progress(self._plain_sent)
