@@ -220,7 +220,12 @@ class WebRTCPeer:
             self._status("waiting for offer")
             return
         channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
-        channel.on("open", lambda: self._on_open(channel))
+        # RFC 8832 lets the peer send right after our DATA_CHANNEL_OPEN, and Firefox's first
+        # message can overtake its DATA_CHANNEL_ACK; aiortc hands it out while the channel is
+        # still "connecting", before "open" attaches the stream, so keep it for the stream.
+        early: list[bytes | str] = []
+        channel.on("message", lambda m: early.append(m) if self._stream is None else None)
+        channel.on("open", lambda: self._on_open(channel, early))
         if pc.sctp is not None:
             sctp_tuning.set_receive_window(pc.sctp)
         self._status(self._gathering_text())
@@ -307,12 +312,12 @@ class WebRTCPeer:
         else:
             channel.on("open", lambda: self._on_open(channel))
 
-    def _on_open(self, channel: RTCDataChannel) -> None:
+    def _on_open(self, channel: RTCDataChannel, early: Sequence[bytes | str] = ()) -> None:
         pc = self._pc
         if self._stream is not None or pc is None or pc.sctp is None or self._closed:
             return
         relay = selected_pair_is_relay(pc.sctp)
-        self._stream = DataChannelStream(self._loop, channel, relay=relay, on_close=self.close)
+        self._stream = DataChannelStream(self._loop, channel, relay=relay, on_close=self.close, early=early)
         self._signal("connected", {})
         peer = "browser" if self._peer_is_browser else "peer"
         self._status(f"connected to {peer} via relay" if relay else "connected")

@@ -17,7 +17,7 @@ import asyncio
 import collections
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sp2p.net import webrtc_sctp as sctp_tuning
@@ -48,6 +48,7 @@ class DataChannelStream:
         *,
         relay: bool,
         on_close: Callable[[], None],
+        early: Sequence[bytes | str] = (),
     ) -> None:
         self.transport = TRANSPORT_RELAY if relay else TRANSPORT
         self._loop = loop
@@ -63,6 +64,8 @@ class DataChannelStream:
         self._writable = asyncio.Event()
         self._writable.set()
         channel.bufferedAmountLowThreshold = LOW_WATER
+        for message in early:  # arrived before "open" (see WebRTCPeer._setup)
+            self._on_message(message)
         channel.on("message", self._on_message)
         channel.on("bufferedamountlow", self._writable.set)
         channel.on("close", self._on_close)

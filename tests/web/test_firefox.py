@@ -26,11 +26,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 #: CLI waits in vain. Fix (sp2p/net/webrtc.py, webrtc_channel.py): keep messages that arrive
 #: before "open" and give them to the stream. Not strict, because it is a race that Firefox
 #: sometimes loses; remove this marker once the CLI has the fix.
-CLI_DROPS_EARLY_MESSAGE = pytest.mark.xfail(
-    strict=False, reason="sp2p CLI drops a data-channel message that arrives before the DCEP ACK"
-)
-
-
 @pytest.fixture
 def clis() -> Iterator[list[Cli]]:
     started: list[Cli] = []
@@ -69,7 +64,6 @@ def test_firefox_is_what_runs(firefox: Any, firefox_page: Any, web_base: str) ->
     assert not firefox_page.is_visible("#extract-btn")  # needs showDirectoryPicker
 
 
-@CLI_DROPS_EARLY_MESSAGE
 def test_cli_to_firefox_1mib(firefox_page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
     src = random_file(tmp_path / "one-mib.bin", 1 << 20)
     cli, code = cli_send(clis, web_base, src)
@@ -79,7 +73,6 @@ def test_cli_to_firefox_1mib(firefox_page: Any, web_base: str, tmp_path: Path, c
     assert sha256_file(saved) == sha256_file(src)
 
 
-@CLI_DROPS_EARLY_MESSAGE
 def test_cli_folder_to_firefox_as_tar(firefox_page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
     top = make_tree(tmp_path)
     cli, code = cli_send(clis, web_base, top)
@@ -103,7 +96,6 @@ def test_firefox_to_cli_file(firefox_page: Any, web_base: str, tmp_path: Path, c
     assert sha256_file(out / src.name) == sha256_file(src)
 
 
-@CLI_DROPS_EARLY_MESSAGE
 def test_firefox_wrong_code(firefox_page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
     """A mistyped link: the preview cannot be decrypted, then key confirmation fails on both sides."""
     src = random_file(tmp_path / "secret.bin", 5000)
