@@ -140,16 +140,16 @@ class FrameDecoder:
             else:
                 self._pieces[0] = head[n:]
             return head[:n]
-        out = bytearray(n)
-        filled = 0
-        while filled < n:
+        parts: list[memoryview] = []
+        need = n
+        while need:
             head = self._pieces.popleft()
-            part = min(len(head), n - filled)
-            out[filled : filled + part] = head[:part]
-            filled += part
-            if part < len(head):
-                self._pieces.appendleft(head[part:])
-        return memoryview(out)
+            if len(head) > need:
+                self._pieces.appendleft(head[need:])
+                head = head[:need]
+            parts.append(head)
+            need -= len(head)
+        return memoryview(b"".join(parts))  # one copy, and no zero-filling first
 
 
 def _aad(msg_type: int, seq: int) -> bytes:
