@@ -100,9 +100,12 @@ export class Signaling {
 
   /**
    * Take the first buffered or future message whose type is in `types`. A buffered or arriving
-   * message of a type in `failOn` ("error", "peer-left" by default) rejects instead.
+   * message of a type in `failOn` ("error", "peer-left" by default) rejects instead. An `abort`
+   * signal withdraws the wait, so a finished connection attempt leaves no waiter behind that
+   * would take the next attempt's messages.
    */
-  next(types, { timeoutMs = 0, failOn = ["error", "peer-left"], timeoutMessage = "Timed out" } = {}) {
+  next(types, { timeoutMs = 0, failOn = ["error", "peer-left"], timeoutMessage = "Timed out", abort = null } = {}) {
+    if (abort && abort.aborted) return Promise.reject(new SignalError("Wait withdrawn", "aborted"));
     for (let i = 0; i < this.queue.length; i++) {
       const m = this.queue[i];
       if (types.includes(m.type)) {
@@ -119,17 +122,25 @@ export class Signaling {
         timer = setTimeout(() => {
           const i = this.waiters.indexOf(w);
           if (i >= 0) this.waiters.splice(i, 1);
-          reject(new SignalError(timeoutMessage, "timeout"));
+          w.reject(new SignalError(timeoutMessage, "timeout"));
         }, timeoutMs);
       }
+      const withdraw = () => {
+        const i = this.waiters.indexOf(w);
+        if (i >= 0) this.waiters.splice(i, 1);
+        w.reject(new SignalError("Wait withdrawn", "aborted"));
+      };
       w.resolve = (m) => {
         clearTimeout(timer);
+        if (abort) abort.removeEventListener("abort", withdraw);
         resolve(m);
       };
       w.reject = (e) => {
         clearTimeout(timer);
+        if (abort) abort.removeEventListener("abort", withdraw);
         reject(e);
       };
+      if (abort) abort.addEventListener("abort", withdraw);
       this.waiters.push(w);
     });
   }

@@ -60,6 +60,9 @@ export async function connectPeer({
   log = () => {},
 }) {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
+  // every signalling wait of this attempt is withdrawn when it ends (see Signaling.next)
+  const attempt = new AbortController();
+  const abort = attempt.signal;
   let stream = null;
   let settled = false;
   let resolveOpen;
@@ -105,7 +108,7 @@ export async function connectPeer({
     while (pumping) {
       let m;
       try {
-        m = await sig.next(["candidate"], { failOn: [] });
+        m = await sig.next(["candidate"], { failOn: [], abort });
       } catch {
         return;
       }
@@ -123,7 +126,7 @@ export async function connectPeer({
 
   const deadline = setTimeout(() => fail("Could not establish a P2P connection (timed out)"), timeoutMs);
   const watchSignal = sig
-    .next(["__never__"], { failOn })
+    .next(["__never__"], { failOn, abort })
     .catch((e) => fail(e.message));
   void watchSignal;
 
@@ -134,13 +137,13 @@ export async function connectPeer({
       await pc.setLocalDescription(await pc.createOffer());
       await waitGathering(pc);
       sig.send("offer", { sdp: pc.localDescription.sdp, type: "offer" });
-      const answer = await Promise.race([sig.next(["answer"], { failOn }), opened.then(() => null)]);
+      const answer = await Promise.race([sig.next(["answer"], { failOn, abort }), opened.then(() => null)]);
       if (answer) await pc.setRemoteDescription({ type: "answer", sdp: String(answer.payload.sdp || "") });
       remoteSet();
     } else {
       pc.addEventListener("datachannel", (e) => watchChannel(e.channel));
       void pumpCandidates();
-      const offer = await Promise.race([sig.next(["offer"], { failOn }), opened.then(() => null)]);
+      const offer = await Promise.race([sig.next(["offer"], { failOn, abort }), opened.then(() => null)]);
       if (!offer) throw new ConnectError("Data channel opened without an offer");
       await pc.setRemoteDescription({ type: "offer", sdp: String(offer.payload.sdp || "") });
       remoteSet();
@@ -152,6 +155,7 @@ export async function connectPeer({
     settled = true;
   } catch (e) {
     settled = true;
+    attempt.abort();
     pumping = false;
     remoteSet();
     clearTimeout(deadline);
@@ -159,6 +163,7 @@ export async function connectPeer({
     throw e instanceof ConnectError ? e : new ConnectError(e.message || String(e));
   }
   clearTimeout(deadline);
+  attempt.abort();
   pumping = false;
   remoteSet();
   try {

@@ -199,3 +199,8 @@ def test_early_peer_mac_is_not_lost(js_page: Any) -> None:
     got = call(js_page, "earlyMacIsKept")
     assert got["bufferedBeforeReading"] == 32 + 300000
     assert got["same"] is True
+
+
+def test_withdrawn_signalling_wait_takes_nothing(js_page: Any) -> None:
+    got = call(js_page, "withdrawnWaitTakesNothing")
+    assert got == {"staleOutcome": "aborted", "fresh": "attempt-2", "waiting": 0}

@@ -107,3 +107,23 @@ export async function earlyMacIsKept() {
   b.close();
   return { bufferedBeforeReading: before, same };
 }
+
+/**
+ * A connection attempt that ended withdraws its signalling waits: the next attempt's first
+ * candidate must reach the next attempt, not a waiter the first one left behind.
+ */
+export async function withdrawnWaitTakesNothing() {
+  const { Signaling } = await import("/static/js/signal.js");
+  const ws = new EventTarget();
+  ws.readyState = 1;
+  const sig = new Signaling(ws);
+  const push = (type, payload) =>
+    ws.dispatchEvent(new MessageEvent("message", { data: JSON.stringify({ type, payload }) }));
+  const first = new AbortController();
+  const stale = sig.next(["candidate"], { failOn: [], abort: first.signal });
+  first.abort();
+  const staleOutcome = await stale.then(() => "resolved", (e) => e.code);
+  push("candidate", { candidate: "attempt-2" });
+  const fresh = await sig.next(["candidate"], { failOn: [], timeoutMs: 1000 });
+  return { staleOutcome, fresh: fresh.payload.candidate, waiting: sig.waiters.length };
+}
