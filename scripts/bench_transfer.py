@@ -9,7 +9,7 @@ two threads per side with reused buffers, one process per side like sp2p:
 Then real `sp2p send` / `sp2p receive` processes through a real sp2p-server. Figures are MB/s
 (10^6 bytes) of original bytes: "sp2p" is the transfer itself (from Metadata to Complete as the
 receiver reports it), "e2e" also counts process start, signaling and key exchange.
-The ratio is sp2p / baseline; each figure is the best of --repeat runs, "cpu s" the least
+The ratios are sp2p / baseline and e2e / baseline; each figure is the best of --repeat runs, "cpu s" the least
 CPU time (user + system) both sp2p processes used. With --wormhole VENV, magic-wormhole from that venv
 (local mailbox + transit relay on loopback) runs on the same files too.
 
@@ -323,7 +323,8 @@ def main() -> None:
             home = tmp / "home"
             (home / ".config").mkdir(parents=True)
             env = cli_env(server.http_url, home)
-            head = f"{'case':24s} {'baseline':>9s} {'sp2p':>7s} {'e2e':>7s} {'ratio':>6s} {'cpu s':>6s}"
+            cols = ("baseline", 9), ("sp2p", 7), ("ratio", 6), ("e2e", 7), ("ratio", 6), ("cpu s", 6)
+            head = f"{'case':24s}" + "".join(f" {c:>{w}s}" for c, w in cols)
             print(head + (f" {'wormhole':>9s}" if worm else "") + "   (MB/s)", flush=True)
             for key in args.cases.split(","):
                 name, src, level = cases[key]
@@ -338,7 +339,8 @@ def main() -> None:
                         p.unlink()
                     ours, e2e, cpu = max(ours, run[0]), max(e2e, run[1]), min(cpu, run[2])
                 shutil.rmtree(out)
-                line = f"{name:24s} {base:9.1f} {ours:7.1f} {e2e:7.1f} {ours / base:6.2f} {cpu:6.2f}"
+                line = (f"{name:24s} {base:9.1f} {ours:7.1f} {ours / base:6.2f} "
+                        f"{e2e:7.1f} {e2e / base:6.2f} {cpu:6.2f}")
                 if worm:
                     out.mkdir()
                     line += f" {worm.run(src, out):9.1f}"
