@@ -20,8 +20,8 @@ import pytest
 
 from tests.netlab import Lab, Nat
 from tests.netlab.browser_ns import NsBrowser
+from tests.netlab.cli_output import transport_of, wait_code
 from tests.netlab.fixtures import require_netlab
-from tests.netlab.test_scenarios import _transport, _wait_code
 from tests.web.browser import chromium_path, new_context
 from tests.web.flows import CODE_RE, NO_PICKERS, PageWatch, shot, start_send, wait_outcome
 
@@ -157,7 +157,7 @@ def test_cli_to_browser_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
     src = tmp_path / "payload.bin"
     src.write_bytes(os.urandom(1 << 20))
     cli = run_cli(lab, tmp_path, "send", "-allow-relay", str(src))
-    code = _wait_code(lab, cli)
+    code = wait_code(lab, cli)
     page = run(ReceivePage, relay_lab.browser.browser)
     run(page.open, relay_lab.base, code)
     run(page.answer_relay, True)
@@ -166,7 +166,7 @@ def test_cli_to_browser_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
     out = lab.output_of(cli)
     assert shown["outcome"] == "done", (shown, out)
     assert rc == 0, out
-    assert _transport(out) == "WebRTC (relay)", out
+    assert transport_of(out) == "WebRTC (relay)", out
     assert shown["transport"] == "via WebRTC (relay)", shown
     assert shown["saved"] is not None and sha256(shown["saved"]) == sha256(src)
     assert not shown["errors"], shown["errors"]
@@ -182,7 +182,7 @@ def test_relay_refused_on_either_side_fails_cleanly(relay_lab: RelayLab, tmp_pat
     pages = {}
     for name, cli in (("browser-refuses", cli_allows), ("cli-refuses", cli_refuses)):
         pages[name] = run(ReceivePage, relay_lab.browser.browser)
-        run(pages[name].open, relay_lab.base, _wait_code(lab, cli))
+        run(pages[name].open, relay_lab.base, wait_code(lab, cli))
     # both first attempts run in the browser meanwhile; the dialogs come up about together
     run(pages["browser-refuses"].answer_relay, False)
     run(pages["cli-refuses"].answer_relay, True)
@@ -221,7 +221,7 @@ def test_browser_to_cli_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
     out = lab.output_of(cli)
     assert shown["outcome"] == "done", (shown, out)
     assert rc == 0, out
-    assert _transport(out) == "WebRTC (relay)", out
+    assert transport_of(out) == "WebRTC (relay)", out
     assert shown["transport"] == "via WebRTC (relay)", shown
     received = out_dir / src.name
     assert received.is_file() and sha256(received) == sha256(src), out

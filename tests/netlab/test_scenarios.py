@@ -8,9 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.netlab import Nat
+from tests.netlab.cli_output import transport_of, wait_code
 from tests.netlab.test_upnp import gateway_entry
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.e2e]
 
-CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}")
-SUMMARY_RE = re.compile(r"(?:sent|received) in .* via (TCP|WebRTC \(relay\)|WebRTC)\s*$", re.M)
 MARKER = b"sp2p-netlab-plaintext-marker:"
 RUN_TIMEOUT = 120.0
 
@@ -37,7 +34,7 @@ class Outcome:
     received: Path | None
 
     def transports(self) -> tuple[str | None, str | None]:
-        return _transport(self.send_out), _transport(self.recv_out)
+        return transport_of(self.send_out), transport_of(self.recv_out)
 
     def assert_ok(self, transport: str, payload: bytes) -> None:
         detail = f"\n--- sender ---\n{self.send_out}\n--- receiver ---\n{self.recv_out}"
@@ -46,11 +43,6 @@ class Outcome:
         assert self.received is not None and self.received.is_file(), detail
         got = hashlib.sha256(self.received.read_bytes()).hexdigest()
         assert got == hashlib.sha256(payload).hexdigest()
-
-
-def _transport(output: str) -> str | None:
-    found = SUMMARY_RE.findall(output)
-    return found[-1] if found else None
 
 
 def transfer(
@@ -73,7 +65,7 @@ def transfer(
         sender, [sys.executable, "-m", "sp2p", "send", *send_args, str(src / "payload.bin")],
         env=env, name=f"send-{tag}", start_new_session=True,
     )  # fmt: skip
-    code = _wait_code(lab, send)
+    code = wait_code(lab, send)
     recv = lab.run(
         receiver, [sys.executable, "-m", "sp2p", "receive", *recv_args, "-output", str(out), code],
         env=env, name=f"recv-{tag}", start_new_session=True,
@@ -83,18 +75,6 @@ def transfer(
     return Outcome(
         send_rc, lab.output_of(send), recv_rc, lab.output_of(recv), received if received.exists() else None
     )
-
-
-def _wait_code(lab, proc: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        m = CODE_RE.search(lab.output_of(proc))
-        if m:
-            return m.group(0)
-        if proc.poll() is not None:
-            break
-        time.sleep(0.1)
-    pytest.fail(f"sender printed no code:\n{lab.output_of(proc)}")
 
 
 def payload(size: int = 3 << 20) -> bytes:
