@@ -1,7 +1,7 @@
 """The receiver's transfer pipeline (client.md §3.4 with W3, W10 fixed).
 
-    this thread: channel -> decrypt -> machine -> bounded queue
-    worker:      queue -> bounded zstd -> SHA-256 accounting -> sink.write
+    this thread: channel -> decrypt -> machine -> bounded zstd -> bounded queue
+    worker:      queue -> SHA-256 accounting -> sink.write
     heartbeat:   a Heartbeat every 5 s of silence, so a paused consumer does not look dead
 
 The output is committed (renamed into place) after the hash verified and before
@@ -76,16 +76,14 @@ class ReceivePipeline:
         self._stop = threading.Event()
         self.sink: Sink | None = None
 
-    def _worker(self, zstd: bool) -> None:
-        decompressor = ChunkDecompressor() if zstd else None
+    def _worker(self) -> None:
         received = 0
         assert self.sink is not None
         try:
             while (body := self._queue.get()) is not None:
-                data = decompressor.decompress(body) if decompressor else body
-                self.machine.record_plaintext(data)
-                self.sink.write(data)
-                received += len(data)
+                self.machine.record_plaintext(body)
+                self.sink.write(body)
+                received += len(body)
                 self.progress(received)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._worker_error = exc
@@ -142,14 +140,15 @@ class ReceivePipeline:
             on_metadata(meta)
             self.sink = make_sink(meta)
             heart.start()
-            worker = threading.Thread(
-                target=self._worker, args=(meta.compression == "zstd",), name="sp2p-sink", daemon=True
-            )
+            # decompressing here, not in the worker, splits the work more evenly (SHA-256 is the
+            # heavier half and releases the GIL), so the two threads can run on two cores
+            decompressor = ChunkDecompressor() if meta.compression == "zstd" else None
+            worker = threading.Thread(target=self._worker, name="sp2p-sink", daemon=True)
             worker.start()
             while True:
                 event = self._next_frame()
                 if isinstance(event, DataReceived):
-                    self._enqueue(event.body)
+                    self._enqueue(decompressor.decompress(event.body) if decompressor else event.body)
                 elif isinstance(event, DoneReceived):
                     break
             self._enqueue(None)
