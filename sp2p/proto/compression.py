@@ -47,8 +47,8 @@ class ChunkDecompressor:
         self._max = max_output
         self._dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
 
-    def decompress(self, body: bytes) -> bytes:
-        if not body.startswith(ZSTD_MAGIC):
+    def decompress(self, body: bytes | memoryview) -> bytes:
+        if bytes(body[:4]) != ZSTD_MAGIC:
             raise RemoteProtocolError("decompression failed: not a zstd frame")
         try:
             declared = zstandard.get_frame_parameters(body).content_size
@@ -65,7 +65,7 @@ class ChunkDecompressor:
         except zstandard.ZstdError as exc:
             raise RemoteProtocolError(f"decompression failed: {exc}") from None
 
-    def _decompress_unknown_size(self, body: bytes) -> bytes:
+    def _decompress_unknown_size(self, body: bytes | memoryview) -> bytes:
         # Bounded one-shot first, so the streaming pass below cannot balloon.
         try:
             self._dctx.decompress(body, max_output_size=self._max)
