@@ -159,3 +159,19 @@ def test_a_corrupt_zstd_body_reaches_the_sender_as_an_error(
 def test_a_zstd_bomb_is_refused_before_decoding(link: tuple[FramedChannel, FramedChannel], tmp_path: Path) -> None:
     bomb = zstandard.ZstdCompressor(level=3).compress(bytes(MAX_CHUNK_SIZE + 1))
     assert _bad_zstd_transfer(link, tmp_path, bomb) == "decompressed chunk exceeds maximum size"
+
+
+def test_file_sink_writes_back_while_receiving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sp2p.flow import sinks
+
+    monkeypatch.setattr(sinks, "WRITEBACK_STEP", 64 * 1024)
+    data = os.urandom(1_000_000)
+    fds_before = len(os.listdir("/proc/self/fd"))
+    sink = sinks.FileSink(tmp_path, Metadata(name="big.bin", size=len(data)))
+    for i in range(0, len(data), 100_000):
+        sink.write(data[i : i + 100_000])
+    assert sink._written_back >= len(data) - 100_000  # the hints really went out
+    sink.commit()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert (tmp_path / "big.bin").read_bytes() == data
+    assert [p.name for p in tmp_path.iterdir()] == ["big.bin"]
