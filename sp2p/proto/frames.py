@@ -42,6 +42,8 @@ _AAD = struct.Struct(">BQB")
 _NONCE = struct.Struct(">IQ")
 #: L counts type + seq + ciphertext; below this a frame cannot even hold type and seq
 MIN_FRAME_PAYLOAD: Final = 1 + 8
+#: received pieces below this are copied into one buffer instead of being kept as views
+SMALL_PIECE: Final = 16 * 1024
 
 
 class _NeedData:
@@ -82,22 +84,31 @@ class FrameDecoder:
 
     The declared length is checked against the maximum before anything of that
     size is buffered, so a forged length cannot make us allocate. A frame that lies
-    inside one received piece is handed out as a view of that piece (no copy); only
-    frames split across pieces are assembled.
+    inside one large received piece is handed out as a view of that piece (no copy);
+    small pieces are gathered in one buffer, so a peer dribbling single bytes costs
+    bytes, not an object per byte.
     """
 
     def __init__(self, max_frame: int = MAX_FRAME_SIZE) -> None:
         self._max = max_frame
+        #: large pieces, kept by reference, in stream order; all of them come before _small
         self._pieces: deque[memoryview] = deque()
+        self._small = bytearray()
         self._buffered = 0
         self._eof = False
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Add bytes (kept by reference: do not change them afterwards); b"" marks the end."""
+        """Add bytes (a large piece is kept by reference: do not change it); b"" marks the end."""
         if not data:
             self._eof = True
             return
-        self._pieces.append(memoryview(data).cast("B"))
+        if len(data) < SMALL_PIECE:
+            self._small += data
+        else:
+            if self._small:
+                self._pieces.append(memoryview(bytes(self._small)))
+                self._small.clear()
+            self._pieces.append(memoryview(data).cast("B"))
         self._buffered += len(data)
 
     @property
@@ -106,8 +117,7 @@ class FrameDecoder:
 
     def next_frame(self) -> SealedFrame | _NeedData | _Eof:
         if self._buffered >= 4:
-            head = self._pieces[0]
-            (length,) = _LEN.unpack_from(head if len(head) >= 4 else self._peek(4), 0)
+            (length,) = _LEN.unpack_from(self._peek4(), 0)
             if length < MIN_FRAME_PAYLOAD:
                 raise RemoteProtocolError(f"frame too small ({length} bytes)")
             if length > self._max:
@@ -122,33 +132,44 @@ class FrameDecoder:
             return EOF
         return NEED_DATA
 
-    def _peek(self, n: int) -> bytes:
+    def _peek4(self) -> bytes | memoryview:
+        if self._pieces and len(self._pieces[0]) >= 4:
+            return self._pieces[0]
         out = bytearray()
         for piece in self._pieces:
-            out += piece[: n - len(out)]
-            if len(out) == n:
-                break
+            out += piece[: 4 - len(out)]
+            if len(out) == 4:
+                return bytes(out)
+        out += self._small[: 4 - len(out)]
         return bytes(out)
 
     def _take(self, n: int) -> memoryview:
-        """The next n buffered bytes (n <= buffered): a view when one piece holds them all."""
+        """The next n buffered bytes (n <= buffered): a view when one large piece holds them all."""
         self._buffered -= n
-        head = self._pieces[0]
-        if len(head) >= n:
+        pieces = self._pieces
+        if pieces and len(pieces[0]) >= n:
+            head = pieces[0]
             if len(head) == n:
-                self._pieces.popleft()
+                pieces.popleft()
             else:
-                self._pieces[0] = head[n:]
+                pieces[0] = head[n:]
             return head[:n]
-        parts: list[memoryview] = []
+        parts: list[bytes | memoryview] = []
         need = n
-        while need:
-            head = self._pieces.popleft()
+        while need and pieces:
+            head = pieces.popleft()
             if len(head) > need:
-                self._pieces.appendleft(head[need:])
+                pieces.appendleft(head[need:])
                 head = head[:need]
             parts.append(head)
             need -= len(head)
+        if need:
+            # the temporary views are gone before the buffer shrinks
+            tail = bytes(memoryview(self._small)[:need])
+            del self._small[:need]
+            if not parts:
+                return memoryview(tail)
+            parts.append(tail)
         return memoryview(b"".join(parts))  # one copy, and no zero-filling first
 
 
