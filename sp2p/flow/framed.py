@@ -17,7 +17,7 @@ from collections import deque
 from typing import NamedTuple, Protocol, cast
 
 from sp2p.net.channel import Channel, ChannelClosed
-from sp2p.proto.constants import MAX_FRAME_SIZE
+from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_FRAME_SIZE
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
 from sp2p.proto.frames import Frame as Frame
 from sp2p.proto.keys import SessionKeys
@@ -68,6 +68,8 @@ class FrameLink(Protocol):
 
 #: frame buffers kept for reuse: enough for a full send pipeline plus its workers
 POOL_KEEP = 32
+#: a reused buffer holds a full chunk, with room for zstd's worst-case growth and a data index
+POOL_BUFFER = FRAME_OVERHEAD + MAX_CHUNK_SIZE + 4096
 
 
 class FramedChannel:
@@ -98,10 +100,14 @@ class FramedChannel:
         return Slot(0, self.sealer.reserve())
 
     def seal(self, slot: Slot, msg_type: int, body: bytes) -> Sealed:
-        try:
-            buf = self._buffers.pop()
-        except IndexError:
-            buf = bytearray(4 + MAX_FRAME_SIZE)
+        need = FRAME_OVERHEAD + len(body)
+        if need > POOL_BUFFER:  # rare; seal_into refuses what is over the limit before writing
+            buf = bytearray(need if need <= 4 + MAX_FRAME_SIZE else 0)
+        else:
+            try:
+                buf = self._buffers.pop()
+            except IndexError:
+                buf = bytearray(POOL_BUFFER)
         n = self.sealer.seal_into(buf, slot.seq, msg_type, body)
         return Sealed(0, memoryview(buf)[:n], msg_type)
 
@@ -112,7 +118,7 @@ class FramedChannel:
         # every Channel has copied or written the bytes once send() returned
         if isinstance(sealed.wire, memoryview) and len(self._buffers) < POOL_KEEP:
             buf = sealed.wire.obj
-            if isinstance(buf, bytearray):
+            if isinstance(buf, bytearray) and len(buf) == POOL_BUFFER:
                 self._buffers.append(buf)
 
     def send_frame(self, msg_type: int, body: bytes) -> None:

@@ -104,7 +104,8 @@ def test_round_trip_through_both_pipelines(
 def test_reused_frame_buffers_never_mix_frames(link: tuple[FramedChannel, FramedChannel]) -> None:
     """Sealed frames of every size, interleaved with control frames, each arrive intact."""
     s_fc, r_fc = link
-    bodies = [os.urandom(n) for n in (MAX_CHUNK_SIZE, 1, 0, 70_000, MAX_CHUNK_SIZE, 3, MAX_CHUNK_SIZE - 1)] * 12
+    sizes = (MAX_CHUNK_SIZE, 1, 0, 70_000, MAX_CHUNK_SIZE, 3, 300_000, MAX_CHUNK_SIZE - 1)
+    bodies = [os.urandom(n) for n in sizes] * 12
 
     def send() -> None:
         for i, body in enumerate(bodies):
