@@ -9,6 +9,9 @@ two threads per side with reused buffers, one process per side like sp2p:
 Then real `sp2p send` / `sp2p receive` processes through a real sp2p-server. Figures are MB/s
 (10^6 bytes) of original bytes: "sp2p" is the transfer itself (from Metadata to Complete as the
 receiver reports it), "e2e" also counts process start, signaling and key exchange.
+Random data at the default level: the baseline compresses every chunk as the level says,
+while sp2p samples the first chunk and sends incompressible input without zstd (W4), so
+read that row against the -compress 0 baseline as well.
 The ratios are sp2p / baseline and e2e / baseline; each figure is the best of --repeat runs, "cpu s" the least
 CPU time (user + system) both sp2p processes used. With --wormhole VENV, magic-wormhole from that venv
 (local mailbox + transit relay on loopback) runs on the same files too.
