@@ -107,17 +107,30 @@ class PieceReader:
     def read(self, n: int) -> bytes:
         if n <= 0:
             raise ValueError("read size must be positive")
+        if not self._buf:
+            piece = self._next_piece()
+            if len(piece) == n:  # the common case (whole-chunk file pieces): no copies
+                self.position += n
+                return piece
+            self._buf += piece
         while len(self._buf) < n and self._pieces is not None:
-            try:
-                self._buf += next(self._pieces)
-            except StopIteration:
-                self._pieces = None
-                if self._expected is not None and self.position + len(self._buf) != self._expected:
-                    raise LocalProtocolError("tar stream length differs from its plan") from None
+            self._buf += self._next_piece()
         out = bytes(self._buf[:n])
         del self._buf[:n]
         self.position += len(out)
         return out
+
+    def _next_piece(self) -> bytes:
+        """The next piece, b"" at the end (where the total is checked against the plan)."""
+        if self._pieces is None:
+            return b""
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            self._pieces = None
+            if self._expected is not None and self.position + len(self._buf) != self._expected:
+                raise LocalProtocolError("tar stream length differs from its plan") from None
+            return b""
 
     def close(self) -> None:
         if self._pieces is not None and hasattr(self._pieces, "close"):
