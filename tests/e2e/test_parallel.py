@@ -6,7 +6,6 @@ force counts with -parallel to exercise the multi-stream link for real.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import signal
@@ -18,16 +17,9 @@ import pytest
 
 from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, read_code, spawn, transfer
+from tests.support.files import sha256_file
 
 pytestmark = pytest.mark.e2e
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _streams_line(err: str) -> str | None:
@@ -42,7 +34,7 @@ def test_forced_parallel_carries_a_large_file(env: dict[str, str], tmp_path: Pat
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert _streams_line(s.err) == "Using 4 parallel streams"
     assert _streams_line(r.err) == "Using 4 parallel streams"
-    assert _digest(outdir / "big.bin") == _digest(src)
+    assert sha256_file(outdir / "big.bin") == sha256_file(src)
 
 
 def test_counts_agree_on_the_smaller_offer(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import transfer
+from tests.support.files import sha256_file as sha
 
 pytestmark = pytest.mark.e2e
 
 
-def sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tree(root: Path) -> dict[str, str]:

@@ -22,21 +22,10 @@ from sp2p.flow.sinks import make_sink
 from sp2p.flow.sources import FullChunkSource
 from sp2p.net.tcp import TcpChannel
 from sp2p.proto.compression import ChunkCompressor
-from sp2p.proto.constants import MAX_CHUNK_SIZE, MsgType, Role
-from sp2p.proto.keys import KeyPair, SessionKeys, derive_session_keys
+from sp2p.proto.constants import MAX_CHUNK_SIZE, MsgType
 from sp2p.proto.messages import Metadata, Totals, parse_error_body
 from sp2p.proto.transfer import SenderMachine
-
-SEED = bytes(range(16))
-
-
-def _keys() -> tuple[SessionKeys, SessionKeys]:
-    s, r = KeyPair.generate(), KeyPair.generate()
-    common = {"seed": SEED, "session_id": "abcdefgh", "sender_pub": s.public, "receiver_pub": r.public}
-    return (
-        derive_session_keys(role=Role.SENDER, private=s.private, **common),  # type: ignore[arg-type]
-        derive_session_keys(role=Role.RECEIVER, private=r.private, **common),  # type: ignore[arg-type]
-    )
+from tests.support.files import session_keys
 
 
 @pytest.fixture
@@ -45,7 +34,7 @@ def link() -> Iterator[tuple[FramedChannel, FramedChannel]]:
     dialer = socket.create_connection(lst.getsockname())
     acceptor, _ = lst.accept()
     lst.close()
-    ks, kr = _keys()
+    ks, kr = session_keys()
     s_fc = FramedChannel(TcpChannel(dialer, dialed=True), ks)
     r_fc = FramedChannel(TcpChannel(acceptor, dialed=False), kr)
     yield s_fc, r_fc

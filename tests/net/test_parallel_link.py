@@ -18,22 +18,9 @@ from sp2p.net.secondary import accept_secondaries, dial_secondaries
 from sp2p.net.tcp import TcpChannel
 from sp2p.proto.constants import MsgType
 from sp2p.proto.frames import FrameSealer
-from sp2p.proto.keys import KeyPair, SessionKeys, derive_session_keys
 from sp2p.proto.messages import Metadata, Totals
 from sp2p.proto.parallel import pack_data_index, secondary_hello
-
-SEED = bytes(range(16))
-
-
-def _keys() -> tuple[SessionKeys, SessionKeys]:
-    s, r = KeyPair.generate(), KeyPair.generate()
-    common = {"seed": SEED, "session_id": "abcdefgh", "sender_pub": s.public, "receiver_pub": r.public}
-    from sp2p.proto.constants import Role
-
-    return (
-        derive_session_keys(role=Role.SENDER, private=s.private, **common),  # type: ignore[arg-type]
-        derive_session_keys(role=Role.RECEIVER, private=r.private, **common),  # type: ignore[arg-type]
-    )
+from tests.support.files import session_keys
 
 
 def _listener() -> socket.socket:
@@ -114,7 +101,7 @@ def test_a_duplicate_index_is_closed(listener: socket.socket) -> None:
 def _negotiate(
     listener: socket.socket, size: int, forced_s: int, forced_r: int
 ) -> tuple[object, object]:
-    ks, kr = _keys()
+    ks, kr = session_keys()
     s_ch, r_ch = _tcp_pair(listener)
     r_ch.spare_listener = _listener()  # the acceptor side keeps its race listener
     s_fc, r_fc = FramedChannel(s_ch, ks), FramedChannel(r_ch, kr)
@@ -159,7 +146,7 @@ def test_small_transfer_without_forcing_stays_single(listener: socket.socket) ->
 
 
 def test_receiver_refuses_a_non_negotiation_frame(listener: socket.socket) -> None:
-    ks, kr = _keys()
+    ks, kr = session_keys()
     s_ch, r_ch = _tcp_pair(listener)
     s_fc, r_fc = FramedChannel(s_ch, ks), FramedChannel(r_ch, kr)
     try:
@@ -186,7 +173,7 @@ def _exchange(s_link: object, r_link: object, chunks: int) -> None:
 # -- the multi-stream link --------------------------------------------------------------------
 @pytest.fixture
 def links(listener: socket.socket) -> Iterator[tuple[MultiStreamLink, MultiStreamLink]]:
-    ks, kr = _keys()
+    ks, kr = session_keys()
     pairs = [_tcp_pair(listener) for _ in range(3)]
     s_primary, r_primary = FramedChannel(pairs[0][0], ks), FramedChannel(pairs[0][1], kr)
     s_link = MultiStreamLink(s_primary, [(p[0], *ks.parallel_keys(i)) for i, p in enumerate(pairs[1:], 1)])
@@ -232,7 +219,7 @@ def test_cancel_overtakes_missing_data(links: tuple[MultiStreamLink, MultiStream
 
 
 def test_a_replayed_data_index_is_an_integrity_error(listener: socket.socket) -> None:
-    ks, kr = _keys()
+    ks, kr = session_keys()
     pairs = [_tcp_pair(listener) for _ in range(2)]
     r_link = MultiStreamLink(FramedChannel(pairs[0][1], kr), [(pairs[1][1], *kr.parallel_keys(1))])
     try:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.web.browser import ARTIFACTS, launch, new_context
+from tests.web.cli import Cli
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATIC_DIR = REPO_ROOT / "static"
@@ -154,3 +155,14 @@ def firefox_page(firefox: Any) -> Iterator[Any]:
         yield ctx.new_page()
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def clis() -> Iterator[list[Cli]]:
+    """CLI processes a test starts; all stopped at the end."""
+    started: list[Cli] = []
+    try:
+        yield started
+    finally:
+        for c in started:
+            c.stop()

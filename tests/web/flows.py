@@ -3,12 +3,12 @@ arrives, hash it, keep screenshots."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.files import sha256_file as sha256_file
 from tests.web.browser import ARTIFACTS
 
 CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]+")
@@ -69,14 +69,6 @@ def poll(page: Any, js_function: str, timeout_s: float = 120.0) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met: {js_function}")
         page.wait_for_timeout(100)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tree_hashes(root: Path) -> dict[str, str]:

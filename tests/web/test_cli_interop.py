@@ -22,14 +22,6 @@ from tests.web.flows import (
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 
 
-@pytest.fixture
-def clis() -> Iterator[list[Cli]]:
-    started: list[Cli] = []
-    try:
-        yield started
-    finally:
-        for c in started:
-            c.stop()
 
 
 @pytest.fixture

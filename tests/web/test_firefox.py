@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,6 @@ from tests.web.flows import NO_PICKERS, sha256_file, shot, start_send, tree_hash
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 
-#: Firefox often sends its key-confirmation MAC before its DCEP ACK; the CLI (offerer) attaches
-#: its reader on the channel's "open" event, so aiortc hands that first message to nobody and the
-#: CLI waits in vain. Fix (sp2p/net/webrtc.py, webrtc_channel.py): keep messages that arrive
-#: before "open" and give them to the stream. Not strict, because it is a race that Firefox
-#: sometimes loses; remove this marker once the CLI has the fix.
-@pytest.fixture
-def clis() -> Iterator[list[Cli]]:
-    started: list[Cli] = []
-    try:
-        yield started
-    finally:
-        for c in started:
-            c.stop()
 
 
 def tar_hashes(path: Path) -> dict[str, str]:
