@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.net.addresses import format_endpoint, local_addresses
-from sp2p.net.channel import Channel, innermost
+from sp2p.net.channel import Channel, Outgoing, innermost
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.signaling import SignalClient
 from sp2p.net.tcp import TcpChannel, TcpRace
@@ -242,7 +242,7 @@ class _MappingOwningChannel:
         self.mapping = mapping
         self.transport = inner.transport
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Outgoing) -> None:
         self.inner.send(data)
 
     def recv(self, timeout: float | None = None) -> bytes:
@@ -273,7 +273,7 @@ class _PeerOwningChannel:
         self.peer = peer
         self.transport = inner.transport
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Outgoing) -> None:
         self.inner.send(data)
 
     def recv(self, timeout: float | None = None) -> bytes:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import NamedTuple, Protocol, cast
+from typing import NamedTuple, Protocol
 
 from sp2p.net.channel import Channel, ChannelClosed
 from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_FRAME_SIZE
@@ -138,8 +138,7 @@ class FramedChannel:
             self.write_lock.release()
 
     def _write(self, wire: bytes | memoryview) -> None:
-        # Channel.send takes any buffer (TCP writes it, WebRTC copies it) though typed bytes
-        self.channel.send(cast(bytes, wire))
+        self.channel.send(wire)
         self.bytes_sent += len(wire)
         self.liveness.on_sent(time.monotonic())
 

@@ -102,7 +102,7 @@ class MultiStreamLink:
             self._drain_secondaries()
         stream = self._streams[sealed.stream]
         with stream.write_lock:
-            stream.channel.send(bytes(sealed.wire) if isinstance(sealed.wire, memoryview) else sealed.wire)
+            stream.channel.send(sealed.wire)
         self.liveness.on_sent(time.monotonic())
 
     def send_frame(self, msg_type: int, body: bytes) -> None:

@@ -6,7 +6,10 @@ knows which transport won the race.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, TypeAlias
+
+#: what send() takes: TCP writes any buffer as is, WebRTC copies it into messages
+Outgoing: TypeAlias = bytes | bytearray | memoryview
 
 
 class ChannelClosed(Exception):
@@ -17,7 +20,7 @@ class Channel(Protocol):
     #: human-readable transport name shown in the summary: "TCP", "WebRTC", "WebRTC (relay)"
     transport: str
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Outgoing) -> None:
         """Send all of `data`, blocking while the transport applies back-pressure.
 
         A message-based transport splits at 256 KiB; callers write each frame (and the
@@ -52,7 +55,7 @@ class PrefixedChannel:
         self._prefix = prefix
         self.transport = inner.transport
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Outgoing) -> None:
         self.inner.send(data)
 
     def recv(self, timeout: float | None = None) -> bytes:

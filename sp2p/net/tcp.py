@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from sp2p.net.addresses import parse_endpoint
-from sp2p.net.channel import ChannelClosed
+from sp2p.net.channel import ChannelClosed, Outgoing
 from sp2p.proto.constants import TCP_MAGIC, Role
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class TcpChannel:
             if (sndbuf := fixed_send_buffer()) is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Outgoing) -> None:
         try:
             self.sock.sendall(data)
         except OSError as exc:

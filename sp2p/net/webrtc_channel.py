@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sp2p.net import webrtc_sctp as sctp_tuning
-from sp2p.net.channel import Channel, ChannelClosed
+from sp2p.net.channel import Channel, ChannelClosed, Outgoing
 from sp2p.net.loop import LoopClosed, LoopThread
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ class DataChannelStream:
     def buffered_amount(self) -> int:
         return int(self._dc.bufferedAmount)
 
-    def send(self, data: bytes) -> None:
+    def send(self, data: Outgoing) -> None:
         """Send `data` as one or more messages of at most 256 KiB; blocks on back-pressure."""
         if not data:
             return
