@@ -16,6 +16,8 @@ receiver-side: first byte to last byte.
 With --loss PCT (root) the runs happen in a network namespace whose UDP traffic loses
 PCT % of its packets at random (iptables statistic match), to compare loss recovery.
 
+With --runs N the modes run N rounds in turn (load drifts hit all alike); medians shown.
+
 Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--modes stock,channel,tuned]
        [--loss PCT]
        [--profile sender|receiver] (cProfile of one side's asyncio thread, last mode only)
@@ -315,11 +317,14 @@ def main() -> int:
     modes = [m for m in args.modes.split(",") if m]
     if args.profile:
         modes = modes[-1:]
+    rates: dict[str, list[float]] = {mode: [] for mode in modes}
+    for _ in range(args.runs):  # rounds interleave the modes, so load drifts hit all alike
+        for mode in modes:
+            rates[mode].append(run_once(mode, total, args.profile))
     figures: dict[str, float] = {}
     for mode in modes:
-        rates = [run_once(mode, total, args.profile) for _ in range(args.runs)]
-        figures[mode] = statistics.median(rates)
-        runs = ", ".join(f"{r:.1f}" for r in rates)
+        figures[mode] = statistics.median(rates[mode])
+        runs = ", ".join(f"{r:.1f}" for r in rates[mode])
         print(f"{mode:8s} {figures[mode]:7.1f} MB/s   (runs: {runs})", flush=True)
     base = figures.get("stock")
     if base:

@@ -80,7 +80,8 @@ class WebRTCPeer:
                 Called from a private thread, in order; must not raise.
             ice_servers: `{"urls": [...], "username"?, "credential"?}` dicts (STUN, and TURN
                 for the relay retry). Empty: host candidates only.
-            peer_is_browser: the peer is the web UI (only changes status texts today).
+            peer_is_browser: the peer is the web UI (status texts; a smaller SCTP queue target,
+                see webrtc_sctp S5).
             on_status: receives short UI details ("STUN gathering...", "connected", ...),
                 from the same private thread as send_signal.
             loop: the aiortc loop thread to use; by default the peer runs its own.
@@ -290,7 +291,8 @@ class WebRTCPeer:
             hint = " (TURN allocation failed?)" if turn else ""
             raise ConnectError(f"no ICE candidates gathered{hint}")
         if pc.sctp is not None:
-            enlarge_socket_buffers(pc.sctp)
+            granted = enlarge_socket_buffers(pc.sctp)
+            sctp_tuning.set_peer(pc.sctp, browser=self._peer_is_browser, receive_buffer=granted)
         return desc
 
     def _urls(self) -> list[str]:

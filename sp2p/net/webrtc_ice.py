@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: UDP socket buffer asked for (the kernel caps it at net.core.[rw]mem_max); a bigger
-#: buffer rides out the moments the loop thread is busy without dropping packets
-SOCKET_BUFFER = 1024 * 1024
+#: buffer rides out the moments the loop thread is busy without dropping packets, and
+#: lets the sender keep a deeper queue (webrtc_sctp S5) on long-RTT links
+SOCKET_BUFFER = 4 * 1024 * 1024
 
 
 def server_urls(server: Mapping[str, Any]) -> list[str]:
@@ -88,21 +89,25 @@ def _ice_connection(sctp: Any) -> Any:
     return sctp.transport.transport._connection
 
 
-def enlarge_socket_buffers(sctp: Any) -> None:
-    """Ask for bigger UDP buffers on every gathered ICE socket (best effort)."""
+def enlarge_socket_buffers(sctp: Any) -> int | None:
+    """Ask for bigger UDP buffers on every gathered ICE socket (best effort); returns the
+    smallest receive buffer granted (as getsockopt reports it), None when unknown."""
     try:
         protocols = list(_ice_connection(sctp)._protocols)
     except AttributeError:
-        return
+        return None
+    granted: list[int] = []
     for protocol in protocols:
         transport = getattr(protocol, "transport", None)
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is None:
             continue
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 if sock.getsockopt(socket.SOL_SOCKET, option) < SOCKET_BUFFER:
                     sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            granted.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+    return min(granted) if granted else None
 
 
 def selected_pair_is_relay(sctp: Any) -> bool:

@@ -84,8 +84,15 @@ SACK_DELAY = 0.002
 MAX_BURST = 2 * SACK_EVERY
 #: after a loss, SACK every second packet without delay for this many packets
 QUICK_ACK_PACKETS = 64
-#: S5: stop growing the congestion window once about this much of our data waits in queues
+#: S5: hold the congestion window once about this much of our data waits in queues; the
+#: default for peers `set_peer` was not told about (aiortc's 1 MiB UDP buffer, say)
 QUEUE_TARGET = 256 * 1024
+#: S5 for CLI/Go peers: an eighth of our granted SO_RCVBUF (the kernel reports twice the
+#: request; a 1.2 KB datagram costs ~2.3 KB of it), assuming the peer's is alike, within these
+QUEUE_TARGET_MIN = 32 * 1024
+QUEUE_TARGET_MAX = 1024 * 1024
+#: S5 for browsers: Chromium reads UDP with a 128 KiB SO_RCVBUF, ~56 of our datagrams
+BROWSER_QUEUE_TARGET = 32 * 1024
 #: S6: a tail loss probe goes out after max(2 x smoothed RTT + SACK_DELAY, PROBE_MIN)
 PROBE_MIN = 0.01
 #: caps that keep a SACK within one packet (16 + 4 * (gaps + duplicates) < 1189 bytes)
@@ -339,16 +346,8 @@ def _patch_sender(mod: Any) -> None:
                     loss = True
 
         if self._fast_recovery_exit is None:
-            if done and _queue_building(self):  # sp2p S5: no growth into a queue
-                self._ssthresh = min(self._ssthresh, self._cwnd)
-            elif done and cwnd_fully_utilized:
-                if self._cwnd <= self._ssthresh:
-                    self._cwnd += min(done_bytes, SACK_EVERY * mtu_data)  # sp2p A1
-                else:
-                    self._partial_bytes_acked += done_bytes
-                    if self._partial_bytes_acked >= self._cwnd:
-                        self._partial_bytes_acked -= self._cwnd
-                        self._cwnd += mtu_data
+            if done and cwnd_fully_utilized:
+                grow(self, done_bytes)  # sp2p A1, S5
             if loss:
                 self._ssthresh = max(self._cwnd // 2, 4 * mtu_data)
                 self._cwnd = self._ssthresh
@@ -365,6 +364,22 @@ def _patch_sender(mod: Any) -> None:
         self._update_advanced_peer_ack_point()
         await self._data_channel_flush()
         await self._transmit()
+
+    def grow(self: Any, acked: int) -> None:  # S5
+        target = getattr(self, "_sp2p_queue_target", QUEUE_TARGET)
+        queue = _queue_bytes(self)
+        if queue >= target:
+            return  # hold: more would only lengthen the queue
+        step = min(acked, SACK_EVERY * mtu_data)  # A1: byte counting, up to a stretch SACK
+        if self._cwnd <= self._ssthresh:  # slow start, gentler once a queue shows
+            self._cwnd += step if queue < target / 2 else step // 4
+            return
+        if queue < target / 4:  # after a loss: no queue yet, regain the path quickly
+            self._cwnd += step // 4
+        self._partial_bytes_acked += acked
+        if self._partial_bytes_acked >= self._cwnd:
+            self._partial_bytes_acked -= self._cwnd
+            self._cwnd += mtu_data
 
     def update_rto(self: Any, rtt: float) -> None:
         # sp2p S5: remember the smallest RTT seen, the path without our queue
@@ -487,14 +502,14 @@ def _patch_sender(mod: Any) -> None:
     setattr(cls, "_transmit", transmit)  # noqa: B010
 
 
-def _queue_building(sctp: Any) -> bool:
-    """Whether our data is queueing on the path: in flight x (1 - min RTT / smoothed RTT)
-    estimates the bytes waiting in queues (as TCP Vegas does)."""
+def _queue_bytes(sctp: Any) -> float:
+    """Our bytes waiting in queues on the path: in flight x (1 - min RTT / smoothed RTT),
+    as TCP Vegas estimates it; 0 before the first RTT sample."""
     srtt = sctp._srtt
     min_rtt = getattr(sctp, "_sp2p_min_rtt", None)
     if not srtt or min_rtt is None:
-        return False
-    return bool(sctp._flight_size * (srtt - min_rtt) > QUEUE_TARGET * srtt)
+        return 0.0
+    return float(sctp._flight_size * (srtt - min_rtt) / srtt)
 
 
 # -- accessors used by webrtc.py / webrtc_channel.py (loop thread only) -------------
@@ -505,6 +520,15 @@ def set_receive_window(sctp: Any) -> None:
     if _applied:
         with contextlib.suppress(AttributeError):
             sctp._advertised_rwnd = max(sctp._advertised_rwnd, RECEIVE_WINDOW)
+
+
+def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
+    """Choose S5's queue target for this association: BROWSER_QUEUE_TARGET for a browser,
+    else an eighth of `receive_buffer` (our ICE sockets' granted SO_RCVBUF, as reported)."""
+    if browser:
+        sctp._sp2p_queue_target = BROWSER_QUEUE_TARGET
+    elif receive_buffer:
+        sctp._sp2p_queue_target = min(max(receive_buffer // 8, QUEUE_TARGET_MIN), QUEUE_TARGET_MAX)
 
 
 def hold(sctp: Any, size: int) -> None:
