@@ -39,9 +39,37 @@ Loss recovery (stock aiortc stalled for minutes after a burst of losses)
      stock aiortc re-sent every outstanding chunk from a one-packet window.
   S5 Loss-based congestion control alone grows the window until the receiver's socket
      buffer overflows; with a CPU-bound receiver (aiortc at ~20 MB/s) that means
-     megabytes queued ahead of it, then bursts of hundreds of losses. We also stop
-     growing the window once the RTT says about QUEUE_TARGET bytes of ours sit in
-     queues (TCP Vegas' estimate); losses still halve it as before.
+     megabytes queued ahead of it, then bursts of hundreds of losses. So growth also
+     heeds the queue our data builds, estimated as in TCP Vegas: in flight x (1 - min
+     RTT / smoothed RTT). At or above a queue target the window holds; below half of it
+     slow start runs at full speed, between the two at a quarter (HyStart++'s
+     conservative slow start); after a loss (Reno halving, ssthresh) congestion
+     avoidance adds a quarter of the acknowledged bytes per SACK while the queue stays
+     under a quarter of the target, so a long link regains its window in a few RTTs
+     rather than one packet per RTT. The estimate only ever holds growth, never lowers
+     ssthresh: an RTT spike (CPU contention) pauses growth until it passes, where the
+     first version capped ssthresh for good at the first spike (70 ms link, 48 MiB, CLI
+     to CLI, same run: ssthresh stuck at 0.96 MB, 10.3-11.5 MB/s; now 2.6 MB, 10.9-14.0
+     MB/s, CPU-bound, no losses either way). The target is per peer (`set_peer`):
+       browsers  BROWSER_QUEUE_TARGET, 32 KiB. Chromium reads UDP through a 128 KiB
+                 SO_RCVBUF, about 56 of our datagrams: a window above ~60 KB overflows it
+                 whenever its network thread stalls for an RTT. aiortc -> Chromium on
+                 loopback, 100 MiB x 3, same run: window capped at 56 KB 24.7-29.4
+                 MiB/s, no loss; uncapped (~105 KB) 23.9-28.1 MiB/s with 436-640
+                 retransmissions; 40 KB moved as much as 56 KB (26.6 vs 27.0).
+                 CLI -> browser, 100 MiB x 4, same run: retransmissions 370-693 -> 0-19,
+                 fast recoveries 44-52 -> 0-5; throughput unchanged within noise, since
+                 that row is CPU-bound on 2 cores (per 100 MiB: CLI 5.3 s + Chromium 9.5 s
+                 of CPU, against 3.3 s + 4.6 s for raw aiortc -> Chromium).
+       others    an eighth of our ICE sockets' granted SO_RCVBUF (webrtc_ice asks for
+                 4 MiB; the kernel reports 8 MiB where rmem_max allows, 416 KiB on stock
+                 sysctls), assuming the peer's is alike, within QUEUE_TARGET_MIN..MAX.
+       unset     QUEUE_TARGET, 256 KiB (peers built without WebRTCPeer, e.g. benches).
+     Measured and left out: pacing (a token bucket on the loop releasing cwnd/sRTT x
+     1.25-2 per ms) halved aiortc -> Chromium on loopback (13.8-15.4 -> 7.6-8.2 MiB/s:
+     sRTT 4 -> 7 ms, sender CPU +30 %; the receiver is cheapest fed in batches), and
+     SACKing a browser sender every second packet (RFC 9260's SHOULD) slowed Chromium
+     -> aiortc from 8.8-11.5 to 6.3-7.5 MiB/s (twice the SACKs to build and send).
   S6 With stretch SACKs and a small window, one lost SACK (or the last packets of a
      flight) leaves nothing to trigger another and the association waits for the T3
      timer (at least 1 s). A tail loss probe (as in TCP's RACK-TLP, RFC 8985) re-sends
