@@ -41,16 +41,22 @@ Loss recovery (stock aiortc stalled for minutes after a burst of losses)
      buffer overflows; with a CPU-bound receiver (aiortc at ~20 MB/s) that means
      megabytes queued ahead of it, then bursts of hundreds of losses. So growth also
      heeds the queue our data builds, estimated as in TCP Vegas: in flight x (1 - min
-     RTT / smoothed RTT). At or above a queue target the window holds; below half of it
-     slow start runs at full speed, between the two at a quarter (HyStart++'s
-     conservative slow start); after a loss (Reno halving, ssthresh) congestion
-     avoidance adds a quarter of the acknowledged bytes per SACK while the queue stays
-     under a quarter of the target, so a long link regains its window in a few RTTs
-     rather than one packet per RTT. The estimate only ever holds growth, never lowers
-     ssthresh: an RTT spike (CPU contention) pauses growth until it passes, where the
-     first version capped ssthresh for good at the first spike (70 ms link, 48 MiB, CLI
-     to CLI, same run: ssthresh stuck at 0.96 MB, 10.3-11.5 MB/s; now 2.6 MB, 10.9-14.0
-     MB/s, CPU-bound, no losses either way). The target is per peer (`set_peer`):
+     RTT / smoothed RTT). Slow start runs at full speed below half a queue target, at a
+     quarter between half and all of it (HyStart++'s conservative slow start); at the
+     target the window holds and slow start ends (ssthresh = cwnd). In congestion
+     avoidance (after that, or after a loss's Reno halving) the window also grows by a
+     quarter of the acknowledged bytes per SACK while the queue stays under a quarter
+     of the target: x1.25 per RTT when nothing queues, Reno's one packet per RTT as the
+     queue nears the target, nothing at it. The first version had no such regrowth, so
+     the first RTT spike (CPU contention) capped a long link for good; a spike now only
+     pauses growth. 70 ms link (bench_link, 48 MiB, transport only, 3 rounds in one
+     lab): first version 13.4-18.0 MB/s with ssthresh stuck at 1.0-1.5 MB; now
+     23.9-27.2 MB/s with a 4 MiB SO_RCVBUF (3 MB windows), no losses either way. With
+     208 KiB buffers (stock rmem_max) both lose packets in receiver stalls: 4.9-9.8
+     before, 11.4-11.9 now; with 1 MiB, 19.2-19.7 before, 13.8-23.4 now.
+     With an unlucky slow start, holding alone (no slow-start exit) overshot to 4 MB
+     windows and, with a 1 MiB buffer, lost 600-1000 datagrams at once (6.9-15.2 MB/s).
+     The target is per peer (`set_peer`):
        browsers  BROWSER_QUEUE_TARGET, 32 KiB. Chromium reads UDP through a 128 KiB
                  SO_RCVBUF, about 56 of our datagrams: a window above ~60 KB overflows it
                  whenever its network thread stalls for an RTT. aiortc -> Chromium on
@@ -396,10 +402,11 @@ def _patch_sender(mod: Any) -> None:
     def grow(self: Any, acked: int) -> None:  # S5
         target = getattr(self, "_sp2p_queue_target", QUEUE_TARGET)
         queue = _queue_bytes(self)
-        if queue >= target:
-            return  # hold: more would only lengthen the queue
+        if queue >= target:  # hold: more would only lengthen the queue
+            self._ssthresh = min(self._ssthresh, self._cwnd)  # and leave slow start
+            return
         step = min(acked, SACK_EVERY * mtu_data)  # A1: byte counting, up to a stretch SACK
-        if self._cwnd <= self._ssthresh:  # slow start, gentler once a queue shows
+        if self._cwnd < self._ssthresh:  # slow start, gentler once a queue shows
             self._cwnd += step if queue < target / 2 else step // 4
             return
         if queue < target / 4:  # after a loss: no queue yet, regain the path quickly
