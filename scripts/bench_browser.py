@@ -204,7 +204,8 @@ class AiortcPeer:
             self._tuning.set_receive_window(pc.sctp)
         await pc.setLocalDescription(await pc.createAnswer())
         if pc.sctp is not None:
-            enlarge_socket_buffers(pc.sctp)  # as the CLI does
+            enlarge_socket_buffers(pc.sctp)  # as the CLI does, with its queue target for browsers
+            self._tuning.set_peer(pc.sctp, browser=True, receive_buffer=None)
         return {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
 
     async def _send(self, channel: Any, total: int) -> None:
