@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.net.addresses import format_endpoint, local_addresses
@@ -25,9 +25,6 @@ from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import ClientType, Direct, Envelope, SignalType
-
-if TYPE_CHECKING:
-    from sp2p.net.webrtc import WebRTCPeer
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +231,12 @@ def _close_in_background(mapping: UpnpMapping) -> None:
     threading.Thread(target=mapping.close, name="sp2p-upnp-close", daemon=True).start()
 
 
-class _MappingOwningChannel:
-    """The winning TCP channel; the port mapping lives until the transfer ends (client.md §4.7)."""
+class _OwningChannel:
+    """The winning channel plus what it owns (a UPnP mapping, a peer connection), released on close."""
 
-    def __init__(self, inner: Channel, mapping: UpnpMapping) -> None:
+    def __init__(self, inner: Channel, release: Callable[[], None]) -> None:
         self.inner = inner
-        self.mapping = mapping
+        self._release = release
         self.transport = inner.transport
 
     def send(self, data: Outgoing) -> None:
@@ -250,8 +247,7 @@ class _MappingOwningChannel:
 
     def close(self) -> None:
         self.inner.close()
-        self.mapping.close()
-        atexit.unregister(self.mapping.close)
+        self._release()
 
     @property
     def buffered_amount(self) -> int:
@@ -262,30 +258,14 @@ def _keep_mapping(winner: Channel, upnp: UpnpAttempt | None) -> Channel:
     if upnp is None or winner.transport != "TCP":
         return winner
     mapping = upnp.take()
-    return winner if mapping is None else _MappingOwningChannel(winner, mapping)
+    if mapping is None:
+        return winner
 
+    def release() -> None:  # the mapping lives until the transfer ends (client.md §4.7)
+        mapping.close()
+        atexit.unregister(mapping.close)
 
-class _PeerOwningChannel:
-    """The winning data channel; closing it also tears down its peer connection."""
-
-    def __init__(self, inner: Channel, peer: WebRTCPeer) -> None:
-        self.inner = inner
-        self.peer = peer
-        self.transport = inner.transport
-
-    def send(self, data: Outgoing) -> None:
-        self.inner.send(data)
-
-    def recv(self, timeout: float | None = None) -> bytes:
-        return self.inner.recv(timeout)
-
-    def close(self) -> None:
-        self.inner.close()
-        self.peer.close()
-
-    @property
-    def buffered_amount(self) -> int:
-        return self.inner.buffered_amount
+    return _OwningChannel(winner, release)
 
 
 class WebRTCAttempt:
@@ -322,7 +302,7 @@ class WebRTCAttempt:
         except ConnectError as exc:
             status("WebRTC", f"failed: {exc}")
             return
-        self._channel = _PeerOwningChannel(stream, self.peer)
+        self._channel = _OwningChannel(stream, self.peer.close)  # closing tears the peer down
         self._race.offer(self._channel)
 
     def release_unless_won(self, winner: Channel | None) -> None:
