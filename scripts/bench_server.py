@@ -1,263 +1,350 @@
 #!/usr/bin/env python3
-"""Benchmark sp2p-server under gunicorn: session throughput, latency, idle capacity.
+"""Benchmark a signalling server at scale: N idle senders, exchanges meanwhile, mass close.
 
-    python3 scripts/bench_server.py                      # starts its own server
-    python3 scripts/bench_server.py --idle 1000 5000     # idle-sender levels to hold
-    python3 scripts/bench_server.py --url http://127.0.0.1:8080 --worker-pid 1234
+    flock /tmp/bench.lock python3 scripts/bench_server.py --target ours --target go --idle 1000 10000
+    python3 scripts/bench_server.py --target ours,workers=4,redis --idle 50000
+    python3 scripts/bench_server.py --target ours,workers=2,redis,nodes=2 --idle 10000
+    python3 scripts/bench_server.py --target 'url=http://127.0.0.1:8080,pid=1234' --idle 1000
 
-Phases (one server for the whole run):
+For every round, level N and target (interleaved in that order), on a fresh server:
 
-1. baseline: bare WebSocket connect + close against the same server (the raw cost every
-   session pays), and GET /health.
-2. sessions: --sessions full sessions, --concurrency at a time: sender hello -> welcome,
-   receiver join -> welcome + peer-joined, --messages relayed each way, close. Prints
-   sessions/s and p50/p99 session latency, with the ratio to the baseline connect.
-3. idle: for each level, hold that many idle senders (hello -> welcome, then silence)
-   spread over loopback source addresses 127.0.x.y, then measure: the worker's RSS growth
-   per idle session, a full session's latency while they are held, and /health.
+1. accept: N idle senders (hello -> welcome, then silence), each from its own 127.x.y.z
+   source address, opened by asyncio load-generator processes (scripts/bench_server_load.py,
+   at most --per-process each: a process here may open at most 20,000 files). Prints the
+   connections accepted (and refusals by reason), the accept rate over the opening window,
+   and the CPU seconds the server spent accepting.
+2. hold: after a settle pause, the server's RSS (total and growth per idle session), threads,
+   all summed over its process tree (master and every worker; Redis shown apart).
+3. exchanges: --exchange-rounds rounds of --exchanges concurrent full exchanges while the
+   idle ones are held (sender hello + file-info, receiver join + crypto, crypto, offer,
+   candidates, direct, answer, connected both ways, receiver closes, sender sees peer-left;
+   every message checked in order): p50 / p99 latency. With several nodes the sender and
+   the receiver of an exchange use different nodes.
+4. mass close: every idle sender's TCP connection closed at once (--close-mode fin, like a
+   load balancer going away); then how long the next session takes to pair, and for --watch
+   seconds one probe session a second (gunicorn kills a stalled worker after 30 s). The
+   server survived if every process is still the same one and /health answers.
 
-Limits are lifted with flags (-max-sessions, -max-sessions-per-ip, -max-conns, ...), and
-RLIMIT_NOFILE is raised for both processes. Figures only; nothing is asserted.
+Figures only, nothing asserted; the machine is shared, so quote `uptime` (printed) and
+prefer --rounds 3 medians for anything you compare.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import asyncio
 import json
-import re
-import resource
+import math
+import os
+import select
+import shlex
 import statistics
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import websocket
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench_server_load import ExchangeTimes, exchange, raise_nofile, reason  # noqa: E402
+from bench_server_targets import (  # noqa: E402
+    Metrics,
+    Running,
+    TargetSpec,
+    healthy,
+    kill_group,
+    measure,
+    parse_target,
+    start_target,
+)
 
-from tests.support.server_proc import ServerProc, start_server  # noqa: E402
-
-
-def raise_nofile() -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        return target
-    except (ValueError, OSError):
-        return soft
-
-
-def source_ip(i: int) -> str:
-    """Spread clients over 127.0.x.y (x: 1..250, y: 1..250) like many real users."""
-    return f"127.0.{1 + (i // 250) % 250}.{1 + i % 250}"
+LOAD = Path(__file__).resolve().parent / "bench_server_load.py"
 
 
-class Conn:
-    def __init__(self, ws_url: str, src: str | None = None, timeout: float = 30.0) -> None:
-        options: dict[str, object] = {"timeout": timeout, "suppress_origin": True}
-        if src is not None:
-            import socket
+class Generator:
+    """One load-generator process and its JSON-lines replies (bounded waits only)."""
 
-            host, port = ws_url.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)
-            options["socket"] = socket.create_connection(
-                (host, int(port)), timeout=timeout, source_address=(src, 0)
-            )
-        self.ws = websocket.create_connection(ws_url, **options)
+    def __init__(self, urls: list[str], first: int, count: int, args: argparse.Namespace) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(LOAD), "--urls", ",".join(urls), "--first", str(first),
+             "--count", str(count), "--parallel", str(args.parallel), "--close-mode", args.close_mode],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        self._buf = b""
 
-    def send(self, msg_type: str, payload: dict[str, object] | None = None) -> None:
-        self.ws.send(json.dumps({"type": msg_type, "payload": payload or {}}))
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
 
-    def expect(self, msg_type: str) -> dict[str, object]:
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg["type"] == msg_type:
-                payload: dict[str, object] = msg["payload"]
-                return payload
-            if msg["type"] == "error":
-                raise RuntimeError(f"server error: {msg['payload']}")
+    def reply(self, timeout: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        fd, deadline = self.proc.stdout.fileno(), time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError(f"load generator {self.proc.pid} silent for {timeout:.0f} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError(f"load generator {self.proc.pid} exited ({self.proc.wait()})")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
-    def close(self) -> None:
-        with contextlib.suppress(Exception):  # best effort in a benchmark
-            self.ws.close(timeout=1)
 
+@dataclass
+class Row:
+    target: str
+    n: int
+    accepted: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    accept_rate: float = 0.0
+    cpu_accept: float = 0.0
+    rss_base_kib: int = 0
+    rss_kib: int = 0
+    redis_kib: int | None = None
+    threads: int = 0
+    gen_cpu: float = 0.0
+    exch: list[float] = field(default_factory=list)
+    exch_failed: Counter[str] = field(default_factory=Counter)
+    dropped: int = 0
+    pair_after_close: float | None = None
+    probes_ok: int = 0
+    probes: int = 0
+    survived: bool = False
+    threads_after: int = 0
+    rss_after_kib: int = 0
 
-def one_session(ws_url: str, messages: int, src: str | None = None) -> float:
-    start = time.perf_counter()
-    sender = Conn(ws_url, src)
-    sender.send("hello", {"version": 2, "clientType": "cli"})
-    sid = sender.expect("welcome")["sessionId"]
-    receiver = Conn(ws_url, src)
-    receiver.send("join", {"version": 2, "sessionId": sid, "clientType": "cli"})
-    receiver.expect("welcome")
-    sender.expect("peer-joined")
-    for i in range(messages):
-        sender.send("candidate", {"candidate": f"s{i}", "sdpMid": "0", "sdpMLineIndex": 0})
-        receiver.expect("candidate")
-        receiver.send("candidate", {"candidate": f"r{i}", "sdpMid": "0", "sdpMLineIndex": 0})
-        sender.expect("candidate")
-    receiver.close()
-    sender.expect("peer-left")
-    sender.close()
-    return time.perf_counter() - start
+    @property
+    def kib_per_session(self) -> float:
+        return (self.rss_kib - self.rss_base_kib) / max(1, self.accepted)
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile(self.exch, 50) * 1e3
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile(self.exch, 99) * 1e3
 
 
 def percentile(values: list[float], pct: float) -> float:
+    if not values:
+        return math.nan
     ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))
-    return ordered[index]
+    return ordered[min(len(ordered) - 1, max(0, round(pct / 100 * (len(ordered) - 1))))]
 
 
-def baseline(http_url: str, ws_url: str, rounds: int = 200) -> tuple[float, float]:
-    connects, healths = [], []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        ws = websocket.create_connection(ws_url, timeout=10, suppress_origin=True)
-        ws.close(timeout=1)
-        connects.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        with urllib.request.urlopen(http_url + "/health", timeout=10) as response:
-            response.read()
-        healths.append(time.perf_counter() - t)
-    return statistics.median(connects), statistics.median(healths)
+class Exchanges:
+    """Runs exchanges with fresh source addresses for the whole benchmark."""
+
+    def __init__(self) -> None:
+        self.next_index = 0
+
+    async def _batch(
+        self, urls: list[str], count: int, timeout: float
+    ) -> list[ExchangeTimes | BaseException]:
+        first, self.next_index = self.next_index, self.next_index + count
+        # sender on one node, receiver on the next: pairing across nodes when there are several
+        jobs = [
+            exchange(urls[i % len(urls)], urls[(i + 1) % len(urls)], first + i, timeout) for i in range(count)
+        ]
+        return await asyncio.gather(*jobs, return_exceptions=True)
+
+    def run(self, urls: list[str], count: int, timeout: float = 10.0) -> list[ExchangeTimes | BaseException]:
+        return asyncio.run(self._batch(urls, count, timeout))
 
 
-def rss_kib(pid: int) -> int:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"VmRSS:\s+(\d+) kB", text)
-    return int(match.group(1)) if match else 0
+def _metrics(running: Running) -> tuple[Metrics, int | None]:
+    redis = measure((running.redis_pid,)).rss_kib if running.redis_pid else None
+    return measure(running.roots), redis
 
 
-def threads_of(pid: int) -> int:
-    text = Path(f"/proc/{pid}/status").read_text()
-    match = re.search(r"Threads:\s+(\d+)", text)
-    return int(match.group(1)) if match else 0
+def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exchanges) -> Row:
+    row = Row(spec.label, n)
+    capacity = n + args.exchanges * 2 + 1000
+    running = start_target(spec, capacity, shlex.split(args.server_args))
+    generators: list[Generator] = []
+    try:
+        time.sleep(args.settle)
+        base, _ = _metrics(running)
+        row.rss_base_kib = base.rss_kib
+        per = args.per_process
+        for first in range(0, n, per):
+            generators.append(Generator(running.ws_urls, first, min(per, n - first), args))
+        for gen in generators:
+            gen.reply(60)  # ready: imported, file limit raised
+        for gen in generators:
+            gen.send("open")
+        opened = [gen.reply(args.timeout + n / 50) for gen in generators]
+        accepted, _ = _metrics(running)
+        row.accepted = sum(int(r["opened"]) for r in opened)
+        for r in opened:
+            row.refused.update(r["errors"])
+        window = max(float(r["end"]) for r in opened) - min(float(r["start"]) for r in opened)
+        row.accept_rate = row.accepted / window if window > 0 else math.nan
+        row.cpu_accept = accepted.cpu_s - base.cpu_s
+        row.gen_cpu = sum(float(r["cpu"]) for r in opened)
+
+        time.sleep(args.settle)
+        held, row.redis_kib = _metrics(running)
+        row.rss_kib, row.threads = held.rss_kib, held.threads
+        for _ in range(args.exchange_rounds):
+            for result in exchanges.run(running.ws_urls, args.exchanges):
+                if isinstance(result, ExchangeTimes):
+                    row.exch.append(result.total)
+                else:
+                    row.exch_failed[reason(result)] += 1
+
+        for gen in generators:
+            gen.send("close")
+        closed = [gen.reply(60) for gen in generators]
+        row.dropped = sum(int(r["dropped"]) for r in closed)
+        closed_at = max(float(r["at"]) for r in closed)
+        probe_start = time.monotonic()
+        probe = exchanges.run(running.ws_urls, 1, timeout=5.0)[0]
+        if isinstance(probe, ExchangeTimes):  # from the last close to peer-joined
+            row.pair_after_close = probe_start - closed_at + probe.paired
+        watch_end = time.monotonic() + args.watch
+        while time.monotonic() < watch_end:
+            started = time.monotonic()
+            row.probes += 1
+            row.probes_ok += isinstance(exchanges.run(running.ws_urls, 1, timeout=5.0)[0], ExchangeTimes)
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+        after, _ = _metrics(running)
+        row.threads_after, row.rss_after_kib = after.threads, after.rss_kib
+        row.survived = (
+            running.alive() and after.pids == held.pids and all(healthy(u) for u in running.http_urls)
+        )
+        for gen in generators:
+            gen.proc.wait(10)
+        return row
+    finally:
+        for gen in generators:
+            kill_group(gen.proc)
+        running.stop()
 
 
-def worker_pid(master: int) -> int:
-    out = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout
-    pids = [int(p) for p in out.split()]
-    if len(pids) != 1:
-        raise RuntimeError(f"expected one gunicorn worker, found {pids}")
-    return pids[0]
+def describe(row: Row) -> str:
+    refused = f" refused {dict(row.refused)}" if row.refused else ""
+    failed = f" failed {dict(row.exch_failed)}" if row.exch_failed else ""
+    redis = f", redis {row.redis_kib / 1024:.0f} MiB" if row.redis_kib is not None else ""
+    pair = f"{row.pair_after_close * 1e3:.0f} ms" if row.pair_after_close is not None else "FAILED"
+    return (
+        f"{row.target} N={row.n}: accepted {row.accepted}{refused} at {row.accept_rate:.0f}/s "
+        f"(server CPU {row.cpu_accept:.1f} s, generators {row.gen_cpu:.1f} s); "
+        f"RSS {row.rss_kib / 1024:.0f} MiB = {row.kib_per_session:.1f} KiB/session{redis}, "
+        f"threads {row.threads}; exchanges p50 {row.p50_ms:.0f} ms p99 {row.p99_ms:.0f} ms "
+        f"({len(row.exch)} ok{failed}); idle dropped while held {row.dropped}; after mass close: "
+        f"{'up' if row.survived else 'DOWN/RESTARTED'}, next session paired in {pair}, "
+        f"probes {row.probes_ok}/{row.probes}, threads {row.threads_after}, "
+        f"RSS {row.rss_after_kib / 1024:.0f} MiB"
+    )
 
 
-def hold_idle(ws_url: str, count: int, parallel: int) -> list[Conn]:
-    held: list[Conn] = []
-    lock = threading.Lock()
+COLUMNS: tuple[tuple[str, Callable[[Row], str]], ...] = (
+    ("accepted", lambda r: f"{r.accepted}"),
+    ("accept/s", lambda r: f"{r.accept_rate:.0f}"),
+    ("CPU accept s", lambda r: f"{r.cpu_accept:.2f}"),
+    ("RSS MiB", lambda r: f"{r.rss_kib / 1024:.0f}"),
+    ("KiB/sess", lambda r: f"{r.kib_per_session:.1f}"),
+    ("threads", lambda r: f"{r.threads}"),
+    ("exch p50/p99 ms", lambda r: f"{r.p50_ms:.0f}/{r.p99_ms:.0f}"),
+    ("mass close", lambda r: "up" if r.survived else "DOWN"),
+    (
+        "pair after ms",
+        lambda r: f"{r.pair_after_close * 1e3:.0f}" if r.pair_after_close is not None else "fail",
+    ),
+)
 
-    def open_one(i: int) -> None:
-        conn = Conn(ws_url, source_ip(i))
-        conn.send("hello", {"version": 2, "clientType": "cli"})
-        conn.expect("welcome")
-        with lock:
-            held.append(conn)
 
-    with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(open_one, range(count)))
-    return held
+def median_row(rows: list[Row]) -> Row:
+    """Median of each figure over the rounds (the row shown stands for all of them)."""
+    pick = sorted(rows, key=lambda r: r.p99_ms if not math.isnan(r.p99_ms) else math.inf)[len(rows) // 2]
+    merged = Row(rows[0].target, rows[0].n)
+    merged.__dict__.update(pick.__dict__)
+    for name in ("accepted", "accept_rate", "cpu_accept", "rss_kib", "rss_base_kib", "threads"):
+        setattr(merged, name, statistics.median(getattr(r, name) for r in rows))
+    merged.survived = all(r.survived for r in rows)
+    return merged
+
+
+def print_table(rows: list[Row], targets: list[str], levels: list[int]) -> None:
+    print("\n| target | N | " + " | ".join(name for name, _ in COLUMNS) + " |")
+    print("|---|---:|" + "---:|" * len(COLUMNS))
+    medians: dict[tuple[str, int], Row] = {}
+    for n in levels:
+        for target in targets:
+            mine = [r for r in rows if r.target == target and r.n == n]
+            if mine:
+                medians[target, n] = row = median_row(mine)
+                print(f"| {target} | {n:,} | " + " | ".join(cell(row) for _, cell in COLUMNS) + " |")
+    if len(targets) > 1:
+        print(f"\nratios against {targets[0]} (same run): accept rate, RSS, threads, exchange p99")
+        for n in levels:
+            base = medians.get((targets[0], n))
+            for target in targets[1:]:
+                other = medians.get((target, n))
+                if base and other:
+                    print(
+                        f"  N={n:,} {target}: accept x{other.accept_rate / base.accept_rate:.2f}, "
+                        f"RSS x{other.rss_kib / base.rss_kib:.2f}, "
+                        f"threads x{other.threads / base.threads:.2f}, "
+                        f"p99 x{other.p99_ms / base.p99_ms:.2f}"
+                    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="an already running server (default: start one)")
-    parser.add_argument("--worker-pid", type=int, help="its gunicorn worker (for RSS)")
-    parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--messages", type=int, default=3, help="relayed each way")
-    parser.add_argument("--idle", type=int, nargs="*", default=[1000, 5000])
-    parser.add_argument("--open-parallel", type=int, default=32)
+    parser.add_argument(
+        "--target",
+        action="append",
+        help="ours | ours,workers=W,redis[,nodes=K] | go | url=URL[;URL],pid=P[;P]",
+    )
+    parser.add_argument("--idle", type=int, nargs="+", default=[1000, 10000], help="levels N")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--exchanges", type=int, default=50, help="concurrent exchanges per round")
+    parser.add_argument("--exchange-rounds", type=int, default=3)
+    parser.add_argument("--per-process", type=int, default=4000, help="idle senders per generator")
+    parser.add_argument("--parallel", type=int, default=64, help="handshakes in flight per generator")
+    parser.add_argument("--timeout", type=float, default=30.0, help="per connection")
+    parser.add_argument("--settle", type=float, default=2.0, help="pause before measuring")
+    parser.add_argument("--watch", type=float, default=35.0, help="seconds of probes after the mass close")
+    parser.add_argument("--close-mode", choices=["fin", "rst", "ws"], default="fin")
+    parser.add_argument(
+        "--server-args", default="", help="extra flags for our server, e.g. '-ping-interval 60s'"
+    )
     args = parser.parse_args()
-
-    fd_limit = raise_nofile()
-    most = max([args.concurrency * 2, *args.idle]) + 200
-    server: ServerProc | None = None
-    if args.url:
-        http_url = args.url.rstrip("/")
-        ws_url = "ws" + http_url.removeprefix("http") + "/ws"
-        pid = args.worker_pid
-    else:
-        server = start_server(
-            "-max-sessions",
-            str(most),
-            "-max-sessions-per-ip",
-            str(most),
-            "-max-conns",
-            str(2 * most),
-            "-max-conns-per-ip",
-            str(2 * most),
-            "-rate-limit",
-            "0",
-            "-miss-limit",
-            "0",
-            "-ping-interval",
-            "300s",
-            "-hello-timeout",
-            "60s",
-        )
-        http_url, ws_url = server.http_url, server.ws_url
-        time.sleep(0.5)
-        pid = worker_pid(server.proc.pid)
-    print(f"server {http_url}  worker pid {pid}  client fd limit {fd_limit}")
     try:
-        connect, health = baseline(http_url, ws_url)
-        print(f"baseline: ws connect+close p50 {connect * 1e3:.2f} ms, GET /health p50 {health * 1e3:.2f} ms")
+        specs = [parse_target(t) for t in args.target or ["ours"]]
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not 0 < args.per_process <= 19_000:
+        parser.error("--per-process must be 1..19000 (a process may open at most 20,000 files)")
 
-        one_session(ws_url, args.messages)  # warm up
-        alone = [one_session(ws_url, args.messages) for _ in range(100)]
-        print(
-            f"one session at a time (100): p50 {statistics.median(alone) * 1e3:.1f} ms, "
-            f"p99 {percentile(alone, 99) * 1e3:.1f} ms "
-            f"= {statistics.median(alone) / connect:.1f}x a bare ws connect "
-            f"(a session makes two)"
-        )
-        start = time.perf_counter()
-        with ThreadPoolExecutor(args.concurrency) as pool:
-            latencies = list(
-                pool.map(lambda i: one_session(ws_url, args.messages, source_ip(i)), range(args.sessions))
-            )
-        elapsed = time.perf_counter() - start
-        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-        print(
-            f"sessions: {args.sessions} ({args.concurrency} concurrent, "
-            f"{args.messages} relayed each way): {args.sessions / elapsed:.0f} sessions/s, "
-            f"latency under that load p50 {p50 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
-        )
-
-        for level in args.idle:
-            before = rss_kib(pid) if pid else 0
-            t = time.perf_counter()
-            held = hold_idle(ws_url, level, args.open_parallel)
-            opened = time.perf_counter() - t
-            time.sleep(2.0)
-            after = rss_kib(pid) if pid else 0
-            busy = [one_session(ws_url, args.messages) for _ in range(50)]
-            t = time.perf_counter()
-            with urllib.request.urlopen(http_url + "/health", timeout=10) as response:
-                response.read()
-            health_ms = (time.perf_counter() - t) * 1e3
-            per = (after - before) / level if pid else float("nan")
-            print(
-                f"idle {level}: held {len(held)} idle senders (opened in {opened:.1f} s, "
-                f"{len(held) / opened:.0f}/s), worker RSS {before / 1024:.0f} -> "
-                f"{after / 1024:.0f} MiB = {per:.0f} KiB per idle session, "
-                f"threads {threads_of(pid) if pid else '?'}; meanwhile a session "
-                f"p50 {statistics.median(busy) * 1e3:.1f} ms "
-                f"p99 {percentile(busy, 99) * 1e3:.1f} ms, /health {health_ms:.1f} ms"
-            )
-            for conn in held:
-                conn.close()
-            time.sleep(2.0)
-    finally:
-        if server is not None:
-            server.stop(timeout=30)
-    return 0
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"{uptime}; {os.cpu_count()} cores; client file limit {raise_nofile()}", flush=True)
+    rows: list[Row] = []
+    exchanges = Exchanges()
+    for round_no in range(args.rounds):
+        for n in args.idle:
+            for spec in specs:
+                try:
+                    row = run_level(spec, n, args, exchanges)
+                except (RuntimeError, TimeoutError, OSError) as exc:
+                    print(f"round {round_no + 1} {spec.label} N={n}: failed: {exc}", flush=True)
+                    continue
+                rows.append(row)
+                print(f"round {round_no + 1} {describe(row)}", flush=True)
+    print_table(rows, [s.label for s in specs], args.idle)
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"\n{uptime}")
+    return 0 if rows else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,296 @@
+#!/usr/bin/env python3
+"""Load generator of scripts/bench_server.py: idle senders, and full signalling exchanges.
+
+An idle sender is one WebSocket that said `hello`, got `welcome` and then stays silent (it
+still answers the server's pings). bench_server.py spreads them over several processes of
+
+    python3 scripts/bench_server_load.py --urls ws://127.0.0.1:8080/ws --first 0 --count 4000
+
+because a process here may open at most 20,000 files. Each connection comes from its own
+loopback source address 127.x.y.z, like many users behind different addresses. The process
+speaks JSON lines with its parent: it prints `{"ready": ...}` once started; on the line
+`open` it opens its senders and prints what it got; on `close` (or end of input) it closes
+them all at once, prints how many, and exits.
+
+`exchange()` is the other half: one sender and one receiver doing a CLI's signalling
+choreography to completion (client.md §4.4, server-web.md §2.5), checking that every
+relayed message arrives, in order.
+
+Uses the asyncio `websockets` library: thousands of idle connections in one process cost a
+small object each, where a blocking client would need a thread per connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import resource
+import socket
+import struct
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sp2p.proto.signal import (  # noqa: E402
+    Candidate,
+    ClientType,
+    Crypto,
+    Direct,
+    Envelope,
+    Error,
+    FileInfo,
+    Hello,
+    Join,
+    Sdp,
+    SignalType,
+    Welcome,
+)
+
+#: first source-address index of the exchanges, far above any idle sender's
+EXCHANGE_BASE = 8_000_000
+CANDIDATES = 3  #: ICE candidates each side trickles in an exchange
+
+_HELLO = Envelope.build(
+    SignalType.HELLO, Hello(client_type=ClientType.CLI, client_os="linux", client_arch="amd64")
+)
+_CONNECTED = Envelope(SignalType.CONNECTED).to_json()
+#: an SDP of a realistic size (aiortc's offers are 1-2 KB)
+_SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + "a=x-bench:" + "0" * 1200 + "\r\n"
+
+
+def source_ip(index: int) -> str:
+    """Loopback address number `index`: 127.16.0.1, 127.16.0.2, ... (254 per /24)."""
+    return f"127.{16 + index // 65024}.{(index // 254) % 256}.{1 + index % 254}"
+
+
+class ServerRefused(Exception):
+    """The server answered with an `error` message (or something unexpected)."""
+
+
+def reason(exc: BaseException) -> str:
+    """A short, countable name for why a connection or an exchange failed."""
+    if isinstance(exc, ServerRefused):
+        return str(exc)
+    if isinstance(exc, InvalidStatus):
+        return f"http {exc.response.status_code}"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return f"{type(exc).__name__} errno {exc.errno}"
+    return type(exc).__name__
+
+
+async def dial(url: str, src: str, timeout: float) -> ClientConnection:
+    return await connect(
+        url,
+        local_addr=(src, 0),
+        compression=None,  # the Go server disables it; it also costs memory per connection
+        proxy=None,
+        ping_interval=None,  # an idle client sends nothing; it only answers the server's pings
+        open_timeout=timeout,
+        close_timeout=1,
+        max_queue=8,
+        user_agent_header=None,
+    )
+
+
+async def expect(ws: ClientConnection, msg_type: SignalType) -> Envelope:
+    """The next message, which must be `msg_type` (relayed messages keep their order)."""
+    while True:
+        env = Envelope.from_json(await ws.recv())
+        if env.type == SignalType.NOTICE:  # ours, informational
+            continue
+        if env.type == SignalType.ERROR:
+            raise ServerRefused(f"error {Error.from_payload(env.payload).code}")
+        if env.type != msg_type:
+            raise ServerRefused(f"got {env.type} for {msg_type}")
+        return env
+
+
+async def open_idle(url: str, src: str, timeout: float) -> ClientConnection:
+    ws = await dial(url, src, timeout)
+    try:
+        async with asyncio.timeout(timeout):
+            await ws.send(_HELLO.to_json())
+            await expect(ws, SignalType.WELCOME)
+    except BaseException:
+        ws.transport.abort()
+        raise
+    return ws
+
+
+# ---------------------------------------------------------------------------------------
+# one full exchange
+
+
+@dataclass(frozen=True)
+class ExchangeTimes:
+    paired: float  #: sender connect -> peer-joined
+    total: float  #: sender connect -> every message relayed both ways, peer-left seen
+
+
+def _send(msg_type: SignalType, body: Any) -> str:
+    return Envelope.build(msg_type, body).to_json()
+
+
+def _crypto(parallel: bool) -> str:
+    key = base64.b64encode(os.urandom(32)).decode()
+    return _send(SignalType.CRYPTO, Crypto(public_key=key, parallel_tcp=parallel))
+
+
+def _candidates(side: str) -> list[str]:
+    return [
+        _send(
+            SignalType.CANDIDATE,
+            Candidate(f"candidate:{i} 1 udp 2130706431 127.0.0.1 {5000 + i} typ host {side}", "0", 0),
+        )
+        for i in range(CANDIDATES)
+    ]
+
+
+async def _sender_side(ws: ClientConnection, start: float) -> float:
+    await expect(ws, SignalType.PEER_JOINED)
+    paired = time.perf_counter() - start
+    await ws.send(_crypto(parallel=True))
+    await expect(ws, SignalType.CRYPTO)
+    await ws.send(_send(SignalType.OFFER, Sdp(_SDP, "offer")))
+    for text in _candidates("s"):
+        await ws.send(text)
+    await ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40001")))
+    await expect(ws, SignalType.ANSWER)
+    for _ in range(CANDIDATES):
+        await expect(ws, SignalType.CANDIDATE)
+    await expect(ws, SignalType.DIRECT)
+    await ws.send(_CONNECTED)
+    await expect(ws, SignalType.CONNECTED)
+    await expect(ws, SignalType.PEER_LEFT)  # the receiver closed (protocol v2)
+    return paired
+
+
+async def _receiver_side(ws: ClientConnection, session_id: str) -> None:
+    await ws.send(_send(SignalType.JOIN, Join(session_id, client_type=ClientType.CLI)))
+    await ws.send(_crypto(parallel=True))  # the CLI does not wait for welcome
+    await expect(ws, SignalType.WELCOME)
+    await expect(ws, SignalType.CRYPTO)
+    await expect(ws, SignalType.OFFER)
+    for _ in range(CANDIDATES):
+        await expect(ws, SignalType.CANDIDATE)
+    await expect(ws, SignalType.DIRECT)
+    await ws.send(_send(SignalType.ANSWER, Sdp(_SDP, "answer")))
+    for text in _candidates("r"):
+        await ws.send(text)
+    await ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40002")))
+    await ws.send(_CONNECTED)
+    await expect(ws, SignalType.CONNECTED)
+    await ws.close()
+
+
+async def exchange(sender_url: str, receiver_url: str, index: int, timeout: float = 10.0) -> ExchangeTimes:
+    """A sender and a receiver from their own source addresses, through to peer-left."""
+    start = time.perf_counter()
+    async with asyncio.timeout(timeout):
+        sender = await dial(sender_url, source_ip(EXCHANGE_BASE + 2 * index), timeout)
+        try:
+            await sender.send(_HELLO.to_json())
+            welcome = Welcome.from_payload((await expect(sender, SignalType.WELCOME)).payload)
+            blob = base64.b64encode(os.urandom(160)).decode()
+            await sender.send(_send(SignalType.FILE_INFO, FileInfo(blob)))
+            receiver = await dial(receiver_url, source_ip(EXCHANGE_BASE + 2 * index + 1), timeout)
+            try:
+                paired, _ = await asyncio.gather(
+                    _sender_side(sender, start), _receiver_side(receiver, welcome.session_id)
+                )
+            finally:
+                receiver.transport.abort()
+        finally:
+            sender.transport.abort()
+    return ExchangeTimes(paired, time.perf_counter() - start)
+
+
+# ---------------------------------------------------------------------------------------
+# the holding process
+
+
+def raise_nofile() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        return hard
+    return soft
+
+
+def _say(**fields: object) -> None:
+    sys.stdout.write(json.dumps(fields) + "\n")
+    sys.stdout.flush()
+
+
+async def _read_line() -> str:
+    line: str = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line.strip()
+
+
+async def hold(
+    urls: list[str], first: int, count: int, parallel: int, timeout: float, close_mode: str
+) -> None:
+    _say(ready=True, pid=os.getpid(), nofile=raise_nofile())
+    if await _read_line() != "open":
+        return
+    held: list[ClientConnection] = []
+    errors: Counter[str] = Counter()
+    gate = asyncio.Semaphore(parallel)
+    last = [time.monotonic()]
+    start = time.monotonic()
+
+    async def one(i: int) -> None:
+        async with gate:
+            try:
+                held.append(await open_idle(urls[(first + i) % len(urls)], source_ip(first + i), timeout))
+                last[0] = time.monotonic()
+            except Exception as exc:  # counted by reason, the benchmark goes on
+                errors[reason(exc)] += 1
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _say(opened=len(held), errors=dict(errors), start=start, end=last[0], cpu=usage.ru_utime + usage.ru_stime)
+    await _read_line()  # "close", or "" at end of input
+    dropped = sum(1 for ws in held if ws.close_code is not None)
+    if close_mode == "ws":  # a close handshake each, all started at once
+        await asyncio.gather(*(ws.close() for ws in held), return_exceptions=True)
+    for ws in held:  # all at once, no handshake: like a load balancer or a network going away
+        if close_mode == "rst":
+            sock = ws.transport.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        ws.transport.abort()
+    _say(closed=len(held), dropped=dropped, at=time.monotonic())
+    await asyncio.sleep(0.2)  # let the FINs leave before the process ends
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="hold idle senders for bench_server.py")
+    parser.add_argument("--urls", required=True, help="comma-separated ws:// URLs, used round robin")
+    parser.add_argument("--first", type=int, default=0, help="first source-address index")
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--parallel", type=int, default=64, help="handshakes in flight")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--close-mode", choices=["fin", "rst", "ws"], default="fin")
+    args = parser.parse_args()
+    asyncio.run(
+        hold(args.urls.split(","), args.first, args.count, args.parallel, args.timeout, args.close_mode)
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""scripts/bench_server.py at a tiny N against a real server, so the benchmark cannot rot.
+
+Figures are not asserted (speed lives in the benchmark); what is asserted is that every
+phase ran: idle senders accepted from their own source addresses, exchanges completed in
+order, the mass close survived and the next session paired.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.support.server_proc import REPO_ROOT, clean_env
+
+SCRIPT = REPO_ROOT / "scripts" / "bench_server.py"
+
+
+def run_bench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=clean_env(),
+        cwd=REPO_ROOT,
+    )
+
+
+def test_tiny_run_against_our_server() -> None:
+    # 20 idle senders over two generator processes, 2 concurrent exchanges, 1 s of probes
+    result = run_bench(
+        *("--target", "ours", "--idle", "20", "--per-process", "10", "--exchanges", "2"),
+        *("--exchange-rounds", "1", "--watch", "1", "--settle", "0.2"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = re.search(r"round 1 ours N=20: accepted (\d+) at .*", result.stdout)
+    assert row, result.stdout
+    line = row.group(0)
+    assert row.group(1) == "20", line
+    assert "refused" not in line
+    assert "(2 ok)" in line  # both exchanges went through to peer-left
+    assert "idle dropped while held 0" in line
+    assert "after mass close: up, next session paired in " in line
+    assert "probes 1/1" in line
+    assert re.search(r"^\| ours \| 20 \| 20 \| \d+ \|", result.stdout, re.M), result.stdout
+
+
+def test_bad_target_is_a_one_line_error() -> None:
+    result = run_bench("--target", "nginx", "--idle", "1")
+    assert result.returncode == 2
+    assert "unknown target 'nginx'" in result.stderr
+    assert "Traceback" not in result.stderr
