@@ -24,6 +24,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# PyInstaller is a build tool, not a runtime dependency: install it when it is missing.
+if ! python3 -c 'import PyInstaller' >/dev/null 2>&1; then
+  echo "build_binary.sh: installing PyInstaller" >&2
+  python3 -m pip install --quiet 'pyinstaller>=6.6' >&2
+fi
+
 python3 -m PyInstaller --noconfirm --clean --log-level WARN \
   --distpath "$dist" --workpath "$work" "$root/pyinstaller.spec" >&2
 

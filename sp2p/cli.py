@@ -119,8 +119,6 @@ def parse_flags(argv: Sequence[str], spec: Mapping[str, tuple[str, str]]) -> Par
 def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
     lines = [f"usage: sp2p {command} [flags] {'<file|folder|...|->' if command == 'send' else '<CODE>'}", ""]
     for name, (kind, text) in spec.items():
-        if name == "debug":
-            continue
         arg = "" if kind == BOOL else f" {kind}"
         lines.append(f"  -{name}{arg}\n        {text}")
     return "\n".join(lines) + "\n"
@@ -201,15 +199,18 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
 
 
 def _code_without_argv(env: Mapping[str, str]) -> str:
-    """The code from SP2P_CODE or a prompt, so it stays out of `ps` and shell history (T20, D6)."""
+    """The code from SP2P_CODE or a prompt, so it stays out of `ps` and shell history (T20, D6).
+
+    The prompt reads /dev/tty without echo: a pasted code or share URL never lands in the
+    terminal's scrollback either.
+    """
+    from sp2p.tty import NoTerminal, ask_secret
+
     if env.get(ENV_CODE):
         return env[ENV_CODE]
     try:
-        with open("/dev/tty", "r+", encoding="utf-8") as tty:  # noqa: PTH123
-            tty.write("Transfer code: ")
-            tty.flush()
-            text = tty.readline()
-    except OSError:
+        text = ask_secret("  Transfer code or share URL (not shown): ")
+    except NoTerminal:
         text = ""
     if not text.strip():
         raise UsageError(
@@ -219,6 +220,24 @@ def _code_without_argv(env: Mapping[str, str]) -> str:
     return text
 
 
+def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
+    """A share URL selects its own server; an explicit -server must agree with it."""
+    import dataclasses
+
+    from sp2p.config import same_server, server_of_share_url
+
+    url_server = server_of_share_url(text)
+    if url_server is None:
+        return config
+    flag = parsed.flags.get("server")
+    if flag and not same_server(flag, url_server):
+        raise UsageError(
+            f"-server {flag} disagrees with the share URL's server {url_server}",
+            hint="drop -server, or pass just the code",
+        )
+    return dataclasses.replace(config, server=url_server)
+
+
 def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str]) -> int:
     from sp2p.files import clean_stale
     from sp2p.flow.receive import ReceiveOptions, run_receive
@@ -226,7 +245,9 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
 
     if len(parsed.args) > 1:
         raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
-    code = parse_code(parsed.args[0] if parsed.args else _code_without_argv(env))
+    text = parsed.args[0] if parsed.args else _code_without_argv(env)
+    code = parse_code(text)
+    config = _server_for(text, parsed, config)
     to_stdout = bool(parsed.flags.get("stdout"))
     if not to_stdout and Path(config.output).is_dir():
         clean_stale(config.output)

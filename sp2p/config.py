@@ -260,3 +260,33 @@ def normalize_base_url(url: str) -> str:
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise UsageError(f"invalid share URL {url!r}: use http(s)://host[:port]")
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def server_of_share_url(text: str) -> str | None:
+    """The server behind a share URL (``https://host/r#CODE`` → ``https://host``), or None
+    when `text` is a bare code. The receive page lives at ``<base>/r``, so the base keeps any
+    path prefix in front of it.
+
+    Raises:
+        UsageError: a URL that is not http(s) or has no host.
+    """
+    raw = text.strip()
+    if "://" not in raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"invalid share URL {raw.split('#', 1)[0]!r}: expected http(s)://host/r#CODE")
+    path = parts.path.rstrip("/")
+    if path.endswith("/r"):
+        path = path[: -len("/r")]
+    return urlunsplit((parts.scheme.lower(), parts.netloc, path, "", ""))
+
+
+def same_server(a: str, b: str) -> bool:
+    """Whether two server values name the same host and port (schemes ws/http alike)."""
+    pa, pb = urlsplit(signaling_url(a)), urlsplit(signaling_url(b))
+
+    def where(p: Any) -> tuple[str, int]:
+        return (p.hostname or "").lower(), p.port or (443 if p.scheme == "wss" else 80)
+
+    return where(pa) == where(pb)

@@ -37,8 +37,9 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
     cfg = opts.config
     outdir = Path(cfg.output)
     if not opts.to_stdout and not outdir.is_dir():
+        what = "is not a folder" if outdir.exists() else "does not exist"
         raise LocalIOError(
-            f"output folder {outdir} does not exist", hint="create it first, or choose another with -output"
+            f"output folder {outdir} {what}", hint="create it first, or choose another with -output"
         )
     code = opts.code
     signal = SignalClient(signaling_url(cfg.server))

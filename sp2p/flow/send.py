@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import shlex
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sp2p.config import Config, share_base_url, signaling_url
+from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import SignalingError
 from sp2p.files import SendSource, inspect_sources
@@ -125,7 +126,7 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
         signal.send(file_info)
         code = format_code(welcome.session_id, seed)
         base = _base_url(cfg, ws_url)
-        _show_code(term, base, code, meta)
+        _show_code(term, base, code, meta, len(opts.paths))
         keys_pair = KeyPair.generate()
         with KeepAlive(signal, file_info):
             peer_type, peer_key, parallel = _wait_for_receiver(
@@ -209,19 +210,33 @@ def _wait_for_receiver(
         raise SignalingError(f"lost the signaling server while waiting: {exc}") from None
 
 
-def _show_code(term: Terminal, base: str, code: str, meta: Metadata) -> None:
+def receive_commands(base: str, code: str) -> list[tuple[str, str]]:
+    """(label, command) pairs that work as printed: `-server` whenever the server is not the
+    CLI's default, https-only download flags for the bootstrap script (D1)."""
+    server = "" if base == share_base_url(signaling_url(DEFAULT_SERVER)) else f"-server {shlex.quote(base)} "
+    curl = "curl --proto '=https' --tlsv1.2 -fsSL" if base.startswith("https://") else "curl -fsSL"
+    return [
+        ("Terminal:", f"sp2p receive {server}{code}"),
+        ("or:", f"SP2P_CODE={code} sp2p receive {server}".rstrip()),
+        ("or:", f"{curl} {shlex.quote(base + '/r')} | SP2P_CODE={code} sh"),
+    ]
+
+
+def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int) -> None:
     url = share_url(base, code)
-    term.line(f"Sending: {describe(term.peer_text(meta.name), meta.size, meta.file_count)}")
+    what = (
+        f"{paths} items ({human_size(meta.size)} in {meta.file_count} files)"
+        if paths > 1
+        else describe(term.peer_text(meta.name), meta.size, meta.file_count)
+    )
+    term.line(f"Sending: {what}")
     term.line()
     term.stdout_line(code)
     term.stdout_line(url)
-    # https-only download flags (D1); the code also works from the environment (D6, T20)
-    curl = "curl --proto '=https' --tlsv1.2 -fsSL" if base.startswith("https://") else "curl -fsSL"
     term.line("Receive via:")
     term.line(f"  Browser:   {url}")
-    term.line(f"  Terminal:  sp2p receive {code}")
-    term.line(f"        or:  SP2P_CODE={code} sp2p receive")
-    term.line(f"        or:  {curl} {base}/r | SP2P_CODE={code} sh")
+    for label, command in receive_commands(base, code):
+        term.line(f"  {label:>9}  {command}")
     term.line()
 
 

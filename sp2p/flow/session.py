@@ -27,7 +27,10 @@ WELCOME_TIMEOUT = 15.0
 KEEPALIVE_INTERVAL = 60.0
 
 _ERROR_TEXT = {
-    ErrorCode.SESSION_NOT_FOUND: "transfer session not found: the code may have expired or be mistyped",
+    ErrorCode.SESSION_NOT_FOUND: (
+        "transfer session not found: the code is mistyped, has expired, or was already used "
+        "(each code works once)"
+    ),
     ErrorCode.SESSION_FULL: "someone has already connected to this transfer session",
     ErrorCode.VERSION_MISMATCH: "incompatible version: the other side speaks another protocol version",
     ErrorCode.RATE_LIMITED: "the signaling server is rate limiting this address; try again in a minute",

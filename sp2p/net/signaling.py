@@ -43,6 +43,12 @@ class SignalClient:
             self._ws = websocket.create_connection(
                 ws_url, timeout=connect_timeout, suppress_origin=True, enable_multithread=True
             )
+        except websocket.WebSocketBadStatusException as exc:
+            # a web server answered, but not with a WebSocket: usually a wrong path or port
+            raise SignalingError(
+                f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status_code})",
+                hint="check the -server address: http(s)://host[:port] of an sp2p server",
+            ) from None
         except (OSError, websocket.WebSocketException) as exc:
             raise SignalingError(
                 f"cannot reach the signaling server at {ws_url}: {_reason(exc)}",

@@ -73,7 +73,7 @@ def totals_mismatch(sent: Totals, received: Totals) -> VerificationError | None:
 def _peer_stop(frame: Frame, peer: str) -> Exception:
     if frame.msg_type == MsgType.CANCEL:
         reason = parse_cancel_body(frame.body)
-        why = "cancelled by the user" if reason == CancelReason.USER_ABORT else "cancelled after an error"
+        why = "cancelled the transfer" if reason == CancelReason.USER_ABORT else "stopped after an error"
         return PeerCancelled(f"the {peer} {why}", reason=reason)
     return RemoteError(f"{peer} error: {parse_error_body(frame.body)}")
 

@@ -112,7 +112,7 @@ def test_sender_interrupt_cancels_the_receiver(env: dict[str, str], outdir: Path
     s, r = finish(sender), finish(receiver)
     assert s.rc == ExitStatus.INTERRUPTED, s.err
     assert r.rc == ExitStatus.TRANSFER, r.err
-    assert "cancelled by the user" in r.err
+    assert "the sender cancelled the transfer" in r.err
     assert list(outdir.iterdir()) == []
 
 
