@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_server_ws import WsClient, dial  # noqa: E402
 
 from sp2p.proto.signal import (  # noqa: E402
     Candidate,
@@ -92,21 +93,7 @@ def reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def dial(url: str, src: str, timeout: float) -> ClientConnection:
-    return await connect(
-        url,
-        local_addr=(src, 0),
-        compression=None,  # the Go server disables it; it also costs memory per connection
-        proxy=None,
-        ping_interval=None,  # an idle client sends nothing; it only answers the server's pings
-        open_timeout=timeout,
-        close_timeout=1,
-        max_queue=8,
-        user_agent_header=None,
-    )
-
-
-async def expect(ws: ClientConnection, msg_type: SignalType) -> Envelope:
+async def expect(ws: WsClient, msg_type: SignalType) -> Envelope:
     """The next message, which must be `msg_type` (relayed messages keep their order)."""
     while True:
         env = Envelope.from_json(await ws.recv())
@@ -119,14 +106,14 @@ async def expect(ws: ClientConnection, msg_type: SignalType) -> Envelope:
         return env
 
 
-async def open_idle(url: str, src: str, timeout: float) -> ClientConnection:
+async def open_idle(url: str, src: str, timeout: float) -> WsClient:
     ws = await dial(url, src, timeout)
     try:
         async with asyncio.timeout(timeout):
-            await ws.send(_HELLO.to_json())
+            ws.send(_HELLO.to_json())
             await expect(ws, SignalType.WELCOME)
     except BaseException:
-        ws.transport.abort()
+        ws.abort()
         raise
     return ws
 
@@ -160,41 +147,41 @@ def _candidates(side: str) -> list[str]:
     ]
 
 
-async def _sender_side(ws: ClientConnection, start: float) -> float:
+async def _sender_side(ws: WsClient, start: float) -> float:
     await expect(ws, SignalType.PEER_JOINED)
     paired = time.perf_counter() - start
-    await ws.send(_crypto(parallel=True))
+    ws.send(_crypto(parallel=True))
     await expect(ws, SignalType.CRYPTO)
-    await ws.send(_send(SignalType.OFFER, Sdp(_SDP, "offer")))
+    ws.send(_send(SignalType.OFFER, Sdp(_SDP, "offer")))
     for text in _candidates("s"):
-        await ws.send(text)
-    await ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40001")))
+        ws.send(text)
+    ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40001")))
     await expect(ws, SignalType.ANSWER)
     for _ in range(CANDIDATES):
         await expect(ws, SignalType.CANDIDATE)
     await expect(ws, SignalType.DIRECT)
-    await ws.send(_CONNECTED)
+    ws.send(_CONNECTED)
     await expect(ws, SignalType.CONNECTED)
     await expect(ws, SignalType.PEER_LEFT)  # the receiver closed (protocol v2)
     return paired
 
 
-async def _receiver_side(ws: ClientConnection, session_id: str) -> None:
-    await ws.send(_send(SignalType.JOIN, Join(session_id, client_type=ClientType.CLI)))
-    await ws.send(_crypto(parallel=True))  # the CLI does not wait for welcome
+async def _receiver_side(ws: WsClient, session_id: str) -> None:
+    ws.send(_send(SignalType.JOIN, Join(session_id, client_type=ClientType.CLI)))
+    ws.send(_crypto(parallel=True))  # the CLI does not wait for welcome
     await expect(ws, SignalType.WELCOME)
     await expect(ws, SignalType.CRYPTO)
     await expect(ws, SignalType.OFFER)
     for _ in range(CANDIDATES):
         await expect(ws, SignalType.CANDIDATE)
     await expect(ws, SignalType.DIRECT)
-    await ws.send(_send(SignalType.ANSWER, Sdp(_SDP, "answer")))
+    ws.send(_send(SignalType.ANSWER, Sdp(_SDP, "answer")))
     for text in _candidates("r"):
-        await ws.send(text)
-    await ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40002")))
-    await ws.send(_CONNECTED)
+        ws.send(text)
+    ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40002")))
+    ws.send(_CONNECTED)
     await expect(ws, SignalType.CONNECTED)
-    await ws.close()
+    ws.close()
 
 
 async def exchange(sender_url: str, receiver_url: str, index: int, timeout: float = 10.0) -> ExchangeTimes:
@@ -203,19 +190,19 @@ async def exchange(sender_url: str, receiver_url: str, index: int, timeout: floa
     async with asyncio.timeout(timeout):
         sender = await dial(sender_url, source_ip(EXCHANGE_BASE + 2 * index), timeout)
         try:
-            await sender.send(_HELLO.to_json())
+            sender.send(_HELLO.to_json())
             welcome = Welcome.from_payload((await expect(sender, SignalType.WELCOME)).payload)
             blob = base64.b64encode(os.urandom(160)).decode()
-            await sender.send(_send(SignalType.FILE_INFO, FileInfo(blob)))
+            sender.send(_send(SignalType.FILE_INFO, FileInfo(blob)))
             receiver = await dial(receiver_url, source_ip(EXCHANGE_BASE + 2 * index + 1), timeout)
             try:
                 paired, _ = await asyncio.gather(
                     _sender_side(sender, start), _receiver_side(receiver, welcome.session_id)
                 )
             finally:
-                receiver.transport.abort()
+                receiver.abort()
         finally:
-            sender.transport.abort()
+            sender.abort()
     return ExchangeTimes(paired, time.perf_counter() - start)
 
 
@@ -247,7 +234,7 @@ async def hold(
     _say(ready=True, pid=os.getpid(), nofile=raise_nofile())
     if await _read_line() != "open":
         return
-    held: list[ClientConnection] = []
+    held: list[WsClient] = []
     errors: Counter[str] = Counter()
     gate = asyncio.Semaphore(parallel)
     last = [time.monotonic()]
@@ -265,14 +252,15 @@ async def hold(
     usage = resource.getrusage(resource.RUSAGE_SELF)
     _say(opened=len(held), errors=dict(errors), start=start, end=last[0], cpu=usage.ru_utime + usage.ru_stime)
     await _read_line()  # "close", or "" at end of input
-    dropped = sum(1 for ws in held if ws.close_code is not None)
-    if close_mode == "ws":  # a close handshake each, all started at once
-        await asyncio.gather(*(ws.close() for ws in held), return_exceptions=True)
-    for ws in held:  # all at once, no handshake: like a load balancer or a network going away
-        if close_mode == "rst":
+    dropped = sum(1 for ws in held if ws.lost)
+    for ws in held:  # all at once, like a load balancer or a network going away
+        if close_mode == "ws":
+            ws.close()  # a close frame, then FIN
+            continue
+        if close_mode == "rst" and ws.transport is not None:
             sock = ws.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        ws.transport.abort()
+        ws.abort()
     _say(closed=len(held), dropped=dropped, at=time.monotonic())
     await asyncio.sleep(0.2)  # let the FINs leave before the process ends
 
