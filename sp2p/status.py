@@ -14,5 +14,5 @@ class ExitStatus(IntEnum):
     SECURITY = 5  #: wrong code, key confirmation failed, tampering detected
     TRANSFER = 6  #: peer cancelled, peer error, verification failed, protocol violation
     LOCAL_IO = 7  #: unreadable input, output not writable, disk full, would overwrite
-    TIMEOUT = 8  #: peer silent for too long
+    TIMEOUT = 8  #: peer silent for too long, or no progress (Liveness in sp2p/proto/transfer.py)
     INTERRUPTED = 130  #: Ctrl-C

@@ -150,7 +150,7 @@ class FramedChannel:
             sealed = self.decoder.next_frame()
             if isinstance(sealed, SealedFrame):
                 frame = self.opener.open(sealed)
-                self.liveness.on_received(time.monotonic(), frame.msg_type)
+                self.liveness.on_received(time.monotonic(), frame.msg_type, len(frame.body))
                 return frame
             if sealed is EOF:
                 return None

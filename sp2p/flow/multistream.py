@@ -154,7 +154,7 @@ class MultiStreamLink:
                 self._cond.notify_all()
 
     def _accept(self, stream: _Stream, index: int, frame: Frame) -> None:
-        self.liveness.on_received(time.monotonic(), frame.msg_type)
+        self.liveness.on_received(time.monotonic(), frame.msg_type, len(frame.body))
         with self._cond:
             if frame.msg_type != MsgType.DATA:
                 # data this stream carries from now on was written after this frame

@@ -24,7 +24,6 @@ from sp2p.errors import (
     RemoteProtocolError,
     SecurityError,
     Sp2pError,
-    TransferTimeout,
 )
 from sp2p.flow.framed import FrameLink
 from sp2p.flow.memory import keep_freed_memory
@@ -37,6 +36,7 @@ from sp2p.proto.transfer import (
     MetadataReceived,
     ReceiverMachine,
     TransferFinished,
+    stall_error,
 )
 
 log = logging.getLogger(__name__)
@@ -110,14 +110,20 @@ class ReceivePipeline:
             try:
                 frame = self.fc.recv_frame(timeout=1.0)
             except TimeoutError:
-                if self.fc.liveness.peer_dead(time.monotonic()):
-                    raise TransferTimeout("the sender went silent") from None
+                self._watch_peer()
                 continue
             if frame is None:
                 return self.machine.on_eof()
             event = self.machine.on_frame(frame)
             if event is not None:
                 return event
+            self._watch_peer()  # a stream of heartbeats must not starve the check
+
+    def _watch_peer(self) -> None:
+        live = self.fc.liveness
+        stall = live.check(time.monotonic())
+        if stall is not None:
+            raise stall_error(stall, "sender", live)
 
     def _enqueue(self, body: bytes | None) -> None:
         while True:
@@ -127,7 +133,7 @@ class ReceivePipeline:
                 self._queue.put(body, timeout=0.5)
                 return
             except queue.Full:
-                continue
+                self.fc.liveness.excuse(time.monotonic())  # our consumer is slow, not the sender
 
     def run(self, make_sink: SinkFactory, *, on_metadata: Callable[[Metadata], None]) -> Totals:
         heart = threading.Thread(target=self._heartbeats, name="sp2p-heartbeat", daemon=True)
@@ -139,6 +145,7 @@ class ReceivePipeline:
             meta = event.metadata
             on_metadata(meta)
             self.sink = make_sink(meta)
+            self.fc.liveness.excuse(time.monotonic())  # a question to the user is not the sender's stall
             heart.start()
             # decompressing here, not in the worker, splits the work more evenly (SHA-256 is the
             # heavier half and releases the GIL), so the two threads can run on two cores

@@ -20,14 +20,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, Protocol
 
-from sp2p.errors import Sp2pError, TransferError, TransferTimeout
+from sp2p.errors import Sp2pError, TransferError
 from sp2p.flow.framed import FrameLink, Sealed, Slot
 from sp2p.flow.memory import keep_freed_memory
 from sp2p.net.channel import ChannelClosed
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
 from sp2p.proto.messages import Totals, cancel_body
-from sp2p.proto.transfer import HEARTBEAT_DEAD_AFTER, IDLE_TIMEOUT, SenderMachine
+from sp2p.proto.transfer import SenderMachine, SenderState, stall_error
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,7 @@ class SendPipeline:
         self._fin_ack: tuple[MsgType, bytes] | None = None
         self._plain_sent = 0
         self._incompressible_run = 0
+        self._writing = False
 
     # -- frame queueing --------------------------------------------------------------------
     def _compressor(self) -> ChunkCompressor:
@@ -134,8 +135,11 @@ class SendPipeline:
                 if item is None:
                     return
                 work, plain_len = item
+                self._writing = True
                 self.fc.send_sealed(work.result() if isinstance(work, Future) else self.fc.seal(*work))
+                self._writing = False
                 if plain_len:
+                    self.fc.liveness.on_taken(time.monotonic(), plain_len)
                     self._plain_sent += plain_len
                     self.progress(self._plain_sent)
         except ChannelClosed as exc:
@@ -160,7 +164,7 @@ class SendPipeline:
                 except TimeoutError:
                     if self._abort.is_set():
                         return
-                    self._check_peer_alive()
+                    self._watch_peer()
                     self._submit_heartbeat_if_idle()
                     continue
                 if frame is None:
@@ -169,16 +173,19 @@ class SendPipeline:
                 if fin is not None:
                     self._fin_ack = fin
                     self._complete.set()
+                else:
+                    self._watch_peer()  # a stream of heartbeats must not starve the check
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
 
-    def _check_peer_alive(self) -> None:
+    def _watch_peer(self) -> None:
         now = time.monotonic()
         live = self.fc.liveness
-        limit = HEARTBEAT_DEAD_AFTER if live.peer_heartbeats else IDLE_TIMEOUT
-        # our own writes going out count as progress: only silence in both directions is death
-        if live.peer_silent_for(now) > limit and now - live.last_sent > limit:
-            raise TransferTimeout(f"the receiver has been silent for {int(limit)} s")
+        if self.machine.state is SenderState.SENDING and self._queue.empty() and not self._writing:
+            live.excuse(now)  # our source is slow: the receiver has nothing to do
+        stall = live.check(now)
+        if stall is not None:
+            raise stall_error(stall, "receiver", live)
 
     def _fail(self, exc: BaseException) -> None:
         if self._failure is None:

@@ -25,6 +25,8 @@ from sp2p.proto.messages import (
     parse_error_body,
 )
 from sp2p.proto.transfer import (
+    PROGRESS_FLOOR,
+    PROGRESS_WINDOW,
     DataReceived,
     DoneReceived,
     Liveness,
@@ -33,6 +35,7 @@ from sp2p.proto.transfer import (
     ReceiverState,
     SenderMachine,
     SenderState,
+    Stall,
     TransferFinished,
 )
 
@@ -224,6 +227,44 @@ def test_local_misuse_is_a_local_protocol_error() -> None:
 def test_liveness_with_injected_clock() -> None:
     live = Liveness(now=100.0)
     assert not live.heartbeat_due(104.0) and live.heartbeat_due(105.0)
-    assert not live.peer_dead(130.0)  # a peer that never heartbeats gets the idle limit
-    live.on_received(130.0, MsgType.HEARTBEAT)
-    assert not live.peer_dead(145.0) and live.peer_dead(145.5)
+    live.on_taken(100.0, PROGRESS_FLOOR)
+    assert live.check(219.0) is None  # a peer that never heartbeats gets the idle limit
+    assert live.check(221.0) is Stall.SILENT
+    live.on_received(221.0, MsgType.HEARTBEAT)
+    assert live.check(236.0) is None and live.check(236.5) is Stall.SILENT
+
+
+def test_liveness_is_keyed_on_the_peer_never_on_what_we_sent() -> None:
+    """Issue 16 item 1: our own heartbeats going out never make a silent peer look alive."""
+    live = Liveness(now=0.0)
+    live.on_received(1.0, MsgType.HEARTBEAT)
+    for t in range(2, 40):
+        live.on_sent(float(t))
+    assert live.check(16.5) is Stall.SILENT
+
+
+def test_heartbeats_alone_never_satisfy_the_progress_floor() -> None:
+    """Issue 16 item 2 (C15): a peer that only heartbeats, or dribbles, is given up on."""
+    live = Liveness(now=0.0)
+    t = 0.0
+    while (stall := live.check(t)) is None:
+        t += 1.0
+        live.on_received(t, MsgType.HEARTBEAT)
+        live.on_received(t, MsgType.DATA, 1)
+    assert stall is Stall.NO_PROGRESS and t == PROGRESS_WINDOW
+
+
+def test_a_slow_link_and_our_own_stalls_pass_the_floor() -> None:
+    live = Liveness(now=0.0)
+    for t in range(1, 3 * int(PROGRESS_WINDOW)):  # ~1 KiB/s: slower than any real link
+        live.on_received(float(t), MsgType.DATA, 1024)
+        assert live.check(float(t)) is None
+    paused = Liveness(now=0.0)  # our consumer paused for an hour: the sender heartbeats, we excuse it
+    for t in range(1, 3600):
+        paused.on_received(float(t), MsgType.HEARTBEAT)
+        paused.excuse(float(t))
+        assert paused.check(float(t)) is None
+    live = Liveness(now=0.0)
+    live.on_received(10.0, MsgType.METADATA)  # a step such as Metadata or Complete is progress
+    live.on_received(PROGRESS_WINDOW - 1, MsgType.HEARTBEAT)
+    assert live.check(PROGRESS_WINDOW) is None

@@ -1,0 +1,135 @@
+"""The real CLI in a child process, with two test-only changes that never ship:
+
+* `--window S` / `--dead-after S`: the liveness limits of sp2p.proto.transfer scaled down, so a
+  stall shows in seconds instead of minutes (the rule itself is unchanged);
+* `--script NAME`: after the real signaling, key exchange and key confirmation, a hostile
+  peer scripted from sp2p.proto replaces the transfer pipeline of this side.
+
+    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--script NAME] -- <sp2p args>
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sp2p.flow.framed import FrameLink
+from sp2p.proto import transfer
+from sp2p.proto.constants import MsgType
+from sp2p.proto.messages import Metadata, Totals
+
+Script = Callable[[FrameLink], int]
+
+
+def _pump_heartbeats(fc: FrameLink, until: Callable[[], bool], period: float = 1.0) -> int:
+    """Send a heartbeat every `period` s and read (and drop) whatever comes, until the peer leaves."""
+    next_beat = 0.0
+    while not until():
+        if time.monotonic() >= next_beat:
+            if not fc.try_send_frame(MsgType.HEARTBEAT, b""):
+                return 0
+            next_beat = time.monotonic() + period
+        try:
+            if fc.recv_frame(timeout=0.2) is None:
+                return 0
+        except TimeoutError:
+            continue
+        except Exception:  # noqa: BLE001 - the victim tore the link down: the script is over
+            return 0
+    return 0
+
+
+# -- hostile senders (replace sp2p.flow.send._transfer) ------------------------------------------
+def heartbeats_only(fc: FrameLink) -> int:
+    """C15: holds the receiver with heartbeats and never sends Metadata."""
+    return _pump_heartbeats(fc, lambda: False)
+
+
+def dribble(fc: FrameLink) -> int:
+    """C15: announces 1 MiB, then sends one byte per half second (plus heartbeats)."""
+    fc.send_frame(MsgType.METADATA, Metadata(name="dribble.bin", size=1 << 20).to_json())
+    stop_at = [time.monotonic()]
+
+    def one_byte() -> bool:
+        if time.monotonic() - stop_at[0] >= 0.5:
+            stop_at[0] = time.monotonic()
+            if not fc.try_send_frame(MsgType.DATA, b"x"):
+                return True
+        return False
+
+    return _pump_heartbeats(fc, one_byte)
+
+
+def oversend(fc: FrameLink) -> int:
+    """Announces 10 bytes and sends 20 (then more Data, as a flooding sender would)."""
+    fc.send_frame(MsgType.METADATA, Metadata(name="over.bin", size=10).to_json())
+    for _ in range(4):
+        fc.try_send_frame(MsgType.DATA, b"0123456789" * 2)
+    fc.try_send_frame(MsgType.DONE, Totals(80, 4, "0" * 64).to_json())
+    return _pump_heartbeats(fc, lambda: False)
+
+
+# -- hostile receivers (replace sp2p.flow.receive._transfer) -------------------------------------
+def never_complete(fc: FrameLink) -> int:
+    """Item 1: reads everything and heartbeats, but never confirms (Complete never comes)."""
+    return _pump_heartbeats(fc, lambda: False)
+
+
+def send_metadata(fc: FrameLink) -> int:
+    """A receiver that sends Metadata, which only a sender may."""
+    fc.send_frame(MsgType.METADATA, Metadata(name="x", size=1).to_json())
+    return _pump_heartbeats(fc, lambda: False)
+
+
+def early_complete(fc: FrameLink) -> int:
+    """A receiver that confirms before the sender said Done."""
+    fc.send_frame(MsgType.COMPLETE, Totals(0, 0, "0" * 64).to_json())
+    return _pump_heartbeats(fc, lambda: False)
+
+
+SENDERS: dict[str, Script] = {"heartbeats-only": heartbeats_only, "dribble": dribble, "oversend": oversend}
+RECEIVERS: dict[str, Script] = {
+    "never-complete": never_complete, "send-metadata": send_metadata, "early-complete": early_complete,
+}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--window", type=float)
+    ap.add_argument("--dead-after", type=float)
+    ap.add_argument("--script", choices=[*SENDERS, *RECEIVERS])
+    ap.add_argument("argv", nargs=argparse.REMAINDER)
+    ns = ap.parse_args()
+    argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
+    if ns.window is not None:
+        transfer.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
+    if ns.dead_after is not None:
+        transfer.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
+    if ns.script in SENDERS:
+        from sp2p.flow import send
+
+        script = SENDERS[ns.script]
+
+        def send_transfer(fc: FrameLink, *args: Any) -> int:
+            return script(fc)
+
+        send._transfer = send_transfer  # type: ignore[assignment]
+    elif ns.script in RECEIVERS:
+        from sp2p.flow import receive
+
+        rscript = RECEIVERS[ns.script]
+
+        def receive_transfer(fc: FrameLink, *args: Any) -> int:
+            return rscript(fc)
+
+        receive._transfer = receive_transfer  # type: ignore[assignment]
+    from sp2p.cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
