@@ -92,7 +92,6 @@ class ServerConfig:
     cert_check_interval: float = 30.0
     # --- process (CLI only) ---------------------------------------------------------
     addr: str = ":8080"
-    threads: int = 0  #: 0 = max_conns + 64
     stats_interval: float = 5.0
     server_version: str = field(default="")
 
@@ -104,10 +103,6 @@ class ServerConfig:
     @property
     def effective_max_conns(self) -> int:
         return self.max_conns if self.max_conns > 0 else 2 * self.max_sessions + 100
-
-    @property
-    def effective_threads(self) -> int:
-        return self.threads if self.threads > 0 else self.effective_max_conns + 64
 
     @property
     def stun_urls(self) -> tuple[str, ...]:
@@ -173,7 +168,7 @@ class ServerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must be positive")
-        for name in ("max_conns", "rate_limit", "miss_limit", "turn_per_ip_hour", "threads"):
+        for name in ("max_conns", "rate_limit", "miss_limit", "turn_per_ip_hour"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must not be negative")
         for name in (

@@ -40,6 +40,10 @@ CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 
+#: how long, and how much, a closing connection's unread input is drained (see close())
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+
 
 class ActivitySelector(selectors.PollSelector):
     """A poll selector (no extra fd per connection, unlike epoll) that records activity."""
@@ -94,6 +98,24 @@ class _GuardedSocket:
     def sendall(self, data: bytes) -> None:
         with self._lock:
             self._sock.sendall(data)
+
+    def close(self) -> None:
+        """The library's last act: a lingering close. Closing with unread input (the rest
+        of an oversized message) makes the kernel send RST, which can destroy our close
+        frame (1009) before the client reads it; so send FIN first and discard what is
+        still arriving, bounded in time and bytes, before the descriptor goes."""
+        sock = self._sock
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                sock.settimeout(left)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                drained += len(chunk)
+        sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)

@@ -142,7 +142,6 @@ FLAGS: tuple[Flag, ...] = (
     Flag("dl-dir", "dl_dir", "path", "serve /dl/ files from this directory instead of redirecting"),
     Flag("dl-url", "dl_url", "str", "where /dl/<file> redirects without -dl-dir"),
     Flag("static-dir", "static_dir", "path", "web UI directory (default: the installed one)"),
-    Flag("threads", "threads", "int", "worker threads (0: max-conns+64)"),
     Flag("stats-interval", "stats_interval", "duration", "stats.json write period (default 5s)"),
     Flag(
         "cert-check-interval",

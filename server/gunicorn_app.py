@@ -1,9 +1,11 @@
 """Run the app under gunicorn, programmatically.
 
-Exactly ONE worker process: sessions live in that process's memory, so a second worker
-would never pair a sender with a receiver that landed on the other one. Concurrency comes
-from threads instead (gthread): every WebSocket holds one pool thread (plus the reader
-thread of simple-websocket) for its lifetime, so the pool is sized for the connection cap.
+gunicorn's `gevent` worker: every connection is a greenlet (a few KB), not an OS thread, so
+one worker holds tens of thousands of idle WebSockets and a mass disconnect is a burst of
+cheap greenlet exits rather than thousands of runnable threads. The worker monkey-patches
+the standard library before it loads the app, so the blocking-style handler code (locks,
+`threading.Timer`, socket timeouts, simple-websocket's reader) runs cooperatively as is.
+With the in-memory store there is exactly ONE worker process: sessions live in its memory.
 
 The listening socket is bound by us before gunicorn starts (`fd://N`), so a busy or
 privileged port is a one-line startup error instead of gunicorn's retry loop; gunicorn
@@ -16,11 +18,11 @@ import logging
 import signal
 import socket
 import ssl
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import gevent
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
@@ -29,9 +31,6 @@ from server.config import ConfigError, ServerConfig, parse_addr
 from server.tls import CertReloader
 
 log = logging.getLogger("sp2p.server")
-
-#: per-thread stack; thousands of mostly idle threads need far less than the 8 MiB default
-THREAD_STACK_SIZE = 1024 * 1024
 
 _reloader: CertReloader | None = None
 #: (certificate, key, check interval), set in the arbiter before the worker forks
@@ -71,6 +70,7 @@ def _ssl_context(conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ss
     if _reloader is None:
         assert _cert_settings is not None
         _reloader = CertReloader(*_cert_settings)
+        _reloader.start()  # called in the worker, after gevent patched threading
     return _reloader.context()
 
 
@@ -82,8 +82,9 @@ def _post_worker_init(worker: Any) -> None:
         previous = signal.getsignal(signum)
 
         def handler(num: int, frame: Any, previous: Any = previous) -> None:
-            # not daemon: interpreter exit waits until every session got its close frame
-            threading.Thread(target=state.shutdown, name="sp2p-shutdown").start()
+            # a signal handler runs in gevent's hub, which must not block: a greenlet
+            # closes the sessions while the worker waits (graceful_timeout) for them
+            gevent.spawn(state.shutdown)
             if callable(previous):
                 previous(num, frame)
 
@@ -97,13 +98,12 @@ class Sp2pApplication(BaseApplication):  # type: ignore[misc]
         super().__init__(prog="sp2p-server")
 
     def load_config(self) -> None:
-        threads = self.config.effective_threads
         options: dict[str, Any] = {
             "bind": [f"fd://{self.listener.fileno()}"],
             "workers": 1,
-            "worker_class": "gthread",
-            "threads": threads,
-            "worker_connections": threads + 128,
+            "worker_class": "gevent",
+            # gevent's pool size: the WebSocket cap plus room for plain HTTP requests
+            "worker_connections": self.config.effective_max_conns + 256,
             "timeout": 30,
             "graceful_timeout": 5,
             "keepalive": 5,
@@ -126,7 +126,6 @@ class Sp2pApplication(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key_name, value)
 
     def load(self) -> Flask:
-        threading.stack_size(THREAD_STACK_SIZE)
         return create_app(self.config)
 
 

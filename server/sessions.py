@@ -182,6 +182,15 @@ class SessionRegistry:
             session.file_info = data
             return True
 
+    def mark_completed(self, session: Session) -> bool:
+        """Record the transfer as done; True only for the first call, so a
+        `transfer-complete` from both peers at once is counted once."""
+        with self._lock:
+            if session.completed:
+                return False
+            session.completed = True
+            return True
+
     def end(self, session: Session) -> bool:
         """Remove the session. True only for the call that actually ended it."""
         with self._lock:

@@ -1,9 +1,9 @@
 """TLS contexts that pick up a changed certificate without a restart.
 
-Gunicorn asks its `ssl_context` hook for a context on every new connection;
-`CertReloader.context()` returns a cached one and, at most every `check_interval`
-seconds, rebuilds it when the certificate or key file changed (a renewed ACME certificate,
-or an operator replacing files, upstream §4.3). A failed reload keeps the old context.
+gunicorn's gevent worker asks its `ssl_context` hook once and wraps every accepted socket
+with that context, so `CertReloader` keeps ONE context and, every `check_interval`
+seconds, loads changed certificate and key files into it (a renewed ACME certificate, or
+an operator replacing files, upstream §4.3). A failed reload keeps the old certificate.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ def make_context(cert: Path, key: Path) -> ssl.SSLContext:
 
 
 class CertReloader:
+    """One live context; `refresh()` (run every `check_interval` by `start()`) loads
+    changed files into it in place, so connections accepted afterwards get them."""
+
     def __init__(self, cert: Path, key: Path, check_interval: float = 30.0) -> None:
         self._cert = cert
         self._key = key
@@ -35,7 +38,7 @@ class CertReloader:
         self._lock = threading.Lock()
         self._stamp = self._mtimes()
         self._context = make_context(cert, key)
-        self._next_check = time.monotonic() + check_interval
+        self._thread: threading.Thread | None = None
 
     def _mtimes(self) -> tuple[int, int]:
         try:
@@ -44,16 +47,33 @@ class CertReloader:
             return (-1, -1)
 
     def context(self) -> ssl.SSLContext:
-        now = time.monotonic()
+        return self._context
+
+    def refresh(self) -> bool:
+        """Reload when the files changed; True if the served certificate changed."""
         with self._lock:
-            if now >= self._next_check:
-                self._next_check = now + self._interval
-                stamp = self._mtimes()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    try:
-                        self._context = make_context(self._cert, self._key)
-                        log.info("reloaded TLS certificate %s", self._cert)
-                    except (OSError, ssl.SSLError) as exc:
-                        log.warning("keeping the previous TLS certificate: %s", exc)
-            return self._context
+            stamp = self._mtimes()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            try:
+                make_context(self._cert, self._key)  # a mismatched pair must not half-load
+                self._context.load_cert_chain(certfile=str(self._cert), keyfile=str(self._key))
+            except (OSError, ssl.SSLError) as exc:
+                log.warning("keeping the previous TLS certificate: %s", exc)
+                return False
+            log.info("reloaded TLS certificate %s", self._cert)
+            return True
+
+    def start(self) -> None:
+        """Check the files every `check_interval` in a daemon thread (idempotent)."""
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while True:
+                time.sleep(self._interval)
+                self.refresh()
+
+        self._thread = threading.Thread(target=loop, name="sp2p-cert-reload", daemon=True)
+        self._thread.start()

@@ -1,9 +1,10 @@
 """The `/ws` signalling endpoint: a thin loop around `server.relay` decisions.
 
-One thread per connection (gunicorn gthread). The first message makes the connection a
-sender (`hello`) or a receiver (`join`); afterwards every message goes through
-`relay.route()` and the resulting action is carried out here. When either side goes away
-the other gets `peer-left`, both sockets close and the session is gone (single use).
+One greenlet per connection (gunicorn's gevent worker; a thread under werkzeug in the
+in-process tests). The first message makes the connection a sender (`hello`) or a
+receiver (`join`); afterwards every message goes through `relay.route()` and the resulting
+action is carried out here. When either side goes away the other gets `peer-left`, both
+sockets close and the session is gone (single use).
 """
 
 from __future__ import annotations
@@ -190,7 +191,8 @@ def _apply(state: ServerState, session: Session, role: Role, action: relay.Actio
         case relay.StoreFileInfo(data):
             state.registry.set_file_info(session, data)
         case relay.CountTransfer(nbytes):
-            session.completed = True
+            if not state.registry.mark_completed(session):
+                return  # the other peer's handler counted it a moment ago
             state.stats.add("completedSends")
             state.stats.add("bytesTransferred", nbytes)
         case relay.AnswerRelayRetry(delay, text):

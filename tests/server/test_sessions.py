@@ -147,3 +147,27 @@ def test_file_info_is_set_once() -> None:
     assert reg.file_info(session.id) == "first"
     reg.end(session)
     assert reg.file_info(session.id) is None
+
+
+def test_a_transfer_is_marked_completed_once_when_both_peers_report_it() -> None:
+    """Both handlers see `transfer-complete` at once: exactly one may count it."""
+    reg = registry()
+    for _ in range(50):
+        session = reg.create(FakePeer("10.0.0.1"), version=2, client_type="cli")
+        assert isinstance(session, Session)
+        barrier = threading.Barrier(2)
+        wins: list[bool] = []
+
+        def report(
+            session: Session = session, barrier: threading.Barrier = barrier, wins: list[bool] = wins
+        ) -> None:
+            barrier.wait()
+            wins.append(reg.mark_completed(session))
+
+        threads = [threading.Thread(target=report) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(wins) == [False, True]
+        reg.end(session)

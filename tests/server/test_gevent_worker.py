@@ -1,0 +1,195 @@
+"""Per-connection behaviour under REAL gunicorn with its gevent worker (greenlets).
+
+The in-process suite runs the app under werkzeug threads; these tests run the same
+behaviours in the production worker: pings, timed writes, the TURN-credential delay, the
+reaper, the 1009 close, and thousands of idle WebSockets closing at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.helpers import Client, hello, http_get, pair, wait_until
+from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
+
+UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A client frame with an all-zero mask (payload bytes stay as they are)."""
+    head = bytes([0x80 | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 1 << 16:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+HELLO = masked_frame(0x1, json.dumps({"type": "hello", "payload": {"version": 2}}).encode())
+
+
+def worker_pid(server: ServerProc) -> int:
+    def children() -> list[str]:
+        out = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True)
+        return out.stdout.split()
+
+    assert wait_until(lambda: len(children()) == 1, timeout=10)
+    return int(children()[0])
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def threads_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+@pytest.fixture
+def gserver() -> Iterator[ServerProc]:
+    server = start_server(
+        *NO_LIMIT_FLAGS,
+        "-ping-interval",
+        "1s",
+        "-session-idle",
+        "2500ms",
+        "-reaper-interval",
+        "100ms",
+        "-turn-delay",
+        "700ms",
+        "-turn-servers",
+        "turn:127.0.0.1:3478",
+        "-turn-username",
+        "u",
+        "-turn-password",
+        "p",
+        "-write-timeout",
+        "500ms",
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_pings_reaper_turn_delay_and_timed_writes(gserver: ServerProc) -> None:
+    url = gserver.ws_url
+    # a sender that never reads misses a pong (or the idle limit) and is closed
+    silent, _, _ = hello(url)
+    # pings: a sender answering them outlives the 2.5 s idle limit
+    waiting, sid, _ = hello(url)
+    assert waiting.nothing_for(3.0)
+    # TURN credentials no earlier than -turn-delay after the join, then the relay-retry
+    receiver = Client(url)
+    receiver.send("join", {"version": 2, "sessionId": sid})
+    receiver.expect("welcome")
+    waiting.expect("peer-joined")
+    asked = time.monotonic()
+    receiver.send("relay-retry")
+    creds = receiver.expect("turn-credentials", timeout=5)
+    assert time.monotonic() - asked >= 0.6
+    assert creds["iceServers"][0]["username"] == "u"
+    assert waiting.expect("relay-retry") == {}
+    assert silent.closed_within(5)
+    # timed writes: a receiver that never reads is cut after the write timeout, and its
+    # sender is told; the flood of offers fills the socket buffers first
+    slow_s, slow_r, _ = pair(url)
+    slow_r.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    offer = json.dumps({"type": "offer", "payload": {"sdp": "x" * 60_000}})
+    with contextlib.suppress(OSError):
+        for _ in range(150):
+            slow_s.send_raw(offer)
+            time.sleep(0.01)  # under the per-connection message rate
+    assert slow_s.closed_within(10)
+    assert http_get(gserver.http_url + "/health")[2] == b"ok"
+    s2, r2, _ = pair(url)
+    s2.send("crypto", {"publicKey": "k"})
+    assert r2.expect("crypto") == {"publicKey": "k"}
+
+
+@pytest.mark.parametrize("size", [70_000, 2_000_000])
+def test_oversize_closes_with_1009_not_a_reset(gserver: ServerProc, size: int) -> None:
+    """issue 16 #6: the client reads our close frame (1009) and then a clean EOF."""
+    sock = socket.create_connection(("127.0.0.1", gserver.port), timeout=5)
+    sock.sendall(UPGRADE)
+    assert b" 101 " in sock.recv(4096)
+    sock.sendall(masked_frame(0x1, b"x" * size))
+    data = b""
+    while chunk := sock.recv(65536):  # ConnectionResetError here is the regression
+        data += chunk
+    sock.close()
+    assert data[:2] == b"\x88\x14" and int.from_bytes(data[2:4], "big") == 1009
+
+
+def _read_until(sock: socket.socket, marker: bytes) -> None:
+    data = b""
+    while marker not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"server closed an idle connection: {data[-200:]!r}"
+        data += chunk
+
+
+def _open_idle_senders(port: int, count: int, batch: int = 250) -> list[socket.socket]:
+    """In batches: upgrade all, then hello on all (gunicorn's parser would swallow a
+    frame pipelined behind the upgrade request)."""
+    socks: list[socket.socket] = []
+    while len(socks) < count:
+        group = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(batch)]
+        for s in group:
+            s.sendall(UPGRADE)
+        for s in group:
+            _read_until(s, b"\r\n\r\n")
+            s.sendall(HELLO)
+        for s in group:
+            _read_until(s, b'"welcome"')
+        socks += group
+    return socks
+
+
+@pytest.mark.slow
+def test_thousands_of_idle_senders_closing_at_once_leave_the_server_up() -> None:
+    """issue 11: 5,000 idle senders vanish at once (half FIN, half RST); the worker stays
+    up (no WORKER TIMEOUT), gives their descriptors back, and the next session pairs."""
+    count = 5000
+    server = start_server(*NO_LIMIT_FLAGS, "-max-conns", "20000", "-hello-timeout", "60s")
+    socks: list[socket.socket] = []
+    try:
+        pid = worker_pid(server)
+        baseline = open_fds(pid)
+        socks = _open_idle_senders(server.port, count)
+        assert open_fds(pid) >= baseline + count
+        assert threads_of(pid) < 10  # greenlets, not an OS thread per connection
+        for i, s in enumerate(socks):
+            if i % 2:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()
+        socks = []
+        sender, receiver, _ = pair(server.ws_url, timeout=30)
+        sender.send("crypto", {"publicKey": "k"})
+        assert receiver.expect("crypto") == {"publicKey": "k"}
+        assert wait_until(lambda: open_fds(pid) < baseline + 50, timeout=60)
+        assert worker_pid(server) == pid
+        log = server.stderr_text()
+        assert "WORKER TIMEOUT" not in log and "Traceback" not in log
+    finally:
+        for s in socks:
+            s.close()
+        server.stop()
