@@ -1,4 +1,10 @@
-"""Transfer progress: a redrawn line on a terminal, plain periodic lines otherwise.
+"""Transfer progress, the one renderer for both sides.
+
+On a terminal: one line redrawn at most 10 times a second, and at the end a last frame
+at 100 % with the final size, the average rate and the time taken, which stays on screen.
+Without a terminal (a log): a few milestone lines (25/50/75 %, or every 30 s when the
+size is not known) and the same final line, never a stream of frames.
+Unknown sizes (streams) show bytes and rate, never a percentage.
 
 Time comes from an injectable clock so tests can drive it.
 """
@@ -11,8 +17,11 @@ from collections.abc import Callable
 
 from sp2p.ui import Terminal, human_duration, human_size
 
-PLAIN_INTERVAL = 5.0
+#: at most 10 redraws a second on a terminal
 TTY_INTERVAL = 0.1
+#: a log line this often when there is no percentage to mark milestones by
+PLAIN_INTERVAL = 30.0
+MILESTONES = (25, 50, 75)
 BAR_WIDTH = 32
 
 
@@ -32,36 +41,77 @@ class Progress:
         self.start = clock()
         self.done = 0
         self._last_draw = -1e9
+        self._next_milestone = 0  # index into MILESTONES
         self._lock = threading.Lock()
 
     def update(self, done: int) -> None:
         with self._lock:
             self.done = done
             now = self.clock()
-            interval = TTY_INTERVAL if self.term.is_tty else PLAIN_INTERVAL
-            if now - self._last_draw < interval:
+            text = self._tty_frame(now) if self.term.is_tty else self._milestone(now)
+            if text is None:
                 return
-            self._last_draw = now
-            text = self.render(now)
         if self.term.is_tty:
             self.term.live(text)
         else:
             self.term.line(text)
 
-    def render(self, now: float) -> str:
-        elapsed = max(now - self.start, 1e-6)
-        speed = self.done / elapsed
-        parts = [human_size(self.done), f"{human_size(speed)}/s"]
-        if self.total:
-            frac = min(self.done / self.total, 1.0)
-            filled = int(frac * BAR_WIDTH)
-            bar = "#" * filled + " " * (BAR_WIDTH - filled)
-            left = max(self.total - self.done, 0)  # never negative when the estimate was low (W7)
-            eta = human_duration(left / speed) if speed > 0 else "?"
-            return f"[{bar}] {frac * 100:3.0f}%  " + "  ".join(parts) + f"  ETA {eta}"
-        return f"{self.verb}  " + "  ".join(parts)
+    def _tty_frame(self, now: float) -> str | None:
+        if now - self._last_draw < TTY_INTERVAL:
+            return None
+        self._last_draw = now
+        return self.render(now)
 
-    def finish(self) -> float:
-        """Clear the live line; returns the elapsed seconds."""
+    def _milestone(self, now: float) -> str | None:
+        if self.total:
+            pct = self.done * 100 // self.total
+            crossed = False
+            while self._next_milestone < len(MILESTONES) and pct >= MILESTONES[self._next_milestone]:
+                self._next_milestone += 1
+                crossed = True
+            return self.render(now) if crossed else None
+        if now - max(self._last_draw, self.start) < PLAIN_INTERVAL:
+            return None
+        self._last_draw = now
+        return self.render(now)
+
+    def render(self, now: float, *, final: bool = False) -> str:
+        elapsed = max(now - self.start, 1e-6)
+        rate = f"{human_size(self.done / elapsed)}/s"
+        tail = f"in {human_duration(elapsed)}" if final else ""
+        if not self.total:
+            return "  ".join(p for p in (f"{self.verb}:", human_size(self.done), rate, tail) if p)
+        frac = min(self.done / self.total, 1.0)
+        if not final:
+            speed = self.done / elapsed
+            left = max(self.total - self.done, 0)  # never negative when the estimate was low (W7)
+            tail = "ETA " + (human_duration(left / speed) if speed > 0 else "?")
+        amount = f"{human_size(self.done)} of {human_size(self.total)}"
+        if self.term.is_tty:
+            filled = int(frac * BAR_WIDTH)
+            head = "[" + "#" * filled + " " * (BAR_WIDTH - filled) + f"] {frac * 100:3.0f}%"
+        else:
+            head = f"{self.verb}: {frac * 100:3.0f}%"
+        return f"{head}  {amount}  {rate}  {tail}"
+
+    def finish(self, done: int | None = None) -> float:
+        """The transfer succeeded: draw the final frame (100 %, size, average rate) and
+        leave it on screen. Returns the elapsed seconds."""
+        with self._lock:
+            if done is not None:
+                self.done = done
+            if self.total and self.done >= self.total:
+                self.total = self.done  # a low estimate (W7) still ends at 100 %
+            now = self.clock()
+            text = self.render(now, final=True)
+        if self.term.is_tty:
+            self.term.live(text)
+            self.term.end_live()
+        else:
+            self.term.line(text)
+        return now - self.start
+
+    def abort(self) -> float:
+        """The transfer failed: keep the last frame as it was (it tells how far it got)."""
         self.term.end_live()
         return self.clock() - self.start

@@ -1,7 +1,8 @@
 """Terminal output, by these rules:
 
 1. stdout carries only what a script may want: the transfer code and the share URL
-   (sender), and with -stdout the received payload itself. Everything else goes to stderr.
+   (sender; not repeated when stdout is the same terminal as stderr), and with -stdout
+   the received payload itself. Everything else goes to stderr.
 2. Lines are prefixed by two spaces; errors read `sp2p: error: …` with an optional
    `sp2p: hint: …`. No traceback unless --debug.
 3. Anything that came from the peer or the server is passed through escape_peer_text
@@ -20,8 +21,9 @@ from sp2p.textsafe import escape_peer_text
 
 
 def human_size(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
+    """IEC units (1024-based, so KiB, MiB …): one decimal, whole bytes below 1 KiB."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
@@ -38,10 +40,12 @@ def human_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
-def describe(name: str, size: int, file_count: int = 0) -> str:
-    """`name (1.2 MB, 3 files)`; `name` must already be escaped when it came from the peer."""
+def describe(name: str, size: int, file_count: int = 0, *, stream: bool = False) -> str:
+    """`name (1.2 MiB, 3 files)`; a stream's size is not known up front, so none is shown.
+    `name` must already be escaped when it came from the peer."""
     files = f", {file_count} files" if file_count else ""
-    return f"{name} ({human_size(size)}{files})"
+    amount = "size not known in advance" if stream else human_size(size)
+    return f"{name} ({amount}{files})"
 
 
 class Terminal:
@@ -52,6 +56,7 @@ class Terminal:
         self.err = err if err is not None else sys.stderr
         self.verbose = verbose
         self.is_tty = bool(getattr(self.err, "isatty", lambda: False)())
+        self.out_is_tty = bool(getattr(self.out, "isatty", lambda: False)())
         self._lock = threading.Lock()
         self._live = False  # a progress line is on screen and must be cleared first
         self._t0 = time.monotonic()
@@ -74,6 +79,11 @@ class Terminal:
         if self.verbose:
             stamp = time.strftime("%H:%M:%S")
             self._write_err(f"  [{stamp}] {text}\n")
+
+    @property
+    def one_screen(self) -> bool:
+        """stdout and stderr both go to the terminal: what is on stderr needs no stdout copy."""
+        return self.is_tty and self.out_is_tty
 
     def stdout_line(self, text: str) -> None:
         with self._lock:

@@ -113,7 +113,8 @@ def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool) -> i
 
     def on_metadata(meta: Metadata) -> None:
         nonlocal progress
-        term.line(f"Receiving: {describe(term.peer_text(meta.name), meta.size, meta.file_count)}")
+        what = describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
+        term.line(f"Receiving: {what}")
         progress = Progress(term, verb="Receiving", total=meta.size or None)
         pipe.progress = progress.update
 
@@ -124,8 +125,11 @@ def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool) -> i
 
     try:
         totals = pipe.run(factory, on_metadata=on_metadata)
-    finally:
-        elapsed = progress.finish() if progress is not None else 0.0
+    except BaseException:
+        if progress is not None:
+            progress.abort()
+        raise
+    elapsed = progress.finish(totals.total_bytes) if progress is not None else 0.0
     term.line()
     term.line("Transfer complete")
     speed = totals.total_bytes / max(elapsed, 1e-6)

@@ -227,12 +227,13 @@ def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int)
     what = (
         f"{paths} items ({human_size(meta.size)} in {meta.file_count} files)"
         if paths > 1
-        else describe(term.peer_text(meta.name), meta.size, meta.file_count)
+        else describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
     )
     term.line(f"Sending: {what}")
     term.line()
-    term.stdout_line(code)
-    term.stdout_line(url)
+    if not term.one_screen:  # for scripts; on a terminal the lines below already show both
+        term.stdout_line(code)
+        term.stdout_line(url)
     term.line("Receive via:")
     term.line(f"  Browser:   {url}")
     for label, command in receive_commands(base, code):
@@ -247,7 +248,7 @@ def _transfer(
     machine = SenderMachine(meta)
     pipe = SendPipeline(fc, machine, level=max(level, 1), progress=progress.update, workers=_workers())
     totals = pipe.run(source, compress=compress)
-    elapsed = progress.finish()
+    elapsed = progress.finish(totals.total_bytes)
     term.line()
     term.line("Transfer complete")
     speed = totals.total_bytes / max(elapsed, 1e-6)

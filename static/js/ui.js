@@ -12,7 +12,7 @@ export function setText(el, text) {
 
 export function formatBytes(n) {
   if (!Number.isFinite(n) || n < 0) return "?";
-  const units = ["B", "KB", "MB", "GB", "TB"];
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"]; // IEC: 1024-based, as the CLI prints them
   let i = 0;
   let v = n;
   while (v >= 1024 && i < units.length - 1) {

@@ -110,6 +110,8 @@ def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
     base["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     base["PYTHONUNBUFFERED"] = "1"
+    # this checkout's web UI: an editable install would serve whichever checkout it points at
+    base["SP2P_STATIC_DIR"] = str(REPO_ROOT / "static")
     base.update(env or {})
     return base
 

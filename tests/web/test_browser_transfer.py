@@ -56,7 +56,7 @@ def test_file_via_streamed_download(two_pages: tuple[Any, Any], web_base: str, t
     receiver.wait_for_selector("#save-btn:visible")
     assert "#" not in receiver.url  # the code is erased from the address bar
     assert receiver.text_content("#confirm-file") == src.name
-    assert receiver.text_content("#confirm-size") == "1.0 MB"
+    assert receiver.text_content("#confirm-size") == "1.0 MiB"
     shot(receiver, "receive-01-card")
 
     with receiver.expect_download(timeout=120_000) as info:

@@ -39,7 +39,7 @@ def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: lis
     src = random_file(tmp_path / "one-mib.bin", 1 << 20)
     cli, code = cli_send(clis, web_base, src)
     saved, seen = browser_download(page, web_base, code, tmp_path)
-    assert seen == "one-mib.bin|1.0 MB|one-mib.bin"
+    assert seen == "one-mib.bin|1.0 MiB|one-mib.bin"
     shot(page, "cli-01-to-browser-done")
     assert cli.wait(120) == 0, cli.output()
     assert sha256_file(saved) == sha256_file(src)
@@ -50,7 +50,7 @@ def test_cli_to_browser_300mib(page: Any, web_base: str, tmp_path: Path, clis: l
     src = random_file(tmp_path / "big.bin", 300 << 20)
     cli, code = cli_send(clis, web_base, src)
     saved, seen = browser_download(page, web_base, code, tmp_path)
-    assert seen == "big.bin|300.0 MB|big.bin"
+    assert seen == "big.bin|300.0 MiB|big.bin"
     assert cli.wait(300) == 0, cli.output()
     assert sha256_file(saved) == sha256_file(src)
 

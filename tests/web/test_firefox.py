@@ -54,7 +54,7 @@ def test_cli_to_firefox_1mib(firefox_page: Any, web_base: str, tmp_path: Path, c
     src = random_file(tmp_path / "one-mib.bin", 1 << 20)
     cli, code = cli_send(clis, web_base, src)
     saved, seen = browser_download(firefox_page, web_base, code, tmp_path, shots="firefox-01-cli-to-firefox")
-    assert seen == "one-mib.bin|1.0 MB|one-mib.bin"
+    assert seen == "one-mib.bin|1.0 MiB|one-mib.bin"
     assert cli.wait(120) == 0, cli.output()
     assert sha256_file(saved) == sha256_file(src)
 
