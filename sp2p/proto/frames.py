@@ -19,7 +19,6 @@ pipelined writer can reserve sequence numbers it never writes.
 from __future__ import annotations
 
 import struct
-from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -35,6 +34,9 @@ from sp2p.proto.constants import (
     TAG_BYTES,
     MsgType,
 )
+from sp2p.proto.receivebuffer import NEED_DATA as NEED_DATA
+from sp2p.proto.receivebuffer import SMALL_PIECE as SMALL_PIECE
+from sp2p.proto.receivebuffer import NeedData, ReceiveBuffer
 
 _LEN = struct.Struct(">I")
 _HEADER = struct.Struct(">IBQ")
@@ -42,13 +44,6 @@ _AAD = struct.Struct(">BQB")
 _NONCE = struct.Struct(">IQ")
 #: L counts type + seq + ciphertext; below this a frame cannot even hold type and seq
 MIN_FRAME_PAYLOAD: Final = 1 + 8
-#: received pieces below this are copied into one buffer instead of being kept as views
-SMALL_PIECE: Final = 16 * 1024
-
-
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
 
 
 class _Eof:
@@ -56,7 +51,6 @@ class _Eof:
         return "EOF"
 
 
-NEED_DATA: Final = _NeedData()
 EOF: Final = _Eof()
 
 
@@ -85,16 +79,12 @@ class FrameDecoder:
     The declared length is checked against the maximum before anything of that
     size is buffered, so a forged length cannot make us allocate. A frame that lies
     inside one large received piece is handed out as a view of that piece (no copy);
-    small pieces are gathered in one buffer, so a peer dribbling single bytes costs
-    bytes, not an object per byte.
+    see `ReceiveBuffer`.
     """
 
     def __init__(self, max_frame: int = MAX_FRAME_SIZE) -> None:
         self._max = max_frame
-        #: large pieces, kept by reference, in stream order; all of them come before _small
-        self._pieces: deque[memoryview] = deque()
-        self._small = bytearray()
-        self._buffered = 0
+        self._buf = ReceiveBuffer()
         self._eof = False
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None:
@@ -102,75 +92,29 @@ class FrameDecoder:
         if not data:
             self._eof = True
             return
-        if len(data) < SMALL_PIECE:
-            self._small += data
-        else:
-            if self._small:
-                self._pieces.append(memoryview(bytes(self._small)))
-                self._small.clear()
-            self._pieces.append(memoryview(data).cast("B"))
-        self._buffered += len(data)
+        self._buf += data
 
     @property
     def buffered(self) -> int:
-        return self._buffered
+        return len(self._buf)
 
-    def next_frame(self) -> SealedFrame | _NeedData | _Eof:
-        if self._buffered >= 4:
-            (length,) = _LEN.unpack_from(self._peek4(), 0)
+    def next_frame(self) -> SealedFrame | NeedData | _Eof:
+        buffered = len(self._buf)
+        if buffered >= 4:
+            (length,) = _LEN.unpack_from(self._buf.peek(4), 0)
             if length < MIN_FRAME_PAYLOAD:
                 raise RemoteProtocolError(f"frame too small ({length} bytes)")
             if length > self._max:
                 raise RemoteProtocolError(f"frame too large ({length} bytes)")
-            if self._buffered >= 4 + length:
-                frame = self._take(4 + length)
+            if buffered >= 4 + length:
+                frame = self._buf.extract(4 + length)
                 _, msg_type, seq = _HEADER.unpack_from(frame, 0)
                 return SealedFrame(msg_type, seq, frame[FRAME_HEADER:])
         if self._eof:
-            if self._buffered:
+            if buffered:
                 raise RemoteProtocolError("connection closed in the middle of a frame")
             return EOF
         return NEED_DATA
-
-    def _peek4(self) -> bytes | memoryview:
-        if self._pieces and len(self._pieces[0]) >= 4:
-            return self._pieces[0]
-        out = bytearray()
-        for piece in self._pieces:
-            out += piece[: 4 - len(out)]
-            if len(out) == 4:
-                return bytes(out)
-        out += self._small[: 4 - len(out)]
-        return bytes(out)
-
-    def _take(self, n: int) -> memoryview:
-        """The next n buffered bytes (n <= buffered): a view when one large piece holds them all."""
-        self._buffered -= n
-        pieces = self._pieces
-        if pieces and len(pieces[0]) >= n:
-            head = pieces[0]
-            if len(head) == n:
-                pieces.popleft()
-            else:
-                pieces[0] = head[n:]
-            return head[:n]
-        parts: list[bytes | memoryview] = []
-        need = n
-        while need and pieces:
-            head = pieces.popleft()
-            if len(head) > need:
-                pieces.appendleft(head[need:])
-                head = head[:need]
-            parts.append(head)
-            need -= len(head)
-        if need:
-            # the temporary views are gone before the buffer shrinks
-            tail = bytes(memoryview(self._small)[:need])
-            del self._small[:need]
-            if not parts:
-                return memoryview(tail)
-            parts.append(tail)
-        return memoryview(b"".join(parts))  # one copy, and no zero-filling first
 
 
 def _aad(msg_type: int, seq: int) -> bytes:

@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
 from sp2p.errors import LocalProtocolError, RemoteProtocolError
+from sp2p.proto.receivebuffer import NEED_DATA as NEED_DATA
+from sp2p.proto.receivebuffer import NeedData, ReceiveBuffer
 
 BLOCK: Final = 512
 END_OF_ARCHIVE: Final = bytes(2 * BLOCK)
@@ -229,13 +230,6 @@ class ArchiveEnd:
     """Both zero blocks of the end marker were read."""
 
 
-class _NeedData:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA: Final = _NeedData()
-
 TarEvent = MemberHeader | MemberData | MemberEnd | ArchiveEnd
 
 
@@ -324,8 +318,7 @@ class TarParser:
     ) -> None:
         self._max_extended = max_extended
         self._max_trailing_zeros = max_trailing_zeros
-        self._chunks: deque[memoryview] = deque()
-        self._avail = 0
+        self._buf = ReceiveBuffer()
         self._eof = False
         self._state = _State.HEADER
         self._remaining = 0  # data or padding bytes left in the current member
@@ -355,10 +348,10 @@ class TarParser:
         if not data:
             self._eof = True
             return
-        self._chunks.append(memoryview(bytes(data)))
-        self._avail += len(data)
+        # bytes() copies anything mutable, since large pieces are kept by reference
+        self._buf += bytes(data)
 
-    def next_event(self) -> TarEvent | _NeedData:
+    def next_event(self) -> TarEvent | NeedData:
         """The next event, or NEED_DATA until more input arrives.
 
         Raises:
@@ -376,35 +369,17 @@ class TarParser:
 
     def _take(self, n: int) -> bytes:
         """Exactly n bytes (caller checked availability)."""
-        parts: list[bytes] = []
-        while n:
-            head = self._chunks[0]
-            piece = head[:n]
-            parts.append(bytes(piece))
-            n -= len(piece)
-            if len(piece) == len(head):
-                self._chunks.popleft()
-            else:
-                self._chunks[0] = head[len(piece) :]
-        out = b"".join(parts)
-        self._avail -= len(out)
-        self.offset += len(out)
-        return out
+        self.offset += n
+        return bytes(self._buf.extract(n))
 
     def _take_upto(self, n: int) -> bytes:
-        head = self._chunks[0]
-        piece = head[:n]
-        if len(piece) == len(head):
-            self._chunks.popleft()
-        else:
-            self._chunks[0] = head[len(piece) :]
-        self._avail -= len(piece)
+        piece = bytes(self._buf.extract_at_most(n))
         self.offset += len(piece)
-        return bytes(piece)
+        return piece
 
     # -- the state machine
 
-    def _step(self) -> TarEvent | _NeedData:
+    def _step(self) -> TarEvent | NeedData:
         while True:
             state = self._state
             if state is _State.END:
@@ -414,14 +389,14 @@ class TarParser:
                     self._state = _State.PADDING
                     self._remaining = -self._data_size % BLOCK
                     continue
-                if not self._avail:
+                if not self._buf:
                     return self._need()
                 piece = self._take_upto(self._remaining)
                 self._remaining -= len(piece)
                 return MemberData(piece)
             if state is _State.PADDING:
                 if self._remaining:
-                    if not self._avail:
+                    if not self._buf:
                         return self._need()
                     # padding content is not checked, as in Go
                     self._remaining -= len(self._take_upto(self._remaining))
@@ -433,7 +408,7 @@ class TarParser:
                 continue
             if state is _State.EXTENDED:
                 if self._remaining:
-                    if not self._avail:
+                    if not self._buf:
                         return self._need()
                     piece = self._take_upto(self._remaining)
                     self._extended_buf += piece
@@ -442,7 +417,7 @@ class TarParser:
                 self._finish_extended()
                 continue
             # HEADER or SECOND_ZERO: both read one whole block
-            if self._avail < BLOCK:
+            if len(self._buf) < BLOCK:
                 return self._need()
             block = self._take(BLOCK)
             if state is _State.SECOND_ZERO:
@@ -459,19 +434,19 @@ class TarParser:
             if event is not None:
                 return event
 
-    def _need(self) -> _NeedData:
+    def _need(self) -> NeedData:
         if self._eof:
             if self._state is _State.END:
                 return NEED_DATA
             raise _fail("the stream ended before the end-of-archive marker (truncated)")
         return NEED_DATA
 
-    def _step_end(self) -> TarEvent | _NeedData:
+    def _step_end(self) -> TarEvent | NeedData:
         if not self._end_reported:
             self._end_reported = True
             return ArchiveEnd()
-        while self._avail:
-            piece = self._take_upto(self._avail)
+        while self._buf:
+            piece = self._take_upto(len(self._buf))
             if piece.count(0) != len(piece):
                 raise _fail("data after the end-of-archive marker")
             self._trailing += len(piece)
