@@ -112,6 +112,7 @@ class Row:
     gen_cpu: float = 0.0
     exch: list[float] = field(default_factory=list)
     exch_failed: Counter[str] = field(default_factory=Counter)
+    exch_client_cpu: list[float] = field(default_factory=list)  #: the exchanging client's CPU per round
     dropped: int = 0
     pair_after_close: float | None = None
     probes_ok: int = 0
@@ -174,7 +175,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         time.sleep(args.settle)
         base, _ = _metrics(running)
         row.rss_base_kib = base.rss_kib
-        per = args.per_process
+        per = min(args.per_process, math.ceil(n / 2))  # two at least: the client side needs both cores
         for first in range(0, n, per):
             generators.append(Generator(running.ws_urls, first, min(per, n - first), args))
         for gen in generators:
@@ -195,7 +196,10 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         held, row.redis_kib = _metrics(running)
         row.rss_kib, row.threads = held.rss_kib, held.threads
         for _ in range(args.exchange_rounds):
-            for result in exchanges.run(running.ws_urls, args.exchanges):
+            cpu = time.process_time()
+            results = exchanges.run(running.ws_urls, args.exchanges)
+            row.exch_client_cpu.append(time.process_time() - cpu)
+            for result in results:
                 if isinstance(result, ExchangeTimes):
                     row.exch.append(result.total)
                 else:
@@ -235,12 +239,14 @@ def describe(row: Row) -> str:
     failed = f" failed {dict(row.exch_failed)}" if row.exch_failed else ""
     redis = f", redis {row.redis_kib / 1024:.0f} MiB" if row.redis_kib is not None else ""
     pair = f"{row.pair_after_close * 1e3:.0f} ms" if row.pair_after_close is not None else "FAILED"
+    client_cpu = statistics.median(row.exch_client_cpu or [0.0])
     return (
         f"{row.target} N={row.n}: accepted {row.accepted}{refused} at {row.accept_rate:.0f}/s "
         f"(server CPU {row.cpu_accept:.1f} s, generators {row.gen_cpu:.1f} s); "
         f"RSS {row.rss_kib / 1024:.0f} MiB = {row.kib_per_session:.1f} KiB/session{redis}, "
         f"threads {row.threads}; exchanges p50 {row.p50_ms:.0f} ms p99 {row.p99_ms:.0f} ms "
-        f"({len(row.exch)} ok{failed}); idle dropped while held {row.dropped}; after mass close: "
+        f"({len(row.exch)} ok{failed}, client CPU {client_cpu * 1e3:.0f} ms per round); "
+        f"idle dropped while held {row.dropped}; after mass close: "
         f"{'up' if row.survived else 'DOWN/RESTARTED'}, next session paired in {pair}, "
         f"probes {row.probes_ok}/{row.probes}, threads {row.threads_after}, "
         f"RSS {row.rss_after_kib / 1024:.0f} MiB"
