@@ -57,7 +57,7 @@ from sp2p.proto.tar import (
     MemberKind,
     TarParser,
 )
-from sp2p.textsafe import escape_peer_text
+from sp2p.textsafe import ELLIPSIS
 
 STAGING_PREFIX: Final = ".sp2p-extract-"
 MAX_ENTRIES: Final = 100_000
@@ -78,7 +78,8 @@ class _Node:
 
 
 def _show(name: str) -> str:
-    return escape_peer_text(name, 120)
+    """A peer's name, cut for a message; escaped once, where the message is shown (cli.py)."""
+    return name if len(name) <= 120 else name[:119] + ELLIPSIS
 
 
 class TarExtractor:

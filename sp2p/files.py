@@ -41,7 +41,6 @@ from sp2p.fsutil import (
     write_all,
 )
 from sp2p.names import numbered_names, safe_name
-from sp2p.textsafe import escape_peer_text
 
 TEMP_PREFIX: Final = ".sp2p-recv-"
 STALE_AFTER: Final = 24 * 3600.0
@@ -299,7 +298,7 @@ class IncomingFile:
                 os.stat(candidate, dir_fd=self._out_fd, follow_symlinks=False)
             except FileNotFoundError:
                 return candidate
-        raise LocalIOError(f"no free name for {escape_peer_text(wanted)} in {self.outdir}")
+        raise LocalIOError(f"no free name for {wanted} in {self.outdir}")  # escaped where shown
 
     def commit(self, name: str | bytes, *, mtime: float | None = None) -> Path:
         """Flush, set mode (0644 & ~umask) and mtime, and place under a free name.

@@ -25,6 +25,7 @@ from sp2p.errors import (
     SecurityError,
     Sp2pError,
 )
+from sp2p.flow.failure import FirstFailure
 from sp2p.flow.framed import FrameLink
 from sp2p.flow.memory import keep_freed_memory
 from sp2p.proto.compression import ChunkDecompressor
@@ -73,6 +74,7 @@ class ReceivePipeline:
         self.progress = progress
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
         self._worker_error: BaseException | None = None
+        self._failures = FirstFailure()
         self._stop = threading.Event()
         self.sink: Sink | None = None
 
@@ -81,11 +83,13 @@ class ReceivePipeline:
         assert self.sink is not None
         try:
             while (body := self._queue.get()) is not None:
-                self.machine.record_plaintext(body)
+                with self._failures.step():
+                    self.machine.record_plaintext(body)
                 self.sink.write(body)
                 received += len(body)
                 self.progress(received)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._failures.record(exc)
             self._worker_error = exc
             self._stop.set()
             # drain so the main thread never blocks on a full queue
@@ -112,10 +116,9 @@ class ReceivePipeline:
             except TimeoutError:
                 self._watch_peer()
                 continue
-            if frame is None:
-                return self.machine.on_eof()
-            event = self.machine.on_frame(frame)
-            if event is not None:
+            with self._failures.step():
+                event = self.machine.on_eof() if frame is None else self.machine.on_frame(frame)
+            if event is not None:  # on_eof always ends the transfer one way or the other
                 return event
             self._watch_peer()  # a stream of heartbeats must not starve the check
 
@@ -171,8 +174,11 @@ class ReceivePipeline:
             self._fail(CancelReason.USER_ABORT, None)
             raise
         except BaseException as exc:
-            self._fail(CancelReason.INTERNAL_ERROR, exc)
-            raise
+            first = self._failures.record(exc)  # first failure wins: later ones are its consequences
+            self._fail(CancelReason.INTERNAL_ERROR, first)
+            if first is exc:
+                raise
+            raise first from None
         finally:
             self._stop.set()
 

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, Protocol
 
 from sp2p.errors import Sp2pError, TransferError
+from sp2p.flow.failure import FirstFailure
 from sp2p.flow.framed import FrameLink, Sealed, Slot
 from sp2p.flow.memory import keep_freed_memory
 from sp2p.net.channel import ChannelClosed
@@ -77,7 +78,7 @@ class SendPipeline:
         self._local = threading.local()
         self._queue: queue.Queue[tuple[Future[Sealed] | _ToSeal, int] | None] = queue.Queue(PIPELINE_DEPTH)
         self._submit_lock = threading.Lock()
-        self._failure: BaseException | None = None
+        self._failures = FirstFailure()
         self._abort = threading.Event()
         self._complete = threading.Event()
         self._peer_done = threading.Event()
@@ -169,7 +170,8 @@ class SendPipeline:
                     continue
                 if frame is None:
                     raise TransferError("the receiver disconnected before confirming the transfer")
-                fin = self.machine.on_frame(frame)
+                with self._failures.step():
+                    fin = self.machine.on_frame(frame)
                 if fin is not None:
                     self._fin_ack = fin
                     self._complete.set()
@@ -188,13 +190,12 @@ class SendPipeline:
             raise stall_error(stall, "receiver", live)
 
     def _fail(self, exc: BaseException) -> None:
-        if self._failure is None:
-            self._failure = exc
+        self._failures.record(exc)
         self._abort.set()
         self._complete.set()
 
     def _stop_error(self) -> BaseException:
-        exc = self._failure
+        exc = self._failures.cause
         if isinstance(exc, ChannelClosed):
             return TransferError("the connection to the receiver was lost")
         return exc if exc is not None else TransferError("transfer aborted")
@@ -206,7 +207,8 @@ class SendPipeline:
         writer.start()
         reader.start()
         try:
-            kind, body = self.machine.start()
+            with self._failures.step():
+                kind, body = self.machine.start()
             self._submit(kind, body)
             while True:
                 chunk = source.read_chunk()
@@ -217,27 +219,33 @@ class SendPipeline:
                 if not chunk:
                     break
                 assert len(chunk) <= MAX_CHUNK_SIZE
-                self.machine.record_chunk(chunk)
+                with self._failures.step():
+                    self.machine.record_chunk(chunk)
                 self._submit(MsgType.DATA, chunk, compress=compress, plain_len=len(chunk))
             if self._abort.is_set():
                 raise self._stop_error()
-            kind, body = self.machine.finish()
+            with self._failures.step():
+                kind, body = self.machine.finish()
             self._submit(kind, body)
             self._complete.wait()
-            if self._failure is not None or self._fin_ack is None:
+            if self._failures.cause is not None or self._fin_ack is None:
                 raise self._stop_error()
             self._submit(*self._fin_ack)
             self._queue.put(None)
             writer.join()
-            if self._failure is not None:
+            if self._failures.cause is not None:
                 raise self._stop_error()
             return self.machine.digest.totals()
         except KeyboardInterrupt:
             self.cancel(CancelReason.USER_ABORT)
             raise
-        except Sp2pError:
+        except BaseException as exc:
+            self._fail(exc)
+            first = self._stop_error()  # first failure wins: later ones are its consequences
             self.cancel(CancelReason.INTERNAL_ERROR)
-            raise
+            if first is exc:
+                raise
+            raise first from None
         finally:
             self._abort.set()
             self._complete.set()

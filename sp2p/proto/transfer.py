@@ -144,18 +144,19 @@ class SenderMachine:
         kind = frame.msg_type
         if kind == MsgType.HEARTBEAT:
             return None
-        if kind in (MsgType.CANCEL, MsgType.ERROR):
+        try:
+            if kind in (MsgType.CANCEL, MsgType.ERROR):
+                raise _peer_stop(frame, "receiver")
+            if kind == MsgType.COMPLETE and self.state is SenderState.AWAIT_COMPLETE:
+                mismatch = totals_mismatch(self.digest.totals(), Totals.from_json(frame.body, "complete"))
+                if mismatch is not None:
+                    raise mismatch
+                self._set_state("complete")
+                return MsgType.FIN_ACK, b""
+            raise _unexpected(frame, self.state)  # built before fail(): it names the state we were in
+        except Exception:
             self.fail()
-            raise _peer_stop(frame, "receiver")
-        if kind == MsgType.COMPLETE and self.state is SenderState.AWAIT_COMPLETE:
-            mismatch = totals_mismatch(self.digest.totals(), Totals.from_json(frame.body, "complete"))
-            if mismatch is not None:
-                self.fail()
-                raise mismatch
-            self._set_state("complete")
-            return MsgType.FIN_ACK, b""
-        self.fail()
-        raise _unexpected(frame, self.state)
+            raise
 
 
 class ReceiverState(Enum):
@@ -257,10 +258,9 @@ class ReceiverMachine:
     def record_plaintext(self, chunk: bytes) -> None:
         """Account one decompressed chunk before it is written; stops at the first byte too many."""
         if self.max_bytes is not None and self.digest.total_bytes + len(chunk) > self.max_bytes:
+            error = VerificationError(f"the sender sent more than the announced {self.max_bytes} bytes")
             self.fail()
-            raise VerificationError(
-                f"the sender sent more than the announced {self.max_bytes} bytes"
-            )
+            raise error
         self.digest.update(chunk)
 
     def complete(self) -> tuple[MsgType, bytes]:

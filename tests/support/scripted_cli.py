@@ -72,6 +72,28 @@ def oversend(fc: FrameLink) -> int:
     return _pump_heartbeats(fc, lambda: False)
 
 
+def tar_backslash(fc: FrameLink) -> int:
+    """A folder whose one member climbs out with a backslash in its name."""
+    import hashlib
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(BACKSLASH_MEMBER)
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    body = buf.getvalue()
+    fc.send_frame(MsgType.METADATA, Metadata(name="f", size=len(body), is_folder=True, file_count=1).to_json())
+    fc.send_frame(MsgType.DATA, body)
+    fc.try_send_frame(MsgType.DONE, Totals(len(body), 1, hashlib.sha256(body).hexdigest()).to_json())
+    return _pump_heartbeats(fc, lambda: False)
+
+
+#: the member name tar_backslash sends
+BACKSLASH_MEMBER = "../a\\b.txt"
+
+
 # -- hostile receivers (replace sp2p.flow.receive._transfer) -------------------------------------
 def never_complete(fc: FrameLink) -> int:
     """Item 1: reads everything and heartbeats, but never confirms (Complete never comes)."""
@@ -90,7 +112,9 @@ def early_complete(fc: FrameLink) -> int:
     return _pump_heartbeats(fc, lambda: False)
 
 
-SENDERS: dict[str, Script] = {"heartbeats-only": heartbeats_only, "dribble": dribble, "oversend": oversend}
+SENDERS: dict[str, Script] = {
+    "heartbeats-only": heartbeats_only, "dribble": dribble, "oversend": oversend, "tar-backslash": tar_backslash,
+}
 RECEIVERS: dict[str, Script] = {
     "never-complete": never_complete, "send-metadata": send_metadata, "early-complete": early_complete,
 }
