@@ -16,7 +16,7 @@ import time
 from sp2p.errors import ConnectError, KeyConfirmationError
 from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel
 from sp2p.proto.constants import CONFIRM_BYTES
-from sp2p.proto.keys import SessionKeys
+from sp2p.proto.keys import SessionKeys, wrong_code_error
 
 log = logging.getLogger(__name__)
 
@@ -25,13 +25,6 @@ CONFIRM_TIMEOUT = 15.0
 #: short enough to answer a typo quickly, long enough that a stranger's garbage on our
 #: listener cannot beat the real peer's channel
 BAD_MAC_GRACE = 3.0
-
-
-def wrong_code_error() -> KeyConfirmationError:
-    return KeyConfirmationError(
-        "key confirmation failed: wrong code, or someone tampered with the connection",
-        hint="check the code with the sender; if it is right, the connection may be intercepted",
-    )
 
 
 class ConfirmationRace:
@@ -65,6 +58,13 @@ class ConfirmationRace:
             self._keys.check_peer_confirmation(mac)
         except KeyConfirmationError:
             log.debug("confirmation failed on %s", channel.transport)
+            if self._read_first:
+                # answer with our MAC, so the writing side also sees a wrong code instead of a
+                # peer that just left (it reveals nothing the peer's own MAC did not)
+                try:
+                    channel.send(self._keys.own_confirmation())
+                except (ChannelClosed, OSError):
+                    log.debug("could not tell the peer its MAC was wrong")
             with self._cond:
                 if not self._bad_mac:
                     self._bad_mac, self._bad_since = True, time.monotonic()

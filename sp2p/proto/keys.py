@@ -116,10 +116,15 @@ class SessionKeys:
         peer = Role.RECEIVER if self.role is Role.SENDER else Role.SENDER
         expected = confirmation_mac(self.k_confirm, peer, self.sender_pub, self.receiver_pub)
         if not hmac.compare_digest(mac, expected):
-            raise KeyConfirmationError(
-                "key confirmation failed: wrong code, or someone tampered with the connection",
-                hint="check the code with the sender; if it is right, the connection may be intercepted",
-            )
+            raise wrong_code_error()
+
+
+def wrong_code_error() -> KeyConfirmationError:
+    """What both sides say when confirmation fails: a typo and a key-swapping server look alike."""
+    return KeyConfirmationError(
+        "key confirmation failed: wrong code, or someone tampered with the connection",
+        hint="check that both sides used the same code; if they did, the connection may be intercepted",
+    )
 
 
 def _expand(prk: bytes, info: bytes, length: int) -> bytes:

@@ -1,0 +1,83 @@
+"""A hostile signaling server for tests (security-cases C12, T19): a WebSocket proxy in front of
+the real sp2p-server that rewrites, drops or injects messages on their way to the clients.
+
+    with EvilServer(upstream_ws_url, rewrite) as evil:
+        env["SP2P_SERVER"] = evil.http_url
+
+`rewrite(envelope_dict)` sees every message the real server sends to a client and returns the
+list of messages to deliver instead (empty: drop it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import websockets
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+
+Rewrite = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
+
+class EvilServer:
+    def __init__(self, upstream: str, rewrite: Rewrite) -> None:
+        self.upstream = upstream
+        self.rewrite = rewrite
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Future[None] | None = None
+        self._thread = threading.Thread(target=self._run, name="evil-server", daemon=True)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> EvilServer:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the evil server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stop = self._stop
+        if stop is not None:
+            self._loop.call_soon_threadsafe(stop.set_result, None)
+        self._thread.join(10)
+        self._loop.close()
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._serve())
+
+    async def _serve(self) -> None:
+        self._stop = self._loop.create_future()
+        async with serve(self._client, "127.0.0.1", 0, max_size=None) as server:
+            self.port = next(iter(server.sockets)).getsockname()[1]
+            self._ready.set()
+            await self._stop
+
+    async def _client(self, client: ServerConnection) -> None:
+        async with connect(self.upstream, max_size=None) as up:
+
+            async def to_server() -> None:
+                async for msg in client:
+                    await up.send(msg)
+
+            async def to_client() -> None:
+                async for msg in up:
+                    for out in self.rewrite(json.loads(msg)):
+                        await client.send(json.dumps(out))
+
+            tasks = [asyncio.create_task(to_server()), asyncio.create_task(to_client())]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            except websockets.ConnectionClosed:
+                pass
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
