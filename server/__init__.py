@@ -1,7 +1,8 @@
 """sp2p-server: the signalling server and web UI host (Flask + flask-sock under gunicorn).
 
-`create_app(config)` builds the WSGI app; `server.cli:main` runs it under gunicorn with
-one worker process (the session registry lives in memory) and many threads.
+`create_app(config)` builds the WSGI app; `server.cli:main` runs it under gunicorn's gevent
+worker: one process with sessions in memory, or several processes and hosts sharing them
+through Redis (server.redis_store).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,8 +91,15 @@ class ServerConfig:
     acme_renew_before: float = 30 * 86400.0
     acme_check_interval: float = 12 * 3600.0
     cert_check_interval: float = 30.0
+    # --- shared state (several workers or nodes) -----------------------------------
+    #: redis://, rediss:// or unix:// URL; "" = sessions in this process's memory
+    redis_url: str = ""
+    #: key and channel prefix, so deployments can share one Redis
+    redis_prefix: str = "sp2p"
     # --- process (CLI only) ---------------------------------------------------------
     addr: str = ":8080"
+    #: gunicorn worker processes; 0 = one per core with Redis, 1 without
+    workers: int = 0
     stats_interval: float = 5.0
     server_version: str = field(default="")
 
@@ -103,6 +111,12 @@ class ServerConfig:
     @property
     def effective_max_conns(self) -> int:
         return self.max_conns if self.max_conns > 0 else 2 * self.max_sessions + 100
+
+    @property
+    def effective_workers(self) -> int:
+        if self.workers > 0:
+            return self.workers
+        return (os.cpu_count() or 1) if self.redis_url else 1
 
     @property
     def stun_urls(self) -> tuple[str, ...]:
@@ -168,7 +182,13 @@ class ServerConfig:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must be positive")
-        for name in ("max_conns", "rate_limit", "miss_limit", "turn_per_ip_hour"):
+        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError("-redis must be a redis://, rediss:// or unix:// URL")
+        if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.redis_prefix):
+            raise ConfigError("-redis-prefix must be 1-64 letters, digits or _.:-")
+        if self.workers > 1 and not self.redis_url:
+            raise ConfigError("-workers above 1 needs -redis (without it sessions live in one process)")
+        for name in ("max_conns", "rate_limit", "miss_limit", "turn_per_ip_hour", "workers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must not be negative")
         for name in (

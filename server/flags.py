@@ -142,6 +142,15 @@ FLAGS: tuple[Flag, ...] = (
     Flag("dl-dir", "dl_dir", "path", "serve /dl/ files from this directory instead of redirecting"),
     Flag("dl-url", "dl_url", "str", "where /dl/<file> redirects without -dl-dir"),
     Flag("static-dir", "static_dir", "path", "web UI directory (default: the installed one)"),
+    Flag(
+        "redis",
+        "redis_url",
+        "str",
+        "share sessions through Redis (redis://[:password@]host:port/db, rediss://, unix:///path);"
+        " needed for -workers above 1 and for several nodes behind a load balancer",
+    ),
+    Flag("redis-prefix", "redis_prefix", "str", "prefix of every Redis key and channel (default sp2p)"),
+    Flag("workers", "workers", "int", "worker processes (default: one per core with -redis, else 1)"),
     Flag("stats-interval", "stats_interval", "duration", "stats.json write period (default 5s)"),
     Flag(
         "cert-check-interval",

@@ -20,6 +20,7 @@ from server import downloads as dl
 from server.bootstrap import Bootstrap, safe_host
 from server.ratelimit import client_ip
 from server.state import ServerState
+from server.store import StoreUnavailable
 
 bp = Blueprint("sp2p_web", __name__)
 
@@ -155,7 +156,18 @@ def service_worker() -> Response:
 
 @bp.route("/health", methods=["GET", "HEAD", "POST"])
 def health() -> Response:
+    """`ok`, or 503 with the reason (e.g. the shared store is unreachable)."""
+    problem = state().store.health()
+    if problem is not None:
+        return text_response(f"unhealthy: {problem}", 503)
     return Response("ok", content_type="text/plain; charset=utf-8")
+
+
+@bp.route("/metrics", methods=["GET"])
+def metrics() -> Response:
+    from server.metrics import CONTENT_TYPE
+
+    return Response(state().metrics.render(), content_type=CONTENT_TYPE)
 
 
 @bp.route(
@@ -169,7 +181,11 @@ def file_info(session_id: str) -> Response:
     ip = client_ip(request.environ, trust_proxy=st.config.trust_proxy)
     if st.miss_limiter.exceeded(ip):
         return text_response("rate limit exceeded", 429)
-    data = st.registry.file_info(session_id) if session_id else None
+    try:
+        record = st.store.get(session_id) if session_id else None
+    except StoreUnavailable as exc:
+        return text_response(f"service unavailable: {exc}", 503)
+    data = record.file_info if record is not None else None
     if data is None:
         st.miss_limiter.hit(ip)
         return text_response("404 page not found", 404)

@@ -3,8 +3,9 @@
 One greenlet per connection (gunicorn's gevent worker; a thread under werkzeug in the
 in-process tests). The first message makes the connection a sender (`hello`) or a
 receiver (`join`); afterwards every message goes through `relay.route()` and the resulting
-action is carried out here. When either side goes away the other gets `peer-left`, both
-sockets close and the session is gone (single use).
+action is carried out here: shared facts through the `SessionStore`, delivery through the
+`Router` (the other peer may be held by another node). When either side goes away the
+other gets `peer-left`, both sockets close and the session is gone (single use).
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import relay
 from server.connection import CLOSE_GOING_AWAY, Peer, PeerClosed
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
-from server.sessions import JoinRefused, Session
+from server.store import JoinRefused, SessionRecord, StoreUnavailable
 from server.turn import stun_servers, turn_credentials
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import (
@@ -38,20 +40,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sp2p.server")
 
+STORE_DOWN = Refusal(ErrorCode.SERVER_BUSY, "signaling store unavailable, try again shortly")
+
 
 def redact(session_id: str) -> str:
     """Session ids are half of a transfer code: log only a prefix (W-14)."""
     return session_id[:3] + "…"
 
 
+def other_role(role: Role) -> Role:
+    return Role.RECEIVER if role is Role.SENDER else Role.SENDER
+
+
+@dataclass
+class Link:
+    """One side of a session, as its own handler knows it. Counters only this side
+    changes live here; the shared facts are in the store."""
+
+    record: SessionRecord
+    role: Role
+    #: this side's client IP (TURN budgets are per IP)
+    ip: str
+    candidates: int = 0
+    turn_answers: int = 0
+    file_info_set: bool = False
+    completed: bool = False
+    #: the credentials handed out (repeated requests get the same ones)
+    turn_payload: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
 def handle(state: ServerState, peer: Peer, base_url: str | None) -> None:
     """Serve one WebSocket until it closes. Never raises."""
     refusal = state.connections.acquire(peer.ip)
     if refusal is not None:
+        state.metrics.refused(refusal.code)
         peer.fail(refusal.code, refusal.message)
         return
     with state.peers_lock:
         state.peers.add(peer)
+    state.metrics.connection(+1)
     try:
         _serve(state, peer, base_url)
     except PeerClosed:
@@ -59,6 +91,7 @@ def handle(state: ServerState, peer: Peer, base_url: str | None) -> None:
     except Exception:
         log.exception("signalling handler failed")
     finally:
+        state.metrics.connection(-1)
         with state.peers_lock:
             state.peers.discard(peer)
         state.connections.release(peer.ip)
@@ -70,24 +103,30 @@ def _serve(state: ServerState, peer: Peer, base_url: str | None) -> None:
     if isinstance(first, Refusal):
         peer.fail(first.code, first.message)
         return
-    if isinstance(first, Hello):
-        session = _open(state, peer, first, base_url)
-        role = Role.SENDER
-    else:
-        session = _join(state, peer, first, base_url)
-        role = Role.RECEIVER
-    if session is None:
+    try:
+        link = (
+            _open(state, peer, first, base_url)
+            if isinstance(first, Hello)
+            else _join(state, peer, first, base_url)
+        )
+    except StoreUnavailable as exc:
+        log.warning("refusing a new session: %s", exc)
+        state.metrics.refused(STORE_DOWN.code)
+        peer.fail(STORE_DOWN.code, STORE_DOWN.message)
+        return
+    if link is None:
         return
     try:
-        _relay_loop(state, peer, session, role)
+        _relay_loop(state, peer, link)
     finally:
-        end_session(state, session, leaver=role)
+        state.router.detach(link.id, link.role, peer)
+        end_session(state, link.id, leaver=link.role)
 
 
-def _welcome(state: ServerState, session: Session, base_url: str | None, peer_type: str) -> Welcome:
+def _welcome(state: ServerState, record: SessionRecord, base_url: str | None, peer_type: str) -> Welcome:
     config = state.config
     return Welcome(
-        session_id=session.id,
+        session_id=record.id,
         ice_servers=stun_servers(config),
         turn_available=config.turn_available,
         peer_client_type=peer_type,
@@ -96,59 +135,79 @@ def _welcome(state: ServerState, session: Session, base_url: str | None, peer_ty
     )
 
 
-def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) -> Session | None:
+def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) -> Link | None:
     client_type = relay.clean_client_field(hello.client_type)
-    created = state.registry.create(peer, version=hello.version, client_type=client_type)
+    created = state.store.create(peer.ip, version=hello.version, client_type=client_type, node=state.node)
     if isinstance(created, Refusal):
+        state.metrics.refused(created.code)
         peer.fail(created.code, created.message)
         return None
+    state.router.attach(created.id, Role.SENDER, peer)
     state.stats.add("attemptedSends")
+    state.metrics.session_opened()
     log.info("peer connected session=%s role=sender client=%s", redact(created.id), client_type)
     if not peer.send(Envelope.build(SignalType.WELCOME, _welcome(state, created, base_url, ""))):
-        end_session(state, created, leaver=Role.SENDER)
+        state.router.detach(created.id, Role.SENDER, peer)
+        end_session(state, created.id, leaver=Role.SENDER)
         return None
-    return created
+    return Link(created, Role.SENDER, peer.ip)
 
 
-def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> Session | None:
+def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> Link | None:
     client_type = relay.clean_client_field(join.client_type)
     if state.miss_limiter.exceeded(peer.ip):
+        state.metrics.refused(ErrorCode.RATE_LIMITED)
         peer.fail(ErrorCode.RATE_LIMITED, "too many failed attempts, try again later")
         return None
-    # Hold our write lock while attaching: nothing the sender relays may reach this
-    # receiver before its welcome (upstream ordering: welcome, then peer-joined).
+    # Attach, and hold our write lock, before taking the slot: nothing the sender relays
+    # may reach this receiver before its welcome (upstream order: welcome, peer-joined),
+    # and nothing may arrive while no connection is registered for the slot.
     with peer.write_lock:
-        joined = state.registry.join(join.session_id, peer, version=join.version, client_type=client_type)
+        if not state.router.attach(join.session_id, Role.RECEIVER, peer):
+            joined: SessionRecord | JoinRefused = JoinRefused(relay.SESSION_FULL)
+        else:
+            try:
+                joined = state.store.join(
+                    join.session_id, version=join.version, client_type=client_type, node=state.node
+                )
+            except StoreUnavailable:
+                state.router.detach(join.session_id, Role.RECEIVER, peer)
+                raise
+            if isinstance(joined, JoinRefused):
+                state.router.detach(join.session_id, Role.RECEIVER, peer)
         if isinstance(joined, JoinRefused):
-            _refuse_join(state, peer, joined)
+            _refuse_join(state, peer, join.session_id, joined)
             return None
         welcome = _welcome(state, joined, base_url, joined.sender_client_type)
         sent = peer.send(Envelope.build(SignalType.WELCOME, welcome))
     if not sent:
-        end_session(state, joined, leaver=Role.RECEIVER)
+        state.router.detach(joined.id, Role.RECEIVER, peer)
+        end_session(state, joined.id, leaver=Role.RECEIVER)
         return None
-    sender = joined.sender
-    assert isinstance(sender, Peer)
-    sender.send(Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)))
+    state.router.send(
+        joined, Role.SENDER, Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)).to_json()
+    )
     state.stats.add("connectedSends")
+    state.metrics.session_paired()
     log.info("peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
-    return joined
+    return Link(joined, Role.RECEIVER, peer.ip)
 
 
-def _refuse_join(state: ServerState, peer: Peer, refused: JoinRefused) -> None:
+def _refuse_join(state: ServerState, peer: Peer, session_id: str, refused: JoinRefused) -> None:
     code = refused.refusal.code
+    state.metrics.refused(code)
     if code is ErrorCode.SESSION_NOT_FOUND:
         state.miss_limiter.hit(peer.ip)  # failed guesses back off (S1)
-    if refused.notify_sender is not None:
+    if refused.notify_sender:
         # ours: the sender hears about it, non-fatally; its session stays open (W-6)
-        sender = refused.notify_sender
-        assert isinstance(sender, Peer)
-        notice = Notice(ErrorCode.PEER_VERSION_MISMATCH, refused.refusal.message)
-        sender.send(Envelope.build(SignalType.NOTICE, notice))
+        record = state.store.get(session_id)
+        if record is not None:
+            notice = Notice(ErrorCode.PEER_VERSION_MISMATCH, refused.refusal.message)
+            state.router.send(record, Role.SENDER, Envelope.build(SignalType.NOTICE, notice).to_json())
     peer.fail(code, refused.refusal.message)
 
 
-def _relay_loop(state: ServerState, peer: Peer, session: Session, role: Role) -> None:
+def _relay_loop(state: ServerState, peer: Peer, link: Link) -> None:
     config = state.config
     bucket = TokenBucket(config.msg_rate, config.msg_burst)
     limits = relay.Limits(
@@ -157,76 +216,91 @@ def _relay_loop(state: ServerState, peer: Peer, session: Session, role: Role) ->
         max_candidates=config.max_candidates,
         max_file_info=config.max_file_info,
     )
-    while not session.ended:
+    while True:
         text = peer.receive(timeout=30.0)
         if text is None:
             continue
         if not bucket.take():
-            log.info("closing flooding peer session=%s role=%s", redact(session.id), role)
+            log.info("closing flooding peer session=%s role=%s", redact(link.id), link.role)
             peer.fail(ErrorCode.RATE_LIMITED, "too many messages")
             return
-        state.registry.touch(session)
-        other = session.other(role)
-        view = relay.PeerView(
-            role=role,
-            has_peer=other is not None,
-            since_join=(time.monotonic() - session.joined_at) if session.joined_at else None,
-            turn_available=config.turn_available,
-            turn_answers=session.turn_answers.get(role, 0),
-            candidates=session.candidates.get(role, 0),
-            file_info_set=session.file_info is not None,
-            completed=session.completed,
-        )
-        _apply(state, session, role, relay.route(text, view, limits))
+        try:
+            _step(state, link, text, limits)
+        except StoreUnavailable as exc:
+            # the connection stays: its peer-to-peer transfer may not need us any more
+            log.warning("message dropped session=%s: %s", redact(link.id), exc)
 
 
-def _apply(state: ServerState, session: Session, role: Role, action: relay.Action) -> None:
-    other = session.other(role)
+def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> None:
+    state.store.touch(link.id)
+    if not link.record.joined:  # the receiver may have joined since (on any node)
+        fresh = state.store.get(link.id)
+        if fresh is None:
+            return
+        link.record = fresh
+    joined_at = link.record.joined_at
+    view = relay.PeerView(
+        role=link.role,
+        has_peer=joined_at is not None,
+        since_join=(time.time() - joined_at) if joined_at is not None else None,
+        turn_available=state.config.turn_available,
+        turn_answers=link.turn_answers,
+        candidates=link.candidates,
+        file_info_set=link.file_info_set,
+        completed=link.completed,
+    )
+    _apply(state, link, relay.route(text, view, limits))
+
+
+def _apply(state: ServerState, link: Link, action: relay.Action) -> None:
     match action:
         case relay.Forward(text, kind):
-            if isinstance(other, Peer):
-                if kind == SignalType.CANDIDATE:
-                    session.candidates[role] = session.candidates.get(role, 0) + 1
-                other.send_text(text)
+            if kind == SignalType.CANDIDATE:
+                link.candidates += 1
+            state.router.send(link.record, other_role(link.role), text)
+            state.metrics.relayed()
         case relay.StoreFileInfo(data):
-            state.registry.set_file_info(session, data)
+            link.file_info_set = True
+            state.store.set_file_info(link.id, data)
         case relay.CountTransfer(nbytes):
-            if not state.registry.mark_completed(session):
-                return  # the other peer's handler counted it a moment ago
+            link.completed = True
+            if not state.store.mark_completed(link.id):
+                return  # the other peer counted it a moment ago
             state.stats.add("completedSends")
             state.stats.add("bytesTransferred", nbytes)
         case relay.AnswerRelayRetry(delay, text):
-            session.turn_answers[role] = session.turn_answers.get(role, 0) + 1
-            _schedule_turn(state, session, role, delay, text)
+            link.turn_answers += 1
+            _schedule_turn(state, link, delay, text)
         case relay.Ignore(reason):
-            log.debug("ignored message session=%s: %s", redact(session.id), reason)
+            log.debug("ignored message session=%s: %s", redact(link.id), reason)
 
 
-def _schedule_turn(state: ServerState, session: Session, role: Role, delay: float, text: str) -> None:
+def _schedule_turn(state: ServerState, link: Link, delay: float, text: str) -> None:
     """Credentials to the requester after the minimum delay, then the relay-retry to the
-    other peer; a timer thread waits so this peer's messages keep flowing meanwhile."""
-    requester = session.peer(role)
-    assert isinstance(requester, Peer)
+    other peer; a timer (a greenlet under gevent) waits so this peer's messages keep
+    flowing meanwhile."""
 
     def fire() -> None:
-        if session.ended:
-            return
-        payload = session.turn_cache.get(role)
-        if payload is None:
-            if not state.turn_budget.hit(requester.ip):
-                log.info("TURN budget exhausted for a client IP; no credentials")
-            else:
-                creds = turn_credentials(
-                    state.config, now_unix=time.time(), session_id=session.id, role=role.value
-                )
-                payload = Envelope.build(SignalType.TURN_CREDENTIALS, creds).to_json()
-                session.turn_cache[role] = payload
-        if payload is not None:
-            requester.send_text(payload)
-        other = session.other(role)
-        if other is not None and not session.ended:
-            assert isinstance(other, Peer)
-            other.send_text(text)
+        try:
+            if state.store.get(link.id) is None:
+                return  # ended meanwhile
+            with link.lock:
+                payload = link.turn_payload
+                if payload is None:
+                    if not state.turn_budget.hit(link.ip):
+                        log.info("TURN budget exhausted for a client IP; no credentials")
+                    else:
+                        creds = turn_credentials(
+                            state.config, now_unix=time.time(), session_id=link.id, role=link.role.value
+                        )
+                        payload = Envelope.build(SignalType.TURN_CREDENTIALS, creds).to_json()
+                        link.turn_payload = payload
+                        state.metrics.turn_issued()
+            if payload is not None:
+                state.router.send(link.record, link.role, payload)
+            state.router.send(link.record, other_role(link.role), text)
+        except StoreUnavailable as exc:
+            log.warning("TURN answer dropped session=%s: %s", redact(link.id), exc)
 
     if delay <= 0:
         fire()
@@ -237,26 +311,35 @@ def _schedule_turn(state: ServerState, session: Session, role: Role, delay: floa
 
 
 def end_session(
-    state: ServerState, session: Session, *, leaver: Role | None, reason: str = "session ended"
+    state: ServerState, session_id: str, *, leaver: Role | None, reason: str = "session ended"
 ) -> None:
     """Tear down: `peer-left` to whoever remains, close both sockets. Idempotent."""
-    if not state.registry.end(session):
+    record = state.store.end(session_id)
+    if record is None:
         return
-    peers = [p for p in (session.sender, session.receiver) if p is not None]
-    if leaver is not None:
-        remaining = session.other(leaver)
-        if isinstance(remaining, Peer) and not remaining.closed:
-            remaining.send(Envelope.build(SignalType.PEER_LEFT))
-    for p in peers:
-        assert isinstance(p, Peer)
-        p.close(CLOSE_GOING_AWAY, reason)
-    log.info("peer disconnected session=%s", redact(session.id))
+    notice = Envelope.build(SignalType.PEER_LEFT).to_json() if leaver is not None else None
+    _teardown(state, record, notice, None if leaver is None else other_role(leaver), reason)
 
 
-def expire_session(state: ServerState, session: Session) -> None:
-    """The reaper's teardown: a clear `error` first (S13), then close."""
+def expire_session(state: ServerState, session_id: str) -> None:
+    """The reaper's teardown: a clear `error` to both sides first (S13), then close."""
+    record = state.store.end(session_id)
+    if record is None:
+        return
     expired = Envelope.build(SignalType.ERROR, Error(ErrorCode.SESSION_EXPIRED, "session expired"))
-    for p in (session.sender, session.receiver):
-        if isinstance(p, Peer) and not p.closed:
-            p.send(expired)
-    end_session(state, session, leaver=None, reason="session expired")
+    _teardown(state, record, expired.to_json(), None, "session expired")
+
+
+def _teardown(
+    state: ServerState, record: SessionRecord, notice: str | None, notify: Role | None, reason: str
+) -> None:
+    """After the store ended `record`: `notice` to `notify` (None: to both), then close."""
+    state.metrics.session_ended(record.joined)
+    roles = [Role.SENDER, Role.RECEIVER] if record.joined else [Role.SENDER]
+    if notice is not None:
+        for role in roles:
+            if notify is None or role is notify:
+                state.router.send(record, role, notice)
+    for role in roles:
+        state.router.close(record, role, CLOSE_GOING_AWAY, reason)
+    log.info("peer disconnected session=%s", redact(record.id))

@@ -41,10 +41,15 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
 
+#: store settings of the current test's backend (set by the `backend` fixture in conftest)
+BACKEND_CONFIG: dict[str, Any] = {}
+
+
 @contextlib.contextmanager
 def live_server(config: Mapping[str, Any] | None = None) -> Iterator[LiveServer]:
-    """create_app(config) served by werkzeug on an ephemeral loopback port, in a thread."""
-    app = create_app(dict(config or {}))
+    """create_app(config) served by werkzeug on an ephemeral loopback port, in a thread,
+    on the current test's backend (in memory, or a real Redis)."""
+    app = create_app({**BACKEND_CONFIG, **dict(config or {})})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-server", daemon=True

@@ -11,6 +11,7 @@ import time
 import pytest
 import websocket
 
+from sp2p.proto.constants import Role
 from tests.server.conftest import RELAXED
 from tests.server.helpers import Client, http_get, live_server, pair, wait_until
 
@@ -24,8 +25,8 @@ def test_idle_session_expires_with_a_clear_error() -> None:
         sid = sender.expect("welcome")["sessionId"]
         assert sender.expect("error", timeout=5) == {"code": "session_expired", "message": "session expired"}
         assert sender.closed_within(2)
-        assert srv.state.registry.get(sid) is None
-        assert srv.state.registry.count_for_ip("127.0.0.1") == 0
+        assert srv.state.store.get(sid) is None
+        assert srv.state.store.count_for_ip("127.0.0.1") == 0
 
 
 def test_max_age_wins_over_activity() -> None:
@@ -67,7 +68,7 @@ def test_client_pings_count_as_activity() -> None:
         for _ in range(12):
             sender.ws.ping(b"keepalive")
             time.sleep(0.2)
-        assert srv.state.registry.get(sid) is not None
+        assert srv.state.store.get(sid) is not None
 
 
 def test_missed_pong_closes_the_connection() -> None:
@@ -77,7 +78,7 @@ def test_missed_pong_closes_the_connection() -> None:
         sender, receiver, sid = pair(srv.ws_url)
         # the sender never reads again, so it never answers a ping
         assert receiver.expect("peer-left", timeout=5) == {}
-        assert wait_until(lambda: srv.state.registry.get(sid) is None)
+        assert wait_until(lambda: srv.state.store.get(sid) is None)
 
 
 def test_receiver_that_never_reads_is_cut_after_the_write_timeout() -> None:
@@ -91,7 +92,7 @@ def test_receiver_that_never_reads_is_cut_after_the_write_timeout() -> None:
     }
     with live_server(config) as srv:
         sender, _, sid = pair(srv.ws_url)
-        srv.state.registry.get(sid).receiver._raw.setsockopt(  # type: ignore[union-attr]
+        srv.state.router.local(sid, Role.RECEIVER)._raw.setsockopt(  # type: ignore[union-attr]
             socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
         )
         chunk = '{"type":"offer","payload":{"sdp":"' + "x" * 60_000 + '"}}'
@@ -100,9 +101,9 @@ def test_receiver_that_never_reads_is_cut_after_the_write_timeout() -> None:
                 sender.send_raw(chunk)
             except (websocket.WebSocketException, OSError):
                 break
-            if srv.state.registry.get(sid) is None:
+            if srv.state.store.get(sid) is None:
                 break
-        assert wait_until(lambda: srv.state.registry.get(sid) is None, timeout=10)
+        assert wait_until(lambda: srv.state.store.get(sid) is None, timeout=10)
 
 
 def test_per_ip_session_cap_and_release_on_every_path() -> None:
@@ -124,7 +125,7 @@ def test_per_ip_session_cap_and_release_on_every_path() -> None:
         first.close()
         second.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         second.ws.sock.close()  # RST, no close frame
-        assert wait_until(lambda: srv.state.registry.count_for_ip("127.0.0.1") == 0)
+        assert wait_until(lambda: srv.state.store.count_for_ip("127.0.0.1") == 0)
         again = Client(srv.ws_url)
         again.send("hello", {"version": 2})
         again.expect("welcome")
@@ -203,11 +204,11 @@ def test_forwarded_for_only_with_trust_proxy(trust: bool) -> None:
         msg = b.recv()
         if trust:
             assert msg["type"] == "welcome"
-            assert srv.state.registry.count_for_ip("5.6.7.8") == 1
-            assert srv.state.registry.count_for_ip("127.0.0.1") == 0
+            assert srv.state.store.count_for_ip("5.6.7.8") == 1
+            assert srv.state.store.count_for_ip("127.0.0.1") == 0
         else:
             assert msg["payload"]["code"] == "rate_limited"
-            assert srv.state.registry.count_for_ip("127.0.0.1") == 1
+            assert srv.state.store.count_for_ip("127.0.0.1") == 1
 
 
 @pytest.mark.parametrize(
@@ -227,7 +228,7 @@ def test_trusted_forwarded_for_parsing(header: str, counted_as: str) -> None:
         c = Client(srv.ws_url, headers={"X-Forwarded-For": header})
         c.send("hello", {"version": 2})
         c.expect("welcome")
-        assert srv.state.registry.count_for_ip(counted_as) == 1
+        assert srv.state.store.count_for_ip(counted_as) == 1
 
 
 def test_repeated_forwarded_for_lines_use_the_last_hop() -> None:
@@ -237,7 +238,7 @@ def test_repeated_forwarded_for_lines_use_the_last_hop() -> None:
         )
         ws.send('{"type":"hello","payload":{"version":2}}')
         ws.recv()
-        assert srv.state.registry.count_for_ip("7.7.7.7") == 1
+        assert srv.state.store.count_for_ip("7.7.7.7") == 1
         ws.close()
 
 
@@ -350,6 +351,6 @@ def test_churn_leaves_nothing_behind() -> None:
                 )
                 receiver.ws.sock.close()
                 sender.close()
-        assert wait_until(lambda: len(srv.state.registry) == 0, timeout=10)
+        assert wait_until(lambda: srv.state.store.count() == 0, timeout=10)
         assert wait_until(lambda: srv.state.connections.total == 0, timeout=10)
         assert wait_until(lambda: _open_fds() <= before + 10, timeout=10)

@@ -1,168 +1,147 @@
-"""SessionRegistry: ids, caps, counters released on every path, expiry (with a fake clock)."""
+"""SessionStore contract: ids, caps, counters released on every path, expiry (with a fake
+clock), atomic completion. Run against every backend (see conftest `make_store`)."""
 
 from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass
 
 from server.relay import Refusal
-from server.sessions import JoinRefused, Session, SessionRegistry
+from server.store import JoinRefused, SessionRecord
 from sp2p.proto.signal import ErrorCode
+from tests.server.conftest import Clock, StoreFactory
 
 
-@dataclass(eq=False)
-class FakePeer:
-    ip: str
-    last_activity: float = 0.0
+def created(result: SessionRecord | Refusal) -> SessionRecord:
+    assert isinstance(result, SessionRecord), result
+    return result
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def registry(clock: Clock | None = None, **kwargs: int) -> SessionRegistry:
-    limits = {"max_sessions": 5, "max_sessions_per_ip": 2}
-    limits.update(kwargs)
-    return SessionRegistry(clock=clock or Clock(), **limits)
-
-
-def test_ids_have_the_wire_shape() -> None:
-    reg = registry(max_sessions=100, max_sessions_per_ip=100)
+def test_ids_have_the_wire_shape(make_store: StoreFactory) -> None:
+    store = make_store(max_sessions=100, max_sessions_per_ip=100)
     ids = set()
     for i in range(50):
-        session = reg.create(FakePeer(f"10.0.0.{i}"), version=2, client_type="cli")
-        assert isinstance(session, Session)
-        assert re.fullmatch(r"[23456789abcdefghjkmnpqrstuvwxyz]{8}", session.id)
-        ids.add(session.id)
+        record = created(store.create(f"10.0.0.{i}", version=2, client_type="cli", node="n1"))
+        assert re.fullmatch(r"[23456789abcdefghjkmnpqrstuvwxyz]{8}", record.id)
+        ids.add(record.id)
     assert len(ids) == 50
 
 
-def test_collisions_are_redrawn_and_exhaustion_is_internal_error() -> None:
+def test_collisions_are_redrawn_and_exhaustion_is_internal_error(make_store: StoreFactory) -> None:
     draws = iter([bytes(32), bytes(32), bytes([1] * 32)])
-    reg = SessionRegistry(max_sessions=5, max_sessions_per_ip=5, random_bytes=lambda n: next(draws))
-    first = reg.create(FakePeer("a"), version=2, client_type="")
-    second = reg.create(FakePeer("a"), version=2, client_type="")
-    assert isinstance(first, Session) and isinstance(second, Session)
+    store = make_store(max_sessions=5, max_sessions_per_ip=5, random_bytes=lambda n: next(draws))
+    first = created(store.create("a", version=2, client_type="", node="n"))
+    second = created(store.create("a", version=2, client_type="", node="n"))
     assert first.id == "2" * 8 and second.id == "3" * 8
-    stuck = SessionRegistry(max_sessions=5, max_sessions_per_ip=5, random_bytes=lambda n: bytes(32))
-    stuck.create(FakePeer("a"), version=2, client_type="")
-    refused = stuck.create(FakePeer("a"), version=2, client_type="")
+    stuck = make_store(max_sessions=5, max_sessions_per_ip=5, random_bytes=lambda n: bytes(32))
+    stuck.create("a", version=2, client_type="", node="n")
+    refused = stuck.create("a", version=2, client_type="", node="n")
     assert refused == Refusal(ErrorCode.INTERNAL_ERROR, "failed to create session")
 
 
-def test_global_cap_is_checked_before_the_per_ip_cap() -> None:
-    reg = registry(max_sessions=2, max_sessions_per_ip=2)
+def test_global_cap_is_checked_before_the_per_ip_cap(make_store: StoreFactory) -> None:
+    store = make_store(max_sessions=2, max_sessions_per_ip=2)
     for _ in range(2):
-        assert isinstance(reg.create(FakePeer("1.1.1.1"), version=2, client_type=""), Session)
-    refused = reg.create(FakePeer("1.1.1.1"), version=2, client_type="")
+        created(store.create("1.1.1.1", version=2, client_type="", node="n"))
+    refused = store.create("1.1.1.1", version=2, client_type="", node="n")
     assert isinstance(refused, Refusal) and refused.code is ErrorCode.SERVER_BUSY
-    reg2 = registry(max_sessions=10, max_sessions_per_ip=2)
+    other = make_store(max_sessions=10, max_sessions_per_ip=2)
     for _ in range(2):
-        reg2.create(FakePeer("1.1.1.1"), version=2, client_type="")
-    refused = reg2.create(FakePeer("1.1.1.1"), version=2, client_type="")
+        other.create("1.1.1.1", version=2, client_type="", node="n")
+    refused = other.create("1.1.1.1", version=2, client_type="", node="n")
     assert refused == Refusal(ErrorCode.RATE_LIMITED, "too many active sessions from this IP")
-    assert isinstance(reg2.create(FakePeer("2.2.2.2"), version=2, client_type=""), Session)
+    created(other.create("2.2.2.2", version=2, client_type="", node="n"))
 
 
-def test_counters_released_on_end_and_end_is_idempotent() -> None:
-    reg = registry()
-    session = reg.create(FakePeer("1.1.1.1"), version=2, client_type="")
-    assert isinstance(session, Session)
-    assert reg.count_for_ip("1.1.1.1") == 1
-    assert reg.end(session) is True
-    assert reg.end(session) is False
-    assert reg.count_for_ip("1.1.1.1") == 0 and len(reg) == 0
-    assert reg.get(session.id) is None and reg.file_info(session.id) is None
+def test_counters_released_on_end_and_end_is_idempotent(make_store: StoreFactory) -> None:
+    store = make_store()
+    record = created(store.create("1.1.1.1", version=2, client_type="", node="n"))
+    assert store.count_for_ip("1.1.1.1") == 1
+    assert store.end(record.id) == record
+    assert store.end(record.id) is None
+    assert store.count_for_ip("1.1.1.1") == 0 and store.count() == 0
+    assert store.get(record.id) is None
 
 
-def test_churn_leaves_nothing_behind() -> None:
-    reg = registry(max_sessions=10, max_sessions_per_ip=3)
+def test_churn_leaves_nothing_behind(make_store: StoreFactory) -> None:
+    store = make_store(max_sessions=10, max_sessions_per_ip=3)
 
     def churn(ip: str) -> None:
-        for _ in range(300):
-            s = reg.create(FakePeer(ip), version=2, client_type="")
-            if isinstance(s, Session):
-                reg.join(s.id, FakePeer("r"), version=2, client_type="")
-                reg.end(s)
+        for _ in range(100):
+            s = store.create(ip, version=2, client_type="", node="n")
+            if isinstance(s, SessionRecord):
+                store.join(s.id, version=2, client_type="", node="m")
+                store.end(s.id)
 
     threads = [threading.Thread(target=churn, args=(f"10.0.0.{i}",)) for i in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(reg) == 0
-    assert all(reg.count_for_ip(f"10.0.0.{i}") == 0 for i in range(4))
+    assert store.count() == 0
+    assert all(store.count_for_ip(f"10.0.0.{i}") == 0 for i in range(4))
 
 
-def test_join_rules() -> None:
-    reg = registry()
-    sender = FakePeer("1.1.1.1")
-    session = reg.create(sender, version=2, client_type="cli")
-    assert isinstance(session, Session)
-    missing = reg.join("zzzzzzzz", FakePeer("r"), version=2, client_type="")
+def test_join_rules(make_store: StoreFactory) -> None:
+    store = make_store()
+    record = created(store.create("1.1.1.1", version=2, client_type="cli", node="n1"))
+    missing = store.join("zzzzzzzz", version=2, client_type="", node="n2")
     assert isinstance(missing, JoinRefused)
     assert missing.refusal.code is ErrorCode.SESSION_NOT_FOUND
-    wrong = reg.join(session.id, FakePeer("r"), version=1, client_type="")
+    wrong = store.join(record.id, version=1, client_type="", node="n2")
     assert isinstance(wrong, JoinRefused)
     assert wrong.refusal.code is ErrorCode.VERSION_MISMATCH
-    assert wrong.notify_sender is sender
-    assert session.receiver is None  # the slot is not lost (W-6)
-    receiver = FakePeer("r")
-    assert reg.join(session.id, receiver, version=2, client_type="browser") is session
-    assert session.receiver is receiver and session.receiver_client_type == "browser"
-    full = reg.join(session.id, FakePeer("x"), version=2, client_type="")
+    assert wrong.notify_sender
+    assert not created(store.get(record.id) or Refusal(ErrorCode.INTERNAL_ERROR, "")).joined  # W-6
+    joined = store.join(record.id, version=2, client_type="browser", node="n2")
+    assert isinstance(joined, SessionRecord)
+    assert joined.joined and joined.receiver_client_type == "browser"
+    assert (joined.sender_node, joined.receiver_node) == ("n1", "n2")
+    assert joined.sender_client_type == "cli" and joined.sender_ip == "1.1.1.1"
+    full = store.join(record.id, version=2, client_type="", node="n3")
     assert isinstance(full, JoinRefused) and full.refusal.code is ErrorCode.SESSION_FULL
 
 
-def test_expiry_counts_any_activity() -> None:
-    clock = Clock()
-    reg = registry(clock)
-    sender = FakePeer("1.1.1.1", last_activity=clock.now)
-    session = reg.create(sender, version=2, client_type="")
-    assert isinstance(session, Session)
+def test_expiry_counts_touches(make_store: StoreFactory, clock: Clock) -> None:
+    store = make_store(clock=clock)
+    record = created(store.create("1.1.1.1", version=2, client_type="", node="n"))
     clock.now += 200
-    sender.last_activity = clock.now  # e.g. a pong
+    store.touch(record.id)  # a message, or a pong reported by the reaper
     clock.now += 200
-    assert reg.expired(idle=300, max_age=3600) == []
+    assert store.expired(idle=300, max_age=3600) == []
     clock.now += 150
-    assert reg.expired(idle=300, max_age=3600) == [session]
-    sender.last_activity = clock.now
-    assert reg.expired(idle=300, max_age=3600) == []
-    clock.now = session.created + 3601
-    sender.last_activity = clock.now
-    assert reg.expired(idle=300, max_age=3600) == [session]  # max age wins over activity
+    assert store.expired(idle=300, max_age=3600) == [record.id]
+    store.touch(record.id)
+    assert store.expired(idle=300, max_age=3600) == []
+    clock.now = record.created + 3601
+    store.touch(record.id)
+    assert store.expired(idle=300, max_age=3600) == [record.id]  # max age wins over activity
 
 
-def test_file_info_is_set_once() -> None:
-    reg = registry()
-    session = reg.create(FakePeer("a"), version=2, client_type="")
-    assert isinstance(session, Session)
-    assert reg.set_file_info(session, "first") is True
-    assert reg.set_file_info(session, "second") is False
-    assert reg.file_info(session.id) == "first"
-    reg.end(session)
-    assert reg.file_info(session.id) is None
+def test_file_info_is_set_once(make_store: StoreFactory) -> None:
+    store = make_store()
+    record = created(store.create("a", version=2, client_type="", node="n"))
+    assert store.set_file_info(record.id, "first") is True
+    assert store.set_file_info(record.id, "second") is False
+    assert (store.get(record.id) or record).file_info == "first"
+    store.end(record.id)
+    assert store.get(record.id) is None
+    assert store.set_file_info(record.id, "late") is False
 
 
-def test_a_transfer_is_marked_completed_once_when_both_peers_report_it() -> None:
+def test_a_transfer_is_marked_completed_once_when_both_peers_report_it(make_store: StoreFactory) -> None:
     """Both handlers see `transfer-complete` at once: exactly one may count it."""
-    reg = registry()
-    for _ in range(50):
-        session = reg.create(FakePeer("10.0.0.1"), version=2, client_type="cli")
-        assert isinstance(session, Session)
+    store = make_store()
+    for _ in range(30):
+        record = created(store.create("10.0.0.1", version=2, client_type="cli", node="n"))
         barrier = threading.Barrier(2)
         wins: list[bool] = []
 
         def report(
-            session: Session = session, barrier: threading.Barrier = barrier, wins: list[bool] = wins
+            sid: str = record.id, barrier: threading.Barrier = barrier, wins: list[bool] = wins
         ) -> None:
             barrier.wait()
-            wins.append(reg.mark_completed(session))
+            wins.append(store.mark_completed(sid))
 
         threads = [threading.Thread(target=report) for _ in range(2)]
         for t in threads:
@@ -170,4 +149,13 @@ def test_a_transfer_is_marked_completed_once_when_both_peers_report_it() -> None
         for t in threads:
             t.join()
         assert sorted(wins) == [False, True]
-        reg.end(session)
+        store.end(record.id)
+
+
+def test_window_limiter_counts_per_key(make_store: StoreFactory) -> None:
+    limiter = make_store().limiter("t", 3, 60.0)
+    assert [limiter.hit("a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.exceeded("a") and not limiter.exceeded("b")
+    assert limiter.hit("b")
+    unlimited = make_store().limiter("u", 0, 60.0)
+    assert not unlimited.enabled and all(unlimited.hit("a") for _ in range(10))

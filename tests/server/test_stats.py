@@ -8,7 +8,7 @@ from pathlib import Path
 
 from server.stats import Stats
 from tests.server.conftest import RELAXED
-from tests.server.helpers import live_server, pair, wait_until
+from tests.server.helpers import Client, LiveServer, hello, http_get, live_server, pair, wait_until
 
 
 def test_stats_file_round_trip(tmp_path: Path) -> None:
@@ -45,3 +45,32 @@ def test_counts_from_sessions_and_no_file_by_default(tmp_path: Path) -> None:
         time.sleep(0.2)
         assert srv.state.stats.snapshot()["attemptedSends"] == 1
         assert srv.state.config.config_dir is None
+
+
+def test_metrics_in_prometheus_format(server: LiveServer) -> None:
+    sender, receiver, _ = pair(server.ws_url)
+    waiting, _, _ = hello(server.ws_url)
+    sender.send("crypto", {"publicKey": "k"})
+    receiver.expect("crypto")
+    refused = Client(server.ws_url)
+    refused.send("join", {"version": 2, "sessionId": "zzzzzzzz"})
+    refused.expect("error")
+    status, headers, body = http_get(f"{server.http_url}/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    for line in (
+        "sp2p_paired_sessions 1.0",
+        "sp2p_waiting_sessions 1.0",
+        "sp2p_messages_relayed_total 1.0",
+        'sp2p_refusals_total{reason="session_not_found"} 1.0',
+        "sp2p_turn_credentials_issued_total 0.0",
+    ):
+        assert line in text.splitlines(), line
+    assert wait_until(
+        lambda: "sp2p_open_connections 3.0" in http_get(f"{server.http_url}/metrics")[2].decode()
+    )
+    receiver.close()
+    sender.expect("peer-left")
+    assert wait_until(
+        lambda: "sp2p_paired_sessions 0.0" in http_get(f"{server.http_url}/metrics")[2].decode()
+    )

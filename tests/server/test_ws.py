@@ -287,13 +287,13 @@ def test_peer_left_when_either_side_goes(server: LiveServer) -> None:
     receiver.close()  # e.g. v2 close after P2P
     assert sender.expect("peer-left") == {}
     assert sender.closed_within(3)
-    assert server.state.registry.get(sid) is None
+    assert server.state.store.get(sid) is None
     # abrupt disconnect (no close frame) of the sender
     s2, r2, sid2 = pair(server.ws_url)
     s2.ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     s2.ws.sock.close()
     assert r2.expect("peer-left") == {}
-    assert server.state.registry.get(sid2) is None
+    assert server.state.store.get(sid2) is None
 
 
 def test_sender_messages_before_join_are_dropped(server: LiveServer) -> None:

@@ -1,0 +1,59 @@
+"""The in-process `Router`: (session, role) -> the local connection holding it.
+
+Delivery is a direct write on the target connection (its own lock serialises writers), so
+messages from one sender keep their order. `server.redis_store.RedisRouter` extends this
+with delivery to connections held by other nodes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+from server.store import SessionRecord
+from sp2p.proto.constants import Role
+
+if TYPE_CHECKING:
+    from server.connection import Peer
+
+
+class LocalRouter:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._peers: dict[tuple[str, Role], Peer] = {}
+
+    def attach(self, session_id: str, role: Role, peer: Peer) -> bool:
+        with self._lock:
+            if (session_id, role) in self._peers:
+                return False
+            self._peers[(session_id, role)] = peer
+            return True
+
+    def detach(self, session_id: str, role: Role, peer: Peer) -> None:
+        with self._lock:
+            if self._peers.get((session_id, role)) is peer:
+                del self._peers[(session_id, role)]
+
+    def local(self, session_id: str, role: Role) -> Peer | None:
+        with self._lock:
+            return self._peers.get((session_id, role))
+
+    def local_sessions(self) -> list[tuple[str, Role, Peer]]:
+        with self._lock:
+            return [(sid, role, peer) for (sid, role), peer in self._peers.items()]
+
+    def send(self, record: SessionRecord, role: Role, text: str) -> None:
+        peer = self.local(record.id, role)
+        if peer is not None:
+            peer.send_text(text)
+
+    def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
+        peer = self.local(record.id, role)
+        if peer is not None:
+            peer.close(code, reason)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass

@@ -1,0 +1,139 @@
+"""The two seams between a node's connections and the service's shared state.
+
+`SessionStore` holds session records and the counters every node must agree on (per-IP
+caps, rate-limit windows, TURN budgets). `Router` delivers a signalling message, or a
+close, to the connection holding (session, role), wherever it lives. In-memory versions
+(server.sessions, server.router) serve one process with no external service; the Redis
+versions (server.redis_store) let workers and hosts form one service.
+
+Records are plain values: the store never holds a connection, so a handler asks the store
+(atomically) and then tells the router what to deliver, never the other way round.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from server.relay import Refusal
+from sp2p.proto.constants import Role
+
+if TYPE_CHECKING:
+    from server.connection import Peer
+
+
+class StoreUnavailable(Exception):
+    """The shared store cannot be reached; the message says why, in one line."""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    version: int
+    sender_ip: str
+    sender_client_type: str
+    #: wall-clock seconds (nodes share them)
+    created: float
+    last_seen: float
+    joined_at: float | None = None
+    receiver_client_type: str = ""
+    file_info: str | None = None
+    completed: bool = False
+    #: the node (process) holding each side's connection
+    sender_node: str = ""
+    receiver_node: str = ""
+
+    @property
+    def joined(self) -> bool:
+        return self.joined_at is not None
+
+    def node_of(self, role: Role) -> str:
+        return self.sender_node if role is Role.SENDER else self.receiver_node
+
+
+@dataclass(frozen=True)
+class JoinRefused:
+    refusal: Refusal
+    #: the sender should hear about it (a receiver with the wrong version, W-6)
+    notify_sender: bool = False
+
+
+class Limiter(Protocol):
+    """At most `limit` events per key per window (0 = unlimited)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def hit(self, key: str) -> bool:
+        """Count one event; False when the key is over its limit."""
+        ...
+
+    def exceeded(self, key: str) -> bool:
+        """True while the key is over its limit (without counting)."""
+        ...
+
+
+class SessionStore(Protocol):
+    def create(self, ip: str, *, version: int, client_type: str, node: str) -> SessionRecord | Refusal:
+        """A new session for a sender at `ip`; the global cap is checked before the per-IP one."""
+        ...
+
+    def join(
+        self, session_id: str, *, version: int, client_type: str, node: str
+    ) -> SessionRecord | JoinRefused:
+        """Take the receiver slot (the version is compared before the slot is taken)."""
+        ...
+
+    def get(self, session_id: str) -> SessionRecord | None: ...
+
+    def touch(self, session_id: str) -> None: ...
+
+    def set_file_info(self, session_id: str, data: str) -> bool:
+        """Store the preview blob once; later ones are refused."""
+        ...
+
+    def mark_completed(self, session_id: str) -> bool:
+        """True only for the first call (both peers may report the same transfer)."""
+        ...
+
+    def end(self, session_id: str) -> SessionRecord | None:
+        """Remove the session; its record only for the call that actually ended it."""
+        ...
+
+    def expired(self, *, idle: float, max_age: float) -> list[str]:
+        """Ids of sessions past their idle or age limit (not ended; the caller ends them)."""
+        ...
+
+    def count(self) -> int: ...
+
+    def count_for_ip(self, ip: str) -> int: ...
+
+    def limiter(self, name: str, limit: int, window: float) -> Limiter: ...
+
+    def health(self) -> str | None:
+        """None when usable, else the reason in one line."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Router(Protocol):
+    def attach(self, session_id: str, role: Role, peer: Peer) -> bool:
+        """Register a local connection; False if (session, role) is already held here."""
+        ...
+
+    def detach(self, session_id: str, role: Role, peer: Peer) -> None: ...
+
+    def local(self, session_id: str, role: Role) -> Peer | None: ...
+
+    def local_sessions(self) -> list[tuple[str, Role, Peer]]: ...
+
+    def send(self, record: SessionRecord, role: Role, text: str) -> None:
+        """Deliver `text` to (session, role), in order per sender, wherever it is held."""
+        ...
+
+    def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
