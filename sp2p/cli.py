@@ -51,6 +51,7 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "transport": (STR, "connection method: auto, tcp or webrtc (default auto)"),
     "parallel": (INT, "parallel TCP streams: 0 auto, 1 never, 2-6 force (default 0)"),
     "allow-relay": (BOOL, "accept a TURN relay without asking (data stays end-to-end encrypted)"),
+    "no-resume": (BOOL, "neither resume an interrupted file nor keep a partial for a re-run"),
     "v": (BOOL, "verbose diagnostics"),
     "debug": (BOOL, "show tracebacks for unexpected errors"),
 }

@@ -40,6 +40,7 @@ class Config:
     output: Path = Path(".")
     verbose: bool = False
     parallel: int = 0  #: 0 auto, 1 never, 2-6 force
+    no_resume: bool = False  #: do not announce resume (docs/protocol-extensions.md §1)
 
     @property
     def signaling_url(self) -> str:
@@ -100,6 +101,7 @@ _KEYS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "output": ("output", _string),
     "verbose": ("verbose", _boolean),
     "parallel": ("parallel", _int_range(0, 6)),
+    "no-resume": ("no_resume", _boolean),
 }
 
 

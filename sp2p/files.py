@@ -97,6 +97,7 @@ class SendSource:
     file_count: int  #: regular files in a folder (0 otherwise)
     opener: Callable[[], SourceReader] = field(repr=False, compare=False)
     notices: tuple[str, ...] = ()  #: skipped links/specials, for the CLI to print
+    path: str | None = None  #: the resolved path of a single regular file (resume reads it again)
 
     def open(self) -> SourceReader:
         """Start reading the body; call once."""
@@ -205,6 +206,7 @@ def _single_file(raw: str) -> SendSource | None:
         stream_mode=False,
         file_count=0,
         opener=lambda: PieceReader(read_verified(path, st), expected_size=st.st_size),
+        path=path,
     )
 
 
@@ -257,6 +259,23 @@ class IncomingFile:
         self._closed = False
         self._chosen: tuple[str, str] | None = None  # (wanted, free name) from prepare_commit
         self.written = 0
+        #: a resumable partial stays on failure (sp2p.partials); a temp file never does
+        self.keep_on_abort = False
+
+    @classmethod
+    def adopt(
+        cls, outdir: Path, out_fd: int, name: str, fd: int, *, written: int, limit: int
+    ) -> IncomingFile:
+        """Continue an existing file `name` (open for writing at `written`) under `out_fd`.
+
+        Takes ownership of both descriptors; the file is kept on abort (a resumable partial).
+        """
+        self = cls.__new__(cls)
+        self.outdir, self._limit, self._out_fd = outdir, limit, out_fd
+        self.temp_name, self._fd = name, fd
+        self._closed, self._chosen, self.written = False, None, written
+        self.keep_on_abort = True
+        return self
 
     @property
     def temp_path(self) -> Path:
@@ -340,11 +359,12 @@ class IncomingFile:
         return self.outdir / final
 
     def abort(self) -> None:
-        """Delete the temp file; idempotent."""
+        """Delete the temp file (unless `keep_on_abort`); idempotent."""
         if self._closed:
             return
-        with contextlib.suppress(OSError):
-            os.unlink(self.temp_name, dir_fd=self._out_fd)
+        if not self.keep_on_abort:
+            with contextlib.suppress(OSError):
+                os.unlink(self.temp_name, dir_fd=self._out_fd)
         self._release()
 
     def _release(self) -> None:

@@ -40,6 +40,8 @@ class Progress:
         self.clock = clock
         self.start = clock()
         self.done = 0
+        #: bytes that were already there (a resumed transfer): not part of the speed
+        self.base = 0
         self._last_draw = -1e9
         self._next_milestone = 0  # index into MILESTONES
         self._lock = threading.Lock()
@@ -77,13 +79,14 @@ class Progress:
 
     def render(self, now: float, *, final: bool = False) -> str:
         elapsed = max(now - self.start, 1e-6)
-        rate = f"{human_size(self.done / elapsed)}/s"
+        moved = max(self.done - self.base, 0)  # what this run carried
+        rate = f"{human_size(moved / elapsed)}/s"
         tail = f"in {human_duration(elapsed)}" if final else ""
         if not self.total:
             return "  ".join(p for p in (f"{self.verb}:", human_size(self.done), rate, tail) if p)
         frac = min(self.done / self.total, 1.0)
         if not final:
-            speed = self.done / elapsed
+            speed = moved / elapsed
             left = max(self.total - self.done, 0)  # never negative when the estimate was low (W7)
             tail = "ETA " + (human_duration(left / speed) if speed > 0 else "?")
         amount = f"{human_size(self.done)} of {human_size(self.total)}"

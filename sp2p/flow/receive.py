@@ -6,21 +6,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sp2p.config import Config, signaling_url
-from sp2p.errors import LocalIOError, SignalingError
+from sp2p.errors import LocalIOError, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
 from sp2p.flow.receive_pump import ReceivePipeline
 from sp2p.flow.relay import establish_or_relay
+from sp2p.flow.resume import ResumableFileSink
 from sp2p.flow.session import PeerKey, hello_payload, parse_peer_crypto, server_error, wait_welcome
 from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.partials import remove_stale
 from sp2p.progress import Progress
 from sp2p.proto.codes import TransferCode
 from sp2p.proto.constants import Role
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
+from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
 from sp2p.ui import Terminal, describe, human_duration, human_size
 
@@ -41,6 +44,12 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         raise LocalIOError(
             f"output folder {outdir} {what}", hint="create it first, or choose another with -output"
         )
+    if not opts.to_stdout:
+        for gone in remove_stale(outdir):
+            term.line(
+                f"Removed an interrupted download of {term.peer_text(gone.name)} "
+                f"({human_size(gone.size)}, untouched for over 7 days)"
+            )
     code = opts.code
     signal = SignalClient(signaling_url(cfg.server))
     try:
@@ -48,7 +57,9 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         signal.send_type(SignalType.JOIN, {**hello_payload(), "sessionId": code.session_id})
         # Go receivers send their key at once; it is relayed only once the join succeeded
         parallel = cfg.parallel != 1
-        crypto = Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel)
+        # a partial lives in the output folder: nothing to resume into on stdout
+        resume = 0 if cfg.no_resume or opts.to_stdout else RESUME_VERSION
+        crypto = Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume)
         signal.send(Envelope.build(SignalType.CRYPTO, crypto))
         welcome = wait_welcome(signal)
         term.line("Connected to the sender's session")
@@ -88,7 +99,8 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             link = receiver_link(fc, keys, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}"))
             if link.streams > 1:
                 term.line(f"Using {link.streams} parallel streams")
-        return _transfer(link, term, outdir, opts.to_stdout)
+        resumable = negotiated(resume, sender.crypto.resume)
+        return _transfer(link, term, outdir, opts.to_stdout, resumable)
     finally:
         link.close()
 
@@ -106,35 +118,52 @@ def _wait_for_sender_key(signal: SignalClient) -> PeerKey:
         raise SignalingError(f"lost the signaling server: {exc}") from None
 
 
-def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool) -> int:
-    pipe = ReceivePipeline(fc)
+def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resumable: bool) -> int:
+    pipe = ReceivePipeline(fc, resume=resumable)
     progress: Progress | None = None
-    sink: FileSink | FolderSink | StdoutSink | None = None
+    sink: FileSink | FolderSink | StdoutSink | ResumableFileSink | None = None
+    offset = 0
 
     def on_metadata(meta: Metadata) -> None:
         nonlocal progress
         what = describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
         term.line(f"Receiving: {what}")
         progress = Progress(term, verb="Receiving", total=meta.size or None)
-        pipe.progress = progress.update
+        pipe.progress = lambda n: progress.update(offset + n) if progress is not None else None
 
-    def factory(meta: Metadata) -> FileSink | FolderSink | StdoutSink:
+    def on_start(at: int, size: int) -> None:
+        nonlocal offset
+        offset = at
+        if at and progress is not None:
+            progress.base = at
+            term.line(f"Resuming at {at * 100 // max(size, 1)} % ({human_size(at)} already here)")
+
+    def factory(meta: Metadata) -> FileSink | FolderSink | StdoutSink | ResumableFileSink:
         nonlocal sink
-        sink = make_sink(meta, outdir=outdir, to_stdout=to_stdout)
+        if resumable and applies(meta) and not to_stdout:
+            sink = ResumableFileSink(outdir, meta, on_start)
+        else:
+            sink = make_sink(meta, outdir=outdir, to_stdout=to_stdout)
         return sink
 
     try:
         totals = pipe.run(factory, on_metadata=on_metadata)
-    except BaseException:
+    except BaseException as exc:
         if progress is not None:
             progress.abort()
+        if isinstance(exc, Sp2pError) and isinstance(sink, ResumableFileSink) and sink.kept:
+            term.line(
+                f"Kept {human_size(sink.kept)} of the file in {outdir}: run the same send again "
+                "and receive into this folder to resume"
+            )
         raise
     elapsed = progress.finish(totals.total_bytes) if progress is not None else 0.0
     term.line()
     term.line("Transfer complete")
-    speed = totals.total_bytes / max(elapsed, 1e-6)
+    received = totals.total_bytes - offset  # a resumed run receives only the rest
+    speed = received / max(elapsed, 1e-6)
     term.line(
-        f"{human_size(totals.total_bytes)} received in {human_duration(elapsed)} "
+        f"{human_size(received)} received in {human_duration(elapsed)} "
         f"({human_size(speed)}/s) via {fc.transport}"
     )
     if sink is not None:

@@ -28,6 +28,7 @@ from sp2p.errors import (
 from sp2p.flow.failure import FirstFailure
 from sp2p.flow.framed import FrameLink
 from sp2p.flow.memory import keep_freed_memory
+from sp2p.flow.resume import receive_resume
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
@@ -36,6 +37,7 @@ from sp2p.proto.transfer import (
     DoneReceived,
     MetadataReceived,
     ReceiverMachine,
+    ReceiverState,
     TransferFinished,
     stall_error,
 )
@@ -67,10 +69,10 @@ ProgressFn = Callable[[int], None]
 
 
 class ReceivePipeline:
-    def __init__(self, fc: FrameLink, *, progress: ProgressFn = lambda n: None) -> None:
+    def __init__(self, fc: FrameLink, *, progress: ProgressFn = lambda n: None, resume: bool = False) -> None:
         keep_freed_memory()
         self.fc = fc
-        self.machine = ReceiverMachine()
+        self.machine = ReceiverMachine(resume=resume)
         self.progress = progress
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
         self._worker_error: BaseException | None = None
@@ -150,6 +152,8 @@ class ReceivePipeline:
             self.sink = make_sink(meta)
             self.fc.liveness.excuse(time.monotonic())  # a question to the user is not the sender's stall
             heart.start()
+            if self.machine.state is ReceiverState.AWAIT_SOURCE:  # docs/protocol-extensions.md §1
+                receive_resume(self.fc, self.machine, self.sink, self._next_frame)
             # decompressing here, not in the worker, splits the work more evenly (SHA-256 is the
             # heavier half and releases the GIL), so the two threads can run on two cores
             decompressor = ChunkDecompressor() if meta.compression == "zstd" else None

@@ -18,6 +18,7 @@ from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import sender_link
 from sp2p.flow.relay import establish_or_relay
+from sp2p.flow.resume import close_quietly, open_rest, send_resume
 from sp2p.flow.send_pump import ChunkSource, SendPipeline
 from sp2p.flow.session import (
     KeepAlive,
@@ -36,6 +37,7 @@ from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Role, Transport
 from sp2p.proto.fileinfo import encrypt_file_info
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
+from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, FileInfo, PeerJoined, SignalType
 from sp2p.proto.transfer import SenderMachine
 from sp2p.ui import Terminal, describe, human_duration, human_size
@@ -90,7 +92,7 @@ def run_send(opts: SendOptions, term: Terminal) -> int:
     if opts.name and not src.stream_mode and not src.is_folder:
         src = SendSource(
             name=opts.name, size=src.size, mime_type=src.mime_type, is_folder=False,
-            stream_mode=False, file_count=0, opener=src.opener,
+            stream_mode=False, file_count=0, opener=src.opener, path=src.path,
         )
     for notice in src.notices:
         term.warn(notice)
@@ -104,14 +106,16 @@ def run_send(opts: SendOptions, term: Terminal) -> int:
         stream_mode=src.stream_mode, file_count=src.file_count,
     )
     try:
-        return _send(opts, term, ws_url, meta, source)
+        return _send(opts, term, ws_url, meta, source, src.path)
     finally:
         if reader is not None:
             with contextlib.suppress(OSError):
                 reader.close()
 
 
-def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource) -> int:
+def _send(
+    opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource, path: str | None
+) -> int:
     cfg = opts.config
     transport = cfg.transport
     seed = generate_seed()
@@ -156,6 +160,7 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
     fc = FramedChannel(channel, keys)
     term.line(f"Connected via {fc.transport}")
     link: FrameLink = fc
+    stack = contextlib.ExitStack()
     try:
         if parallel_eligible(fc, parallel, peer.parallel_tcp):
             link = sender_link(
@@ -172,9 +177,27 @@ def _send(opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
         meta = dataclasses.replace(meta, compression="zstd" if compress else "")
-        return _transfer(link, term, meta, _PeekedSource(first, source), compress, cfg.compress)
+        machine = SenderMachine(meta)
+        rest: ChunkSource = _PeekedSource(first, source)
+        offset = 0
+        if path is not None and applies(meta) and negotiated(_our_resume(cfg), peer_key.crypto.resume):
+            offset = send_resume(link, machine, path)
+            if offset:
+                term.line(_resuming_line(offset, meta.size, "there"))
+                rest, rest_file = open_rest(path, offset, meta.size)
+                stack.callback(close_quietly, rest_file)
+        return _transfer(link, term, machine, rest, compress, cfg.compress, offset)
     finally:
+        stack.close()
         link.close()
+
+
+def _our_resume(cfg: Config) -> int:
+    return 0 if cfg.no_resume else RESUME_VERSION
+
+
+def _resuming_line(offset: int, size: int, where: str) -> str:
+    return f"Resuming at {offset * 100 // max(size, 1)} % ({human_size(offset)} already {where})"
 
 
 def _wait_for_receiver(
@@ -194,7 +217,9 @@ def _wait_for_receiver(
                 term.line("Receiver connected")
                 prefer = cfg.transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
                 parallel = peer_type == ClientType.CLI and cfg.parallel != 1
-                crypto = Crypto(public_key=public_b64, prefer_tcp=prefer, parallel_tcp=parallel)
+                crypto = Crypto(
+                    public_key=public_b64, prefer_tcp=prefer, parallel_tcp=parallel, resume=_our_resume(cfg)
+                )
                 signal.send(Envelope.build(SignalType.CRYPTO, crypto))
             elif env.type == SignalType.CRYPTO:
                 return peer_type, parse_peer_crypto(env), parallel
@@ -242,18 +267,25 @@ def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int)
 
 
 def _transfer(
-    fc: FrameLink, term: Terminal, meta: Metadata, source: ChunkSource, compress: bool, level: int
+    fc: FrameLink, term: Terminal, machine: SenderMachine, source: ChunkSource, compress: bool,
+    level: int, offset: int = 0,
 ) -> int:
+    meta = machine.metadata
     progress = Progress(term, verb="Sending", total=meta.size or None)
-    machine = SenderMachine(meta)
-    pipe = SendPipeline(fc, machine, level=max(level, 1), progress=progress.update, workers=_workers())
+    progress.base = offset
+
+    def report(sent: int) -> None:
+        progress.update(offset + sent)
+
+    pipe = SendPipeline(fc, machine, level=max(level, 1), progress=report, workers=_workers())
     totals = pipe.run(source, compress=compress)
     elapsed = progress.finish(totals.total_bytes)
     term.line()
     term.line("Transfer complete")
-    speed = totals.total_bytes / max(elapsed, 1e-6)
+    sent = totals.total_bytes - offset  # a resumed run sends only the rest
+    speed = sent / max(elapsed, 1e-6)
     term.line(
-        f"{human_size(totals.total_bytes)} sent in {human_duration(elapsed)} "
+        f"{human_size(sent)} sent in {human_duration(elapsed)} "
         f"({human_size(speed)}/s) via {fc.transport}"
     )
     term.line("Confirmed by receiver")

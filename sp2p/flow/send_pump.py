@@ -207,9 +207,10 @@ class SendPipeline:
         writer.start()
         reader.start()
         try:
-            with self._failures.step():
-                kind, body = self.machine.start()
-            self._submit(kind, body)
+            if self.machine.state is SenderState.IDLE:  # else the resume handshake sent Metadata
+                with self._failures.step():
+                    kind, body = self.machine.start()
+                self._submit(kind, body)
             while True:
                 chunk = source.read_chunk()
                 if self._abort.is_set():  # the receiver stopped us (or the link broke)

@@ -51,6 +51,10 @@ class MsgType(IntEnum):
     CANCEL = 0x09  #: v2; accepted with a forward sequence gap
     PARALLEL_PROBE = 0x0A  #: v2 (0.2.0), 8-byte UnixNano timestamp, echoed
     PARALLEL_READY = 0x0B  #: v2 (0.2.0), 1-byte stream count
+    # extensions, only after both peers announced them (docs/protocol-extensions.md)
+    RESUME_SOURCE = 0x20  #: resume §1.3: S->R identity of the source file
+    RESUME_OFFER = 0x21  #: resume §1.3: R->S offset + SHA-256 of the prefix held
+    RESUME_ACCEPT = 0x22  #: resume §1.3: S->R offset the data starts at (offered or 0)
 
 
 class CancelReason(IntEnum):

@@ -443,12 +443,15 @@ class Crypto(_Payload):
     public_key: str = ""  #: standard base64 of the 32-byte X25519 public key
     prefer_tcp: bool = False
     parallel_tcp: bool = False
+    #: our extension (docs/protocol-extensions.md §1.1); Go and browsers ignore the field
+    resume: int = 0
 
     def to_payload(self) -> dict[str, Any]:
         return _omit_empty(
             ("publicKey", self.public_key, False),
             ("preferTCP", self.prefer_tcp, True),
             ("parallelTCP", self.parallel_tcp, True),
+            ("resume", self.resume, True),
         )
 
     @classmethod
@@ -458,7 +461,17 @@ class Crypto(_Payload):
             public_key=_str(d, "publicKey"),
             prefer_tcp=_bool(d, "preferTCP"),
             parallel_tcp=_bool(d, "parallelTCP"),
+            resume=_extension_version(d, "resume"),
         )
+
+
+def _extension_version(d: Mapping[str, Any], name: str) -> int:
+    """An extension's announced version; anything unusable means "not spoken", never an error
+    (a peer we do not know may use the same name differently)."""
+    value = _lookup(d, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        return 0
+    return max(0, min(value, 1 << 16))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,11 @@ frames and return what to send; they never touch sockets, threads or clocks.
               -any frame or EOF-> FINISHED
     both:     Cancel or Error from the peer, or a failed check -> FAILED
 
+    resume (docs/protocol-extensions.md §1.5), negotiated and a single file:
+    sender:   IDLE -start_resumable-> AWAIT_OFFER -ResumeOffer, accept()-> SENDING
+    receiver: AWAIT_METADATA -Metadata-> AWAIT_SOURCE -ResumeSource-> OFFERING
+              -offer()-> AWAIT_ACCEPT -ResumeAccept-> RECEIVING
+
 Heartbeats are ignored in every state (browsers send them anywhere).
 """
 
@@ -17,7 +22,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Final
+from typing import Any, Final, Protocol
 
 from sp2p.errors import (
     LocalProtocolError,
@@ -30,6 +35,7 @@ from sp2p.errors import (
 from sp2p.proto.constants import MAX_CONTROL_SIZE, CancelReason, MsgType
 from sp2p.proto.frames import Frame
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
+from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,23 @@ class StreamDigest:
 
     def totals(self) -> Totals:
         return Totals(self.total_bytes, self.chunk_count, self._sha.hexdigest())
+
+    def continue_from(self, prefix: Hasher, length: int) -> None:
+        """Resume: the stream starts with `length` bytes already hashed into `prefix`."""
+        if self.total_bytes:
+            raise LocalProtocolError("digest: resume after data")
+        self._sha = prefix.copy()
+        self.total_bytes = length
+
+
+class Hasher(Protocol):
+    """A running SHA-256 (hashlib's object)."""
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def hexdigest(self) -> str: ...
+
+    def copy(self) -> Any: ...
 
 
 def totals_mismatch(sent: Totals, received: Totals) -> VerificationError | None:
@@ -95,6 +118,7 @@ def _check_control_size(frame: Frame) -> None:
 
 class SenderState(Enum):
     IDLE = auto()
+    AWAIT_OFFER = auto()  #: resume: Metadata + ResumeSource sent, waiting for ResumeOffer
     SENDING = auto()
     AWAIT_COMPLETE = auto()
     FINISHED = auto()
@@ -103,6 +127,8 @@ class SenderState(Enum):
 
 _SENDER_TRANSITIONS: Final[dict[tuple[SenderState, str], SenderState]] = {
     (SenderState.IDLE, "start"): SenderState.SENDING,
+    (SenderState.IDLE, "start-resumable"): SenderState.AWAIT_OFFER,
+    (SenderState.AWAIT_OFFER, "accept"): SenderState.SENDING,
     (SenderState.SENDING, "finish"): SenderState.AWAIT_COMPLETE,
     (SenderState.AWAIT_COMPLETE, "complete"): SenderState.FINISHED,
 }
@@ -127,6 +153,55 @@ class SenderMachine:
     def start(self) -> tuple[MsgType, bytes]:
         self._set_state("start")
         return MsgType.METADATA, self.metadata.to_json()
+
+    def start_resumable(self, source: SourceIdentity) -> list[tuple[MsgType, bytes]]:
+        """Resume negotiated: Metadata, then ResumeSource; wait for the offer (`on_offer`)."""
+        if not applies(self.metadata) or source.size != self.metadata.size:
+            raise LocalProtocolError("sender: resume source does not match the metadata")
+        self._set_state("start-resumable")
+        return [(MsgType.METADATA, self.metadata.to_json()), (MsgType.RESUME_SOURCE, source.to_json())]
+
+    def on_offer(self, frame: Frame) -> ResumeOffer | None:
+        """A frame while waiting for the receiver's ResumeOffer; None for a Heartbeat."""
+        _check_control_size(frame)
+        kind = frame.msg_type
+        if kind == MsgType.HEARTBEAT:
+            return None
+        if kind in (MsgType.CANCEL, MsgType.ERROR):
+            self.fail()
+            raise _peer_stop(frame, "receiver")
+        if kind != MsgType.RESUME_OFFER or self.state is not SenderState.AWAIT_OFFER:
+            self.fail()
+            raise _unexpected(frame, self.state)
+        try:
+            offer = ResumeOffer.from_json(frame.body)
+        except RemoteProtocolError:
+            self.fail()
+            raise
+        if offer.offset > self.metadata.size:
+            self.fail()
+            raise RemoteProtocolError(
+                f"resume offer at byte {offer.offset} is past the announced size {self.metadata.size}"
+            )
+        return offer
+
+    def accept(self, offer: ResumeOffer, our_prefix: Hasher | None) -> tuple[int, tuple[MsgType, bytes]]:
+        """Decide the start offset: the offer's when our prefix hash equals it, else 0.
+
+        Args:
+            offer: from `on_offer`.
+            our_prefix: SHA-256 over the first ``offer.offset`` bytes of our file, or None
+                when they could not be read.
+
+        Returns:
+            (offset, the ResumeAccept frame to send); Data then starts at offset.
+        """
+        offset = 0
+        if offer.offset and our_prefix is not None and our_prefix.hexdigest() == offer.prefix_sha256:
+            offset = offer.offset
+            self.digest.continue_from(our_prefix, offset)
+        self._set_state("accept")
+        return offset, (MsgType.RESUME_ACCEPT, accept_body(offset))
 
     def record_chunk(self, chunk: bytes) -> None:
         """Account one raw (uncompressed) chunk that is about to be sent."""
@@ -161,6 +236,9 @@ class SenderMachine:
 
 class ReceiverState(Enum):
     AWAIT_METADATA = auto()
+    AWAIT_SOURCE = auto()  #: resume: Metadata arrived, ResumeSource must follow
+    OFFERING = auto()  #: resume: the flow looks up its partial and calls offer()
+    AWAIT_ACCEPT = auto()  #: resume: ResumeOffer sent
     RECEIVING = auto()
     VERIFYING = auto()
     AWAIT_FIN_ACK = auto()
@@ -170,6 +248,10 @@ class ReceiverState(Enum):
 
 _RECEIVER_TRANSITIONS: Final[dict[tuple[ReceiverState, int | str], ReceiverState]] = {
     (ReceiverState.AWAIT_METADATA, MsgType.METADATA): ReceiverState.RECEIVING,
+    (ReceiverState.AWAIT_METADATA, "metadata-resumable"): ReceiverState.AWAIT_SOURCE,
+    (ReceiverState.AWAIT_SOURCE, MsgType.RESUME_SOURCE): ReceiverState.OFFERING,
+    (ReceiverState.OFFERING, "offer"): ReceiverState.AWAIT_ACCEPT,
+    (ReceiverState.AWAIT_ACCEPT, MsgType.RESUME_ACCEPT): ReceiverState.RECEIVING,
     (ReceiverState.RECEIVING, MsgType.DATA): ReceiverState.RECEIVING,
     (ReceiverState.RECEIVING, MsgType.DONE): ReceiverState.VERIFYING,
     (ReceiverState.VERIFYING, "complete"): ReceiverState.AWAIT_FIN_ACK,
@@ -197,11 +279,30 @@ class TransferFinished:
     pass
 
 
-ReceiverEvent = MetadataReceived | DataReceived | DoneReceived | TransferFinished
+@dataclass(frozen=True)
+class SourceReceived:
+    """Resume: the sender's ResumeSource; answer with `ReceiverMachine.offer`."""
+
+    source: SourceIdentity
+
+
+@dataclass(frozen=True)
+class ResumeAccepted:
+    """Resume: Data starts at `offset` (the offered offset, or 0: start afresh)."""
+
+    offset: int
+
+
+ReceiverEvent = (
+    MetadataReceived | DataReceived | DoneReceived | TransferFinished | SourceReceived | ResumeAccepted
+)
 
 
 class ReceiverMachine:
-    def __init__(self) -> None:
+    def __init__(self, *, resume: bool = False) -> None:
+        #: both peers announced the resume extension
+        self.resume = resume
+        self._offered: tuple[int, Hasher | None] | None = None
         self.state = ReceiverState.AWAIT_METADATA
         self.metadata: Metadata | None = None
         self.done: Totals | None = None
@@ -242,18 +343,44 @@ class ReceiverMachine:
             if self.state is ReceiverState.AWAIT_METADATA:
                 raise RemoteProtocolError(f"expected metadata (0x01), got 0x{kind:02x}")
             raise _unexpected(frame, self.state)
-        self._set_state(kind)
         if kind == MsgType.METADATA:
             meta = Metadata.from_json(frame.body)
+            self._set_state("metadata-resumable" if self.resume and applies(meta) else kind)
             self.metadata = meta
             if not meta.is_folder and not meta.stream_mode:
                 self.max_bytes = meta.size
             return MetadataReceived(meta)
+        self._set_state(kind)
+        if kind == MsgType.RESUME_SOURCE:
+            source = SourceIdentity.from_json(frame.body)
+            if self.metadata is None or source.size != self.metadata.size:
+                raise RemoteProtocolError("resume source size differs from the metadata")
+            return SourceReceived(source)
+        if kind == MsgType.RESUME_ACCEPT:
+            return self._accepted(parse_accept(frame.body))
         if kind == MsgType.DATA:
             self.frames_received += 1
             return DataReceived(frame.body)
         self.done = Totals.from_json(frame.body, "done")
         return DoneReceived(self.done)
+
+    def offer(self, offset: int, prefix: Hasher | None) -> tuple[MsgType, bytes]:
+        """The ResumeOffer for what we hold: `offset` bytes whose SHA-256 is `prefix`."""
+        if self.max_bytes is None or not 0 <= offset <= self.max_bytes or (offset and prefix is None):
+            raise LocalProtocolError("receiver: offer outside the announced size")
+        self._set_state("offer")
+        self._offered = (offset, prefix if offset else None)
+        body = ResumeOffer(offset, prefix.hexdigest()) if offset and prefix is not None else ResumeOffer(0)
+        return MsgType.RESUME_OFFER, body.to_json()
+
+    def _accepted(self, offset: int) -> ResumeAccepted:
+        assert self._offered is not None
+        offered, prefix = self._offered
+        if offset not in (0, offered):
+            raise RemoteProtocolError(f"resume accepted at byte {offset}, but we offered {offered}")
+        if offset and prefix is not None:
+            self.digest.continue_from(prefix, offset)
+        return ResumeAccepted(offset)
 
     def record_plaintext(self, chunk: bytes) -> None:
         """Account one decompressed chunk before it is written; stops at the first byte too many."""

@@ -1,0 +1,278 @@
+"""Resume on re-run with real processes (docs/protocol-extensions.md §1).
+
+A transfer is cut by SIGKILL once the receiver's partial holds about half of a 200 MiB
+file; the re-run with a new code sends only the rest. Bytes on the wire come from the
+sender's own summary of the run ("N sent in …"), the hash from the file itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import CODE_RE, Result, finish, read_code, spawn, transfer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SIZE = 200 * 1024 * 1024
+MiB = 1024 * 1024
+GO_CLI = Path("/work/shared/reference/sp2p")
+_UNITS = {"B": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _bytes(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * _UNITS[unit[0].upper()]
+
+
+def sent_bytes(sender_err: str) -> float:
+    match = re.search(r"([\d.]+ [KMGT]?i?B) sent in", sender_err)
+    assert match, sender_err
+    return _bytes(match.group(1))
+
+
+def sha(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(4 * MiB):
+            h.update(block)
+    return h.hexdigest()
+
+
+def partials(outdir: Path) -> list[Path]:
+    return sorted(p for p in outdir.iterdir() if p.name.startswith(".sp2p-partial-") and p.suffix != ".json")
+
+
+def leftovers(outdir: Path) -> list[str]:
+    return sorted(p.name for p in outdir.iterdir() if p.name.startswith(".sp2p"))
+
+
+@pytest.fixture(scope="module")
+def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("src") / "big.bin"
+    block = os.urandom(MiB)  # incompressible, so the wire carries what the file holds
+    with path.open("wb") as f:
+        for i in range(SIZE // MiB):
+            f.write(i.to_bytes(4, "big") + block[4:])
+    return path
+
+
+@pytest.fixture
+def src(big_file: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "movie.bin"
+    shutil.copyfile(big_file, copy)
+    return copy
+
+
+def read_go_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
+    """The Go sender shows its code on stderr, between spinner redraws (no newline to wait for)."""
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    os.set_blocking(fd, False)
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(BlockingIOError):
+            seen += os.read(fd, 65536)
+        if match := CODE_RE.search(seen.decode(errors="replace")):
+            os.set_blocking(fd, True)
+            return match.group(0)
+        time.sleep(0.05)
+    raise AssertionError(f"no code from the Go sender: {seen[-500:]!r}")
+
+
+@contextlib.contextmanager
+def pair(send_args: list[str], recv_args: list[str], env: dict[str, str],
+         send_cmd: list[str] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    sender = (
+        spawn(["send", *send_args], env)
+        if send_cmd is None
+        else subprocess.Popen([*send_cmd, *send_args], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, start_new_session=True)
+    )
+    receiver = None
+    try:
+        code = read_code(sender) if send_cmd is None else read_go_code(sender)
+        receiver = spawn(["receive", *recv_args, code], env)
+        yield sender, receiver
+    finally:
+        for proc in (sender, receiver):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc is not None:
+                proc.communicate()
+
+
+def kill_at_half(victim: subprocess.Popen[bytes], outdir: Path, *, watch: str = ".sp2p-partial-") -> int:
+    """SIGKILL `victim` once a growing file in `outdir` holds about half; returns its size then."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        for p in outdir.iterdir():
+            if p.name.startswith(watch) and p.suffix != ".json":
+                with contextlib.suppress(FileNotFoundError):
+                    if p.stat().st_size >= SIZE * 45 // 100:
+                        os.killpg(victim.pid, signal.SIGKILL)
+                        victim.wait()
+                        return p.stat().st_size
+        assert victim.poll() is None, "the transfer ended before it could be cut"
+        time.sleep(0.001)
+    raise AssertionError("the partial never reached half")
+
+
+def interrupted(src: Path, outdir: Path, env: dict[str, str], *, kill: str = "sender",
+                recv_args: tuple[str, ...] = ()) -> tuple[int, Result]:
+    with pair([str(src)], ["-output", str(outdir), *recv_args], env) as (sender, receiver):
+        held = kill_at_half(sender if kill == "sender" else receiver, outdir)
+        other = receiver if kill == "sender" else sender
+        result = finish(other)
+    return held, result
+
+
+def rerun(src: Path, outdir: Path, env: dict[str, str], *recv_args: str) -> tuple[Result, Result]:
+    return transfer([str(src)], ["-output", str(outdir), *recv_args], env)
+
+
+def test_sender_killed_then_rerun_sends_only_the_rest(src: Path, outdir: Path, env: dict[str, str]) -> None:
+    held, first = interrupted(src, outdir, env)
+    assert first.rc != 0
+    assert "Kept" in first.err and "resume" in first.err, first.err
+    assert not (outdir / src.name).exists()  # never under the final name
+    [partial] = partials(outdir)
+    kept = partial.stat().st_size
+    assert SIZE * 0.3 < kept < SIZE * 0.9, kept
+    s, r = rerun(src, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert re.search(r"Resuming at \d+ % \(.* already here\)", r.err), r.err
+    assert "already there" in s.err
+    wire = sent_bytes(s.err)
+    assert abs(wire - (SIZE - kept)) <= 0.002 * SIZE, (wire, kept)
+    assert wire < SIZE * 0.7
+    assert sha(outdir / src.name) == sha(src)
+    assert leftovers(outdir) == []
+
+
+def test_receiver_killed_then_rerun_resumes(src: Path, outdir: Path, env: dict[str, str]) -> None:
+    _held, first = interrupted(src, outdir, env, kill="receiver")
+    assert first.rc != 0
+    [partial] = partials(outdir)
+    kept = partial.stat().st_size
+    assert 0 < kept < SIZE
+    s, r = rerun(src, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming at" in r.err
+    assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
+    assert sha(outdir / src.name) == sha(src)
+    assert leftovers(outdir) == []
+
+
+def test_changed_source_is_sent_in_full(src: Path, outdir: Path, env: dict[str, str]) -> None:
+    """Same size, same mtime, same first and last MiB, one byte different inside the held
+    prefix: only the prefix hash can tell, and it does."""
+    interrupted(src, outdir, env)
+    st = src.stat()
+    with src.open("r+b") as f:
+        f.seek(20 * MiB)
+        byte = f.read(1)
+        f.seek(20 * MiB)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns))
+    s, r = rerun(src, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming" not in r.err
+    assert sent_bytes(s.err) > SIZE * 0.99
+    assert sha(outdir / src.name) == sha(src)
+    assert leftovers(outdir) == []
+
+
+def test_touched_source_starts_afresh_and_drops_the_old_partial(
+    src: Path, outdir: Path, env: dict[str, str]
+) -> None:
+    interrupted(src, outdir, env)
+    os.utime(src, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
+    s, r = rerun(src, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming" not in r.err
+    assert sha(outdir / src.name) == sha(src)
+    assert leftovers(outdir) == []
+
+
+def test_corrupted_partial_is_not_extended(src: Path, outdir: Path, env: dict[str, str]) -> None:
+    """A partial whose bytes no longer match (disk trouble, tampering) offers a prefix hash
+    the sender rejects: full resend, correct result."""
+    interrupted(src, outdir, env)
+    [partial] = partials(outdir)
+    with partial.open("r+b") as f:
+        f.seek(MiB + 7)
+        f.write(b"\x00garbage\x00")
+    s, r = rerun(src, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming" not in r.err
+    assert sha(outdir / src.name) == sha(src)
+
+
+def test_no_resume_leaves_nothing_and_starts_from_zero(src: Path, outdir: Path, env: dict[str, str]) -> None:
+    with pair([str(src)], ["-output", str(outdir), "-no-resume"], env) as (sender, receiver):
+        kill_at_half(sender, outdir, watch=".sp2p-recv-")
+        assert finish(receiver).rc != 0
+    assert leftovers(outdir) == []
+    interrupted(src, outdir, env)  # a partial from a resumable run …
+    s, r = rerun(src, outdir, env, "-no-resume")  # … is not used by -no-resume
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming" not in r.err
+    assert sent_bytes(s.err) > SIZE * 0.99
+    assert sha(outdir / src.name) == sha(src)
+
+
+def test_nothing_resumes_across_output_folders(src: Path, outdir: Path, tmp_path: Path,
+                                               env: dict[str, str]) -> None:
+    interrupted(src, outdir, env)
+    other = tmp_path / "other"
+    other.mkdir()
+    s, r = rerun(src, other, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming" not in r.err
+    assert len(partials(outdir)) == 1  # the first folder's partial is untouched
+
+
+@pytest.mark.parametrize("go_side", ["sender", "receiver"])
+def test_go_peer_never_resumes(go_side: str, src: Path, outdir: Path, env: dict[str, str]) -> None:
+    assert GO_CLI.exists(), "the Go reference CLI is part of the environment"
+    interrupted(src, outdir, env)  # a matching partial exists: a Go peer must not touch it
+    [partial] = partials(outdir)
+    kept = partial.stat().st_size
+    result_dir = outdir  # where the file lands: ours when Go sends, Go's folder when Go receives
+    if go_side == "sender":
+        with pair([str(src)], ["-output", str(outdir)], env, send_cmd=[str(GO_CLI), "send"]) as (sender, receiver):
+            r = finish(receiver)
+            s = finish(sender)
+    else:
+        go_dir = outdir.parent / "go-out"
+        go_dir.mkdir()
+        result_dir = go_dir
+        sender = spawn(["send", str(src)], env)
+        try:
+            code = read_code(sender)
+            go = subprocess.run([str(GO_CLI), "receive", code], env=env, cwd=go_dir, capture_output=True,
+                                timeout=120, check=False)
+            r = Result(go.returncode, go.stdout, go.stderr.decode(errors="replace"))
+            s = finish(sender)
+        finally:
+            if sender.poll() is None:
+                os.killpg(sender.pid, signal.SIGKILL)
+                sender.wait()
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming" not in s.err + r.err
+    if go_side == "receiver":
+        assert sent_bytes(s.err) > SIZE * 0.99
+    assert sha(result_dir / src.name) == sha(src)
+    assert partials(outdir)[0].stat().st_size == kept  # the partial is left as it was
