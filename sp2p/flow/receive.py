@@ -151,11 +151,8 @@ def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resu
     except BaseException as exc:
         if progress is not None:
             progress.abort()
-        if isinstance(exc, Sp2pError) and isinstance(sink, ResumableFileSink) and sink.kept:
-            term.line(
-                f"Kept {human_size(sink.kept)} of the file in {outdir}: run the same send again "
-                "and receive into this folder to resume"
-            )
+        if isinstance(exc, Sp2pError):
+            _say_what_is_kept(term, sink, outdir, resumable)
         raise
     elapsed = progress.finish(totals.total_bytes) if progress is not None else 0.0
     term.line()
@@ -170,3 +167,15 @@ def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resu
         for path in sink.saved:
             term.line(f"Saved to: {term.peer_text(str(path), max_len=400)}")
     return 0
+
+
+def _say_what_is_kept(term: Terminal, sink: object, outdir: Path, resumable: bool) -> None:
+    """After a failure: whether a re-run can resume (docs/protocol-extensions.md §1)."""
+    if isinstance(sink, ResumableFileSink):
+        if sink.kept:
+            term.line(
+                f"Kept {human_size(sink.kept)} of the file in {outdir}: run the same send again "
+                "and receive into this folder to resume"
+            )
+    elif resumable and isinstance(sink, FileSink | FolderSink):
+        term.line("Folders and streams cannot resume: a re-run starts from zero")

@@ -276,3 +276,82 @@ def test_go_peer_never_resumes(go_side: str, src: Path, outdir: Path, env: dict[
         assert sent_bytes(s.err) > SIZE * 0.99
     assert sha(result_dir / src.name) == sha(src)
     assert partials(outdir)[0].stat().st_size == kept  # the partial is left as it was
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 240 MiB tmpfs as the output folder: room for the file, not for the file and a filler."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=240m,mode=0755", "tmpfs", str(mnt)], check=True)
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Take every free byte of `disk`."""
+    filler = disk / "filler"
+    block = b"\0" * MiB
+    with filler.open("wb", buffering=0) as f:
+        try:
+            while True:
+                f.write(block)
+        except OSError:
+            pass
+    return filler
+
+
+def test_disk_full_then_freed_resumes(src: Path, small_disk: Path, env: dict[str, str]) -> None:
+    with pair([str(src)], ["-output", str(small_disk)], env) as (_sender, receiver):
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > SIZE // 4 for p in partials(small_disk)):
+            assert time.monotonic() < deadline and receiver.poll() is None
+            time.sleep(0.002)
+        filler = fill(small_disk)  # the disk fills up under the running transfer
+        first = finish(receiver)
+    assert first.rc == 7, first.err  # local I/O
+    assert "disk full" in first.err and "Kept" in first.err, first.err
+    [partial] = partials(small_disk)
+    kept = partial.stat().st_size
+    assert kept > SIZE // 4
+    filler.unlink()  # space freed
+    s, r = rerun(src, small_disk, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming at" in r.err
+    assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
+    assert sha(small_disk / src.name) == sha(src)
+    assert leftovers(small_disk) == []
+
+
+def test_stale_partial_is_removed_and_said(src: Path, outdir: Path, env: dict[str, str]) -> None:
+    interrupted(src, outdir, env)
+    [partial] = partials(outdir)
+    old = time.time() - 8 * 24 * 3600
+    os.utime(partial, (old, old))
+    small = outdir.parent / "small.txt"
+    small.write_text("hello")
+    s, r = rerun(small, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert re.search(r"Removed an interrupted download of movie\.bin .*untouched for over 7 days", r.err), r.err
+    assert leftovers(outdir) == []
+
+
+def test_folder_failure_says_it_cannot_resume(tmp_path: Path, outdir: Path, env: dict[str, str],
+                                              big_file: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copyfile(big_file, folder / "a.bin")
+    with pair([str(folder)], ["-output", str(outdir)], env) as (sender, receiver):
+        deadline = time.monotonic() + 60
+        while not list((outdir).glob(".sp2p-extract-*/folder/a.bin")) or (
+            next(outdir.glob(".sp2p-extract-*/folder/a.bin")).stat().st_size < SIZE // 3
+        ):
+            assert time.monotonic() < deadline and sender.poll() is None
+            time.sleep(0.002)
+        os.killpg(sender.pid, signal.SIGKILL)
+        first = finish(receiver)
+    assert first.rc != 0
+    assert "Folders and streams cannot resume" in first.err, first.err
+    assert leftovers(outdir) == []
