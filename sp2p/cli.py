@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ RECEIVE_FLAGS = {
     **COMMON_FLAGS,
     "output": (STR, "output folder, which must exist (default .)"),
     "stdout": (BOOL, "write the received data to stdout"),
+    "yes": (BOOL, "receive without asking 'Receive it?' on a terminal (config: yes: true)"),
 }
 _TRUE = {"1", "t", "true", "yes", "on"}
 _FALSE = {"0", "f", "false", "no", "off"}
@@ -252,8 +253,20 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     to_stdout = bool(parsed.flags.get("stdout"))
     if not to_stdout and Path(config.output).is_dir():
         clean_stale(config.output)
-    opts = ReceiveOptions(code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback)
+    opts = ReceiveOptions(
+        code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback, confirm=_confirmer(config, term)
+    )
     return run_receive(opts, term)
+
+
+def _confirmer(config: Any, term: Terminal) -> Callable[[str], bool] | None:
+    """The accept question on the terminal; None (proceed) with -yes or without a terminal.
+    The preview goes to stderr, so stderr must be that terminal too (not a log or a pipe)."""
+    from sp2p.tty import ask_yes_no, has_tty
+
+    if config.yes or not term.is_tty or not has_tty():
+        return None
+    return lambda question: ask_yes_no(f"  {question}")
 
 
 def _install_sigterm() -> None:

@@ -41,6 +41,7 @@ class Config:
     verbose: bool = False
     parallel: int = 0  #: 0 auto, 1 never, 2-6 force
     no_resume: bool = False  #: do not announce resume (docs/protocol-extensions.md §1)
+    yes: bool = False  #: receive without asking, even on a terminal
 
     @property
     def signaling_url(self) -> str:
@@ -102,6 +103,7 @@ _KEYS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "verbose": ("verbose", _boolean),
     "parallel": ("parallel", _int_range(0, 6)),
     "no-resume": ("no_resume", _boolean),
+    "yes": ("yes", _boolean),
 }
 
 
@@ -145,6 +147,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"parsing {path}: expected a mapping of settings")
     values: dict[str, Any] = {}
     for key, value in data.items():
+        if key is True:  # YAML 1.1 reads the bare key `yes` as a boolean
+            key = "yes"
         if key not in _KEYS:
             raise UsageError(f"parsing {path}: unknown key {key!r}")
         attr, check = _KEYS[key]

@@ -10,6 +10,7 @@ Sp2pError                      exit 1
 ├── TransferError              exit 6
 │   ├── PeerCancelled
 │   ├── RemoteError            the peer sent an Error frame
+│   ├── Declined               the receiver said no to the offer
 │   ├── VerificationError      size/count/SHA-256 mismatch
 │   └── RemoteProtocolError    the peer broke the protocol (raised by sp2p.proto)
 ├── LocalIOError               exit 7
@@ -76,6 +77,10 @@ class PeerCancelled(TransferError):
 
 class RemoteError(TransferError):
     pass
+
+
+class Declined(TransferError):
+    """The receiver said no to the offer (ours, or the peer's)."""
 
 
 class VerificationError(TransferError):

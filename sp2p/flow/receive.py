@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from sp2p.config import Config, signaling_url
-from sp2p.errors import LocalIOError, SignalingError, Sp2pError
+from sp2p.config import Config, share_base_url, signaling_url
+from sp2p.errors import Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.parallel import eligible as parallel_eligible
@@ -21,11 +23,16 @@ from sp2p.partials import remove_stale
 from sp2p.progress import Progress
 from sp2p.proto.codes import TransferCode
 from sp2p.proto.constants import Role
+from sp2p.proto.fileinfo import Preview, decrypt_file_info, parse_preview
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
+from sp2p.status import ExitStatus
 from sp2p.ui import Terminal, describe, human_duration, human_size
+
+#: asks the user a yes/no question (the CLI's terminal); None means do not ask
+Confirm = Callable[[str], bool]
 
 
 @dataclass
@@ -34,6 +41,8 @@ class ReceiveOptions:
     config: Config
     to_stdout: bool = False
     allow_loopback: bool = False
+    #: show the preview and ask before the keys are exchanged (a terminal, no -yes)
+    confirm: Confirm | None = None
 
 
 def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
@@ -59,10 +68,24 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         parallel = cfg.parallel != 1
         # a partial lives in the output folder: nothing to resume into on stdout
         resume = 0 if cfg.no_resume or opts.to_stdout else RESUME_VERSION
-        crypto = Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume)
-        signal.send(Envelope.build(SignalType.CRYPTO, crypto))
+        crypto = Envelope.build(
+            SignalType.CRYPTO,
+            Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume),
+        )
+        if opts.confirm is None:
+            signal.send(crypto)
         welcome = wait_welcome(signal)
         term.line("Connected to the sender's session")
+        preview: Preview | None = None
+        if opts.confirm is not None:
+            # the sender waits for our key, so it waits while the user decides
+            preview = _show_offer(term, cfg, code, welcome.peer_client_type)
+            if not opts.confirm("Receive it?"):
+                with contextlib.suppress(SignalingError):
+                    signal.send_type(SignalType.DECLINE)
+                term.line("Declined; the sender has been told")
+                return ExitStatus.TRANSFER
+            signal.send(crypto)
         sender = _wait_for_sender_key(signal)
         sender_key, prefer_tcp = sender.public, sender.crypto.prefer_tcp
         keys = derive_session_keys(
@@ -100,7 +123,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             if link.streams > 1:
                 term.line(f"Using {link.streams} parallel streams")
         resumable = negotiated(resume, sender.crypto.resume)
-        return _transfer(link, term, outdir, opts.to_stdout, resumable)
+        return _transfer(link, term, outdir, opts.to_stdout, resumable, _recheck(term, preview, opts.confirm))
     finally:
         link.close()
 
@@ -118,7 +141,51 @@ def _wait_for_sender_key(signal: SignalClient) -> PeerKey:
         raise SignalingError(f"lost the signaling server: {exc}") from None
 
 
-def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resumable: bool) -> int:
+def _show_offer(term: Terminal, cfg: Config, code: TransferCode, sender_type: str) -> Preview | None:
+    """Fetch, decrypt and show the sender's preview; say so when there is none (C16)."""
+    from sp2p.net.preview import fetch_file_info
+
+    who = "a browser" if sender_type == ClientType.BROWSER else "a CLI"
+    blob = fetch_file_info(share_base_url(signaling_url(cfg.server)), code.session_id)
+    preview: Preview | None = None
+    if blob is not None:
+        try:
+            preview = parse_preview(decrypt_file_info(code.seed, blob))
+        except (IntegrityError, ValueError):
+            preview = None
+    if preview is None:
+        term.line(f"No preview of the offer from {who} (its client or server does not provide one)")
+        return None
+    term.line(f"Offer: {_offer_text(term, preview)}, from {who}")
+    return preview
+
+
+def _offer_text(term: Terminal, p: Preview) -> str:
+    size = "size not known in advance" if p.stream else human_size(p.size)
+    files = f", {p.file_count} files" if p.file_count else ""
+    return f"{term.peer_text(p.name)}, {size}{files}"
+
+
+def _recheck(term: Terminal, preview: Preview | None, confirm: Confirm | None) -> Callable[[Metadata], None]:
+    """The in-stream metadata is what counts; if it differs from the preview, ask again (C16)."""
+
+    def check(meta: Metadata) -> None:
+        if confirm is None or preview is None:
+            return
+        if meta.name == preview.name and (meta.stream_mode or meta.size == preview.size):
+            return
+        what = describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
+        term.line(f"The sender now offers {what}, not what the preview showed")
+        if not confirm("Receive it anyway?"):
+            raise Declined("the receiver declined the changed offer")
+
+    return check
+
+
+def _transfer(
+    fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resumable: bool,
+    recheck: Callable[[Metadata], None],
+) -> int:
     pipe = ReceivePipeline(fc, resume=resumable)
     progress: Progress | None = None
     sink: FileSink | FolderSink | StdoutSink | ResumableFileSink | None = None
@@ -126,6 +193,7 @@ def _transfer(fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resu
 
     def on_metadata(meta: Metadata) -> None:
         nonlocal progress
+        recheck(meta)
         what = describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
         term.line(f"Receiving: {what}")
         progress = Progress(term, verb="Receiving", total=meta.size or None)

@@ -11,7 +11,7 @@ from typing import BinaryIO
 
 from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
-from sp2p.errors import SignalingError
+from sp2p.errors import Declined, SignalingError
 from sp2p.files import SendSource, inspect_sources
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.framed import FramedChannel, FrameLink
@@ -210,7 +210,8 @@ def _wait_for_receiver(
     try:
         while True:
             env = signal.wait_for(
-                {SignalType.PEER_JOINED, SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR}
+                {SignalType.PEER_JOINED, SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR,
+                 SignalType.DECLINE}
             )
             if env.type == SignalType.PEER_JOINED:
                 peer_type = PeerJoined.from_payload(env.payload).client_type or ClientType.CLI.value
@@ -223,6 +224,8 @@ def _wait_for_receiver(
                 signal.send(Envelope.build(SignalType.CRYPTO, crypto))
             elif env.type == SignalType.CRYPTO:
                 return peer_type, parse_peer_crypto(env), parallel
+            elif env.type == SignalType.DECLINE:
+                raise Declined("the receiver declined the transfer")
             elif env.type == SignalType.PEER_LEFT:
                 raise SignalingError("the receiver disconnected before the transfer started")
             else:

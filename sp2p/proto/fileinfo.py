@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -48,3 +49,32 @@ def decrypt_file_info(seed: bytes, blob: bytes) -> bytes:
 def metadata_preview(metadata: dict[str, Any]) -> bytes:
     """The JSON the sender encrypts: the Metadata object as known before the transfer."""
     return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the sender announced before the transfer: shown, never used as a save name (C16)."""
+
+    name: str
+    size: int
+    file_count: int
+    is_folder: bool
+    stream: bool
+
+
+def parse_preview(plaintext: bytes) -> Preview:
+    """The decrypted file-info JSON (CLI: the Metadata object; browser: name/size/fileCount).
+
+    Raises:
+        ValueError: not a JSON object with a string name and a non-negative integer size.
+    """
+    data = json.loads(plaintext.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    name, size, count = data.get("name"), data.get("size", 0), data.get("fileCount", 0)
+    if not isinstance(name, str) or isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValueError("malformed preview")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        count = 0
+    return Preview(name=name, size=size, file_count=count, is_folder=data.get("isFolder") is True,
+                   stream=data.get("streamMode") is True)

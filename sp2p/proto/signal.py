@@ -92,6 +92,9 @@ class SignalType(StrEnum):
     #: ours, server -> client, informational and non-fatal (old clients ignore unknown
     #: types): e.g. a receiver with the wrong protocol version tried to join this session
     NOTICE = "notice"
+    #: ours, receiver -> sender (relayed): the receiver saw the preview and said no. Old
+    #: servers drop it and the sender sees peer-left; old senders ignore it.
+    DECLINE = "decline"
 
 
 #: the only types the server forwards from one peer to the other (byte for byte)
@@ -106,6 +109,7 @@ RELAYED_TYPES: Final = frozenset(
         SignalType.RETRY,
         SignalType.RELAY_RETRY,
         SignalType.RELAY_DENIED,
+        SignalType.DECLINE,
     }
 )
 

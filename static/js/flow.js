@@ -11,7 +11,12 @@ import { connectPeer, ConnectError, stunServers, transportLabel, turnServers } f
 export async function exchangeKeys(sig, { role, seed, sessionId }) {
   const kp = await generateKeyPair();
   sig.send("crypto", { publicKey: toBase64(kp.publicKey) });
-  const msg = await sig.next(["crypto"], { timeoutMs: 120000, timeoutMessage: "The peer did not answer the key exchange" });
+  // a CLI receiver may show the preview and ask first: it answers with `decline` or its key
+  const msg = await sig.next(["crypto"], {
+    timeoutMs: 120000,
+    failOn: ["error", "peer-left", "decline"],
+    timeoutMessage: "The peer did not answer the key exchange",
+  });
   let peerPub;
   try {
     peerPub = fromBase64(String(msg.payload.publicKey || ""));

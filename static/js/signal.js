@@ -165,6 +165,7 @@ export class Signaling {
 function failure(m) {
   if (m.type === "peer-left") return new SignalError("Peer disconnected", "peer-left");
   if (m.type === "relay-denied") return new SignalError("The peer denied the relay connection", "relay-denied");
+  if (m.type === "decline") return new SignalError("The receiver declined the transfer", "decline");
   const code = String(m.payload.code || "");
   return new SignalError(friendlyServerError(code, m.payload.message), code);
 }

@@ -39,6 +39,9 @@ def test_prompt_reads_a_pasted_share_url_without_echo(env: dict[str, str], tmp_p
     child = spawn_tty(["receive", "-output", str(outdir)], _no_server_env(env))
     child.expect("Transfer code or share URL")
     child.sendline(url)
+    child.expect(r"Offer: prompted\.txt, 19 B, from a CLI")
+    child.expect(r"Receive it\? \[Y/n\]")
+    child.sendline("y")
     rc, rest = finish_tty(child)
     s = finish(sender)
     assert (rc, s.rc) == (0, 0), rest + s.err
@@ -58,6 +61,8 @@ def test_prompt_code_stays_out_of_argv(env: dict[str, str], tmp_path: Path, outd
     with open(f"/proc/{child.pid}/cmdline", "rb") as f:
         assert code.split("-")[1].encode() not in f.read()
     child.sendline(code)
+    child.expect(r"Receive it\?")
+    child.sendline("")
     rc, rest = finish_tty(child)
     assert rc == 0, rest
     assert finish(sender).rc == 0

@@ -38,7 +38,7 @@ def test_tty_bar_ends_at_100_with_size_and_rate(env: dict[str, str], tmp_path: P
     src.write_bytes(os.urandom(5 << 20))
     sender = spawn_tty(["send", "-compress", "0", str(src)], env)
     code = _code_from_tty(sender)
-    receiver = spawn_tty(["receive", "-output", str(outdir), code], env)
+    receiver = spawn_tty(["receive", "-yes", "-output", str(outdir), code], env)
     rc_r, screen_r = finish_tty(receiver)
     rc_s, screen_s = finish_tty(sender)
     assert (rc_s, rc_r) == (0, 0), screen_s + screen_r

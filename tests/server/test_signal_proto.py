@@ -74,6 +74,7 @@ def test_wire_names() -> None:
         "retry",
         "relay-retry",
         "relay-denied",
+        "decline",
     }
     assert MAX_SIGNAL_MESSAGE == 65536
 

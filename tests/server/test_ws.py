@@ -49,6 +49,7 @@ def test_relay_is_byte_exact_both_ways(server: LiveServer) -> None:
         "retry",
         "relay-denied",
         "relay-retry",
+        "decline",
     ]
     for kind in kinds:
         text = f'{{ "type" : "{kind}", "payload":{{"b":1,"a":[2.50,"\\u00e9"]}}, "x": null }}'

@@ -1,0 +1,102 @@
+"""The receiver's accept question (issue 14 item 3), through the real CLI on a pseudo-terminal:
+the decrypted preview, `Receive it? [Y/n]`, -yes and `yes: true`, declining (the sender is told),
+and a sender that left no preview."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import websocket
+
+from sp2p.status import ExitStatus
+from tests.e2e.harness import finish, read_code, spawn
+from tests.e2e.ptyrun import finish_tty, spawn_tty
+from tests.support.server_proc import ServerProc
+
+pytestmark = pytest.mark.e2e
+
+SIZE = 2_202_010  # 2.1 MiB
+
+
+def _offer(env: dict[str, str], tmp_path: Path) -> tuple[object, str]:
+    src = tmp_path / "report.pdf"
+    src.write_bytes(os.urandom(SIZE))
+    sender = spawn(["send", str(src)], env)
+    return sender, read_code(sender)
+
+
+def test_preview_then_enter_receives(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    sender, code = _offer(env, tmp_path)
+    child = spawn_tty(["receive", "-output", str(outdir), code], env)
+    child.expect(r"Offer: report\.pdf, 2\.1 MiB, from a CLI")
+    child.expect(r"Receive it\? \[Y/n\] ")
+    assert not list(outdir.iterdir())  # nothing before the answer
+    child.sendline("")
+    rc, screen = finish_tty(child)
+    s = finish(sender)  # type: ignore[arg-type]
+    assert (s.rc, rc) == (0, 0), s.err + screen
+    assert (outdir / "report.pdf").stat().st_size == SIZE
+
+
+def test_declining_tells_the_sender(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    sender, code = _offer(env, tmp_path)
+    child = spawn_tty(["receive", "-output", str(outdir), code], env)
+    child.expect(r"Receive it\? \[Y/n\] ")
+    child.sendline("n")
+    rc, screen = finish_tty(child)
+    s = finish(sender)  # type: ignore[arg-type]
+    assert rc == ExitStatus.TRANSFER and "Declined" in screen, screen
+    assert s.rc == ExitStatus.TRANSFER and "the receiver declined" in s.err, s.err
+    assert "Traceback" not in s.err + screen
+    assert list(outdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["flag", "config"])
+def test_yes_skips_the_question(how: str, env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    sender, code = _offer(env, tmp_path)
+    args = ["receive", "-output", str(outdir), code]
+    if how == "flag":
+        args.insert(1, "-yes")
+    else:
+        (Path(env["XDG_CONFIG_HOME"]) / "sp2p").mkdir(parents=True, exist_ok=True)
+        (Path(env["XDG_CONFIG_HOME"]) / "sp2p" / "config.yaml").write_text("yes: true\n")
+    child = spawn_tty(args, env)
+    rc, screen = finish_tty(child)
+    assert rc == 0 and "Receive it?" not in screen, screen
+    assert finish(sender).rc == 0  # type: ignore[arg-type]
+    assert (outdir / "report.pdf").stat().st_size == SIZE
+
+
+def test_without_a_terminal_it_proceeds_as_before(env: dict[str, str], tmp_path: Path,
+                                                  outdir: Path) -> None:
+    sender, code = _offer(env, tmp_path)
+    r = finish(spawn(["receive", "-output", str(outdir), code], env))
+    assert (finish(sender).rc, r.rc) == (0, 0)  # type: ignore[arg-type]
+    assert "Receive it?" not in r.err
+
+
+def test_no_preview_says_so_and_asks_anyway(env: dict[str, str], sp2p_server: ServerProc,
+                                            outdir: Path) -> None:
+    """A sender that stored no file-info (an old client or server): the receiver says there is
+    no preview, still asks, and a 'no' reaches the sender as a relayed `decline`."""
+    ws = websocket.create_connection(sp2p_server.ws_url, timeout=20, suppress_origin=True)
+    try:
+        ws.send(json.dumps({"type": "hello", "payload": {"version": 2, "clientType": "cli"}}))
+        welcome = json.loads(ws.recv())
+        assert welcome["type"] == "welcome"
+        code = f"{welcome['payload']['sessionId']}-6mBhJfNj3WXtM6Zyq83xdf"
+        child = spawn_tty(["receive", "-output", str(outdir), code], env)
+        child.expect("No preview of the offer from a CLI")
+        child.expect(r"Receive it\? \[Y/n\] ")
+        child.sendline("no")
+        rc, screen = finish_tty(child)
+        assert rc == ExitStatus.TRANSFER, screen
+        seen = []
+        while not seen or seen[-1] not in ("decline", "peer-left"):
+            seen.append(json.loads(ws.recv())["type"])
+        assert "decline" in seen and "crypto" not in seen, seen  # the key was never sent
+    finally:
+        ws.close()
