@@ -254,7 +254,8 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     if not to_stdout and Path(config.output).is_dir():
         clean_stale(config.output)
     opts = ReceiveOptions(
-        code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback, confirm=_confirmer(config, term)
+        code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback,
+        confirm=_confirmer(config, term),
     )
     return run_receive(opts, term)
 
