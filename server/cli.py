@@ -65,6 +65,16 @@ def _check_tls(config: ServerConfig) -> None:
             raise ConfigError(f"cannot load the TLS certificate: {exc}") from None
 
 
+def _check_redis(config: ServerConfig) -> None:
+    """Unreachable Redis is a one-line startup error, not a worker that fails to boot."""
+    if not config.redis_url:
+        return
+    from server.redis_store import connect
+
+    store, _router = connect(config, "startup-check")
+    store.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -86,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging()
     try:
         _check_tls(config)
+        _check_redis(config)
         from server.gunicorn_app import bind_listener, run
 
         listener = bind_listener(config.addr)
@@ -100,9 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if config.base_url is None:
         log.warning("no -base-url set: links and scripts use each request's Host header")
     log.info(
-        "starting sp2p-server (tls=%s, turn=%s, max sessions %d, fd limit %d)",
+        "starting sp2p-server (tls=%s, turn=%s, store=%s, workers %d, max sessions %d, fd limit %d)",
         "acme" if config.acme else ("file" if config.tls else "off"),
         "yes" if config.turn_available else "no",
+        "redis" if config.redis_url else "memory",
+        config.effective_workers,
         config.max_sessions,
         limit,
     )

@@ -6,6 +6,9 @@ cheap greenlet exits rather than thousands of runnable threads. The worker monke
 the standard library before it loads the app, so the blocking-style handler code (locks,
 `threading.Timer`, socket timeouts, simple-websocket's reader) runs cooperatively as is.
 With the in-memory store there is exactly ONE worker process: sessions live in its memory.
+With -redis there are `-workers` processes (default: one per core), each a node of the
+service with its own channel, sharing sessions through Redis; /metrics then sums the
+workers through prometheus_client's multiprocess directory, created here before the fork.
 
 The listening socket is bound by us before gunicorn starts (`fd://N`), so a busy or
 privileged port is a one-line startup error instead of gunicorn's retry loop; gunicorn
@@ -14,10 +17,14 @@ still logs `Listening at: http://HOST:PORT` with the real (possibly ephemeral) p
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
+import shutil
 import signal
 import socket
 import ssl
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,6 +98,23 @@ def _post_worker_init(worker: Any) -> None:
         signal.signal(signum, handler)
 
 
+def _child_exit(server: Any, worker: Any) -> None:
+    """A dead worker's live gauges must leave the multiprocess sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _metrics_dir(workers: int) -> None:
+    """Several workers: a fresh directory for prometheus_client's per-process files (set
+    before any worker imports it). An operator's PROMETHEUS_MULTIPROC_DIR is kept."""
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = tempfile.mkdtemp(prefix="sp2p-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        atexit.register(shutil.rmtree, path, True)
+
+
 class Sp2pApplication(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: ServerConfig, listener: socket.socket) -> None:
         self.config = config
@@ -98,9 +122,10 @@ class Sp2pApplication(BaseApplication):  # type: ignore[misc]
         super().__init__(prog="sp2p-server")
 
     def load_config(self) -> None:
+        workers = self.config.effective_workers
         options: dict[str, Any] = {
             "bind": [f"fd://{self.listener.fileno()}"],
-            "workers": 1,
+            "workers": workers,
             "worker_class": "gevent",
             # gevent's pool size: the WebSocket cap plus room for plain HTTP requests
             "worker_connections": self.config.effective_max_conns + 256,
@@ -116,6 +141,7 @@ class Sp2pApplication(BaseApplication):  # type: ignore[misc]
             "control_socket_disable": True,
             "preload_app": False,
             "post_worker_init": _post_worker_init,
+            "child_exit": _child_exit,
         }
         if self.config.tls:
             global _cert_settings
@@ -141,4 +167,5 @@ def tls_files(config: ServerConfig) -> tuple[Path, Path]:
 
 def run(config: ServerConfig, listener: socket.socket) -> None:
     """Serve until a signal stops gunicorn (which also closes `listener`)."""
+    _metrics_dir(config.effective_workers)
     Sp2pApplication(config, listener).run()

@@ -123,8 +123,8 @@ class MemoryStore:
             self._sessions[session_id] = dataclasses.replace(record, **changes)  # type: ignore[arg-type]
             return True
 
-    def touch(self, session_id: str) -> None:
-        self._update(session_id, last_seen=self._clock())
+    def touch(self, session_id: str) -> bool:
+        return self._update(session_id, last_seen=self._clock())
 
     def set_file_info(self, session_id: str, data: str) -> bool:
         with self._lock:
@@ -162,4 +162,17 @@ class MemoryStore:
             ]
 
     def close(self) -> None:
+        pass
+
+    # one process: no other nodes to watch
+    def heartbeat(self, node: str) -> None:
+        pass
+
+    def dead_nodes(self, me: str) -> list[str]:
+        return []
+
+    def sessions_of(self, node: str) -> list[str]:
+        return []
+
+    def forget_node(self, node: str) -> None:
         pass

@@ -3,25 +3,32 @@ tasks (threads, or greenlets under gevent): the reaper and the stats writer."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import threading
 from typing import Any
 
-from server.config import ConfigError, ServerConfig
+from server.config import ServerConfig
 from server.metrics import Metrics
 from server.ratelimit import ConnectionCounter
 from server.router import LocalRouter
 from server.sessions import MemoryStore
 from server.stats import Stats
 from server.store import Router, SessionStore, StoreUnavailable
+from sp2p.proto.constants import Role
+
+#: how often a node beats (and looks for dead nodes); see server.redis_store for the TTL
+HEARTBEAT_EVERY = 1.0
 
 log = logging.getLogger("sp2p.server")
 
 
 def _backend(config: ServerConfig, node: str) -> tuple[SessionStore, Router]:
     if config.redis_url:
-        raise ConfigError("-redis: the Redis backend is not in this build yet")
+        from server.redis_store import connect
+
+        return connect(config, node)
     store = MemoryStore(max_sessions=config.max_sessions, max_sessions_per_ip=config.max_sessions_per_ip)
     return store, LocalRouter()
 
@@ -44,6 +51,7 @@ class ServerState:
         self.peers_lock = threading.Lock()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
         #: (session, role) -> the peer activity last reported to the store
@@ -57,6 +65,40 @@ class ServerState:
         self.stats.start()
         self._reaper = threading.Thread(target=self._reap_loop, name="sp2p-reaper", daemon=True)
         self._reaper.start()
+        if self.config.redis_url:
+            self._watcher = threading.Thread(target=self._watch_loop, name="sp2p-nodes", daemon=True)
+            self._watcher.start()
+
+    def _watch_loop(self) -> None:
+        """Beat our heartbeat; end the sessions of nodes whose heartbeat expired, so their
+        peers here and elsewhere hear `peer-left` (within the TTL plus one beat)."""
+        failing = False
+        while not self._stop.wait(HEARTBEAT_EVERY):
+            try:
+                self.store.heartbeat(self.node)
+                for dead in self.store.dead_nodes(self.node):
+                    self.sweep_node(dead)
+                if failing:
+                    log.info("redis reachable again")
+                failing = False
+            except StoreUnavailable as exc:
+                if not failing:
+                    log.warning("node heartbeat failed: %s", exc)
+                failing = True
+            except Exception:
+                log.exception("node watch pass failed")
+
+    def sweep_node(self, dead: str) -> None:
+        from server.ws import end_session, redact
+
+        for session_id in self.store.sessions_of(dead):
+            record = self.store.get(session_id)
+            if record is None:
+                continue
+            leaver = Role.SENDER if record.sender_node == dead else Role.RECEIVER
+            log.info("node gone: ending session=%s", redact(session_id))
+            end_session(self, session_id, leaver=leaver, reason="peer's server node went away")
+        self.store.forget_node(dead)
 
     def _reap_loop(self) -> None:
         while not self._stop.wait(self.config.reaper_interval):
@@ -70,12 +112,14 @@ class ServerState:
     def report_activity(self) -> None:
         """Pings and pongs count as activity: tell the store about local peers that saw
         bytes since the last pass (messages already touch the session)."""
+        from server.ws import lost_session
+
         seen: dict[tuple[str, str], float] = {}
         for session_id, role, peer in self.router.local_sessions():
             key = (session_id, role.value)
             seen[key] = peer.last_activity
-            if peer.last_activity > self._touched.get(key, 0.0):
-                self.store.touch(session_id)
+            if peer.last_activity > self._touched.get(key, 0.0) and not self.store.touch(session_id):
+                lost_session(self, session_id, role, peer)
         self._touched = seen
 
     def reap(self) -> int:
@@ -112,5 +156,7 @@ class ServerState:
         for peer in stragglers:
             peer.close(1001, "server shutting down")
         self.router.stop()
+        with contextlib.suppress(StoreUnavailable):
+            self.store.forget_node(self.node)
         self.store.close()
         self.stats.stop()

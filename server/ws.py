@@ -343,3 +343,14 @@ def _teardown(
     for role in roles:
         state.router.close(record, role, CLOSE_GOING_AWAY, reason)
     log.info("peer disconnected session=%s", redact(record.id))
+
+
+def lost_session(state: ServerState, session_id: str, role: Role, peer: Peer) -> None:
+    """A local connection whose session the store no longer has (Redis restarted without
+    its data): tell it clearly and close, instead of leaving it waiting forever."""
+    if peer.closed or state.router.local(session_id, role) is not peer:
+        return  # ended normally a moment ago
+    log.warning("session lost by the store session=%s", redact(session_id))
+    lost = Error(ErrorCode.SESSION_EXPIRED, "session lost by the server, please start again")
+    peer.send(Envelope.build(SignalType.ERROR, lost))
+    peer.close(CLOSE_GOING_AWAY, "session lost")

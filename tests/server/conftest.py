@@ -29,7 +29,7 @@ RELAXED = {
     "miss_limit": 0,
 }
 
-BACKENDS = ("memory",)
+BACKENDS = ("memory", "redis")
 BACKEND_MODULES = {
     "test_sessions",
     "test_ws",
@@ -90,7 +90,13 @@ def make_store(backend: str, request: pytest.FixtureRequest) -> Iterator[StoreFa
     def factory(**kwargs: Any) -> SessionStore:
         limits = {"max_sessions": 5, "max_sessions_per_ip": 2, **kwargs}
         store: SessionStore
-        store = MemoryStore(**limits)
+        if backend == "redis":
+            from server.redis_store import RedisStore
+
+            url = request.getfixturevalue("redis_server").url
+            store = RedisStore.from_url(url, prefix=f"s{next(_prefixes)}{secrets.token_hex(3)}", **limits)
+        else:
+            store = MemoryStore(**limits)
         made.append(store)
         return store
 

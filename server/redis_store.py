@@ -1,0 +1,449 @@
+"""Sessions shared through Redis: any number of workers and hosts form one service.
+
+Keys (all under `-redis-prefix`, so deployments can share one Redis):
+
+    P:s:<id>      hash: the session record (v sip sct rct c ls j fi done sn rn)
+    P:born        zset id -> created (the global count, the max-age check)
+    P:seen        zset id -> last activity (the idle check)
+    P:ip:<ip>     active sessions created from one IP (the per-IP cap)
+    P:ns:<node>   ids of sessions a node holds a side of (cleanup when it dies)
+    P:nodes       every node that ever beat; P:hb:<node> its heartbeat (expires)
+    P:rl:<name>:<key>   fixed-window counters (rate limits, TURN budgets)
+    P:node:<node> pub/sub channel: messages and closes for connections on that node
+
+Every check-and-change (create, join, end, set-once fields) is one Lua script, so two
+nodes never both take a slot or both count a transfer. Timestamps are wall-clock seconds.
+
+Delivery uses pub/sub with one channel per node rather than Streams: a signalling message
+is useless once either connection is gone, so nothing needs to be kept, trimmed or acked;
+PUBLISH costs one round trip and no memory; and order per (session, direction) holds
+because one handler publishes that direction's messages one after another on a
+connection Redis serves in order, and each node reads its channel on one connection.
+While both connections are up nothing is dropped; if a node's subscription breaks, that
+node reports Redis as unhealthy and resubscribes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+
+from server.config import ConfigError, ServerConfig
+from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
+from server.router import LocalRouter
+from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
+from server.store import JoinRefused, SessionRecord, StoreUnavailable
+from sp2p.proto.constants import Role
+from sp2p.proto.signal import session_id_from_random
+
+log = logging.getLogger("sp2p.server")
+
+#: a node is dead once its heartbeat key expired (it beats every second, server.state)
+HEARTBEAT_TTL_MS = 4000
+
+_CREATE = """
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'busy' end
+if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 'ip' end
+if redis.call('EXISTS', KEYS[3]) == 1 then return 'taken' end
+redis.call('HSET', KEYS[3], 'v', ARGV[3], 'sip', ARGV[4], 'sct', ARGV[5], 'c', ARGV[6], 'ls', ARGV[6],
+           'sn', ARGV[7])
+redis.call('PEXPIRE', KEYS[3], ARGV[8])
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[8])
+redis.call('ZADD', KEYS[1], ARGV[6], ARGV[9])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[9])
+redis.call('SADD', KEYS[5], ARGV[9])
+return 'ok'
+"""
+
+_JOIN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
+if redis.call('HEXISTS', KEYS[1], 'j') == 1 then return 'full' end
+if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'version' end
+redis.call('HSET', KEYS[1], 'rct', ARGV[2], 'j', ARGV[3], 'ls', ARGV[3], 'rn', ARGV[4])
+redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[5])
+redis.call('SADD', KEYS[3], ARGV[5])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+_END = """
+local f = redis.call('HGETALL', KEYS[1])
+if #f == 0 then return false end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+local h = {}
+for i = 1, #f, 2 do h[f[i]] = f[i + 1] end
+local ipk = ARGV[2] .. ':ip:' .. h['sip']
+if redis.call('DECR', ipk) <= 0 then redis.call('DEL', ipk) end
+if h['sn'] then redis.call('SREM', ARGV[2] .. ':ns:' .. h['sn'], ARGV[1]) end
+if h['rn'] then redis.call('SREM', ARGV[2] .. ':ns:' .. h['rn'], ARGV[1]) end
+return f
+"""
+
+#: set a field once, on a session that still exists
+_SET_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+"""
+
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
+return 1
+"""
+
+_HIT = """
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+"""
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Any Redis failure becomes StoreUnavailable with a one-line reason."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"redis unreachable: {exc}") from None
+
+
+def _record(fields: dict[str, str], session_id: str) -> SessionRecord:
+    joined = fields.get("j")
+    return SessionRecord(
+        id=session_id,
+        version=int(fields["v"]),
+        sender_ip=fields.get("sip", ""),
+        sender_client_type=fields.get("sct", ""),
+        created=float(fields["c"]),
+        last_seen=float(fields.get("ls", fields["c"])),
+        joined_at=float(joined) if joined is not None else None,
+        receiver_client_type=fields.get("rct", ""),
+        file_info=fields.get("fi"),
+        completed=fields.get("done") == "1",
+        sender_node=fields.get("sn", ""),
+        receiver_node=fields.get("rn", ""),
+    )
+
+
+def _pairs(flat: list[Any]) -> dict[str, str]:
+    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+class RedisLimiter:
+    """Fixed windows counted in Redis, so a limit holds across nodes. When Redis is down
+    the limiter lets events through (new sessions are refused anyway)."""
+
+    def __init__(self, client: redis.Redis, key: str, limit: int, window: float) -> None:
+        self._r = client
+        self._key = key
+        self._limit = limit
+        self._window_ms = int(window * 1000)
+        self._hit = client.register_script(_HIT)
+
+    @property
+    def enabled(self) -> bool:
+        return self._limit > 0
+
+    def hit(self, key: str) -> bool:
+        if self._limit <= 0:
+            return True
+        try:
+            count = int(self._hit(keys=[f"{self._key}:{key}"], args=[self._window_ms]))
+        except redis.RedisError:
+            return True
+        return count <= self._limit
+
+    def exceeded(self, key: str) -> bool:
+        if self._limit <= 0:
+            return False
+        try:
+            value = self._r.get(f"{self._key}:{key}")
+        except redis.RedisError:
+            return False
+        return value is not None and int(value) >= self._limit
+
+
+class RedisStore:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str,
+        max_sessions: int,
+        max_sessions_per_ip: int,
+        record_ttl: float = 7200.0,
+        clock: Callable[[], float] = time.time,
+        random_bytes: Callable[[int], bytes] = secrets.token_bytes,
+    ) -> None:
+        self.r = client
+        self.prefix = prefix
+        self._max = max_sessions
+        self._max_per_ip = max_sessions_per_ip
+        self._ttl_ms = int(record_ttl * 1000)
+        self._clock = clock
+        self._random = random_bytes
+        self._create = client.register_script(_CREATE)
+        self._join = client.register_script(_JOIN)
+        self._end = client.register_script(_END)
+        self._set_once = client.register_script(_SET_ONCE)
+        self._touch = client.register_script(_TOUCH)
+        #: set by RedisRouter while its subscription is broken
+        self.subscription_problem: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str, **kwargs: Any) -> RedisStore:
+        client = redis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=3.0, socket_connect_timeout=3.0
+        )
+        return cls(client, prefix=prefix, **kwargs)
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # -- SessionStore ----------------------------------------------------------------
+    def create(self, ip: str, *, version: int, client_type: str, node: str) -> SessionRecord | Refusal:
+        now = self._clock()
+        with _guard():
+            for _ in range(100):  # collisions are astronomically rare; bound the loop anyway
+                session_id = session_id_from_random(self._random(32))
+                if session_id is None:
+                    continue
+                keys = [self._k("born"), self._k("ip", ip), self._k("s", session_id)]
+                keys += [self._k("seen"), self._k("ns", node)]
+                args: list[str | int] = [self._max, self._max_per_ip, version, ip, client_type]
+                args += [repr(now), node, self._ttl_ms, session_id]
+                answer = self._create(keys=keys, args=args)
+                if answer == "busy":
+                    return AT_CAPACITY
+                if answer == "ip":
+                    return TOO_MANY_FROM_IP
+                if answer == "ok":
+                    return SessionRecord(
+                        id=session_id,
+                        version=version,
+                        sender_ip=ip,
+                        sender_client_type=client_type,
+                        created=now,
+                        last_seen=now,
+                        sender_node=node,
+                    )
+        return NO_ID
+
+    def join(
+        self, session_id: str, *, version: int, client_type: str, node: str
+    ) -> SessionRecord | JoinRefused:
+        now = self._clock()
+        keys = [self._k("s", session_id), self._k("seen"), self._k("ns", node)]
+        with _guard():
+            answer = self._join(keys=keys, args=[version, client_type, repr(now), node, session_id])
+        if answer == "missing":
+            return JoinRefused(SESSION_NOT_FOUND)
+        if answer == "full":
+            return JoinRefused(SESSION_FULL)
+        if answer == "version":
+            return JoinRefused(VERSION_MISMATCH, notify_sender=True)
+        return _record(_pairs(answer), session_id)
+
+    def get(self, session_id: str) -> SessionRecord | None:
+        with _guard():
+            fields = self.r.hgetall(self._k("s", session_id))
+        return _record({str(k): str(v) for k, v in fields.items()}, session_id) if fields else None
+
+    def touch(self, session_id: str) -> bool:
+        with _guard():
+            keys = [self._k("s", session_id), self._k("seen")]
+            return bool(self._touch(keys=keys, args=[repr(self._clock()), session_id]))
+
+    def set_file_info(self, session_id: str, data: str) -> bool:
+        with _guard():
+            return bool(self._set_once(keys=[self._k("s", session_id)], args=["fi", data]))
+
+    def mark_completed(self, session_id: str) -> bool:
+        with _guard():
+            return bool(self._set_once(keys=[self._k("s", session_id)], args=["done", "1"]))
+
+    def end(self, session_id: str) -> SessionRecord | None:
+        keys = [self._k("s", session_id), self._k("born"), self._k("seen")]
+        with _guard():
+            answer = self._end(keys=keys, args=[session_id, self.prefix])
+        return _record(_pairs(answer), session_id) if answer else None
+
+    def expired(self, *, idle: float, max_age: float) -> list[str]:
+        now = self._clock()
+        with _guard():
+            idle_ids = self.r.zrangebyscore(self._k("seen"), "-inf", repr(now - idle))
+            old_ids = self.r.zrangebyscore(self._k("born"), "-inf", repr(now - max_age))
+        return list(dict.fromkeys([*old_ids, *idle_ids]))
+
+    def count(self) -> int:
+        with _guard():
+            return int(self.r.zcard(self._k("born")))
+
+    def count_for_ip(self, ip: str) -> int:
+        with _guard():
+            return int(self.r.get(self._k("ip", ip)) or 0)
+
+    def limiter(self, name: str, limit: int, window: float) -> RedisLimiter:
+        return RedisLimiter(self.r, self._k("rl", name), limit, window)
+
+    def health(self) -> str | None:
+        try:
+            self.r.ping()
+        except redis.RedisError as exc:
+            return f"redis unreachable: {exc}"
+        return self.subscription_problem
+
+    def close(self) -> None:
+        self.r.close()
+
+    # -- nodes -------------------------------------------------------------------------
+    def heartbeat(self, node: str) -> None:
+        with _guard():
+            pipe = self.r.pipeline(transaction=False)
+            pipe.set(self._k("hb", node), "1", px=HEARTBEAT_TTL_MS)
+            pipe.sadd(self._k("nodes"), node)
+            pipe.execute()
+
+    def dead_nodes(self, me: str) -> list[str]:
+        """Nodes whose heartbeat expired, each claimed by exactly one surviving node."""
+        with _guard():
+            nodes = [str(n) for n in self.r.smembers(self._k("nodes")) if n != me]
+            if not nodes:
+                return []
+            alive = self.r.mget([self._k("hb", n) for n in nodes])
+            dead = []
+            for node, beat in zip(nodes, alive, strict=True):
+                if beat is None and self.r.set(self._k("sweep", node), me, nx=True, ex=30):
+                    dead.append(node)
+            return dead
+
+    def sessions_of(self, node: str) -> list[str]:
+        with _guard():
+            return sorted(str(sid) for sid in self.r.smembers(self._k("ns", node)))
+
+    def forget_node(self, node: str) -> None:
+        with _guard():
+            self.r.srem(self._k("nodes"), node)
+            self.r.delete(self._k("ns", node), self._k("hb", node))
+
+
+class RedisRouter(LocalRouter):
+    """Local delivery when the target is on this node, else PUBLISH on its node's channel;
+    a subscriber (thread, or greenlet under gevent) delivers what arrives for us."""
+
+    def __init__(self, store: RedisStore, node: str) -> None:
+        super().__init__()
+        self._store = store
+        self._node = node
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._subscribed = threading.Event()
+
+    def _channel(self, node: str) -> str:
+        return f"{self._store.prefix}:node:{node}"
+
+    def _publish(self, record: SessionRecord, role: Role, body: dict[str, Any]) -> None:
+        node = record.node_of(role)
+        if not node or node == self._node:
+            return
+        body.update(s=record.id, r=role.value)
+        with _guard():
+            self._store.r.publish(self._channel(node), json.dumps(body, separators=(",", ":")))
+
+    def send(self, record: SessionRecord, role: Role, text: str) -> None:
+        if record.node_of(role) in ("", self._node):
+            super().send(record, role, text)
+        else:
+            self._publish(record, role, {"t": text})
+
+    def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
+        if record.node_of(role) in ("", self._node):
+            super().close(record, role, code, reason)
+        else:
+            self._publish(record, role, {"c": code, "why": reason})
+
+    def _deliver(self, raw: str) -> None:
+        try:
+            body = json.loads(raw)
+            key = (str(body["s"]), Role(body["r"]))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring a malformed message on our channel")
+            return
+        peer = self.local(*key)
+        if peer is None:
+            return
+        if "t" in body:
+            peer.send_text(str(body["t"]))
+        else:
+            peer.close(int(body.get("c", 1001)), str(body.get("why", "")))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._listen, name="sp2p-subscriber", daemon=True)
+            self._thread.start()
+            self._subscribed.wait(5)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _listen(self) -> None:
+        """Read our channel; on a broken connection mark Redis unhealthy and resubscribe."""
+        while not self._stop.is_set():
+            pubsub = self._store.r.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(self._channel(self._node))
+                if self._store.subscription_problem is not None:
+                    log.info("redis subscription restored")
+                self._store.subscription_problem = None
+                self._subscribed.set()
+                while not self._stop.is_set():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._deliver(str(message["data"]))
+            except redis.RedisError as exc:
+                if self._store.subscription_problem is None:
+                    log.warning("redis subscription lost: %s", exc)
+                self._store.subscription_problem = f"redis subscription lost: {exc}"
+                self._subscribed.set()
+                self._stop.wait(0.5)
+            finally:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+
+def connect(config: ServerConfig, node: str) -> tuple[RedisStore, RedisRouter]:
+    """Store and router of one node; a one-line ConfigError when Redis cannot be reached."""
+    try:
+        store = RedisStore.from_url(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            max_sessions=config.max_sessions,
+            max_sessions_per_ip=config.max_sessions_per_ip,
+            record_ttl=config.session_max_age + config.session_idle,
+        )
+        store.r.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise ConfigError(f"cannot reach Redis at {redact_url(config.redis_url)}: {exc}") from None
+    return store, RedisRouter(store, node)
+
+
+def redact_url(url: str) -> str:
+    """A Redis URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))

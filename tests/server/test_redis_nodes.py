@@ -1,0 +1,198 @@
+"""Several REAL sp2p-server nodes (gunicorn, gevent workers) on one REAL redis-server.
+
+A node is one `sp2p-server -redis URL -workers 2` process tree on its own loopback port;
+every worker is a node of the service with its own channel. Clients pick the node by port,
+so a sender and a receiver land on different processes for sure.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server.helpers import Client, hello, http_get, wait_until
+from tests.support.redis_proc import RedisProc
+from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def start_node(redis_url: str, *flags: str, prefix: str = "t") -> ServerProc:
+    node = start_server(
+        "-redis", redis_url, "-redis-prefix", prefix, "-workers", "2", *NO_LIMIT_FLAGS, *flags
+    )
+    assert wait_until(lambda: len(children(node.proc.pid)) == 2, timeout=15)
+    # every worker subscribed and beating: /health answers ok from whichever we hit
+    assert wait_until(lambda: http_get(node.http_url + "/health")[2] == b"ok", timeout=15)
+    return node
+
+
+def kill_node(node: ServerProc) -> None:
+    """SIGKILL the whole process tree at once: no shutdown code runs."""
+    pids = [node.proc.pid, *children(node.proc.pid)]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    node.proc.wait(10)
+
+
+@pytest.fixture
+def redis_unix(tmp_path: Path) -> Iterator[RedisProc]:
+    with RedisProc.start(tmp_path / "redis") as proc:
+        yield proc
+
+
+@pytest.fixture
+def two_nodes(redis_unix: RedisProc) -> Iterator[tuple[ServerProc, ServerProc]]:
+    a = start_node(redis_unix.url, "-max-sessions-per-ip", "3")
+    b = start_node(redis_unix.url, "-max-sessions-per-ip", "3")
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
+
+
+def join(url: str, sid: str) -> Client:
+    receiver = Client(url)
+    receiver.send("join", {"version": 2, "sessionId": sid, "clientType": "browser"})
+    return receiver
+
+
+@pytest.mark.slow
+def test_sender_and_receiver_on_different_nodes(two_nodes: tuple[ServerProc, ServerProc]) -> None:
+    a, b = two_nodes
+    sender, sid, welcome = hello(a.ws_url)
+    assert welcome["baseUrl"] == a.http_url
+    sender.send("file-info", {"data": "YmxvYg=="})
+    time.sleep(0.2)
+    # file-info answers on any node
+    assert http_get(f"{b.http_url}/api/file-info/{sid}")[2] == b'{"data":"YmxvYg=="}\n'
+    receiver = join(b.ws_url, sid)
+    assert receiver.expect("welcome")["peerClientType"] == "cli"
+    assert sender.expect("peer-joined") == {"clientType": "browser"}
+    # every message, in order, both directions
+    for i in range(150):
+        sender.send("candidate", {"candidate": f"s{i}"})
+        receiver.send("candidate", {"candidate": f"r{i}"})
+    assert [receiver.expect("candidate")["candidate"] for _ in range(150)] == [f"s{i}" for i in range(150)]
+    assert [sender.expect("candidate")["candidate"] for _ in range(150)] == [f"r{i}" for i in range(150)]
+    # a third party on node A cannot take the slot held on node B
+    intruder = join(a.ws_url, sid)
+    assert intruder.expect("error")["code"] == "session_full"
+    receiver.close()
+    assert sender.expect("peer-left") == {}
+    assert sender.closed_within(5)
+    assert http_get(f"{a.http_url}/api/file-info/{sid}")[0] == 404
+    # /metrics sums the workers of a node
+    text = http_get(a.http_url + "/metrics")[2].decode()
+    assert 'sp2p_refusals_total{reason="session_full"} 1.0' in text
+
+
+@pytest.mark.slow
+def test_per_ip_cap_and_turn_budget_hold_across_nodes(redis_unix: RedisProc) -> None:
+    flags = ("-max-sessions-per-ip", "2", "-turn-per-ip-hour", "1", "-turn-delay", "0s")
+    turn = ("-turn-servers", "turn:127.0.0.1:3478", "-turn-secret", "s3cret")
+    # these come after NO_LIMIT_FLAGS, so they win (a later flag overrides, as in Go)
+    a = start_node(redis_unix.url, *turn, *flags, prefix="cap")
+    b = start_node(redis_unix.url, *turn, *flags, prefix="cap")
+    try:
+        first, sid1, _ = hello(a.ws_url)
+        second, _, _ = hello(b.ws_url)
+        third = Client(a.ws_url)
+        third.send("hello", {"version": 2})
+        assert third.expect("error") == {
+            "code": "rate_limited",
+            "message": "too many active sessions from this IP",
+        }
+        # one TURN credential per IP per hour, whichever node answers
+        receiver = join(b.ws_url, sid1)
+        receiver.expect("welcome")
+        first.expect("peer-joined")
+        receiver.send("relay-retry")
+        assert receiver.expect("turn-credentials")["iceServers"][0]["urls"] == ["turn:127.0.0.1:3478"]
+        first.send("relay-retry")
+        assert first.expect("relay-retry") == {}  # forwarded, but no credentials for this IP
+        assert first.nothing_for(0.5)
+        second.close()
+    finally:
+        a.stop()
+        b.stop()
+
+
+@pytest.mark.slow
+def test_peers_of_a_killed_node_hear_peer_left(two_nodes: tuple[ServerProc, ServerProc]) -> None:
+    a, b = two_nodes
+    sender, sid, _ = hello(a.ws_url)
+    receiver = join(b.ws_url, sid)
+    receiver.expect("welcome")
+    sender.expect("peer-joined")
+    killed = time.monotonic()
+    kill_node(a)
+    assert receiver.expect("peer-left", timeout=10) == {}
+    assert time.monotonic() - killed < 10
+    assert receiver.closed_within(3)
+    # its records are gone: the id is unknown and the IP's count was released
+    again = join(b.ws_url, sid)
+    assert again.expect("error")["code"] == "session_not_found"
+    s2, sid2, _ = hello(b.ws_url)
+    r2 = join(b.ws_url, sid2)
+    r2.expect("welcome")
+    assert s2.expect("peer-joined") == {"clientType": "browser"}
+
+
+@pytest.mark.slow
+def test_redis_stopped_and_started_while_a_sender_waits(redis_unix: RedisProc) -> None:
+    node = start_node(redis_unix.url, "-reaper-interval", "300ms")
+    try:
+        waiting, _, _ = hello(node.ws_url)
+        redis_unix.stop()
+        status, _, body = http_get(node.http_url + "/health")
+        assert status == 503 and body.startswith(b"unhealthy: redis unreachable")
+        refused = Client(node.ws_url)
+        refused.send("hello", {"version": 2})
+        assert refused.expect("error") == {
+            "code": "server_busy",
+            "message": "signaling store unavailable, try again shortly",
+        }
+        assert waiting.nothing_for(1.5)  # still connected, nothing crashed
+        redis_unix.restart()  # empty: no persistence in this test
+        assert wait_until(lambda: http_get(node.http_url + "/health")[2] == b"ok", timeout=15)
+        # the waiting sender's record was lost with Redis' memory: it is told, clearly
+        lost = waiting.expect("error", timeout=10)
+        assert lost == {
+            "code": "session_expired",
+            "message": "session lost by the server, please start again",
+        }
+        sender, sid, _ = hello(node.ws_url)
+        receiver = join(node.ws_url, sid)
+        receiver.expect("welcome")
+        assert sender.expect("peer-joined") == {"clientType": "browser"}
+        assert node.proc.poll() is None
+        assert "Traceback" not in node.stderr_text()
+    finally:
+        node.stop()
+
+
+@pytest.mark.slow
+def test_unreachable_redis_is_a_one_line_startup_error(tmp_path: Path) -> None:
+    from tests.support.server_proc import clean_env, server_command
+
+    result = subprocess.run(
+        [*server_command(), "-addr", "127.0.0.1:0", "-redis", f"unix://{tmp_path}/none.sock"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("sp2p-server: cannot reach Redis at unix://")
+    assert result.stderr.count("\n") == 1, result.stderr
