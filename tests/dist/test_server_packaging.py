@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +69,31 @@ def test_compose_file_is_valid_and_shares_the_turn_secret() -> None:
                if isinstance(v, dict) else v.endswith(":ro") for v in coturn["volumes"])
 
 
+def test_compose_publishes_on_loopback_and_inits_coturn() -> None:
+    resolved = yaml.safe_load(compose_config(COMPOSE_ENV).stdout)
+    sp2p, coturn = resolved["services"]["sp2p"], resolved["services"]["coturn"]
+    # behind a reverse proxy on the same host: nothing listens on the public interfaces
+    for port in sp2p["ports"]:
+        host_ip = port["host_ip"] if isinstance(port, dict) else port.split(":")[0]
+        assert host_ip == "127.0.0.1", port
+    assert sp2p["read_only"] is True
+    # turnserver ignores SIGTERM as PID 1
+    assert coturn["init"] is True
+
+
+def test_compose_settings_ship_as_an_example_and_the_real_file_is_ignored() -> None:
+    example = PACKAGING / ".env.example"
+    keys = {line.split("=", 1)[0] for line in example.read_text().splitlines()
+            if line and not line.startswith("#")}
+    assert keys == set(COMPOSE_ENV)
+    # the example's secret is empty: compose refuses to start until one is set
+    env = dict(line.split("=", 1) for line in example.read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["SP2P_TURN_SECRET"] == ""
+    ignored = subprocess.run(["git", "check-ignore", "-q", "packaging/.env"], cwd=REPO_ROOT)
+    assert ignored.returncode == 0, "packaging/.env (the TURN secret) must be git-ignored"
+
+
 def test_compose_refuses_to_start_without_its_settings() -> None:
     result = compose_config({})
     assert result.returncode != 0
@@ -84,7 +110,11 @@ def test_compose_keeps_the_acme_alternative_documented() -> None:
 def test_dockerfile_runs_unprivileged_with_a_health_check() -> None:
     text = (PACKAGING / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert "'.[server]'" in text
+    # the server's dependencies only (packaging/server_requirements.py), sp2p itself --no-deps
+    assert "python packaging/server_requirements.py pyproject.toml > requirements.txt" in text
+    assert "--no-deps ." in text and "-r requirements.txt" in text
+    assert re.search(r"^\s+SP2P_DL_DIR=/srv/sp2p/dl$", text, re.M)
+    assert "groupadd --system --gid 10001 sp2p" in text
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and users[-1] not in ("root", "0")
     assert re.search(r"^EXPOSE 8080$", text, re.M)
@@ -95,6 +125,44 @@ def test_dockerfile_runs_unprivileged_with_a_health_check() -> None:
     ignore = (PACKAGING / "Dockerfile.dockerignore").read_text()
     for source in re.findall(r"^COPY (?!--)(\S+)", text, re.M):
         assert f"!{source.rstrip('/')}" in ignore.replace("/\n", "\n"), source
+
+
+#: import names of the distributions packaging/server_requirements.py leaves out of the image
+CLIENT_ONLY_IMPORTS = {"aiortc": "aiortc", "miniupnpc": "miniupnpc", "zstandard": "zstandard",
+                       "pyyaml": "yaml", "websocket-client": "websocket"}
+#: every module of the server package, imported; prints the top-level modules now loaded
+_IMPORT_ALL = """
+import importlib, pkgutil, sys
+import server
+for info in pkgutil.walk_packages(server.__path__, "server."):
+    if not info.name.endswith("__main__"):  # that one runs the server
+        importlib.import_module(info.name)
+print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def test_server_image_requirements_leave_out_only_what_the_server_never_imports() -> None:
+    sys.path.insert(0, str(PACKAGING))
+    try:
+        import server_requirements as sr
+    finally:
+        sys.path.remove(str(PACKAGING))
+    assert set(CLIENT_ONLY_IMPORTS) == sr.CLIENT_ONLY
+    result = subprocess.run([sys.executable, str(PACKAGING / "server_requirements.py"),
+                             str(REPO_ROOT / "pyproject.toml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    names = {sr.requirement_name(line) for line in result.stdout.splitlines()}
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {sr.requirement_name(r) for r in project["dependencies"]}
+    wanted |= {sr.requirement_name(r) for r in project["optional-dependencies"]["server"]}
+    assert names == wanted - sr.CLIENT_ONLY
+    assert {"cryptography", "flask", "gunicorn"} <= names
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    loaded = subprocess.run([sys.executable, "-c", _IMPORT_ALL], capture_output=True, text=True,
+                            env=env, timeout=60)
+    assert loaded.returncode == 0, loaded.stderr
+    assert set(loaded.stdout.split()) & set(CLIENT_ONLY_IMPORTS.values()) == set()
 
 
 @pytest.fixture(scope="module")
@@ -188,11 +256,17 @@ sys.exit(1)
 LISTENERS = {4: ("127.0.0.1", 3478), 6: ("::1", 3479)}
 
 
-@pytest.fixture(scope="module")
-def coturn_netns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """coturn running the shipped config inside a fresh network namespace that has only
+#: both shipped configs: the compose file's and the sample the README points to
+CONFS = {"packaging": CONF, "server": REPO_ROOT / "server" / "turnserver.conf"}
+
+
+@pytest.fixture(scope="module", params=sorted(CONFS))
+def coturn_netns(request: pytest.FixtureRequest,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """coturn running a shipped config inside a fresh network namespace that has only
     loopback: a peer that is not refused gets no route, instead of traffic leaving the
     machine. Yields the namespace name."""
+    conf = CONFS[request.param]
     assert shutil.which("turnserver"), "Debian coturn is needed (.ci/apt-packages)"
     work = tmp_path_factory.mktemp("coturn")
     ns = f"sp2pdist{os.getpid()}"
@@ -203,7 +277,7 @@ def coturn_netns(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for family, (ip, port) in LISTENERS.items():
             low = 49700 + 100 * (family == 6)
             procs.append(subprocess.Popen(
-                ["ip", "netns", "exec", ns, "turnserver", "-c", str(CONF),
+                ["ip", "netns", "exec", ns, "turnserver", "-c", str(conf),
                  f"--listening-ip={ip}", f"--relay-ip={ip}", f"--listening-port={port}",
                  f"--min-port={low}", f"--max-port={low + 99}",
                  f"--static-auth-secret={SECRET}", f"--userdb={work / f'turndb{family}'}",
