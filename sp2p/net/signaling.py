@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: how long a connect may take before we call the server unreachable
 CONNECT_TIMEOUT = 10.0
+#: unread messages kept: a real session queues a few dozen; a flooding server gets no more memory
+MAX_INBOX = 1024
+_KNOWN_TYPES = frozenset(SignalType)
 
 
 class SignalClosed(SignalingError):
@@ -35,6 +38,7 @@ class SignalClient:
         self.url = ws_url
         self._cond = threading.Condition()
         self._inbox: deque[Envelope] = deque()
+        self._dropped: set[str] = set()
         self._closed = False
         self._close_reason = ""
         self._send_lock = threading.Lock()
@@ -59,6 +63,12 @@ class SignalClient:
         self._reader.start()
 
     # -- receiving -------------------------------------------------------------------------
+    def _drop(self, why: str) -> None:
+        """One verbose line per kind of drop (a flood must not flood the log)."""
+        if why not in self._dropped:
+            self._dropped.add(why)
+            log.debug("signal: ignoring %s from the server (further ones silently)", why)
+
     def _read_loop(self) -> None:
         reason = "the signaling server closed the connection"
         try:
@@ -75,8 +85,14 @@ class SignalClient:
                     env = Envelope.from_json(data)
                 except SignalFormatError:
                     continue  # unparseable messages are ignored, as every peer does
-                log.debug("signal <- %s", env.type)
+                if env.type not in _KNOWN_TYPES:
+                    self._drop("messages of unknown types")  # nobody would ever take them
+                    continue
                 with self._cond:
+                    if len(self._inbox) >= MAX_INBOX:
+                        self._drop(f"messages beyond {MAX_INBOX} unread ones")
+                        continue
+                    log.debug("signal <- %s", env.type)
                     self._inbox.append(env)
                     self._cond.notify_all()
         except (OSError, websocket.WebSocketException) as exc:

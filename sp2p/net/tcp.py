@@ -178,6 +178,7 @@ class TcpRace:
         self.listener = _listen()
         self.port: int = self.listener.getsockname()[1]
         self.attempts = 0
+        self.dropped = 0
         self.failures: list[str] = []
         self._acceptor = threading.Thread(target=self._accept_loop, name="sp2p-tcp-accept", daemon=True)
         self._acceptor.start()
@@ -204,20 +205,28 @@ class TcpRace:
             return False
         try:
             host, port = parse_endpoint(text)
-        except ValueError as exc:
-            log.debug("tcp: ignoring peer address %r: %s", text[:80], exc)
-            return False
+        except ValueError:
+            return self._drop("malformed")
         if not usable_peer_ip(host, allow_loopback=self._allow_loopback):
-            log.debug("tcp: refusing peer address %s", text[:80])
-            return False
+            return self._drop("unusable")
         key = f"{host}|{port}"
         with self._lock:
-            if key in self._seen or len(self._seen) >= MAX_PEER_ADDRESSES:
-                return False
+            if key in self._seen:
+                return False  # a repeat is normal (the peer re-announces)
+            if len(self._seen) >= MAX_PEER_ADDRESSES:
+                return self._drop("excess")
             self._seen.add(key)
             self.attempts += 1
         threading.Thread(target=self._dial, args=(host, port), name="sp2p-tcp-dial", daemon=True).start()
         return True
+
+    def _drop(self, why: str) -> bool:
+        """One verbose line for all the peer addresses we drop (a flood must not flood the log)."""
+        self.dropped += 1
+        if self.dropped == 1:
+            log.debug("tcp: ignoring %s peer addresses (at most %d are dialed; further ones are "
+                      "dropped silently)", why, MAX_PEER_ADDRESSES)
+        return False
 
     def _dial(self, host: str, port: int) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -37,6 +37,7 @@ from sp2p.net import webrtc_sctp as sctp_tuning
 from sp2p.net.loop import LoopClosed, LoopThread
 from sp2p.net.webrtc_channel import DataChannelStream
 from sp2p.net.webrtc_ice import (
+    CandidateBudget,
     enlarge_socket_buffers,
     parse_candidate,
     rtc_ice_servers,
@@ -107,6 +108,7 @@ class WebRTCPeer:
         self._pc: RTCPeerConnection | None = None
         self._remote_set = False
         self._early_candidates: list[RTCIceCandidate] = []
+        self._candidates = CandidateBudget()
         self._stream: DataChannelStream | None = None
         self._worker: asyncio.Task[None] | None = None
 
@@ -244,6 +246,10 @@ class WebRTCPeer:
         if type == "candidate":
             candidate = parse_candidate(payload)
             if candidate is None:
+                if payload.get("candidate"):  # not the empty end-of-candidates marker
+                    self._candidates.drop("malformed or excess")
+                return
+            if not self._candidates.take():
                 return
             if self._remote_set:
                 await _add_candidate(pc, candidate)
@@ -262,6 +268,7 @@ class WebRTCPeer:
             raise ConnectError(f"peer sent an {type} without SDP")
         if "m=application" not in sdp:  # aiortc would accept it and then wait forever
             raise ConnectError(f"peer sent an invalid {type}: no data channel section")
+        sdp = CandidateBudget().trim_sdp(sdp)  # its own budget: trickled junk must not crowd it out
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=type))
         except ValueError as exc:

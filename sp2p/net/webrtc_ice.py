@@ -21,6 +21,38 @@ log = logging.getLogger(__name__)
 #: buffer rides out the moments the loop thread is busy without dropping packets, and
 #: lets the sender keep a deeper queue (webrtc_sctp S5) on long-RTT links
 SOCKET_BUFFER = 4 * 1024 * 1024
+#: remote ICE candidates one attempt uses, trickled (and, separately, inside the SDP): a real
+#: peer has a few dozen at most; our server relays up to 200 per peer, a hostile one any number
+MAX_REMOTE_CANDIDATES = 64
+
+
+class CandidateBudget:
+    """Admits the peer's first MAX_REMOTE_CANDIDATES well-formed candidates; the rest are
+    dropped, with one verbose line for all of them (a flood must not flood the log either)."""
+
+    def __init__(self, limit: int = MAX_REMOTE_CANDIDATES) -> None:
+        self.limit = limit
+        self.taken = 0
+        self.dropped = 0
+
+    def take(self) -> bool:
+        if self.taken < self.limit:
+            self.taken += 1
+            return True
+        self.drop("excess")
+        return False
+
+    def drop(self, why: str) -> None:
+        self.dropped += 1
+        if self.dropped == 1:
+            log.debug("webrtc: ignoring %s ICE candidates from the peer (at most %d are used; "
+                      "further ones are dropped silently)", why, self.limit)
+
+    def trim_sdp(self, sdp: str) -> str:
+        """The SDP with candidate lines beyond the budget removed."""
+        lines = sdp.splitlines(keepends=True)
+        kept = [line for line in lines if not line.startswith("a=candidate:") or self.take()]
+        return sdp if len(kept) == len(lines) else "".join(kept)
 
 
 def server_urls(server: Mapping[str, Any]) -> list[str]:
@@ -73,8 +105,7 @@ def parse_candidate(payload: Mapping[str, Any]) -> RTCIceCandidate | None:
     try:
         candidate = candidate_from_sdp(text)
     except (AssertionError, ValueError, IndexError):
-        log.debug("ignoring malformed candidate %r", text)
-        return None
+        return None  # the caller's CandidateBudget says so once
     mid = payload.get("sdpMid")
     index = payload.get("sdpMLineIndex")
     candidate.sdpMid = mid if isinstance(mid, str) else None

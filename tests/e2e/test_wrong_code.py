@@ -56,7 +56,7 @@ def test_key_swapping_server_is_called_out_on_both_sides(sp2p_server: ServerProc
     attacker = KeyPair.generate().public_b64()
     swapped: list[str] = []
 
-    def swap_keys(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    def swap_keys(msg: dict[str, Any], role: str) -> list[dict[str, Any]]:
         payload = msg.get("payload")
         if msg.get("type") == "crypto" and isinstance(payload, dict):
             swapped.append(payload.get("publicKey", ""))

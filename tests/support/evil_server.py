@@ -4,8 +4,9 @@ the real sp2p-server that rewrites, drops or injects messages on their way to th
     with EvilServer(upstream_ws_url, rewrite) as evil:
         env["SP2P_SERVER"] = evil.http_url
 
-`rewrite(envelope_dict)` sees every message the real server sends to a client and returns the
-list of messages to deliver instead (empty: drop it).
+`rewrite(envelope_dict, role)` sees every message the real server sends to a client ("sender"
+after its hello, "receiver" after its join) and returns the list of messages to deliver instead
+(empty: drop it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-Rewrite = Callable[[dict[str, Any]], list[dict[str, Any]]]
+Rewrite = Callable[[dict[str, Any], str], list[dict[str, Any]]]
 
 
 class EvilServer:
@@ -62,14 +63,17 @@ class EvilServer:
 
     async def _client(self, client: ServerConnection) -> None:
         async with connect(self.upstream, max_size=None) as up:
+            role = {"hello": "sender", "join": "receiver"}
 
             async def to_server() -> None:
                 async for msg in client:
+                    kind = json.loads(msg).get("type")
+                    role.setdefault("", role.get(kind, ""))
                     await up.send(msg)
 
             async def to_client() -> None:
                 async for msg in up:
-                    for out in self.rewrite(json.loads(msg)):
+                    for out in self.rewrite(json.loads(msg), role.get("", "")):
                         await client.send(json.dumps(out))
 
             tasks = [asyncio.create_task(to_server()), asyncio.create_task(to_client())]
