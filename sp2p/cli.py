@@ -60,6 +60,7 @@ SEND_FLAGS = {
     "url": (STR, "public base URL for share links"),
     "name": (STR, "name to announce (stdin streams; also renames a single file)"),
     "compress": (INT, "zstd level 0-9, 0 disables (default 3)"),
+    "qr": (BOOL, "show a QR code of the share URL (on a terminal, q toggles it while waiting)"),
 }
 RECEIVE_FLAGS = {
     **COMMON_FLAGS,
@@ -195,7 +196,8 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
     if not parsed.args:
         raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
     opts = SendOptions(
-        paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback
+        paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback,
+        qr=bool(parsed.flags.get("qr")),
     )
     return run_send(opts, term)
 

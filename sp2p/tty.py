@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import select
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
 
 try:  # POSIX only; elsewhere there is no prompt (the code comes from argv or SP2P_CODE)
     import termios
@@ -110,3 +113,69 @@ def ask_yes_no(question: str, *, default: bool = True) -> bool:
             if answer in ("n", "no"):
                 return False
             os.write(fd, b"  Please answer y or n.\n")
+
+
+class KeyListener:
+    """Hands each key typed on the terminal to `on_key` while in the `with` block.
+
+    The terminal is in cbreak mode meanwhile (no line buffering, no echo; Ctrl-C still
+    interrupts) and restored on exit. Does nothing without a terminal, or when the process
+    is not in the foreground (changing a background job's terminal would stop it).
+    """
+
+    def __init__(self, on_key: Callable[[str], None]) -> None:
+        self._on_key = on_key
+        self._fd: int | None = None
+        self._saved: list[Any] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> KeyListener:
+        if termios is None:
+            return self
+        try:
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            return self
+        try:
+            if os.tcgetpgrp(fd) != os.getpgrp():
+                os.close(fd)
+                return self
+            self._saved = termios.tcgetattr(fd)
+            mode = termios.tcgetattr(fd)
+            mode[3] &= ~(termios.ICANON | termios.ECHO)
+            mode[6][termios.VMIN], mode[6][termios.VTIME] = 1, 0
+            termios.tcsetattr(fd, termios.TCSANOW, mode)
+        except OSError:
+            os.close(fd)
+            return self
+        self._fd = fd
+        self._thread = threading.Thread(target=self._run, name="sp2p-keys", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        fd = self._fd
+        assert fd is not None
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            try:
+                data = os.read(fd, 1)
+            except OSError:
+                return
+            if not data:
+                return
+            self._on_key(data.decode("latin-1"))
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1)
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                if self._saved is not None and termios is not None:
+                    termios.tcsetattr(self._fd, termios.TCSADRAIN, self._saved)
+            os.close(self._fd)
+            self._fd = None

@@ -98,6 +98,13 @@ class Terminal:
     def warn(self, message: str) -> None:
         self._write_err(f"sp2p: warning: {message}\n")
 
+    def erase_lines(self, count: int) -> None:
+        """Remove the last `count` lines written (a terminal only: up, then clear to the end)."""
+        if self.is_tty and count > 0:
+            with self._lock:
+                self.err.write(f"\x1b[{count}A\x1b[J")
+                self.err.flush()
+
     def live(self, text: str) -> None:
         """A line that the next live() replaces (TTY only; callers throttle plain output)."""
         with self._lock:

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import os
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -53,6 +54,7 @@ class SendOptions:
     config: Config
     allow_loopback: bool = False
     stdin: BinaryIO | None = None
+    qr: bool = False  #: draw the share URL's QR code at once (-qr)
 
 
 class _PeekedSource:
@@ -132,7 +134,7 @@ def _send(
         base = _base_url(cfg, ws_url)
         _show_code(term, base, code, meta, len(opts.paths))
         keys_pair = KeyPair.generate()
-        with KeepAlive(signal, file_info):
+        with KeepAlive(signal, file_info), _qr_while_waiting(term, share_url(base, code), opts.qr):
             peer_type, peer_key, parallel = _wait_for_receiver(
                 signal, term, keys_pair.public_b64(), meta, cfg
             )
@@ -250,6 +252,23 @@ def receive_commands(base: str, code: str) -> list[tuple[str, str]]:
     ]
 
 
+@contextlib.contextmanager
+def _qr_while_waiting(term: Terminal, url: str, shown: bool) -> Iterator[None]:
+    """-qr draws the share URL's QR code; on a terminal `q` toggles it until the receiver comes."""
+    if not shown and not term.is_tty:
+        yield
+        return
+    from sp2p.qr import QrToggle
+    from sp2p.tty import KeyListener
+
+    toggle = QrToggle(term, url, shown=shown)
+    if not term.is_tty:
+        yield
+        return
+    with KeyListener(toggle.on_key):
+        yield
+
+
 def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int) -> None:
     url = share_url(base, code)
     what = (
@@ -263,7 +282,7 @@ def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int)
         term.stdout_line(code)
         term.stdout_line(url)
     term.line("Receive via:")
-    term.line(f"  Browser:   {url}")
+    term.line(f"  Browser:   {url}" + ("  (press q for QR code)" if term.is_tty else ""))
     for label, command in receive_commands(base, code):
         term.line(f"  {label:>9}  {command}")
     term.line()
