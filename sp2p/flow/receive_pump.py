@@ -72,7 +72,7 @@ class ReceivePipeline:
     def __init__(self, fc: FrameLink, *, progress: ProgressFn = lambda n: None, resume: bool = False) -> None:
         keep_freed_memory()
         self.fc = fc
-        self.machine = ReceiverMachine(resume=resume)
+        self.machine = ReceiverMachine(resume=resume, trace=log.debug)
         self.progress = progress
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
         self._worker_error: BaseException | None = None

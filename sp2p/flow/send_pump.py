@@ -72,6 +72,7 @@ class SendPipeline:
         keep_freed_memory()
         self.fc = fc
         self.machine = machine
+        machine.trace = log.debug  # the core never logs by itself
         self.level = level
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sp2p-seal")

@@ -19,7 +19,7 @@ Heartbeats are ignored in every state (browsers send them anywhere).
 from __future__ import annotations
 
 import hashlib
-import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any, Final, Protocol
@@ -37,7 +37,13 @@ from sp2p.proto.frames import Frame
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
 from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
 
-log = logging.getLogger(__name__)
+#: where a machine reports its transitions ("sender SENDING -> AWAIT_COMPLETE"); the core never
+#: logs by itself (it stays sans-IO), the shell that drives it hands in its logger
+Trace = Callable[[str], None]
+
+
+def no_trace(text: str) -> None:
+    pass
 
 #: peer is declared gone after this much silence once it has shown it sends heartbeats
 HEARTBEAT_DEAD_AFTER: Final = 15.0
@@ -135,8 +141,9 @@ _SENDER_TRANSITIONS: Final[dict[tuple[SenderState, str], SenderState]] = {
 
 
 class SenderMachine:
-    def __init__(self, metadata: Metadata) -> None:
+    def __init__(self, metadata: Metadata, *, trace: Trace = no_trace) -> None:
         self.metadata = metadata
+        self.trace = trace
         self.state = SenderState.IDLE
         self.digest = StreamDigest()
 
@@ -144,7 +151,7 @@ class SenderMachine:
         new = _SENDER_TRANSITIONS.get((self.state, event))
         if new is None:
             raise LocalProtocolError(f"sender: {event} is not allowed in state {self.state.name}")
-        log.debug("sender %s -> %s", self.state.name, new.name)
+        self.trace(f"sender {self.state.name} -> {new.name}")
         self.state = new
 
     def fail(self) -> None:
@@ -299,7 +306,8 @@ ReceiverEvent = (
 
 
 class ReceiverMachine:
-    def __init__(self, *, resume: bool = False) -> None:
+    def __init__(self, *, resume: bool = False, trace: Trace = no_trace) -> None:
+        self.trace = trace
         #: both peers announced the resume extension
         self.resume = resume
         self._offered: tuple[int, Hasher | None] | None = None
@@ -316,7 +324,7 @@ class ReceiverMachine:
         if new is None:
             raise LocalProtocolError(f"receiver: {event!r} is not allowed in state {self.state.name}")
         if new is not self.state:
-            log.debug("receiver %s -> %s", self.state.name, new.name)
+            self.trace(f"receiver {self.state.name} -> {new.name}")
         self.state = new
 
     def fail(self) -> None:
