@@ -182,7 +182,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
             gen.reply(60)  # ready: imported, file limit raised
         for gen in generators:
             gen.send("open")
-        opened = [gen.reply(args.timeout + n / 50) for gen in generators]
+        opened = [gen.reply(args.timeout + n / 25) for gen in generators]  # >= 25 conn/s overall
         accepted, _ = _metrics(running)
         row.accepted = sum(int(r["opened"]) for r in opened)
         for r in opened:

@@ -46,6 +46,20 @@ def test_tiny_run_against_our_server() -> None:
     assert re.search(r"^\| ours \| 20 \| 20 \| \d+ \|", result.stdout, re.M), result.stdout
 
 
+def test_tiny_run_across_two_nodes_on_redis() -> None:
+    # a real redis-server started by the bench; each exchange's sender and receiver on different nodes
+    result = run_bench(
+        *("--target", "ours,workers=1,redis,nodes=2", "--idle", "10", "--exchanges", "2"),
+        *("--exchange-rounds", "1", "--watch", "0", "--settle", "0.2"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = re.search(r"round 1 ours,workers=1,redis,nodes=2 N=10: accepted 10 at .*", result.stdout)
+    assert line, result.stdout
+    assert "redis " in line.group(0)  # Redis' RSS shown apart from the nodes'
+    assert "(2 ok, " in line.group(0)
+    assert "after mass close: up, next session paired in " in line.group(0)
+
+
 def test_bad_target_is_a_one_line_error() -> None:
     result = run_bench("--target", "nginx", "--idle", "1")
     assert result.returncode == 2
