@@ -92,8 +92,18 @@ def test_join_checks_in_upstream_order() -> None:
 
 @pytest.mark.parametrize(
     "msg_type",
-    ["offer", "answer", "candidate", "crypto", "direct", "connected", "retry", "relay-retry", "relay-denied",
-     "decline"],
+    [
+        "offer",
+        "answer",
+        "candidate",
+        "crypto",
+        "direct",
+        "connected",
+        "retry",
+        "relay-retry",
+        "relay-denied",
+        "decline",
+    ],
 )
 def test_relayed_types_are_forwarded_byte_for_byte(msg_type: str) -> None:
     text = f'{{"type":"{msg_type}", "payload": {{"x": [1, 2.50, "\\u00e9"]}}, "extra": true}}'
