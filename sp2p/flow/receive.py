@@ -16,7 +16,14 @@ from sp2p.flow.parallel import receiver_link
 from sp2p.flow.receive_pump import ReceivePipeline
 from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.resume import ResumableFileSink
-from sp2p.flow.session import PeerKey, hello_payload, parse_peer_crypto, server_error, wait_welcome
+from sp2p.flow.session import (
+    PeerKey,
+    hello_payload,
+    notice_update,
+    parse_peer_crypto,
+    server_error,
+    wait_welcome,
+)
 from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.partials import remove_stale
@@ -75,6 +82,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         if opts.confirm is None:
             signal.send(crypto)
         welcome = wait_welcome(signal)
+        notice_update(term, welcome, share_base_url(signal.url))
         term.line("Connected to the sender's session")
         preview: Preview | None = None
         if opts.confirm is not None:

@@ -25,6 +25,7 @@ from sp2p.flow.session import (
     KeepAlive,
     PeerKey,
     hello_payload,
+    notice_update,
     parse_peer_crypto,
     server_error,
     wait_welcome,
@@ -125,6 +126,7 @@ def _send(
     try:
         signal.send_type(SignalType.HELLO, hello_payload())
         welcome = wait_welcome(signal)
+        notice_update(term, welcome, _base_url(cfg, ws_url))
         preview = meta.to_json()
         file_info = Envelope.build(
             SignalType.FILE_INFO, FileInfo(data=_b64(encrypt_file_info(seed, preview)))

@@ -21,6 +21,7 @@ from sp2p.proto.signal import (
     SignalType,
     Welcome,
 )
+from sp2p.ui import Terminal
 
 WELCOME_TIMEOUT = 15.0
 #: a waiting sender re-sends file-info this often so the server never reaps its session (W18)
@@ -115,3 +116,12 @@ class KeepAlive:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
 
+
+
+def notice_update(term: Terminal, welcome: Welcome, base_url: str) -> None:
+    """One line when the server announces a newer release than ours (client.md §5.5)."""
+    from sp2p.update import update_notice
+
+    line = update_notice(welcome.server_version, base_url)
+    if line is not None:
+        term.line(line)

@@ -116,7 +116,8 @@ def clean_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return base
 
 
-def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: float = 20.0) -> ServerProc:
+def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: float = 20.0,
+                 cwd: Path | None = None) -> ServerProc:
     """Start sp2p-server and wait until it listens. Raises RuntimeError with its log if not."""
     args = list(flags)
     if not any(f.lstrip("-").split("=")[0] == "addr" for f in args if f.startswith("-")):
@@ -127,7 +128,7 @@ def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: flo
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=clean_env(env),
-        cwd=REPO_ROOT,
+        cwd=cwd or REPO_ROOT,
     )
     log = _Log()
     found: list[tuple[str, str, int]] = []
