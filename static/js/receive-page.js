@@ -31,7 +31,9 @@ import {
   wireCopyButtons,
 } from "./ui.js";
 
-const state = { busy: false, sig: null, session: null, pc: null, cancelled: false, code: null, preview: null };
+const state = {
+  busy: false, sig: null, welcome: null, session: null, pc: null, cancelled: false, code: null, preview: null,
+};
 
 /** Take the code from the fragment and erase it from the address bar at once. */
 function takeCode() {
@@ -181,13 +183,12 @@ async function run(choice, sessionId, seed) {
   let where = "";
   try {
     setStep("connect", "active");
-    const sig = await Signaling.connect();
-    state.sig = sig;
+    let { sig, welcome } = state; // joined already when there was no preview to show
+    if (!sig) {
+      ({ sig, welcome } = await join(sessionId));
+      state.sig = sig;
+    }
     setStep("connect", "done");
-    setStep("join", "active");
-    sig.send("join", { version: 2, sessionId, clientType: "browser" });
-    const welcome = (await sig.next(["welcome"], { timeoutMs: 30000, timeoutMessage: "The server did not answer" }))
-      .payload;
     setStep("join", "done");
 
     setStep("keys", "active");
@@ -225,6 +226,18 @@ async function run(choice, sessionId, seed) {
   }
 }
 
+async function join(sessionId) {
+  const sig = await Signaling.connect();
+  try {
+    sig.send("join", { version: 2, sessionId, clientType: "browser" });
+    const msg = await sig.next(["welcome"], { timeoutMs: 30000, timeoutMessage: "The server did not answer" });
+    return { sig, welcome: msg.payload };
+  } catch (e) {
+    sig.close();
+    throw e;
+  }
+}
+
 async function askRelay() {
   return ask($("#relay-dialog"), () => {});
 }
@@ -254,6 +267,7 @@ function fail(e) {
 
 function cleanup() {
   const { session, pc, sig } = state;
+  state.welcome = null;
   setTimeout(() => {
     if (session) session.close();
     if (pc) pc.close();
@@ -308,6 +322,21 @@ async function init() {
   await worker;
   show($("#loading"), false);
   state.preview = preview;
+  if (preview.status === "missing") {
+    // No preview: an unknown or expired code, or a sender that stores none. Joining tells them
+    // apart at once, as the CLI does; the sender then waits for our key while the user decides.
+    try {
+      ({ sig: state.sig, welcome: state.welcome } = await join(parsed.sessionId));
+    } catch (e) {
+      showError(
+        e && e.code === "session_not_found"
+          ? "This link is unknown or has expired: there is no transfer waiting for it."
+          : (e && e.message) || String(e),
+        "Ask the sender for a new link: each link works once, and only while the sender waits.",
+      );
+      return;
+    }
+  }
   showCard(preview, state.code);
   let picking = false;
   const onPick = (pick) => async () => {

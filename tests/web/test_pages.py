@@ -3,11 +3,13 @@ unknown sessions and a wrong code."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
+import websocket
 
 from tests.web.browser import launch, new_context
 from tests.web.flows import NO_PICKERS, PageWatch, shot, start_send, wait_outcome
@@ -77,19 +79,42 @@ def test_bad_links_explain_themselves(chromium: Any, web_base: str, fragment: st
         ctx.close()
 
 
-def test_unknown_session(chromium: Any, web_base: str) -> None:
+def test_unknown_or_expired_code_is_noticed_at_once(chromium: Any, web_base: str) -> None:
+    """No preview and no session: the page says so on load, as the CLI does, instead of
+    offering 'Unknown file / Save file' (issue 14 item 7)."""
     ctx = new_context(chromium)
     try:
         page = ctx.new_page()
+        watch = PageWatch(page)
         page.add_init_script(NO_PICKERS)
-        page.goto(web_base + "/r#abcdefgh-SYW7RiJxkEgOGusQGwp")
-        page.wait_for_selector("#save-btn:visible")
-        assert "No preview" in (page.text_content("#confirm-note") or "")
-        page.click("#save-btn")
-        assert wait_outcome(page) == "Transfer session not found — the link may have expired or is invalid."
+        page.goto(web_base + "/r#zzzzzzzz-SYW7RiJxkEgOGusQGwp")
+        assert wait_outcome(page) == "This link is unknown or has expired: there is no transfer waiting for it."
+        assert "new link" in (page.text_content("#error-detail") or "")
+        assert page.is_hidden("#confirm") and page.is_hidden("#save-btn")
         shot(page, "receive-06-session-not-found")
+        assert watch.errors == []
     finally:
         ctx.close()
+
+
+def test_a_waiting_sender_without_preview_still_gets_the_card(chromium: Any, web_base: str) -> None:
+    """A sender that stored no preview (an older client): the page joins to tell it from an
+    unknown code, shows the card, and the sender sees the receiver arrive."""
+    ws_url = web_base.replace("http", "ws", 1) + "/ws"
+    ws = websocket.create_connection(ws_url, timeout=20, suppress_origin=True)
+    ctx = new_context(chromium)
+    try:
+        ws.send(json.dumps({"type": "hello", "payload": {"version": 2, "clientType": "cli"}}))
+        session_id = json.loads(ws.recv())["payload"]["sessionId"]
+        page = ctx.new_page()
+        page.add_init_script(NO_PICKERS)
+        page.goto(f"{web_base}/r#{session_id}-SYW7RiJxkEgOGusQGwp")
+        page.wait_for_selector("#save-btn:visible")
+        assert "No preview" in (page.text_content("#confirm-note") or "")
+        assert json.loads(ws.recv())["type"] == "peer-joined"
+    finally:
+        ctx.close()
+        ws.close()
 
 
 def test_wrong_code_fails_key_confirmation_on_both_sides(
