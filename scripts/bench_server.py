@@ -113,6 +113,7 @@ class Row:
     exch: list[float] = field(default_factory=list)
     exch_failed: Counter[str] = field(default_factory=Counter)
     exch_client_cpu: list[float] = field(default_factory=list)  #: the exchanging client's CPU per round
+    cpu_exchanges: float = 0.0  #: server CPU seconds over all exchange rounds
     dropped: int = 0
     pair_after_close: float | None = None
     probes_ok: int = 0
@@ -124,6 +125,15 @@ class Row:
     @property
     def kib_per_session(self) -> float:
         return (self.rss_kib - self.rss_base_kib) / max(1, self.accepted)
+
+    @property
+    def cpu_ms_per_conn(self) -> float:
+        """Server CPU per accepted idle sender: unlike rates, barely moved by a busy machine."""
+        return self.cpu_accept / max(1, self.accepted) * 1e3
+
+    @property
+    def cpu_ms_per_exchange(self) -> float:
+        return self.cpu_exchanges / max(1, len(self.exch)) * 1e3
 
     @property
     def p50_ms(self) -> float:
@@ -204,6 +214,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
                     row.exch.append(result.total)
                 else:
                     row.exch_failed[reason(result)] += 1
+        row.cpu_exchanges = measure(running.roots).cpu_s - held.cpu_s
 
         for gen in generators:
             gen.send("close")
@@ -242,10 +253,12 @@ def describe(row: Row) -> str:
     client_cpu = statistics.median(row.exch_client_cpu or [0.0])
     return (
         f"{row.target} N={row.n}: accepted {row.accepted}{refused} at {row.accept_rate:.0f}/s "
-        f"(server CPU {row.cpu_accept:.1f} s, generators {row.gen_cpu:.1f} s); "
+        f"(server CPU {row.cpu_accept:.1f} s = {row.cpu_ms_per_conn:.2f} ms/conn, "
+        f"generators {row.gen_cpu:.1f} s); "
         f"RSS {row.rss_kib / 1024:.0f} MiB = {row.kib_per_session:.1f} KiB/session{redis}, "
         f"threads {row.threads}; exchanges p50 {row.p50_ms:.0f} ms p99 {row.p99_ms:.0f} ms "
-        f"({len(row.exch)} ok{failed}, client CPU {client_cpu * 1e3:.0f} ms per round); "
+        f"({len(row.exch)} ok{failed}, server CPU {row.cpu_ms_per_exchange:.1f} ms/exchange, "
+        f"client CPU {client_cpu * 1e3:.0f} ms per round); "
         f"idle dropped while held {row.dropped}; after mass close: "
         f"{'up' if row.survived else 'DOWN/RESTARTED'}, next session paired in {pair}, "
         f"probes {row.probes_ok}/{row.probes}, threads {row.threads_after}, "
@@ -256,11 +269,12 @@ def describe(row: Row) -> str:
 COLUMNS: tuple[tuple[str, Callable[[Row], str]], ...] = (
     ("accepted", lambda r: f"{r.accepted}"),
     ("accept/s", lambda r: f"{r.accept_rate:.0f}"),
-    ("CPU accept s", lambda r: f"{r.cpu_accept:.2f}"),
+    ("CPU ms/conn", lambda r: f"{r.cpu_ms_per_conn:.2f}"),
     ("RSS MiB", lambda r: f"{r.rss_kib / 1024:.0f}"),
     ("KiB/sess", lambda r: f"{r.kib_per_session:.1f}"),
     ("threads", lambda r: f"{r.threads}"),
     ("exch p50/p99 ms", lambda r: f"{r.p50_ms:.0f}/{r.p99_ms:.0f}"),
+    ("CPU ms/exch", lambda r: f"{r.cpu_ms_per_exchange:.1f}"),
     ("mass close", lambda r: "up" if r.survived else "DOWN"),
     (
         "pair after ms",
@@ -269,12 +283,24 @@ COLUMNS: tuple[tuple[str, Callable[[Row], str]], ...] = (
 )
 
 
+#: figures taken as the median over rounds (the rest come from the round with the median p99)
+_MEDIAN_FIELDS = (
+    "accepted",
+    "accept_rate",
+    "cpu_accept",
+    "cpu_exchanges",
+    "rss_kib",
+    "rss_base_kib",
+    "threads",
+)
+
+
 def median_row(rows: list[Row]) -> Row:
     """Median of each figure over the rounds (the row shown stands for all of them)."""
     pick = sorted(rows, key=lambda r: r.p99_ms if not math.isnan(r.p99_ms) else math.inf)[len(rows) // 2]
     merged = Row(rows[0].target, rows[0].n)
     merged.__dict__.update(pick.__dict__)
-    for name in ("accepted", "accept_rate", "cpu_accept", "rss_kib", "rss_base_kib", "threads"):
+    for name in _MEDIAN_FIELDS:
         setattr(merged, name, statistics.median(getattr(r, name) for r in rows))
     merged.survived = all(r.survived for r in rows)
     return merged
@@ -291,18 +317,23 @@ def print_table(rows: list[Row], targets: list[str], levels: list[int]) -> None:
                 medians[target, n] = row = median_row(mine)
                 print(f"| {target} | {n:,} | " + " | ".join(cell(row) for _, cell in COLUMNS) + " |")
     if len(targets) > 1:
-        print(f"\nratios against {targets[0]} (same run): accept rate, RSS, threads, exchange p99")
+        print(f"\n{targets[0]} = 1 (same run): accept rate, RSS, server CPU per connection / exchange, p99")
         for n in levels:
             base = medians.get((targets[0], n))
             for target in targets[1:]:
                 other = medians.get((target, n))
                 if base and other:
                     print(
-                        f"  N={n:,} {target}: accept x{other.accept_rate / base.accept_rate:.2f}, "
-                        f"RSS x{other.rss_kib / base.rss_kib:.2f}, "
-                        f"threads x{other.threads / base.threads:.2f}, "
-                        f"p99 x{other.p99_ms / base.p99_ms:.2f}"
+                        f"  N={n:,} {target}: accept x{_ratio(other.accept_rate, base.accept_rate)}, "
+                        f"RSS x{_ratio(other.rss_kib, base.rss_kib)}, "
+                        f"CPU/conn x{_ratio(other.cpu_ms_per_conn, base.cpu_ms_per_conn)}, "
+                        f"CPU/exchange x{_ratio(other.cpu_ms_per_exchange, base.cpu_ms_per_exchange)}, "
+                        f"p99 x{_ratio(other.p99_ms, base.p99_ms)}"
                     )
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}" if base else "?"
 
 
 def main() -> int:
