@@ -22,7 +22,6 @@ from sp2p.errors import (
     RemoteProtocolError,
     Sp2pError,
     TransferError,
-    TransferTimeout,
 )
 from sp2p.files import IncomingFile, check_free_space
 from sp2p.flow.framed import FrameLink
@@ -31,11 +30,15 @@ from sp2p.partials import Partial
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, cancel_body
 from sp2p.proto.resume import EDGE_BYTES, SourceIdentity
-from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived
+from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived, stall_error
 
 _BLOCK = 1024 * 1024
-#: how long the sender waits for the offer (the receiver may hash a long prefix, with heartbeats)
-OFFER_WAIT_SILENT = 120.0
+
+
+def _watch(fc: FrameLink) -> None:
+    stall = fc.liveness.check(time.monotonic())
+    if stall is not None:
+        raise stall_error(stall, "receiver", fc.liveness)
 
 
 def _heartbeat_tick(fc: FrameLink) -> Callable[[], None]:
@@ -109,14 +112,14 @@ def _send_resume(fc: FrameLink, machine: SenderMachine, path: str) -> int:
             frame = fc.recv_frame(timeout=1.0)
         except TimeoutError:
             tick()
-            if fc.liveness.peer_silent_for(time.monotonic()) > OFFER_WAIT_SILENT:
-                raise TransferTimeout("the receiver did not answer the resume offer") from None
+            _watch(fc)
             continue
         if frame is None:
             raise TransferError("the receiver disconnected before the transfer started")
         offer = machine.on_offer(frame)
         if offer is not None:
             break
+        _watch(fc)  # the one liveness rule: heartbeats alone cannot hold us here either
     prefix = _hash_file_prefix(path, offer.offset, tick) if offer.offset else None
     offset, (kind, body) = machine.accept(offer, prefix)
     fc.send_frame(kind, body)

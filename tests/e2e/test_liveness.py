@@ -77,13 +77,15 @@ def test_item1_frozen_receiver_ends_the_sender(env: dict[str, str], outdir: Path
     _one_line_error(s)
 
 
-def test_item1_receiver_that_never_confirms(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
-    """A receiver that reads everything and heartbeats but never sends Complete."""
+@pytest.mark.parametrize("script", ["never-complete", "never-offer"])
+def test_item1_receiver_that_never_confirms(script: str, env: dict[str, str], tmp_path: Path,
+                                            outdir: Path) -> None:
+    """A receiver that heartbeats but never sends Complete (or, with resume, never its offer)."""
     src = tmp_path / "small.txt"
     src.write_text("hello\n" * 100)
     sender = spawn_scripted(["send", str(src)], env, window=3)
     receiver = spawn_scripted(["receive", "-output", str(outdir), read_code(sender)], env,
-                              script="never-complete")
+                              script=script)
     try:
         s = finish(sender, timeout=60)
     finally:

@@ -117,7 +117,11 @@ SENDERS: dict[str, Script] = {
 }
 RECEIVERS: dict[str, Script] = {
     "never-complete": never_complete, "send-metadata": send_metadata, "early-complete": early_complete,
+    # announces resume, then only heartbeats: the sender waits for an offer that never comes
+    "never-offer": never_complete,
 }
+#: scripts that leave the resume extension announced (the others run with -no-resume)
+KEEP_RESUME = {"never-offer"}
 
 
 def main() -> int:
@@ -128,6 +132,8 @@ def main() -> int:
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     ns = ap.parse_args()
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
+    if ns.script and ns.script not in KEEP_RESUME:  # the script owns the whole transfer
+        argv = [*argv[:1], "-no-resume", *argv[1:]]
     if ns.window is not None:
         transfer.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
     if ns.dead_after is not None:
