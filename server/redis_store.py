@@ -173,6 +173,27 @@ class RedisLimiter:
         return value is not None and int(value) >= self._limit
 
 
+class RedisCounters:
+    """The stats.json counters, shared by every worker and node (server.stats)."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
+        self._r = client
+        self._key = key
+
+    def incr(self, key: str, amount: int) -> None:
+        with _guard():
+            self._r.hincrby(self._key, key, amount)
+
+    def totals(self) -> dict[str, int]:
+        with _guard():
+            return {str(k): int(v) for k, v in self._r.hgetall(self._key).items()}
+
+    def seed(self, values: dict[str, int]) -> None:
+        with _guard():
+            for key, value in values.items():
+                self._r.hsetnx(self._key, key, value)
+
+
 class RedisStore:
     def __init__(
         self,
@@ -306,6 +327,9 @@ class RedisStore:
     def close(self) -> None:
         self.r.close()
 
+    def counters(self) -> RedisCounters:
+        return RedisCounters(self.r, self._k("stats"))
+
     # -- nodes -------------------------------------------------------------------------
     def heartbeat(self, node: str) -> None:
         with _guard():
@@ -411,6 +435,8 @@ class RedisRouter(LocalRouter):
                     if message is not None and message.get("type") == "message":
                         self._deliver(str(message["data"]))
             except redis.RedisError as exc:
+                if self._stop.is_set():
+                    break  # shutting down: the store closed the connection under us
                 if self._store.subscription_problem is None:
                     log.warning("redis subscription lost: %s", exc)
                 self._store.subscription_problem = f"redis subscription lost: {exc}"

@@ -66,6 +66,9 @@ class MemoryStore:
     def health(self) -> str | None:
         return None
 
+    def counters(self) -> None:
+        return None  # one process: server.stats counts in memory
+
     def limiter(self, name: str, limit: int, window: float) -> Limiter:
         return FixedWindowLimiter(limit, window)
 

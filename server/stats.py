@@ -3,6 +3,8 @@
 Same file format as the original (indented JSON with attemptedSends, connectedSends,
 completedSends, bytesTransferred), but written atomically (temp file + rename, W-25) and
 only when a config directory was given: by default the server keeps no state on disk.
+With several workers or nodes the counters live in the shared store (`SharedCounters`),
+seeded once from the file, so every worker writes the same totals instead of its own.
 """
 
 from __future__ import annotations
@@ -13,16 +15,32 @@ import os
 import tempfile
 import threading
 from pathlib import Path
+from typing import Protocol
+
+from server.store import StoreUnavailable
 
 log = logging.getLogger("sp2p.server")
 
 _FIELDS = ("attemptedSends", "connectedSends", "completedSends", "bytesTransferred")
 
 
+class SharedCounters(Protocol):
+    def incr(self, key: str, amount: int) -> None: ...
+
+    def totals(self) -> dict[str, int]: ...
+
+    def seed(self, values: dict[str, int]) -> None:
+        """Set the fields that do not exist yet (the first process to start wins)."""
+        ...
+
+
 class Stats:
-    def __init__(self, path: Path | None = None, interval: float = 5.0) -> None:
+    def __init__(
+        self, path: Path | None = None, interval: float = 5.0, shared: SharedCounters | None = None
+    ) -> None:
         self._path = path
         self._interval = interval
+        self._shared = shared
         self._lock = threading.Lock()
         self._values = dict.fromkeys(_FIELDS, 0)
         self._dirty = False
@@ -30,6 +48,11 @@ class Stats:
         self._thread: threading.Thread | None = None
         if path is not None:
             self._load(path)
+        if shared is not None:
+            try:
+                shared.seed(dict(self._values))
+            except StoreUnavailable as exc:
+                log.warning("stats: %s", exc)
 
     def _load(self, path: Path) -> None:
         try:
@@ -46,11 +69,25 @@ class Stats:
                     self._values[key] = value
 
     def add(self, key: str, amount: int = 1) -> None:
+        if self._shared is not None:
+            try:
+                self._shared.incr(key, amount)
+                with self._lock:
+                    self._dirty = True
+                return
+            except StoreUnavailable:
+                pass  # counted locally meanwhile; lost from the shared totals
         with self._lock:
             self._values[key] += amount
             self._dirty = True
 
     def snapshot(self) -> dict[str, int]:
+        if self._shared is not None:
+            try:
+                totals = self._shared.totals()
+                return {key: totals.get(key, 0) for key in _FIELDS}
+            except StoreUnavailable:
+                pass
         with self._lock:
             return dict(self._values)
 
@@ -70,8 +107,8 @@ class Stats:
         with self._lock:
             if not self._dirty:
                 return
-            data = dict(self._values)
             self._dirty = False
+        data = self.snapshot()
         try:
             write_atomic(self._path, json.dumps(data, indent=2) + "\n")
         except OSError as exc:

@@ -20,6 +20,7 @@ from sp2p.proto.constants import Role
 
 if TYPE_CHECKING:
     from server.connection import Peer
+    from server.stats import SharedCounters
 
 
 class StoreUnavailable(Exception):
@@ -111,6 +112,10 @@ class SessionStore(Protocol):
     def count_for_ip(self, ip: str) -> int: ...
 
     def limiter(self, name: str, limit: int, window: float) -> Limiter: ...
+
+    def counters(self) -> SharedCounters | None:
+        """Where the stats.json counters live when several processes count (else None)."""
+        ...
 
     def health(self) -> str | None:
         """None when usable, else the reason in one line."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import threading
@@ -41,6 +42,7 @@ class LiveServer:
         return f"ws://127.0.0.1:{self.port}/ws"
 
 
+_servers = itertools.count()
 #: store settings of the current test's backend (set by the `backend` fixture in conftest)
 BACKEND_CONFIG: dict[str, Any] = {}
 
@@ -49,7 +51,10 @@ BACKEND_CONFIG: dict[str, Any] = {}
 def live_server(config: Mapping[str, Any] | None = None) -> Iterator[LiveServer]:
     """create_app(config) served by werkzeug on an ephemeral loopback port, in a thread,
     on the current test's backend (in memory, or a real Redis)."""
-    app = create_app({**BACKEND_CONFIG, **dict(config or {})})
+    backend = dict(BACKEND_CONFIG)
+    if "redis_prefix" in backend:  # every server starts empty, as a fresh in-memory one does
+        backend["redis_prefix"] += f"-{next(_servers)}"
+    app = create_app({**backend, **dict(config or {})})
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="live-server", daemon=True

@@ -7,6 +7,7 @@ so a sender and a receiver land on different processes for sure.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -196,3 +197,28 @@ def test_unreachable_redis_is_a_one_line_startup_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("sp2p-server: cannot reach Redis at unix://")
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_stats_totals_are_shared_by_every_node(redis_unix: RedisProc, tmp_path: Path) -> None:
+    """stats.json holds the service's totals, whichever node writes it (not one worker's)."""
+    from tests.server.helpers import live_server, pair
+
+    (tmp_path / "stats.json").write_text('{"attemptedSends": 40, "completedSends": 7}')
+    config = {
+        "redis_url": redis_unix.url,
+        "redis_prefix": "stats",
+        "config_dir": tmp_path,
+        "stats_interval": 0.1,
+    }
+    with live_server(config) as a, live_server(config) as b:
+        for srv in (a, b, b):
+            sender, receiver, _ = pair(srv.ws_url)
+            sender.send("transfer-complete", {"bytesTransferred": 10})
+            sender.send("connected")
+            receiver.expect("connected")  # the count happened before this was relayed
+            receiver.close()
+            sender.expect("peer-left")
+        path = tmp_path / "stats.json"
+        expected = {"attemptedSends": 43, "connectedSends": 3, "completedSends": 10, "bytesTransferred": 30}
+        assert wait_until(lambda: json.loads(path.read_text()) == expected, timeout=5), path.read_text()
+        assert a.state.stats.snapshot() == b.state.stats.snapshot() == expected

@@ -12,7 +12,7 @@ import pytest
 import websocket
 
 from tests.server.conftest import RELAXED
-from tests.server.helpers import Client, LiveServer, hello, http_get, live_server, pair
+from tests.server.helpers import Client, LiveServer, hello, http_get, live_server, pair, wait_until
 
 SESSION_ID = re.compile(r"[23456789abcdefghjkmnpqrstuvwxyz]{8}")
 
@@ -301,6 +301,9 @@ def test_sender_messages_before_join_are_dropped(server: LiveServer) -> None:
     sender, sid, _ = hello(server.ws_url)
     sender.send("crypto", {"publicKey": "early"})
     sender.send("relay-retry")
+    # file-info is stored, and it came last: once it shows, the two above were handled
+    sender.send("file-info", {"data": "eA=="})
+    assert wait_until(lambda: http_get(f"{server.http_url}/api/file-info/{sid}")[0] == 200)
     receiver = Client(server.ws_url)
     receiver.send("join", {"version": 2, "sessionId": sid})
     receiver.expect("welcome")
