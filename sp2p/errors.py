@@ -3,6 +3,7 @@
 Sp2pError                      exit 1
 ├── UsageError                 exit 2
 ├── SignalingError             exit 3
+│   └── SignalFormatError      a signalling message is not JSON or has a wrong field type
 ├── ConnectError               exit 4
 ├── SecurityError              exit 5
 │   ├── KeyConfirmationError
@@ -47,6 +48,14 @@ class SignalingError(Sp2pError):
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+
+
+class SignalFormatError(SignalingError, ValueError):
+    """A signalling message is not valid JSON or a field has the wrong JSON type.
+
+    Raised by the sans-IO codec (sp2p.proto.gojson); still a ValueError for callers
+    that treat it as bad input.
+    """
 
 
 class ConnectError(Sp2pError):
