@@ -1,17 +1,23 @@
 """One signalling WebSocket: serialised writes with a timeout, activity tracking, clean close.
 
-flask-sock hands us a `simple_websocket.Server`. That object runs a reader thread which
-also writes (pongs, pings, close replies) with a bare `socket.send()` that can write
-partially and never times out, while two of our threads may write too (this peer's
-handler and the other peer's relay). `Peer` therefore replaces the socket seen by the
-library with `_GuardedSocket`: every write, ours or the library's, goes through one lock
-and `sendall()` under the write timeout. A peer that does not drain its socket within the
-timeout is treated as dead and closed.
+flask-sock hands us a `simple_websocket.Server`. That object runs a reader (a greenlet
+under gunicorn's gevent worker, a thread under werkzeug) which also writes (pongs, pings,
+close replies) with a bare `socket.send()` that can write partially and never times out,
+while our handler and the other peer's relay may write too. Two greenlets writing one
+gevent socket at once is an error, and interleaved partial writes corrupt frames, so
+`Peer` replaces the socket seen by the library with `_GuardedSocket`: every write, ours or
+the library's, goes through one lock and `sendall()` under the write timeout; its close
+lingers so a 1009 close frame is read, not reset. A peer that does not drain its socket
+within the timeout is treated as dead and closed.
 
 Liveness: simple_websocket pings every `ping_interval` and closes the connection when the
 pong does not come back by the next ping. `ActivitySelector` (passed to simple_websocket
-as `selector_class`) notes every time the reader thread sees bytes arrive, so pings and
-pongs count as activity for the session's idle limit, not only messages.
+as `selector_class`) notes every time the reader sees bytes arrive, so pings and pongs
+count as activity for the session's idle limit, not only messages. `ReaderThread` (the
+library's `thread_class`) always wakes the handler when the reader ends.
+
+These reach into simple-websocket's internals: pyproject pins it below the next minor
+version and tests/server/test_websocket_patch.py fails when they move.
 """
 
 from __future__ import annotations

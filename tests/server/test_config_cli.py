@@ -102,6 +102,11 @@ def test_tls_moves_the_default_port_but_not_an_explicit_one(tmp_path: Path) -> N
         (["-addr", "nonsense"], {}, "invalid listen address"),
         ([], {"SP2P_MAX_SESSIONS": "lots"}, "SP2P_MAX_SESSIONS: invalid integer"),
         ([], {"SP2P_ACME": "maybe"}, "SP2P_ACME: invalid boolean"),
+        (["-workers", "2"], {}, "-workers above 1 needs -redis"),
+        (["-redis", "http://r:6379"], {}, "-redis must be a redis://, rediss:// or unix:// URL"),
+        ([], {"SP2P_REDIS": "r:6379"}, "-redis must be a redis://"),
+        (["-redis", "redis://r", "-redis-prefix", "a b"], {}, "-redis-prefix must be"),
+        (["-redis", "redis://r", "-workers", "-1"], {}, "-workers must not be negative"),
     ],
 )
 def test_contradictions_are_config_errors(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -186,3 +191,30 @@ def test_create_app_mapping_validation() -> None:
         ServerConfig.from_mapping({"max_sessions": "3"})
     config = ServerConfig.from_mapping({"turn_servers": "stun:a, turn:b:3478", "turn_secret": "s"})
     assert config.stun_urls == ("stun:a",) and config.turn_urls == ("turn:b:3478",)
+
+
+def test_workers_default_to_one_per_core_with_redis_and_one_without() -> None:
+    import os
+
+    assert build_config([], {}).effective_workers == 1
+    shared = build_config([], {"SP2P_REDIS": "rediss://:pw@r.example:6380/2", "SP2P_REDIS_PREFIX": "prod"})
+    assert shared.effective_workers == (os.cpu_count() or 1)
+    assert (shared.redis_url, shared.redis_prefix) == ("rediss://:pw@r.example:6380/2", "prod")
+    assert build_config(["-redis", "unix:///run/redis.sock", "-workers", "3"], {}).effective_workers == 3
+
+
+def test_redis_passwords_never_reach_messages() -> None:
+    from server.redis_store import redact_url
+
+    assert redact_url("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
+    assert redact_url("rediss://user:s3cret@h/1") == "rediss://user:***@h/1"
+    assert redact_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
+    result = subprocess.run(
+        [*server_command(), "-addr", "127.0.0.1:0", "-redis", "redis://:s3cret@127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=clean_env(),
+    )
+    assert result.returncode == 1
+    assert "s3cret" not in result.stderr and ":***@127.0.0.1:1" in result.stderr
