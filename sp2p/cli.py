@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TextIO
 
 from sp2p import __version__
 from sp2p.errors import Sp2pError, UsageError
@@ -127,19 +127,37 @@ def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+@dataclass(frozen=True)
+class Streams:
+    """Where the CLI reads and writes; tests hand in their own (as httpie's Environment)."""
+
+    stdin: BinaryIO | None  #: the bytes `send -` reads (None: no stdin at all)
+    stdout: TextIO
+    stderr: TextIO
+
+    @classmethod
+    def system(cls) -> Streams:
+        return cls(getattr(sys.stdin, "buffer", None), sys.stdout, sys.stderr)
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    streams: Streams | None = None,
+) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     env = os.environ if environ is None else environ
-    term = Terminal()
+    io = streams or Streams.system()
+    term = Terminal(io.stdout, io.stderr)
     if not args:
-        sys.stderr.write(USAGE)
+        io.stderr.write(USAGE)
         return ExitStatus.USAGE
     command, rest = args[0], args[1:]
     if command in ("version", "-version", "--version"):
-        print(f"sp2p {__version__}")
+        io.stdout.write(f"sp2p {__version__}\n")
         return ExitStatus.OK
     if command in ("help", "-h", "-help", "--help"):
-        sys.stderr.write(USAGE)
+        io.stderr.write(USAGE)
         return ExitStatus.OK
     if command not in ("send", "receive", "recv"):
         term.error(f"unknown command: {term.peer_text(command)}", "run 'sp2p help' for the commands")
@@ -147,7 +165,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     debug = "-debug" in rest or "--debug" in rest
     _install_sigterm()
     try:
-        return _run(command, rest, env, term)
+        return _run(command, rest, env, term, io.stdin)
     except KeyboardInterrupt:
         term.end_live()
         term.error("interrupted")
@@ -156,25 +174,27 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         term.end_live()
         term.error(term.peer_text(exc.message, max_len=400), exc.hint)
         if debug:
-            traceback.print_exc()
+            traceback.print_exc(file=io.stderr)
         return exc.exit_status
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into an exit code
         term.end_live()
         term.error(f"unexpected error: {term.peer_text(str(exc) or type(exc).__name__)}",
                    None if debug else "run again with -debug for details")
         if debug:
-            traceback.print_exc()
+            traceback.print_exc(file=io.stderr)
         return ExitStatus.ERROR
 
 
-def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal) -> int:
+def _run(
+    command: str, rest: list[str], env: Mapping[str, str], term: Terminal, stdin: BinaryIO | None
+) -> int:
     from sp2p.config import load_config
 
     spec = SEND_FLAGS if command == "send" else RECEIVE_FLAGS
     parsed = parse_flags(rest, spec)
     name = "send" if command == "send" else "receive"
     if parsed.help:
-        sys.stderr.write(flag_help(name, spec))
+        term.err.write(flag_help(name, spec))
         return ExitStatus.OK
     settings = dict(parsed.flags)
     if "v" in settings:  # -v is the flag, `verbose` the config key
@@ -186,18 +206,18 @@ def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal) 
     term.line(f"sp2p {__version__}")
     loopback = env.get(ENV_ALLOW_LOOPBACK, "") in ("1", "true")
     if command == "send":
-        return _send(parsed, config, term, loopback)
+        return _send(parsed, config, term, loopback, stdin)
     return _receive(parsed, config, term, loopback, env)
 
 
-def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool) -> int:
+def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: BinaryIO | None) -> int:
     from sp2p.flow.send import SendOptions, run_send
 
     if not parsed.args:
         raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
     opts = SendOptions(
         paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback,
-        qr=bool(parsed.flags.get("qr")),
+        qr=bool(parsed.flags.get("qr")), stdin=stdin,
     )
     return run_send(opts, term)
 
