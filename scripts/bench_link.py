@@ -65,6 +65,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from sp2p.proto.codes import CODE_PATTERN  # noqa: E402
 from tests.netlab import Lab  # noqa: E402
 
 try:  # the rule sp2p's TCP channel uses for SO_SNDBUF, for the matching raw row
@@ -83,7 +84,6 @@ RAISED = {
     "net.ipv4.tcp_rmem": f"4096 131072 {32 * MiB}",
 }
 TCP_KEYS = ("net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem")
-CODE_RE = re.compile(r"\b([23456789abcdefghjkmnpqrstuvwxyz]{8}-[0-9A-Za-z]{1,22})\b")
 SENDER, RECEIVER = "h1", "h2"
 #: the CLI and server of this checkout, whatever is installed on PATH
 SP2P = [sys.executable, "-m", "sp2p"]
@@ -316,8 +316,8 @@ def _tail(text: str) -> str:
 def _wait_code(lab: Lab, sender: subprocess.Popen[bytes], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if m := CODE_RE.search(lab.output_of(sender)):
-            return m.group(1)
+        if m := CODE_PATTERN.search(lab.output_of(sender)):
+            return m.group(0)
         if sender.poll() is not None:
             raise RuntimeError(f"sender exited before printing a code: {_tail(lab.output_of(sender))}")
         time.sleep(0.02)

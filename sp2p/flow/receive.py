@@ -18,7 +18,7 @@ from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.resume import ResumableFileSink
 from sp2p.flow.session import (
     PeerKey,
-    hello_payload,
+    join,
     notice_update,
     parse_peer_crypto,
     server_error,
@@ -70,7 +70,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
     signal = SignalClient(signaling_url(cfg.server))
     try:
         keys_pair = KeyPair.generate()
-        signal.send_type(SignalType.JOIN, {**hello_payload(), "sessionId": code.session_id})
+        signal.send(Envelope.build(SignalType.JOIN, join(code.session_id)))
         # Go receivers send their key at once; it is relayed only once the join succeeded
         parallel = cfg.parallel != 1
         # a partial lives in the output folder: nothing to resume into on stdout

@@ -15,8 +15,9 @@ import logging
 import time
 from collections.abc import Callable
 
-from sp2p.errors import ConnectError, SignalingError
+from sp2p.errors import ConnectError
 from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, StatusFn, establish
+from sp2p.flow.session import server_error
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.constants import Transport
@@ -201,7 +202,7 @@ def _check_common(env: Envelope) -> None:
     if env.type == SignalType.PEER_LEFT:
         raise ConnectError("the peer left during the relay retry")
     if env.type == SignalType.ERROR:
-        raise SignalingError(f"server error: {str(env.payload.get('message', ''))[:200]}")
+        raise server_error(env)
 
 
 def _declined() -> ConnectError:

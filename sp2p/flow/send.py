@@ -24,7 +24,7 @@ from sp2p.flow.send_pump import ChunkSource, SendPipeline
 from sp2p.flow.session import (
     KeepAlive,
     PeerKey,
-    hello_payload,
+    hello,
     notice_update,
     parse_peer_crypto,
     server_error,
@@ -40,7 +40,7 @@ from sp2p.proto.fileinfo import encrypt_file_info
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
-from sp2p.proto.signal import ClientType, Crypto, Envelope, FileInfo, PeerJoined, SignalType
+from sp2p.proto.signal import ClientType, Crypto, Envelope, ErrorCode, FileInfo, PeerJoined, SignalType
 from sp2p.proto.transfer import SenderMachine
 from sp2p.ui import Terminal, describe, human_duration, human_size
 
@@ -124,7 +124,7 @@ def _send(
     seed = generate_seed()
     signal = SignalClient(ws_url)
     try:
-        signal.send_type(SignalType.HELLO, hello_payload())
+        signal.send(Envelope.build(SignalType.HELLO, hello()))
         welcome = wait_welcome(signal)
         notice_update(term, welcome, _base_url(cfg, ws_url))
         preview = meta.to_json()
@@ -234,7 +234,7 @@ def _wait_for_receiver(
                 raise SignalingError("the receiver disconnected before the transfer started")
             else:
                 err = server_error(env)
-                if err.code == "peer_version_mismatch":
+                if err.code == ErrorCode.PEER_VERSION_MISMATCH:
                     term.warn("a receiver with an incompatible version tried to join; still waiting")
                     continue
                 raise err

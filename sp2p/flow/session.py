@@ -6,17 +6,19 @@ import platform
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Final
 
 from sp2p.errors import SignalingError
 from sp2p.net.signaling import SignalClient, SignalClosed
-from sp2p.proto.constants import PROTOCOL_VERSION
 from sp2p.proto.keys import decode_public_key
 from sp2p.proto.signal import (
     ClientType,
     Crypto,
     Envelope,
+    Error,
     ErrorCode,
+    Hello,
+    Join,
     SignalFormatError,
     SignalType,
     Welcome,
@@ -27,7 +29,8 @@ WELCOME_TIMEOUT = 15.0
 #: a waiting sender re-sends file-info this often so the server never reaps its session (W18)
 KEEPALIVE_INTERVAL = 60.0
 
-_ERROR_TEXT = {
+#: what the user reads for a server error code (keyed by the wire string)
+_ERROR_TEXT: Final[dict[str, str]] = {
     ErrorCode.SESSION_NOT_FOUND: (
         "transfer session not found: the code is mistyped, has expired, or was already used "
         "(each code works once)"
@@ -48,20 +51,22 @@ def client_platform() -> tuple[str, str]:
 
 
 def server_error(env: Envelope) -> SignalingError:
-    code = str(env.payload.get("code", ""))
-    message = str(env.payload.get("message", ""))[:200]
-    text = _ERROR_TEXT.get(code, f"server error: {message or code}")  # type: ignore[call-overload]
-    return SignalingError(text, code=code)
+    try:
+        err = Error.from_payload(env.payload)
+    except SignalFormatError:
+        err = Error(message="malformed error message")
+    text = _ERROR_TEXT.get(err.code, f"server error: {err.message[:200] or err.code}")
+    return SignalingError(text, code=err.code)
 
 
-def hello_payload() -> dict[str, Any]:
+def hello() -> Hello:
     os_name, arch = client_platform()
-    return {
-        "version": PROTOCOL_VERSION,
-        "clientType": ClientType.CLI,
-        "clientOS": os_name,
-        "clientArch": arch,
-    }
+    return Hello(client_type=ClientType.CLI, client_os=os_name, client_arch=arch)
+
+
+def join(session_id: str) -> Join:
+    first = hello()
+    return Join(session_id, first.version, first.client_type, first.client_os, first.client_arch)
 
 
 def wait_welcome(signal: SignalClient) -> Welcome:

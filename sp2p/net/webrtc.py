@@ -44,6 +44,7 @@ from sp2p.net.webrtc_ice import (
     selected_pair_is_relay,
     server_urls,
 )
+from sp2p.proto.signal import Sdp, SignalType
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel, RTCIceCandidate, RTCPeerConnection, RTCSessionDescription
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 
 SignalSender = Callable[[str, dict[str, Any]], None]
 StatusCallback = Callable[[str], None]
+
+#: the signals a WebRTC peer consumes; the rest of the session's are not its business
+_PEER_SIGNALS = frozenset({SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED})
 
 #: data channel label used by every sp2p implementation
 CHANNEL_LABEL = "sp2p"
@@ -125,7 +129,7 @@ class WebRTCPeer:
 
     def handle_signal(self, type: str, payload: Mapping[str, Any]) -> None:
         """Feed one signaling message from the peer; thread-safe, may come before start()."""
-        if type in ("offer", "answer", "candidate", "connected"):
+        if type in _PEER_SIGNALS:
             self._loop.call_soon(self._enqueue, type, dict(payload))
 
     def wait_open(self, timeout: float | None = None) -> DataChannelStream:
@@ -234,7 +238,7 @@ class WebRTCPeer:
         self._status(self._gathering_text())
         await pc.setLocalDescription(await pc.createOffer())
         desc = self._gathered(pc)
-        self._signal("offer", {"sdp": desc.sdp, "type": desc.type})
+        self._signal(SignalType.OFFER, Sdp(desc.sdp, desc.type).to_payload())
         self._status("offer sent, waiting for answer")
 
     async def _process(self, type: str, payload: dict[str, Any]) -> None:
@@ -243,7 +247,7 @@ class WebRTCPeer:
         pc = self._pc
         if pc is None or self._closed:
             return
-        if type == "candidate":
+        if type == SignalType.CANDIDATE:
             candidate = parse_candidate(payload)
             if candidate is None:
                 if payload.get("candidate"):  # not the empty end-of-candidates marker
@@ -256,10 +260,10 @@ class WebRTCPeer:
             else:
                 self._early_candidates.append(candidate)
             return
-        if type == "connected":
+        if type == SignalType.CONNECTED:
             self._status("peer reports its data channel open")
             return
-        expected = "answer" if self._offerer else "offer"
+        expected = SignalType.ANSWER if self._offerer else SignalType.OFFER
         if type != expected or self._remote_set:
             log.debug("ignoring unexpected %s signal", type)
             return
@@ -285,7 +289,7 @@ class WebRTCPeer:
         self._status(self._gathering_text())
         await pc.setLocalDescription(await pc.createAnswer())
         desc = self._gathered(pc)
-        self._signal("answer", {"sdp": desc.sdp, "type": desc.type})
+        self._signal(SignalType.ANSWER, Sdp(desc.sdp, desc.type).to_payload())
         self._status("answer sent, connecting")
 
     def _gathered(self, pc: RTCPeerConnection) -> RTCSessionDescription:
@@ -327,7 +331,7 @@ class WebRTCPeer:
             return
         relay = selected_pair_is_relay(pc.sctp)
         self._stream = DataChannelStream(self._loop, channel, relay=relay, on_close=self.close, early=early)
-        self._signal("connected", {})
+        self._signal(SignalType.CONNECTED, {})
         peer = "browser" if self._peer_is_browser else "peer"
         self._status(f"connected to {peer} via relay" if relay else "connected")
         with contextlib.suppress(concurrent.futures.InvalidStateError):

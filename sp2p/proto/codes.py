@@ -10,20 +10,40 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from typing import Final
 
 from sp2p.errors import UsageError
 from sp2p.proto.constants import SEED_BYTES
 
 BASE62_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE62_INDEX = {c: i for i, c in enumerate(BASE62_ALPHABET)}
-SESSION_ALPHABET = "23456789abcdefghjkmnpqrstuvwxyz"
+#: session ids (chosen by the server): 8 characters from 31 symbols (no 0, 1, i, l, o),
+#: about 39.6 bits
+SESSION_ID_ALPHABET: Final = "23456789abcdefghjkmnpqrstuvwxyz"
+SESSION_ID_LENGTH: Final = 8
+#: random bytes at or above this are rejected so that `byte % 31` stays uniform
+_SESSION_ID_BYTE_LIMIT: Final = 256 - 256 % len(SESSION_ID_ALPHABET)
 #: the longest base62 form of a 128-bit number
-MAX_SEED_CHARS = 22
+MAX_SEED_CHARS: Final = 22
 #: a random 128-bit seed encodes to fewer than 16 characters with probability ~1e-10, so a
 #: shorter seed text is a truncated copy, not a real code (we never zero-pad it into one)
-MIN_SEED_CHARS = 16
+MIN_SEED_CHARS: Final = 16
 #: a code as it appears in text, for scraping and for validating pasted input
-CODE_PATTERN = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}")
+CODE_PATTERN: Final = re.compile(
+    f"[{SESSION_ID_ALPHABET}]{{{SESSION_ID_LENGTH}}}-[{BASE62_ALPHABET}]{{{MIN_SEED_CHARS},{MAX_SEED_CHARS}}}"
+)
+
+
+def session_id_from_random(data: bytes) -> str | None:
+    """Map random bytes to a session id by rejection sampling; None if `data` ran out."""
+    chars: list[str] = []
+    for byte in data:
+        if byte >= _SESSION_ID_BYTE_LIMIT:
+            continue
+        chars.append(SESSION_ID_ALPHABET[byte % len(SESSION_ID_ALPHABET)])
+        if len(chars) == SESSION_ID_LENGTH:
+            return "".join(chars)
+    return None
 
 
 def generate_seed() -> bytes:
@@ -94,7 +114,7 @@ def parse_code(text: str) -> TransferCode:
         raise UsageError(
             "invalid transfer code: expected SESSIONID-SEED, e.g. k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"
         )
-    if len(session_id) != 8 or any(c not in SESSION_ALPHABET for c in session_id):
+    if len(session_id) != SESSION_ID_LENGTH or any(c not in SESSION_ID_ALPHABET for c in session_id):
         raise UsageError(
             "invalid transfer code: the part before '-' must be 8 characters of 2-9 and a-z (no i, l, o)"
         )

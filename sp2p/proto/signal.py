@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Final
 
 from sp2p.errors import SignalFormatError
+from sp2p.proto.codes import SESSION_ID_ALPHABET, SESSION_ID_LENGTH, session_id_from_random
 from sp2p.proto.constants import MIN_PROTOCOL_VERSION, PROTOCOL_VERSION
 from sp2p.proto.gojson import MISSING, UINT16, UINT64, Payload, dumps, loads, lookup, read_str, wire
 
@@ -52,11 +53,6 @@ __all__ = [
 #: largest WebSocket message either side accepts (bytes); larger ones close with 1009
 MAX_SIGNAL_MESSAGE: Final = 65_536
 
-#: session ids: 8 characters from 31 symbols (no 0, 1, i, l, o), about 39.6 bits
-SESSION_ID_ALPHABET: Final = "23456789abcdefghjkmnpqrstuvwxyz"
-SESSION_ID_LENGTH: Final = 8
-#: random bytes at or above this are rejected so that `byte % 31` stays uniform
-_SESSION_ID_BYTE_LIMIT: Final = 256 - 256 % len(SESSION_ID_ALPHABET)
 
 
 class SignalType(StrEnum):
@@ -122,18 +118,6 @@ class ErrorCode(StrEnum):
 class ClientType(StrEnum):
     CLI = "cli"
     BROWSER = "browser"
-
-
-def session_id_from_random(data: bytes) -> str | None:
-    """Map random bytes to a session id by rejection sampling; None if `data` ran out."""
-    chars: list[str] = []
-    for byte in data:
-        if byte >= _SESSION_ID_BYTE_LIMIT:
-            continue
-        chars.append(SESSION_ID_ALPHABET[byte % len(SESSION_ID_ALPHABET)])
-        if len(chars) == SESSION_ID_LENGTH:
-            return "".join(chars)
-    return None
 
 
 # ---------------------------------------------------------------------------------------

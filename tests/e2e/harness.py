@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}")
+from sp2p.proto.codes import CODE_PATTERN
+
+CODE_RE = CODE_PATTERN
 REPO = Path(__file__).resolve().parents[2]
 
 

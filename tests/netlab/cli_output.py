@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}")
+from sp2p.proto.codes import CODE_PATTERN
+
+CODE_RE = CODE_PATTERN
 SUMMARY_RE = re.compile(r"(?:sent|received) in .* via (TCP|WebRTC \(relay\)|WebRTC)\s*$", re.M)
 
 

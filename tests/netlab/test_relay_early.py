@@ -16,7 +16,7 @@ import pytest
 
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.relay import establish_or_relay
-from sp2p.flow.session import hello_payload, parse_peer_crypto, wait_welcome
+from sp2p.flow.session import hello, join, parse_peer_crypto, wait_welcome
 from sp2p.net.signaling import SignalClient
 from sp2p.net.webrtc_channel import TRANSPORT_RELAY
 from sp2p.proto.codes import generate_seed
@@ -52,7 +52,7 @@ def _connect(
     pair = KeyPair.generate()
     try:
         if run.role is Role.SENDER:
-            signal.send_type(SignalType.HELLO, hello_payload())
+            signal.send(Envelope.build(SignalType.HELLO, hello()))
             welcome = wait_welcome(signal)
             session_id = welcome.session_id
             session_ids.put(session_id)
@@ -60,7 +60,7 @@ def _connect(
             signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=pair.public_b64())))
         else:
             session_id = session_ids.get(timeout=30)
-            signal.send_type(SignalType.JOIN, {**hello_payload(), "sessionId": session_id})
+            signal.send(Envelope.build(SignalType.JOIN, join(session_id)))
             signal.send(Envelope.build(SignalType.CRYPTO, Crypto(public_key=pair.public_b64())))
             welcome = wait_welcome(signal)
         peer_key = parse_peer_crypto(signal.wait_for({SignalType.CRYPTO}, timeout=30)).public

@@ -3,15 +3,15 @@ arrives, hash it, keep screenshots."""
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
 
+from sp2p.proto.codes import CODE_PATTERN
 from tests.support.files import sha256_file as sha256_file
 from tests.web.browser import ARTIFACTS
 
-CODE_RE = re.compile(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]+")
+CODE_RE = CODE_PATTERN
 TIMEOUT_MS = 120_000
 
 #: Headless Chromium aborts the real pickers at once (RECIPES-components.md §3), so tests that
