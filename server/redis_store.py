@@ -447,8 +447,10 @@ class RedisRouter(LocalRouter):
                     pubsub.close()
 
 
-def connect(config: ServerConfig, node: str) -> tuple[RedisStore, RedisRouter]:
-    """Store and router of one node; a one-line ConfigError when Redis cannot be reached."""
+def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[RedisStore, RedisRouter]:
+    """Store and router of one node; with `check`, a one-line ConfigError when Redis cannot
+    be reached. Workers connect without the check: one booting while Redis is down must
+    come up (refusing sessions until it returns), or gunicorn would halt the whole node."""
     try:
         store = RedisStore.from_url(
             config.redis_url,
@@ -457,7 +459,8 @@ def connect(config: ServerConfig, node: str) -> tuple[RedisStore, RedisRouter]:
             max_sessions_per_ip=config.max_sessions_per_ip,
             record_ttl=config.session_max_age + config.session_idle,
         )
-        store.r.ping()
+        if check:
+            store.r.ping()
     except (redis.RedisError, ValueError) as exc:
         raise ConfigError(f"cannot reach Redis at {redact_url(config.redis_url)}: {exc}") from None
     return store, RedisRouter(store, node)

@@ -28,7 +28,7 @@ def _backend(config: ServerConfig, node: str) -> tuple[SessionStore, Router]:
     if config.redis_url:
         from server.redis_store import connect
 
-        return connect(config, node)
+        return connect(config, node, check=False)  # the CLI checked before the fork
     store = MemoryStore(max_sessions=config.max_sessions, max_sessions_per_ip=config.max_sessions_per_ip)
     return store, LocalRouter()
 
@@ -149,6 +149,9 @@ class ServerState:
         for session_id in {sid for sid, _role, _peer in self.router.local_sessions()}:
             try:
                 end_session(self, session_id, leaver=None, reason="server shutting down")
+            except StoreUnavailable as exc:
+                log.warning("shutdown: %s (local connections are closed anyway)", exc)
+                break
             except Exception:
                 log.exception("closing a session at shutdown failed")
         with self.peers_lock:

@@ -182,9 +182,16 @@ def test_thousands_of_idle_senders_closing_at_once_leave_the_server_up() -> None
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             s.close()
         socks = []
-        sender, receiver, _ = pair(server.ws_url, timeout=30)
+        # generous waits: on a loaded machine the worker may still be tearing down
+        sender = Client(server.ws_url, timeout=30)
+        sender.send("hello", {"version": 2})
+        sid = sender.expect("welcome", timeout=30)["sessionId"]
+        receiver = Client(server.ws_url, timeout=30)
+        receiver.send("join", {"version": 2, "sessionId": sid})
+        receiver.expect("welcome", timeout=30)
+        sender.expect("peer-joined", timeout=30)
         sender.send("crypto", {"publicKey": "k"})
-        assert receiver.expect("crypto") == {"publicKey": "k"}
+        assert receiver.expect("crypto", timeout=30) == {"publicKey": "k"}
         assert wait_until(lambda: open_fds(pid) < baseline + 50, timeout=60)
         assert worker_pid(server) == pid
         log = server.stderr_text()

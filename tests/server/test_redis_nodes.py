@@ -45,6 +45,19 @@ def kill_node(node: ServerProc) -> None:
     node.proc.wait(10)
 
 
+def _worker_holding(node: ServerProc) -> int:
+    """The worker with an established TCP connection (the waiting sender's)."""
+    for pid in children(node.proc.pid):
+        if _has_established(pid):
+            return pid
+    raise AssertionError("no worker holds a connection")
+
+
+def _has_established(pid: int) -> bool:
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True).stdout
+    return f"pid={pid}," in out
+
+
 @pytest.fixture
 def redis_unix(tmp_path: Path) -> Iterator[RedisProc]:
     with RedisProc.start(tmp_path / "redis") as proc:
@@ -165,6 +178,15 @@ def test_redis_stopped_and_started_while_a_sender_waits(redis_unix: RedisProc) -
             "message": "signaling store unavailable, try again shortly",
         }
         assert waiting.nothing_for(1.5)  # still connected, nothing crashed
+        # a worker that dies and is replaced while Redis is down boots anyway (gunicorn
+        # would halt the whole node on a worker boot error)
+        waiting_pid = _worker_holding(node)
+        spare = next(pid for pid in children(node.proc.pid) if pid != waiting_pid)
+        os.kill(spare, signal.SIGKILL)
+        assert wait_until(lambda: len(children(node.proc.pid)) == 2 and spare not in children(node.proc.pid))
+        time.sleep(3.0)  # a boot error would show by now (gunicorn then halts the node)
+        assert "Exception in worker process" not in node.stderr_text()
+        assert node.proc.poll() is None and len(children(node.proc.pid)) == 2
         redis_unix.restart()  # empty: no persistence in this test
         assert wait_until(lambda: http_get(node.http_url + "/health")[2] == b"ok", timeout=15)
         # the waiting sender's record was lost with Redis' memory: it is told, clearly
