@@ -114,6 +114,7 @@ class Row:
     exch_failed: Counter[str] = field(default_factory=Counter)
     exch_client_cpu: list[float] = field(default_factory=list)  #: the exchanging client's CPU per round
     cpu_exchanges: float = 0.0  #: server CPU seconds over all exchange rounds
+    log_events: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
     pair_after_close: float | None = None
     probes_ok: int = 0
@@ -233,6 +234,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
             time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
         after, _ = _metrics(running)
         row.threads_after, row.rss_after_kib = after.threads, after.rss_kib
+        row.log_events = running.log_events()
         row.survived = (
             running.alive() and after.pids == held.pids and all(healthy(u) for u in running.http_urls)
         )
@@ -263,6 +265,7 @@ def describe(row: Row) -> str:
         f"{'up' if row.survived else 'DOWN/RESTARTED'}, next session paired in {pair}, "
         f"probes {row.probes_ok}/{row.probes}, threads {row.threads_after}, "
         f"RSS {row.rss_after_kib / 1024:.0f} MiB"
+        + "".join(f"; server log: {name} {count}" for name, count in row.log_events.items())
     )
 
 

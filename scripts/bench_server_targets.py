@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -186,6 +187,10 @@ def _redis_ping(port: int) -> bool:
     return False
 
 
+#: lines of our server's log worth counting, by the name printed
+LOG_EVENTS = {"worker timeouts": "WORKER TIMEOUT", "sessions ended as node gone": "node gone"}
+
+
 @dataclass
 class Running:
     """Started (or given) servers of one target; `stop()` ends what we started."""
@@ -200,6 +205,16 @@ class Running:
     @property
     def ws_urls(self) -> list[str]:
         return ["ws" + u.removeprefix("http") + "/ws" for u in self.http_urls]
+
+    def log_events(self) -> Counter[str]:
+        """How often our servers logged a worker restart or a node declared gone (the failures a
+        mass close or a starved worker can cause), summed over nodes."""
+        found: Counter[str] = Counter()
+        for server in self.servers:
+            text = server.stderr_text()
+            for name, needle in LOG_EVENTS.items():
+                found[name] += text.count(needle)
+        return +found
 
     def alive(self) -> bool:
         return all(_stat(pid) is not None for pid in self.roots)
