@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sp2p.errors import ConnectError, SignalingError
+from sp2p.flow.session import server_error
 from sp2p.net.addresses import format_endpoint, local_addresses
-from sp2p.net.channel import Channel, Outgoing, innermost
+from sp2p.net.channel import Channel, Outgoing, ParallelTcpHost, TransportKind
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.signaling import SignalClient
-from sp2p.net.tcp import TcpChannel, TcpRace
+from sp2p.net.tcp import TcpRace
 from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
@@ -153,9 +154,9 @@ def establish(
 
 
 def _stop_tcp(tcp: TcpRace, winner: Channel | None, keep_listener: bool) -> None:
-    won = innermost(winner) if winner is not None else None
-    if keep_listener and isinstance(won, TcpChannel):
-        won.spare_listener = tcp.detach_listener()
+    host = winner.parallel_tcp() if keep_listener and winner is not None else None
+    if host is not None:
+        host.adopt_listener(tcp.detach_listener())
     else:
         tcp.stop()
 
@@ -166,7 +167,7 @@ def _route(env: Envelope, tcp: TcpRace | None, rtc: WebRTCAttempt | None) -> Non
             rtc.peer.handle_signal(env.type, env.payload)
         return
     if env.type == SignalType.ERROR:
-        raise SignalingError(f"server error: {str(env.payload.get('message', ''))[:200]}")
+        raise server_error(env)
     if env.type == SignalType.DIRECT and tcp is not None:
         text = env.payload.get("tcp")
         if isinstance(text, str) and text:
@@ -239,6 +240,9 @@ class _OwningChannel:
         self._release = release
         self.transport = inner.transport
 
+    def parallel_tcp(self) -> ParallelTcpHost | None:
+        return self.inner.parallel_tcp()
+
     def send(self, data: Outgoing) -> None:
         self.inner.send(data)
 
@@ -255,7 +259,7 @@ class _OwningChannel:
 
 
 def _keep_mapping(winner: Channel, upnp: UpnpAttempt | None) -> Channel:
-    if upnp is None or winner.transport != "TCP":
+    if upnp is None or winner.transport is not TransportKind.TCP:
         return winner
     mapping = upnp.take()
     if mapping is None:

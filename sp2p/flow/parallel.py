@@ -13,12 +13,10 @@ import logging
 import time
 from collections.abc import Callable
 
-from sp2p.errors import RemoteProtocolError, TransferTimeout
+from sp2p.errors import LocalProtocolError, RemoteProtocolError, TransferTimeout
 from sp2p.flow.framed import Frame, FramedChannel, FrameLink
 from sp2p.flow.multistream import MultiStreamLink
-from sp2p.net.channel import innermost
 from sp2p.net.secondary import accept_secondaries, close_all, dial_secondaries
-from sp2p.net.tcp import TcpChannel
 from sp2p.proto.constants import MsgType
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.messages import parse_probe_body, parse_ready_body, probe_body, ready_body
@@ -39,7 +37,7 @@ StatusFn = Callable[[str], None]
 
 def eligible(fc: FramedChannel, own_flag: bool, peer_flag: bool) -> bool:
     """Both advertised parallelTCP and TCP won: the same answer on both sides."""
-    return own_flag and peer_flag and isinstance(innermost(fc.channel), TcpChannel)
+    return own_flag and peer_flag and fc.channel.parallel_tcp() is not None
 
 
 def sender_link(
@@ -142,8 +140,9 @@ def _discard_until_ready(fc: FramedChannel) -> None:
 
 # -- secondary connections ----------------------------------------------------------------------
 def _open_streams(fc: FramedChannel, keys: SessionKeys, agreed: int, status: StatusFn) -> FrameLink:
-    primary = innermost(fc.channel)
-    assert isinstance(primary, TcpChannel)
+    primary = fc.channel.parallel_tcp()
+    if primary is None:
+        raise LocalProtocolError("parallel TCP negotiated on a link that is not TCP")
     if agreed <= 1:
         primary.close_spare_listener()
         return fc
@@ -151,8 +150,7 @@ def _open_streams(fc: FramedChannel, keys: SessionKeys, agreed: int, status: Sta
     deadline = time.monotonic() + PHASE_DEADLINE
     token = keys.parallel_token()
     if primary.dialed:
-        address = primary.sock.getpeername()
-        found = dial_secondaries((address[0], address[1]), token, count, deadline)
+        found = dial_secondaries(primary.peer_address(), token, count, deadline)
     elif primary.spare_listener is not None:
         found = accept_secondaries(primary.spare_listener, token, count, deadline)
     else:

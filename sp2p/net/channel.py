@@ -6,6 +6,8 @@ knows which transport won the race.
 
 from __future__ import annotations
 
+import socket
+from enum import StrEnum
 from typing import Protocol, TypeAlias
 
 #: what send() takes: TCP writes any buffer as is, WebRTC copies it into messages
@@ -16,9 +18,38 @@ class ChannelClosed(Exception):
     """The channel was closed (locally or by the peer) or broke."""
 
 
+class TransportKind(StrEnum):
+    """What carries a channel. Code decides on the member; the value is only for display."""
+
+    TCP = "TCP"
+    WEBRTC = "WebRTC"
+    #: WebRTC through a TURN relay
+    WEBRTC_RELAY = "WebRTC (relay)"
+
+
+class ParallelTcpHost(Protocol):
+    """What parallel TCP (client.md §3.11) needs from the primary connection."""
+
+    #: True on the side that dialed the primary: it dials the secondaries too
+    dialed: bool
+    #: the race's listener, kept for the secondaries the peer dials (None once closed)
+    spare_listener: socket.socket | None
+
+    def peer_address(self) -> tuple[str, int]: ...
+
+    def adopt_listener(self, listener: socket.socket) -> None:
+        """Take ownership of the race's listener; closed with the channel at the latest."""
+        ...
+
+    def close_spare_listener(self) -> None: ...
+
+
 class Channel(Protocol):
-    #: human-readable transport name shown in the summary: "TCP", "WebRTC", "WebRTC (relay)"
-    transport: str
+    transport: TransportKind
+
+    def parallel_tcp(self) -> ParallelTcpHost | None:
+        """The primary-connection side of parallel TCP, or None where it cannot run (WebRTC)."""
+        ...
 
     def send(self, data: Outgoing) -> None:
         """Send all of `data`, blocking while the transport applies back-pressure.
@@ -55,6 +86,9 @@ class PrefixedChannel:
         self._prefix = prefix
         self.transport = inner.transport
 
+    def parallel_tcp(self) -> ParallelTcpHost | None:
+        return self.inner.parallel_tcp()
+
     def send(self, data: Outgoing) -> None:
         self.inner.send(data)
 
@@ -71,9 +105,3 @@ class PrefixedChannel:
     def buffered_amount(self) -> int:
         return self.inner.buffered_amount
 
-
-def innermost(channel: Channel) -> Channel:
-    """The transport channel under any wrappers (prefix buffers, owned mappings or peers)."""
-    while (inner := getattr(channel, "inner", None)) is not None:
-        channel = inner
-    return channel

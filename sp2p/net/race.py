@@ -14,7 +14,7 @@ import threading
 import time
 
 from sp2p.errors import ConnectError, KeyConfirmationError
-from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel
+from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel, TransportKind
 from sp2p.proto.constants import CONFIRM_BYTES
 from sp2p.proto.keys import SessionKeys, wrong_code_error
 
@@ -84,13 +84,16 @@ class ConfirmationRace:
                 self._losers.append(channel)
                 loser: Channel | None = channel
             elif (
-                may_hold and self._prefer_tcp_window and channel.transport != "TCP" and self._held is None
+                may_hold
+                and self._prefer_tcp_window
+                and channel.transport is not TransportKind.TCP
+                and self._held is None
             ):
                 self._held, self._held_since = channel, time.monotonic()
                 self._cond.notify_all()
                 return
             else:
-                loser = self._held if channel.transport == "TCP" else None
+                loser = self._held if channel.transport is TransportKind.TCP else None
                 self._winner, self._held = channel, None
                 self._cond.notify_all()
         if loser is not None:

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 
 from sp2p.net.addresses import parse_endpoint
-from sp2p.net.channel import ChannelClosed, Outgoing
+from sp2p.net.channel import ChannelClosed, Outgoing, TransportKind
 from sp2p.proto.constants import TCP_MAGIC, Role
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def fixed_send_buffer() -> int | None:
 class TcpChannel:
     """A connected socket as a `Channel`."""
 
-    transport = "TCP"
+    transport = TransportKind.TCP
 
     def __init__(self, sock: socket.socket, *, dialed: bool) -> None:
         sock.settimeout(None)
@@ -97,6 +97,17 @@ class TcpChannel:
             self.sock.shutdown(socket.SHUT_RDWR)
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def parallel_tcp(self) -> TcpChannel:
+        return self
+
+    def peer_address(self) -> tuple[str, int]:
+        address = self.sock.getpeername()
+        return address[0], address[1]
+
+    def adopt_listener(self, listener: socket.socket) -> None:
+        self.close_spare_listener()
+        self.spare_listener = listener
 
     def close_spare_listener(self) -> None:
         listener, self.spare_listener = self.spare_listener, None

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sp2p.net import webrtc_sctp as sctp_tuning
-from sp2p.net.channel import Channel, ChannelClosed, Outgoing
+from sp2p.net.channel import Channel, ChannelClosed, Outgoing, ParallelTcpHost, TransportKind
 from sp2p.net.loop import LoopClosed, LoopThread
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ MAX_MESSAGE = 262144
 HIGH_WATER = 2 * 1024 * 1024
 #: ... and resumes once it drained to this
 LOW_WATER = 512 * 1024
-
-TRANSPORT = "WebRTC"
-TRANSPORT_RELAY = "WebRTC (relay)"
-
 
 class DataChannelStream:
     """Blocking byte-stream view of an open RTCDataChannel. Create on the loop thread."""
@@ -50,7 +46,7 @@ class DataChannelStream:
         on_close: Callable[[], None],
         early: Sequence[bytes | str] = (),
     ) -> None:
-        self.transport = TRANSPORT_RELAY if relay else TRANSPORT
+        self.transport = TransportKind.WEBRTC_RELAY if relay else TransportKind.WEBRTC
         self._loop = loop
         self._dc = channel
         self._sctp = channel.transport
@@ -77,6 +73,9 @@ class DataChannelStream:
     @property
     def buffered_amount(self) -> int:
         return int(self._dc.bufferedAmount)
+
+    def parallel_tcp(self) -> ParallelTcpHost | None:
+        return None  # SCTP already multiplexes; parallel TCP needs a TCP primary
 
     def send(self, data: Outgoing) -> None:
         """Send `data` as one or more messages of at most 256 KiB; blocks on back-pressure."""

@@ -17,8 +17,8 @@ import pytest
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.session import hello, join, parse_peer_crypto, wait_welcome
+from sp2p.net.channel import TransportKind
 from sp2p.net.signaling import SignalClient
-from sp2p.net.webrtc_channel import TRANSPORT_RELAY
 from sp2p.proto.codes import generate_seed
 from sp2p.proto.constants import Role
 from sp2p.proto.keys import KeyPair, SessionKeys, derive_session_keys
@@ -119,7 +119,7 @@ def test_peer_relay_retry_ends_the_first_attempt_early(netlab, impatient):
     finally:
         received.set()
     detail = f"statuses: {runs}"
-    assert (send_transport, recv_transport) == (TRANSPORT_RELAY, TRANSPORT_RELAY), detail
+    assert (send_transport, recv_transport) == (TransportKind.WEBRTC_RELAY, TransportKind.WEBRTC_RELAY), detail
     assert got == GREETING
     patient = runs[Role.RECEIVER if impatient is Role.SENDER else Role.SENDER]
     assert any(GAVE_UP in s for s in patient.statuses), detail

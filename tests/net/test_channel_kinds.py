@@ -1,0 +1,49 @@
+"""Every channel says what carries it as a TransportKind, and parallel TCP reaches the TCP
+primary through `parallel_tcp()` whatever wraps it, never by unwrapping attributes."""
+
+from __future__ import annotations
+
+import socket
+
+from sp2p.net.channel import PrefixedChannel, TransportKind
+from sp2p.net.tcp import TcpChannel
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_a_wrapped_tcp_channel_offers_itself_for_parallel_tcp_and_owns_the_listener() -> None:
+    a, b = socket.socketpair()
+    ch = TcpChannel(a, dialed=False)
+    wrapped = PrefixedChannel(ch, b"mac")
+    try:
+        assert wrapped.transport is TransportKind.TCP
+        assert str(wrapped.transport) == "TCP"  # the summary's word, never compared by code
+        host = wrapped.parallel_tcp()
+        assert host is ch and not host.dialed
+        first, second = _listener(), _listener()
+        host.adopt_listener(first)
+        host.adopt_listener(second)  # a second hand-over closes the first
+        assert first.fileno() == -1 and ch.spare_listener is second
+        assert wrapped.recv(1) == b"mac"
+    finally:
+        wrapped.close()
+        b.close()
+    assert ch.spare_listener is None and second.fileno() == -1  # closed with the channel
+
+
+def test_the_dialing_side_knows_its_peer_address() -> None:
+    server = _listener()
+    client = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+    ch = TcpChannel(client, dialed=True)
+    try:
+        assert ch.parallel_tcp().peer_address() == server.getsockname()
+    finally:
+        ch.close()
+        peer.close()
+        server.close()
