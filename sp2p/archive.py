@@ -14,8 +14,8 @@ O_NOFOLLOW and must still be the same inode, type and size as when it was planne
 must not grow, shrink or change while it is read — otherwise LocalIOError, never a
 corrupt archive.
 
-The receiving half (streaming extraction) lives in `sp2p.extract`; `TarExtractor` is
-re-exported here.
+The receiving half (streaming extraction) lives in `sp2p.extract`, which the sending side
+never loads.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from sp2p.errors import LocalIOError, LocalProtocolError, UsageError
-from sp2p.extract import TarExtractor
 from sp2p.names import MAX_PATH_BYTES, UnsafeNameError, collision_key, member_components
 from sp2p.proto.tar import END_OF_ARCHIVE, encode_member_header, padded_size, padding
 
@@ -36,7 +35,6 @@ __all__ = [
     "PieceReader",
     "SourceReader",
     "TarPlan",
-    "TarExtractor",
     "plan_tar",
     "kind_of",
     "read_verified",

@@ -211,15 +211,22 @@ def _run(
 
 
 def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: BinaryIO | None) -> int:
-    from sp2p.flow.send import SendOptions, run_send
+    from sp2p.config import signaling_url
+    from sp2p.flow.early import EarlySignal
 
     if not parsed.args:
         raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
-    opts = SendOptions(
-        paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback,
-        qr=bool(parsed.flags.get("qr")), stdin=stdin,
-    )
-    return run_send(opts, term)
+    early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
+    try:
+        from sp2p.flow.send import SendOptions, run_send
+
+        opts = SendOptions(
+            paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback,
+            qr=bool(parsed.flags.get("qr")), stdin=stdin, early=early,
+        )
+        return run_send(opts, term)
+    finally:
+        early.close()
 
 
 def _code_without_argv(env: Mapping[str, str]) -> str:
@@ -263,8 +270,8 @@ def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
 
 
 def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str]) -> int:
-    from sp2p.files import clean_stale
-    from sp2p.flow.receive import ReceiveOptions, run_receive
+    from sp2p.config import signaling_url
+    from sp2p.flow.early import EarlySignal
     from sp2p.proto.codes import parse_code
 
     if len(parsed.args) > 1:
@@ -272,14 +279,21 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     text = parsed.args[0] if parsed.args else _code_without_argv(env)
     code = parse_code(text)
     config = _server_for(text, parsed, config)
-    to_stdout = bool(parsed.flags.get("stdout"))
-    if not to_stdout and Path(config.output).is_dir():
-        clean_stale(config.output)
-    opts = ReceiveOptions(
-        code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback,
-        confirm=_confirmer(config, term),
-    )
-    return run_receive(opts, term)
+    early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
+    try:
+        from sp2p.files import clean_stale
+        from sp2p.flow.receive import ReceiveOptions, run_receive
+
+        to_stdout = bool(parsed.flags.get("stdout"))
+        if not to_stdout and Path(config.output).is_dir():
+            clean_stale(config.output)
+        opts = ReceiveOptions(
+            code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback,
+            confirm=_confirmer(config, term), early=early,
+        )
+        return run_receive(opts, term)
+    finally:
+        early.close()
 
 
 def _confirmer(config: Any, term: Terminal) -> Callable[[str], bool] | None:

@@ -33,6 +33,7 @@ from typing import Final
 
 from sp2p.errors import LocalIOError, LocalProtocolError, RemoteProtocolError
 from sp2p.fsutil import (
+    STAGING_PREFIX,
     io_error,
     make_private_dir,
     open_output_dir,
@@ -59,7 +60,6 @@ from sp2p.proto.tar import (
 )
 from sp2p.textsafe import ELLIPSIS
 
-STAGING_PREFIX: Final = ".sp2p-extract-"
 MAX_ENTRIES: Final = 100_000
 _MTIME_MAX: Final = 4_102_444_800  # 2100-01-01: later mtimes are nonsense, clamp
 _FILE_FLAGS: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -26,12 +26,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
-from sp2p.archive import PieceReader, SourceReader, kind_of, plan_tar, read_verified, top_level_name
 from sp2p.errors import LocalIOError, LocalProtocolError, RemoteProtocolError, UsageError
-from sp2p.extract import STAGING_PREFIX
 from sp2p.fsutil import (
+    STAGING_PREFIX,
     create_private_file,
     current_umask,
     io_error,
@@ -41,6 +40,9 @@ from sp2p.fsutil import (
     write_all,
 )
 from sp2p.names import numbered_names, safe_name
+
+if TYPE_CHECKING:
+    from sp2p.archive import SourceReader
 
 TEMP_PREFIX: Final = ".sp2p-recv-"
 STALE_AFTER: Final = 24 * 3600.0
@@ -167,6 +169,8 @@ def inspect_sources(
         single = _single_file(paths[0])
         if single is not None:
             return single
+    from sp2p.archive import plan_tar, top_level_name  # folders only: the tar writer
+
     plan = plan_tar(paths)
     name = top_level_name(paths[0]) if len(paths) == 1 else f"{len(paths)}-files"
     return SendSource(
@@ -183,6 +187,7 @@ def inspect_sources(
 
 def _single_file(raw: str) -> SendSource | None:
     """A SendSource for one regular file, or None when `raw` is a directory."""
+    from sp2p.archive import PieceReader, kind_of, read_verified, top_level_name
     path = os.path.realpath(raw)
     try:
         st = os.stat(path)

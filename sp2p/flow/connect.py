@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.flow.session import server_error
@@ -27,12 +27,18 @@ from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import ClientType, Direct, Envelope, SignalType
 
+if TYPE_CHECKING:
+    from sp2p.net.webrtc import WebRTCPeer
+
 log = logging.getLogger(__name__)
 
 ESTABLISH_TIMEOUT = 30.0
 UPNP_TIMEOUT = 5.0
 PREFER_TCP_WINDOW = 6.0
 PEER_LEFT_GRACE = 3.0
+#: in `auto`, the offerer gives TCP this long before it loads aiortc (~0.3 s of CPU that holds
+#: the GIL against the TCP handshake threads); a TCP win within it never loads WebRTC at all
+WEBRTC_HEAD_START = 0.15
 
 _ROUTED = {
     SignalType.DIRECT,
@@ -94,6 +100,7 @@ def establish(
         # our receiver lets the peer choose; anyone facing a browser reads first (W26)
         read_first=keys.role is Role.RECEIVER or peer.is_browser,
         prefer_tcp_window=PREFER_TCP_WINDOW if opts.prefer_tcp and opts.transport is Transport.AUTO else 0.0,
+        on_settled=signal.interrupt,  # the loop below wakes at once, not at its next poll
     )
     tcp: TcpRace | None = None
     upnp: UpnpAttempt | None = None
@@ -114,7 +121,12 @@ def establish(
     if opts.transport is Transport.TCP:
         status("WebRTC", "skipped (transport=tcp)")
     else:
-        rtc = WebRTCAttempt(signal, keys.role, peer, opts, race, status)
+        # The answerer has nothing to do before an offer comes; the offerer lets TCP go first
+        # when TCP races too. Without TCP, WebRTC starts (and aiortc loads) at once.
+        rtc = WebRTCAttempt(
+            signal, keys.role, peer, opts, race, status,
+            start_after=None if tcp is None else (WEBRTC_HEAD_START if keys.role is Role.SENDER else -1.0),
+        )  # fmt: skip
     try:
         deadline = time.monotonic() + opts.timeout
         while True:
@@ -164,7 +176,7 @@ def _stop_tcp(tcp: TcpRace, winner: Channel | None, keep_listener: bool) -> None
 def _route(env: Envelope, tcp: TcpRace | None, rtc: WebRTCAttempt | None) -> None:
     if env.type in _WEBRTC_TYPES:
         if rtc is not None:
-            rtc.peer.handle_signal(env.type, env.payload)
+            rtc.handle_signal(env.type, env.payload)
         return
     if env.type == SignalType.ERROR:
         raise server_error(env)
@@ -273,7 +285,12 @@ def _keep_mapping(winner: Channel, upnp: UpnpAttempt | None) -> Channel:
 
 
 class WebRTCAttempt:
-    """One WebRTC leg of the race: the sender offers, the receiver answers (client.md §4.8)."""
+    """One WebRTC leg of the race: the sender offers, the receiver answers (client.md §4.8).
+
+    aiortc loads on the attempt's own thread, never on the caller's, and only once the attempt
+    starts: at once (`start_after` None), after a head start for TCP (seconds), or when the
+    peer's first WebRTC message arrives (negative). Messages that come before are kept.
+    """
 
     def __init__(
         self,
@@ -283,35 +300,86 @@ class WebRTCAttempt:
         opts: ConnectOptions,
         race: ConfirmationRace,
         status: StatusFn,
+        *,
+        start_after: float | None = None,
     ) -> None:
-        from sp2p.net.webrtc import WebRTCPeer  # aiortc loads only when WebRTC is used
+        self._signal = signal
+        self._role = role
+        self._peer_info = peer
+        self._opts = opts
+        self._race = race
+        self._status = status
+        self._lock = threading.Lock()
+        self._pending: list[tuple[str, dict[str, Any]]] = []
+        self._peer: WebRTCPeer | None = None
+        self._released = False
+        self._go = threading.Event()
+        self._channel: Channel | None = None
+        self._started = False
+        if start_after is None or start_after >= 0:
+            self._start(start_after or 0.0)
 
+    def _start(self, delay: float) -> None:
+        self._started = True
+        threading.Thread(target=self._run, args=(delay,), name="sp2p-webrtc-wait", daemon=True).start()
+
+    def handle_signal(self, msg_type: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            peer = self._peer
+            if peer is None:
+                self._pending.append((msg_type, payload))
+                if not self._started:
+                    self._start(0.0)
+                else:
+                    self._go.set()  # the peer is already trying WebRTC: no more head start
+                return
+        peer.handle_signal(msg_type, payload)
+
+    def _run(self, delay: float) -> None:
+        if delay > 0:
+            self._go.wait(delay)
+        with self._lock:
+            if self._released:
+                return  # another transport won first: aiortc never loads
+        from sp2p.net.webrtc import WebRTCPeer  # aiortc loads (on its loop thread) only from here
+
+        opts, status = self._opts, self._status
         stun = [s for s in opts.ice_servers if not _is_turn(s)]
-        self.peer = WebRTCPeer(
-            offerer=role is Role.SENDER,
-            send_signal=lambda t, p: _send_quietly(signal, t, p),
+        peer = WebRTCPeer(
+            offerer=self._role is Role.SENDER,
+            send_signal=lambda t, p: _send_quietly(self._signal, t, p),
             ice_servers=stun + opts.extra_ice_servers,
-            peer_is_browser=peer.is_browser,
+            peer_is_browser=self._peer_info.is_browser,
             on_status=lambda text: status("WebRTC", text),
         )
-        self._race = race
-        self._channel: Channel | None = None
-        self.peer.start()
-        threading.Thread(target=self._wait, args=(opts.timeout, status), name="sp2p-webrtc-wait",
-                         daemon=True).start()
-
-    def _wait(self, timeout: float, status: StatusFn) -> None:
+        with self._lock:
+            if self._released:
+                released = True
+            else:
+                released = False
+                for msg_type, payload in self._pending:  # in order, before any later message
+                    peer.handle_signal(msg_type, payload)
+                self._pending.clear()
+                self._peer = peer
+        if released:
+            peer.close()
+            return
+        peer.start()
         try:
-            stream = self.peer.wait_open(timeout)
+            stream = peer.wait_open(opts.timeout)
         except ConnectError as exc:
             status("WebRTC", f"failed: {exc}")
             return
-        self._channel = _OwningChannel(stream, self.peer.close)  # closing tears the peer down
+        self._channel = _OwningChannel(stream, peer.close)  # closing tears the peer down
         self._race.offer(self._channel)
 
     def release_unless_won(self, winner: Channel | None) -> None:
-        if winner is None or winner is not self._channel:
-            threading.Thread(target=self.peer.close, name="sp2p-webrtc-close", daemon=True).start()
+        with self._lock:
+            self._released = True
+            peer = self._peer
+        self._go.set()
+        if peer is not None and (winner is None or winner is not self._channel):
+            threading.Thread(target=peer.close, name="sp2p-webrtc-close", daemon=True).start()
 
 
 def _is_turn(server: dict[str, Any]) -> bool:

@@ -17,7 +17,7 @@ from collections import deque
 from typing import NamedTuple, Protocol
 
 from sp2p.net.channel import Channel, ChannelClosed
-from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_FRAME_SIZE
+from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_FRAME_SIZE, MsgType
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
 from sp2p.proto.frames import Frame as Frame
 from sp2p.proto.keys import SessionKeys
@@ -90,6 +90,7 @@ class FramedChannel:
         self.liveness = Liveness(time.monotonic())
         self.bytes_sent = 0
         self._buffers: deque[bytearray] = deque()
+        self._discard: int | None = None
 
     @property
     def transport(self) -> str:
@@ -151,6 +152,10 @@ class FramedChannel:
             if isinstance(sealed, SealedFrame):
                 frame = self.opener.open(sealed)
                 self.liveness.on_received(time.monotonic(), frame.msg_type, len(frame.body))
+                if self._discard is not None and frame.msg_type != MsgType.HEARTBEAT:
+                    expected, self._discard = self._discard, None
+                    if frame.msg_type == expected:
+                        continue
                 return frame
             if sealed is EOF:
                 return None
@@ -162,6 +167,10 @@ class FramedChannel:
             except ChannelClosed:
                 data = b""
             self.decoder.receive_data(data)
+
+    def discard_next(self, msg_type: int) -> None:
+        """Drop the peer's next frame if it is of `msg_type`: an answer nobody waits for."""
+        self._discard = msg_type
 
     def drain_incoming(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

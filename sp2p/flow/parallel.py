@@ -57,8 +57,10 @@ def receiver_link(
 # -- counts -----------------------------------------------------------------------------------
 def _sender_count(fc: FramedChannel, size: int, forced: int, status: StatusFn) -> int:
     if size < PARALLEL_THRESHOLD and forced == 0:
+        # One stream whatever the receiver answers: go on at once (its Ready would cost a round
+        # trip before Metadata) and let the link drop that Ready when it arrives.
         fc.send_frame(MsgType.PARALLEL_READY, ready_body(1))
-        _expect_ready(fc)
+        fc.discard_next(MsgType.PARALLEL_READY)
         return 1
     if forced >= 2:
         wanted = forced  # a forced count needs no probing; the receiver accepts Ready first

@@ -10,6 +10,7 @@ from pathlib import Path
 from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.errors import Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
+from sp2p.flow.early import EarlySignal
 from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
@@ -50,6 +51,8 @@ class ReceiveOptions:
     allow_loopback: bool = False
     #: show the preview and ask before the keys are exchanged (a terminal, no -yes)
     confirm: Confirm | None = None
+    #: the signaling connection the CLI opened first; None connects here
+    early: EarlySignal | None = None
 
 
 def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
@@ -67,7 +70,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
                 f"({human_size(gone.size)}, untouched for over 7 days)"
             )
     code = opts.code
-    signal = SignalClient(signaling_url(cfg.server))
+    signal = opts.early.result() if opts.early else SignalClient(signaling_url(cfg.server))
     try:
         keys_pair = KeyPair.generate()
         signal.send(Envelope.build(SignalType.JOIN, join(code.session_id)))

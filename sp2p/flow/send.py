@@ -15,6 +15,7 @@ from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import Declined, SignalingError
 from sp2p.files import SendSource, inspect_sources
 from sp2p.flow.connect import ConnectOptions, PeerInfo
+from sp2p.flow.early import EarlySignal
 from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import sender_link
@@ -56,6 +57,8 @@ class SendOptions:
     allow_loopback: bool = False
     stdin: BinaryIO | None = None
     qr: bool = False  #: draw the share URL's QR code at once (-qr)
+    #: the signaling connection the CLI opened first; None connects here
+    early: EarlySignal | None = None
 
 
 class _PeekedSource:
@@ -122,7 +125,7 @@ def _send(
     cfg = opts.config
     transport = cfg.transport
     seed = generate_seed()
-    signal = SignalClient(ws_url)
+    signal = opts.early.result() if opts.early else SignalClient(ws_url)
     try:
         signal.send(Envelope.build(SignalType.HELLO, hello()))
         welcome = wait_welcome(signal)

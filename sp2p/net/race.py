@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from sp2p.errors import ConnectError, KeyConfirmationError
 from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel, TransportKind
@@ -35,8 +36,11 @@ class ConfirmationRace:
         read_first: bool,
         confirm_timeout: float = CONFIRM_TIMEOUT,
         prefer_tcp_window: float = 0.0,
+        on_settled: Callable[[], None] = lambda: None,
     ) -> None:
         self._keys = keys
+        #: called (on the confirming thread) once a winner is chosen, so a waiter wakes at once
+        self._on_settled = on_settled
         self._read_first = read_first
         self._timeout = confirm_timeout
         self._prefer_tcp_window = prefer_tcp_window
@@ -96,6 +100,7 @@ class ConfirmationRace:
                 loser = self._held if channel.transport is TransportKind.TCP else None
                 self._winner, self._held = channel, None
                 self._cond.notify_all()
+                log.debug("confirmed %s", channel.transport)  # scripts/bench_start.py reads this
         if loser is not None:
             loser.close()
             if loser is channel:
@@ -105,6 +110,7 @@ class ConfirmationRace:
                 channel.send(self._keys.own_confirmation())
             except ChannelClosed:
                 log.debug("winner closed before our confirmation went out")
+        self._on_settled()
 
     def _read_mac(self, channel: Channel) -> tuple[bytes, bytes]:
         buf = b""

@@ -42,6 +42,7 @@ class SignalClient:
         self._closed = False
         self._close_reason = ""
         self._send_lock = threading.Lock()
+        self._interrupted = False
         try:
             # No Origin header: the server only checks origins when one is present.
             self._ws = websocket.create_connection(
@@ -108,7 +109,7 @@ class SignalClient:
         """Remove and return the oldest queued message whose type is in `types`.
 
         Raises:
-            TimeoutError: nothing matching arrived in time.
+            TimeoutError: nothing matching arrived in time, or `interrupt()` was called.
             SignalClosed: the connection closed and nothing matching is queued.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -120,6 +121,9 @@ class SignalClient:
                         return env
                 if self._closed:
                     raise SignalClosed(self._close_reason or "signaling connection closed")
+                if self._interrupted:
+                    self._interrupted = False
+                    raise TimeoutError
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError
@@ -130,6 +134,12 @@ class SignalClient:
             return self.wait_for(types, timeout=0)
         except (TimeoutError, SignalClosed):
             return None
+
+    def interrupt(self) -> None:
+        """End the current (or next) `wait_for` early with TimeoutError: news from elsewhere."""
+        with self._cond:
+            self._interrupted = True
+            self._cond.notify_all()
 
     @property
     def closed(self) -> bool:

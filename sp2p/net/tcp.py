@@ -188,6 +188,8 @@ class TcpRace:
         self._pending: set[socket.socket] = set()
         self.listener = _listen()
         self.port: int = self.listener.getsockname()[1]
+        # wakes the accept loop at once when the race ends (a poll timeout would hold it ~0.1 s)
+        self._wake_r, self._wake_w = socket.socketpair()
         self.attempts = 0
         self.dropped = 0
         self.failures: list[str] = []
@@ -195,14 +197,22 @@ class TcpRace:
         self._acceptor.start()
 
     def _accept_loop(self) -> None:
+        try:
+            self._accept_until_stopped()
+        finally:
+            self._wake_r.close()
+
+    def _accept_until_stopped(self) -> None:
         while not self._stopped.is_set():
-            # poll rather than block in accept(): detach_listener() must be able to stop us
-            # without closing the listener, whose later connections belong to parallel TCP
+            # wait on a wake socket too rather than block in accept(): detach_listener() must be
+            # able to stop us without closing the listener, whose later connections belong to
+            # parallel TCP
             try:
-                if not _readable(self.listener, 0.1):
+                ready, _, _ = select.select([self.listener, self._wake_r], [], [])
+                if self.listener not in ready:
                     continue
                 sock, addr = self.listener.accept()
-            except OSError:
+            except (OSError, ValueError):  # ValueError: the listener was closed under select
                 return
             if self._stopped.is_set():
                 sock.close()
@@ -270,17 +280,25 @@ class TcpRace:
 
     def stop(self) -> None:
         """Stop listening and dialing; candidate channels already handed out are not touched."""
-        self._stopped.set()
+        self._wake_acceptor()
+        self._acceptor.join()
         with contextlib.suppress(OSError):
             self.listener.close()
         self._close_pending()
 
     def detach_listener(self) -> socket.socket:
         """Stop the race but keep the listening socket open for the caller (parallel TCP)."""
-        self._stopped.set()
+        self._wake_acceptor()
         self._acceptor.join()
         self._close_pending()
         return self.listener
+
+    def _wake_acceptor(self) -> None:
+        self._stopped.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        with contextlib.suppress(OSError):
+            self._wake_w.close()
 
     def _close_pending(self) -> None:
         with self._lock:

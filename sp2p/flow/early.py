@@ -1,0 +1,60 @@
+"""Open the signaling WebSocket first: it connects while the rest of the program loads.
+
+    early = EarlySignal(url)        # returns at once; the connect runs on its own thread
+    ... imports, key generation ...
+    signal = early.result()         # the SignalClient, or the SignalingError of its connect
+    early.close()                   # on every way out: closes a client nobody took
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sp2p.net.signaling import SignalClient
+
+
+class EarlySignal:
+    def __init__(self, ws_url: str) -> None:
+        self._url = ws_url
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._client: SignalClient | None = None
+        self._error: BaseException | None = None
+        self._taken = False
+        self._closed = False
+        threading.Thread(target=self._connect, name="sp2p-signal-connect", daemon=True).start()
+
+    def _connect(self) -> None:
+        try:
+            from sp2p.net.signaling import SignalClient  # websocket-client and ssl load here too
+
+            client = SignalClient(self._url)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread by result()
+            self._error = exc
+            self._done.set()
+            return
+        with self._lock:
+            self._client = client
+            orphan = self._closed and not self._taken
+        self._done.set()
+        if orphan:
+            client.close()
+
+    def result(self) -> SignalClient:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        with self._lock:
+            assert self._client is not None
+            self._taken = True
+            return self._client
+
+    def close(self) -> None:
+        """Close the connection unless `result()` handed it out (its taker closes it); never blocks."""
+        with self._lock:
+            self._closed = True
+            client = None if self._taken else self._client
+        if client is not None:
+            client.close()

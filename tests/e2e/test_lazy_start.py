@@ -1,0 +1,94 @@
+"""Start-up loads only what the path needs (issue 12): no aiortc/av (WebRTC), no yaml without a
+config file, no tar code for a single file. Checked in fresh interpreters, never as a timing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import REPO, read_code
+
+pytestmark = pytest.mark.e2e
+
+HEAVY = ["aiortc", "av", "yaml"]
+#: the CLI, printing the heavy modules it loaded as its last stderr line
+_TRACED = (
+    "import atexit, json, sys\n"
+    "atexit.register(lambda: print('LOADED ' + json.dumps(sorted(m for m in sys.modules if m in {names})),"
+    " file=sys.stderr))\n"
+    "from sp2p.cli import main\n"
+    "sys.exit(main())\n"
+)
+_WATCHED = [*HEAVY, "sp2p.extract", "sp2p.archive", "sp2p.proto.tar", "sp2p.net.webrtc"]
+
+
+def _loaded_by_import(statement: str) -> set[str]:
+    code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    return set(json.loads(out.stdout))
+
+
+def test_cli_import_loads_no_webrtc_or_yaml() -> None:
+    loaded = _loaded_by_import("import sp2p.cli")
+    assert "sp2p.cli" in loaded
+    assert not loaded & {*HEAVY, "sp2p.flow.receive", "sp2p.flow.send"}
+
+
+def test_receive_path_import_loads_no_webrtc_yaml_or_tar() -> None:
+    loaded = _loaded_by_import("import sp2p.cli, sp2p.flow.receive, sp2p.flow.send")
+    assert "sp2p.flow.receive" in loaded
+    assert not loaded & set(_WATCHED), loaded & set(_WATCHED)
+
+
+def _traced(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _TRACED.replace("{names}", repr(set(_WATCHED))), *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _loaded(stderr: str) -> set[str]:
+    lines = [line for line in stderr.splitlines() if line.startswith("LOADED ")]
+    assert lines, stderr
+    return set(json.loads(lines[-1][len("LOADED "):]))
+
+
+def test_one_byte_over_tcp_never_loads_webrtc_yaml_or_tar(
+    env: dict[str, str], tmp_path: Path, outdir: Path
+) -> None:
+    """A whole transfer in `auto`: TCP wins on loopback before WebRTC's head start ends."""
+    src = tmp_path / "one.txt"
+    src.write_bytes(b"x")
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "sp2p", "send", str(src)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        code = read_code(sender)
+        receiver = _traced(["receive", "-output", str(outdir), code], env)
+        _, rerr = receiver.communicate(timeout=60)
+        sender.communicate(timeout=60)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert receiver.returncode == 0, rerr
+    assert (outdir / "one.txt").read_bytes() == b"x"
+    assert "via TCP" in rerr
+    assert _loaded(rerr) == set()
+
+
+def test_config_file_loads_yaml_and_is_used(env: dict[str, str], tmp_path: Path) -> None:
+    """The other side of lazy YAML: a config file is still read (a bad value fails the run)."""
+    conf = Path(env["XDG_CONFIG_HOME"]) / "sp2p" / "config.yaml"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("transport: pigeon\n")
+    proc = _traced(["receive", "abcdefgh-0123456789abcdefgh"], env)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert "config.yaml: transport: must be auto, tcp or webrtc" in err
+    assert "yaml" in _loaded(err)
