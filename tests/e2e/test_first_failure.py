@@ -43,10 +43,15 @@ def _victim_sender(env: dict[str, str], script: str) -> Result:
     sender = spawn(["send", "-name", "s.bin", "-"], env, stdin=subprocess.PIPE)
     receiver = spawn_scripted(["receive", read_code(sender)], env, script=script)
     try:
-        assert sender.stdin is not None
-        sender.stdin.write(b"some bytes\n")
-        sender.stdin.flush()
-        return finish(sender, timeout=60)
+        stdin = sender.stdin
+        assert stdin is not None
+        stdin.write(b"some bytes\n")
+        stdin.flush()
+        sender.stdin = None  # finish() would close it: the stream must stay open (still SENDING)
+        try:
+            return finish(sender, timeout=60)
+        finally:
+            stdin.close()
     finally:
         _kill(receiver)
         _kill(sender)
