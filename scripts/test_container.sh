@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build and test the container image and compose file with podman, without any registry.
 #
-#   bash scripts/test_container.sh            # prepare, then run tests/dist/test_container.py
+#   bash scripts/test_container.sh            # prepare, then run tests/dist/test_container*.py
 #   bash scripts/test_container.sh prepare    # tools, stand-in base images, project image
 #   bash scripts/test_container.sh clean      # remove the project image and test leftovers
 #                                             # (the stand-in bases stay cached)
@@ -12,7 +12,9 @@
 #   python:3.11-slim   debootstrap --variant=minbase of the Debian release whose python3 is
 #                      the FROM line's version, plus pip and the host's CA bundle (pip in a
 #                      build step must trust whatever the host trusts), then `podman import`
-#   coturn/coturn:4.6  Debian's coturn on that base (tests/dist/container/coturn.Containerfile)
+#   every other image the compose files name (coturn/coturn:4.6; redis and haproxy for
+#                      packaging/multinode): Debian's package on that base, from
+#                      tests/dist/container/NAME.Containerfile
 # A stand-in is built once and kept in podman's storage (labelled with its recipe); an image
 # of that name that is not ours (a real pull) is used as it is. The Debian mirror and PyPI
 # are the only network sources; builds use the host network.
@@ -26,7 +28,7 @@ export CONTAINERS_CONF="$REPO/$HERE/containers.conf"
 
 DOCKERFILE=packaging/Dockerfile
 PROJECT_IMAGE=sp2p-server:local  # the name docker-compose.yml gives the image it builds
-COTURN_IMAGE=docker.io/coturn/coturn:4.6
+MULTINODE=packaging/multinode/docker-compose.yml  # built and run when present
 DEBIAN_MIRROR=${SP2P_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 #: bump to rebuild cached stand-ins when their recipe changes
 RECIPE=1
@@ -105,12 +107,37 @@ build_python_base() {
   log "base $ref: imported ($(podman image inspect --format '{{.Size}}' "$ref") bytes)"
 }
 
-build_coturn() {
-  local tag="coturn-r$RECIPE"
-  if image_current "$COTURN_IMAGE" "$tag"; then log "coturn $COTURN_IMAGE: cached"; return; fi
-  log "coturn $COTURN_IMAGE: building from Debian's coturn"
+#: the registry images the compose files use, besides the project's own
+compose_images() {
+  local files=(packaging/docker-compose.yml)
+  [ ! -f "$MULTINODE" ] || files+=("$MULTINODE")
+  sed -n 's/^ *image: *\([^ ]*\).*/\1/p' "${files[@]}" | grep -vx "$PROJECT_IMAGE" | sort -u
+}
+
+#: redis:7-alpine -> docker.io/library/redis:7-alpine, as podman names it
+full_ref() { case "$1" in */*/*) echo "$1" ;; */*) echo "docker.io/$1" ;; *) echo "docker.io/library/$1" ;; esac; }
+
+#: coturn/coturn:4.6 -> tests/dist/container/coturn.Containerfile (Debian's package on the base)
+build_standin() {
+  local image=$1 ref name recipe tag
+  ref=$(full_ref "$image")
+  name=${image%%:*}; name=${name##*/}
+  recipe="$HERE/$name.Containerfile"
+  [ -f "$recipe" ] || die "no stand-in recipe for $image: add $recipe"
+  tag="$name-$(sha256sum "$recipe" | cut -c1-12)"
+  if image_current "$ref" "$tag"; then log "stand-in $ref: cached"; return; fi
+  log "stand-in $ref: building from Debian's package ($recipe)"
   podman build -q --network host --format docker --label "sp2p.standin=$tag" \
-    -f "$HERE/coturn.Containerfile" -t "$COTURN_IMAGE" "$HERE" >/dev/null
+    -f "$recipe" -t "$ref" "$HERE" >/dev/null
+}
+
+build_standins() {
+  local image pids=() pid
+  for image in $(compose_images); do
+    build_standin "$image" &
+    pids+=($!)
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || die "a stand-in build failed"; done
 }
 
 build_project() {
@@ -130,8 +157,11 @@ prepare() {
   [ "$(id -u)" -eq 0 ] || die "run as root (debootstrap and rootful podman)"
   ensure_tools
   build_python_base
-  build_coturn
+  # the rest stands on the base alone: build side by side (network-bound steps overlap)
+  build_standins &
+  local standins=$!
   build_project
+  wait "$standins" || die "stand-in builds failed"
   log "prepared in $((SECONDS - start)) s"
 }
 
@@ -159,7 +189,8 @@ case "${1:-all}" in
   clean) clean ;;
   purge)
     clean
-    for ref in "$COTURN_IMAGE" "docker.io/library/$(base_image)"; do  # coturn is built on the base
+    for ref in $(compose_images | while read -r i; do full_ref "$i"; done) \
+               "docker.io/library/$(base_image)"; do  # the base last: the rest stand on it
       [ -z "$(standin_label "$ref")" ] || podman image rm -f "$ref" >/dev/null
     done
     ;;
@@ -167,7 +198,8 @@ case "${1:-all}" in
     start=$SECONDS
     prepare
     set +e
-    python3 -m pytest -p no:cacheprovider -q tests/dist/test_container.py  # cleans up itself
+    # the tests clean up after themselves (containers, then the project image)
+    SP2P_CONTAINER_PREPARED=1 python3 -m pytest -p no:cacheprovider -q tests/dist/test_container*.py
     rc=$?
     set -e
     log "total $((SECONDS - start)) s"

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import sp2p
+from tests.dist.container.fixtures import container_ns, container_worker, pod, prepared  # noqa: F401
 from tests.dist.helpers import REPO_ROOT
 from tests.support.server_proc import ServerProc, start_server
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,85 +23,20 @@ from typing import Any
 
 import pytest
 
-from tests.dist.container.podman import PROJECT_IMAGE, Compose, Podman
-from tests.dist.helpers import REPO_ROOT
+from tests.dist.container.fixtures import BASE, cli_transfer, compose_up, record, stop_cleanly, wait_healthy
+from tests.dist.container.podman import COMPOSE_FILE, PROJECT_IMAGE, Compose, Podman
 from tests.netlab.netns import NsWorker
 from tests.server.helpers import http_get, pair
-from tests.web.browser import ARTIFACTS, launch, new_context
+from tests.web.browser import launch, new_context
 from tests.web.cli import Cli, browser_download, random_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.browser, pytest.mark.timeout(900)]
 
-FIGURES = ARTIFACTS.parent / "container" / "figures.txt"
 #: what the CLI needs and the server never imports: none of it may be in the image
 CLIENT_ONLY_MODULES = ("aiortc", "av", "aioice", "pylibsrtp", "miniupnpc", "zstandard", "yaml",
                        "websocket")
 SOLO_PORT = 18080
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)", "Accept": "text/html"}
-#: as the README prints it; the compose file publishes 127.0.0.1:8080 (in the test namespace)
-BASE = "http://localhost:8080"
-
-
-def record(name: str, value: str) -> None:
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    with FIGURES.open("a") as f:
-        f.write(f"{name}: {value}\n")
-
-
-@pytest.fixture(scope="module")
-def prepared() -> None:
-    start = time.monotonic()
-    result = subprocess.run(["bash", "scripts/test_container.sh", "prepare"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-6000:]
-    FIGURES.unlink(missing_ok=True)
-    record("prepare (tools, stand-in bases, image build)", f"{time.monotonic() - start:.1f} s")
-
-
-@pytest.fixture(scope="module")
-def ns() -> Iterator[str]:
-    name = f"sp2pctr{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-        yield name
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
-
-
-@pytest.fixture(scope="module")
-def pod(prepared: None, ns: str) -> Iterator[Podman]:
-    pod = Podman(ns)
-    yield pod
-    # whatever a failed test left behind (in the namespace, where its port rules are), then
-    # the project image; the stand-in bases stay cached for the next run
-    names = pod.podman("ps", "-a", "--filter", "name=^sp2ptest", "--format", "{{.Names}}").split()
-    if names:
-        pod.podman("rm", "-f", "-v", "-t", "0", *names, check=False)
-    subprocess.run(["bash", "scripts/test_container.sh", "clean"], cwd=REPO_ROOT, check=False,
-                   capture_output=True, timeout=300)
-
-
-@pytest.fixture(scope="module")
-def worker(ns: str) -> Iterator[NsWorker]:
-    """A thread inside the namespace: sockets, CLIs and the browser are made there."""
-    w = NsWorker(ns)
-    yield w
-    w.stop()
-
-
-def wait_healthy(worker: NsWorker, base: str, timeout: float = 60.0) -> float:
-    """Seconds until GET /health answers `ok`."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        try:
-            status, _, body = worker.call(http_get, f"{base}/health")
-            if status == 200 and body == b"ok":
-                return time.monotonic() - start
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{base}/health never answered ok")
 
 
 # ---- the image on its own --------------------------------------------------------------------
@@ -122,7 +55,7 @@ def test_image_is_slim_and_runs_as_a_fixed_unprivileged_user(pod: Podman) -> Non
 
 
 @pytest.fixture(scope="module")
-def solo(pod: Podman, worker: NsWorker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def solo(pod: Podman, container_worker: NsWorker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The image alone, read-only, with a CLI binary mounted on /srv/sp2p/dl. Yields its name."""
     dl = tmp_path_factory.mktemp("dl")
     dl.chmod(0o755)
@@ -133,23 +66,23 @@ def solo(pod: Podman, worker: NsWorker, tmp_path_factory: pytest.TempPathFactory
                "-p", f"127.0.0.1:{SOLO_PORT}:8080", "-e", f"SP2P_BASE_URL=http://127.0.0.1:{SOLO_PORT}",
                "-v", f"{dl}:/srv/sp2p/dl:ro", PROJECT_IMAGE)
     try:
-        wait_healthy(worker, f"http://127.0.0.1:{SOLO_PORT}")
+        wait_healthy(container_worker, f"http://127.0.0.1:{SOLO_PORT}")
         record("start: podman run -> /health ok", f"{time.monotonic() - start:.2f} s")
         yield name
     finally:
         pod.podman("rm", "-f", "-v", "-t", "2", name, check=False)
 
 
-def test_solo_serves_health_page_and_mounted_binaries(solo: str, worker: NsWorker) -> None:
+def test_solo_serves_health_page_and_mounted_binaries(solo: str, container_worker: NsWorker) -> None:
     base = f"http://127.0.0.1:{SOLO_PORT}"
-    status, _, body = worker.call(http_get, f"{base}/", BROWSER)
+    status, _, body = container_worker.call(http_get, f"{base}/", BROWSER)
     assert status == 200 and b"<html" in body.lower()
-    status, _, body = worker.call(http_get, f"{base}/")  # curl-like clients get the script
+    status, _, body = container_worker.call(http_get, f"{base}/")  # curl-like clients get the script
     assert status == 200 and body.startswith(b"#!/bin/sh")
     # SP2P_DL_DIR is set in the image: /dl/ serves the mount instead of redirecting
-    status, _, body = worker.call(http_get, f"{base}/dl/sp2p-linux-amd64")
+    status, _, body = container_worker.call(http_get, f"{base}/dl/sp2p-linux-amd64")
     assert (status, body) == (200, b"#!/bin/sh\necho fake sp2p\n")
-    status, _, _ = worker.call(http_get, f"{base}/dl/sp2p-darwin-arm64")
+    status, _, _ = container_worker.call(http_get, f"{base}/dl/sp2p-darwin-arm64")
     assert status == 404
 
 
@@ -170,21 +103,11 @@ def test_solo_health_check_user_and_read_only_root(solo: str, pod: Podman) -> No
 # ---- docker-compose.yml as the README runs it --------------------------------------------------
 
 @pytest.fixture(scope="module")
-def compose(pod: Podman, worker: NsWorker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
-    """`cp .env.example .env`, a fresh secret, `up -d` (the .env lives outside the checkout)."""
-    env_file = tmp_path_factory.mktemp("compose") / ".env"
-    example = (REPO_ROOT / "packaging" / ".env.example").read_text()
-    secret = os.urandom(32).hex()
-    env_file.write_text(re.sub(r"(?m)^SP2P_TURN_SECRET=.*$", f"SP2P_TURN_SECRET={secret}", example))
-    stack = Compose(pod, f"sp2ptest{os.getpid()}", env_file)
-    try:
-        start = time.monotonic()
-        stack("up", "-d")
-        wait_healthy(worker, BASE)
-        record("start: compose up -d -> /health ok", f"{time.monotonic() - start:.2f} s")
+def compose(pod: Podman, container_worker: NsWorker,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Compose]:
+    with compose_up(pod, container_worker, COMPOSE_FILE, f"sp2ptest{os.getpid()}",
+                    tmp_path_factory.mktemp("compose")) as stack:
         yield stack
-    finally:
-        stack("down", "-v", "-t", "2", check=False)
 
 
 def test_compose_binds_loopback_read_only_and_inits_coturn(compose: Compose, pod: Podman) -> None:
@@ -202,22 +125,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_cli_to_cli_through_the_compose_server(compose: Compose, worker: NsWorker, tmp_path: Path) -> None:
+def test_cli_to_cli_through_the_compose_server(compose: Compose, container_worker: NsWorker,
+                                               tmp_path: Path) -> None:
     src = random_file(tmp_path / "payload.bin", 3_000_000)
     out = tmp_path / "out"
     out.mkdir()
-    clis: list[Cli] = []
-    try:
-        sender = worker.call(Cli, "send", "-server", BASE, str(src))
-        clis.append(sender)
-        code = sender.wait_code(60)
-        receiver = worker.call(Cli, "receive", "-server", BASE, "-output", str(out), code)
-        clis.append(receiver)
-        assert receiver.wait(120) == 0, receiver.output()
-        assert sender.wait(30) == 0, sender.output()
-    finally:
-        for cli in clis:
-            cli.stop()
+    cli_transfer(container_worker, src, out)
     assert _sha256(out / "payload.bin") == _sha256(src)
 
 
@@ -233,13 +146,13 @@ def _browser_receive(code: str, dest: Path) -> tuple[Path, str]:
             browser.close()
 
 
-def test_cli_to_chromium_through_the_compose_server(compose: Compose, worker: NsWorker,
+def test_cli_to_chromium_through_the_compose_server(compose: Compose, container_worker: NsWorker,
                                                     tmp_path: Path) -> None:
     src = random_file(tmp_path / "to-browser.bin", 1_500_000)
-    sender = worker.call(Cli, "send", "-server", BASE, str(src))
+    sender = container_worker.call(Cli, "send", "-server", BASE, str(src))
     try:
         code = sender.wait_code(60)
-        saved, preview = worker.call(_browser_receive, code, tmp_path / "dl", call_timeout=300)
+        saved, preview = container_worker.call(_browser_receive, code, tmp_path / "dl", call_timeout=300)
         assert sender.wait(60) == 0, sender.output()
     finally:
         sender.stop()
@@ -270,28 +183,17 @@ def _server_issued_credentials() -> dict[str, Any]:
         receiver.close()
 
 
-def test_turn_allocation_with_server_issued_credentials(compose: Compose, worker: NsWorker) -> None:
-    creds = worker.call(_server_issued_credentials)
+def test_turn_allocation_with_server_issued_credentials(compose: Compose, container_worker: NsWorker) -> None:
+    creds = container_worker.call(_server_issued_credentials)
     server = next(s for s in creds["iceServers"] if "username" in s)
     assert "turn:127.0.0.1:3478" in server["urls"]
     username, password = server["username"], server["credential"]
-    host, port = worker.call(asyncio.run, _allocate(username, password), call_timeout=30)
+    host, port = container_worker.call(asyncio.run, _allocate(username, password), call_timeout=30)
     assert port > 0 and host
     with pytest.raises(Exception, match="401"):
-        worker.call(asyncio.run, _allocate(username, "wrong" + password), call_timeout=30)
+        container_worker.call(asyncio.run, _allocate(username, "wrong" + password), call_timeout=30)
 
 
-def test_compose_stops_cleanly_within_two_seconds(compose: Compose, pod: Podman) -> None:
-    """Last in the module: every container exits on SIGTERM within the 2 s grace period
-    (a SIGKILL after it would show as exit code 137), then `down` leaves nothing behind."""
-    names = compose.containers()
-    assert sorted(names) == sorted([compose.container("sp2p"), compose.container("coturn")])
-    start = time.monotonic()
-    compose("stop", "-t", "2")
-    record("compose stop -t 2", f"{time.monotonic() - start:.2f} s")
-    for name in names:
-        state = pod.inspect(name)["State"]
-        assert state["Status"] == "exited", (name, state["Status"])
-        assert state["ExitCode"] != 137, f"{name} needed SIGKILL"
-    compose("down", "-v", "-t", "2")
-    assert compose.containers() == []
+def test_compose_stops_cleanly(compose: Compose, pod: Podman) -> None:
+    """Last in the module: SIGTERM stops every container (no SIGKILL); down leaves nothing."""
+    stop_cleanly(compose, pod, {"sp2p", "coturn"})

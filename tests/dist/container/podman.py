@@ -54,17 +54,18 @@ class Podman:
 
 
 class Compose:
-    """podman-compose on packaging/docker-compose.yml under project name `project`."""
+    """podman-compose on a compose file (packaging/docker-compose.yml) as project `project`."""
 
-    def __init__(self, pod: Podman, project: str, env_file: Path) -> None:
+    def __init__(self, pod: Podman, project: str, env_file: Path, compose_file: Path = COMPOSE_FILE) -> None:
         self.pod = pod
         self.project = project
         self.env_file = env_file
+        self.compose_file = compose_file
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 180.0) -> str:
-        argv = ["podman-compose", "-p", self.project, "-f", str(COMPOSE_FILE),
+        argv = ["podman-compose", "-p", self.project, "-f", str(self.compose_file),
                 "--env-file", str(self.env_file), *args]
-        return self.pod.run(argv, check=check, timeout=timeout, cwd=COMPOSE_FILE.parent).stdout
+        return self.pod.run(argv, check=check, timeout=timeout, cwd=self.compose_file.parent).stdout
 
     def container(self, service: str) -> str:
         return f"{self.project}_{service}_1"
@@ -73,3 +74,12 @@ class Compose:
         out = self.pod.podman("ps", "-a", "--filter", f"label=io.podman.compose.project={self.project}",
                               "--format", "{{.Names}}")
         return out.split()
+
+    def volumes(self) -> list[str]:
+        """Volumes mounted by the project's containers, anonymous ones (the image's VOLUME)
+        included: `down -v` removes only the named ones."""
+        names: list[str] = []
+        for container in self.containers():
+            mounts = self.pod.inspect(container)["Mounts"]
+            names += [m["Name"] for m in mounts if m.get("Type") == "volume"]
+        return names
