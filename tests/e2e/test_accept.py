@@ -12,7 +12,7 @@ import pytest
 import websocket
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import finish, read_code, spawn
+from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.support.server_proc import ServerProc
 
@@ -100,3 +100,25 @@ def test_no_preview_says_so_and_asks_anyway(env: dict[str, str], sp2p_server: Se
         assert "decline" in seen and "crypto" not in seen, seen  # the key was never sent
     finally:
         ws.close()
+
+
+def test_a_stream_that_differs_from_the_preview_is_asked_again(env: dict[str, str], tmp_path: Path,
+                                                               outdir: Path) -> None:
+    """C16: the preview is only a preview; the name in the stream is shown and asked about."""
+    src = tmp_path / "report.pdf"
+    src.write_bytes(b"%PDF" * 100)
+    sender = spawn_scripted(["send", str(src)], env, script="switch-offer")
+    try:
+        child = spawn_tty(["receive", "-output", str(outdir), read_code(sender)], env)
+        child.expect(r"Offer: report\.pdf, 400 B, from a CLI")
+        child.expect(r"Receive it\? \[Y/n\] ")
+        child.sendline("y")
+        child.expect(r"The sender now offers other\.exe \(20 B\), not what the preview showed")
+        child.expect(r"Receive it anyway\? \[Y/n\] ")
+        child.sendline("n")
+        rc, screen = finish_tty(child)
+    finally:
+        sender.kill()
+        finish(sender)
+    assert rc == ExitStatus.TRANSFER and "declined the changed offer" in screen, screen
+    assert list(outdir.iterdir()) == []

@@ -94,6 +94,12 @@ def tar_backslash(fc: FrameLink) -> int:
 BACKSLASH_MEMBER = "../a\\b.txt"
 
 
+def switch_offer(fc: FrameLink) -> int:
+    """C16: the preview showed the real file; the stream announces another one."""
+    fc.send_frame(MsgType.METADATA, Metadata(name="other.exe", size=20).to_json())
+    return _pump_heartbeats(fc, lambda: False)
+
+
 # -- hostile receivers (replace sp2p.flow.receive._transfer) -------------------------------------
 def never_complete(fc: FrameLink) -> int:
     """Item 1: reads everything and heartbeats, but never confirms (Complete never comes)."""
@@ -114,6 +120,7 @@ def early_complete(fc: FrameLink) -> int:
 
 SENDERS: dict[str, Script] = {
     "heartbeats-only": heartbeats_only, "dribble": dribble, "oversend": oversend, "tar-backslash": tar_backslash,
+    "switch-offer": switch_offer,
 }
 RECEIVERS: dict[str, Script] = {
     "never-complete": never_complete, "send-metadata": send_metadata, "early-complete": early_complete,
