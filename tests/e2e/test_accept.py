@@ -122,3 +122,32 @@ def test_a_stream_that_differs_from_the_preview_is_asked_again(env: dict[str, st
         finish(sender)
     assert rc == ExitStatus.TRANSFER and "declined the changed offer" in screen, screen
     assert list(outdir.iterdir()) == []
+
+
+GO_CLI = Path("/work/shared/reference/sp2p")
+
+
+def test_a_go_senders_preview_is_shown_and_accepted(env: dict[str, str], tmp_path: Path,
+                                                    outdir: Path) -> None:
+    """The original Go CLI stores its Metadata as the preview: our receiver reads it the same."""
+    import pexpect
+
+    from tests.e2e.harness import CODE_RE
+
+    assert GO_CLI.exists(), "the Go reference CLI is part of the environment"
+    src = tmp_path / "from-go.txt"
+    src.write_text("hello from Go\n" * 100)
+    go = pexpect.spawn(str(GO_CLI), ["send", str(src)], env=env, timeout=30, dimensions=(40, 120))
+    try:
+        go.expect(CODE_RE.pattern.encode())
+        code = go.match.group(0).decode()
+        child = spawn_tty(["receive", "-output", str(outdir), code], env)
+        child.expect(r"Offer: from-go\.txt, 1\.4 KiB, from a CLI")
+        child.expect(r"Receive it\? \[Y/n\] ")
+        child.sendline("")
+        rc, screen = finish_tty(child)
+        assert rc == 0, screen
+        go.expect(pexpect.EOF, timeout=30)
+    finally:
+        go.close(force=True)
+    assert (outdir / "from-go.txt").read_text() == "hello from Go\n" * 100
