@@ -139,7 +139,9 @@ FLAGS: tuple[Flag, ...] = (
         "WebSocket ping period; a missed pong closes the connection (default 30s)",
     ),
     Flag("write-timeout", "write_timeout", "duration", "per-message send timeout (default 5s)"),
-    Flag("dl-dir", "dl_dir", "path", "serve /dl/ files from this directory instead of redirecting"),
+    Flag("dl-dir", "dl_dir", "path",
+         "serve /dl/ from this directory instead of redirecting: sp2p-<os>-<arch> binaries and their "
+         "sp2p-<os>-<arch>.sha256 files (sha256sum format), as the bootstrap scripts fetch them"),
     Flag("dl-url", "dl_url", "str", "where /dl/<file> redirects without -dl-dir"),
     Flag("static-dir", "static_dir", "path", "web UI directory (default: the installed one)"),
     Flag(
