@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from sp2p import __version__
-from sp2p.errors import Sp2pError, UsageError
+from sp2p.errors import InvalidCodeError, Sp2pError, UsageError
 from sp2p.status import ExitStatus
 from sp2p.ui import Terminal
 
@@ -277,7 +277,10 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     if len(parsed.args) > 1:
         raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
     text = parsed.args[0] if parsed.args else _code_without_argv(env)
-    code = parse_code(text)
+    try:
+        code = parse_code(text)
+    except InvalidCodeError as exc:  # the code came from our arguments or the prompt
+        raise UsageError(exc.message, hint=exc.hint) from exc
     config = _server_for(text, parsed, config)
     early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
     try:

@@ -2,6 +2,7 @@
 
 Sp2pError                      exit 1
 ├── UsageError                 exit 2
+├── InvalidCodeError           a malformed transfer code (the CLI reports it as usage, exit 2)
 ├── SignalingError             exit 3
 │   └── SignalFormatError      a signalling message is not JSON or has a wrong field type
 ├── ConnectError               exit 4
@@ -40,6 +41,13 @@ class Sp2pError(Exception):
 
 class UsageError(Sp2pError):
     exit_status = ExitStatus.USAGE
+
+
+class InvalidCodeError(Sp2pError, ValueError):
+    """A transfer code or share URL that cannot be parsed (sp2p.proto.codes).
+
+    A core error, not a usage error: only the CLI knows the code came from its arguments.
+    """
 
 
 class SignalingError(Sp2pError):

@@ -149,7 +149,7 @@ def _wait_for_sender_key(signal: SignalClient) -> PeerKey:
                 raise SignalingError("the sender disconnected")
             raise server_error(env)
     except SignalClosed as exc:
-        raise SignalingError(f"lost the signaling server: {exc}") from None
+        raise SignalingError(f"lost the signaling server: {exc}") from exc
 
 
 def _show_offer(term: Terminal, cfg: Config, code: TransferCode, sender_type: str) -> Preview | None:

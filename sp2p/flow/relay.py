@@ -76,7 +76,7 @@ def establish_or_relay(
     try:
         return _relay(signal, keys, peer, opts, allow_relay, ask, status, peer_agreed)
     except SignalClosed as exc:
-        raise ConnectError(f"lost the signaling server during the relay retry: {exc}") from None
+        raise ConnectError(f"lost the signaling server during the relay retry: {exc}") from exc
 
 
 class _PeerGaveUp:

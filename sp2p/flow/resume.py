@@ -61,7 +61,7 @@ def source_identity(path: str) -> SourceIdentity:
             f.seek(max(0, st.st_size - EDGE_BYTES))
             tail = f.read(EDGE_BYTES)
     except OSError as exc:
-        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return SourceIdentity.from_edges(st.st_size, st.st_mtime_ns, head, tail)
 
 
@@ -132,7 +132,7 @@ def open_rest(path: str, offset: int, size: int) -> tuple[FullChunkSource, Binar
         f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
         f.seek(offset)
     except OSError as exc:
-        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return FullChunkSource(f, what=path, expected_size=size - offset), f
 
 

@@ -242,7 +242,7 @@ def _wait_for_receiver(
                     continue
                 raise err
     except SignalClosed as exc:
-        raise SignalingError(f"lost the signaling server while waiting: {exc}") from None
+        raise SignalingError(f"lost the signaling server while waiting: {exc}") from exc
 
 
 def receive_commands(base: str, code: str) -> list[tuple[str, str]]:

@@ -75,7 +75,7 @@ def wait_welcome(signal: SignalClient) -> Welcome:
     except TimeoutError:
         raise SignalingError("the signaling server did not answer") from None
     except SignalClosed as exc:
-        raise SignalingError(f"the signaling server closed the connection: {exc}") from None
+        raise SignalingError(f"the signaling server closed the connection: {exc}") from exc
     if env.type == SignalType.ERROR:
         raise server_error(env)
     try:

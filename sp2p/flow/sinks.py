@@ -107,16 +107,16 @@ class StdoutSink:
     def write(self, data: bytes) -> None:
         try:
             self._out.write(data)
-        except BrokenPipeError:
-            raise LocalIOError("standard output was closed by the reader") from None
+        except BrokenPipeError as exc:
+            raise LocalIOError("standard output was closed by the reader") from exc
         except OSError as exc:
-            raise LocalIOError(f"cannot write to standard output: {exc.strerror or exc}") from None
+            raise LocalIOError(f"cannot write to standard output: {exc.strerror or exc}") from exc
 
     def commit(self) -> None:
         try:
             self._out.flush()
         except OSError as exc:
-            raise LocalIOError(f"cannot write to standard output: {exc.strerror or exc}") from None
+            raise LocalIOError(f"cannot write to standard output: {exc.strerror or exc}") from exc
 
     def abort(self) -> None:
         """Bytes already written cannot be taken back; the exit status says it failed."""

@@ -39,7 +39,7 @@ class FullChunkSource:
                     buf += part
                 chunk = bytes(buf)
         except OSError as exc:
-            raise LocalIOError(f"cannot read {self._what}: {exc.strerror or exc}") from None
+            raise LocalIOError(f"cannot read {self._what}: {exc.strerror or exc}") from exc
         self._total += len(chunk)
         expected = self._expected
         if expected is not None and (self._total > expected or (not chunk and self._total != expected)):
@@ -51,7 +51,7 @@ def open_file_source(path: str, size: int) -> tuple[FullChunkSource, BinaryIO]:
     try:
         f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
     except OSError as exc:
-        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise LocalIOError(f"cannot read {path}: {exc.strerror or exc}") from exc
     return FullChunkSource(f, what=path, expected_size=size), f
 
 
@@ -84,7 +84,7 @@ class StreamSource:
             try:
                 part = os.read(self._fd, MAX_CHUNK_SIZE - len(self._pending))
             except OSError as exc:
-                raise LocalIOError(f"cannot read stdin: {exc.strerror or exc}") from None
+                raise LocalIOError(f"cannot read stdin: {exc.strerror or exc}") from exc
             if not part:
                 self._eof = True
                 break

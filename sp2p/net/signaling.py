@@ -53,12 +53,12 @@ class SignalClient:
             raise SignalingError(
                 f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status_code})",
                 hint="check the -server address: http(s)://host[:port] of an sp2p server",
-            ) from None
+            ) from exc
         except (OSError, websocket.WebSocketException) as exc:
             raise SignalingError(
                 f"cannot reach the signaling server at {ws_url}: {_reason(exc)}",
                 hint="check the -server address and your connection",
-            ) from None
+            ) from exc
         self._ws.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, name="sp2p-signal-reader", daemon=True)
         self._reader.start()
@@ -153,7 +153,7 @@ class SignalClient:
             with self._send_lock:
                 self._ws.send(text)
         except (OSError, websocket.WebSocketException) as exc:
-            raise SignalClosed(f"signaling connection lost: {_reason(exc)}") from None
+            raise SignalClosed(f"signaling connection lost: {_reason(exc)}") from exc
 
     def send_type(self, msg_type: SignalType | str, payload: dict[str, object] | None = None) -> None:
         self.send(Envelope(str(msg_type), dict(payload or {})))

@@ -74,7 +74,7 @@ class TcpChannel:
         try:
             self.sock.sendall(data)
         except OSError as exc:
-            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from None
+            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from exc
 
     def recv(self, timeout: float | None = None) -> bytes:
         # The socket stays blocking: a timeout set here would also apply to a writer thread's
@@ -88,7 +88,7 @@ class TcpChannel:
         except OSError as exc:
             if self._closed:
                 return b""
-            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from None
+            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         self._closed = True

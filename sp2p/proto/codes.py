@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from sp2p.errors import UsageError
+from sp2p.errors import InvalidCodeError
 from sp2p.proto.constants import SEED_BYTES
 
 BASE62_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -102,32 +102,32 @@ def parse_code(text: str) -> TransferCode:
     """Parse a transfer code or a share URL (`…/r#CODE`), tolerating surrounding whitespace.
 
     Raises:
-        UsageError: with a message that says what is wrong.
+        InvalidCodeError: with a message that says what is wrong.
     """
     raw = text.strip()
     if "#" in raw:
         raw = raw.rsplit("#", 1)[1].strip()
     if not raw:
-        raise UsageError("invalid transfer code: it is empty")
+        raise InvalidCodeError("invalid transfer code: it is empty")
     session_id, sep, seed_text = raw.partition("-")
     if not sep or not session_id or not seed_text:
-        raise UsageError(
+        raise InvalidCodeError(
             "invalid transfer code: expected SESSIONID-SEED, e.g. k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"
         )
     if len(session_id) != SESSION_ID_LENGTH or any(c not in SESSION_ID_ALPHABET for c in session_id):
-        raise UsageError(
+        raise InvalidCodeError(
             "invalid transfer code: the part before '-' must be 8 characters of 2-9 and a-z (no i, l, o)"
         )
     if "-" in seed_text:
-        raise UsageError("invalid transfer code: more than one '-'")
+        raise InvalidCodeError("invalid transfer code: more than one '-'")
     if len(seed_text) < MIN_SEED_CHARS:
-        raise UsageError("invalid transfer code: the part after '-' is too short; was it cut off?")
+        raise InvalidCodeError("invalid transfer code: the part after '-' is too short; was it cut off?")
     if len(seed_text) > MAX_SEED_CHARS:
-        raise UsageError(
+        raise InvalidCodeError(
             f"invalid transfer code: the part after '-' is longer than {MAX_SEED_CHARS} characters"
         )
     try:
         seed = base62_decode(seed_text)
     except ValueError as exc:
-        raise UsageError(f"invalid transfer code: {exc} in the part after '-'") from None
+        raise InvalidCodeError(f"invalid transfer code: {exc} in the part after '-'") from None
     return TransferCode(session_id, seed)

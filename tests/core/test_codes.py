@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sp2p.errors import UsageError
+from sp2p.errors import InvalidCodeError, Sp2pError, UsageError
 from sp2p.proto.codes import (
     CODE_PATTERN,
     base62_decode,
@@ -66,8 +66,10 @@ def test_parse_plain_code_url_and_whitespace() -> None:
     ],
 )
 def test_malformed_codes_are_rejected_precisely(text: str, message: str) -> None:
-    with pytest.raises(UsageError, match=message):
+    with pytest.raises(InvalidCodeError, match=message) as info:
         parse_code(text)
+    # a core error in the Sp2pError tree; the CLI, not the core, makes it a usage error
+    assert isinstance(info.value, Sp2pError) and not isinstance(info.value, UsageError)
 
 
 def test_generated_codes_match_the_scrape_pattern() -> None:
