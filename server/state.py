@@ -56,6 +56,8 @@ class ServerState:
         self._shut_down = False
         #: (session, role) -> the peer activity last reported to the store
         self._touched: dict[tuple[str, str], float] = {}
+        #: local connections whose session the store did not have at the last pass
+        self._missing: set[tuple[str, str]] = set()
 
     def start(self) -> None:
         """Start the router, the reaper and the stats writer (idempotent)."""
@@ -115,12 +117,20 @@ class ServerState:
         from server.ws import lost_session
 
         seen: dict[tuple[str, str], float] = {}
+        missing: set[tuple[str, str]] = set()
         for session_id, role, peer in self.router.local_sessions():
             key = (session_id, role.value)
             seen[key] = peer.last_activity
             if peer.last_activity > self._touched.get(key, 0.0) and not self.store.touch(session_id):
-                lost_session(self, session_id, role, peer)
+                # gone from the store yet still here: a teardown in flight closes it within
+                # moments, so only a connection still here one pass later was really lost
+                if key in self._missing:
+                    lost_session(self, session_id, role, peer)
+                else:
+                    missing.add(key)
+                    seen[key] = 0.0  # check again next pass
         self._touched = seen
+        self._missing = missing
 
     def reap(self) -> int:
         """End every expired session; returns how many."""

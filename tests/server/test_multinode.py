@@ -125,6 +125,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         SECRET,
         "-turn-delay",
         "1s",
+        "-reaper-interval",
+        "1s",
     )
     nodes: list[ServerProc] = [None] * 3  # type: ignore[list-item]
 
