@@ -38,6 +38,7 @@ import math
 import os
 import select
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -367,6 +368,10 @@ def main() -> int:
     if not 0 < args.per_process <= 19_000:
         parser.error("--per-process must be 1..19000 (a process may open at most 20,000 files)")
 
+    # SIGTERM, and SIGINT even when started in the background (where it is ignored), unwind
+    # through the finally blocks that stop the servers and the load generators
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"{uptime}; {os.cpu_count()} cores; client file limit {raise_nofile()}", flush=True)
     rows: list[Row] = []
