@@ -196,4 +196,4 @@ def test_turn_allocation_with_server_issued_credentials(compose: Compose, contai
 
 def test_compose_stops_cleanly(compose: Compose, pod: Podman) -> None:
     """Last in the module: SIGTERM stops every container (no SIGKILL); down leaves nothing."""
-    stop_cleanly(compose, pod, {"sp2p", "coturn"})
+    stop_cleanly(compose, pod, [{"sp2p", "coturn"}])

@@ -140,14 +140,16 @@ def cli_transfer(worker: NsWorker, src: Path, out: Path) -> None:
 STOP_GRACE = 5
 
 
-def stop_cleanly(stack: Compose, pod: Podman, services: set[str]) -> None:
-    """Every container exits on SIGTERM, none needs the SIGKILL after STOP_GRACE (exit code
-    137), then `down` leaves nothing behind."""
+def stop_cleanly(stack: Compose, pod: Podman, stages: list[set[str]], grace: int = STOP_GRACE) -> None:
+    """Every container exits on SIGTERM, none needs the SIGKILL after `grace` s (exit code
+    137), then `down` leaves nothing behind. `stages`: the services, stopped a stage at a time
+    as Docker Compose does (dependents first); podman-compose alone stops all at once."""
     names = stack.containers()
-    assert sorted(names) == sorted(stack.container(s) for s in services)
+    assert sorted(names) == sorted(stack.container(s) for stage in stages for s in stage)
     volumes = stack.volumes()
     start = time.time()
-    stack("stop", "-t", str(STOP_GRACE))
+    for stage in stages:
+        stack("stop", "-t", str(grace), *sorted(stage))
     compose_file = stack.compose_file.relative_to(REPO_ROOT)
     record(f"{compose_file} stop", f"{time.time() - start:.2f} s")
     for name in names:
