@@ -27,12 +27,12 @@ sys.path.insert(0, str(REPO))
 
 from tests.web.browser import launch, new_context  # noqa: E402
 
-COLS, ROWS = 96, 60
+COLS, ROWS = 112, 60
 _LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 _COLORS = {"black": "#1e1e1e", "white": "#f0f0f0", "default": ""}
 _CSS = """
 body { margin: 0; background: #1e1e1e; }
-pre { margin: 0; padding: 14px 18px; font: 14px/1.25 'DejaVu Sans Mono', monospace; color: #d8d8d8;
+pre { margin: 0; padding: 14px 18px; font: 14px/1.17 'DejaVu Sans Mono', monospace; color: #d8d8d8;
       background: #1e1e1e; display: inline-block; }
 .t { color: #8a8a8a; }
 """
