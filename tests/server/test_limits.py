@@ -351,6 +351,7 @@ def test_churn_leaves_nothing_behind() -> None:
                 )
                 receiver.ws.sock.close()
                 sender.close()
-        assert wait_until(lambda: srv.state.store.count() == 0, timeout=10)
-        assert wait_until(lambda: srv.state.connections.total == 0, timeout=10)
-        assert wait_until(lambda: _open_fds() <= before + 10, timeout=10)
+        # eventually, not quickly: closes linger up to 2 s and the machine may be loaded
+        assert wait_until(lambda: srv.state.store.count() == 0, timeout=30)
+        assert wait_until(lambda: srv.state.connections.total == 0, timeout=30)
+        assert wait_until(lambda: _open_fds() <= before + 10, timeout=30)
