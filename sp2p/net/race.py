@@ -4,7 +4,8 @@ Every transport hands its candidate channels to `ConfirmationRace.offer`, each o
 own thread. The MAC is the raw 32 bytes that precede the first frame (client.md §2.3).
 Writing first is what Go does; a side that reads first (our receiver, or any side
 facing a browser) lets the peer decide which channel wins, so both ends always
-agree, and a stranger without the key cannot win the race.
+agree, and a stranger without the key cannot win the race. Which confirmed channel
+wins is decided by `sp2p.proto.race.RacePolicy`; this module only does the I/O.
 """
 
 from __future__ import annotations
@@ -18,17 +19,16 @@ from sp2p.errors import ConnectError, KeyConfirmationError
 from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel, TransportKind
 from sp2p.proto.constants import CONFIRM_BYTES
 from sp2p.proto.keys import SessionKeys, wrong_code_error
+from sp2p.proto.race import Outcome, RacePolicy
 
 log = logging.getLogger(__name__)
 
 CONFIRM_TIMEOUT = 15.0
-#: after a wrong MAC, other candidates get this long to confirm before we call the code wrong;
-#: short enough to answer a typo quickly, long enough that a stranger's garbage on our
-#: listener cannot beat the real peer's channel
-BAD_MAC_GRACE = 3.0
 
 
 class ConfirmationRace:
+    """The blocking shell around `RacePolicy`: confirmation I/O, a Condition and the clock."""
+
     def __init__(
         self,
         keys: SessionKeys,
@@ -43,15 +43,8 @@ class ConfirmationRace:
         self._on_settled = on_settled
         self._read_first = read_first
         self._timeout = confirm_timeout
-        self._prefer_tcp_window = prefer_tcp_window
         self._cond = threading.Condition()
-        self._winner: Channel | None = None
-        self._held: Channel | None = None  # a non-TCP win held while TCP may still confirm
-        self._held_since = 0.0
-        self._bad_mac = False
-        self._bad_since = 0.0
-        self._closed = False
-        self._losers: list[Channel] = []
+        self._policy: RacePolicy[Channel] = RacePolicy(prefer_tcp_window=prefer_tcp_window)
 
     def offer(self, channel: Channel) -> None:
         """Run confirmation on `channel` (blocking); keep it if it wins, else close it."""
@@ -70,8 +63,7 @@ class ConfirmationRace:
                 except (ChannelClosed, OSError):
                     log.debug("could not tell the peer its MAC was wrong")
             with self._cond:
-                if not self._bad_mac:
-                    self._bad_mac, self._bad_since = True, time.monotonic()
+                self._policy.bad_mac(time.monotonic())
                 self._cond.notify_all()
             channel.close()
             return
@@ -80,34 +72,23 @@ class ConfirmationRace:
             channel.close()
             return
         confirmed: Channel = PrefixedChannel(channel, rest) if rest else channel
-        self._settle(confirmed)
-
-    def _settle(self, channel: Channel, *, may_hold: bool = True) -> None:
         with self._cond:
-            if self._winner is not None or self._closed:
-                self._losers.append(channel)
-                loser: Channel | None = channel
-            elif (
-                may_hold
-                and self._prefer_tcp_window
-                and channel.transport is not TransportKind.TCP
-                and self._held is None
-            ):
-                self._held, self._held_since = channel, time.monotonic()
-                self._cond.notify_all()
-                return
-            else:
-                loser = self._held if channel.transport is TransportKind.TCP else None
-                self._winner, self._held = channel, None
-                self._cond.notify_all()
-                log.debug("confirmed %s", channel.transport)  # scripts/bench_start.py reads this
-        if loser is not None:
+            tcp = confirmed.transport is TransportKind.TCP
+            outcome = self._policy.confirmed(confirmed, tcp=tcp, now=time.monotonic())
+            self._cond.notify_all()
+        self._carry_out(outcome)
+
+    def _carry_out(self, outcome: Outcome[Channel]) -> None:
+        """Do what the policy decided; never under the lock (closing and sending block)."""
+        for loser in outcome.close:
             loser.close()
-            if loser is channel:
-                return
+        winner = outcome.winner
+        if winner is None:
+            return
+        log.debug("confirmed %s", winner.transport)  # scripts/bench_start.py reads this
         if self._read_first:
             try:
-                channel.send(self._keys.own_confirmation())
+                winner.send(self._keys.own_confirmation())
             except ChannelClosed:
                 log.debug("winner closed before our confirmation went out")
         self._on_settled()
@@ -128,26 +109,27 @@ class ConfirmationRace:
     def wait(self, timeout: float) -> Channel:
         """The confirmed channel. Raises KeyConfirmationError or ConnectError."""
         deadline = time.monotonic() + timeout
+        policy = self._policy
         with self._cond:
-            while self._winner is None:
+            while policy.winner is None:
                 now = time.monotonic()
-                if self._held is not None and now - self._held_since >= self._prefer_tcp_window:
-                    held, self._held = self._held, None
+                outcome = policy.handle_timer(now)
+                if outcome.winner is not None or outcome.close:
                     self._cond.release()
                     try:
-                        self._settle(held, may_hold=False)
+                        self._carry_out(outcome)
                     finally:
                         self._cond.acquire()
                     continue
                 if now >= deadline:
                     break
                 wake = deadline - now
-                if self._held is not None:
-                    wake = min(wake, self._held_since + self._prefer_tcp_window - now)
+                if (timer := policy.get_timer()) is not None:
+                    wake = min(wake, timer - now)
                 self._cond.wait(max(wake, 0.01))
-            if self._winner is not None:
-                return self._winner
-            bad = self._bad_mac
+            winner, bad = policy.winner, policy.bad_mac_seen
+        if winner is not None:
+            return winner
         if bad:
             raise wrong_code_error()
         raise ConnectError("could not establish a peer-to-peer connection")
@@ -158,39 +140,33 @@ class ConfirmationRace:
         Raises KeyConfirmationError once a wrong MAC was seen and nothing confirmed in the grace time.
         """
         with self._cond:
-            if self._winner is not None:
-                return self._winner
-            if self._bad_mac and self._held is None and time.monotonic() - self._bad_since > BAD_MAC_GRACE:
+            if self._policy.winner is not None:
+                return self._policy.winner
+            now = time.monotonic()
+            if self._policy.wrong_code(now):
                 raise wrong_code_error()
-            held = self._held
-            expired = held is not None and time.monotonic() - self._held_since >= self._prefer_tcp_window
-            if expired:
-                self._held = None
-        if expired and held is not None:
-            self._settle(held, may_hold=False)
-        return self._winner
+            outcome = self._policy.handle_timer(now)
+        self._carry_out(outcome)
+        return self.poll_quiet()
 
     def poll_quiet(self) -> Channel | None:
         """The winner, or None; never raises."""
         with self._cond:
-            return self._winner
+            return self._policy.winner
 
     def restart_prefer_window(self) -> None:
         """A UPnP mapping just succeeded: give TCP a fresh window (client.md §4.5)."""
         with self._cond:
-            if self._held is not None:
-                self._held_since = time.monotonic()
+            self._policy.restart_prefer_window(time.monotonic())
 
     @property
     def bad_mac_seen(self) -> bool:
-        return self._bad_mac
+        return self._policy.bad_mac_seen
 
     def close(self) -> None:
         """Stop accepting winners; close any channel still held or late."""
         with self._cond:
-            self._closed = True
-            held, self._held = self._held, None
-            losers, self._losers = self._losers, []
+            held = self._policy.close()
             self._cond.notify_all()
-        for ch in [*losers, *([held] if held else [])]:
+        for ch in held:
             ch.close()
