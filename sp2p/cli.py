@@ -52,6 +52,7 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "parallel": (INT, "parallel TCP streams: 0 auto, 1 never, 2-6 force (default 0)"),
     "allow-relay": (BOOL, "accept a TURN relay without asking (data stays end-to-end encrypted)"),
     "no-resume": (BOOL, "neither resume an interrupted file nor keep a partial for a re-run"),
+    "reconnect": (STR, "heal a dropped connection for up to this long (60s, 2m …); 0 disables (default 60s)"),
     "v": (BOOL, "verbose diagnostics"),
     "debug": (BOOL, "show tracebacks for unexpected errors"),
 }

@@ -13,6 +13,7 @@ the public base URL for share links.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from sp2p.proto.constants import Transport
 
 DEFAULT_SERVER: Final = "http://localhost:8080"
 DEFAULT_COMPRESS: Final = 3
+DEFAULT_RECONNECT: Final = 60.0
 ENV_SERVER: Final = "SP2P_SERVER"
 ENV_URL: Final = "SP2P_URL"
 
@@ -40,6 +42,7 @@ class Config:
     parallel: int = 0  #: 0 auto, 1 never, 2-6 force
     no_resume: bool = False  #: do not announce resume (docs/protocol-extensions.md §1)
     yes: bool = False  #: receive without asking, even on a terminal
+    reconnect: float = DEFAULT_RECONNECT  #: seconds to heal a dropped connection; 0 disables (§2)
 
     @property
     def signaling_url(self) -> str:
@@ -82,6 +85,27 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def _duration(value: Any) -> float:
+    """Seconds from ``90``, ``90s``, ``2m``, ``1m30s`` or ``1h`` (Go's duration style); 0 is allowed."""
+    if isinstance(value, bool):
+        raise _BadValue("must be a duration such as 60s or 2m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        text = _string(value).strip().lower()
+        match = _DURATION.fullmatch(text)
+        if not text or match is None:
+            raise _BadValue("must be a duration such as 60s or 2m")
+        h, m, s = (float(x) if x else 0.0 for x in match.groups())
+        seconds = h * 3600 + m * 60 + s
+    if not 0 <= seconds <= 24 * 3600:
+        raise _BadValue("must be between 0 and 24h")
+    return seconds
+
+
 def _transport(value: Any) -> Transport:
     text = _string(value).strip().lower()
     try:
@@ -102,6 +126,7 @@ _KEYS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
     "parallel": ("parallel", _int_range(0, 6)),
     "no-resume": ("no_resume", _boolean),
     "yes": ("yes", _boolean),
+    "reconnect": ("reconnect", _duration),
 }
 
 

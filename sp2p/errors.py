@@ -86,6 +86,10 @@ class TransferError(Sp2pError):
     exit_status = ExitStatus.TRANSFER
 
 
+class ConnectionLost(TransferError):
+    """The peer-to-peer link broke while both sides may still be alive (a reconnect can heal it)."""
+
+
 class PeerCancelled(TransferError):
     def __init__(self, message: str = "peer cancelled the transfer", *, reason: int = 0) -> None:
         super().__init__(message)
@@ -106,6 +110,10 @@ class VerificationError(TransferError):
 
 class RemoteProtocolError(TransferError):
     pass
+
+
+class StreamTruncated(RemoteProtocolError, ConnectionLost):
+    """The byte stream ended inside a frame: a broken link more often than a broken peer."""
 
 
 class LocalIOError(Sp2pError):

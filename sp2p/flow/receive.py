@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from sp2p.config import Config, share_base_url, signaling_url
-from sp2p.errors import Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
+from sp2p.errors import ConnectionLost, Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.framed import FramedChannel, FrameLink
+from sp2p.flow.heal import Healer, gave_up, heal_negotiated, healable, lost_line, our_heal
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
 from sp2p.flow.receive_pump import ReceivePipeline
@@ -71,6 +73,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             )
     code = opts.code
     signal = opts.early.result() if opts.early else SignalClient(signaling_url(cfg.server))
+    healer: Healer | None = None
     try:
         keys_pair = KeyPair.generate()
         signal.send(Envelope.build(SignalType.JOIN, join(code.session_id)))
@@ -78,9 +81,10 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         parallel = cfg.parallel != 1
         # a partial lives in the output folder: nothing to resume into on stdout
         resume = 0 if cfg.no_resume or opts.to_stdout else RESUME_VERSION
+        heal = our_heal(cfg, can_resume=bool(resume))
         crypto = Envelope.build(
             SignalType.CRYPTO,
-            Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume),
+            Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume, heal=heal),
         )
         if opts.confirm is None:
             signal.send(crypto)
@@ -123,20 +127,76 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
             status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
         )  # fmt: skip
+        if heal_negotiated(heal, sender.crypto.heal):  # signaling stays open to reconnect through
+            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect,
+                            status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
+            healer.attach(channel)
     finally:
-        signal.close()
+        if healer is None:
+            signal.close()
     fc = FramedChannel(channel, keys)
     term.line(f"Connected via {fc.transport}")
-    link: FrameLink = fc
+    links: list[FrameLink] = [fc]
+    resumable = negotiated(resume, sender.crypto.resume)
+    attempt = _Attempt()
     try:
         if parallel_eligible(fc, parallel, peer.parallel_tcp):
-            link = receiver_link(fc, keys, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}"))
-            if link.streams > 1:
-                term.line(f"Using {link.streams} parallel streams")
-        resumable = negotiated(resume, sender.crypto.resume)
-        return _transfer(link, term, outdir, opts.to_stdout, resumable, _recheck(term, preview, opts.confirm))
+            links.append(receiver_link(fc, keys, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}")))
+            if links[-1].streams > 1:
+                term.line(f"Using {links[-1].streams} parallel streams")
+        recheck = _recheck(term, preview, opts.confirm)
+        try:
+            return _transfer(links[-1], term, outdir, opts.to_stdout, resumable, recheck, attempt)
+        except Sp2pError as exc:
+            if healer is None or not attempt.may_heal or not healable(exc, healer.peer_asked):
+                raise
+            return _heal(healer, links, term, outdir, resumable, recheck, exc)
+    except Sp2pError:
+        _say_what_is_kept(term, attempt.sink, outdir, resumable)
+        raise
     finally:
-        link.close()
+        for link in links:
+            link.close()
+        if healer is not None:
+            healer.close()
+
+
+@dataclass
+class _Attempt:
+    """What one transfer attempt got to: its sink decides whether a reconnect can continue it."""
+
+    sink: object = None
+
+    @property
+    def may_heal(self) -> bool:
+        # before Metadata anything may heal; after it only a resumable single file
+        return self.sink is None or isinstance(self.sink, ResumableFileSink)
+
+
+def _heal(
+    healer: Healer, links: list[FrameLink], term: Terminal, outdir: Path, resumable: bool,
+    recheck: Callable[[Metadata], None], failure: Sp2pError,
+) -> int:
+    """Reconnect and continue until done, a failure that cannot heal, or the -reconnect budget is spent."""
+    deadline = time.monotonic() + healer.budget
+    while True:
+        term.line(lost_line(failure, healer.budget))
+        for link in links:
+            link.close()
+        try:
+            channel, keys = healer.reconnect(deadline)
+        except ConnectionLost as exc:
+            raise gave_up(exc, healer.budget) from None
+        healer.attach(channel)
+        links.append(FramedChannel(channel, keys))
+        term.line(f"Reconnected via {links[-1].transport}")
+        attempt = _Attempt()
+        try:
+            return _transfer(links[-1], term, outdir, False, resumable, recheck, attempt)
+        except Sp2pError as exc:
+            if not attempt.may_heal or not healable(exc, healer.peer_asked) or time.monotonic() >= deadline:
+                raise
+            failure = exc
 
 
 def _wait_for_sender_key(signal: SignalClient) -> PeerKey:
@@ -196,6 +256,7 @@ def _recheck(term: Terminal, preview: Preview | None, confirm: Confirm | None) -
 def _transfer(
     fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resumable: bool,
     recheck: Callable[[Metadata], None],
+    attempt: _Attempt,
 ) -> int:
     pipe = ReceivePipeline(fc, resume=resumable)
     progress: Progress | None = None
@@ -223,15 +284,14 @@ def _transfer(
             sink = ResumableFileSink(outdir, meta, on_start)
         else:
             sink = make_sink(meta, outdir=outdir, to_stdout=to_stdout)
+        attempt.sink = sink
         return sink
 
     try:
         totals = pipe.run(factory, on_metadata=on_metadata)
-    except BaseException as exc:
+    except BaseException:
         if progress is not None:
             progress.abort()
-        if isinstance(exc, Sp2pError):
-            _say_what_is_kept(term, sink, outdir, resumable)
         raise
     elapsed = progress.finish(totals.total_bytes) if progress is not None else 0.0
     term.line()

@@ -6,17 +6,19 @@ import contextlib
 import dataclasses
 import os
 import shlex
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
-from sp2p.errors import Declined, SignalingError
+from sp2p.errors import ConnectionLost, Declined, SignalingError, Sp2pError
 from sp2p.files import SendSource, inspect_sources
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.framed import FramedChannel, FrameLink
+from sp2p.flow.heal import Healer, gave_up, heal_negotiated, healable, lost_line, our_heal
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import sender_link
 from sp2p.flow.relay import establish_or_relay
@@ -126,6 +128,9 @@ def _send(
     transport = cfg.transport
     seed = generate_seed()
     signal = opts.early.result() if opts.early else SignalClient(ws_url)
+    healer: Healer | None = None
+    # only a single file can continue through a reconnect (it resumes by offset)
+    heal = our_heal(cfg, can_resume=path is not None and _our_resume(cfg) > 0)
     try:
         signal.send(Envelope.build(SignalType.HELLO, hello()))
         welcome = wait_welcome(signal)
@@ -141,7 +146,7 @@ def _send(
         keys_pair = KeyPair.generate()
         with KeepAlive(signal, file_info), _qr_while_waiting(term, share_url(base, code), opts.qr):
             peer_type, peer_key, parallel = _wait_for_receiver(
-                signal, term, keys_pair.public_b64(), meta, cfg
+                signal, term, keys_pair.public_b64(), meta, cfg, heal
             )
         keys = derive_session_keys(
             role=Role.SENDER, seed=seed, session_id=welcome.session_id,
@@ -162,8 +167,13 @@ def _send(
             turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
             status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
         )  # fmt: skip
+        if heal_negotiated(heal, peer_key.crypto.heal):  # keep signaling to reconnect through
+            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect, keepalive=file_info,
+                            status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
+            healer.attach(channel)
     finally:
-        signal.close()  # v2: signaling ends once the peer-to-peer channel is up
+        if healer is None:
+            signal.close()  # v2: signaling ends once the peer-to-peer channel is up
     fc = FramedChannel(channel, keys)
     term.line(f"Connected via {fc.transport}")
     link: FrameLink = fc
@@ -193,10 +203,50 @@ def _send(
                 term.line(_resuming_line(offset, meta.size, "there"))
                 rest, rest_file = open_rest(path, offset, meta.size)
                 stack.callback(close_quietly, rest_file)
-        return _transfer(link, term, machine, rest, compress, cfg.compress, offset)
+        try:
+            return _transfer(link, term, machine, rest, compress, cfg.compress, offset)
+        except Sp2pError as exc:
+            if healer is None or path is None or not healable(exc, healer.peer_asked):
+                raise
+            link.close()  # unblocks a writer stuck on the dead link
+            return _heal(healer, term, meta, path, cfg.compress, exc, stack)
     finally:
         stack.close()
         link.close()
+        if healer is not None:
+            healer.close()
+
+
+def _heal(
+    healer: Healer, term: Terminal, meta: Metadata, path: str, level: int, failure: Sp2pError,
+    stack: contextlib.ExitStack,
+) -> int:
+    """Reconnect and continue from what the receiver holds, within the -reconnect budget."""
+    deadline = time.monotonic() + healer.budget
+    hint = "the receiver keeps what arrived: run the same send again to resume"
+    while True:
+        term.line(lost_line(failure, healer.budget))
+        try:
+            channel, keys = healer.reconnect(deadline)
+        except ConnectionLost as exc:
+            raise gave_up(exc, healer.budget, hint=hint) from None
+        healer.attach(channel)
+        link = FramedChannel(channel, keys)
+        stack.callback(link.close)
+        term.line(f"Reconnected via {link.transport}")
+        try:
+            machine = SenderMachine(meta)
+            offset = send_resume(link, machine, path)
+            if offset:
+                term.line(_resuming_line(offset, meta.size, "there"))
+            rest, rest_file = open_rest(path, offset, meta.size)
+            stack.callback(close_quietly, rest_file)
+            return _transfer(link, term, machine, rest, bool(meta.compression), level, offset)
+        except Sp2pError as exc:
+            if not healable(exc, healer.peer_asked) or time.monotonic() >= deadline:
+                raise
+            link.close()
+            failure = exc
 
 
 def _our_resume(cfg: Config) -> int:
@@ -208,7 +258,7 @@ def _resuming_line(offset: int, size: int, where: str) -> str:
 
 
 def _wait_for_receiver(
-    signal: SignalClient, term: Terminal, public_b64: str, meta: Metadata, cfg: Config
+    signal: SignalClient, term: Terminal, public_b64: str, meta: Metadata, cfg: Config, heal: int
 ) -> tuple[str, PeerKey, bool]:
     """(peer client type, its key, whether we offered parallel TCP)."""
     term.line("Waiting for receiver...")
@@ -226,8 +276,9 @@ def _wait_for_receiver(
                 prefer = cfg.transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
                 parallel = peer_type == ClientType.CLI and cfg.parallel != 1
                 crypto = Crypto(
-                    public_key=public_b64, prefer_tcp=prefer, parallel_tcp=parallel, resume=_our_resume(cfg)
-                )
+                    public_key=public_b64, prefer_tcp=prefer, parallel_tcp=parallel,
+                    resume=_our_resume(cfg), heal=heal,
+                )  # fmt: skip
                 signal.send(Envelope.build(SignalType.CRYPTO, crypto))
             elif env.type == SignalType.CRYPTO:
                 return peer_type, parse_peer_crypto(env), parallel

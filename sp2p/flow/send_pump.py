@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, Protocol
 
-from sp2p.errors import Sp2pError, TransferError
+from sp2p.errors import ConnectionLost, Sp2pError, TransferError
 from sp2p.flow.failure import FirstFailure
 from sp2p.flow.framed import FrameLink, Sealed, Slot
 from sp2p.flow.memory import keep_freed_memory
@@ -170,7 +170,7 @@ class SendPipeline:
                     self._submit_heartbeat_if_idle()
                     continue
                 if frame is None:
-                    raise TransferError("the receiver disconnected before confirming the transfer")
+                    raise ConnectionLost("the receiver disconnected before confirming the transfer")
                 with self._failures.step():
                     fin = self.machine.on_frame(frame)
                 if fin is not None:
@@ -198,7 +198,7 @@ class SendPipeline:
     def _stop_error(self) -> BaseException:
         exc = self._failures.cause
         if isinstance(exc, ChannelClosed):
-            return TransferError("the connection to the receiver was lost")
+            return ConnectionLost("the connection to the receiver was lost")
         return exc if exc is not None else TransferError("transfer aborted")
 
     # -- main ------------------------------------------------------------------------------

@@ -129,6 +129,14 @@ class SignalClient:
                     raise TimeoutError
                 self._cond.wait(remaining)
 
+    def discard(self, types: Collection[str]) -> int:
+        """Drop every queued message of `types` (stale ones from an earlier attempt)."""
+        with self._cond:
+            kept = [env for env in self._inbox if env.type not in types]
+            dropped = len(self._inbox) - len(kept)
+            self._inbox = deque(kept)
+        return dropped
+
     def poll(self, types: Collection[str]) -> Envelope | None:
         try:
             return self.wait_for(types, timeout=0)

@@ -25,7 +25,7 @@ from typing import Final
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from sp2p.errors import IntegrityError, RemoteProtocolError, TransferError
+from sp2p.errors import IntegrityError, RemoteProtocolError, StreamTruncated, TransferError
 from sp2p.proto.constants import (
     AAD_VERSION,
     FRAME_HEADER,
@@ -112,7 +112,7 @@ class FrameDecoder:
                 return SealedFrame(msg_type, seq, frame[FRAME_HEADER:])
         if self._eof:
             if buffered:
-                raise RemoteProtocolError("connection closed in the middle of a frame")
+                raise StreamTruncated("connection closed in the middle of a frame")
             return EOF
         return NEED_DATA
 

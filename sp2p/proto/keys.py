@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 import hmac
 from dataclasses import dataclass, field
@@ -105,6 +106,19 @@ class SessionKeys:
         s2r = self.expand(b"s2r-parallel-%d" % index, KEY_BYTES)
         r2s = self.expand(b"r2s-parallel-%d" % index, KEY_BYTES)
         return (s2r, r2s) if self.role is Role.SENDER else (r2s, s2r)
+
+    def for_epoch(self, epoch: int) -> SessionKeys:
+        """Fresh stream and confirmation keys for reconnect number `epoch` >= 1
+        (docs/protocol-extensions.md §2): a new channel restarts its sequence numbers, so it
+        must never reuse the keys of an earlier one (AES-GCM nonce reuse)."""
+        if epoch < 1:
+            raise ValueError("reconnect epochs start at 1")
+        return dataclasses.replace(
+            self,
+            k_s2r=self.expand(b"sender-to-receiver-heal-%d" % epoch, KEY_BYTES),
+            k_r2s=self.expand(b"receiver-to-sender-heal-%d" % epoch, KEY_BYTES),
+            k_confirm=self.expand(b"key-confirm-heal-%d" % epoch, KEY_BYTES),
+        )
 
     def parallel_token(self) -> bytes:
         return self.expand(b"parallel-tcp", PARALLEL_TOKEN_BYTES)

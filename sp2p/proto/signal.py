@@ -232,8 +232,9 @@ class Crypto(Payload):
     public_key: str = wire("publicKey", "")
     prefer_tcp: bool = wire("preferTCP", False, omitempty=True)
     parallel_tcp: bool = wire("parallelTCP", False, omitempty=True)
-    #: our extension (docs/protocol-extensions.md §1.1); Go and browsers ignore the field
+    #: our extensions (docs/protocol-extensions.md §1.1, §2.1); Go and browsers ignore the fields
     resume: int = wire("resume", 0, omitempty=True, read=_extension_version)
+    heal: int = wire("heal", 0, omitempty=True, read=_extension_version)
 
 
 @dataclass(frozen=True, slots=True)

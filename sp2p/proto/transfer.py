@@ -29,6 +29,7 @@ from sp2p.errors import (
     PeerCancelled,
     RemoteError,
     RemoteProtocolError,
+    StreamTruncated,
     TransferTimeout,
     VerificationError,
 )
@@ -424,7 +425,7 @@ class ReceiverMachine:
             self._set_state("end")
             return TransferFinished()
         self.fail()
-        raise RemoteProtocolError("transfer incomplete: the connection closed early")
+        raise StreamTruncated("transfer incomplete: the connection closed early")
 
 
 class Stall(Enum):

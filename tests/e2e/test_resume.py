@@ -355,3 +355,51 @@ def test_folder_failure_says_it_cannot_resume(tmp_path: Path, outdir: Path, env:
     assert first.rc != 0
     assert "Folders and streams cannot resume" in first.err, first.err
     assert leftovers(outdir) == []
+
+
+# ---------------------------------------------------------------------------------- healing
+
+
+def p2p_sockets(pid: int, server_port: int) -> list[tuple[str, str]]:
+    """(local, peer) of `pid`'s established TCP connections that are not to the server."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True,
+                         check=True).stdout
+    found = []
+    for line in out.splitlines():
+        if f"pid={pid}," not in line:
+            continue
+        fields = line.split()
+        local, peer = fields[2], fields[3]
+        if not local.endswith(f":{server_port}") and not peer.endswith(f":{server_port}"):
+            found.append((local, peer))
+    return found
+
+
+def cut(local: str, peer: str) -> None:
+    """Destroy one TCP connection (both processes see it die, as after a network change)."""
+    lhost, lport = local.rsplit(":", 1)
+    phost, pport = peer.rsplit(":", 1)
+    subprocess.run(["ss", "-K", "-tn", "src", lhost.strip("[]"), "dst", phost.strip("[]"),
+                    f"sport = :{lport}", f"dport = :{pport}"], capture_output=True, check=True)
+
+
+def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str], sp2p_server) -> None:
+    port = int(sp2p_server.http_url.rsplit(":", 1)[1].split("/")[0])
+    with pair([str(src), "-transport", "tcp"], ["-output", str(outdir), "-transport", "tcp"], env) as (
+        sender, receiver,
+    ):
+        deadline = time.monotonic() + 60
+        while not any(p.stat().st_size > SIZE // 3 for p in partials(outdir)):
+            assert time.monotonic() < deadline and receiver.poll() is None
+            time.sleep(0.002)
+        links = p2p_sockets(sender.pid, port)
+        assert links, "no peer-to-peer connection found"
+        for local, peer in links:
+            cut(local, peer)
+        r = finish(receiver)
+        s = finish(sender)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Reconnected via" in s.err and "Reconnected via" in r.err, s.err + r.err
+    assert "Resuming at" in r.err
+    assert sha(outdir / src.name) == sha(src)
+    assert leftovers(outdir) == []
