@@ -85,10 +85,10 @@ class TcpChannel:
             return self.sock.recv(RECV_SIZE)
         except TimeoutError:
             raise
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: closed by another thread (fd -1)
             if self._closed:
                 return b""
-            raise ChannelClosed(f"connection lost: {exc.strerror or exc}") from exc
+            raise ChannelClosed(f"connection lost: {getattr(exc, 'strerror', None) or exc}") from exc
 
     def close(self) -> None:
         self._closed = True
