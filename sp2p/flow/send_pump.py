@@ -1,7 +1,10 @@
 """The sender's transfer pipeline (client.md §3.3 with W3, W4, W9 fixed).
 
     reader (this thread) -> [compress + seal on worker threads] -> writer thread -> channel
-                         -> (no compression: the writer seals)
+                         -> (no compression, or a stored frame: the writer seals)
+
+With compression the effort per chunk adapts (sp2p/proto/adapt.py): the writer reports how
+long it waited for each frame's compression and how long the write took.
     peer reader thread   <- frames from the receiver (Heartbeat, Error, Cancel, Complete)
 
 Sequence numbers are reserved in order when a frame is queued, frames are written
@@ -25,7 +28,8 @@ from sp2p.flow.failure import FirstFailure
 from sp2p.flow.framed import FrameLink, Sealed, Slot
 from sp2p.flow.memory import keep_freed_memory
 from sp2p.net.channel import ChannelClosed
-from sp2p.proto.compression import ChunkCompressor
+from sp2p.proto.adapt import LevelController
+from sp2p.proto.compression import STORED, ChunkCompressor, stored_frame
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
 from sp2p.proto.messages import Totals, cancel_body
 from sp2p.proto.transfer import SenderMachine, SenderState, stall_error
@@ -35,8 +39,6 @@ log = logging.getLogger(__name__)
 PIPELINE_DEPTH = 16
 #: how long a broken write waits for the receiver's Error frame to be read
 PEER_REASON_WAIT = 1.0
-#: a compressed chunk must save at least this share, else it is sent through the fast path
-INCOMPRESSIBLE_RATIO = 0.97
 
 
 class ChunkSource(Protocol):
@@ -77,7 +79,10 @@ class SendPipeline:
         self.progress = progress
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sp2p-seal")
         self._local = threading.local()
-        self._queue: queue.Queue[tuple[Future[Sealed] | _ToSeal, int] | None] = queue.Queue(PIPELINE_DEPTH)
+        #: (frame work, plaintext length for progress, zstd setting it was made at or None)
+        self._queue: queue.Queue[tuple[Future[Sealed] | _ToSeal, int, int | None] | None] = queue.Queue(
+            PIPELINE_DEPTH
+        )
         self._submit_lock = threading.Lock()
         self._failures = FirstFailure()
         self._abort = threading.Event()
@@ -85,7 +90,9 @@ class SendPipeline:
         self._peer_done = threading.Event()
         self._fin_ack: tuple[MsgType, bytes] | None = None
         self._plain_sent = 0
-        self._incompressible_run = 0
+        #: the zstd effort per chunk (sp2p/proto/adapt.py), set by run() when compressing
+        self._levels: LevelController | None = None
+        self._levels_lock = threading.Lock()
         self._writing = False
 
     # -- frame queueing --------------------------------------------------------------------
@@ -95,31 +102,36 @@ class SendPipeline:
             comp = self._local.comp = ChunkCompressor(self.level)
         return comp
 
-    def _seal(self, slot: Slot, kind: int, body: bytes, compress: bool) -> Sealed:
-        if compress:
-            packed = self._compressor().compress(body, incompressible_hint=self._incompressible_run > 0)
-            # a chunk that did not shrink makes the next ones take the cheap path for a while
-            if len(packed) > len(body) * INCOMPRESSIBLE_RATIO:
-                self._incompressible_run = 8
-            elif self._incompressible_run:
-                self._incompressible_run -= 1
-            body = packed
-        return self.fc.seal(slot, kind, body)
+    def _seal(self, slot: Slot, kind: int, body: bytes, level: int) -> Sealed:
+        packed = self._compressor().compress_at(body, level)
+        with self._levels_lock:
+            if self._levels is not None:
+                self._levels.on_compressed(level, len(body), len(packed))
+        return self.fc.seal(slot, kind, packed)
 
     def _submit(self, kind: int, body: bytes, *, compress: bool = False, plain_len: int = 0) -> None:
         with self._submit_lock:
             slot = self.fc.reserve(kind)
-            # Only compression is worth a worker: sealing alone is cheaper than the hand-off.
-            item: Future[Sealed] | _ToSeal = _ToSeal(slot, kind, body)
-            if compress:
-                item = self._pool.submit(self._seal, slot, kind, body, compress)
+            level: int | None = None
+            if compress and self._levels is not None:
+                with self._levels_lock:
+                    level = self._levels.next_level()
+            # Only compression is worth a worker: sealing alone (and a stored frame, which is
+            # one copy) is cheaper than the hand-off.
+            item: Future[Sealed] | _ToSeal
+            if level is None:
+                item = _ToSeal(slot, kind, body)
+            elif level == STORED:
+                item = _ToSeal(slot, kind, stored_frame(body))
+            else:
+                item = self._pool.submit(self._seal, slot, kind, body, level)
             while True:
                 if self._abort.is_set():
                     if isinstance(item, Future):
                         item.cancel()
                     raise self._stop_error()
                 try:
-                    self._queue.put((item, plain_len), timeout=0.5)
+                    self._queue.put((item, plain_len, level), timeout=0.5)
                     return
                 except queue.Full:
                     continue
@@ -131,15 +143,24 @@ class SendPipeline:
 
     # -- threads ---------------------------------------------------------------------------
     def _writer(self) -> None:
+        last = time.perf_counter()
         try:
             while True:
                 item = self._queue.get()
                 if item is None:
                     return
-                work, plain_len = item
+                work, plain_len, level = item
                 self._writing = True
-                self.fc.send_sealed(work.result() if isinstance(work, Future) else self.fc.seal(*work))
+                began = time.perf_counter()
+                sealed = work.result() if isinstance(work, Future) else self.fc.seal(*work)
+                ready = time.perf_counter()
+                self.fc.send_sealed(sealed)
                 self._writing = False
+                if level is not None:
+                    done = time.perf_counter()
+                    self._note_written(level, ready - began if isinstance(work, Future) else 0.0,
+                                       done - ready, done - last)
+                    last = done
                 if plain_len:
                     self.fc.liveness.on_taken(time.monotonic(), plain_len)
                     self._plain_sent += plain_len
@@ -150,6 +171,14 @@ class SendPipeline:
             self._fail(exc)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
+
+    def _note_written(self, level: int, waited: float, writing: float, elapsed: float) -> None:
+        with self._levels_lock:
+            if self._levels is not None:
+                before = self._levels.current
+                self._levels.on_written(level, waited, writing, elapsed)
+                if self._levels.current != before:
+                    log.debug("compression: zstd setting %d -> %d", before, self._levels.current)
 
     def _peer_reader(self) -> None:
         try:
@@ -203,6 +232,8 @@ class SendPipeline:
 
     # -- main ------------------------------------------------------------------------------
     def run(self, source: ChunkSource, *, compress: bool) -> Totals:
+        if compress:
+            self._levels = LevelController(self.level)
         writer = threading.Thread(target=self._writer, name="sp2p-writer", daemon=True)
         reader = threading.Thread(target=self._peer_reader, name="sp2p-peer-reader", daemon=True)
         writer.start()

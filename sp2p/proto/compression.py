@@ -19,12 +19,36 @@ ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 MAX_WINDOW_SIZE: Final = 8 * 1024 * 1024
 #: our 0-9 scale mapped to the zstd levels closest to Go's klauspost presets
 _LEVELS: Final = {1: 1, 2: 1, 3: 3, 4: 3, 5: 7, 6: 7, 7: 7, 8: 11, 9: 11}
+#: not a zstd level (zstd reads 0 as its default, 3): a stored frame, see stored_frame()
+STORED: Final = 0
+#: largest raw block a frame may hold (RFC 8878 §3.1.1.2.3, Block_Maximum_Size)
+_MAX_BLOCK: Final = 128 * 1024
+#: frame header descriptor: Single_Segment_flag, 4-byte Frame_Content_Size, no checksum/dict
+_STORED_FHD: Final = b"\xa0"
 
 
 def zstd_level(level: int) -> int:
     if not 1 <= level <= 9:
         raise ValueError("compression level must be 1-9 (0 disables compression)")
     return _LEVELS[level]
+
+
+def stored_frame(chunk: bytes) -> bytes:
+    """`chunk` as one zstd frame of raw blocks (RFC 8878): a copy, no search. Any decoder reads it,
+    and it declares its content size like the frames zstandard writes."""
+    size = len(chunk)
+    if size >= 1 << 32:
+        raise ValueError("a stored frame holds less than 4 GiB")
+    view = memoryview(chunk)
+    parts: list[bytes | memoryview] = [ZSTD_MAGIC, _STORED_FHD, size.to_bytes(4, "little")]
+    if size == 0:
+        parts.append(b"\x01\x00\x00")  # one empty raw block, the last
+    for start in range(0, size, _MAX_BLOCK):
+        block = view[start : start + _MAX_BLOCK]
+        last = start + len(block) >= size
+        parts.append(((len(block) << 3) | int(last)).to_bytes(3, "little"))  # Block_Type 0: raw
+        parts.append(block)
+    return b"".join(parts)
 
 
 class ChunkCompressor:
@@ -34,9 +58,19 @@ class ChunkCompressor:
         self._cctx = zstandard.ZstdCompressor(level=zstd_level(level), write_content_size=True)
         # Level 1 is cheap and, for incompressible data, zstd stores raw blocks quickly.
         self._fast = zstandard.ZstdCompressor(level=1, write_content_size=True)
+        self._by_level: dict[int, zstandard.ZstdCompressor] = {}
 
     def compress(self, chunk: bytes, *, incompressible_hint: bool = False) -> bytes:
         ctx = self._fast if incompressible_hint else self._cctx
+        return ctx.compress(chunk)
+
+    def compress_at(self, chunk: bytes, level: int) -> bytes:
+        """One frame at a raw zstd `level` (negative: faster), or a stored frame for STORED."""
+        if level == STORED:
+            return stored_frame(chunk)
+        ctx = self._by_level.get(level)
+        if ctx is None:
+            ctx = self._by_level[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
         return ctx.compress(chunk)
 
 

@@ -131,21 +131,50 @@ RECEIVERS: dict[str, Script] = {
 KEEP_RESUME = {"never-offer"}
 
 
+# -- an honest sender with every compression setting (not hostile: issue 12) ---------------------
+MIXED_LEVELS = "mixed-levels"
+
+
+def _cycle_levels() -> None:
+    """The real send pipeline, but chunk k gets setting k of the whole ladder (stored, fast, 1, 3,
+    7, 11) in turn, whatever the measurements say; each used setting is printed to stderr."""
+    from sp2p.flow import send_pump
+    from sp2p.proto.adapt import LevelController
+
+    class CyclingLevels(LevelController):
+        def __init__(self, max_level: int, **kw: Any) -> None:
+            super().__init__(9)
+            self._turn = -1
+
+        def next_level(self) -> int:
+            self._turn += 1
+            level = self.steps[self._turn % len(self.steps)]
+            print(f"zstd-setting {level}", file=sys.stderr, flush=True)
+            return level
+
+        def on_compressed(self, level: int, raw_len: int, packed_len: int) -> None:
+            pass
+
+    send_pump.LevelController = CyclingLevels  # type: ignore[misc]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float)
     ap.add_argument("--dead-after", type=float)
-    ap.add_argument("--script", choices=[*SENDERS, *RECEIVERS])
+    ap.add_argument("--script", choices=[*SENDERS, *RECEIVERS, MIXED_LEVELS])
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     ns = ap.parse_args()
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
-    if ns.script and ns.script not in KEEP_RESUME:  # the script owns the whole transfer
+    if ns.script and ns.script not in {*KEEP_RESUME, MIXED_LEVELS}:  # the script owns the transfer
         argv = [*argv[:1], "-no-resume", *argv[1:]]
     if ns.window is not None:
         transfer.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
     if ns.dead_after is not None:
         transfer.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
-    if ns.script in SENDERS:
+    if ns.script == MIXED_LEVELS:
+        _cycle_levels()
+    elif ns.script in SENDERS:
         from sp2p.flow import send
 
         script = SENDERS[ns.script]
