@@ -146,9 +146,19 @@ class ServerState:
                 log.exception("reaping a session failed")
         return len(expired)
 
+    def _leaver(self, session_id: str, role: Role) -> Role | None:
+        """Who leaves when this node stops: nobody if both sides are here (both just see
+        1001), else our side, so a peer held by another node hears `peer-left` (its own
+        connection is fine; its partner's node went away)."""
+        record = self.store.get(session_id)
+        if record is None or not record.joined:
+            return None
+        other = Role.RECEIVER if role is Role.SENDER else Role.SENDER
+        return role if record.node_of(other) != self.node else None
+
     def shutdown(self) -> None:
-        """Close every local session (peers see `peer-left`-free closes with 1001), stop the
-        background tasks, flush stats. Idempotent; safe from any thread."""
+        """Close every local session (1001; a peer on another node also hears `peer-left`),
+        stop the background tasks, flush stats. Idempotent; safe from any thread."""
         from server.ws import end_session
 
         with self._shutdown_lock:
@@ -156,9 +166,11 @@ class ServerState:
                 return
             self._shut_down = True
         self._stop.set()
-        for session_id in {sid for sid, _role, _peer in self.router.local_sessions()}:
+        local = {sid: role for sid, role, _peer in self.router.local_sessions()}
+        for session_id, role in local.items():
             try:
-                end_session(self, session_id, leaver=None, reason="server shutting down")
+                leaver = self._leaver(session_id, role)
+                end_session(self, session_id, leaver=leaver, reason="server shutting down")
             except StoreUnavailable as exc:
                 log.warning("shutdown: %s (local connections are closed anyway)", exc)
                 break

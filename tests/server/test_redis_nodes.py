@@ -244,3 +244,16 @@ def test_stats_totals_are_shared_by_every_node(redis_unix: RedisProc, tmp_path: 
         expected = {"attemptedSends": 43, "connectedSends": 3, "completedSends": 10, "bytesTransferred": 30}
         assert wait_until(lambda: json.loads(path.read_text()) == expected, timeout=5), path.read_text()
         assert a.state.stats.snapshot() == b.state.stats.snapshot() == expected
+
+
+@pytest.mark.slow
+def test_a_node_stopping_cleanly_tells_peers_elsewhere(two_nodes: tuple[ServerProc, ServerProc]) -> None:
+    a, b = two_nodes
+    sender, sid, _ = hello(a.ws_url)
+    receiver = join(b.ws_url, sid)
+    receiver.expect("welcome")
+    sender.expect("peer-joined")
+    a.proc.send_signal(signal.SIGTERM)
+    assert receiver.expect("peer-left", timeout=10) == {}
+    assert sender.closed_within(10)
+    assert a.proc.wait(20) == 0
