@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.flow.session import server_error
 from sp2p.net.addresses import format_endpoint, local_addresses
-from sp2p.net.channel import Channel, Outgoing, ParallelTcpHost, TransportKind
+from sp2p.net.channel import Channel, ChannelWrapper, TransportKind
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.signaling import SignalClient
 from sp2p.net.tcp import TcpRace
@@ -244,30 +244,16 @@ def _close_in_background(mapping: UpnpMapping) -> None:
     threading.Thread(target=mapping.close, name="sp2p-upnp-close", daemon=True).start()
 
 
-class _OwningChannel:
+class _OwningChannel(ChannelWrapper):
     """The winning channel plus what it owns (a UPnP mapping, a peer connection), released on close."""
 
     def __init__(self, inner: Channel, release: Callable[[], None]) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self._release = release
-        self.transport = inner.transport
-
-    def parallel_tcp(self) -> ParallelTcpHost | None:
-        return self.inner.parallel_tcp()
-
-    def send(self, data: Outgoing) -> None:
-        self.inner.send(data)
-
-    def recv(self, timeout: float | None = None) -> bytes:
-        return self.inner.recv(timeout)
 
     def close(self) -> None:
         self.inner.close()
         self._release()
-
-    @property
-    def buffered_amount(self) -> int:
-        return self.inner.buffered_amount
 
 
 def _keep_mapping(winner: Channel, upnp: UpnpAttempt | None) -> Channel:

@@ -78,12 +78,11 @@ class Channel(Protocol):
         ...
 
 
-class PrefixedChannel:
-    """A channel with bytes already read off it (e.g. after the confirmation MAC) put back in front."""
+class ChannelWrapper:
+    """A `Channel` that passes everything to `inner`; subclasses change what they add."""
 
-    def __init__(self, inner: Channel, prefix: bytes) -> None:
+    def __init__(self, inner: Channel) -> None:
         self.inner = inner
-        self._prefix = prefix
         self.transport = inner.transport
 
     def parallel_tcp(self) -> ParallelTcpHost | None:
@@ -93,9 +92,6 @@ class PrefixedChannel:
         self.inner.send(data)
 
     def recv(self, timeout: float | None = None) -> bytes:
-        if self._prefix:
-            data, self._prefix = self._prefix, b""
-            return data
         return self.inner.recv(timeout)
 
     def close(self) -> None:
@@ -104,4 +100,18 @@ class PrefixedChannel:
     @property
     def buffered_amount(self) -> int:
         return self.inner.buffered_amount
+
+
+class PrefixedChannel(ChannelWrapper):
+    """A channel with bytes already read off it (e.g. after the confirmation MAC) put back in front."""
+
+    def __init__(self, inner: Channel, prefix: bytes) -> None:
+        super().__init__(inner)
+        self._prefix = prefix
+
+    def recv(self, timeout: float | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            return data
+        return self.inner.recv(timeout)
 

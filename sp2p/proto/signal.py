@@ -282,19 +282,21 @@ class TransferComplete(Payload):
 
 
 @dataclass(frozen=True, slots=True)
-class Error(Payload):
-    what: ClassVar[str] = "error"
+class _CodeMessage(Payload):
     code: str = wire("code", "")
     message: str = wire("message", "")
 
 
 @dataclass(frozen=True, slots=True)
-class Notice(Payload):
+class Error(_CodeMessage):
+    what: ClassVar[str] = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice(_CodeMessage):
     """Payload of `notice` (ours): same shape as `error`, but the session goes on."""
 
     what: ClassVar[str] = "notice"
-    code: str = wire("code", "")
-    message: str = wire("message", "")
 
 
 #: payload class per type, for code that dispatches on `Envelope.type`
