@@ -1,0 +1,235 @@
+"""Adaptive compression (issue 12): the default `-compress 3` against fixed choices, same run.
+
+Inputs (--mib each): "text", real source code and documentation from this machine
+(/usr/lib/python3*/ and /usr/share/doc, plain-text files only, in path order; repeated whole if
+the machine has less); "mixed", a folder of half those text files and half random files;
+"random", incompressible. Each runs with the default level and with `-compress 0` (no zstd)
+and `-compress 1` (and any other --levels), interleaved per round; figures are medians of
+--rounds in MB/s (10^6 B/s) of original bytes as the receiver reports the transfer, and the
+last column is default / best of the others.
+
+Links: "loopback" (real sp2p-server on 127.0.0.1), and with --link (root) the 70 ms RTT link
+of scripts/bench_link.py (tests/netlab TUN delay line, 35 ms each way) with the sender's
+side capped at --rate-mbit by a tc token bucket (400 Mbit/s = 50 MB/s by default).
+
+    flock /tmp/bench.lock python3 scripts/bench_adapt.py [--mib 256] [--rounds 3]
+        [--inputs text,mixed,random] [--levels 3,0,1] [--link] [--rate-mbit 400] [--no-loopback]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.harness import cli_env, finish, read_code, spawn  # noqa: E402
+from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
+
+TEXT_ROOTS = [*sorted(Path("/usr/lib").glob("python3*")), Path("/usr/share/doc")]
+TEXT_SUFFIXES = {".py", ".txt", ".md", ".rst", ".html", ".htm", ".c", ".h", ".css", ".js", ".json", ".cfg"}
+TEXT_NAMES = {"copyright", "README", "NEWS", "changelog", "AUTHORS", "THANKS", "TODO"}
+_SPEED = re.compile(r"received in \S+ \(([\d.]+) (B|KB|MB|GB|KiB|MiB|GiB)/s\)")
+_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+Transfer = Callable[[Path, int], float]
+
+
+def text_files() -> Iterator[Path]:
+    for root in TEXT_ROOTS:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                if (path.suffix in TEXT_SUFFIXES or name in TEXT_NAMES) and path.is_file() \
+                        and not path.is_symlink():
+                    yield path
+
+
+def write_text(path: Path, size: int) -> Path:
+    with path.open("wb") as out:
+        while out.tell() < size:
+            before = out.tell()
+            for src in text_files():
+                out.write(src.read_bytes())
+                if out.tell() >= size:
+                    break
+            if out.tell() == before:
+                raise SystemExit("no text files found under " + ", ".join(map(str, TEXT_ROOTS)))
+        out.truncate(size)
+    return path
+
+
+def write_mixed(root: Path, size: int) -> Path:
+    """Half real text files (copied with their relative names), half 4 MiB random files."""
+    root.mkdir()
+    done = 0
+    for src in text_files():
+        if done >= size // 2:
+            break
+        rel = Path(*src.parts[1:])
+        (root / "text" / rel.parent).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, root / "text" / rel)
+        done += src.stat().st_size
+    (root / "random").mkdir()
+    k = 0
+    while done < size:
+        n = min(4 << 20, size - done)
+        (root / "random" / f"r{k:04d}.bin").write_bytes(os.urandom(n))
+        done, k = done + n, k + 1
+    return root
+
+
+def write_random(path: Path, size: int) -> Path:
+    with path.open("wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+    return path
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def speed_from(err: str, size: int, elapsed: float) -> float:
+    m = _SPEED.search(err)
+    return float(m.group(1)) * _UNITS[m.group(2)] / 1e6 if m else size / elapsed / 1e6
+
+
+def loopback(tmp: Path) -> tuple[Transfer, Callable[[], None]]:
+    server = start_server(*NO_LIMIT_FLAGS, timeout=60)
+    home = tmp / "home-loop"
+    (home / ".config").mkdir(parents=True)
+    env = cli_env(server.http_url, home)
+
+    def run(src: Path, level: int) -> float:
+        out = Path(tempfile.mkdtemp(dir=tmp, prefix="out-"))
+        try:
+            sender = spawn(["send", f"-compress={level}", str(src)], env)
+            start = time.perf_counter()
+            r = finish(spawn(["receive", "-output", str(out), read_code(sender)], env), timeout=900)
+            s = finish(sender, timeout=60)
+            if r.rc or s.rc:
+                raise SystemExit(f"transfer failed: {s.err[-400:]} {r.err[-400:]}")
+            return speed_from(r.err, tree_size(src), time.perf_counter() - start)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    return run, server.stop
+
+
+def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable[[], None]]:
+    from tests.netlab import Lab
+
+    lab = Lab.create(same_lan=True, delay_ms=delay_ms, delay_host="h1").__enter__()
+    try:
+        # the cap: a token bucket on the sender's side of the delay line (its egress: the data)
+        subprocess.run(["tc", "-n", lab.ns("h1"), "qdisc", "add", "dev", "eth0", "root", "tbf",
+                        "rate", f"{rate_mbit}mbit", "burst", "512kb", "latency", "60ms"], check=True)
+        server_url = lab.start_server([sys.executable, "-m", "server", *NO_LIMIT_FLAGS,
+                                       "-addr", f"{lab.ip('pub')}:8080"]).url
+    except BaseException:
+        lab.__exit__(None, None, None)
+        raise
+    home = lab.workdir / "home"
+    (home / ".config").mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
+    env.update({"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "HOME": str(home),
+                "XDG_CONFIG_HOME": str(home / ".config")})
+    os.environ.clear()
+    os.environ.update(env)
+    sp2p = [sys.executable, "-m", "sp2p"]
+
+    def run(src: Path, level: int) -> float:
+        out = Path(tempfile.mkdtemp(dir=lab.workdir, prefix="out-"))
+        flags = ["-server", server_url]
+        sender = lab.run("h1", [*sp2p, "send", *flags, f"-compress={level}", str(src)], name="send",
+                         start_new_session=True)
+        try:
+            deadline = time.monotonic() + 30
+            code = None
+            while code is None and time.monotonic() < deadline:
+                m = re.search(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}", lab.output_of(sender))
+                code = m.group(0) if m else None
+                time.sleep(0.02)
+            if code is None:
+                raise SystemExit("no code from the sender: " + lab.output_of(sender)[-400:])
+            start = time.perf_counter()
+            receiver = lab.run("h2", [*sp2p, "receive", *flags, "-output", str(out), code], name="recv",
+                               start_new_session=True)
+            rc = receiver.wait(timeout=1800)
+            elapsed = time.perf_counter() - start
+            if rc or sender.wait(timeout=60):
+                raise SystemExit(f"transfer failed: {lab.output_of(receiver)[-400:]}")
+            return speed_from(lab.output_of(receiver), tree_size(src), elapsed)
+        finally:
+            lab.stop(sender)
+            shutil.rmtree(out, ignore_errors=True)
+
+    return run, lambda: lab.__exit__(None, None, None)
+
+
+def table(name: str, runs: dict[tuple[str, int], list[float]], inputs: list[str], levels: list[int]) -> None:
+    default = levels[0]
+    print(f"\n{name}: MB/s, medians of {len(next(iter(runs.values())))} rounds "
+          f"(load average {os.getloadavg()[0]:.1f})")
+    head = "".join(f" {('default' if lv == default else f'-c {lv}'):>9s}" for lv in levels)
+    print(f"{'input':8s}{head} {'default/best other':>19s}")
+    for inp in inputs:
+        med = {lv: statistics.median(runs[(inp, lv)]) for lv in levels}
+        best = max(med[lv] for lv in levels if lv != default)
+        print(f"{inp:8s}" + "".join(f" {med[lv]:9.1f}" for lv in levels) + f" {med[default] / best:19.2f}",
+              flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--inputs", default="text,mixed,random")
+    ap.add_argument("--levels", default="3,0,1", help="the first is the one compared (the default)")
+    ap.add_argument("--link", action="store_true", help="also over the 70 ms link (root)")
+    ap.add_argument("--no-loopback", action="store_true")
+    ap.add_argument("--rate-mbit", type=int, default=400)
+    ap.add_argument("--delay-ms", type=float, default=35.0)
+    args = ap.parse_args()
+    inputs, levels = args.inputs.split(","), [int(x) for x in args.levels.split(",")]
+    size = args.mib << 20
+    with tempfile.TemporaryDirectory() as tmp_text:
+        tmp = Path(tmp_text)
+        makers = {"text": lambda: write_text(tmp / "text.txt", size),
+                  "mixed": lambda: write_mixed(tmp / "mixed", size),
+                  "random": lambda: write_random(tmp / "random.bin", size)}
+        srcs = {inp: makers[inp]() for inp in inputs}
+        links: list[tuple[str, Callable[[], tuple[Transfer, Callable[[], None]]]]] = []
+        if not args.no_loopback:
+            links.append(("loopback", lambda: loopback(tmp)))
+        if args.link:
+            links.append((f"70 ms link, {args.rate_mbit} Mbit/s cap",
+                          lambda: link(tmp, args.rate_mbit, args.delay_ms)))
+        for name, setup in links:
+            run, stop = setup()
+            runs: dict[tuple[str, int], list[float]] = {}
+            try:
+                for _ in range(args.rounds):
+                    for inp in inputs:
+                        for lv in levels:  # interleaved: load drifts hit every level alike
+                            runs.setdefault((inp, lv), []).append(run(srcs[inp], lv))
+            finally:
+                stop()
+            table(name, runs, inputs, levels)
+
+
+if __name__ == "__main__":
+    main()
