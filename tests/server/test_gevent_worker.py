@@ -167,13 +167,18 @@ def _open_idle_senders(port: int, count: int, batch: int = 250) -> list[socket.s
 @pytest.mark.slow
 def test_thousands_of_idle_senders_closing_at_once_leave_the_server_up() -> None:
     """issue 11: 5,000 idle senders vanish at once (half FIN, half RST); the worker stays
-    up (no WORKER TIMEOUT), gives their descriptors back, and the next session pairs."""
+    up (no WORKER TIMEOUT), a session paired before keeps relaying, the descriptors come
+    back, and the next session pairs."""
     count = 5000
-    server = start_server(*NO_LIMIT_FLAGS, "-max-conns", "20000", "-hello-timeout", "60s")
+    server = start_server(
+        *NO_LIMIT_FLAGS, "-max-conns", "20000", "-hello-timeout", "60s", "-ping-interval", "120s"
+    )
     socks: list[socket.socket] = []
     try:
         pid = worker_pid(server)
         baseline = open_fds(pid)
+        # a session paired before the storm must keep working through it
+        old_sender, old_receiver, _ = pair(server.ws_url, timeout=30)
         socks = _open_idle_senders(server.port, count)
         assert open_fds(pid) >= baseline + count
         assert threads_of(pid) < 10  # greenlets, not an OS thread per connection
@@ -192,6 +197,12 @@ def test_thousands_of_idle_senders_closing_at_once_leave_the_server_up() -> None
         sender.expect("peer-joined", timeout=30)
         sender.send("crypto", {"publicKey": "k"})
         assert receiver.expect("crypto", timeout=30) == {"publicKey": "k"}
+        old_sender.send("offer", {"sdp": "still here"})
+        assert old_receiver.expect("offer", timeout=30) == {"sdp": "still here"}
+        old_receiver.send("answer", {"sdp": "me too"})
+        assert old_sender.expect("answer", timeout=30) == {"sdp": "me too"}
+        old_sender.close()
+        old_receiver.close()
         assert wait_until(lambda: open_fds(pid) < baseline + 50, timeout=60)
         assert worker_pid(server) == pid
         log = server.stderr_text()
