@@ -3,6 +3,7 @@
 
     flock /tmp/bench.lock python3 scripts/bench_server.py --target ours --target go --idle 1000 10000
     python3 scripts/bench_server.py --target ours,workers=4,redis --idle 50000
+    python3 scripts/bench_server.py --target ours --server-args '-ping-interval 60s' --idle 15000
     python3 scripts/bench_server.py --target ours,workers=2,redis,nodes=2 --idle 10000
     python3 scripts/bench_server.py --target 'url=http://127.0.0.1:8080,pid=1234' --idle 1000
 
@@ -12,18 +13,22 @@ For every round, level N and target (interleaved in that order), on a fresh serv
    source address, opened by asyncio load-generator processes (scripts/bench_server_load.py,
    at most --per-process each: a process here may open at most 20,000 files). Prints the
    connections accepted (and refusals by reason), the accept rate over the opening window,
-   and the CPU seconds the server spent accepting.
+   and the CPU the server spent accepting (also per connection: CPU time barely moves with
+   the neighbours' load on a shared machine, rates and latencies do).
 2. hold: after a settle pause, the server's RSS (total and growth per idle session), threads,
-   all summed over its process tree (master and every worker; Redis shown apart).
+   all summed over its process tree (master and every worker; Redis shown apart); how many
+   held senders the server closed before the mass close ("dropped while held").
 3. exchanges: --exchange-rounds rounds of --exchanges concurrent full exchanges while the
    idle ones are held (sender hello + file-info, receiver join + crypto, crypto, offer,
    candidates, direct, answer, connected both ways, receiver closes, sender sees peer-left;
-   every message checked in order): p50 / p99 latency. With several nodes the sender and
-   the receiver of an exchange use different nodes.
+   every message checked in order): p50 / p99 latency and server CPU per exchange. With
+   several nodes the sender and the receiver of an exchange use different nodes; with
+   several workers the kernel spreads them over the workers.
 4. mass close: every idle sender's TCP connection closed at once (--close-mode fin, like a
    load balancer going away); then how long the next session takes to pair, and for --watch
    seconds one probe session a second (gunicorn kills a stalled worker after 30 s). The
-   server survived if every process is still the same one and /health answers.
+   server survived if every process is still the same one and /health answers. Worker
+   timeouts and sessions ended because a node was taken for gone are counted in our log.
 
 Figures only, nothing asserted; the machine is shared, so quote `uptime` (printed) and
 prefer --rounds 3 medians for anything you compare.
