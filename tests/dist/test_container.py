@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,12 +126,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize(("transport", "shown"), [("tcp", "TCP"), ("webrtc", "WebRTC")])
 def test_cli_to_cli_through_the_compose_server(compose: Compose, container_worker: NsWorker,
-                                               tmp_path: Path) -> None:
+                                               tmp_path: Path, transport: str, shown: str) -> None:
     src = random_file(tmp_path / "payload.bin", 3_000_000)
     out = tmp_path / "out"
     out.mkdir()
-    cli_transfer(container_worker, src, out)
+    printed = cli_transfer(container_worker, src, out, transport=transport)
+    assert re.search(rf"via {shown}\s*$", printed, re.M), printed  # direct, not "(relay)"
     assert _sha256(out / "payload.bin") == _sha256(src)
 
 

@@ -118,17 +118,20 @@ def compose_up(pod: Podman, worker: NsWorker, compose_file: Path, project: str,
             pod.podman("volume", "rm", "-f", *volumes, check=False)
 
 
-def cli_transfer(worker: NsWorker, src: Path, out: Path) -> None:
-    """`sp2p send` then `sp2p receive CODE` against BASE, both inside the namespace."""
+def cli_transfer(worker: NsWorker, src: Path, out: Path, *, transport: str = "auto") -> str:
+    """`sp2p send` then `sp2p receive CODE` against BASE, both inside the namespace; returns
+    what the receiver printed."""
     clis: list[Cli] = []
+    flags = ("-transport", transport)
     try:
-        sender = worker.call(Cli, "send", "-server", BASE, str(src))
+        sender = worker.call(Cli, "send", "-server", BASE, *flags, str(src))
         clis.append(sender)
         code = sender.wait_code(60)
-        receiver = worker.call(Cli, "receive", "-server", BASE, "-output", str(out), code)
+        receiver = worker.call(Cli, "receive", "-server", BASE, *flags, "-output", str(out), code)
         clis.append(receiver)
         assert receiver.wait(120) == 0, receiver.output()
         assert sender.wait(30) == 0, sender.output()
+        return receiver.output()
     finally:
         for cli in clis:
             cli.stop()
