@@ -37,9 +37,13 @@ def tar_hashes(path: Path) -> dict[str, str]:
     return out
 
 
-def test_firefox_is_what_runs(firefox: Any, firefox_page: Any, web_base: str) -> None:
+def test_firefox_is_what_runs(
+    firefox: Any, firefox_page: Any, web_base: str, tmp_path: Path, clis: list[Cli]
+) -> None:
     """The pages really run in Firefox, without File System Access, with a service worker."""
-    firefox_page.goto(web_base + "/r#abcdefgh-SYW7RiJxkEgOGusQGwp")
+    # A real waiting sender: the page says at once that an unknown code is unknown.
+    _cli, code = cli_send(clis, web_base, random_file(tmp_path / "probe.bin", 1024))
+    firefox_page.goto(f"{web_base}/r#{code}")
     firefox_page.wait_for_selector("#save-btn:visible")
     ua, picker, controlled = firefox_page.evaluate(
         "() => [navigator.userAgent, typeof window.showSaveFilePicker, !!navigator.serviceWorker.controller]"
