@@ -73,10 +73,14 @@ def write_mixed(root: Path, size: int) -> Path:
     """Half real text files (copied with their relative names), half 4 MiB random files."""
     root.mkdir()
     done = 0
+    seen: set[str] = set()
     for src in text_files():
         if done >= size // 2:
             break
         rel = Path(*src.parts[1:])
+        if str(rel).casefold() in seen:  # sp2p refuses names that clash on case-insensitive disks
+            continue
+        seen.add(str(rel).casefold())
         (root / "text" / rel.parent).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, root / "text" / rel)
         done += src.stat().st_size

@@ -35,7 +35,7 @@ GO_CLI = REPO.parent.parent / "shared" / "reference" / "sp2p"
 _TRACED_SENDER = (
     "import logging, sys, time\n"
     "h = logging.StreamHandler(); h.setFormatter(logging.Formatter('@%(created).6f %(message)s'))\n"
-    "for name in ('sp2p.net.race', 'sp2p.proto.transfer'):\n"
+    "for name in ('sp2p.net.race', 'sp2p.proto.transfer', 'sp2p.flow.send_pump'):\n"
     "    lg = logging.getLogger(name); lg.setLevel(logging.DEBUG); lg.addHandler(h)\n"
     "from sp2p.cli import main\n"
     "sys.exit(main())\n"
