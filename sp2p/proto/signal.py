@@ -78,7 +78,8 @@ class SignalType(StrEnum):
     #: types): e.g. a receiver with the wrong protocol version tried to join this session
     NOTICE = "notice"
     #: ours, receiver -> sender (relayed): the receiver saw the preview and said no. Old
-    #: servers drop it and the sender sees peer-left; old senders ignore it.
+    #: servers drop it and the sender sees peer-left; old senders ignore it
+    #: (docs/protocol-extensions.md §3).
     DECLINE = "decline"
 
 
