@@ -156,6 +156,7 @@ def test_sender_killed_then_rerun_sends_only_the_rest(src: Path, outdir: Path, e
     assert re.search(r"Resuming at \d+ % \(.* already here\)", r.err), r.err
     assert "already there" in s.err
     wire = sent_bytes(s.err)
+    print(f"kept {kept} of {SIZE} bytes ({kept / SIZE:.0%}); the re-run sent {wire:.0f} ({wire / SIZE:.0%})")
     assert abs(wire - (SIZE - kept)) <= 0.002 * SIZE, (wire, kept)
     assert wire < SIZE * 0.7
     assert sha(outdir / src.name) == sha(src)
