@@ -1,11 +1,12 @@
 """Adaptive compression (issue 12) stays wire-compatible: a transfer whose Data bodies are stored
 frames, fast negative-level frames and level 1-11 frames in turn decodes in our receiver (the
-browser's side is tests/web/test_adaptive_browser.py)."""
+browser's side is tests/web/test_adaptive_browser.py) and in the original Go receiver."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.support.scripted_cli import MIXED_LEVELS
 
 pytestmark = pytest.mark.e2e
 
+GO_CLI = Path("/work/shared/reference/sp2p")
 #: every setting of the ladder for -compress 9: stored, fast, 1, 3, 7, 11
 ALL_SETTINGS = {"0", "-5", "1", "3", "7", "11"}
 
@@ -48,4 +50,26 @@ def test_every_setting_in_one_transfer_decodes_in_our_receiver(
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert used_settings(s.err) == ALL_SETTINGS
     got = (outdir / "mixed.bin").read_bytes()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(src.read_bytes()).digest()
+
+
+def test_every_setting_in_one_transfer_decodes_in_the_go_receiver(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert GO_CLI.exists(), "the Go reference CLI is part of the environment"
+    src = mixed_input(tmp_path / "mixed.bin")
+    go_dir = tmp_path / "go-out"
+    go_dir.mkdir()
+    sender = spawn_scripted(["send", "-compress", "9", str(src)], env, script=MIXED_LEVELS)
+    try:
+        go = subprocess.run([str(GO_CLI), "receive", read_code(sender)], env=env, cwd=go_dir,
+                            capture_output=True, timeout=120, check=False)
+        s = finish(sender)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert (s.rc, go.returncode) == (0, 0), s.err + go.stderr.decode(errors="replace")
+    assert used_settings(s.err) == ALL_SETTINGS
+    got = (go_dir / "mixed.bin").read_bytes()
     assert hashlib.sha256(got).digest() == hashlib.sha256(src.read_bytes()).digest()
