@@ -31,12 +31,19 @@ from tests.e2e.harness import CODE_RE, cli_env  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 
 GO_CLI = REPO.parent.parent / "shared" / "reference" / "sp2p"
-#: our sender with timestamped debug lines from the two loggers that mark the gap
+#: our sender, with timestamped lines at key confirmation and when Metadata is built
 _TRACED_SENDER = (
     "import logging, sys, time\n"
     "h = logging.StreamHandler(); h.setFormatter(logging.Formatter('@%(created).6f %(message)s'))\n"
-    "for name in ('sp2p.net.race', 'sp2p.proto.transfer', 'sp2p.flow.send_pump'):\n"
-    "    lg = logging.getLogger(name); lg.setLevel(logging.DEBUG); lg.addHandler(h)\n"
+    "lg = logging.getLogger('sp2p.net.race'); lg.setLevel(logging.DEBUG); lg.addHandler(h)\n"
+    "from sp2p.proto.transfer import SenderMachine\n"
+    "def first_frame(f):\n"
+    "    def wrapped(self, *a):\n"
+    "        lg.debug('IDLE -> SENDING')  # Metadata, the first frame, is built now\n"
+    "        return f(self, *a)\n"
+    "    return wrapped\n"
+    "SenderMachine.start = first_frame(SenderMachine.start)\n"
+    "SenderMachine.start_resumable = first_frame(SenderMachine.start_resumable)\n"
     "from sp2p.cli import main\n"
     "sys.exit(main())\n"
 )
