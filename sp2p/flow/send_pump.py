@@ -158,7 +158,7 @@ class SendPipeline:
                 self._writing = False
                 if level is not None:
                     done = time.perf_counter()
-                    self._note_written(level, ready - began if isinstance(work, Future) else 0.0,
+                    self._note_written(level, plain_len, ready - began if isinstance(work, Future) else 0.0,
                                        done - ready, done - last)
                     last = done
                 if plain_len:
@@ -172,11 +172,11 @@ class SendPipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
 
-    def _note_written(self, level: int, waited: float, writing: float, elapsed: float) -> None:
+    def _note_written(self, level: int, raw_len: int, waited: float, writing: float, elapsed: float) -> None:
         with self._levels_lock:
             if self._levels is not None:
                 before = self._levels.current
-                self._levels.on_written(level, waited, writing, elapsed)
+                self._levels.on_written(level, raw_len, waited, writing, elapsed)
                 if self._levels.current != before:
                     log.debug("compression: zstd setting %d -> %d", before, self._levels.current)
 

@@ -8,8 +8,10 @@ behind it, is behind). Over a window of frames:
 * the writer waited for compression for a noticeable share of the time -> one step cheaper;
 * it never waited for compression and writing kept it busy -> one step more effort.
 
-A step up that the compressor cannot sustain is undone by the next window; each time that
-happens, climbing to that step again needs twice as many link-bound windows in a row (up to
+A step up is kept only if the next window carries at least CLIMB_GAIN more input per second:
+when the writer was held up not by the link but by a receiver sharing our CPU (loopback), more
+effort only takes CPU from it. A step up that is undone (so, or because the compressor fell
+behind) needs twice as many link-bound windows in a row before it is tried again (up to
 MAX_PATIENCE), so the level settles instead of swinging between two steps.
 
 Steps run over a ladder of zstd settings, from a stored frame (raw blocks: a copy, no search)
@@ -36,6 +38,8 @@ COMPRESSOR_BEHIND: Final = 0.10
 LINK_BEHIND: Final = 0.50
 #: a compressed chunk bigger than this share of its input did not shrink
 NO_GAIN: Final = 0.97
+#: a step up must raise the input carried per second by this factor to be kept
+CLIMB_GAIN: Final = 1.05
 #: link-bound windows in a row needed to climb to a step that proved too costly, at most
 MAX_PATIENCE: Final = 64
 #: chunks sent stored after one did not shrink; doubles while the input stays incompressible
@@ -60,12 +64,14 @@ class LevelController:
         self._patience = [1] * len(self.steps)
         self._link_bound = 0
         self._climbed = False  # the last decision was a step up
+        self._rate_before_climb = 0.0
         self._stored_left = 0
         self._stored_run = STORED_RUN
         self._reset_window()
 
     def _reset_window(self) -> None:
         self._frames = 0
+        self._bytes = 0
         self._waited = 0.0
         self._writing = 0.0
         self._elapsed = 0.0
@@ -92,8 +98,8 @@ class LevelController:
         else:
             self._stored_run = STORED_RUN
 
-    def on_written(self, level: int, waited: float, writing: float, elapsed: float) -> None:
-        """The writer sent one Data frame made at `level`.
+    def on_written(self, level: int, raw_len: int, waited: float, writing: float, elapsed: float) -> None:
+        """The writer sent one Data frame made at `level` from `raw_len` input bytes.
 
         waited: seconds it waited for the frame's compression; writing: seconds the write took;
         elapsed: seconds since the previous frame's write ended (the frame's share of wall time).
@@ -103,15 +109,18 @@ class LevelController:
         if level != self.current:
             return
         self._frames += 1
+        self._bytes += raw_len
         self._waited += waited
         self._writing += writing
         self._elapsed += max(elapsed, waited + writing)
         if self._frames < WINDOW:
             return
         total = max(self._elapsed, 1e-9)
+        rate = self._bytes / total
         climbed, self._climbed = self._climbed, False
-        if self._waited > COMPRESSOR_BEHIND * total and self._index > 0:
-            if climbed:  # that step up was too much: be slower to try it again
+        behind = self._waited > COMPRESSOR_BEHIND * total
+        if self._index > 0 and (behind or (climbed and rate < self._rate_before_climb * CLIMB_GAIN)):
+            if climbed:  # that step up did not pay: be slower to try it again
                 self._patience[self._index] = min(self._patience[self._index] * 2, MAX_PATIENCE)
             self._index -= 1
             self._link_bound = 0
@@ -120,6 +129,7 @@ class LevelController:
             up = self._index + 1
             if up < len(self.steps) and self._link_bound >= self._patience[up]:
                 self._index, self._link_bound, self._climbed = up, 0, True
+                self._rate_before_climb = rate
         else:
             self._link_bound = 0
         self._reset_window()

@@ -9,10 +9,12 @@ import zstandard
 from sp2p.proto.adapt import FAST_LEVEL, MAX_STORED_RUN, STORED_RUN, WINDOW, LevelController, ladder
 from sp2p.proto.compression import STORED, ChunkCompressor, ChunkDecompressor, stored_frame
 
+CHUNK = 256 * 1024
+
 
 def _window(ctl: LevelController, *, waited: float, writing: float, elapsed: float) -> None:
     for _ in range(WINDOW):
-        ctl.on_written(ctl.current, waited, writing, elapsed)
+        ctl.on_written(ctl.current, CHUNK, waited, writing, elapsed)
 
 
 def test_ladder_stays_within_the_maximum() -> None:
@@ -32,10 +34,25 @@ def test_compressor_behind_steps_down_to_stored_and_no_further() -> None:
 
 def test_link_behind_steps_up_to_the_maximum_and_no_further() -> None:
     ctl = LevelController(3)
-    for expected in (3, 3):
-        _window(ctl, waited=0.0, writing=0.02, elapsed=0.021)
-        assert ctl.current == expected
+    _window(ctl, waited=0.0, writing=0.02, elapsed=0.021)
+    assert ctl.current == 3
+    for _ in range(3):  # smaller frames on a slow link: more input per second, so it stays
+        _window(ctl, waited=0.0, writing=0.015, elapsed=0.016)
+        assert ctl.current == 3
     assert ctl.next_level() == 3
+
+
+def test_a_step_up_that_carries_no_more_is_undone() -> None:
+    """Loopback: the writer waits on a receiver that shares our CPU; more effort does not help."""
+    ctl = LevelController(3, start_level=1)
+    _window(ctl, waited=0.0, writing=0.004, elapsed=0.005)
+    assert ctl.current == 3
+    _window(ctl, waited=0.0, writing=0.004, elapsed=0.005)  # same input rate: not worth it
+    assert ctl.current == 1
+    _window(ctl, waited=0.0, writing=0.004, elapsed=0.005)  # patience: two link-bound windows now
+    assert ctl.current == 1
+    _window(ctl, waited=0.0, writing=0.004, elapsed=0.005)
+    assert ctl.current == 3
 
 
 def test_balanced_or_input_bound_holds_the_level() -> None:
@@ -49,7 +66,7 @@ def test_balanced_or_input_bound_holds_the_level() -> None:
 def test_frames_made_at_another_setting_do_not_count() -> None:
     ctl = LevelController(3)
     for _ in range(WINDOW * 3):
-        ctl.on_written(3, 0.01, 0.0, 0.01)  # in flight from before a change
+        ctl.on_written(3, CHUNK, 0.01, 0.0, 0.01)  # in flight from before a change
     assert ctl.current == 1
     _window(ctl, waited=0.01, writing=0.0, elapsed=0.01)
     assert ctl.current == FAST_LEVEL
@@ -58,9 +75,9 @@ def test_frames_made_at_another_setting_do_not_count() -> None:
 def test_a_window_decides_only_once_full() -> None:
     ctl = LevelController(3)
     for _ in range(WINDOW - 1):
-        ctl.on_written(1, 0.01, 0.0, 0.01)
+        ctl.on_written(1, CHUNK, 0.01, 0.0, 0.01)
     assert ctl.current == 1
-    ctl.on_written(1, 0.01, 0.0, 0.01)
+    ctl.on_written(1, CHUNK, 0.01, 0.0, 0.01)
     assert ctl.current == FAST_LEVEL
 
 
