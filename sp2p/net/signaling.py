@@ -43,6 +43,7 @@ class SignalClient:
         self._close_reason = ""
         self._send_lock = threading.Lock()
         self._interrupted = False
+        self._ws_open = True
         try:
             # No Origin header: the server only checks origins when one is present.
             self._ws = websocket.create_connection(
@@ -168,13 +169,19 @@ class SignalClient:
 
     def close(self) -> None:
         with self._cond:
-            already = self._closed
             self._closed = True
             self._close_reason = self._close_reason or "closed"
             self._cond.notify_all()
-        if not already:
+            # the socket is ours to close even when the server closed first (the reader then
+            # only marked us closed): else it leaks until the GC finds it
+            ws_open, self._ws_open = self._ws_open, False
+        if ws_open:
             with contextlib.suppress(OSError, websocket.WebSocketException):
                 self._ws.close(timeout=1)
+            # close() skips the socket when the closing handshake fails half-way (the reader
+            # thread took the server's reply): shutdown() always releases it
+            with contextlib.suppress(OSError, websocket.WebSocketException):
+                self._ws.shutdown()  # type: ignore[no-untyped-call]
 
 
 def _reason(exc: BaseException) -> str:

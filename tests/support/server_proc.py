@@ -70,6 +70,7 @@ class ServerProc:
         self.host = host
         self.port = port
         self._log = log
+        self.pump: threading.Thread | None = None
 
     @property
     def http_url(self) -> str:
@@ -92,6 +93,8 @@ class ServerProc:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.pump is not None:
+            self.pump.join(5)  # it closes the stderr pipe at EOF
         return self.proc.returncode
 
     def __enter__(self) -> ServerProc:
@@ -136,13 +139,14 @@ def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: flo
 
     def pump() -> None:
         assert proc.stderr is not None
-        for raw in iter(proc.stderr.readline, b""):
-            line = raw.decode("utf-8", "replace")
-            log.append(line)
-            match = _LISTENING.search(line)
-            if match and not found:
-                found.append((match.group(1), match.group(2).strip("[]"), int(match.group(3))))
-                ready.set()
+        with proc.stderr:  # the pump owns the pipe: closed at EOF, never left to the GC
+            for raw in iter(proc.stderr.readline, b""):
+                line = raw.decode("utf-8", "replace")
+                log.append(line)
+                match = _LISTENING.search(line)
+                if match and not found:
+                    found.append((match.group(1), match.group(2).strip("[]"), int(match.group(3))))
+                    ready.set()
         ready.set()  # EOF: the process died
 
     thread = threading.Thread(target=pump, name="sp2p-server-stderr", daemon=True)
@@ -155,7 +159,9 @@ def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: flo
         thread.join(2)
         raise RuntimeError(f"sp2p-server did not start (exit {proc.returncode}):\n{log.text()[-4000:]}")
     scheme, host, port = found[0]
-    return ServerProc(proc, log, scheme, host, port)
+    server = ServerProc(proc, log, scheme, host, port)
+    server.pump = thread
+    return server
 
 
 @pytest.fixture(scope="session")
