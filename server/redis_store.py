@@ -47,7 +47,7 @@ from sp2p.proto.signal import session_id_from_random
 log = logging.getLogger("sp2p.server")
 
 #: a node is dead once its heartbeat key expired (it beats every second, server.state)
-HEARTBEAT_TTL_MS = 4000
+HEARTBEAT_TTL_MS = 6000
 
 _CREATE = """
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'busy' end
@@ -358,7 +358,10 @@ class RedisStore:
     def forget_node(self, node: str) -> None:
         with _guard():
             self.r.srem(self._k("nodes"), node)
-            self.r.delete(self._k("ns", node), self._k("hb", node))
+            # the sweep claim goes too: a node wrongly taken for dead (starved of CPU past the
+            # TTL) beats again, and when it really dies its sessions must be swept at once, not
+            # after the old claim expires
+            self.r.delete(self._k("ns", node), self._k("hb", node), self._k("sweep", node))
 
 
 class RedisRouter(LocalRouter):

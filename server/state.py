@@ -75,11 +75,18 @@ class ServerState:
         """Beat our heartbeat; end the sessions of nodes whose heartbeat expired, so their
         peers here and elsewhere hear `peer-left` (within the TTL plus one beat)."""
         failing = False
-        while not self._stop.wait(HEARTBEAT_EVERY):
+        first = True  # beat at once: a session may arrive before the first interval ends
+        while first or not self._stop.wait(HEARTBEAT_EVERY):
+            first = False
             try:
                 self.store.heartbeat(self.node)
                 for dead in self.store.dead_nodes(self.node):
-                    self.sweep_node(dead)
+                    try:
+                        self.sweep_node(dead)
+                    except StoreUnavailable:
+                        raise
+                    except Exception:  # one node's failed sweep must not strand the others' claims
+                        log.exception("sweeping a dead node failed; retried when its claim expires")
                 if failing:
                     log.info("redis reachable again")
                 failing = False

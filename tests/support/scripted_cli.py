@@ -1,11 +1,11 @@
 """The real CLI in a child process, with two test-only changes that never ship:
 
-* `--window S` / `--dead-after S`: the liveness limits of sp2p.proto.transfer scaled down, so a
+* `--window S` / `--dead-after S` / `--idle-timeout S`: the liveness limits of sp2p.proto.transfer scaled down, so a
   stall shows in seconds instead of minutes (the rule itself is unchanged);
 * `--script NAME`: after the real signaling, key exchange and key confirmation, a hostile
   peer scripted from sp2p.proto replaces the transfer pipeline of this side.
 
-    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--script NAME] -- <sp2p args>
+    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--idle-timeout S] [--script NAME] -- <sp2p args>
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float)
     ap.add_argument("--dead-after", type=float)
+    ap.add_argument("--idle-timeout", type=float)
     ap.add_argument("--script", choices=[*SENDERS, *RECEIVERS, MIXED_LEVELS])
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     ns = ap.parse_args()
@@ -172,6 +173,8 @@ def main() -> int:
         transfer.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
     if ns.dead_after is not None:
         transfer.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
+    if ns.idle_timeout is not None:
+        transfer.IDLE_TIMEOUT = ns.idle_timeout  # type: ignore[misc]
     if ns.script == MIXED_LEVELS:
         _cycle_levels()
     elif ns.script in SENDERS:
