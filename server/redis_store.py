@@ -249,14 +249,8 @@ class RedisStore:
                 if answer == "ip":
                     return TOO_MANY_FROM_IP
                 if answer == "ok":
-                    return SessionRecord(
-                        id=session_id,
-                        version=version,
-                        sender_ip=ip,
-                        sender_client_type=client_type,
-                        created=now,
-                        last_seen=now,
-                        sender_node=node,
+                    return SessionRecord.opened(
+                        session_id, version=version, ip=ip, client_type=client_type, node=node, now=now
                     )
         return NO_ID
 

@@ -83,14 +83,8 @@ class MemoryStore:
             if session_id is None:
                 return NO_ID
             now = self._clock()
-            record = SessionRecord(
-                id=session_id,
-                version=version,
-                sender_ip=ip,
-                sender_client_type=client_type,
-                created=now,
-                last_seen=now,
-                sender_node=node,
+            record = SessionRecord.opened(
+                session_id, version=version, ip=ip, client_type=client_type, node=node, now=now
             )
             self._sessions[session_id] = record
             self._per_ip[ip] = self._per_ip.get(ip, 0) + 1

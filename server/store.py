@@ -51,6 +51,13 @@ class SessionRecord:
     def node_of(self, role: Role) -> str:
         return self.sender_node if role is Role.SENDER else self.receiver_node
 
+    @classmethod
+    def opened(cls, session_id: str, *, version: int, ip: str, client_type: str, node: str,
+               now: float) -> SessionRecord:
+        """A session a sender has just opened (both stores build it the same way)."""
+        return cls(id=session_id, version=version, sender_ip=ip, sender_client_type=client_type,
+                   created=now, last_seen=now, sender_node=node)
+
 
 @dataclass(frozen=True)
 class JoinRefused:

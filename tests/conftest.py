@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.support.server_proc", "tests.netlab.fixtures"]
+pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "tests.netlab.fixtures"]
 
 
 #: suites whose in-process code is ours end to end: there an unclosed socket or file, or an

@@ -13,23 +13,8 @@ import pytest
 
 from sp2p.proto import transfer
 from sp2p.status import ExitStatus
-from tests.e2e.harness import cli_env, finish, read_code, spawn, spawn_scripted
+from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
 from tests.support.run_cli import ExitStatusError, run_cli
-from tests.support.server_proc import ServerProc
-
-
-@pytest.fixture
-def env(sp2p_server: ServerProc, tmp_path: Path) -> dict[str, str]:
-    home = tmp_path / "home"
-    (home / ".config").mkdir(parents=True)
-    return cli_env(sp2p_server.http_url, home)
-
-
-@pytest.fixture
-def outdir(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    return out
 
 
 @pytest.fixture

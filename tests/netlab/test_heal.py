@@ -9,7 +9,6 @@ Wi-Fi link between two laptops drops but their Internet uplink does not.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 from tests.netlab.cli_output import wait_code
 from tests.netlab.lab import IPT, PUB_IP
 from tests.netlab.netns import ns_sh
+from tests.support.files import sha256_file
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.e2e]
 
@@ -38,14 +38,6 @@ def payload_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for i in range(SIZE >> 20):
             f.write(i.to_bytes(4, "big") + block[4:])
     return path
-
-
-def sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(4 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def partial_size(out: Path) -> int:
@@ -114,7 +106,7 @@ def test_five_second_outage_completes_without_user_action(netlab, tmp_path, payl
     s_rc, s_out, r_rc, r_out = run.wait()
     detail = f"\n--- sender ---\n{s_out}\n--- receiver ---\n{r_out}"
     assert (s_rc, r_rc) == (0, 0), detail
-    assert sha(out / payload_file.name) == sha(payload_file), detail
+    assert sha256_file(out / payload_file.name) == sha256_file(payload_file), detail
     assert not [p for p in out.iterdir() if p.name.startswith(".sp2p")], detail
 
 
@@ -142,7 +134,7 @@ def test_outage_longer_than_reconnect_fails_cleanly_then_rerun_resumes(netlab, t
     detail = f"\n--- sender ---\n{s_out}\n--- receiver ---\n{r_out}"
     assert (s_rc, r_rc) == (0, 0), detail
     assert "Resuming at" in r_out, detail
-    assert sha(out / payload_file.name) == sha(payload_file), detail
+    assert sha256_file(out / payload_file.name) == sha256_file(payload_file), detail
 
 
 def test_rules_are_gone(netlab):  # the context manager removes what it inserted

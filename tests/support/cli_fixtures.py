@@ -1,3 +1,6 @@
+"""Fixtures for tests that run the real CLI against the suite's server: a clean CLI
+environment (its own HOME) and an empty output folder. Registered in tests/conftest.py."""
+
 from __future__ import annotations
 
 from pathlib import Path
