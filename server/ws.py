@@ -88,6 +88,10 @@ def handle(state: ServerState, peer: Peer, base_url: str | None) -> None:
         _serve(state, peer, base_url)
     except PeerClosed:
         pass
+    except StoreUnavailable as exc:
+        # Redis went away while this connection lived (often: its teardown): not a bug; the
+        # record expires, or the reaper ends it once Redis is back
+        log.warning("connection ended while the store was unavailable: %s", exc)
     except Exception:
         log.exception("signalling handler failed")
     finally:
