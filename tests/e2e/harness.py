@@ -80,6 +80,16 @@ def finish(proc: subprocess.Popen[bytes], timeout: float = 120) -> Result:
     return Result(proc.returncode, out, err.decode(errors="replace"))
 
 
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group, reap it and close its pipes (none left to the GC)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
 def read_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
     """The sender prints the code as the first line of stdout."""
     assert proc.stdout is not None

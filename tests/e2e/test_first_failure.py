@@ -6,27 +6,16 @@ sp2p.proto (tests/support/scripted_cli.py).
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import Result, finish, read_code, spawn, spawn_scripted
+from tests.e2e.harness import Result, finish, kill, read_code, spawn, spawn_scripted
 from tests.support.scripted_cli import BACKSLASH_MEMBER
 
 pytestmark = pytest.mark.e2e
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 def _only_error(r: Result) -> str:
@@ -53,8 +42,8 @@ def _victim_sender(env: dict[str, str], script: str) -> Result:
         finally:
             stdin.close()
     finally:
-        _kill(receiver)
-        _kill(sender)
+        kill(receiver)
+        kill(sender)
 
 
 def test_a_receiver_sending_metadata_is_a_protocol_violation(env: dict[str, str]) -> None:
@@ -78,7 +67,7 @@ def test_a_sender_that_sends_more_than_announced(env: dict[str, str], tmp_path: 
     try:
         r = finish(spawn(["receive", "-output", str(outdir), read_code(sender)], env), timeout=60)
     finally:
-        _kill(sender)
+        kill(sender)
     assert r.rc == ExitStatus.TRANSFER, r.err  # was "unexpected message type 0x02 in state FAILED"
     assert _only_error(r) == "the sender sent more than the announced 10 bytes"
     assert list(outdir.iterdir()) == []
@@ -91,7 +80,7 @@ def test_a_rejected_member_name_is_escaped_once(env: dict[str, str], tmp_path: P
     try:
         r = finish(spawn(["receive", "-output", str(outdir), read_code(sender)], env), timeout=60)
     finally:
-        _kill(sender)
+        kill(sender)
     assert r.rc == ExitStatus.TRANSFER, r.err
     shown = BACKSLASH_MEMBER.replace("\\", "\\\\")  # one backslash shows as two, never four
     assert _only_error(r) == f"refusing the received folder: unsafe member name {shown}: name contains a backslash"

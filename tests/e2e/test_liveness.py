@@ -18,18 +18,9 @@ from pathlib import Path
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import Result, finish, read_code, spawn, spawn_scripted
+from tests.e2e.harness import Result, finish, kill, read_code, spawn, spawn_scripted
 
 pytestmark = pytest.mark.e2e
-
-
-def _kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
 
 
 #: long enough for both sides to have sent a heartbeat (every 5 s of silence)
@@ -70,8 +61,8 @@ def test_item1_frozen_receiver_ends_the_sender(env: dict[str, str], outdir: Path
         threading.Thread(target=_feed, args=(sender, 32 << 20), daemon=True).start()
         s = finish(sender, timeout=60)
     finally:
-        _kill(receiver)
-        _kill(sender)
+        kill(receiver)
+        kill(sender)
     assert s.rc == ExitStatus.TIMEOUT, s.err
     assert "sp2p: error: the receiver has been silent for 4 s" in s.err
     _one_line_error(s)
@@ -89,7 +80,7 @@ def test_item1_receiver_that_never_confirms(script: str, env: dict[str, str], tm
     try:
         s = finish(sender, timeout=60)
     finally:
-        _kill(receiver)
+        kill(receiver)
     assert s.rc == ExitStatus.TIMEOUT, s.err
     assert "sp2p: error: the receiver made almost no progress in 3 s (under 64 KiB)" in s.err
     _one_line_error(s)
@@ -106,7 +97,7 @@ def test_item2_progress_floor_on_the_receiver(script: str, env: dict[str, str], 
         r = finish(spawn_scripted(["receive", "-output", str(outdir), read_code(sender)], env, window=3),
                    timeout=60)
     finally:
-        _kill(sender)
+        kill(sender)
     assert r.rc == ExitStatus.TIMEOUT, r.err
     assert "sp2p: error: the sender made almost no progress in 3 s (under 64 KiB)" in r.err
     _one_line_error(r)
@@ -124,7 +115,7 @@ def test_silent_sender_ends_the_receiver(env: dict[str, str], outdir: Path) -> N
         os.killpg(sender.pid, signal.SIGSTOP)
         r = finish(receiver, timeout=60)
     finally:
-        _kill(sender)
+        kill(sender)
     assert r.rc == ExitStatus.TIMEOUT, r.err
     assert "sp2p: error: the sender has been silent for 4 s" in r.err
     _one_line_error(r)
