@@ -4,7 +4,7 @@ Prints MB/s for each and the ratio of our frame sealing/opening to raw `cryptogr
 AES-GCM measured in the same run (the core should add little over the primitive).
 Sealing and opening run the way the pipelines do: frames sealed into reused buffers
 (FramedChannel), received bytes decoded from 1 MiB pieces that cut frames anywhere, and
-glibc told to keep freed buffers (flow/memory.py).
+glibc told to keep freed buffers (link/memory.py).
 
     python3 scripts/bench_core.py
 """
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sp2p.flow.memory import keep_freed_memory  # noqa: E402
+from sp2p.link.memory import keep_freed_memory  # noqa: E402
 from sp2p.proto.compression import ChunkCompressor, ChunkDecompressor  # noqa: E402
 from sp2p.proto.constants import MAX_CHUNK_SIZE, MsgType  # noqa: E402
 from sp2p.proto.frames import FrameDecoder, FrameOpener, FrameSealer, SealedFrame  # noqa: E402

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, TextIO
 from sp2p import __version__
 from sp2p.errors import InvalidCodeError, Sp2pError, UsageError
 from sp2p.status import ExitStatus
-from sp2p.ui import Terminal
+from sp2p.term.ui import Terminal
 
 #: test and development hook, like Go's dev builds: advertise and dial loopback addresses
 ENV_ALLOW_LOOPBACK = "SP2P_ALLOW_LOOPBACK"
@@ -246,7 +246,7 @@ def _code_without_argv(env: Mapping[str, str]) -> str:
     The prompt reads /dev/tty without echo: a pasted code or share URL never lands in the
     terminal's scrollback either.
     """
-    from sp2p.tty import NoTerminal, ask_secret
+    from sp2p.term.prompts import NoTerminal, ask_secret
 
     if env.get(ENV_CODE):
         return env[ENV_CODE]
@@ -295,8 +295,8 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     config = _server_for(text, parsed, config)
     early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
     try:
-        from sp2p.files import clean_stale
         from sp2p.flow.receive import ReceiveOptions, run_receive
+        from sp2p.fs.files import clean_stale
 
         _freeze_imports()
         to_stdout = bool(parsed.flags.get("stdout"))
@@ -314,7 +314,7 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
 def _confirmer(config: Any, term: Terminal) -> Callable[[str], bool] | None:
     """The accept question on the terminal; None (proceed) with -yes or without a terminal.
     The preview goes to stderr, so stderr must be that terminal too (not a log or a pipe)."""
-    from sp2p.tty import ask_yes_no, has_tty
+    from sp2p.term.prompts import ask_yes_no, has_tty
 
     if config.yes or not term.is_tty or not has_tty():
         return None

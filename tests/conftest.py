@@ -11,7 +11,7 @@ pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "te
 #: exception nobody could catch (in __del__, in a thread), fails the test instead of being
 #: ignored (issue 16 item 8); the other suites keep the pyproject defaults until they are
 #: cleaned up the same way (e2e: its helpers still leave pipes of killed processes to the GC)
-STRICT_SUITES = ("core", "files", "flow", "cli", "net")
+STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net")
 STRICT_FILTERS = ("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
 
 

@@ -88,7 +88,7 @@ def check_misc_libs() -> str:
         raise RuntimeError("yaml parse failed")
     ssl.create_default_context()
     miniupnpc.UPnP()  # constructing does no network I/O
-    from sp2p.qr import qr_lines  # segno, imported only when a QR code is drawn
+    from sp2p.term.qr import qr_lines  # segno, imported only when a QR code is drawn
 
     if len(qr_lines("https://sp2p.example/r#k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf", color=False)) < 10:
         raise RuntimeError("QR code rendering failed")

@@ -29,7 +29,7 @@ from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.resume import RESUME_VERSION
 from sp2p.proto.signal import Envelope, SignalType
-from sp2p.ui import human_duration
+from sp2p.term.ui import human_duration
 
 log = logging.getLogger(__name__)
 

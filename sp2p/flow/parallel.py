@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 
 from sp2p.errors import LocalProtocolError, RemoteProtocolError, TransferTimeout
-from sp2p.flow.framed import Frame, FramedChannel, FrameLink
-from sp2p.flow.multistream import MultiStreamLink
+from sp2p.link.framed import Frame, FramedChannel, FrameLink
+from sp2p.link.multistream import MultiStreamLink
 from sp2p.net.secondary import accept_secondaries, close_all, dial_secondaries
 from sp2p.proto.constants import MsgType
 from sp2p.proto.keys import SessionKeys

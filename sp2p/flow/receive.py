@@ -12,11 +12,9 @@ from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.errors import ConnectionLost, Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.early import EarlySignal
-from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.heal import Healer, gave_up, heal_negotiated, healable, lost_line, our_heal
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
-from sp2p.flow.receive_pump import ReceivePipeline
 from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.resume import ResumableFileSink
 from sp2p.flow.session import (
@@ -27,10 +25,11 @@ from sp2p.flow.session import (
     server_error,
     wait_welcome,
 )
-from sp2p.flow.sinks import FileSink, FolderSink, StdoutSink, make_sink
+from sp2p.fs.partials import remove_stale
+from sp2p.link.framed import FramedChannel, FrameLink
+from sp2p.link.receive_pump import ReceivePipeline
+from sp2p.link.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
-from sp2p.partials import remove_stale
-from sp2p.progress import Progress
 from sp2p.proto.codes import TransferCode
 from sp2p.proto.constants import Role
 from sp2p.proto.fileinfo import Preview, decrypt_file_info, parse_preview
@@ -39,7 +38,8 @@ from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
 from sp2p.status import ExitStatus
-from sp2p.ui import Terminal, describe, human_duration, human_size
+from sp2p.term.progress import Progress
+from sp2p.term.ui import Terminal, describe, human_duration, human_size
 
 #: asks the user a yes/no question (the CLI's terminal); None means do not ask
 Confirm = Callable[[str], bool]

@@ -23,10 +23,10 @@ from sp2p.errors import (
     Sp2pError,
     TransferError,
 )
-from sp2p.files import IncomingFile, check_free_space
-from sp2p.flow.framed import FrameLink
-from sp2p.flow.sources import FullChunkSource
-from sp2p.partials import Partial
+from sp2p.fs.files import IncomingFile, check_free_space
+from sp2p.fs.partials import Partial
+from sp2p.link.framed import FrameLink
+from sp2p.link.sources import FullChunkSource
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, cancel_body
 from sp2p.proto.resume import EDGE_BYTES, SourceIdentity

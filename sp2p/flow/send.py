@@ -14,16 +14,13 @@ from typing import BinaryIO
 from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import ConnectionLost, Declined, SignalingError, Sp2pError
-from sp2p.files import SendSource, inspect_sources
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.early import EarlySignal
-from sp2p.flow.framed import FramedChannel, FrameLink
 from sp2p.flow.heal import Healer, gave_up, heal_negotiated, healable, lost_line, our_heal
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import sender_link
 from sp2p.flow.relay import establish_or_relay
 from sp2p.flow.resume import close_quietly, open_rest, send_resume
-from sp2p.flow.send_pump import ChunkSource, SendPipeline
 from sp2p.flow.session import (
     KeepAlive,
     PeerKey,
@@ -33,9 +30,11 @@ from sp2p.flow.session import (
     server_error,
     wait_welcome,
 )
-from sp2p.flow.sources import FullChunkSource, StreamSource
+from sp2p.fs.files import SendSource, inspect_sources
+from sp2p.link.framed import FramedChannel, FrameLink
+from sp2p.link.send_pump import ChunkSource, SendPipeline
+from sp2p.link.sources import FullChunkSource, StreamSource
 from sp2p.net.signaling import SignalClient, SignalClosed
-from sp2p.progress import Progress
 from sp2p.proto.codes import format_code, generate_seed, share_url
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Role, Transport
@@ -45,7 +44,8 @@ from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, ErrorCode, FileInfo, PeerJoined, SignalType
 from sp2p.proto.transfer import SenderMachine
-from sp2p.ui import Terminal, describe, human_duration, human_size
+from sp2p.term.progress import Progress
+from sp2p.term.ui import Terminal, describe, human_duration, human_size
 
 #: a first chunk that zstd level 1 cannot shrink below this share means: do not announce zstd
 SAMPLE_RATIO = 0.95
@@ -314,8 +314,8 @@ def _qr_while_waiting(term: Terminal, url: str, shown: bool) -> Iterator[None]:
     if not shown and not term.is_tty:
         yield
         return
-    from sp2p.qr import QrToggle
-    from sp2p.tty import KeyListener
+    from sp2p.term.prompts import KeyListener
+    from sp2p.term.qr import QrToggle
 
     toggle = QrToggle(term, url, shown=shown)
     if not term.is_tty:

@@ -23,7 +23,7 @@ from sp2p.proto.signal import (
     SignalType,
     Welcome,
 )
-from sp2p.ui import Terminal
+from sp2p.term.ui import Terminal
 
 WELCOME_TIMEOUT = 15.0
 #: a waiting sender re-sends file-info this often so the server never reaps its session (W18)

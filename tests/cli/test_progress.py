@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from sp2p.progress import Progress
-from sp2p.ui import Terminal
+from sp2p.term.progress import Progress
+from sp2p.term.ui import Terminal
 
 
 class _TtyBuffer(io.StringIO):

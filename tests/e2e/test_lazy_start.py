@@ -23,7 +23,7 @@ _TRACED = (
     "from sp2p.cli import main\n"
     "sys.exit(main())\n"
 )
-_WATCHED = [*HEAVY, "sp2p.extract", "sp2p.archive", "sp2p.proto.tar", "sp2p.net.webrtc"]
+_WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2p.net.webrtc"]
 
 
 def _loaded_by_import(statement: str) -> set[str]:

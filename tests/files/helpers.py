@@ -9,7 +9,7 @@ import stat
 import tarfile
 from pathlib import Path
 
-from sp2p.extract import TarExtractor
+from sp2p.fs.extract import TarExtractor
 from sp2p.proto.tar import END_OF_ARCHIVE, encode_member_header, padding
 
 

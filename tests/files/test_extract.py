@@ -1,4 +1,4 @@
-"""sp2p.extract: streaming extraction round trips and the hostile-archive catalogue.
+"""sp2p.fs.extract: streaming extraction round trips and the hostile-archive catalogue.
 
 Every rejection test asserts the whole archive is refused with a RemoteProtocolError,
 the staging directory is gone and nothing changed in the test's directory tree (the
@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from sp2p.archive import plan_tar
 from sp2p.errors import LocalIOError, LocalProtocolError, RemoteProtocolError
-from sp2p.extract import STAGING_PREFIX, ArchiveRejected, TarExtractor
-from sp2p.fsutil import current_umask
+from sp2p.fs.archive import plan_tar
+from sp2p.fs.extract import STAGING_PREFIX, ArchiveRejected, TarExtractor
+from sp2p.fs.fsutil import current_umask
 from sp2p.proto.tar import BLOCK, END_OF_ARCHIVE
 from tests.files.helpers import archive, drain, extract_all, info, member, python_tar, snapshot
 

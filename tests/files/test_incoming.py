@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sp2p import fsutil
 from sp2p.errors import LocalIOError, RemoteProtocolError
-from sp2p.files import TEMP_PREFIX, IncomingFile, check_free_space, clean_stale
-from sp2p.fsutil import current_umask, io_error, rename_noreplace, write_all
+from sp2p.fs import fsutil
+from sp2p.fs.files import TEMP_PREFIX, IncomingFile, check_free_space, clean_stale
+from sp2p.fs.fsutil import current_umask, io_error, rename_noreplace, write_all
 from tests.files.helpers import snapshot
 
 

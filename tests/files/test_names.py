@@ -1,4 +1,4 @@
-"""sp2p.names: safe single-file names (T1, T4), portable components (T11), member paths."""
+"""sp2p.fs.names: safe single-file names (T1, T4), portable components (T11), member paths."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sp2p.names import (
+from sp2p.fs.names import (
     FALLBACK_FILE_NAME,
     UnsafeNameError,
     collision_key,

@@ -1,4 +1,4 @@
-"""Resumable partials on disk (sp2p/partials.py): lookup, safety, stale removal."""
+"""Resumable partials on disk (sp2p/fs/partials.py): lookup, safety, stale removal."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from sp2p.partials import MAX_AGE, PARTIAL_PREFIX, RECORD_SUFFIX, Partial, remove_stale
+from sp2p.fs.partials import MAX_AGE, PARTIAL_PREFIX, RECORD_SUFFIX, Partial, remove_stale
 from sp2p.proto.resume import SourceIdentity
 
 DATA = os.urandom(5000)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from sp2p import archive
-from sp2p.archive import plan_tar
 from sp2p.errors import LocalIOError, UsageError
-from sp2p.files import inspect_sources, mime_type
+from sp2p.fs import archive
+from sp2p.fs.archive import plan_tar
+from sp2p.fs.files import inspect_sources, mime_type
 from tests.files.helpers import drain
 
 CHUNK = 262144

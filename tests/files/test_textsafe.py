@@ -1,4 +1,4 @@
-"""sp2p.textsafe: peer text can never drive the terminal (T10, C17)."""
+"""sp2p.term.textsafe: peer text can never drive the terminal (T10, C17)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sp2p.textsafe import ELLIPSIS, escape_peer_text
+from sp2p.term.textsafe import ELLIPSIS, escape_peer_text
 
 T10_NAMES = [
     "a\rb", "a\nb", "a\bb", "a\ab",

@@ -12,8 +12,8 @@ import pytest
 
 from sp2p.errors import IntegrityError, RemoteProtocolError
 from sp2p.flow import parallel
-from sp2p.flow.framed import FramedChannel
-from sp2p.flow.multistream import MultiStreamLink
+from sp2p.link.framed import FramedChannel
+from sp2p.link.multistream import MultiStreamLink
 from sp2p.net.secondary import accept_secondaries, dial_secondaries
 from sp2p.net.tcp import TcpChannel
 from sp2p.proto.constants import MsgType

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sp2p.flow.framed import FrameLink
+from sp2p.link.framed import FrameLink
 from sp2p.proto import transfer
 from sp2p.proto.constants import MsgType
 from sp2p.proto.messages import Metadata, Totals
@@ -138,7 +138,7 @@ MIXED_LEVELS = "mixed-levels"
 def _cycle_levels() -> None:
     """The real send pipeline, but chunk k gets setting k of the whole ladder (stored, fast, 1, 3,
     7, 11) in turn, whatever the measurements say; each used setting is printed to stderr."""
-    from sp2p.flow import send_pump
+    from sp2p.link import send_pump
     from sp2p.proto.adapt import LevelController
 
     class CyclingLevels(LevelController):

@@ -11,7 +11,7 @@ import threading
 
 import segno
 
-from sp2p.ui import Terminal
+from sp2p.term.ui import Terminal
 
 #: index = top dark + 2 * bottom dark
 _HALF_BLOCKS = (" ", "\u2580", "\u2584", "\u2588")

@@ -24,9 +24,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import NamedTuple, Protocol
 
 from sp2p.errors import ConnectionLost, Sp2pError, TransferError
-from sp2p.flow.failure import FirstFailure
-from sp2p.flow.framed import FrameLink, Sealed, Slot
-from sp2p.flow.memory import keep_freed_memory
+from sp2p.link.failure import FirstFailure
+from sp2p.link.framed import FrameLink, Sealed, Slot
+from sp2p.link.memory import keep_freed_memory
 from sp2p.net.channel import ChannelClosed
 from sp2p.proto.adapt import LevelController
 from sp2p.proto.compression import STORED, ChunkCompressor, stored_frame

@@ -1,7 +1,7 @@
 """The encrypted frame stream of one session over its confirmed channel(s).
 
 `FrameLink` is what the transfer pipelines see. `FramedChannel` is the single-channel
-link; the multi-stream link of parallel TCP (flow/multistream.py) has the same shape,
+link; the multi-stream link of parallel TCP (link/multistream.py) has the same shape,
 so the pipelines never know how many sockets carry the frames.
 
 Sending is split in three steps so frames can be encrypted on worker threads yet

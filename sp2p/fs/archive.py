@@ -1,7 +1,7 @@
 """Sender side of folder transfers: walk the inputs, then stream them as one tar.
 
 `plan_tar` walks once, up front: it decides every member, checks that the receiver's
-name policy will accept the tree (`sp2p.names`), collects notices for what it skips,
+name policy will accept the tree (`sp2p.fs.names`), collects notices for what it skips,
 and computes the *exact* archive length (headers, PAX headers, padding, end marker),
 so Metadata.size is exact. `TarPlan.open()` then produces the bytes (client.md §3.8):
 ustar/PAX headers from `sp2p.proto.tar`, lexical walk order, directories as typeflag 5
@@ -14,7 +14,7 @@ O_NOFOLLOW and must still be the same inode, type and size as when it was planne
 must not grow, shrink or change while it is read — otherwise LocalIOError, never a
 corrupt archive.
 
-The receiving half (streaming extraction) lives in `sp2p.extract`, which the sending side
+The receiving half (streaming extraction) lives in `sp2p.fs.extract`, which the sending side
 never loads.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from sp2p.errors import LocalIOError, LocalProtocolError, UsageError
-from sp2p.names import MAX_PATH_BYTES, UnsafeNameError, collision_key, member_components
+from sp2p.fs.names import MAX_PATH_BYTES, UnsafeNameError, collision_key, member_components
 from sp2p.proto.tar import END_OF_ARCHIVE, encode_member_header, padded_size, padding
 
 __all__ = [

@@ -7,7 +7,7 @@ full ``n``-byte pieces until the end (so the transfer sends full 256 KiB chunks,
 
 Receiving a single file or stream (§3.9, W8, T13, T16, T17): `IncomingFile` writes to a
 0600 temp file ``.sp2p-recv-*`` in the output directory and, once verified, places it
-under `sp2p.names.safe_name` of the announced name — or ``base (1).ext`` … — with
+under `sp2p.fs.names.safe_name` of the announced name — or ``base (1).ext`` … — with
 link-then-unlink (or RENAME_NOREPLACE) so an existing file is never replaced, even by a
 racing process. The final mode is 0644 minus the umask. `clean_stale` removes our own
 temp/staging leftovers older than a day; `check_free_space` refuses a transfer that
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from sp2p.errors import LocalIOError, LocalProtocolError, RemoteProtocolError, UsageError
-from sp2p.fsutil import (
+from sp2p.fs.fsutil import (
     STAGING_PREFIX,
     create_private_file,
     current_umask,
@@ -39,10 +39,10 @@ from sp2p.fsutil import (
     rename_noreplace,
     write_all,
 )
-from sp2p.names import numbered_names, safe_name
+from sp2p.fs.names import numbered_names, safe_name
 
 if TYPE_CHECKING:
-    from sp2p.archive import SourceReader
+    from sp2p.fs.archive import SourceReader
 
 TEMP_PREFIX: Final = ".sp2p-recv-"
 STALE_AFTER: Final = 24 * 3600.0
@@ -169,7 +169,7 @@ def inspect_sources(
         single = _single_file(paths[0])
         if single is not None:
             return single
-    from sp2p.archive import plan_tar, top_level_name  # folders only: the tar writer
+    from sp2p.fs.archive import plan_tar, top_level_name  # folders only: the tar writer
 
     plan = plan_tar(paths)
     name = top_level_name(paths[0]) if len(paths) == 1 else f"{len(paths)}-files"
@@ -187,7 +187,7 @@ def inspect_sources(
 
 def _single_file(raw: str) -> SendSource | None:
     """A SendSource for one regular file, or None when `raw` is a directory."""
-    from sp2p.archive import PieceReader, kind_of, read_verified, top_level_name
+    from sp2p.fs.archive import PieceReader, kind_of, read_verified, top_level_name
     path = os.path.realpath(raw)
     try:
         st = os.stat(path)
@@ -264,7 +264,7 @@ class IncomingFile:
         self._closed = False
         self._chosen: tuple[str, str] | None = None  # (wanted, free name) from prepare_commit
         self.written = 0
-        #: a resumable partial stays on failure (sp2p.partials); a temp file never does
+        #: a resumable partial stays on failure (sp2p.fs.partials); a temp file never does
         self.keep_on_abort = False
 
     @classmethod

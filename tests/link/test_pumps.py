@@ -15,11 +15,11 @@ import pytest
 import zstandard
 
 from sp2p.errors import RemoteProtocolError
-from sp2p.flow.framed import FramedChannel
-from sp2p.flow.receive_pump import ReceivePipeline
-from sp2p.flow.send_pump import SendPipeline
-from sp2p.flow.sinks import make_sink
-from sp2p.flow.sources import FullChunkSource
+from sp2p.link.framed import FramedChannel
+from sp2p.link.receive_pump import ReceivePipeline
+from sp2p.link.send_pump import SendPipeline
+from sp2p.link.sinks import make_sink
+from sp2p.link.sources import FullChunkSource
 from sp2p.net.tcp import TcpChannel
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import MAX_CHUNK_SIZE, MsgType
@@ -152,7 +152,7 @@ def test_a_zstd_bomb_is_refused_before_decoding(link: tuple[FramedChannel, Frame
 
 
 def test_file_sink_writes_back_while_receiving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sp2p.flow import sinks
+    from sp2p.link import sinks
 
     monkeypatch.setattr(sinks, "WRITEBACK_STEP", 64 * 1024)
     data = os.urandom(1_000_000)

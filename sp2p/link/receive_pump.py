@@ -25,10 +25,10 @@ from sp2p.errors import (
     SecurityError,
     Sp2pError,
 )
-from sp2p.flow.failure import FirstFailure
-from sp2p.flow.framed import FrameLink
-from sp2p.flow.memory import keep_freed_memory
 from sp2p.flow.resume import receive_resume
+from sp2p.link.failure import FirstFailure
+from sp2p.link.framed import FrameLink
+from sp2p.link.memory import keep_freed_memory
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body

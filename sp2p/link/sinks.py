@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from sp2p.errors import LocalIOError
-from sp2p.files import IncomingFile, check_free_space
+from sp2p.fs.files import IncomingFile, check_free_space
 from sp2p.proto.messages import Metadata
 
 if TYPE_CHECKING:
-    from sp2p.extract import TarExtractor
+    from sp2p.fs.extract import TarExtractor
 
 #: a received file is handed to the disk in steps of this size while it arrives
 WRITEBACK_STEP = 32 * 1024 * 1024
@@ -79,7 +79,7 @@ class FolderSink:
     """Streaming tar extraction into a private staging folder, moved into place once verified."""
 
     def __init__(self, outdir: Path, meta: Metadata) -> None:
-        from sp2p.extract import TarExtractor  # folders only
+        from sp2p.fs.extract import TarExtractor  # folders only
 
         self._meta = meta
         self._ex: TarExtractor = TarExtractor(outdir, max_unpacked=meta.size, empty_name=meta.name)

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sp2p.errors import IntegrityError, RemoteProtocolError, Sp2pError, TransferError
-from sp2p.flow.framed import Frame, FramedChannel, Sealed, Slot
+from sp2p.link.framed import Frame, FramedChannel, Sealed, Slot
 from sp2p.net.channel import Channel, ChannelClosed
 from sp2p.net.tcp import TcpChannel
 from sp2p.proto.constants import MsgType

@@ -8,7 +8,7 @@ directory or swapped in during extraction — is ever followed (T6, T8).
 
 Policy (client.md §3.9 plus security-cases T5–T9, T11, T12): only regular files and
 directories; links, devices, FIFOs, contiguous and sparse members reject the *whole*
-archive, as do unsafe names (`sp2p.names.member_components`), duplicates and
+archive, as do unsafe names (`sp2p.fs.names.member_components`), duplicates and
 case/Unicode collisions, more than 100 000 entries, and file data beyond the caller's
 cap (the announced size). Files get 0644, or 0755 when the sender set any x bit;
 directories 0755; the umask applies; no setuid/sticky, owners or xattrs; mtimes are
@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Final
 
 from sp2p.errors import LocalIOError, LocalProtocolError, RemoteProtocolError
-from sp2p.fsutil import (
+from sp2p.fs.fsutil import (
     STAGING_PREFIX,
     io_error,
     make_private_dir,
@@ -42,7 +42,7 @@ from sp2p.fsutil import (
     rename_noreplace,
     write_all,
 )
-from sp2p.names import (
+from sp2p.fs.names import (
     UnsafeNameError,
     collision_key,
     member_components,
@@ -58,7 +58,7 @@ from sp2p.proto.tar import (
     MemberKind,
     TarParser,
 )
-from sp2p.textsafe import ELLIPSIS
+from sp2p.term.textsafe import ELLIPSIS
 
 MAX_ENTRIES: Final = 100_000
 _MTIME_MAX: Final = 4_102_444_800  # 2100-01-01: later mtimes are nonsense, clamp

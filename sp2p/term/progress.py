@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sp2p.ui import Terminal, human_duration, human_size
+from sp2p.term.ui import Terminal, human_duration, human_size
 
 #: at most 10 redraws a second on a terminal
 TTY_INTERVAL = 0.1

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import TextIO
 
-from sp2p.textsafe import escape_peer_text
+from sp2p.term.textsafe import escape_peer_text
 
 
 def human_size(n: float) -> str:
