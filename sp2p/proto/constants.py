@@ -55,6 +55,8 @@ class MsgType(IntEnum):
     RESUME_SOURCE = 0x20  #: resume §1.3: S->R identity of the source file
     RESUME_OFFER = 0x21  #: resume §1.3: R->S offset + SHA-256 of the prefix held
     RESUME_ACCEPT = 0x22  #: resume §1.3: S->R offset the data starts at (offered or 0)
+    HEAL_OFFER = 0x23  #: heal §2.6: R->S plaintext bytes and Data frames written so far
+    HEAL_ACCEPT = 0x24  #: heal §2.6: S->R Data continues at this offset (== the offer)
 
 
 class CancelReason(IntEnum):

@@ -13,6 +13,11 @@ frames and return what to send; they never touch sockets, threads or clocks.
     receiver: AWAIT_METADATA -Metadata-> AWAIT_SOURCE -ResumeSource-> OFFERING
               -offer()-> AWAIT_ACCEPT -ResumeAccept-> RECEIVING
 
+    heal of a folder or stream on a reconnected link (§2.6), a machine `continuing` the last:
+    sender:   IDLE -start_continuing-> AWAIT_POSITION -HealOffer, on_position()-> SENDING
+    receiver: AWAIT_METADATA -the same Metadata-> POSITIONING -position()-> AWAIT_HEAL_ACCEPT
+              -HealAccept-> RECEIVING
+
 Heartbeats are ignored in every state (browsers send them anywhere).
 """
 
@@ -22,7 +27,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, auto
-from typing import Any, Final, Protocol
+from typing import Final
 
 from sp2p.errors import (
     LocalProtocolError,
@@ -35,6 +40,7 @@ from sp2p.errors import (
 )
 from sp2p.proto.constants import MAX_CONTROL_SIZE, CancelReason, MsgType
 from sp2p.proto.frames import Frame
+from sp2p.proto.heal import DigestState, Hasher, HealOffer, ReplayWindow, heal_accept_body, parse_heal_accept
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
 from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
 
@@ -51,6 +57,11 @@ HEARTBEAT_DEAD_AFTER: Final = 15.0
 HEARTBEAT_INTERVAL: Final = 5.0
 #: a peer that never sent a heartbeat (the Go CLI) only trips the 2-minute idle limit
 IDLE_TIMEOUT: Final = 120.0
+#: between two peers that announced heal (our CLIs, which heartbeat whenever they have sent
+#: nothing for the interval), a path that delivers no byte for HEAL_DEAD_AFTER is dead: heal
+#: it then, not after the idle limit (protocol-extensions §2.3)
+HEAL_HEARTBEAT_INTERVAL: Final = 1.0
+HEAL_DEAD_AFTER: Final = 8.0
 #: the progress floor (security case C15): a peer we wait on must move the transfer forward by
 #: PROGRESS_FLOOR bytes in every PROGRESS_WINDOW (~220 B/s, far below any real link; long
 #: enough for a `-stdout | less` paused a few minutes), else it is holding us on purpose
@@ -81,15 +92,14 @@ class StreamDigest:
         self._sha = prefix.copy()
         self.total_bytes = length
 
+    def snapshot(self) -> DigestState:
+        return DigestState(self._sha.copy(), self.total_bytes, self.chunk_count)
 
-class Hasher(Protocol):
-    """A running SHA-256 (hashlib's object)."""
-
-    def update(self, data: bytes, /) -> None: ...
-
-    def hexdigest(self) -> str: ...
-
-    def copy(self) -> Any: ...
+    def restore(self, state: DigestState) -> None:
+        """Heal: back to a chunk boundary (the sender re-sends from there)."""
+        self._sha = state.sha.copy()
+        self.total_bytes = state.total_bytes
+        self.chunk_count = state.chunk_count
 
 
 def totals_mismatch(sent: Totals, received: Totals) -> VerificationError | None:
@@ -126,6 +136,7 @@ def _check_control_size(frame: Frame) -> None:
 class SenderState(Enum):
     IDLE = auto()
     AWAIT_OFFER = auto()  #: resume: Metadata + ResumeSource sent, waiting for ResumeOffer
+    AWAIT_POSITION = auto()  #: heal of a stream: Metadata sent again, waiting for HealOffer
     SENDING = auto()
     AWAIT_COMPLETE = auto()
     FINISHED = auto()
@@ -136,17 +147,62 @@ _SENDER_TRANSITIONS: Final[dict[tuple[SenderState, str], SenderState]] = {
     (SenderState.IDLE, "start"): SenderState.SENDING,
     (SenderState.IDLE, "start-resumable"): SenderState.AWAIT_OFFER,
     (SenderState.AWAIT_OFFER, "accept"): SenderState.SENDING,
+    (SenderState.IDLE, "start-continuing"): SenderState.AWAIT_POSITION,
+    (SenderState.AWAIT_POSITION, "continue"): SenderState.SENDING,
     (SenderState.SENDING, "finish"): SenderState.AWAIT_COMPLETE,
     (SenderState.AWAIT_COMPLETE, "complete"): SenderState.FINISHED,
 }
 
 
 class SenderMachine:
-    def __init__(self, metadata: Metadata, *, trace: Trace = no_trace) -> None:
+    def __init__(
+        self, metadata: Metadata, *, trace: Trace = no_trace, window: ReplayWindow | None = None
+    ) -> None:
         self.metadata = metadata
         self.trace = trace
         self.state = SenderState.IDLE
         self.digest = StreamDigest()
+        #: heal of a stream (§2.6): the recent chunks, to send again after a reconnect
+        self.window = window
+
+    @classmethod
+    def continuing(cls, previous: SenderMachine) -> SenderMachine:
+        """The machine for a reconnected link: same stream, digest and window as `previous`."""
+        if previous.window is None:
+            raise LocalProtocolError("sender: a stream continues only with a replay window")
+        machine = cls(previous.metadata, trace=previous.trace, window=previous.window)
+        machine.digest = previous.digest
+        return machine
+
+    def start_continuing(self) -> tuple[MsgType, bytes]:
+        """Heal of a stream: Metadata again, then wait for the receiver's HealOffer."""
+        if self.window is None:
+            raise LocalProtocolError("sender: a stream continues only with a replay window")
+        self._set_state("start-continuing")
+        return MsgType.METADATA, self.metadata.to_json()
+
+    def on_position(self, frame: Frame) -> tuple[list[bytes], tuple[MsgType, bytes]] | None:
+        """A frame while waiting for HealOffer: None for a Heartbeat, else the chunks to send
+        again (before reading on) and the HealAccept frame. OutOfWindow when the offset is older
+        than the window: the caller tells the receiver with an Error frame."""
+        _check_control_size(frame)
+        kind = frame.msg_type
+        if kind == MsgType.HEARTBEAT:
+            return None
+        try:
+            if kind in (MsgType.CANCEL, MsgType.ERROR):
+                raise _peer_stop(frame, "receiver")
+            waiting = self.state is SenderState.AWAIT_POSITION and self.window is not None
+            if kind != MsgType.HEAL_OFFER or not waiting or self.window is None:
+                raise _unexpected(frame, self.state)
+            offer = HealOffer.from_json(frame.body)
+            state, replay = self.window.rewind(offer, self.digest.snapshot())
+        except Exception:
+            self.fail()
+            raise
+        self.digest.restore(state)
+        self._set_state("continue")
+        return replay, (MsgType.HEAL_ACCEPT, heal_accept_body(offer.offset))
 
     def _set_state(self, event: str) -> None:
         new = _SENDER_TRANSITIONS.get((self.state, event))
@@ -215,6 +271,8 @@ class SenderMachine:
         """Account one raw (uncompressed) chunk that is about to be sent."""
         if self.state is not SenderState.SENDING:
             raise LocalProtocolError("sender: data outside the SENDING state")
+        if self.window is not None:
+            self.window.push(self.digest.snapshot(), chunk)
         self.digest.update(chunk)
 
     def finish(self) -> tuple[MsgType, bytes]:
@@ -247,6 +305,8 @@ class ReceiverState(Enum):
     AWAIT_SOURCE = auto()  #: resume: Metadata arrived, ResumeSource must follow
     OFFERING = auto()  #: resume: the flow looks up its partial and calls offer()
     AWAIT_ACCEPT = auto()  #: resume: ResumeOffer sent
+    POSITIONING = auto()  #: heal of a stream: the same Metadata again; the flow calls position()
+    AWAIT_HEAL_ACCEPT = auto()  #: heal of a stream: HealOffer sent
     RECEIVING = auto()
     VERIFYING = auto()
     AWAIT_FIN_ACK = auto()
@@ -260,6 +320,9 @@ _RECEIVER_TRANSITIONS: Final[dict[tuple[ReceiverState, int | str], ReceiverState
     (ReceiverState.AWAIT_SOURCE, MsgType.RESUME_SOURCE): ReceiverState.OFFERING,
     (ReceiverState.OFFERING, "offer"): ReceiverState.AWAIT_ACCEPT,
     (ReceiverState.AWAIT_ACCEPT, MsgType.RESUME_ACCEPT): ReceiverState.RECEIVING,
+    (ReceiverState.AWAIT_METADATA, "metadata-continuing"): ReceiverState.POSITIONING,
+    (ReceiverState.POSITIONING, "position"): ReceiverState.AWAIT_HEAL_ACCEPT,
+    (ReceiverState.AWAIT_HEAL_ACCEPT, MsgType.HEAL_ACCEPT): ReceiverState.RECEIVING,
     (ReceiverState.RECEIVING, MsgType.DATA): ReceiverState.RECEIVING,
     (ReceiverState.RECEIVING, MsgType.DONE): ReceiverState.VERIFYING,
     (ReceiverState.VERIFYING, "complete"): ReceiverState.AWAIT_FIN_ACK,
@@ -301,8 +364,16 @@ class ResumeAccepted:
     offset: int
 
 
+@dataclass(frozen=True)
+class HealAccepted:
+    """Heal of a stream: Data continues at `offset` (what we said we hold)."""
+
+    offset: int
+
+
 ReceiverEvent = (
     MetadataReceived | DataReceived | DoneReceived | TransferFinished | SourceReceived | ResumeAccepted
+    | HealAccepted
 )
 
 
@@ -319,6 +390,19 @@ class ReceiverMachine:
         self.frames_received = 0
         #: exact byte budget: known for single files; None for streams and folders
         self.max_bytes: int | None = None
+        #: heal of a stream: the Metadata the reconnected sender must announce again
+        self.continues: Metadata | None = None
+
+    @classmethod
+    def continuing(cls, previous: ReceiverMachine) -> ReceiverMachine:
+        """The machine for a reconnected link: the stream `previous` received, continued."""
+        if previous.metadata is None:
+            raise LocalProtocolError("receiver: nothing to continue before Metadata")
+        machine = cls(resume=previous.resume, trace=previous.trace)
+        machine.continues = previous.metadata
+        machine.digest = previous.digest
+        machine.frames_received = previous.frames_received
+        return machine
 
     def _set_state(self, event: int | str) -> None:
         new = _RECEIVER_TRANSITIONS.get((self.state, event))
@@ -354,7 +438,12 @@ class ReceiverMachine:
             raise _unexpected(frame, self.state)
         if kind == MsgType.METADATA:
             meta = Metadata.from_json(frame.body)
-            self._set_state("metadata-resumable" if self.resume and applies(meta) else kind)
+            if self.continues is not None:
+                if meta != self.continues:
+                    raise RemoteProtocolError("the sender announced another transfer after reconnecting")
+                self._set_state("metadata-continuing")
+            else:
+                self._set_state("metadata-resumable" if self.resume and applies(meta) else kind)
             self.metadata = meta
             if not meta.is_folder and not meta.stream_mode:
                 self.max_bytes = meta.size
@@ -367,6 +456,13 @@ class ReceiverMachine:
             return SourceReceived(source)
         if kind == MsgType.RESUME_ACCEPT:
             return self._accepted(parse_accept(frame.body))
+        if kind == MsgType.HEAL_ACCEPT:
+            offset = parse_heal_accept(frame.body)
+            if offset != self.digest.total_bytes:
+                raise RemoteProtocolError(
+                    f"the sender continues at byte {offset}, but we hold {self.digest.total_bytes}"
+                )
+            return HealAccepted(offset)
         if kind == MsgType.DATA:
             self.frames_received += 1
             return DataReceived(frame.body)
@@ -381,6 +477,11 @@ class ReceiverMachine:
         self._offered = (offset, prefix if offset else None)
         body = ResumeOffer(offset, prefix.hexdigest()) if offset and prefix is not None else ResumeOffer(0)
         return MsgType.RESUME_OFFER, body.to_json()
+
+    def position(self) -> tuple[MsgType, bytes]:
+        """Heal of a stream: the HealOffer for what we have written (call with the writer idle)."""
+        self._set_state("position")
+        return MsgType.HEAL_OFFER, HealOffer(self.digest.total_bytes, self.digest.chunk_count).to_json()
 
     def _accepted(self, offset: int) -> ResumeAccepted:
         assert self._offered is not None
@@ -452,6 +553,8 @@ class Liveness:
         self.last_sent = now
         self.last_heard = now
         self.peer_heartbeats = False
+        #: both announced heal: heartbeat every HEAL_HEARTBEAT_INTERVAL, dead after HEAL_DEAD_AFTER
+        self.quick = False
         self._window_start = now
         self._window_progress = 0
 
@@ -465,6 +568,10 @@ class Liveness:
             self.peer_heartbeats = True
         else:
             self._window_progress += size if frame_type == MsgType.DATA else PROGRESS_FLOOR
+
+    def on_bytes(self, now: float) -> None:
+        """Raw bytes of a frame not yet complete arrived: the path is alive (not progress)."""
+        self.last_heard = now
 
     def on_taken(self, now: float, size: int) -> None:
         """The link accepted `size` bytes of our data, which it does only as fast as the peer reads."""
@@ -480,9 +587,11 @@ class Liveness:
             self.last_heard = max(self.last_heard, now)
 
     def heartbeat_due(self, now: float) -> bool:
-        return now - self.last_sent >= HEARTBEAT_INTERVAL
+        return now - self.last_sent >= (HEAL_HEARTBEAT_INTERVAL if self.quick else HEARTBEAT_INTERVAL)
 
     def silence_limit(self) -> float:
+        if self.quick:
+            return HEAL_DEAD_AFTER
         return HEARTBEAT_DEAD_AFTER if self.peer_heartbeats else IDLE_TIMEOUT
 
     def peer_silent_for(self, now: float) -> float:
