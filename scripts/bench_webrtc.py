@@ -1,5 +1,18 @@
 #!/usr/bin/env python3
-"""Throughput of the WebRTC data channel on loopback: stock aiortc vs sp2p's Channel.
+"""Throughput and CPU of WebRTC on loopback: real CLI pairs (ours, Go's), and the bare channel.
+
+CLI pairs (--pairs, default all four; scripts/webrtc_cli_pairs.py runs them):
+
+  ours     our `sp2p send` -> our `sp2p receive`
+  go       the Go original's CLI (../shared/reference/sp2p, pion) at both ends
+  go2ours  Go sender -> our receiver
+  ours2go  our sender -> Go receiver
+
+all with `-transport webrtc -compress 0` through one real sp2p-server, --size MiB of random
+data from tmpfs to tmpfs. Printed per pair: MB/s median (best) over --runs interleaved rounds,
+CPU seconds per GiB of the sender, the receiver and both (medians), and the ratio to Go -> Go.
+
+Transport modes (--modes, none by default), the data channel without the CLI around it:
 
 Each run moves --size MiB from a sender to a receiver, each peer in its own process
 (as in real use), signaling relayed through multiprocessing queues. Figures are
@@ -18,8 +31,8 @@ PCT % of its packets at random (iptables statistic match), to compare loss recov
 
 With --runs N the modes run N rounds in turn (load drifts hit all alike); medians shown.
 
-Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--modes stock,channel,tuned]
-       [--loss PCT]
+Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--pairs ours,go,go2ours,ours2go]
+       [--modes stock,stock1,channel,tuned] [--loss PCT]
        [--profile sender|receiver] (cProfile of one side's asyncio thread, last mode only)
 """
 
@@ -295,13 +308,59 @@ def run_in_lossy_netns(loss: float, argv: list[str]) -> int:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+def run_pairs(pairs: list[str], size_mib: int, runs: int) -> None:
+    """The CLI rows: every pair once per round, rounds interleaved; medians printed."""
+    import tempfile
+
+    from webrtc_cli_pairs import GO_CLI, LABELS, PairRun, run_pair, sha256_file
+
+    from tests.e2e.harness import cli_env
+    from tests.support.server_proc import NO_LIMIT_FLAGS, start_server
+
+    if any(p != "ours" for p in pairs) and not GO_CLI.exists():
+        raise SystemExit(f"the Go reference CLI is missing: {GO_CLI}")
+    results: dict[str, list[PairRun]] = {pair: [] for pair in pairs}
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
+        work = Path(tmp)
+        src = work / "random.bin"
+        with src.open("wb") as f:
+            for _ in range(size_mib):
+                f.write(os.urandom(1 << 20))
+        digest = sha256_file(src)
+        (work / "home" / ".config").mkdir(parents=True)
+        server = start_server(*NO_LIMIT_FLAGS)
+        try:
+            env = cli_env(server.http_url, work / "home")
+            for _ in range(runs):
+                for pair in pairs:
+                    results[pair].append(run_pair(pair, src, digest, env, work))
+        finally:
+            server.stop()
+    gib = size_mib / 1024
+    print(f"{'pair':13s} {'MB/s median (best)':>19s} {'CPU s/GiB: sender':>18s} {'receiver':>9s} "
+          f"{'both':>6s} {'vs Go':>6s}")
+    base = statistics.median(r.mbps for r in results["go"]) if "go" in results else 0.0
+    for pair in pairs:
+        rows = results[pair]
+        mbps = statistics.median(r.mbps for r in rows)
+        cpu_s = statistics.median(r.cpu_sender for r in rows) / gib
+        cpu_r = statistics.median(r.cpu_receiver for r in rows) / gib
+        both = statistics.median(r.cpu_sender + r.cpu_receiver for r in rows) / gib
+        ratio = f"{mbps / base:6.2f}" if base else "     -"
+        print(f"{LABELS[pair]:13s} {mbps:9.1f} ({max(r.mbps for r in rows):5.1f})   {cpu_s:18.1f} "
+              f"{cpu_r:9.1f} {both:6.1f} {ratio}", flush=True)
+    for pair in pairs:
+        print(f"  {pair} runs MB/s: " + ", ".join(f"{r.mbps:.1f}" for r in results[pair]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--size", type=int, default=200, help="MiB per run (default 200)")
-    parser.add_argument("--runs", type=int, default=1, help="runs per mode; the median is shown")
-    parser.add_argument("--modes", default="stock,stock1,channel,tuned")
+    parser.add_argument("--runs", type=int, default=3, help="interleaved rounds; medians shown")
+    parser.add_argument("--pairs", default="ours,go,go2ours,ours2go", help="CLI pairs (empty: none)")
+    parser.add_argument("--modes", default="", help="transport modes: stock,stock1,channel,tuned")
     parser.add_argument("--profile", choices=("sender", "receiver"))
     parser.add_argument("--loss", type=float, default=0.0, help="percent of UDP packets dropped")
     parser.add_argument("--inside-netns", action="store_true", help=argparse.SUPPRESS)
@@ -313,6 +372,10 @@ def main() -> int:
             i = argv.index("--loss")
             argv = argv[:i] + argv[i + 2 :]
         return run_in_lossy_netns(args.loss, argv)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    pairs = [p for p in args.pairs.split(",") if p]
+    if pairs and not args.profile:
+        run_pairs(pairs, args.size, args.runs)
     total = args.size * 1024 * 1024
     modes = [m for m in args.modes.split(",") if m]
     if args.profile:
@@ -333,6 +396,7 @@ def main() -> int:
                 print(f"{mode} / stock = {figures[mode] / base:.2f}x")
     if figures.get("stock1") and figures.get("tuned"):
         print(f"tuned / stock1 = {figures['tuned'] / figures['stock1']:.2f}x")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     return 0
 
 
