@@ -1,4 +1,4 @@
-"""Issue 16 item 7: every patch sp2p/net/webrtc_sctp.py puts on aiortc has a test that fails
+"""Issue 16 item 7: every patch sp2p/net/webrtc_sctp.py installs on aiortc has a test that fails
 when it no longer applies. An upgrade used to drop all the SCTP tuning silently.
 
 For each patched function: the stock code it replaces or wraps is still the code it was
@@ -48,6 +48,10 @@ def fingerprint(cls: str, func: str) -> str:
     return hashlib.sha256(_stock_source(cls, func).encode()).hexdigest()[:16]
 
 
+def test_every_patch_has_a_fingerprint() -> None:
+    assert set(STOCK) == set(webrtc_sctp.PATCHED)
+
+
 def test_installed_aiortc_is_a_patched_version() -> None:
     assert webrtc_sctp.aiortc_version() in webrtc_sctp.PATCHED_VERSIONS
 
@@ -59,7 +63,7 @@ def test_patch_still_applies(cls: str, func: str) -> None:
     from aiortc import rtcsctptransport
 
     patched = getattr(getattr(rtcsctptransport, cls), func)
-    assert patched.__module__ == webrtc_sctp.__name__, f"{cls}.{func} is aiortc's own"
+    assert patched.__module__ == webrtc_sctp.PATCHED[(cls, func)], f"{cls}.{func} is aiortc's own"
 
 
 def test_advertised_max_message_size() -> None:
