@@ -296,7 +296,7 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
     try:
         from sp2p.flow.receive import ReceiveOptions, run_receive
-        from sp2p.fs.files import clean_stale
+        from sp2p.fs.incoming import clean_stale
 
         _freeze_imports()
         to_stdout = bool(parsed.flags.get("stdout"))

@@ -23,7 +23,7 @@ from sp2p.errors import (
     Sp2pError,
     TransferError,
 )
-from sp2p.fs.files import IncomingFile, check_free_space
+from sp2p.fs.incoming import IncomingFile, check_free_space
 from sp2p.fs.partials import Partial
 from sp2p.link.framed import FrameLink
 from sp2p.link.sources import FullChunkSource

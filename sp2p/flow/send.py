@@ -30,7 +30,7 @@ from sp2p.flow.session import (
     server_error,
     wait_welcome,
 )
-from sp2p.fs.files import SendSource, inspect_sources
+from sp2p.fs.outgoing import SendSource, inspect_sources
 from sp2p.link.framed import FramedChannel, FrameLink
 from sp2p.link.send_pump import ChunkSource, SendPipeline
 from sp2p.link.sources import FullChunkSource, StreamSource

@@ -23,7 +23,7 @@ from typing import Final, cast
 
 from sp2p.errors import LocalIOError
 
-#: a folder's private staging directory (sp2p.fs.extract); stale ones are removed (sp2p.fs.files)
+#: a folder's private staging directory (sp2p.fs.extract); stale ones are removed (sp2p.fs.incoming)
 STAGING_PREFIX: Final = ".sp2p-extract-"
 _RENAME_NOREPLACE: Final = 1
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW

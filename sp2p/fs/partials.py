@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from sp2p.errors import LocalIOError
-from sp2p.fs.files import IncomingFile
 from sp2p.fs.fsutil import create_private_file, io_error, open_output_dir, write_all
+from sp2p.fs.incoming import IncomingFile
 from sp2p.proto.resume import SourceIdentity
 
 PARTIAL_PREFIX: Final = ".sp2p-partial-"

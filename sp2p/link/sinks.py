@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from sp2p.errors import LocalIOError
-from sp2p.fs.files import IncomingFile, check_free_space
+from sp2p.fs.incoming import IncomingFile, check_free_space
 from sp2p.proto.messages import Metadata
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ import pytest
 
 from sp2p.errors import LocalIOError, RemoteProtocolError
 from sp2p.fs import fsutil
-from sp2p.fs.files import TEMP_PREFIX, IncomingFile, check_free_space, clean_stale
 from sp2p.fs.fsutil import current_umask, io_error, rename_noreplace, write_all
+from sp2p.fs.incoming import TEMP_PREFIX, IncomingFile, check_free_space, clean_stale
 from tests.files.helpers import snapshot
 
 

@@ -21,7 +21,7 @@ import pytest
 from sp2p.errors import LocalIOError, UsageError
 from sp2p.fs import archive
 from sp2p.fs.archive import plan_tar
-from sp2p.fs.files import inspect_sources, mime_type
+from sp2p.fs.outgoing import inspect_sources, mime_type
 from tests.files.helpers import drain
 
 CHUNK = 262144
