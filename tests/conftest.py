@@ -10,8 +10,8 @@ pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "te
 #: suites whose in-process code is ours end to end: there an unclosed socket or file, or an
 #: exception nobody could catch (in __del__, in a thread), fails the test instead of being
 #: ignored (issue 16 item 8); the other suites keep the pyproject defaults until they are
-#: cleaned up the same way (e2e: its helpers still leave pipes of killed processes to the GC)
-STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net")
+#: cleaned up the same way
+STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net", "e2e")
 STRICT_FILTERS = ("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
 
 

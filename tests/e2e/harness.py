@@ -87,7 +87,8 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None:
-            stream.close()
+            with contextlib.suppress(OSError):  # flushing stdin into a dead pipe: closed all the same
+                stream.close()
 
 
 def read_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
@@ -136,5 +137,4 @@ def transfer(
         return s, r
     finally:
         if sender.poll() is None:
-            os.killpg(sender.pid, signal.SIGKILL)
-            sender.wait()
+            kill(sender)

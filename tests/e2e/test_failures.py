@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import finish, read_code, spawn, transfer
+from tests.e2e.harness import finish, kill, read_code, spawn, transfer
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -95,20 +96,10 @@ def _start_stream(env: dict[str, str], outdir: Path, *, stdout: bool = False
     return sender, receiver
 
 
-def _wait_for(predicate: object, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not reached")
-
-
 def test_sender_killed_mid_transfer(env: dict[str, str], outdir: Path) -> None:
     sender, receiver = _start_stream(env, outdir)
-    _wait_for(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()))
-    os.killpg(sender.pid, signal.SIGKILL)
-    sender.wait()
+    eventually(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()), what="received bytes")
+    kill(sender)
     r = finish(receiver, timeout=60)
     assert r.rc != 0
     no_traceback(r.err)
@@ -124,11 +115,11 @@ def test_sender_killed_mid_folder(env: dict[str, str], tmp_path: Path, outdir: P
     sender = spawn(["send", "-compress", "9", str(src)], env)
     code = read_code(sender)
     receiver = spawn(["receive", "-output", str(outdir), code], env)
-    _wait_for(lambda: any(p.name.startswith(".sp2p-extract") for p in outdir.iterdir()), timeout=30)
+    eventually(lambda: any(p.name.startswith(".sp2p-extract") for p in outdir.iterdir()), timeout=30,
+               what="a staging folder")
     os.killpg(sender.pid, signal.SIGSTOP)
     time.sleep(0.2)
-    os.killpg(sender.pid, signal.SIGKILL)
-    sender.wait()
+    kill(sender)
     r = finish(receiver, timeout=60)
     if r.rc == 0:
         pytest.fail("the transfer finished before the sender was killed")
@@ -138,9 +129,8 @@ def test_sender_killed_mid_folder(env: dict[str, str], tmp_path: Path, outdir: P
 
 def test_receiver_killed_mid_transfer(env: dict[str, str], outdir: Path) -> None:
     sender, receiver = _start_stream(env, outdir)
-    _wait_for(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()))
-    os.killpg(receiver.pid, signal.SIGKILL)
-    receiver.wait()
+    eventually(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()), what="received bytes")
+    kill(receiver)
     assert sender.stdin is not None
     with contextlib.suppress(OSError):
         sender.stdin.close()
@@ -152,7 +142,7 @@ def test_receiver_killed_mid_transfer(env: dict[str, str], outdir: Path) -> None
 
 def test_receiver_interrupted_sends_cancel(env: dict[str, str], outdir: Path) -> None:
     sender, receiver = _start_stream(env, outdir)
-    _wait_for(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()))
+    eventually(lambda: any(p.stat().st_size > 0 for p in outdir.iterdir()), what="received bytes")
     os.killpg(receiver.pid, signal.SIGINT)
     r = finish(receiver, timeout=30)
     assert r.rc == ExitStatus.INTERRUPTED

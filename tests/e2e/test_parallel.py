@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import finish, read_code, spawn, transfer
+from tests.e2e.harness import finish, kill, read_code, spawn, transfer
 from tests.support.files import sha256_file
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -112,17 +113,16 @@ def test_sender_killed_mid_parallel_transfer(env: dict[str, str], outdir: Path) 
                 stdin.write(os.urandom(1 << 20))
                 stdin.flush()
                 started.set()
-        except OSError:
+        except OSError:  # the sender is gone
             return
 
-    threading.Thread(target=feed, daemon=True).start()
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
     assert started.wait(30)
-    deadline = 200
-    while deadline and not any(p.stat().st_size > (2 << 20) for p in outdir.iterdir()):
-        deadline -= 1
-        threading.Event().wait(0.1)
+    wait_until(lambda: any(p.stat().st_size > (2 << 20) for p in outdir.iterdir()), timeout=20, interval=0.1)
     os.killpg(sender.pid, signal.SIGKILL)
-    sender.wait()
+    feeder.join(10)  # ends on the broken pipe; only then are the sender's pipes closed under it
+    kill(sender)
     r = finish(receiver, timeout=60)
     assert r.rc not in (0, ExitStatus.USAGE)
     assert "Traceback" not in r.err and "sp2p: error: " in r.err
