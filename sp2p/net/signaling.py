@@ -1,4 +1,4 @@
-"""Blocking WebSocket signaling client (websocket-client) with a lossless mailbox.
+"""Blocking WebSocket signaling client (sp2p.net.wsclient) with a lossless mailbox.
 
 A reader thread starts the moment the socket opens and buffers every message, so
 nothing the peer sends early is dropped (client.md W12/W13). Consumers take
@@ -8,22 +8,22 @@ whoever asks for them later.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Collection
 
-import websocket
-
 from sp2p.errors import SignalingError
+from sp2p.net.wsclient import OP_CLOSE, WsError, WsHandshakeStatus, open_websocket
 from sp2p.proto.signal import MAX_SIGNAL_MESSAGE, Envelope, SignalFormatError, SignalType
 
 log = logging.getLogger(__name__)
 
 #: how long a connect may take before we call the server unreachable
 CONNECT_TIMEOUT = 10.0
+#: how long close() waits for the server to answer the closing handshake
+CLOSE_TIMEOUT = 1.0
 #: unread messages kept: a real session queues a few dozen; a flooding server gets no more memory
 MAX_INBOX = 1024
 _KNOWN_TYPES = frozenset(SignalType)
@@ -45,22 +45,18 @@ class SignalClient:
         self._interrupted = False
         self._ws_open = True
         try:
-            # No Origin header: the server only checks origins when one is present.
-            self._ws = websocket.create_connection(
-                ws_url, timeout=connect_timeout, suppress_origin=True, enable_multithread=True
-            )
-        except websocket.WebSocketBadStatusException as exc:
+            self._ws = open_websocket(ws_url, timeout=connect_timeout, max_message=MAX_SIGNAL_MESSAGE)
+        except WsHandshakeStatus as exc:
             # a web server answered, but not with a WebSocket: usually a wrong path or port
             raise SignalingError(
-                f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status_code})",
+                f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status})",
                 hint="check the -server address: http(s)://host[:port] of an sp2p server",
             ) from exc
-        except (OSError, websocket.WebSocketException) as exc:
+        except (OSError, WsError) as exc:
             raise SignalingError(
                 f"cannot reach the signaling server at {ws_url}: {_reason(exc)}",
                 hint="check the -server address and your connection",
             ) from exc
-        self._ws.settimeout(None)
         self._reader = threading.Thread(target=self._read_loop, name="sp2p-signal-reader", daemon=True)
         self._reader.start()
 
@@ -75,14 +71,9 @@ class SignalClient:
         reason = "the signaling server closed the connection"
         try:
             while True:
-                opcode, data = self._ws.recv_data(control_frame=False)
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                opcode, data = self._ws.recv()  # skips messages over MAX_SIGNAL_MESSAGE
+                if opcode == OP_CLOSE:
                     break
-                if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                    continue
-                if len(data) > MAX_SIGNAL_MESSAGE:
-                    log.debug("dropping oversize signaling message (%d bytes)", len(data))
-                    continue
                 try:
                     env = Envelope.from_json(data)
                 except SignalFormatError:
@@ -97,7 +88,7 @@ class SignalClient:
                     log.debug("signal <- %s", env.type)
                     self._inbox.append(env)
                     self._cond.notify_all()
-        except (OSError, websocket.WebSocketException) as exc:
+        except (OSError, WsError) as exc:
             if not self._closed:
                 reason = f"signaling connection lost: {_reason(exc)}"
         with self._cond:
@@ -160,8 +151,8 @@ class SignalClient:
         log.debug("signal -> %s", env.type)
         try:
             with self._send_lock:
-                self._ws.send(text)
-        except (OSError, websocket.WebSocketException) as exc:
+                self._ws.send_text(text)
+        except (OSError, WsError) as exc:
             raise SignalClosed(f"signaling connection lost: {_reason(exc)}") from exc
 
     def send_type(self, msg_type: SignalType | str, payload: dict[str, object] | None = None) -> None:
@@ -176,12 +167,11 @@ class SignalClient:
             # only marked us closed): else it leaks until the GC finds it
             ws_open, self._ws_open = self._ws_open, False
         if ws_open:
-            with contextlib.suppress(OSError, websocket.WebSocketException):
-                self._ws.close(timeout=1)
-            # close() skips the socket when the closing handshake fails half-way (the reader
-            # thread took the server's reply): shutdown() always releases it
-            with contextlib.suppress(OSError, websocket.WebSocketException):
-                self._ws.shutdown()  # type: ignore[no-untyped-call]
+            self._ws.close()
+            # the reader ends when the server answers the close (one round trip)
+            if threading.current_thread() is not self._reader:
+                self._reader.join(CLOSE_TIMEOUT)
+            self._ws.release()
 
 
 def _reason(exc: BaseException) -> str:

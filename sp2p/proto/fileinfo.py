@@ -13,13 +13,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
-
 from sp2p.errors import IntegrityError
 from sp2p.proto.constants import NONCE_BYTES, TAG_BYTES
+from sp2p.proto.primitives import AESGCM, InvalidTag, hkdf_expand_sha256
 
 #: a preview is a few hundred bytes of JSON; anything bigger is refused unread
 MAX_FILE_INFO_BLOB = 8192
@@ -27,7 +23,7 @@ MAX_FILE_INFO_BLOB = 8192
 
 def file_info_key(seed: bytes) -> bytes:
     prk = hmac.new(b"sp2p-file-info", seed, hashlib.sha256).digest()
-    return HKDFExpand(algorithm=hashes.SHA256(), length=32, info=b"sp2p-v1-file-info-key").derive(prk)
+    return hkdf_expand_sha256(prk, b"sp2p-v1-file-info-key", 32)
 
 
 def encrypt_file_info(seed: bytes, plaintext: bytes, *, nonce: bytes | None = None) -> bytes:

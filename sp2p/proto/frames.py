@@ -22,9 +22,6 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from sp2p.errors import IntegrityError, RemoteProtocolError, StreamTruncated, TransferError
 from sp2p.proto.constants import (
     AAD_VERSION,
@@ -34,6 +31,7 @@ from sp2p.proto.constants import (
     TAG_BYTES,
     MsgType,
 )
+from sp2p.proto.primitives import AESGCM, InvalidTag
 from sp2p.proto.receivebuffer import NEED_DATA as NEED_DATA
 from sp2p.proto.receivebuffer import SMALL_PIECE as SMALL_PIECE
 from sp2p.proto.receivebuffer import NeedData, ReceiveBuffer

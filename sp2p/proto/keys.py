@@ -15,12 +15,15 @@ import hashlib
 import hmac
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF, HKDFExpand
-
 from sp2p.errors import KeyConfirmationError, SecurityError
 from sp2p.proto.constants import CONFIRM_BYTES, KEY_BYTES, VERIFY_BYTES, Role
+from sp2p.proto.primitives import (
+    hkdf_expand_sha256,
+    hkdf_extract_sha256,
+    x25519,
+    x25519_generate,
+    x25519_public,
+)
 
 INFO_PREFIX = b"sp2p-v1"
 PARALLEL_TOKEN_BYTES = 16
@@ -37,12 +40,11 @@ class KeyPair:
 
     @classmethod
     def generate(cls) -> KeyPair:
-        return cls.from_private(X25519PrivateKey.generate().private_bytes_raw())
+        return cls.from_private(x25519_generate())
 
     @classmethod
     def from_private(cls, private: bytes) -> KeyPair:
-        key = X25519PrivateKey.from_private_bytes(private)
-        return cls(private, key.public_key().public_bytes_raw())
+        return cls(private, x25519_public(private))
 
     def public_b64(self) -> str:
         return base64.b64encode(self.public).decode("ascii")
@@ -64,9 +66,7 @@ def shared_secret(private: bytes, peer_public: bytes) -> bytes:
     if len(peer_public) != KEY_BYTES:
         raise InvalidPeerKey(f"invalid peer key: {len(peer_public)} bytes, expected {KEY_BYTES}")
     try:
-        secret = X25519PrivateKey.from_private_bytes(private).exchange(
-            X25519PublicKey.from_public_bytes(peer_public)
-        )
+        secret = x25519(private, peer_public)
     except ValueError:  # pyca refuses all-zero shared secrets itself
         raise InvalidPeerKey("invalid peer key (low-order point)") from None
     if not any(secret):
@@ -142,7 +142,7 @@ def wrong_code_error() -> KeyConfirmationError:
 
 
 def _expand(prk: bytes, info: bytes, length: int) -> bytes:
-    return HKDFExpand(algorithm=hashes.SHA256(), length=length, info=info).derive(prk)
+    return hkdf_expand_sha256(prk, info, length)
 
 
 def derive_session_keys(
@@ -150,7 +150,7 @@ def derive_session_keys(
 ) -> SessionKeys:
     peer_pub = receiver_pub if role is Role.SENDER else sender_pub
     secret = shared_secret(private, peer_pub)
-    prk = hmac.new(seed, secret, hashlib.sha256).digest()  # HKDF-Extract, salt = seed
+    prk = hkdf_extract_sha256(seed, secret)
     prefix = INFO_PREFIX + session_id.encode("utf-8") + sender_pub + receiver_pub
     return SessionKeys(
         role=role,
@@ -174,4 +174,4 @@ def confirmation_mac(k_confirm: bytes, role: Role, sender_pub: bytes, receiver_p
 
 def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int) -> bytes:
     """Plain RFC 5869 HKDF (used by known-answer tests)."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+    return hkdf_expand_sha256(hkdf_extract_sha256(salt, ikm), info, length)
