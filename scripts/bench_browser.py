@@ -17,7 +17,10 @@ verified end (SHA-256 of what was saved equals the source). MB/s means MiB/s.
   browser->browser         send page -> receive page (both Chromium); timed from the click, so
                            it includes signalling, key exchange and ICE
 
-Ratios: each sp2p row against its raw ceiling, and cli->browser against cli->cli webrtc.
+Ratios: each sp2p row against its raw ceiling, cli->browser and browser->cli also against raw
+chromium<->chromium (issue 13's target: >= 0.8), and cli->browser against cli->cli webrtc.
+CPU: seconds per GiB of every Chromium process (and of those the renderers) and of the sp2p CLI
+processes, from /proc (scripts/proc_cpu.py), medians over the rounds.
 With --runs N the rows are run N rounds in turn and the median (and range) is shown.
 "udp drops" counts kernel UDP receive-buffer overflows (RcvbufErrors, IPv4 + IPv6) per run of the
 row: each one costs the sender a loss recovery. --profile adds a CPU profile of the receive page
@@ -50,6 +53,7 @@ from urllib.parse import parse_qs, urlparse
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.proc_cpu import TreeCpu  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 from tests.web.browser import launch_chromium, new_context  # noqa: E402
 from tests.web.cli import Cli, random_file  # noqa: E402
@@ -402,21 +406,34 @@ ROWS = ["raw chromium<->chromium", "raw aiortc->chromium", "raw chromium->aiortc
 #: sp2p row -> the raw row it is compared with
 CEILING = {"cli->browser": "raw aiortc->chromium", "browser->cli": "raw chromium->aiortc",
            "browser->browser": "raw chromium<->chromium"}
+#: rows also compared with the browser's own ceiling (issue 13: >= 0.8 of it)
+VS_BROWSER = ("cli->browser", "browser->cli")
+BROWSER_CEILING = "raw chromium<->chromium"
 
 
 Samples = dict[str, "list[float] | str"]  # row -> MiB/s of each round, or "failed: why"
+CpuSamples = dict[str, list[dict[str, float]]]  # row -> CPU s/GiB per process kind, each round
+
+
+def cpu_per_gib(spent: dict[str, float], mib: int) -> dict[str, float]:
+    """CPU seconds per GiB: every Chromium process, its renderers, the sp2p CLIs."""
+    gib = mib / 1024
+    chromium = sum(v for k, v in spent.items() if k.startswith("chromium"))
+    return {"chromium": chromium / gib, "renderer": spent.get("chromium renderer", 0.0) / gib,
+            "cli": spent.get("sp2p cli", 0.0) / gib}
 
 
 def run_rows(
     args: argparse.Namespace, wanted: list[str], tmp: Path
-) -> tuple[Samples, dict[str, int], list[str]]:
-    """Run the rows for args.runs rounds: (samples, UDP drops per row, receive-page profile)."""
+) -> tuple[Samples, CpuSamples, dict[str, int], list[str]]:
+    """Run the rows for args.runs rounds: (samples, CPU, UDP drops per row, receive-page profile)."""
     samples: Samples = {name: [] for name in wanted}
+    cpu: CpuSamples = {name: [] for name in wanted}
     drops = dict.fromkeys(wanted, 0)
     profile: list[str] = []
     server = start_server(*NO_LIMIT_FLAGS)
     try:
-        with aiortc_peer_process() as peer, launch_chromium() as browser:
+        with aiortc_peer_process() as peer, launch_chromium() as browser, TreeCpu() as tree:
             src = random_file(tmp / "payload.bin", args.mib << 20)
             base, mib = server.http_url, args.mib
             runs: dict[str, Callable[[int], float]] = {
@@ -436,8 +453,10 @@ def run_rows(
                     if isinstance(got, str):
                         continue  # failed in an earlier round
                     before = udp_drops()
+                    tree.take()
                     try:
                         got.append(runs[name](r))
+                        cpu[name].append(cpu_per_gib(tree.take(), mib))
                         shown = f"{got[-1]:.1f} MiB/s"
                     except Exception as exc:  # noqa: BLE001 - report the row and go on
                         lines = str(exc).strip().splitlines()
@@ -446,7 +465,7 @@ def run_rows(
                     print(f"  .. {name}: {shown}", file=sys.stderr, flush=True)
     finally:
         server.stop()
-    return samples, drops, profile
+    return samples, cpu, drops, profile
 
 
 def main() -> int:
@@ -461,16 +480,19 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {ROWS}")
     with tempfile.TemporaryDirectory(prefix="sp2p-bench-") as tmpdir:
-        samples, drops, profile = run_rows(args, wanted, Path(tmpdir))
+        samples, cpu, drops, profile = run_rows(args, wanted, Path(tmpdir))
     median = {n: statistics.median(v) for n, v in samples.items() if isinstance(v, list) and v}
     print(f"payload {args.mib} MiB on loopback, {args.runs} round(s), Chromium {browser_version()}, "
-          f"load {os.getloadavg()[0]:.1f}")
-    print(f"  {'row':25s} {'MiB/s':>7s}  {'range':>11s}  {'udp drops':>9s}  ratio")
+          f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"  {'row':25s} {'MiB/s':>7s}  {'range':>11s}  {'udp drops':>9s}  "
+          f"{'CPU s/GiB: chromium (renderer)  cli':>36s}  ratio")
     for name in wanted:
         if name not in median:
             print(f"  {name:25s} {samples[name] or 'no result'}")
             continue
         value, notes = median[name], []
+        if name in VS_BROWSER and BROWSER_CEILING in median:
+            notes.append(f"{value / median[BROWSER_CEILING]:4.2f} x {BROWSER_CEILING}")
         if CEILING.get(name) in median:
             notes.append(f"{value / median[CEILING[name]]:4.2f} x {CEILING[name]}")
         if name == "cli->browser" and "cli->cli webrtc" in median:
@@ -478,7 +500,10 @@ def main() -> int:
         runs = samples[name]
         assert isinstance(runs, list)
         spread = f"{min(runs):.1f}-{max(runs):.1f}" if len(runs) > 1 else ""
-        print(f"  {name:25s} {value:7.1f}  {spread:>11s}  {drops[name] // len(runs):9d}  {'; '.join(notes)}")
+        per = {k: statistics.median(c[k] for c in cpu[name]) for k in ("chromium", "renderer", "cli")}
+        cpu_text = f"{per['chromium']:6.1f} ({per['renderer']:5.1f})  {per['cli']:5.1f}"
+        print(f"  {name:25s} {value:7.1f}  {spread:>11s}  {drops[name] // len(runs):9d}  {cpu_text:>36s}  "
+              f"{'; '.join(notes)}")
     if profile:
         print("receive page CPU profile during cli->browser (self time):")
         for line in profile:
