@@ -1,8 +1,13 @@
 // Seed <-> base62 text, and the transfer code "SESSIONID-SEED" (client.md §1.2-1.3).
 // The seed is one big-endian integer written in base62 without padding; decoding left-pads to 16 bytes.
 
-const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-export const SEED_BYTES = 16;
+import { BASE62_ALPHABET as ALPHABET, MAX_SEED_CHARS, SEED_BYTES } from "./wire.js";
+
+/** Session ids are opaque to clients (the server makes 8 lowercase alphanumerics); only keep them
+ * URL- and HKDF-safe. */
+export function validSessionId(id) {
+  return /^[0-9A-Za-z]{1,32}$/.test(id);
+}
 
 export function encodeBase62(bytes) {
   let n = 0n;
@@ -52,9 +57,7 @@ export function parseCode(code) {
   }
   const sessionId = text.slice(0, dash);
   const seedText = text.slice(dash + 1);
-  // Session ids are opaque to clients (the server makes 8 lowercase alphanumerics); only keep them
-  // URL- and HKDF-safe. A 16-byte seed never needs more than 22 base62 digits.
-  if (!/^[0-9A-Za-z]{1,32}$/.test(sessionId) || seedText.length > 22) {
+  if (!validSessionId(sessionId) || seedText.length > MAX_SEED_CHARS) {
     throw new Error("Invalid transfer code — check that you copied it correctly");
   }
   let seed;

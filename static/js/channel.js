@@ -3,16 +3,17 @@
 // The message handler is installed in the constructor, i.e. in the same task that obtained the
 // channel, so an early peer MAC can never be lost (W26).
 
-export const MAX_MESSAGE = 262144;
+import { MAX_DC_MESSAGE } from "./wire.js";
+
 const HIGH_WATER = 8 * 1024 * 1024;
 const LOW_WATER = 2 * 1024 * 1024;
 
 export class ChannelClosed extends Error {}
 
 export class ByteStream {
-  constructor(dc, { maxMessage = MAX_MESSAGE } = {}) {
+  constructor(dc, { maxMessage = MAX_DC_MESSAGE } = {}) {
     this.dc = dc;
-    this.maxMessage = Math.min(MAX_MESSAGE, maxMessage);
+    this.maxMessage = Math.min(MAX_DC_MESSAGE, maxMessage);
     this.chunks = [];
     this.head = 0; // offset into chunks[0]
     this.available = 0;
@@ -63,7 +64,7 @@ export class ByteStream {
 
   /** Use the real limit the peer accepts (pc.sctp.maxMessageSize), never above 256 KiB. */
   setMaxMessage(n) {
-    if (n > 0) this.maxMessage = Math.min(MAX_MESSAGE, n);
+    if (n > 0) this.maxMessage = Math.min(MAX_DC_MESSAGE, n);
   }
 
   /** Resolve to exactly n bytes (buffered data is delivered even after the channel closed). */

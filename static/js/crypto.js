@@ -2,10 +2,9 @@
 // X25519 key agreement, HKDF-SHA256 with salt = seed, key confirmation MACs, file-info preview blob.
 
 import { concat, equalBytes, fromHex, toHex, utf8 } from "./bytes.js";
+import { KEY_BYTES, MAX_FILE_INFO_BLOB, NONCE_BYTES, TAG_BYTES, VERIFY_BYTES } from "./wire.js";
 
 const subtle = globalThis.crypto && globalThis.crypto.subtle;
-export const KEY_BYTES = 32;
-export const CONFIRM_BYTES = 32;
 
 export class CryptoError extends Error {}
 
@@ -61,10 +60,10 @@ export async function deriveSessionKeys(seed, shared, sessionId, senderPub, rece
   const prefix = concat(utf8("sp2p-v1"), utf8(sessionId), senderPub, receiverPub);
   const derive = (label, n) => hkdf(shared, seed, concat(prefix, utf8(label)), n);
   const [s2r, r2s, confirm, verify] = await Promise.all([
-    derive("sender-to-receiver", 32),
-    derive("receiver-to-sender", 32),
-    derive("key-confirm", 32),
-    derive("sp2p-verify", 4),
+    derive("sender-to-receiver", KEY_BYTES),
+    derive("receiver-to-sender", KEY_BYTES),
+    derive("key-confirm", KEY_BYTES),
+    derive("sp2p-verify", VERIFY_BYTES),
   ]);
   return { s2r, r2s, confirm, verifyCode: toHex(verify) };
 }
@@ -89,23 +88,21 @@ export function macsEqual(a, b) {
 
 // ---- file-info preview blob (nonce[12] || AES-GCM ciphertext || tag[16], no AAD) ----
 
-export const MAX_PREVIEW_BLOB = 8192;
-
 export function deriveFileInfoKey(seed) {
-  return hkdf(seed, utf8("sp2p-file-info"), utf8("sp2p-v1-file-info-key"), 32);
+  return hkdf(seed, utf8("sp2p-file-info"), utf8("sp2p-v1-file-info-key"), KEY_BYTES);
 }
 
-export async function encryptFileInfo(seed, plaintext, nonce = crypto.getRandomValues(new Uint8Array(12))) {
+export async function encryptFileInfo(seed, plaintext, nonce = crypto.getRandomValues(new Uint8Array(NONCE_BYTES))) {
   const key = await importAesKey(await deriveFileInfoKey(seed));
   const ct = new Uint8Array(await subtle.encrypt({ name: "AES-GCM", iv: nonce }, key, plaintext));
   return concat(nonce, ct);
 }
 
 export async function decryptFileInfo(seed, blob) {
-  if (blob.length < 28 || blob.length > MAX_PREVIEW_BLOB) throw new CryptoError("invalid preview");
+  if (blob.length < NONCE_BYTES + TAG_BYTES || blob.length > MAX_FILE_INFO_BLOB) throw new CryptoError("invalid preview");
   const key = await importAesKey(await deriveFileInfoKey(seed));
   try {
-    const pt = await subtle.decrypt({ name: "AES-GCM", iv: blob.subarray(0, 12) }, key, blob.subarray(12));
+    const pt = await subtle.decrypt({ name: "AES-GCM", iv: blob.subarray(0, NONCE_BYTES) }, key, blob.subarray(NONCE_BYTES));
     return new Uint8Array(pt);
   } catch {
     throw new CryptoError("invalid preview");

@@ -6,15 +6,16 @@ import { fromBase64, toBase64 } from "./bytes.js";
 import { confirmationMac, deriveSessionKeys, generateKeyPair, sharedSecret } from "./crypto.js";
 import { confirmKeys, FrameSession, TransferError } from "./session.js";
 import { connectPeer, ConnectError, stunServers, transportLabel, turnServers } from "./webrtc.js";
+import { SignalType } from "./wire.js";
 
 /** Send our public key, take the peer's, derive keys and both confirmation MACs. */
 export async function exchangeKeys(sig, { role, seed, sessionId }) {
   const kp = await generateKeyPair();
-  sig.send("crypto", { publicKey: toBase64(kp.publicKey) });
+  sig.send(SignalType.Crypto, { publicKey: toBase64(kp.publicKey) });
   // a CLI receiver may show the preview and ask first: it answers with `decline` or its key
-  const msg = await sig.next(["crypto"], {
+  const msg = await sig.next([SignalType.Crypto], {
     timeoutMs: 120000,
-    failOn: ["error", "peer-left", "decline"],
+    failOn: [SignalType.Error, SignalType.PeerLeft, SignalType.Decline],
     timeoutMessage: "The peer did not answer the key exchange",
   });
   let peerPub;
@@ -61,25 +62,25 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
     log(`direct attempt failed: ${e.message}`);
   }
   if (conn) return { ...conn, transport: await transportLabel(conn.pc) };
-  sig.send("relay-retry", {});
+  sig.send(SignalType.RelayRetry, {});
   const consent = await askRelay();
   if (!consent) {
     try {
-      sig.send("relay-denied", {});
+      sig.send(SignalType.RelayDenied, {});
     } catch {
       // ignore
     }
     throw new TransferError("Could not establish a direct connection, and relaying was not allowed");
   }
-  const creds = await sig.next(["turn-credentials"], {
+  const creds = await sig.next([SignalType.TurnCredentials], {
     timeoutMs: 30000,
     timeoutMessage: "Server did not provide TURN credentials",
   });
   const turn = turnServers(creds.payload.iceServers);
   if (turn.length === 0) throw new TransferError("Server did not provide TURN credentials");
-  await sig.next(["relay-retry"], {
+  await sig.next([SignalType.RelayRetry], {
     timeoutMs: 120000,
-    failOn: ["relay-denied", "peer-left", "error"],
+    failOn: [SignalType.RelayDenied, SignalType.PeerLeft, SignalType.Error],
     timeoutMessage: "Peer did not agree to relay retry",
   });
   await new Promise((r) => setTimeout(r, 500));
@@ -89,7 +90,7 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
     sig,
     role,
     iceServers: [...stun, ...turn],
-    failOn: ["relay-denied", "peer-left", "error"],
+    failOn: [SignalType.RelayDenied, SignalType.PeerLeft, SignalType.Error],
     log,
   });
   return { ...conn, transport: await transportLabel(conn.pc) };

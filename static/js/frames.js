@@ -3,25 +3,7 @@
 // nonce = 00 00 00 00 || seq;  AAD = type || seq || 0x01.  Each direction counts from 0 on its own.
 
 import { concat, u64be } from "./bytes.js";
-
-export const MsgType = Object.freeze({
-  Metadata: 0x01,
-  Data: 0x02,
-  Done: 0x04,
-  Complete: 0x05,
-  Error: 0x06,
-  FinAck: 0x07,
-  Heartbeat: 0x08,
-  Cancel: 0x09,
-});
-
-export const CancelReason = Object.freeze({ User: 0x01, Internal: 0x02 });
-
-export const MAX_FRAME_PAYLOAD = 524288; // L limit
-export const MAX_CHUNK = 262144; // plaintext Data chunk (after decompression)
-export const MAX_CONTROL = 4096; // JSON bodies
-export const NONCE_LIMIT = 2 ** 32;
-export const FRAME_OVERHEAD = 29;
+import { AAD_VERSION, FRAME_OVERHEAD, MAX_FRAME_SIZE, MsgType, NONCE_LIMIT } from "./wire.js";
 
 export class FrameError extends Error {}
 
@@ -30,7 +12,7 @@ function nonceFor(seq) {
 }
 
 function aadFor(type, seq) {
-  return concat(Uint8Array.of(type), u64be(seq), Uint8Array.of(1));
+  return concat(Uint8Array.of(type), u64be(seq), Uint8Array.of(AAD_VERSION));
 }
 
 /** Encrypt one frame with an explicit sequence number; returns the full wire bytes. */
@@ -57,7 +39,7 @@ export class Sealer {
   /** Reserve the next sequence number now; the returned promise resolves to the wire frame. */
   seal(type, body = new Uint8Array(0)) {
     if (this.seq >= NONCE_LIMIT) throw new FrameError("nonce counter exhausted — transfer too large");
-    if (body.length + FRAME_OVERHEAD - 4 > MAX_FRAME_PAYLOAD) throw new FrameError("frame too large");
+    if (body.length + FRAME_OVERHEAD - 4 > MAX_FRAME_SIZE) throw new FrameError("frame too large");
     const seq = this.seq++;
     return sealFrame(this.key, type, seq, body);
   }
@@ -80,7 +62,7 @@ export class FrameReader {
     const head = await this.read(4);
     const len = new DataView(head.buffer, head.byteOffset, 4).getUint32(0);
     if (len < 9) throw new FrameError("frame too small");
-    if (len > MAX_FRAME_PAYLOAD) throw new FrameError("frame too large");
+    if (len > MAX_FRAME_SIZE) throw new FrameError("frame too large");
     const payload = await this.read(len);
     const type = payload[0];
     const view = new DataView(payload.buffer, payload.byteOffset + 1, 8);

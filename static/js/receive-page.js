@@ -3,12 +3,11 @@
 import { parseCode } from "./base62.js";
 import { fromBase64, fromUtf8 } from "./bytes.js";
 import { cliReceiveCommand, curlReceiveCommand } from "./commands.js";
-import { decryptFileInfo, MAX_PREVIEW_BLOB } from "./crypto.js";
-import { CancelReason } from "./frames.js";
-import { establish, exchangeKeys, openSession } from "./flow.js";
+import { startPage, TransferPage } from "./controller.js";
+import { decryptFileInfo } from "./crypto.js";
 import { safeFileName, uniqueName, visible } from "./names.js";
 import { TransferError } from "./session.js";
-import { Signaling } from "./signal.js";
+import { openSignaling } from "./signal.js";
 import {
   DirectorySink,
   DownloadSink,
@@ -17,23 +16,11 @@ import {
   registerDownloadWorker,
 } from "./sinks.js";
 import { receiveTransfer } from "./transfer.js";
-import {
-  $,
-  ask,
-  fillFooter,
-  formatBytes,
-  ProgressView,
-  setStep,
-  setText,
-  show,
-  showError,
-  requireSecureContext,
-  wireCopyButtons,
-} from "./ui.js";
+import { $, ask, formatBytes, ProgressView, setStep, setText, show, showError } from "./ui.js";
+import { MAX_FILE_INFO_BLOB } from "./wire.js";
 
-const state = {
-  busy: false, sig: null, welcome: null, session: null, pc: null, cancelled: false, code: null, preview: null,
-};
+const page = new TransferPage("receiver", "sender");
+let preview = null; // what fetchPreview() found, shown on the card and compared with Metadata
 
 /** Take the code from the fragment and erase it from the address bar at once. */
 function takeCode() {
@@ -60,7 +47,7 @@ async function fetchPreview(sessionId, seed) {
     if (!res.ok) return { status: "missing" };
     try {
       const text = await res.text();
-      if (text.length > 2 * MAX_PREVIEW_BLOB) return { status: "undecryptable" };
+      if (text.length > 2 * MAX_FILE_INFO_BLOB) return { status: "undecryptable" };
       const blob = fromBase64(String(JSON.parse(text).data || ""));
       const info = JSON.parse(fromUtf8(await decryptFileInfo(seed, blob)));
       if (!info || typeof info !== "object") return { status: "undecryptable" };
@@ -133,7 +120,6 @@ async function pickDirectory() {
 }
 
 async function openSink(choice, meta) {
-  const preview = state.preview;
   if (preview.status === "ok") {
     const p = preview.info;
     const differs = p.name !== meta.name || p.size !== meta.size || !!p.isFolder !== meta.isFolder;
@@ -142,7 +128,7 @@ async function openSink(choice, meta) {
         setText($("#mismatch-name"), visible(meta.name));
         setText($("#mismatch-size"), describe(meta));
       });
-      if (!go) throw new TransferError("Cancelled: the file differs from the preview", { cancelled: true });
+      if (!go) throw new TransferError("Cancelled: the file differs from the preview", { cancelled: true, local: true });
     }
   }
   let name = safeFileName(meta.name);
@@ -173,39 +159,20 @@ async function openSink(choice, meta) {
 
 // ---- the receive flow ------------------------------------------------------------------------
 
-async function run(choice, sessionId, seed) {
-  state.busy = true;
-  state.cancelled = false;
-  state.abortReason = "";
+function run(choice, sessionId, seed) {
   show($("#confirm"), false);
   show($("#status"), true);
-  const progress = new ProgressView($("#progress"));
-  let where = "";
-  try {
+  return page.run(async () => {
     setStep("connect", "active");
-    let { sig, welcome } = state; // joined already when there was no preview to show
-    if (!sig) {
-      ({ sig, welcome } = await join(sessionId));
-      state.sig = sig;
-    }
+    if (!page.sig) ({ sig: page.sig, welcome: page.welcome } = await openSignaling("receiver", sessionId));
     setStep("connect", "done");
     setStep("join", "done");
 
-    setStep("keys", "active");
-    const exchange = await exchangeKeys(sig, { role: "receiver", seed, sessionId });
-    setText($("#verify-code"), exchange.keys.verifyCode);
-    show($("#verify"), true);
-    setStep("keys", "done");
-
-    setStep("p2p", "active");
-    const { pc, stream, transport } = await establish(sig, { role: "receiver", welcome, askRelay });
-    state.pc = pc;
-    const session = await openSession(sig, { role: "receiver", stream, exchange });
-    state.session = session;
-    session.onDead = () => abortTransfer("The connection to the sender was lost");
-    setStep("p2p", "done", `via ${transport}`);
+    const session = await page.connect(page.sig, { welcome: page.welcome, seed, sessionId });
 
     setStep("transfer", "active");
+    const progress = new ProgressView($("#progress"));
+    let where = "";
     const result = await receiveTransfer(session, {
       openSink: async (meta) => {
         const opened = await openSink(choice, meta);
@@ -218,91 +185,18 @@ async function run(choice, sessionId, seed) {
     });
     progress.update(result.totalBytes, true);
     setStep("transfer", "done");
-    finish(result, where, progress.summary(result.totalBytes));
-  } catch (e) {
-    fail(e);
-  } finally {
-    cleanup();
-  }
-}
-
-async function join(sessionId) {
-  const sig = await Signaling.connect();
-  try {
-    sig.send("join", { version: 2, sessionId, clientType: "browser" });
-    const msg = await sig.next(["welcome"], { timeoutMs: 30000, timeoutMessage: "The server did not answer" });
-    return { sig, welcome: msg.payload };
-  } catch (e) {
-    sig.close();
-    throw e;
-  }
-}
-
-async function askRelay() {
-  return ask($("#relay-dialog"), () => {});
-}
-
-function finish(result, where, stats) {
-  state.busy = false;
-  show($("#cancel"), false);
-  setText($("#done-name"), safeFileName(result.meta.name));
-  setText($("#done-stats"), `${stats}${result.meta.fileCount ? ` — ${result.meta.fileCount} files` : ""}`);
-  setText($("#done-where"), `Saved to ${where}. SHA-256 verified: ${result.sha256}`);
-  $("#done").dataset.sha256 = result.sha256;
-  show($("#done"), true);
-  $("#done").focus();
-}
-
-function fail(e) {
-  state.busy = false;
-  show($("#cancel"), false);
-  for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
-  const message = state.cancelled
-    ? "Transfer cancelled."
-    : state.abortReason || (e && e.message ? e.message : String(e));
-  showError(message);
-  if (state.session && !state.cancelled && !(e && e.cancelled)) state.session.cancel(CancelReason.Internal);
-  else if (state.session && e && e.cancelled) state.session.cancel(CancelReason.User);
-}
-
-function cleanup() {
-  const { session, pc, sig } = state;
-  state.welcome = null;
-  setTimeout(() => {
-    if (session) session.close();
-    if (pc) pc.close();
-  }, 500);
-  if (sig) sig.close();
-  state.session = null;
-  state.pc = null;
-  state.sig = null;
-}
-
-async function abortTransfer(reason, user = false) {
-  if (!state.busy) return;
-  state.cancelled = user;
-  if (!user) state.abortReason = reason;
-  const { session, sig, pc } = state;
-  if (session) {
-    await session.cancel(user ? CancelReason.User : CancelReason.Internal);
-    session.close();
-  }
-  if (sig) sig.close();
-  if (pc) pc.close();
+    const stats = progress.summary(result.totalBytes);
+    setText($("#done-name"), safeFileName(result.meta.name));
+    setText($("#done-stats"), `${stats}${result.meta.fileCount ? ` — ${result.meta.fileCount} files` : ""}`);
+    setText($("#done-where"), `Saved to ${where}. SHA-256 verified: ${result.sha256}`);
+    $("#done").dataset.sha256 = result.sha256;
+    page.finish();
+  });
 }
 
 async function init() {
-  fillFooter();
-  if (!requireSecureContext()) return;
-  wireCopyButtons();
   window.addEventListener("hashchange", () => location.reload());
-  $("#cancel").addEventListener("click", () => abortTransfer("Transfer cancelled.", true));
-  window.addEventListener("beforeunload", (e) => {
-    if (state.busy) e.preventDefault();
-  });
-  window.addEventListener("pagehide", () => {
-    if (state.session) state.session.cancel(CancelReason.User);
-  });
+  page.wire();
   const raw = takeCode();
   if (!raw) {
     showError("No transfer code found in the link.", "Open the full link the sender shared, including the part after #.");
@@ -315,18 +209,16 @@ async function init() {
     showError(e.message, "Open the full link the sender shared.");
     return;
   }
-  state.code = raw.trim();
   const worker = registerDownloadWorker();
   setText($("#loading"), "Loading the file details…");
-  const preview = await fetchPreview(parsed.sessionId, parsed.seed);
+  preview = await fetchPreview(parsed.sessionId, parsed.seed);
   await worker;
   show($("#loading"), false);
-  state.preview = preview;
   if (preview.status === "missing") {
     // No preview: an unknown or expired code, or a sender that stores none. Joining tells them
     // apart at once, as the CLI does; the sender then waits for our key while the user decides.
     try {
-      ({ sig: state.sig, welcome: state.welcome } = await join(parsed.sessionId));
+      ({ sig: page.sig, welcome: page.welcome } = await openSignaling("receiver", parsed.sessionId));
     } catch (e) {
       showError(
         e && e.code === "session_not_found"
@@ -337,10 +229,10 @@ async function init() {
       return;
     }
   }
-  showCard(preview, state.code);
+  showCard(preview, raw.trim());
   let picking = false;
   const onPick = (pick) => async () => {
-    if (state.busy || picking) return;
+    if (page.busy || picking) return;
     picking = true;
     try {
       const choice = await pick();
@@ -353,4 +245,4 @@ async function init() {
   $("#extract-btn").addEventListener("click", onPick(pickDirectory));
 }
 
-init();
+startPage(init);

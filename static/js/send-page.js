@@ -1,34 +1,22 @@
 // Send page (/): pick or drop files/folders, share a link + QR + CLI command, then send.
 
-import { formatCode, generateSeed } from "./base62.js";
+import { formatCode, generateSeed, validSessionId } from "./base62.js";
 import { toBase64, utf8 } from "./bytes.js";
 import { cliReceiveCommand, curlReceiveCommand } from "./commands.js";
+import { startPage, TransferPage } from "./controller.js";
 import { encryptFileInfo } from "./crypto.js";
-import { CancelReason } from "./frames.js";
-import { establish, exchangeKeys, openSession } from "./flow.js";
 import { uniqueName } from "./names.js";
 import { drawQr } from "./qr.js";
 import { TransferError } from "./session.js";
-import { Signaling } from "./signal.js";
+import { openSignaling } from "./signal.js";
 import { planTar, tarPieces } from "./tar.js";
 import { rechunk, sendTransfer } from "./transfer.js";
-import {
-  $,
-  ask,
-  fillFooter,
-  formatBytes,
-  ProgressView,
-  setStep,
-  setText,
-  show,
-  showError,
-  requireSecureContext,
-  wireCopyButtons,
-} from "./ui.js";
+import { $, formatBytes, ProgressView, setStep, setText, show } from "./ui.js";
+import { FILE_INFO_KEEPALIVE_MS, SignalType } from "./wire.js";
 
-const KEEPALIVE_MS = 60000; // re-send file-info so the server does not reap a waiting session
-
-const state = { busy: false, sig: null, session: null, pc: null, cancelled: false };
+const page = new TransferPage("sender", "receiver");
+// a failed send also withdraws the link: it cannot be used any more
+page.onFail = () => show($("#share"), false);
 
 // ---- selection -------------------------------------------------------------------------------
 
@@ -123,88 +111,60 @@ async function* fileChunks(file, size = 262144) {
 // ---- the send flow ---------------------------------------------------------------------------
 
 async function start(items) {
-  if (state.busy) return;
-  if (items.length === 0) return;
-  state.busy = true;
-  state.cancelled = false;
-  state.abortReason = "";
+  if (page.busy || items.length === 0) return;
   show($("#pick"), false);
   show($("#status"), true);
   show($("#error"), false);
-  const progress = new ProgressView($("#progress"));
-  let sendable;
-  try {
-    sendable = await describeSelection(items);
-  } catch (e) {
-    fail(e);
-    return;
-  }
-  const { meta, preview } = sendable;
-  setText($("#sending-name"), meta.name);
-  setText(
-    $("#sending-size"),
-    `${formatBytes(meta.size)}${meta.isFolder ? ` — ${meta.fileCount} file${meta.fileCount === 1 ? "" : "s"}` : ""}`,
-  );
-  let keepalive = null;
-  try {
+  await page.run(async () => {
+    const sendable = await describeSelection(items);
+    const { meta, preview } = sendable;
+    setText($("#sending-name"), meta.name);
+    setText(
+      $("#sending-size"),
+      `${formatBytes(meta.size)}${meta.isFolder ? ` — ${meta.fileCount} file${meta.fileCount === 1 ? "" : "s"}` : ""}`,
+    );
     setStep("connect", "active");
-    const sig = await Signaling.connect();
-    state.sig = sig;
-    sig.send("hello", { version: 2, clientType: "browser" });
-    const welcome = (await sig.next(["welcome"], { timeoutMs: 30000, timeoutMessage: "The server did not answer" }))
-      .payload;
+    const { sig, welcome } = await openSignaling("sender");
+    page.sig = sig;
     const sessionId = String(welcome.sessionId || "");
-    if (!/^[0-9A-Za-z]{1,32}$/.test(sessionId)) throw new TransferError("The server sent an invalid session id");
+    if (!validSessionId(sessionId)) throw new TransferError("The server sent an invalid session id");
     setStep("connect", "done");
 
     const seed = generateSeed();
     const code = formatCode(sessionId, seed);
     const blob = toBase64(await encryptFileInfo(seed, utf8(JSON.stringify(preview))));
-    sig.send("file-info", { data: blob });
-    keepalive = setInterval(() => {
+    sig.send(SignalType.FileInfo, { data: blob });
+    const keepalive = setInterval(() => {
       try {
-        sig.send("file-info", { data: blob });
+        sig.send(SignalType.FileInfo, { data: blob });
       } catch {
         // the wait below reports the lost connection
       }
-    }, KEEPALIVE_MS);
-    showShare(code);
-
-    setStep("wait", "active");
-    await sig.next(["peer-joined"]);
-    clearInterval(keepalive);
-    keepalive = null;
+    }, FILE_INFO_KEEPALIVE_MS); // so the server does not reap a waiting session
+    try {
+      showShare(code);
+      setStep("wait", "active");
+      await sig.next([SignalType.PeerJoined]);
+    } finally {
+      clearInterval(keepalive);
+    }
     show($("#share"), false);
     setStep("wait", "done");
 
-    setStep("keys", "active");
-    const exchange = await exchangeKeys(sig, { role: "sender", seed, sessionId });
-    setText($("#verify-code"), exchange.keys.verifyCode);
-    show($("#verify"), true);
-    setStep("keys", "done");
-
-    setStep("p2p", "active");
-    const { pc, stream, transport } = await establish(sig, { role: "sender", welcome, askRelay });
-    state.pc = pc;
-    const session = await openSession(sig, { role: "sender", stream, exchange });
-    state.session = session;
-    session.onDead = () => abortTransfer("The connection to the receiver was lost");
-    setStep("p2p", "done", `via ${transport}`);
+    const session = await page.connect(sig, { welcome, seed, sessionId });
 
     setStep("transfer", "active");
+    const progress = new ProgressView($("#progress"));
     show($("#progress"), true);
     progress.begin(meta.size);
     const chunks = sendable.plan ? rechunk(tarPieces(sendable.plan)) : fileChunks(sendable.files[0]);
     const done = await sendTransfer(session, { meta, chunks, progress: (n) => progress.update(n) });
     progress.update(done.totalBytes, true);
     setStep("transfer", "done");
-    finish(meta, progress.summary(done.totalBytes));
-  } catch (e) {
-    fail(e);
-  } finally {
-    clearInterval(keepalive);
-    cleanup();
-  }
+    setText($("#done-name"), meta.name);
+    setText($("#done-stats"), progress.summary(done.totalBytes));
+    page.finish();
+  });
 }
 
 function showShare(code) {
@@ -220,62 +180,10 @@ function showShare(code) {
   show($("#share"), true);
 }
 
-async function askRelay() {
-  return ask($("#relay-dialog"), () => {});
-}
-
-function finish(meta, stats) {
-  state.busy = false;
-  show($("#cancel"), false);
-  setText($("#done-name"), meta.name);
-  setText($("#done-stats"), stats);
-  show($("#done"), true);
-  $("#done").focus();
-}
-
-function fail(e) {
-  state.busy = false;
-  show($("#cancel"), false);
-  show($("#share"), false);
-  for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
-  const message = state.cancelled
-    ? "Transfer cancelled."
-    : state.abortReason || (e && e.message ? e.message : String(e));
-  showError(message);
-  if (state.session && !state.cancelled && !(e && e.cancelled)) state.session.cancel(CancelReason.Internal);
-}
-
-function cleanup() {
-  const { session, pc, sig } = state;
-  setTimeout(() => {
-    if (session) session.close();
-    if (pc) pc.close();
-  }, 500);
-  if (sig) sig.close();
-  state.session = null;
-  state.pc = null;
-  state.sig = null;
-}
-
-async function abortTransfer(reason, user = false) {
-  if (!state.busy) return;
-  state.cancelled = user;
-  if (!user) state.abortReason = reason;
-  const { session, sig, pc } = state;
-  if (session) {
-    await session.cancel(user ? CancelReason.User : CancelReason.Internal);
-    session.close();
-  }
-  if (sig) sig.close();
-  if (pc) pc.close();
-}
-
 // ---- wiring ----------------------------------------------------------------------------------
 
 function init() {
-  fillFooter();
-  if (!requireSecureContext()) return;
-  wireCopyButtons();
+  page.wire();
   const zone = $("#drop-zone");
   const filesInput = $("#file-input");
   const folderInput = $("#folder-input");
@@ -293,14 +201,7 @@ function init() {
     zone.classList.remove("dragging");
     start(await fromDrop(e.dataTransfer));
   });
-  $("#cancel").addEventListener("click", () => abortTransfer("Transfer cancelled.", true));
   $("#restart").addEventListener("click", () => location.reload());
-  window.addEventListener("beforeunload", (e) => {
-    if (state.busy) e.preventDefault();
-  });
-  window.addEventListener("pagehide", () => {
-    if (state.session) state.session.cancel(CancelReason.User);
-  });
 }
 
-init();
+startPage(init);

@@ -3,18 +3,27 @@
 
 import { fromUtf8, utf8 } from "./bytes.js";
 import { ChannelClosed } from "./channel.js";
-import { CONFIRM_BYTES, importAesKey, macsEqual } from "./crypto.js";
-import { CancelReason, FrameReader, MAX_CONTROL, MsgType, Sealer } from "./frames.js";
+import { importAesKey, macsEqual } from "./crypto.js";
+import { FrameReader, Sealer } from "./frames.js";
+import {
+  CancelReason,
+  CONFIRM_BYTES,
+  FRAME_OVERHEAD,
+  HEARTBEAT_DEAD_AFTER_MS,
+  HEARTBEAT_INTERVAL_MS,
+  MAX_CONTROL_SIZE,
+  MsgType,
+} from "./wire.js";
 
-export const HEARTBEAT_MS = 5000;
-export const DEAD_AFTER_MS = 15000;
-const HEARTBEAT_FRAME_BYTES = 29; // empty body: length + type + seq + tag
+const HEARTBEAT_FRAME_BYTES = FRAME_OVERHEAD; // a heartbeat has an empty body
 const CONFIRM_TIMEOUT_MS = 15000;
 
+/** `cancelled`: the transfer was called off, not broken; `local`: by our user, not the peer. */
 export class TransferError extends Error {
-  constructor(message, { cancelled = false } = {}) {
+  constructor(message, { cancelled = false, local = false } = {}) {
     super(message);
     this.cancelled = cancelled;
+    this.local = local;
   }
 }
 
@@ -53,12 +62,12 @@ export async function confirmKeys(stream, ownMac, expectedPeerMac) {
 
 export function jsonBody(obj) {
   const body = utf8(JSON.stringify(obj));
-  if (body.length > MAX_CONTROL) throw new TransferError("control message too large");
+  if (body.length > MAX_CONTROL_SIZE) throw new TransferError("control message too large");
   return body;
 }
 
 export function parseControl(body, what) {
-  if (body.length > MAX_CONTROL) throw new TransferError(`${what} too large`);
+  if (body.length > MAX_CONTROL_SIZE) throw new TransferError(`${what} too large`);
   let v;
   try {
     v = JSON.parse(fromUtf8(body));
@@ -113,8 +122,8 @@ export class FrameSession {
       this.lastDrained = drained;
       this.heartbeatBytes = HEARTBEAT_FRAME_BYTES;
       this.sendFrame(MsgType.Heartbeat).catch(() => {});
-      if (Date.now() - this.stream.lastActivity > DEAD_AFTER_MS && this.onDead) this.onDead();
-    }, HEARTBEAT_MS);
+      if (Date.now() - this.stream.lastActivity > HEARTBEAT_DEAD_AFTER_MS && this.onDead) this.onDead();
+    }, HEARTBEAT_INTERVAL_MS);
   }
 
   stopHeartbeat() {
@@ -123,7 +132,7 @@ export class FrameSession {
   }
 
   /** Best-effort Cancel frame (0x01 user abort, 0x02 error), then wait briefly for it to leave. */
-  async cancel(reason = CancelReason.Internal) {
+  async cancel(reason = CancelReason.InternalError) {
     if (this.closed) return;
     try {
       await withTimeout(this.sendFrame(MsgType.Cancel, Uint8Array.of(reason)), 2000, "cancel timed out");

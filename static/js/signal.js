@@ -2,7 +2,9 @@
 // Envelope {"type", "payload"}. Every message is buffered from the moment the socket opens, so a
 // message that arrives before anyone waits for it is never lost (W12).
 
-export const PROTOCOL_VERSION = 2;
+import { PROTOCOL_VERSION, SignalType } from "./wire.js";
+
+const WELCOME_TIMEOUT_MS = 30000;
 
 export class SignalError extends Error {
   constructor(message, code = "") {
@@ -104,7 +106,10 @@ export class Signaling {
    * signal withdraws the wait, so a finished connection attempt leaves no waiter behind that
    * would take the next attempt's messages.
    */
-  next(types, { timeoutMs = 0, failOn = ["error", "peer-left"], timeoutMessage = "Timed out", abort = null } = {}) {
+  next(
+    types,
+    { timeoutMs = 0, failOn = [SignalType.Error, SignalType.PeerLeft], timeoutMessage = "Timed out", abort = null } = {},
+  ) {
     if (abort && abort.aborted) return Promise.reject(new SignalError("Wait withdrawn", "aborted"));
     for (let i = 0; i < this.queue.length; i++) {
       const m = this.queue[i];
@@ -162,10 +167,30 @@ export class Signaling {
   }
 }
 
+/**
+ * Open signalling and introduce ourselves: `hello` (sender) or `join` (receiver, with the session
+ * id). Resolves {sig, welcome}; the socket is closed again when that fails.
+ */
+export async function openSignaling(role, sessionId = "") {
+  const sig = await Signaling.connect();
+  try {
+    if (role === "sender") sig.send(SignalType.Hello, { version: PROTOCOL_VERSION, clientType: "browser" });
+    else sig.send(SignalType.Join, { version: PROTOCOL_VERSION, sessionId, clientType: "browser" });
+    const msg = await sig.next([SignalType.Welcome], {
+      timeoutMs: WELCOME_TIMEOUT_MS,
+      timeoutMessage: "The server did not answer",
+    });
+    return { sig, welcome: msg.payload };
+  } catch (e) {
+    sig.close();
+    throw e;
+  }
+}
+
 function failure(m) {
-  if (m.type === "peer-left") return new SignalError("Peer disconnected", "peer-left");
-  if (m.type === "relay-denied") return new SignalError("The peer denied the relay connection", "relay-denied");
-  if (m.type === "decline") return new SignalError("The receiver declined the transfer", "decline");
+  if (m.type === SignalType.PeerLeft) return new SignalError("Peer disconnected", "peer-left");
+  if (m.type === SignalType.RelayDenied) return new SignalError("The peer denied the relay connection", "relay-denied");
+  if (m.type === SignalType.Decline) return new SignalError("The receiver declined the transfer", "decline");
   const code = String(m.payload.code || "");
   return new SignalError(friendlyServerError(code, m.payload.message), code);
 }

@@ -5,13 +5,13 @@
 // receiver's Error or Cancel stops it at once (W9).
 
 import { fromUtf8 } from "./bytes.js";
-import { MAX_CHUNK, MsgType } from "./frames.js";
 import { jsonBody, parseControl, TransferError } from "./session.js";
 import { Sha256 } from "./sha256.js";
 import { shortText } from "./names.js";
+import { MAX_CHUNK_SIZE, MsgType } from "./wire.js";
 import { decompressChunk } from "./zstd.js";
 
-export const CHUNK = MAX_CHUNK; // the browser sends full 256 KiB chunks
+export const CHUNK = MAX_CHUNK_SIZE; // the browser sends full 256 KiB chunks
 const FINACK_WAIT_MS = 5000;
 
 function peerErrorText(body) {
@@ -188,7 +188,7 @@ export async function receiveTransfer(session, { openSink, progress = () => {}, 
             await session.sendError(`decompression failed: ${e.message}`);
             throw new TransferError(`decompression failed: ${e.message}`);
           }
-        } else if (chunk.length > MAX_CHUNK) {
+        } else if (chunk.length > MAX_CHUNK_SIZE) {
           await session.sendError("decompressed chunk exceeds maximum size");
           throw new TransferError("chunk exceeds maximum size");
         }

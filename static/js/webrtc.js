@@ -3,6 +3,7 @@
 // and also send the full SDP after gathering (capped at 3 s); "connected" goes out once open.
 
 import { ByteStream } from "./channel.js";
+import { SignalType } from "./wire.js";
 
 const GATHER_CAP_MS = 3000;
 /** Each attempt, direct or relayed, gives up after this (server-web.md §5.9). */
@@ -56,7 +57,7 @@ export async function connectPeer({
   iceServers,
   timeoutMs = ATTEMPT_TIMEOUT_MS,
   relayOnly = false,
-  failOn = ["peer-left", "error"],
+  failOn = [SignalType.PeerLeft, SignalType.Error],
   log = () => {},
 }) {
   const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
@@ -85,7 +86,7 @@ export async function connectPeer({
   pc.addEventListener("icecandidate", (e) => {
     if (!e.candidate || !e.candidate.candidate) return;
     try {
-      sig.send("candidate", {
+      sig.send(SignalType.Candidate, {
         candidate: e.candidate.candidate,
         sdpMid: e.candidate.sdpMid ?? "0",
         sdpMLineIndex: e.candidate.sdpMLineIndex ?? 0,
@@ -108,7 +109,7 @@ export async function connectPeer({
     while (pumping) {
       let m;
       try {
-        m = await sig.next(["candidate"], { failOn: [], abort });
+        m = await sig.next([SignalType.Candidate], { failOn: [], abort });
       } catch {
         return;
       }
@@ -126,7 +127,7 @@ export async function connectPeer({
 
   const deadline = setTimeout(() => fail("Could not establish a P2P connection (timed out)"), timeoutMs);
   const watchSignal = sig
-    .next(["__never__"], { failOn, abort })
+    .next([], { failOn, abort }) // waits for no type: only a failOn message (or abort) ends it
     .catch((e) => fail(e.message));
   void watchSignal;
 
@@ -136,20 +137,20 @@ export async function connectPeer({
       void pumpCandidates();
       await pc.setLocalDescription(await pc.createOffer());
       await waitGathering(pc);
-      sig.send("offer", { sdp: pc.localDescription.sdp, type: "offer" });
-      const answer = await Promise.race([sig.next(["answer"], { failOn, abort }), opened.then(() => null)]);
+      sig.send(SignalType.Offer, { sdp: pc.localDescription.sdp, type: "offer" });
+      const answer = await Promise.race([sig.next([SignalType.Answer], { failOn, abort }), opened.then(() => null)]);
       if (answer) await pc.setRemoteDescription({ type: "answer", sdp: String(answer.payload.sdp || "") });
       remoteSet();
     } else {
       pc.addEventListener("datachannel", (e) => watchChannel(e.channel));
       void pumpCandidates();
-      const offer = await Promise.race([sig.next(["offer"], { failOn, abort }), opened.then(() => null)]);
+      const offer = await Promise.race([sig.next([SignalType.Offer], { failOn, abort }), opened.then(() => null)]);
       if (!offer) throw new ConnectError("Data channel opened without an offer");
       await pc.setRemoteDescription({ type: "offer", sdp: String(offer.payload.sdp || "") });
       remoteSet();
       await pc.setLocalDescription(await pc.createAnswer());
       await waitGathering(pc);
-      sig.send("answer", { sdp: pc.localDescription.sdp, type: "answer" });
+      sig.send(SignalType.Answer, { sdp: pc.localDescription.sdp, type: "answer" });
     }
     await opened;
     settled = true;
@@ -167,7 +168,7 @@ export async function connectPeer({
   pumping = false;
   remoteSet();
   try {
-    sig.send("connected", {});
+    sig.send(SignalType.Connected, {});
   } catch {
     // the peer learns it from the channel anyway
   }

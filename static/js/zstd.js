@@ -3,10 +3,7 @@
 // must be small), and output is counted while it is produced, so a bomb stops at the limit.
 
 import { Decompress } from "../vendor/fzstd/fzstd.js";
-import { MAX_CHUNK } from "./frames.js";
-
-const ZSTD_MAGIC = 0xfd2fb528;
-const MAX_WINDOW = 8 * 1024 * 1024;
+import { MAX_CHUNK_SIZE, ZSTD_MAGIC_LE32 as ZSTD_MAGIC, ZSTD_MAX_WINDOW_SIZE as MAX_WINDOW } from "./wire.js";
 
 export class ZstdError extends Error {}
 
@@ -15,7 +12,7 @@ function u32le(d, p) {
 }
 
 /** Walk frames and blocks without decoding; throw unless every header is within limits. */
-export function checkFrames(d, maxOut = MAX_CHUNK) {
+export function checkFrames(d, maxOut = MAX_CHUNK_SIZE) {
   let pos = 0;
   let frames = 0;
   while (pos < d.length) {
@@ -66,7 +63,7 @@ export function checkFrames(d, maxOut = MAX_CHUNK) {
 }
 
 /** Decompress one chunk; throws ZstdError past maxOut bytes or on malformed input. */
-export function decompressChunk(data, maxOut = MAX_CHUNK) {
+export function decompressChunk(data, maxOut = MAX_CHUNK_SIZE) {
   checkFrames(data, maxOut);
   const parts = [];
   let total = 0;

@@ -157,3 +157,31 @@ def test_insecure_context_is_explained(playwright: Any, web_base: str) -> None:
         ctx.close()
     finally:
         browser.close()
+
+
+#: Makes the pages' start-up fail where both do it (page.wire() registers beforeunload).
+BREAK_INIT = """
+(() => {
+  const add = window.addEventListener.bind(window);
+  window.addEventListener = (type, ...rest) => {
+    if (type === 'beforeunload') throw new Error('no beforeunload here');
+    return add(type, ...rest);
+  };
+})();
+"""
+
+
+@pytest.mark.parametrize("path", ["/", "/r#abcdefgh-SYW7RiJxkEgOGusQGwp"])
+def test_a_failing_start_is_shown(chromium: Any, web_base: str, path: str) -> None:
+    """Whatever init() throws reaches the page's error box instead of a silent blank page."""
+    ctx = new_context(chromium)
+    try:
+        page = ctx.new_page()
+        watch = PageWatch(page)
+        page.add_init_script(BREAK_INIT)
+        page.goto(web_base + path)
+        assert wait_outcome(page) == "The page could not start: no beforeunload here"
+        assert page.text_content("#error-detail") == "Reload the page to try again."
+        assert watch.errors == []  # caught and shown, not an uncaught page error
+    finally:
+        ctx.close()
