@@ -18,10 +18,10 @@ still logs `Listening at: http://HOST:PORT` with the real (possibly ephemeral) p
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import shutil
-import signal
 import socket
 import ssl
 import tempfile
@@ -29,12 +29,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gevent
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from server import create_app
 from server.config import ConfigError, ServerConfig, parse_addr
+from server.gevent_worker import StopFastWorker
 from server.tls import CertReloader
 
 log = logging.getLogger("sp2p.server")
@@ -82,20 +82,14 @@ def _ssl_context(conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ss
 
 
 def _post_worker_init(worker: Any) -> None:
-    """Close every session on the way out, whatever signal stops the worker."""
+    """On the way out (TERM, INT or QUIT) the worker closes every session first."""
     app: Flask = worker.wsgi
-    state = app.extensions["sp2p"]
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
-        previous = signal.getsignal(signum)
+    worker.on_stop = app.extensions["sp2p"].shutdown
 
-        def handler(num: int, frame: Any, previous: Any = previous) -> None:
-            # a signal handler runs in gevent's hub, which must not block: a greenlet
-            # closes the sessions while the worker waits (graceful_timeout) for them
-            gevent.spawn(state.shutdown)
-            if callable(previous):
-                previous(num, frame)
 
-        signal.signal(signum, handler)
+def _on_exit(server: Any) -> None:
+    """The arbiter is done: skip the exit's collections over the heap (~0.3 s loaded)."""
+    gc.freeze()
 
 
 def _child_exit(server: Any, worker: Any) -> None:
@@ -112,7 +106,14 @@ def _metrics_dir(workers: int) -> None:
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         path = tempfile.mkdtemp(prefix="sp2p-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-        atexit.register(shutil.rmtree, path, True)
+        atexit.register(_remove_in, os.getpid(), path)
+
+
+def _remove_in(owner: int, path: str) -> None:
+    """A forked worker inherits the atexit list: only the arbiter may remove the directory
+    (a worker leaving early took every other worker's files with it)."""
+    if os.getpid() == owner:
+        shutil.rmtree(path, True)
 
 
 class Sp2pApplication(BaseApplication):  # type: ignore[misc]
@@ -126,7 +127,7 @@ class Sp2pApplication(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": [f"fd://{self.listener.fileno()}"],
             "workers": workers,
-            "worker_class": "gevent",
+            "worker_class": StopFastWorker,  # gevent, stopping within ~1 s of SIGTERM
             # gevent's pool size: the WebSocket cap plus room for plain HTTP requests
             "worker_connections": self.config.effective_max_conns + 256,
             "timeout": 30,
@@ -142,6 +143,7 @@ class Sp2pApplication(BaseApplication):  # type: ignore[misc]
             "preload_app": False,
             "post_worker_init": _post_worker_init,
             "child_exit": _child_exit,
+            "on_exit": _on_exit,
         }
         if self.config.tls:
             global _cert_settings
