@@ -9,7 +9,9 @@ open during the transfer. When the peer-to-peer link breaks while both processes
                  partial (§1), so only the missing bytes travel again
 
 A side that sees the peer's `retry` first closes its own link at once, so both pumps fail
-fast and meet in the reconnect. Only single files heal (they resume by offset).
+fast and meet in the reconnect. A single file continues through the receiver's partial (§1);
+folders and streams through the sender's replay window (§2.6, `send_continuation` and
+`HeldSink` here, the rules in sp2p.proto.heal).
 """
 
 from __future__ import annotations
@@ -19,21 +21,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sp2p.config import Config
-from sp2p.errors import ConnectionLost, PeerCancelled, Sp2pError, TransferTimeout
+from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
 from sp2p.flow.connect import ConnectOptions, PeerInfo, establish
+from sp2p.flow.resume import heartbeat_tick, watch_receiver
 from sp2p.flow.session import KeepAlive
+from sp2p.link.framed import FrameLink
+from sp2p.link.send_pump import ChunkSource
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.proto.constants import CancelReason, MsgType
+from sp2p.proto.heal import HEAL_VERSION, STREAM_HEAL, OutOfWindow
 from sp2p.proto.keys import SessionKeys
-from sp2p.proto.resume import RESUME_VERSION
+from sp2p.proto.messages import cancel_body, error_body
 from sp2p.proto.signal import Envelope, SignalType
+from sp2p.proto.transfer import SenderMachine
 from sp2p.term.ui import human_duration
 
 log = logging.getLogger(__name__)
 
-HEAL_VERSION = 1
 #: one reconnect race may take at most this long (the whole heal: -reconnect)
 RACE_TIMEOUT = 30.0
 #: messages of a connection race; what is left of an earlier race must not reach the next one
@@ -44,13 +52,21 @@ _RACE_TYPES = frozenset(
 StatusFn = Callable[[str, str], None]
 
 
-def our_heal(cfg: Config, *, can_resume: bool) -> int:
-    """What we announce: healing needs resume (it continues through a partial)."""
-    return HEAL_VERSION if cfg.reconnect > 0 and can_resume and not cfg.no_resume else 0
+def our_heal(cfg: Config) -> int:
+    """What we announce: every transfer can continue (version 2), unless -reconnect 0."""
+    return HEAL_VERSION if cfg.reconnect > 0 else 0
 
 
-def heal_negotiated(ours: int, theirs: int) -> bool:
-    return ours >= HEAL_VERSION and theirs >= HEAL_VERSION
+def keeps_signaling(version: int, *, v1_file: bool) -> bool:
+    """Whether to keep the signaling session to reconnect through. A version-1 peer heals only
+    a single file that both sides resume (it announced heal only then, and reconnects straight
+    into the resume frames), so with it we keep nothing open otherwise."""
+    return version >= STREAM_HEAL or (version >= 1 and v1_file)
+
+
+def quick_liveness(version: int) -> bool:
+    """Only version-2 peers heartbeat every second when idle (protocol-extensions §2.3)."""
+    return version >= STREAM_HEAL
 
 
 def healable(exc: BaseException, peer_asked: bool) -> bool:
@@ -84,6 +100,7 @@ class Healer:
         opts: ConnectOptions,
         *,
         budget: float,
+        version: int,
         keepalive: Envelope | None = None,
         status: StatusFn = lambda m, d: None,
     ) -> None:
@@ -92,6 +109,8 @@ class Healer:
         self._peer = peer
         self._opts = opts
         self.budget = budget
+        #: the heal version both speak
+        self.version = version
         self._status = status
         self.epoch = 0
         self._peer_epoch = 0
@@ -140,6 +159,10 @@ class Healer:
     def peer_asked(self) -> bool:
         return self._asked.is_set()
 
+    def heals(self, exc: BaseException) -> bool:
+        """A failure we reconnect after (so the pipeline does not tell the peer to stop)."""
+        return healable(exc, self.peer_asked)
+
     def attach(self, channel: Channel) -> None:
         """The channel the transfer currently runs on (closed when the peer asks to reconnect)."""
         self._current = channel
@@ -180,6 +203,8 @@ class Healer:
         )
         try:
             channel = establish(self._signal, keys, self._peer, opts, self._status)
+        except SecurityError:
+            raise  # a wrong key on the new link is an attack or a bug, never a reason to retry
         except Sp2pError as exc:
             raise ConnectionLost(f"reconnect failed: {exc.message}") from None
         self._asked.clear()
@@ -198,4 +223,92 @@ class Healer:
         self._signal.close()
 
 
-__all__ = ["RESUME_VERSION", "Healer", "heal_negotiated", "healable", "our_heal"]
+# -------------------------------------------------- folders and streams: the sender (§2.6)
+
+
+def send_continuation(fc: FrameLink, machine: SenderMachine) -> tuple[int, list[bytes]]:
+    """Metadata again, the receiver's HealOffer, our HealAccept: (offset, chunks to re-send).
+
+    An offset older than the replay window reaches the receiver as an Error with our reason;
+    any other failure as Cancel, as from the send pipeline.
+    """
+    try:
+        fc.send_frame(*machine.start_continuing())
+        tick = heartbeat_tick(fc)
+        while True:
+            try:
+                frame = fc.recv_frame(timeout=1.0)
+            except TimeoutError:
+                tick()
+                watch_receiver(fc)
+                continue
+            if frame is None:
+                raise ConnectionLost("the receiver disconnected before the transfer continued")
+            answer = machine.on_position(frame)
+            if answer is not None:
+                break
+            tick()  # its heartbeats come every second: ours must not wait for a quiet moment
+            watch_receiver(fc)
+    except OutOfWindow as exc:
+        fc.try_send_frame(MsgType.ERROR, error_body(exc.message))
+        raise
+    except Sp2pError:
+        machine.fail()
+        fc.try_send_frame(MsgType.CANCEL, cancel_body(CancelReason.INTERNAL_ERROR))
+        raise
+    replay, (kind, body) = answer
+    fc.send_frame(kind, body)
+    return machine.digest.total_bytes, replay
+
+
+class Replayed:
+    """The chunks a reconnect must send again, then the source they were read from."""
+
+    def __init__(self, replay: list[bytes], rest: ChunkSource) -> None:
+        self._replay = replay
+        self._next = 0
+        self._rest = rest
+
+    def read_chunk(self) -> bytes | None:
+        if self._next < len(self._replay):
+            chunk = self._replay[self._next]
+            self._replay[self._next] = b""  # the window holds it again once it is re-sent
+            self._next += 1
+            return chunk
+        return self._rest.read_chunk()
+
+
+# ------------------------------------------------ folders and streams: the receiver (§2.6)
+
+
+class HeldSink:
+    """A folder, temp file or stdout sink that outlives a broken link: the pipeline's abort is
+    held back until the transfer really gives up (`close`), so a reconnect appends to it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._done = False
+
+    @property
+    def saved(self) -> list[Any]:
+        return list(self.inner.saved)
+
+    def write(self, data: bytes) -> None:
+        self.inner.write(data)
+
+    def commit(self) -> None:
+        self.inner.commit()
+        self._done = True
+
+    def abort(self) -> None:
+        """Held: the output stays for the reconnect."""
+
+    def close(self) -> None:
+        """The transfer is over: what was not committed goes."""
+        if not self._done:
+            self._done = True
+            self.inner.abort()
+
+
+__all__ = ["HEAL_VERSION", "Healer", "HeldSink", "Replayed", "healable", "keeps_signaling", "our_heal",
+           "quick_liveness", "send_continuation"]

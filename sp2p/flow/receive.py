@@ -12,7 +12,15 @@ from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.errors import ConnectionLost, Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.early import EarlySignal
-from sp2p.flow.heal import Healer, gave_up, heal_negotiated, healable, lost_line, our_heal
+from sp2p.flow.heal import (
+    Healer,
+    HeldSink,
+    gave_up,
+    keeps_signaling,
+    lost_line,
+    our_heal,
+    quick_liveness,
+)
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
 from sp2p.flow.relay import establish_or_relay
@@ -33,10 +41,12 @@ from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.codes import TransferCode
 from sp2p.proto.constants import Role
 from sp2p.proto.fileinfo import Preview, decrypt_file_info, parse_preview
+from sp2p.proto.heal import Continuation, continuation, spoken
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
+from sp2p.proto.transfer import ReceiverMachine
 from sp2p.status import ExitStatus
 from sp2p.term.progress import Progress
 from sp2p.term.ui import Terminal, describe, human_duration, human_size
@@ -81,7 +91,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         parallel = cfg.parallel != 1
         # a partial lives in the output folder: nothing to resume into on stdout
         resume = 0 if cfg.no_resume or opts.to_stdout else RESUME_VERSION
-        heal = our_heal(cfg, can_resume=bool(resume))
+        heal = our_heal(cfg)
         crypto = Envelope.build(
             SignalType.CRYPTO,
             Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume, heal=heal),
@@ -127,18 +137,20 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
             status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
         )  # fmt: skip
-        if heal_negotiated(heal, sender.crypto.heal):  # signaling stays open to reconnect through
-            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect,
+        resumable = negotiated(resume, sender.crypto.resume)
+        version = spoken(heal, sender.crypto.heal)
+        if keeps_signaling(version, v1_file=resumable):  # signaling stays open to reconnect through
+            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect, version=version,
                             status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
             healer.attach(channel)
     finally:
         if healer is None:
             signal.close()
     fc = FramedChannel(channel, keys)
+    fc.liveness.quick = quick_liveness(version)
     term.line(f"Connected via {fc.transport}")
     links: list[FrameLink] = [fc]
-    resumable = negotiated(resume, sender.crypto.resume)
-    attempt = _Attempt()
+    attempt = _Attempt(heal=version if healer is not None else 0, resumable=resumable, healer=healer)
     try:
         if parallel_eligible(fc, parallel, peer.parallel_tcp):
             links.append(receiver_link(fc, keys, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}")))
@@ -146,15 +158,17 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
                 term.line(f"Using {links[-1].streams} parallel streams")
         recheck = _recheck(term, preview, opts.confirm)
         try:
-            return _transfer(links[-1], term, outdir, opts.to_stdout, resumable, recheck, attempt)
+            return _transfer(links[-1], term, outdir, opts.to_stdout, recheck, attempt)
         except Sp2pError as exc:
-            if healer is None or not attempt.may_heal or not healable(exc, healer.peer_asked):
+            if healer is None or not attempt.heals(exc):
                 raise
-            return _heal(healer, links, term, outdir, resumable, recheck, exc)
+            return _heal(healer, links, term, outdir, opts.to_stdout, attempt, exc)
     except Sp2pError:
         _say_what_is_kept(term, attempt.sink, outdir, resumable)
         raise
     finally:
+        if attempt.held is not None:
+            attempt.held.close()  # removes what a given-up folder or stream left (no-op once committed)
         for link in links:
             link.close()
         if healer is not None:
@@ -163,19 +177,42 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
 
 @dataclass
 class _Attempt:
-    """What one transfer attempt got to: its sink decides whether a reconnect can continue it."""
+    """Where the transfer got to, across reconnects: what a reconnect can continue."""
 
+    heal: int  #: the heal version both speak (0: no reconnect)
+    resumable: bool
+    healer: Healer | None = None
     sink: object = None
+    pipe: ReceivePipeline | None = None
+    #: a folder's or stream's output, kept across reconnects (§2.6)
+    held: HeldSink | None = None
+    #: the machine of a reconnected link (continues the broken one)
+    machine: ReceiverMachine | None = None
 
-    @property
-    def may_heal(self) -> bool:
-        # before Metadata anything may heal; after it only a resumable single file
-        return self.sink is None or isinstance(self.sink, ResumableFileSink)
+    def continuation(self) -> Continuation:
+        meta = self.pipe.machine.metadata if self.pipe is not None else None
+        if meta is None:  # before Metadata anything may heal
+            return Continuation.STREAM if self.heal else Continuation.NONE
+        return continuation(self.heal, resumes=self.resumable, meta=meta)
+
+    def heals(self, exc: BaseException) -> bool:
+        healer = self.healer
+        return healer is not None and self.continuation() is not Continuation.NONE and healer.heals(exc)
+
+    def next_link(self) -> int:
+        """Ready the next attempt once the link broke; returns the bytes a stream already wrote."""
+        previous = self.pipe.settle() if self.pipe is not None else self.first_machine()
+        self.machine = ReceiverMachine.continuing(previous)
+        self.pipe = None
+        return self.machine.digest.total_bytes
+
+    def first_machine(self) -> ReceiverMachine:
+        return ReceiverMachine(resume=self.resumable, heal=self.heal)
 
 
 def _heal(
-    healer: Healer, links: list[FrameLink], term: Terminal, outdir: Path, resumable: bool,
-    recheck: Callable[[Metadata], None], failure: Sp2pError,
+    healer: Healer, links: list[FrameLink], term: Terminal, outdir: Path, to_stdout: bool,
+    attempt: _Attempt, failure: Sp2pError,
 ) -> int:
     """Reconnect and continue until done, a failure that cannot heal, or the -reconnect budget is spent."""
     deadline = time.monotonic() + healer.budget
@@ -183,18 +220,20 @@ def _heal(
         term.line(lost_line(failure, healer.budget))
         for link in links:
             link.close()
+        written = attempt.next_link()
         try:
             channel, keys = healer.reconnect(deadline)
         except ConnectionLost as exc:
-            raise gave_up(exc, healer.budget) from None
+            raise gave_up(exc, healer.budget) from None  # what is kept is said once the error is out
         healer.attach(channel)
         links.append(FramedChannel(channel, keys))
+        links[-1].liveness.quick = quick_liveness(healer.version)
         term.line(f"Reconnected via {links[-1].transport}")
-        attempt = _Attempt()
         try:
-            return _transfer(links[-1], term, outdir, False, resumable, recheck, attempt)
+            # the machine checks that the sender announces the same transfer again
+            return _transfer(links[-1], term, outdir, to_stdout, lambda m: None, attempt, written)
         except Sp2pError as exc:
-            if not attempt.may_heal or not healable(exc, healer.peer_asked) or time.monotonic() >= deadline:
+            if not attempt.heals(exc) or time.monotonic() >= deadline:
                 raise
             failure = exc
 
@@ -254,14 +293,18 @@ def _recheck(term: Terminal, preview: Preview | None, confirm: Confirm | None) -
 
 
 def _transfer(
-    fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool, resumable: bool,
+    fc: FrameLink, term: Terminal, outdir: Path, to_stdout: bool,
     recheck: Callable[[Metadata], None],
     attempt: _Attempt,
+    written: int = 0,
 ) -> int:
-    pipe = ReceivePipeline(fc, resume=resumable)
+    resumable = attempt.resumable
+    pipe = ReceivePipeline(fc, machine=attempt.machine or attempt.first_machine())
+    pipe.heals = attempt.heals
+    attempt.pipe = pipe
     progress: Progress | None = None
-    sink: FileSink | FolderSink | StdoutSink | ResumableFileSink | None = None
-    offset = 0
+    sink: FileSink | FolderSink | StdoutSink | ResumableFileSink | HeldSink | None = None
+    offset = written  # a stream continues after what it wrote; a file resumes where on_start says
 
     def on_metadata(meta: Metadata) -> None:
         nonlocal progress
@@ -278,12 +321,16 @@ def _transfer(
             progress.base = at
             term.line(f"Resuming at {at * 100 // max(size, 1)} % ({human_size(at)} already here)")
 
-    def factory(meta: Metadata) -> FileSink | FolderSink | StdoutSink | ResumableFileSink:
+    def factory(meta: Metadata) -> FileSink | FolderSink | StdoutSink | ResumableFileSink | HeldSink:
         nonlocal sink
         if resumable and applies(meta) and not to_stdout:
             sink = ResumableFileSink(outdir, meta, on_start)
+        elif attempt.held is not None:
+            sink = attempt.held  # the same transfer (the machine checked) continues into it
         else:
             sink = make_sink(meta, outdir=outdir, to_stdout=to_stdout)
+            if continuation(attempt.heal, resumes=resumable, meta=meta) is Continuation.STREAM:
+                sink = attempt.held = HeldSink(sink)
         attempt.sink = sink
         return sink
 
@@ -310,6 +357,8 @@ def _transfer(
 
 def _say_what_is_kept(term: Terminal, sink: object, outdir: Path, resumable: bool) -> None:
     """After a failure: whether a re-run can resume (docs/protocol-extensions.md §1)."""
+    if isinstance(sink, HeldSink):
+        sink = sink.inner
     if isinstance(sink, ResumableFileSink):
         if sink.kept:
             term.line(

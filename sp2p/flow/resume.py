@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sp2p.errors import (
+    ConnectionLost,
     LocalIOError,
     LocalProtocolError,
     RemoteProtocolError,
     Sp2pError,
-    TransferError,
 )
 from sp2p.fs.incoming import IncomingFile, check_free_space
 from sp2p.fs.partials import Partial
@@ -35,13 +35,13 @@ from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, 
 _BLOCK = 1024 * 1024
 
 
-def _watch(fc: FrameLink) -> None:
+def watch_receiver(fc: FrameLink) -> None:
     stall = fc.liveness.check(time.monotonic())
     if stall is not None:
         raise stall_error(stall, "receiver", fc.liveness)
 
 
-def _heartbeat_tick(fc: FrameLink) -> Callable[[], None]:
+def heartbeat_tick(fc: FrameLink) -> Callable[[], None]:
     def tick() -> None:
         if fc.liveness.heartbeat_due(time.monotonic()):
             fc.try_send_frame(MsgType.HEARTBEAT, b"")
@@ -106,20 +106,21 @@ def _send_resume(fc: FrameLink, machine: SenderMachine, path: str) -> int:
         raise LocalIOError(f"{path} changed size while it was being sent")
     for kind, body in machine.start_resumable(source):
         fc.send_frame(kind, body)
-    tick = _heartbeat_tick(fc)
+    tick = heartbeat_tick(fc)
     while True:
         try:
             frame = fc.recv_frame(timeout=1.0)
         except TimeoutError:
             tick()
-            _watch(fc)
+            watch_receiver(fc)
             continue
         if frame is None:
-            raise TransferError("the receiver disconnected before the transfer started")
+            raise ConnectionLost("the receiver disconnected before the transfer started")
         offer = machine.on_offer(frame)
         if offer is not None:
             break
-        _watch(fc)  # the one liveness rule: heartbeats alone cannot hold us here either
+        tick()  # a receiver heartbeating every second never leaves us a quiet moment to do it
+        watch_receiver(fc)  # the one liveness rule: heartbeats alone cannot hold us here either
     prefix = _hash_file_prefix(path, offer.offset, tick) if offer.offset else None
     offset, (kind, body) = machine.accept(offer, prefix)
     fc.send_frame(kind, body)
@@ -205,7 +206,7 @@ def receive_resume(
     event = next_event()
     if not isinstance(event, SourceReceived):
         raise RemoteProtocolError("expected the resume source after the metadata")
-    held, prefix = sink.find(event.source, _heartbeat_tick(fc))
+    held, prefix = sink.find(event.source, heartbeat_tick(fc))
     kind, body = machine.offer(held, prefix)
     fc.send_frame(kind, body)
     event = next_event()

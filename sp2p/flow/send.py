@@ -7,7 +7,7 @@ import dataclasses
 import os
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -16,7 +16,17 @@ from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import ConnectionLost, Declined, SignalingError, Sp2pError
 from sp2p.flow.connect import ConnectOptions, PeerInfo
 from sp2p.flow.early import EarlySignal
-from sp2p.flow.heal import Healer, gave_up, heal_negotiated, healable, lost_line, our_heal
+from sp2p.flow.heal import (
+    Healer,
+    Replayed,
+    gave_up,
+    healable,
+    keeps_signaling,
+    lost_line,
+    our_heal,
+    quick_liveness,
+    send_continuation,
+)
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import sender_link
 from sp2p.flow.relay import establish_or_relay
@@ -39,6 +49,7 @@ from sp2p.proto.codes import format_code, generate_seed, share_url
 from sp2p.proto.compression import ChunkCompressor
 from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Role, Transport
 from sp2p.proto.fileinfo import encrypt_file_info
+from sp2p.proto.heal import Continuation, ReplayWindow, continuation, spoken
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
@@ -129,8 +140,7 @@ def _send(
     seed = generate_seed()
     signal = opts.early.result() if opts.early else SignalClient(ws_url)
     healer: Healer | None = None
-    # only a single file can continue through a reconnect (it resumes by offset)
-    heal = our_heal(cfg, can_resume=path is not None and _our_resume(cfg) > 0)
+    heal = our_heal(cfg)
     try:
         signal.send(Envelope.build(SignalType.HELLO, hello()))
         welcome = wait_welcome(signal)
@@ -167,14 +177,20 @@ def _send(
             turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
             status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
         )  # fmt: skip
-        if heal_negotiated(heal, peer_key.crypto.heal):  # keep signaling to reconnect through
-            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect, keepalive=file_info,
-                            status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
+        version = spoken(heal, peer_key.crypto.heal)
+        resumes = path is not None and negotiated(_our_resume(cfg), peer_key.crypto.resume)
+        mode = continuation(version, resumes=resumes, meta=meta)
+        if keeps_signaling(version, v1_file=mode is Continuation.RESUME):  # to reconnect through
+            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect, version=version,
+                            keepalive=file_info, status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
             healer.attach(channel)
     finally:
         if healer is None:
             signal.close()  # v2: signaling ends once the peer-to-peer channel is up
+    if healer is None:
+        mode = Continuation.NONE
     fc = FramedChannel(channel, keys)
+    fc.liveness.quick = quick_liveness(version)
     term.line(f"Connected via {fc.transport}")
     link: FrameLink = fc
     stack = contextlib.ExitStack()
@@ -194,22 +210,24 @@ def _send(
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
         meta = dataclasses.replace(meta, compression="zstd" if compress else "")
-        machine = SenderMachine(meta)
+        window = ReplayWindow() if mode is Continuation.STREAM else None
+        machine = SenderMachine(meta, window=window)
         rest: ChunkSource = _PeekedSource(first, source)
         offset = 0
-        if path is not None and applies(meta) and negotiated(_our_resume(cfg), peer_key.crypto.resume):
+        if path is not None and resumes and applies(meta):
             offset = send_resume(link, machine, path)
             if offset:
                 term.line(_resuming_line(offset, meta.size, "there"))
                 rest, rest_file = open_rest(path, offset, meta.size)
                 stack.callback(close_quietly, rest_file)
+        heals = healer.heals if healer is not None and mode is not Continuation.NONE else None
         try:
-            return _transfer(link, term, machine, rest, compress, cfg.compress, offset)
+            return _transfer(link, term, machine, rest, compress, cfg.compress, offset, heals)
         except Sp2pError as exc:
-            if healer is None or path is None or not healable(exc, healer.peer_asked):
+            if healer is None or heals is None or not healable(exc, healer.peer_asked):
                 raise
             link.close()  # unblocks a writer stuck on the dead link
-            return _heal(healer, term, meta, path, cfg.compress, exc, stack)
+            return _heal(healer, term, _Continue(mode, machine, rest, path), cfg.compress, exc, stack)
     finally:
         stack.close()
         link.close()
@@ -217,13 +235,28 @@ def _send(
             healer.close()
 
 
+@dataclass
+class _Continue:
+    """What a reconnect continues: a file through the receiver's partial, or a stream (§2.5–2.6)."""
+
+    mode: Continuation
+    machine: SenderMachine
+    rest: ChunkSource  #: a stream's source, where the broken link left it
+    path: str | None
+
+
 def _heal(
-    healer: Healer, term: Terminal, meta: Metadata, path: str, level: int, failure: Sp2pError,
+    healer: Healer, term: Terminal, what: _Continue, level: int, failure: Sp2pError,
     stack: contextlib.ExitStack,
 ) -> int:
     """Reconnect and continue from what the receiver holds, within the -reconnect budget."""
     deadline = time.monotonic() + healer.budget
-    hint = "the receiver keeps what arrived: run the same send again to resume"
+    meta = what.machine.metadata
+    hint = (
+        "the receiver keeps what arrived: run the same send again to resume"
+        if what.mode is Continuation.RESUME
+        else "a folder or a stream cannot resume: a re-run sends it again from the start"
+    )
     while True:
         term.line(lost_line(failure, healer.budget))
         try:
@@ -232,16 +265,25 @@ def _heal(
             raise gave_up(exc, healer.budget, hint=hint) from None
         healer.attach(channel)
         link = FramedChannel(channel, keys)
+        link.liveness.quick = quick_liveness(healer.version)
         stack.callback(link.close)
         term.line(f"Reconnected via {link.transport}")
+        rest: ChunkSource
         try:
-            machine = SenderMachine(meta)
-            offset = send_resume(link, machine, path)
-            if offset:
-                term.line(_resuming_line(offset, meta.size, "there"))
-            rest, rest_file = open_rest(path, offset, meta.size)
-            stack.callback(close_quietly, rest_file)
-            return _transfer(link, term, machine, rest, bool(meta.compression), level, offset)
+            if what.mode is Continuation.RESUME:
+                assert what.path is not None
+                machine = SenderMachine(meta)
+                offset = send_resume(link, machine, what.path)
+                if offset:
+                    term.line(_resuming_line(offset, meta.size, "there"))
+                rest, rest_file = open_rest(what.path, offset, meta.size)
+                stack.callback(close_quietly, rest_file)
+            else:
+                machine = what.machine = SenderMachine.continuing(what.machine)
+                offset, replay = send_continuation(link, machine)
+                term.debug(f"continuing at byte {offset}: {len(replay)} chunks sent again")
+                rest = what.rest = Replayed(replay, what.rest)
+            return _transfer(link, term, machine, rest, bool(meta.compression), level, offset, healer.heals)
         except Sp2pError as exc:
             if not healable(exc, healer.peer_asked) or time.monotonic() >= deadline:
                 raise
@@ -346,7 +388,7 @@ def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int)
 
 def _transfer(
     fc: FrameLink, term: Terminal, machine: SenderMachine, source: ChunkSource, compress: bool,
-    level: int, offset: int = 0,
+    level: int, offset: int = 0, heals: Callable[[BaseException], bool] | None = None,
 ) -> int:
     meta = machine.metadata
     progress = Progress(term, verb="Sending", total=meta.size or None)
@@ -356,6 +398,8 @@ def _transfer(
         progress.update(offset + sent)
 
     pipe = SendPipeline(fc, machine, level=max(level, 1), progress=report, workers=_workers())
+    if heals is not None:
+        pipe.heals = heals
     totals = pipe.run(source, compress=compress)
     elapsed = progress.finish(totals.total_bytes)
     term.line()

@@ -166,6 +166,8 @@ class FramedChannel:
                 data = self.channel.recv(timeout=remaining)
             except ChannelClosed:
                 data = b""
+            if data:
+                self.liveness.on_bytes(time.monotonic())  # alive, even mid-frame on a slow path
             self.decoder.receive_data(data)
 
     def discard_next(self, msg_type: int) -> None:

@@ -35,6 +35,7 @@ from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
 from sp2p.proto.transfer import (
     DataReceived,
     DoneReceived,
+    HealAccepted,
     MetadataReceived,
     ReceiverMachine,
     ReceiverState,
@@ -69,10 +70,18 @@ ProgressFn = Callable[[int], None]
 
 
 class ReceivePipeline:
-    def __init__(self, fc: FrameLink, *, progress: ProgressFn = lambda n: None, resume: bool = False) -> None:
+    def __init__(
+        self, fc: FrameLink, *, progress: ProgressFn = lambda n: None, resume: bool = False,
+        machine: ReceiverMachine | None = None,
+    ) -> None:
         keep_freed_memory()
         self.fc = fc
-        self.machine = ReceiverMachine(resume=resume, trace=log.debug)
+        #: a reconnected link brings the machine that continues the broken one (§2.6)
+        self.machine = machine if machine is not None else ReceiverMachine(resume=resume, trace=log.debug)
+        self.machine.trace = log.debug
+        #: failures the flow heals by reconnecting (protocol-extensions §2): the peer is not told
+        self.heals: Callable[[BaseException], bool] = lambda exc: False
+        self._worker_thread: threading.Thread | None = None
         self.progress = progress
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
         self._worker_error: BaseException | None = None
@@ -105,7 +114,7 @@ class ReceivePipeline:
                         break
 
     def _heartbeats(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._stop.wait(0.5):
             if self.fc.liveness.heartbeat_due(time.monotonic()):
                 self.fc.try_send_frame(MsgType.HEARTBEAT, b"")
 
@@ -144,6 +153,7 @@ class ReceivePipeline:
         heart = threading.Thread(target=self._heartbeats, name="sp2p-heartbeat", daemon=True)
         worker: threading.Thread | None = None
         try:
+            heart.start()  # also while the user answers a question: we are alive meanwhile
             event = self._next_frame()
             if not isinstance(event, MetadataReceived):
                 raise RemoteProtocolError("expected metadata")
@@ -151,13 +161,17 @@ class ReceivePipeline:
             on_metadata(meta)
             self.sink = make_sink(meta)
             self.fc.liveness.excuse(time.monotonic())  # a question to the user is not the sender's stall
-            heart.start()
             if self.machine.state is ReceiverState.AWAIT_SOURCE:  # docs/protocol-extensions.md §1
                 receive_resume(self.fc, self.machine, self.sink, self._next_frame)
+            elif self.machine.state is ReceiverState.POSITIONING:  # a stream continues, §2.6
+                self.fc.send_frame(*self.machine.position())
+                if not isinstance(self._next_frame(), HealAccepted):
+                    raise RemoteProtocolError("expected the heal answer")
             # decompressing here, not in the worker, splits the work more evenly (SHA-256 is the
             # heavier half and releases the GIL), so the two threads can run on two cores
             decompressor = ChunkDecompressor() if meta.compression == "zstd" else None
             worker = threading.Thread(target=self._worker, name="sp2p-sink", daemon=True)
+            self._worker_thread = worker
             worker.start()
             while True:
                 event = self._next_frame()
@@ -181,12 +195,25 @@ class ReceivePipeline:
             raise
         except BaseException as exc:
             first = self._failures.record(exc)  # first failure wins: later ones are its consequences
-            self._fail(CancelReason.INTERNAL_ERROR, first)
+            if self.heals(first):
+                self._stop.set()  # no Error, no Cancel, no lingering: the reconnect comes next
+                self.machine.fail()
+            else:
+                self._fail(CancelReason.INTERNAL_ERROR, first)
             if first is exc:
                 raise
             raise first from None
         finally:
             self._stop.set()
+
+    def settle(self) -> ReceiverMachine:
+        """After a failure: let the writer finish what it holds (every byte it has is verified
+        in order), so the machine's digest is exactly what was written; heal continues there."""
+        worker = self._worker_thread
+        if worker is not None and worker.is_alive() and self._worker_error is None:
+            self._queue.put(None)
+            worker.join()
+        return self.machine
 
     def _await_fin_ack(self) -> None:
         deadline = time.monotonic() + FIN_ACK_WAIT

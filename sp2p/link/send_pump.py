@@ -94,6 +94,8 @@ class SendPipeline:
         self._levels: LevelController | None = None
         self._levels_lock = threading.Lock()
         self._writing = False
+        #: failures the flow heals by reconnecting (protocol-extensions §2): the peer is not told
+        self.heals: Callable[[BaseException], bool] = lambda exc: False
 
     # -- frame queueing --------------------------------------------------------------------
     def _compressor(self) -> ChunkCompressor:
@@ -207,6 +209,7 @@ class SendPipeline:
                     self._complete.set()
                 else:
                     self._watch_peer()  # a stream of heartbeats must not starve the check
+                    self._submit_heartbeat_if_idle()  # nor leave us no quiet moment for ours
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
 
@@ -245,15 +248,17 @@ class SendPipeline:
                 self._submit(kind, body)
             while True:
                 chunk = source.read_chunk()
+                if chunk:
+                    assert len(chunk) <= MAX_CHUNK_SIZE
+                    # recorded even when we stop now: a healing stream re-sends it from the window
+                    with self._failures.step():
+                        self.machine.record_chunk(chunk)
                 if self._abort.is_set():  # the receiver stopped us (or the link broke)
                     raise self._stop_error()
                 if chunk is None:
                     continue
                 if not chunk:
                     break
-                assert len(chunk) <= MAX_CHUNK_SIZE
-                with self._failures.step():
-                    self.machine.record_chunk(chunk)
                 self._submit(MsgType.DATA, chunk, compress=compress, plain_len=len(chunk))
             if self._abort.is_set():
                 raise self._stop_error()
@@ -275,7 +280,10 @@ class SendPipeline:
         except BaseException as exc:
             self._fail(exc)
             first = self._stop_error()  # first failure wins: later ones are its consequences
-            self.cancel(CancelReason.INTERNAL_ERROR)
+            if self.heals(first):
+                self.machine.fail()  # a Cancel would stop a peer that is about to reconnect
+            else:
+                self.cancel(CancelReason.INTERNAL_ERROR)
             if first is exc:
                 raise
             raise first from None

@@ -40,7 +40,16 @@ from sp2p.errors import (
 )
 from sp2p.proto.constants import MAX_CONTROL_SIZE, CancelReason, MsgType
 from sp2p.proto.frames import Frame
-from sp2p.proto.heal import DigestState, Hasher, HealOffer, ReplayWindow, heal_accept_body, parse_heal_accept
+from sp2p.proto.heal import (
+    Continuation,
+    DigestState,
+    Hasher,
+    HealOffer,
+    ReplayWindow,
+    continuation,
+    heal_accept_body,
+    parse_heal_accept,
+)
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
 from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
 
@@ -378,10 +387,13 @@ ReceiverEvent = (
 
 
 class ReceiverMachine:
-    def __init__(self, *, resume: bool = False, trace: Trace = no_trace) -> None:
+    def __init__(self, *, resume: bool = False, heal: int = 0, trace: Trace = no_trace) -> None:
         self.trace = trace
         #: both peers announced the resume extension
         self.resume = resume
+        #: the heal version both speak, and whether this is a reconnected link (§2)
+        self.heal = heal
+        self.reconnected = False
         self._offered: tuple[int, Hasher | None] | None = None
         self.state = ReceiverState.AWAIT_METADATA
         self.metadata: Metadata | None = None
@@ -390,19 +402,26 @@ class ReceiverMachine:
         self.frames_received = 0
         #: exact byte budget: known for single files; None for streams and folders
         self.max_bytes: int | None = None
-        #: heal of a stream: the Metadata the reconnected sender must announce again
+        #: the Metadata a reconnected sender must announce again
         self.continues: Metadata | None = None
 
     @classmethod
     def continuing(cls, previous: ReceiverMachine) -> ReceiverMachine:
-        """The machine for a reconnected link: the stream `previous` received, continued."""
-        if previous.metadata is None:
-            raise LocalProtocolError("receiver: nothing to continue before Metadata")
-        machine = cls(resume=previous.resume, trace=previous.trace)
-        machine.continues = previous.metadata
-        machine.digest = previous.digest
-        machine.frames_received = previous.frames_received
+        """The machine for a reconnected link after `previous` broke (call with its writer idle).
+
+        A stream continues with `previous`'s digest; a file resumes through its partial (§1)
+        with a fresh one; before Metadata there is nothing to continue yet.
+        """
+        machine = cls(resume=previous.resume, heal=previous.heal, trace=previous.trace)
+        machine.reconnected = True
+        meta = machine.continues = previous.metadata
+        if meta is not None and machine._continuation(meta) is Continuation.STREAM:
+            machine.digest = previous.digest
+            machine.frames_received = previous.frames_received
         return machine
+
+    def _continuation(self, meta: Metadata) -> Continuation:
+        return continuation(self.heal, resumes=self.resume, meta=meta)
 
     def _set_state(self, event: int | str) -> None:
         new = _RECEIVER_TRANSITIONS.get((self.state, event))
@@ -438,9 +457,9 @@ class ReceiverMachine:
             raise _unexpected(frame, self.state)
         if kind == MsgType.METADATA:
             meta = Metadata.from_json(frame.body)
-            if self.continues is not None:
-                if meta != self.continues:
-                    raise RemoteProtocolError("the sender announced another transfer after reconnecting")
+            if self.continues is not None and meta != self.continues:
+                raise RemoteProtocolError("the sender announced another transfer after reconnecting")
+            if self.reconnected and self._continuation(meta) is Continuation.STREAM:
                 self._set_state("metadata-continuing")
             else:
                 self._set_state("metadata-resumable" if self.resume and applies(meta) else kind)

@@ -145,7 +145,7 @@ def test_window_refuses_offers_that_were_never_true(offer: HealOffer, match: str
 def _first_epoch(meta: Metadata, sent: int, written: int) -> tuple[SenderMachine, ReceiverMachine]:
     """`sent` chunks left the sender, the receiver wrote the first `written`; then the link broke."""
     s = SenderMachine(meta, window=ReplayWindow(1 << 20))
-    r = ReceiverMachine(resume=False)  # a file continues this way only when resume is not spoken
+    r = ReceiverMachine(resume=False, heal=2)  # a file continues so only when resume is not spoken
     assert isinstance(r.on_frame(frame(*s.start())), MetadataReceived)
     for c in CHUNKS[:sent]:
         s.record_chunk(c)
@@ -227,8 +227,20 @@ def test_receiver_refuses_an_accept_at_another_offset(offset: int) -> None:
         r.on_frame(frame(MsgType.HEAL_ACCEPT, heal_accept_body(offset)))
 
 
+def test_before_metadata_a_reconnect_positions_at_zero_and_a_file_resumes_afresh() -> None:
+    r = ReceiverMachine.continuing(ReceiverMachine(resume=True, heal=2))
+    assert isinstance(r.on_frame(frame(MsgType.METADATA, STREAM.to_json())), MetadataReceived)
+    assert r.position() == (MsgType.HEAL_OFFER, HealOffer(0, 0).to_json())
+    resumed = ReceiverMachine(resume=True, heal=2)
+    resumed.on_frame(frame(MsgType.METADATA, FILE.to_json()))
+    r = ReceiverMachine.continuing(resumed)
+    r.on_frame(frame(MsgType.METADATA, FILE.to_json()))
+    assert r.state is ReceiverState.AWAIT_SOURCE  # through the partial (§1), with a fresh digest
+    assert r.digest is not resumed.digest
+
+
 def test_heal_frames_outside_a_reconnect_are_protocol_errors() -> None:
-    r = ReceiverMachine(resume=True)
+    r = ReceiverMachine(resume=True, heal=2)
     r.on_frame(frame(MsgType.METADATA, FOLDER.to_json()))
     with pytest.raises(RemoteProtocolError, match="unexpected message type 0x24"):
         r.on_frame(frame(MsgType.HEAL_ACCEPT, heal_accept_body(0)))

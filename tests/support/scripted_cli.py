@@ -5,6 +5,10 @@
 * `--script NAME`: after the real signaling, key exchange and key confirmation, a hostile
   peer scripted from sp2p.proto replaces the transfer pipeline of this side.
 
+Both run without the heal extension (`-reconnect 0`, unless the arguments say otherwise): the
+limits scaled are the original rule's (a healing peer has its own quick rule,
+docs/protocol-extensions.md §2.3), and a script owns its transfer, so nothing could continue it.
+
     python -m tests.support.scripted_cli [--window S] [--dead-after S] [--idle-timeout S] [--script NAME] -- <sp2p args>
 """
 
@@ -169,6 +173,8 @@ def main() -> int:
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
     if ns.script and ns.script not in {*KEEP_RESUME, MIXED_LEVELS}:  # the script owns the transfer
         argv = [*argv[:1], "-no-resume", *argv[1:]]
+    if (ns.script or ns.window or ns.dead_after or ns.idle_timeout) and "-reconnect" not in argv:
+        argv = [*argv[:1], "-reconnect", "0", *argv[1:]]
     if ns.window is not None:
         transfer.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
     if ns.dead_after is not None:
