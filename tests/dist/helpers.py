@@ -22,10 +22,6 @@ def platform_asset() -> str:
     return f"sp2p-{platform.system().lower()}-{arch[platform.machine().lower()]}"
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def publish(dl_dir: Path, content: bytes, *, checksum_of: bytes | None = None) -> Path:
     """Put a binary and its .sha256 into dl_dir (checksum_of: hash these bytes instead)."""
     asset = dl_dir / platform_asset()

@@ -7,7 +7,6 @@ with a clear error on both sides (consent refused).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from tests.netlab import Lab, Nat
 from tests.netlab.browser_ns import NsBrowser
 from tests.netlab.cli_output import transport_of, wait_code
 from tests.netlab.fixtures import require_netlab
+from tests.support.files import sha256_file
 from tests.web.browser import chromium_path, new_context
 from tests.web.flows import CODE_RE, NO_PICKERS, PageWatch, shot, start_send, wait_outcome
 
@@ -77,10 +77,6 @@ def run_cli(lab: Lab, tmp: Path, *args: str) -> subprocess.Popen[bytes]:
     }
     return lab.run(CLI_HOST, [sys.executable, "-m", "sp2p", *args], env=env, name=f"cli-{tmp.name}",
                    start_new_session=True)  # fmt: skip
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # ------------------------------------------------------------------ pages (browser thread)
@@ -168,7 +164,7 @@ def test_cli_to_browser_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
     assert rc == 0, out
     assert transport_of(out) == "WebRTC (relay)", out
     assert shown["transport"] == "via WebRTC (relay)", shown
-    assert shown["saved"] is not None and sha256(shown["saved"]) == sha256(src)
+    assert shown["saved"] is not None and sha256_file(shown["saved"]) == sha256_file(src)
     assert not shown["errors"], shown["errors"]
 
 
@@ -224,5 +220,5 @@ def test_browser_to_cli_via_relay(relay_lab: RelayLab, tmp_path: Path) -> None:
     assert transport_of(out) == "WebRTC (relay)", out
     assert shown["transport"] == "via WebRTC (relay)", shown
     received = out_dir / src.name
-    assert received.is_file() and sha256(received) == sha256(src), out
+    assert received.is_file() and sha256_file(received) == sha256_file(src), out
     assert not shown["errors"], shown["errors"]

@@ -20,6 +20,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from server import create_app
 from server.state import ServerState
+from tests.support.polling import wait_until as wait_until  # re-exported: the server tests import it here
 
 
 @dataclass
@@ -204,12 +205,3 @@ def http_get(
             return response.status, dict(response.headers.items()), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers.items()), exc.read()
-
-
-def wait_until(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())

@@ -17,6 +17,7 @@ import websocket
 
 from tests.server.helpers import Client, hello, http_get, pair, wait_until
 from tests.server.tlsutil import served_certificate, write_self_signed
+from tests.support.polling import stays
 from tests.support.server_proc import ServerProc, start_server
 
 
@@ -82,8 +83,7 @@ def test_one_worker_env_config_and_clean_sigterm() -> None:
             ).stdout.split()
 
         assert wait_until(lambda: len(children()) == 1)
-        time.sleep(0.5)
-        assert len(children()) == 1  # exactly one worker: the registry is in memory
+        assert stays(lambda: len(children()) == 1, 0.5)  # exactly one worker: the registry is in memory
         sender, receiver, _ = pair(server.ws_url, headers={"X-Forwarded-For": "1.2.3.4"})
         second = Client(server.ws_url, headers={"X-Forwarded-For": "5.6.7.8"})
         second.send("hello", {"version": 2})

@@ -87,9 +87,8 @@ def test_sender_and_receiver_on_different_nodes(two_nodes: tuple[ServerProc, Ser
     sender, sid, welcome = hello(a.ws_url)
     assert welcome["baseUrl"] == a.http_url
     sender.send("file-info", {"data": "YmxvYg=="})
-    time.sleep(0.2)
     # file-info answers on any node
-    assert http_get(f"{b.http_url}/api/file-info/{sid}")[2] == b'{"data":"YmxvYg=="}\n'
+    assert wait_until(lambda: http_get(f"{b.http_url}/api/file-info/{sid}")[2] == b'{"data":"YmxvYg=="}\n')
     receiver = join(b.ws_url, sid)
     assert receiver.expect("welcome")["peerClientType"] == "cli"
     assert sender.expect("peer-joined") == {"clientType": "browser"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from server.stats import Stats
@@ -42,8 +41,7 @@ def test_counts_from_sessions_and_no_file_by_default(tmp_path: Path) -> None:
         }
     with live_server(RELAXED) as srv:
         pair(srv.ws_url)
-        time.sleep(0.2)
-        assert srv.state.stats.snapshot()["attemptedSends"] == 1
+        assert wait_until(lambda: srv.state.stats.snapshot()["attemptedSends"] == 1)
         assert srv.state.config.config_dir is None
 
 

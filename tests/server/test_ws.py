@@ -6,7 +6,6 @@ import contextlib
 import json
 import re
 import socket
-import time
 
 import pytest
 import websocket
@@ -109,9 +108,8 @@ def test_file_info_round_trip(server: LiveServer) -> None:
     assert http_get(url)[0] == 404  # not stored yet
     sender.send("file-info", {"data": "bm9uY2V8Y2lwaGVy"})
     sender.send("file-info", {"data": "c2Vjb25k"})  # stored once (S12)
-    sender.send("connected")  # a barrier: processed after both file-infos
-    time.sleep(0.2)
-    status, headers, body = http_get(url)
+    assert wait_until(lambda: http_get(url)[0] == 200)
+    status, headers, body = http_get(url)  # the first one: relay.route stores it once
     assert status == 200
     assert body == b'{"data":"bm9uY2V8Y2lwaGVy"}\n'
     assert headers["Content-Type"] == "application/json"
@@ -139,9 +137,9 @@ def test_file_info_size_cap() -> None:
         sender, sid, _ = hello(srv.ws_url)
         sender.send("file-info", {"data": "A" * 65})
         sender.send("file-info", {"data": "A" * 64})
-        sender.send("connected")
-        time.sleep(0.2)
-        assert http_get(f"{srv.http_url}/api/file-info/{sid}")[2] == b'{"data":"' + b"A" * 64 + b'"}\n'
+        url = f"{srv.http_url}/api/file-info/{sid}"
+        assert wait_until(lambda: http_get(url)[0] == 200)
+        assert http_get(url)[2] == b'{"data":"' + b"A" * 64 + b'"}\n'  # the oversized one never was
 
 
 def test_unknown_session(server: LiveServer) -> None:

@@ -26,3 +26,14 @@ def eventually(predicate: Callable[[], object], timeout: float = 20.0, *, what: 
     """Like wait_until, but fails the test naming what it waited for."""
     if not wait_until(predicate, timeout, interval):
         raise AssertionError(f"{what} not reached within {timeout:g} s")
+
+
+def stays(predicate: Callable[[], object], seconds: float, interval: float = 0.02) -> bool:
+    """True if predicate() holds throughout `seconds` (something that must not happen, didn't);
+    False as soon as it fails."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not predicate():
+            return False
+        time.sleep(interval)
+    return bool(predicate())
