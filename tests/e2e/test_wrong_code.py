@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from sp2p.proto.constants import CONFIRM_BYTES, TCP_MAGIC
 from sp2p.proto.keys import KeyPair
 from sp2p.status import ExitStatus
 from tests.e2e.harness import Result, finish, read_code, spawn
+from tests.support.evil_mitm import Mitm, never_readable
 from tests.support.evil_server import EvilServer
 from tests.support.server_proc import ServerProc
 
@@ -75,3 +77,31 @@ def test_key_swapping_server_is_called_out_on_both_sides(sp2p_server: ServerProc
     _says_wrong_code_or_intercepted(s)
     assert _verify_code(r) != _verify_code(s)
     assert list(outdir.iterdir()) == []
+
+
+def test_c12_attacker_in_the_tcp_path_learns_nothing(sp2p_server: ServerProc, env: dict[str, str],
+                                                      tmp_path: Path, outdir: Path) -> None:
+    """C12: the server swaps the keys and points each peer's `direct` address at an attacker
+    listener that relays to the real one: both sides exit 5, and the attacker saw only
+    key-confirmation bytes, never the file's name, Metadata or data."""
+    name, content = b"quarterly-secret.txt", b"the plaintext the attacker wants " * 64
+    src = tmp_path / name.decode()
+    src.write_bytes(content)
+    mitm = Mitm("127.0.0.1")
+    with EvilServer(sp2p_server.ws_url, mitm.rewrite) as evil:
+        evil_env = {**env, "SP2P_SERVER": evil.http_url}
+        sender = spawn(["send", "-transport", "tcp", str(src)], evil_env)
+        r = finish(spawn(["receive", "-transport", "tcp", "-output", str(outdir), read_code(sender)],
+                         evil_env), timeout=60)
+        s = finish(sender, timeout=60)
+        evil.call(mitm.close())
+    assert mitm.keys_swapped == 2
+    _says_wrong_code_or_intercepted(r)
+    _says_wrong_code_or_intercepted(s)
+    assert list(outdir.iterdir()) == []
+    seen = mitm.on("tcp")
+    assert {item.sender for item in seen if item.data} == {"sender", "receiver"}, "not through the attacker"
+    never_readable(seen, [name, content[:32]])
+    # per connection and direction: the 0x53 handshake byte and at most one confirmation MAC
+    for item in seen:
+        assert item.data[:1] in (b"", bytes([TCP_MAGIC])) and len(item.data) <= 1 + CONFIRM_BYTES, item
