@@ -225,7 +225,7 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
         _freeze_imports()
         opts = SendOptions(
             paths=parsed.args, name=parsed.flags.get("name"), config=config, allow_loopback=loopback,
-            qr=bool(parsed.flags.get("qr")), stdin=stdin, early=early,
+            qr=bool(parsed.flags.get("qr")), stdin=stdin, early=early, relay_consent=_relay_consent,
         )
         return run_send(opts, term)
     finally:
@@ -304,7 +304,7 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
             clean_stale(config.output)
         opts = ReceiveOptions(
             code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback,
-            confirm=_confirmer(config, term), early=early,
+            confirm=_confirmer(config, term), early=early, relay_consent=_relay_consent,
         )
         return run_receive(opts, term)
     finally:
@@ -319,6 +319,13 @@ def _confirmer(config: Any, term: Terminal) -> Callable[[str], bool] | None:
     if config.yes or not term.is_tty or not has_tty():
         return None
     return lambda question: ask_yes_no(f"  {question}")
+
+
+def _relay_consent() -> bool:
+    """The relay question on the terminal (loaded only when a relay is on offer)."""
+    from sp2p.term.prompts import ask_relay_consent
+
+    return ask_relay_consent()
 
 
 def _install_sigterm() -> None:

@@ -23,7 +23,7 @@ from sp2p.flow.heal import (
 )
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
-from sp2p.flow.relay import establish_or_relay
+from sp2p.flow.relay import ConsentFn, establish_or_relay, never
 from sp2p.flow.resume import ResumableFileSink
 from sp2p.flow.session import (
     PeerKey,
@@ -65,6 +65,8 @@ class ReceiveOptions:
     confirm: Confirm | None = None
     #: the signaling connection the CLI opened first; None connects here
     early: EarlySignal | None = None
+    #: asked before the data crosses a TURN relay (unless -allow-relay); `never` says no
+    relay_consent: ConsentFn = never
 
 
 def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
@@ -135,7 +137,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
         channel = establish_or_relay(
             signal, keys, peer, conn_opts,
             turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
-            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
+            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line, consent=opts.relay_consent,
         )  # fmt: skip
         resumable = negotiated(resume, sender.crypto.resume)
         version = spoken(heal, sender.crypto.heal)

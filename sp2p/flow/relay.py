@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 CREDENTIALS_TIMEOUT = 30.0
 AGREEMENT_TIMEOUT = 30.0
 RETRY_PAUSE = 0.5
-TTY = "/dev/tty"
 
 # the peer's first-attempt messages that may still sit in the mailbox, ahead of its relay-retry
 _STALE = {
@@ -40,7 +39,13 @@ _ENDING = {SignalType.RELAY_DENIED, SignalType.PEER_LEFT, SignalType.ERROR}
 _CREDENTIALS = {SignalType.TURN_CREDENTIALS, *_ENDING}
 _AGREEMENT = {SignalType.RELAY_RETRY, *_ENDING, *_STALE}
 
+#: asks the user whether the data may cross a TURN relay (the CLI asks on its terminal)
 ConsentFn = Callable[[], bool]
+
+
+def never() -> bool:
+    """No one to ask: the relay needs -allow-relay."""
+    return False
 
 
 def establish_or_relay(
@@ -53,7 +58,7 @@ def establish_or_relay(
     allow_relay: bool,
     status: StatusFn = lambda m, d: None,
     notice: Callable[[str], None] = lambda text: None,
-    consent: ConsentFn | None = None,
+    consent: ConsentFn = never,
 ) -> Channel:
     """`establish`, then the relay retry if it failed and the server offers TURN."""
     can_relay = turn_available and opts.transport is not Transport.TCP
@@ -71,10 +76,9 @@ def establish_or_relay(
             raise
         log.debug("direct connection failed; trying the relay flow")
     notice("Could not establish a direct connection; trying a TURN relay...")
-    ask = consent or prompt_relay_consent
     peer_agreed = gave_up is not None and gave_up.seen
     try:
-        return _relay(signal, keys, peer, opts, allow_relay, ask, status, peer_agreed)
+        return _relay(signal, keys, peer, opts, allow_relay, consent, status, peer_agreed)
     except SignalClosed as exc:
         raise ConnectError(f"lost the signaling server during the relay retry: {exc}") from exc
 
@@ -211,26 +215,3 @@ def _declined() -> ConnectError:
         hint="both sides must allow it (-allow-relay, or answer y when asked)",
     )
 
-
-def prompt_relay_consent() -> bool:
-    """Ask on the terminal itself (works under `curl | sh`); no terminal means no."""
-    try:
-        tty = open(TTY, "r+", encoding="utf-8", errors="replace")  # noqa: SIM115
-    except OSError:
-        return False
-    with tty:
-        try:
-            tty.write(
-                "\n  Could not establish a direct connection.\n"
-                "  A TURN relay is available \u2014 data stays E2E encrypted.\n"
-                "\n  Allow relay? [y/N]: "
-            )
-            tty.flush()
-            answer = tty.readline()
-            if not answer:  # EOF
-                tty.write("\n")
-                tty.flush()
-                return False
-        except OSError:
-            return False
-    return answer.strip().lower() in ("y", "yes")

@@ -29,7 +29,7 @@ from sp2p.flow.heal import (
 )
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import sender_link
-from sp2p.flow.relay import establish_or_relay
+from sp2p.flow.relay import ConsentFn, establish_or_relay, never
 from sp2p.flow.resume import close_quietly, open_rest, send_resume
 from sp2p.flow.session import (
     KeepAlive,
@@ -72,6 +72,8 @@ class SendOptions:
     qr: bool = False  #: draw the share URL's QR code at once (-qr)
     #: the signaling connection the CLI opened first; None connects here
     early: EarlySignal | None = None
+    #: asked before the data crosses a TURN relay (unless -allow-relay); `never` says no
+    relay_consent: ConsentFn = never
 
 
 class _PeekedSource:
@@ -175,7 +177,7 @@ def _send(
         channel = establish_or_relay(
             signal, keys, peer, conn_opts,
             turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
-            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line,
+            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line, consent=opts.relay_consent,
         )  # fmt: skip
         version = spoken(heal, peer_key.crypto.heal)
         resumes = path is not None and negotiated(_our_resume(cfg), peer_key.crypto.resume)

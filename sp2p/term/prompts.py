@@ -115,6 +115,22 @@ def ask_yes_no(question: str, *, default: bool = True) -> bool:
             os.write(fd, b"  Please answer y or n.\n")
 
 
+RELAY_QUESTION = (
+    "\n  Could not establish a direct connection.\n"
+    "  A TURN relay is available \u2014 data stays E2E encrypted.\n"
+    "\n  Allow relay?"
+)
+
+
+def ask_relay_consent() -> bool:
+    """The relay question (client.md §4.9) on the terminal itself, so it works under
+    `curl | sh`; Enter, Ctrl-D or no terminal at all mean no."""
+    try:
+        return ask_yes_no(RELAY_QUESTION, default=False)
+    except (NoTerminal, OSError):
+        return False
+
+
 class KeyListener:
     """Hands each key typed on the terminal to `on_key` while in the `with` block.
 
