@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, TextIO
 
 from sp2p import __version__
 from sp2p.errors import InvalidCodeError, Sp2pError, UsageError
-from sp2p.status import ExitStatus
+from sp2p.status import ExitStatus, exit_status_of
 from sp2p.term.ui import Terminal
 
 #: test and development hook, like Go's dev builds: advertise and dial loopback addresses
@@ -177,7 +177,7 @@ def main(
         term.error(term.peer_text(exc.message, max_len=400), exc.hint)
         if debug:
             traceback.print_exc(file=io.stderr)
-        return exc.exit_status
+        return exit_status_of(exc)
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into an exit code
         term.end_live()
         term.error(f"unexpected error: {term.peer_text(str(exc) or type(exc).__name__)}",

@@ -1,32 +1,31 @@
-"""Typed errors. Each class knows its exit status; the CLI maps them in one place.
+"""Typed errors of the core and its shells. They know nothing of processes: the CLI maps
+them to exit codes at its one boundary (`exit_status_of`, the table in sp2p/status.py).
 
-Sp2pError                      exit 1
-├── UsageError                 exit 2
-├── InvalidCodeError           a malformed transfer code (the CLI reports it as usage, exit 2)
-├── SignalingError             exit 3
+Sp2pError                      an error without a more specific class
+├── UsageError
+├── InvalidCodeError           a malformed transfer code (the CLI reports it as usage)
+├── SignalingError
 │   └── SignalFormatError      a signalling message is not JSON or has a wrong field type
-├── ConnectError               exit 4
-├── SecurityError              exit 5
-│   ├── KeyConfirmationError
+├── ConnectError               no peer-to-peer path
+├── SecurityError
+│   ├── KeyConfirmationError   wrong code or a key-swapping server
 │   └── IntegrityError         AEAD failure, sequence mismatch, nonce exhaustion
-├── TransferError              exit 6
+├── TransferError
+│   ├── ConnectionLost         the link broke (a reconnect can heal it)
 │   ├── PeerCancelled
 │   ├── RemoteError            the peer sent an Error frame
 │   ├── Declined               the receiver said no to the offer
 │   ├── VerificationError      size/count/SHA-256 mismatch
 │   └── RemoteProtocolError    the peer broke the protocol (raised by sp2p.proto)
-├── LocalIOError               exit 7
-└── TransferTimeout            exit 8
-LocalProtocolError             exit 1  a bug on our side
+├── LocalIOError
+├── TransferTimeout            the peer silent or no progress for too long
+└── LocalProtocolError         a bug on our side
 """
 
 from __future__ import annotations
 
-from sp2p.status import ExitStatus
-
 
 class Sp2pError(Exception):
-    exit_status: ExitStatus = ExitStatus.ERROR
     hint: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
@@ -40,7 +39,7 @@ class Sp2pError(Exception):
 
 
 class UsageError(Sp2pError):
-    exit_status = ExitStatus.USAGE
+    """Bad flags, a bad config value, a malformed code typed by the user."""
 
 
 class InvalidCodeError(Sp2pError, ValueError):
@@ -51,7 +50,7 @@ class InvalidCodeError(Sp2pError, ValueError):
 
 
 class SignalingError(Sp2pError):
-    exit_status = ExitStatus.SIGNALING
+    """The signaling server: unreachable, session unknown or full, refused, closed."""
 
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
@@ -67,11 +66,11 @@ class SignalFormatError(SignalingError, ValueError):
 
 
 class ConnectError(Sp2pError):
-    exit_status = ExitStatus.CONNECT
+    """No peer-to-peer path: direct and relay attempts failed or the relay was declined."""
 
 
 class SecurityError(Sp2pError):
-    exit_status = ExitStatus.SECURITY
+    """Wrong code, failed key confirmation, tampering."""
 
 
 class KeyConfirmationError(SecurityError):
@@ -83,7 +82,7 @@ class IntegrityError(SecurityError):
 
 
 class TransferError(Sp2pError):
-    exit_status = ExitStatus.TRANSFER
+    """The transfer itself failed after the peers connected."""
 
 
 class ConnectionLost(TransferError):
@@ -117,14 +116,13 @@ class StreamTruncated(RemoteProtocolError, ConnectionLost):
 
 
 class LocalIOError(Sp2pError):
-    exit_status = ExitStatus.LOCAL_IO
+    """Our own files: unreadable input, unwritable output, disk full."""
 
 
 class TransferTimeout(Sp2pError):
-    exit_status = ExitStatus.TIMEOUT
+    """The peer was silent, or made no progress, for too long (Liveness in sp2p.proto.transfer)."""
 
 
 class LocalProtocolError(Sp2pError):
     """Our own code broke the protocol: always a bug."""
 
-    exit_status = ExitStatus.ERROR

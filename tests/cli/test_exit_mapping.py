@@ -1,0 +1,60 @@
+"""Error classes -> exit codes: one table at the CLI's boundary (sp2p/status.py), none in the errors."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+from sp2p import errors
+from sp2p.status import ExitStatus, exit_status_of
+
+EXPECTED = {
+    "Sp2pError": ExitStatus.ERROR,
+    "UsageError": ExitStatus.USAGE,
+    "InvalidCodeError": ExitStatus.ERROR,  # core error; the CLI rewraps a typed code as UsageError
+    "SignalingError": ExitStatus.SIGNALING,
+    "SignalFormatError": ExitStatus.SIGNALING,
+    "ConnectError": ExitStatus.CONNECT,
+    "SecurityError": ExitStatus.SECURITY,
+    "KeyConfirmationError": ExitStatus.SECURITY,
+    "IntegrityError": ExitStatus.SECURITY,
+    "TransferError": ExitStatus.TRANSFER,
+    "ConnectionLost": ExitStatus.TRANSFER,
+    "PeerCancelled": ExitStatus.TRANSFER,
+    "RemoteError": ExitStatus.TRANSFER,
+    "Declined": ExitStatus.TRANSFER,
+    "VerificationError": ExitStatus.TRANSFER,
+    "RemoteProtocolError": ExitStatus.TRANSFER,
+    "StreamTruncated": ExitStatus.TRANSFER,
+    "LocalIOError": ExitStatus.LOCAL_IO,
+    "TransferTimeout": ExitStatus.TIMEOUT,
+    "LocalProtocolError": ExitStatus.ERROR,
+}
+
+
+def _classes() -> dict[str, type[errors.Sp2pError]]:
+    return {
+        name: cls for name, cls in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(cls, errors.Sp2pError) and cls.__module__ == errors.__name__
+    }
+
+
+def test_every_error_class_is_listed() -> None:
+    assert set(_classes()) == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_exit_status_of(name: str) -> None:
+    cls = _classes()[name]
+    exc = cls.__new__(cls)  # the mapping looks only at the class
+    assert exit_status_of(exc) == EXPECTED[name]
+
+
+def test_errors_know_nothing_of_exit_codes() -> None:
+    tree = ast.parse(Path(errors.__file__).read_text())
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported == {"__future__"}
+    assert not any(hasattr(cls, "exit_status") for cls in _classes().values())
