@@ -1,4 +1,4 @@
-"""JSON in Go's manner, and one codec for payload dataclasses described by field metadata.
+"""JSON in Go's manner, and one codec for payload classes described by their fields.
 
 The original server and CLI use Go's `encoding/json`; we read and write what it does.
 
@@ -14,14 +14,13 @@ Decoding (`loads`, `decode`):
 Encoding (`dumps`, `encode`): struct field order, compact separators, raw UTF-8, `<`, `>`,
 `&`, U+2028 and U+2029 escaped, and `omitempty` fields left out when empty or false.
 
-A payload class is a frozen dataclass whose fields are declared with `wire()` (JSON name,
-omit-empty, integer range); the field's type says how it is coded: str, bool, int,
-``tuple[str, ...]`` or ``tuple[<payload class>, ...]``.
+A payload class is a frozen record (`Payload`) whose fields are declared with `wire()` (JSON
+name, default, omit-empty, integer range); the field's type says how it is coded: str, bool,
+int, ``tuple[str, ...]`` or ``tuple[<payload class>, ...]``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import typing
 from collections.abc import Callable, Mapping
@@ -142,20 +141,35 @@ def read_object(value: Any, what: str) -> Mapping[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------
-# payload dataclasses <-> plain values
+# payload classes <-> plain values
+#
+# Payload classes are frozen records built without `dataclasses`: its generated methods are
+# compiled with exec() for every class, ~0.5 ms each, and the signalling messages alone are
+# ~20 classes on every CLI start (issue 12). The behaviour a dataclass would give (keyword or
+# positional init with defaults, ==, hash, repr, immutability) lives once in `Payload`.
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class Wire:
-    """How one dataclass field appears in JSON (the Go struct tag, in effect)."""
+    """How one payload field appears in JSON (the Go struct tag, in effect), and its default."""
 
-    name: str
-    omitempty: bool = False
-    #: accepted integer range of an int field (Go's field type: int, uint16, uint64)
-    int_range: tuple[int, int] = INT64
-    #: a reader (payload, JSON name) -> value replacing the one the type implies, for
-    #: fields with their own rule (an extension that must never fail the message)
-    read: Callable[[Mapping[str, Any], str], Any] | None = None
+    __slots__ = ("default", "int_range", "name", "omitempty", "read")
+
+    def __init__(
+        self,
+        name: str,
+        default: Any,
+        omitempty: bool = False,
+        int_range: tuple[int, int] = INT64,
+        read: Callable[[Mapping[str, Any], str], Any] | None = None,
+    ) -> None:
+        self.name = name
+        self.default = default
+        self.omitempty = omitempty
+        #: accepted integer range of an int field (Go's field type: int, uint16, uint64)
+        self.int_range = int_range
+        #: a reader (payload, JSON name) -> value replacing the one the type implies, for
+        #: fields with their own rule (an extension that must never fail the message)
+        self.read = read
 
 
 def wire(
@@ -166,18 +180,69 @@ def wire(
     int_range: tuple[int, int] = INT64,
     read: Callable[[Mapping[str, Any], str], Any] | None = None,
 ) -> Any:
-    """Declare a payload field: its JSON name, Go's `omitempty`, for ints the Go range."""
-    return dataclasses.field(default=default, metadata={Wire: Wire(name, omitempty, int_range, read)})
+    """Declare a payload field: its JSON name, Go's `omitempty`, for ints the Go range.
+
+    `default` must be immutable (it is shared by every instance)."""
+    return Wire(name, default, omitempty, int_range, read)
 
 
+@typing.dataclass_transform(frozen_default=True)  # type checkers: an init with every field
 class Payload:
-    """Base of payload dataclasses: `to_payload()` and `from_payload()` come from their fields."""
+    """Base of payload classes: a frozen record of its `wire()` fields, coded as Go does.
+
+    Subclasses declare fields as annotated class attributes set with `wire()`; a subclass's
+    fields follow its bases' (as with dataclasses). `to_payload()` and `from_payload()` come
+    from the fields.
+    """
 
     __slots__ = ()
     #: names the object in decoding errors ("welcome: expected an object")
     what: ClassVar[str]
-    #: Python field names in Go's struct order, where it differs from the dataclass order
+    #: Python field names in Go's struct order, where it differs from the declaration order
     json_order: ClassVar[tuple[str, ...]] = ()
+    #: field name -> its Wire, in declaration order (set for each subclass)
+    wire_fields: ClassVar[dict[str, Wire]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = {name: spec for name in cls.__dict__.get("__annotations__", {})
+               if isinstance(spec := cls.__dict__.get(name), Wire)}
+        cls.wire_fields = {**cls.wire_fields, **own}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        fields = type(self).wire_fields
+        if len(args) > len(fields):
+            raise TypeError(f"{type(self).__name__} takes {len(fields)} positional arguments")
+        for name, value in zip(fields, args, strict=False):
+            if name in kwargs:
+                raise TypeError(f"{type(self).__name__} got {name!r} twice")
+            kwargs[name] = value
+        unknown = kwargs.keys() - fields.keys()
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no field {sorted(unknown)[0]!r}")
+        for name, spec in fields.items():
+            object.__setattr__(self, name, kwargs.get(name, spec.default))
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in type(self).wire_fields)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in type(self).wire_fields)
+        return f"{type(self).__name__}({inner})"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
 
     def to_payload(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -193,10 +258,14 @@ class Payload:
         return cls(**{name: code.decode(d, spec) for name, spec, code in _codecs(cls).decode_order})
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class _Code:
-    encode: Callable[[Any], Any]
-    decode: Callable[[Mapping[str, Any], Wire], Any]
+    __slots__ = ("decode", "encode")
+
+    def __init__(
+        self, encode: Callable[[Any], Any], decode: Callable[[Mapping[str, Any], Wire], Any]
+    ) -> None:
+        self.encode = encode
+        self.decode = decode
 
 
 def _code_for(hint: Any, spec: Wire) -> _Code:
@@ -231,19 +300,21 @@ def _read_strings(d: Mapping[str, Any], w: Wire) -> tuple[str, ...]:
 _FieldCode = tuple[str, Wire, _Code]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class _Codecs:
-    #: Go's struct order, for encoding
-    encode_order: tuple[_FieldCode, ...]
-    #: the dataclass order, for decoding (so the first bad field named stays the same)
-    decode_order: tuple[_FieldCode, ...]
+    __slots__ = ("decode_order", "encode_order")
+
+    def __init__(self, encode_order: tuple[_FieldCode, ...], decode_order: tuple[_FieldCode, ...]) -> None:
+        #: Go's struct order, for encoding
+        self.encode_order = encode_order
+        #: the declaration order, for decoding (so the first bad field named stays the same)
+        self.decode_order = decode_order
 
 
 _CODECS: dict[type[Payload], _Codecs] = {}
 
 
 def _codecs(cls: type[Payload]) -> _Codecs:
-    """(field name, wire spec, coder) per field; built once per class."""
+    """(field name, wire spec, coder) per field; built once per class, on first use."""
     found = _CODECS.get(cls)
     if found is None:
         found = _CODECS[cls] = _build_codecs(cls)
@@ -252,16 +323,13 @@ def _codecs(cls: type[Payload]) -> _Codecs:
 
 def _build_codecs(cls: type[Payload]) -> _Codecs:
     hints = typing.get_type_hints(cls)
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls.__name__} must be a dataclass")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = cls.wire_fields
     order = cls.json_order or tuple(fields)
     if sorted(order) != sorted(fields):
         raise TypeError(f"{cls.__name__}.json_order must name every field once")
-    if any(Wire not in f.metadata for f in fields.values()):
-        raise TypeError(f"{cls.__name__}: declare every field with wire()")
-    codes = {}
-    for name, f in fields.items():
-        spec = f.metadata[Wire]
-        codes[name] = (name, spec, _code_for(hints[name], spec))
+    undeclared = [name for name, hint in hints.items()
+                  if name not in fields and typing.get_origin(hint) is not ClassVar]
+    if undeclared:
+        raise TypeError(f"{cls.__name__}: declare every field with wire() ({undeclared[0]})")
+    codes = {name: (name, spec, _code_for(hints[name], spec)) for name, spec in fields.items()}
     return _Codecs(tuple(codes[name] for name in order), tuple(codes.values()))

@@ -3,15 +3,14 @@
 Every message is one JSON object `{"type": "<type>", "payload": {...}}`. This module is
 sans-IO: it turns text into typed values and back, nothing else.
 
-Each payload is described once, as a dataclass whose fields carry their JSON name and
-Go's `omitempty` (`wire()`); `sp2p.proto.gojson` codes all of them the way Go's
+Each payload is described once, as a frozen record (`gojson.Payload`) whose fields carry
+their JSON name and Go's `omitempty` (`wire()`); `sp2p.proto.gojson` codes all of them the way Go's
 `encoding/json` does (its rules are listed there). Wrong input raises `SignalFormatError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
@@ -125,7 +124,6 @@ class ClientType(StrEnum):
 # Envelope
 
 
-@dataclass(frozen=True, slots=True)
 class Envelope:
     """One signalling message. `payload` is `{}` when the JSON had null or no payload.
 
@@ -133,9 +131,22 @@ class Envelope:
     to decode a hello/join payload (→ "invalid hello payload"), while relayed types don't care.
     """
 
-    type: str
-    payload: dict[str, Any] = field(default_factory=dict)
-    payload_ok: bool = field(default=True, compare=False)
+    __slots__ = ("payload", "payload_ok", "type")
+
+    def __init__(self, type: str, payload: dict[str, Any] | None = None, payload_ok: bool = True) -> None:  # noqa: A002
+        self.type = type
+        self.payload: dict[str, Any] = {} if payload is None else payload
+        self.payload_ok = payload_ok
+
+    def __eq__(self, other: object) -> bool:  # payload_ok is not compared, as before
+        if not isinstance(other, Envelope):
+            return NotImplemented
+        return (self.type, self.payload) == (other.type, other.payload)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable payload dict
+
+    def __repr__(self) -> str:
+        return f"Envelope(type={self.type!r}, payload={self.payload!r}, payload_ok={self.payload_ok!r})"
 
     @classmethod
     def build(cls, msg_type: SignalType | str, body: Payload | None = None) -> Envelope:
@@ -166,7 +177,6 @@ class Envelope:
 # Payloads (Go field names and order; omitempty as in the Go struct tags)
 
 
-@dataclass(frozen=True, slots=True)
 class Hello(Payload):
     what: ClassVar[str] = "hello"
     version: int = wire("version", PROTOCOL_VERSION)
@@ -175,7 +185,6 @@ class Hello(Payload):
     client_arch: str = wire("clientArch", "", omitempty=True)
 
 
-@dataclass(frozen=True, slots=True)
 class Join(Payload):
     what: ClassVar[str] = "join"
     json_order: ClassVar[tuple[str, ...]] = (
@@ -192,7 +201,6 @@ class Join(Payload):
     client_arch: str = wire("clientArch", "", omitempty=True)
 
 
-@dataclass(frozen=True, slots=True)
 class IceServer(Payload):
     what: ClassVar[str] = "iceServer"
     urls: tuple[str, ...] = wire("urls", ())
@@ -200,7 +208,6 @@ class IceServer(Payload):
     credential: str = wire("credential", "", omitempty=True)
 
 
-@dataclass(frozen=True, slots=True)
 class Welcome(Payload):
     what: ClassVar[str] = "welcome"
     session_id: str = wire("sessionId", "")
@@ -211,7 +218,6 @@ class Welcome(Payload):
     base_url: str = wire("baseUrl", "", omitempty=True)
 
 
-@dataclass(frozen=True, slots=True)
 class PeerJoined(Payload):
     what: ClassVar[str] = "peer-joined"
     client_type: str = wire("clientType", "", omitempty=True)
@@ -226,7 +232,6 @@ def _extension_version(d: Mapping[str, Any], name: str) -> int:
     return max(0, min(value, 1 << 16))
 
 
-@dataclass(frozen=True, slots=True)
 class Crypto(Payload):
     what: ClassVar[str] = "crypto"
     #: standard base64 of the 32-byte X25519 public key
@@ -238,14 +243,12 @@ class Crypto(Payload):
     heal: int = wire("heal", 0, omitempty=True, read=_extension_version)
 
 
-@dataclass(frozen=True, slots=True)
 class Direct(Payload):
     what: ClassVar[str] = "direct"
     #: "host:port", IPv6 as "[addr]:port"
     tcp: str = wire("tcp", "")
 
 
-@dataclass(frozen=True, slots=True)
 class Sdp(Payload):
     """Payload of `offer` and `answer`."""
 
@@ -255,7 +258,6 @@ class Sdp(Payload):
     type: str = wire("type", "")
 
 
-@dataclass(frozen=True, slots=True)
 class Candidate(Payload):
     what: ClassVar[str] = "candidate"
     candidate: str = wire("candidate", "")
@@ -263,37 +265,31 @@ class Candidate(Payload):
     sdp_mline_index: int = wire("sdpMLineIndex", 0, int_range=UINT16)
 
 
-@dataclass(frozen=True, slots=True)
 class TurnCredentials(Payload):
     what: ClassVar[str] = "turn-credentials"
     ice_servers: tuple[IceServer, ...] = wire("iceServers", ())
 
 
-@dataclass(frozen=True, slots=True)
 class FileInfo(Payload):
     what: ClassVar[str] = "file-info"
     #: standard base64 of nonce ‖ ciphertext ‖ tag
     data: str = wire("data", "")
 
 
-@dataclass(frozen=True, slots=True)
 class TransferComplete(Payload):
     what: ClassVar[str] = "transfer-complete"
     bytes_transferred: int = wire("bytesTransferred", 0, int_range=UINT64)
 
 
-@dataclass(frozen=True, slots=True)
 class _CodeMessage(Payload):
     code: str = wire("code", "")
     message: str = wire("message", "")
 
 
-@dataclass(frozen=True, slots=True)
 class Error(_CodeMessage):
     what: ClassVar[str] = "error"
 
 
-@dataclass(frozen=True, slots=True)
 class Notice(_CodeMessage):
     """Payload of `notice` (ours): same shape as `error`, but the session goes on."""
 

@@ -3,7 +3,6 @@ encode → JSON text → decode, and a payload class declared wrongly fails at o
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from typing import Any, ClassVar
 
@@ -12,28 +11,27 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sp2p.errors import SignalFormatError, SignalingError
-from sp2p.proto.gojson import UINT16, Payload, Wire, dumps, loads, wire
-from sp2p.proto.signal import PAYLOAD_TYPES
+from sp2p.proto.gojson import UINT16, Payload, dumps, loads, wire
+from sp2p.proto.signal import PAYLOAD_TYPES, Error, IceServer, Welcome
 
 
 def _instances(cls: type[Payload]) -> st.SearchStrategy[Payload]:
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, st.SearchStrategy[Any]] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        hint = hints[f.name]
+    for name, spec in cls.wire_fields.items():
+        hint = hints[name]
         if hint is str:
-            kwargs[f.name] = st.text(max_size=8)
+            kwargs[name] = st.text(max_size=8)
         elif hint is bool:
-            kwargs[f.name] = st.booleans()
+            kwargs[name] = st.booleans()
         elif hint is int:
-            spec = f.metadata[Wire]
             # a field with its own reader (an extension version) keeps 0..2^16
             lo, hi = spec.int_range if spec.read is None else (0, 1 << 16)
-            kwargs[f.name] = st.integers(min_value=lo, max_value=hi)
+            kwargs[name] = st.integers(min_value=lo, max_value=hi)
         elif typing.get_args(hint)[0] is str:
-            kwargs[f.name] = st.lists(st.text(max_size=8), max_size=3).map(tuple)
+            kwargs[name] = st.lists(st.text(max_size=8), max_size=3).map(tuple)
         else:
-            kwargs[f.name] = st.lists(_instances(typing.get_args(hint)[0]), max_size=2).map(tuple)
+            kwargs[name] = st.lists(_instances(typing.get_args(hint)[0]), max_size=2).map(tuple)
     return st.builds(cls, **kwargs)
 
 
@@ -49,7 +47,6 @@ def test_every_payload_round_trips_through_go_json(cls: type[Payload], data: st.
 
 
 def test_omitempty_drops_only_empty_fields_and_keeps_go_order() -> None:
-    @dataclasses.dataclass(frozen=True, slots=True)
     class Sample(Payload):
         what: ClassVar[str] = "sample"
         json_order: ClassVar[tuple[str, ...]] = ("b", "a")
@@ -63,12 +60,10 @@ def test_omitempty_drops_only_empty_fields_and_keeps_go_order() -> None:
 
 
 def test_a_field_without_wire_or_with_an_uncodable_type_is_refused() -> None:
-    @dataclasses.dataclass(frozen=True, slots=True)
     class Bare(Payload):
         what: ClassVar[str] = "bare"
         a: int = 0
 
-    @dataclasses.dataclass(frozen=True, slots=True)
     class Odd(Payload):
         what: ClassVar[str] = "odd"
         a: float = wire("a", 0.0)
@@ -80,7 +75,6 @@ def test_a_field_without_wire_or_with_an_uncodable_type_is_refused() -> None:
 
 
 def test_an_int_outside_its_go_range_is_a_format_error_in_the_sp2p_tree() -> None:
-    @dataclasses.dataclass(frozen=True, slots=True)
     class Small(Payload):
         what: ClassVar[str] = "small"
         n: int = wire("n", 0, int_range=UINT16)
@@ -88,3 +82,24 @@ def test_an_int_outside_its_go_range_is_a_format_error_in_the_sp2p_tree() -> Non
     with pytest.raises(SignalFormatError, match="n: integer out of range") as info:
         Small.from_payload({"n": 65536})
     assert isinstance(info.value, SignalingError) and isinstance(info.value, ValueError)
+
+
+def test_payloads_are_frozen_records_like_the_dataclasses_they_replace() -> None:
+    """Built without `dataclasses` (its exec per class cost the start, issue 12): init by
+    position or keyword with defaults, inherited fields first, ==, hash, repr, immutable."""
+    ice = IceServer(("turn:a",), "u")
+    assert ice == IceServer(urls=("turn:a",), username="u", credential="")
+    assert ice != IceServer(("turn:a",), "v")
+    assert hash(ice) == hash(IceServer(("turn:a",), "u"))
+    assert repr(ice) == "IceServer(urls=('turn:a',), username='u', credential='')"
+    assert Welcome().ice_servers == () and Welcome().session_id == ""
+    assert list(Error.wire_fields) == ["code", "message"]  # from _CodeMessage
+    assert Error("busy", "m").to_payload() == {"code": "busy", "message": "m"}
+    with pytest.raises(AttributeError, match="immutable"):
+        ice.username = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="no field 'bogus'"):
+        IceServer(bogus=1)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="twice"):
+        IceServer(("a",), urls=("b",))  # type: ignore[misc]
+    with pytest.raises(TypeError, match="positional"):
+        IceServer((), "", "", "extra")  # type: ignore[call-arg]
