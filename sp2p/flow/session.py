@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import platform
+import os
 import sys
 import threading
 from dataclasses import dataclass, field
@@ -45,7 +45,12 @@ _ERROR_TEXT: Final[dict[str, str]] = {
 def client_platform() -> tuple[str, str]:
     """GOOS / GOARCH names, as the Go client reports them."""
     os_name = {"linux": "linux", "darwin": "darwin", "win32": "windows"}.get(sys.platform, sys.platform)
-    machine = platform.machine().lower()
+    if hasattr(os, "uname"):  # what platform.machine() reads on POSIX, without its import
+        machine = os.uname().machine.lower()
+    else:
+        import platform
+
+        machine = platform.machine().lower()
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine, machine)
     return os_name, arch
 

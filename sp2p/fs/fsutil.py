@@ -10,9 +10,8 @@ or mkdir-probe-then-rename (directories), both of which fail instead of replacin
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import errno
+import functools
 import os
 import secrets
 import shutil
@@ -112,10 +111,14 @@ def create_private_file(prefix: str, dir_fd: int) -> tuple[str, int]:
 _Renameat2 = Callable[[int, bytes, int, bytes, int], int]
 
 
+@functools.cache
 def _load_renameat2() -> _Renameat2 | None:
+    """glibc's renameat2, looked up on first use: ctypes and a library search cost every start
+    ~10 ms (issue 12); the process's own symbols hold libc's (dlopen(NULL))."""
+    import ctypes
+
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        func = libc.renameat2  # glibc >= 2.28
+        func = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28
     except (OSError, AttributeError):
         return None
     func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
@@ -123,16 +126,16 @@ def _load_renameat2() -> _Renameat2 | None:
     return cast(_Renameat2, func)
 
 
-_renameat2 = _load_renameat2()
-
-
 def _rename_noreplace_kernel(src: str, src_fd: int, dst: str, dst_fd: int) -> bool:
     """True when done; False when renameat2 is unavailable here. Raises OSError."""
-    if _renameat2 is None:
+    renameat2 = _load_renameat2()
+    if renameat2 is None:
         return False
-    rc = _renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE)
+    rc = renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), _RENAME_NOREPLACE)
     if rc == 0:
         return True
+    import ctypes  # loaded by _load_renameat2
+
     err = ctypes.get_errno()
     if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False

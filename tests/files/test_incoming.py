@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def test_missing_output_directory_is_an_error_and_not_created(tmp_path: Path) ->
 
 def test_fallbacks_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The link-then-unlink (files) and mkdir-probe (dirs) paths also refuse to replace."""
-    monkeypatch.setattr(fsutil, "_renameat2", None)
+    monkeypatch.setattr(fsutil, "_load_renameat2", lambda: None)
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         (tmp_path / "src").write_text("new")
@@ -214,3 +215,8 @@ def test_t17_stale_leftovers_are_cleaned_only_when_ours_and_old(tmp_path: Path) 
         ".sp2p-extract-link", ".sp2p-recv-dir", ".sp2p-recv-link", ".sp2p-recv-new", "user-file"]
     assert (elsewhere / "precious").read_text() == "keep"
     assert clean_stale(tmp_path / "missing") == []
+
+
+def test_renameat2_is_found_in_the_process_own_libc() -> None:
+    """Looked up lazily through dlopen(NULL) (no library search at start, issue 12)."""
+    assert sys.platform != "linux" or fsutil._load_renameat2() is not None
