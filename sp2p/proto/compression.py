@@ -7,12 +7,13 @@ as an error (zstandard's one-shot API silently ignores them).
 
 from __future__ import annotations
 
-from typing import Final
-
-import zstandard
+from typing import TYPE_CHECKING, Final
 
 from sp2p.errors import RemoteProtocolError
 from sp2p.proto.constants import MAX_CHUNK_SIZE
+
+if TYPE_CHECKING:  # loaded on first use: a receiver of uncompressed data never needs it (issue 12)
+    import zstandard
 
 ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"
 #: a chunk is at most 256 KiB, so a larger window only serves an attacker's memory bill
@@ -55,6 +56,8 @@ class ChunkCompressor:
     """Compresses one chunk into one zstd frame. Not thread-safe: one per worker."""
 
     def __init__(self, level: int) -> None:
+        import zstandard
+
         self._cctx = zstandard.ZstdCompressor(level=zstd_level(level), write_content_size=True)
         # Level 1 is cheap and, for incompressible data, zstd stores raw blocks quickly.
         self._fast = zstandard.ZstdCompressor(level=1, write_content_size=True)
@@ -70,6 +73,8 @@ class ChunkCompressor:
             return stored_frame(chunk)
         ctx = self._by_level.get(level)
         if ctx is None:
+            import zstandard
+
             ctx = self._by_level[level] = zstandard.ZstdCompressor(level=level, write_content_size=True)
         return ctx.compress(chunk)
 
@@ -78,12 +83,16 @@ class ChunkDecompressor:
     """Bounded, strict decoder of one zstd frame per Data body."""
 
     def __init__(self, max_output: int = MAX_CHUNK_SIZE) -> None:
+        import zstandard
+
         self._max = max_output
         self._dctx = zstandard.ZstdDecompressor(max_window_size=MAX_WINDOW_SIZE)
 
     def decompress(self, body: bytes | memoryview) -> bytes:
         if bytes(body[:4]) != ZSTD_MAGIC:
             raise RemoteProtocolError("decompression failed: not a zstd frame")
+        import zstandard
+
         try:
             declared = zstandard.get_frame_parameters(body).content_size
         except zstandard.ZstdError as exc:
@@ -100,6 +109,8 @@ class ChunkDecompressor:
             raise RemoteProtocolError(f"decompression failed: {exc}") from None
 
     def _decompress_unknown_size(self, body: bytes | memoryview) -> bytes:
+        import zstandard
+
         # Bounded one-shot first, so the streaming pass below cannot balloon.
         try:
             self._dctx.decompress(body, max_output_size=self._max)
