@@ -60,6 +60,8 @@ from sp2p.term.ui import Terminal, describe, human_duration, human_size
 
 #: a first chunk that zstd level 1 cannot shrink below this share means: do not announce zstd
 SAMPLE_RATIO = 0.95
+#: inputs and samples below this many bytes are too small to judge or to gain from zstd
+SMALL_INPUT = 4096
 
 
 @dataclass
@@ -97,7 +99,7 @@ def _first_chunk(source: ChunkSource) -> bytes:
 
 
 def _worth_compressing(sample: bytes) -> bool:
-    if len(sample) < 4096:
+    if len(sample) < SMALL_INPUT:
         return True  # too small to judge, and too small to cost anything
     return len(ChunkCompressor(1).compress(sample)) < len(sample) * SAMPLE_RATIO
 
@@ -205,7 +207,9 @@ def _send(
                 term.line(f"Using {link.streams} parallel streams")
         # Sample only now: a stream may not have produced a byte before the receiver came.
         first: bytes | None = None
-        compress = cfg.compress > 0
+        # a whole input smaller than one sample gains nothing from zstd, and without it the
+        # receiver never loads zstandard (issue 12)
+        compress = cfg.compress > 0 and (meta.stream_mode or meta.size >= SMALL_INPUT)
         if compress:
             first = _first_chunk(source)
             compress = _worth_compressing(first)

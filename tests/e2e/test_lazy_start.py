@@ -24,6 +24,11 @@ _TRACED = (
     "sys.exit(main())\n"
 )
 _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2p.net.webrtc"]
+#: what the start no longer pays for (issue 12): websocket-client and ssl (a ws:// server),
+#: cryptography's OpenSSL backend module and cipher packages, zstandard (a 1-byte file is sent
+#: without zstd), platform, the library search for renameat2
+_LEAN = ["websocket", "ssl", "cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
+         "cryptography.hazmat.primitives.asymmetric.x25519", "zstandard", "platform", "ctypes.util"]
 
 
 def _loaded_by_import(statement: str) -> set[str]:
@@ -44,9 +49,15 @@ def test_receive_path_import_loads_no_webrtc_yaml_or_tar() -> None:
     assert not loaded & set(_WATCHED), loaded & set(_WATCHED)
 
 
+def test_receive_path_import_is_lean() -> None:
+    loaded = _loaded_by_import("import sp2p.cli, sp2p.flow.receive, sp2p.net.signaling, sp2p.proto.keys")
+    assert "sp2p.net.wsclient" in loaded
+    assert not loaded & set(_LEAN), loaded & set(_LEAN)
+
+
 def _traced(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _TRACED.replace("{names}", repr(set(_WATCHED))), *args],
+        [sys.executable, "-c", _TRACED.replace("{names}", repr({*_WATCHED, *_LEAN})), *args],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
