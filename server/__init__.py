@@ -1,4 +1,4 @@
-"""sp2p-server: the signalling server and web UI host (Flask + flask-sock under gunicorn).
+"""sp2p-server: the signalling server and web UI host (Flask under gunicorn, `/ws` below Flask).
 
 `create_app(config)` builds the WSGI app; `server.cli:main` runs it under gunicorn's gevent
 worker: one process with sessions in memory, or several processes and hosts sharing them
@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, request
-from flask_sock import Sock
 
 from server.config import ServerConfig
 
@@ -21,13 +20,12 @@ def create_app(config: Mapping[str, Any] | ServerConfig | None = None) -> Flask:
     """Build the app. `config` maps ServerConfig field names to values (validated; raises
     ConfigError). Background threads (reaper, stats) start here; `app.extensions["sp2p"]`
     is the ServerState whose `shutdown()` stops them and closes every session."""
-    from server import connection, headers, web, ws
+    from server import headers, web
     from server.bootstrap import Bootstrap
     from server.downloads import Downloads
-    from server.ratelimit import client_ip
+    from server.endpoint import WebSocketEndpoint
     from server.state import ServerState
     from sp2p import __version__
-    from sp2p.proto.signal import MAX_SIGNAL_MESSAGE
 
     if not isinstance(config, ServerConfig):
         config = ServerConfig.from_mapping(config)
@@ -35,12 +33,6 @@ def create_app(config: Mapping[str, Any] | ServerConfig | None = None) -> Flask:
         config = dataclasses.replace(config, server_version=__version__)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
-    app.config["SOCK_SERVER_OPTIONS"] = {
-        "ping_interval": config.ping_interval,
-        "max_message_size": MAX_SIGNAL_MESSAGE,
-        "selector_class": connection.ActivitySelector,
-        "thread_class": connection.ReaderThread,
-    }
     app.config["SP2P_STATIC_DIR"] = config.static_dir or web.default_static_dir()
     app.config["SP2P_BOOTSTRAP"] = Bootstrap(config.bootstrap_dir)
     app.config["SP2P_DOWNLOADS"] = Downloads(dl_dir=config.dl_dir, dl_url=config.dl_url)
@@ -49,37 +41,12 @@ def create_app(config: Mapping[str, Any] | ServerConfig | None = None) -> Flask:
     app.register_blueprint(web.bp)
     web.register_error_handlers(app)
 
-    @app.before_request
-    def guard_websocket() -> Response | None:
-        if request.path != "/ws":
-            return None
-        ip = client_ip(request.environ, trust_proxy=config.trust_proxy)
-        if not state.ws_limiter.hit(ip):
-            return web.text_response("rate limit exceeded", 429)
-        if request.headers.get("Upgrade", "").lower() != "websocket":
-            return web.text_response("websocket upgrade required", 426)
-        problem = headers.origin_problem(config, request)
-        if problem is not None:
-            return web.text_response(problem, 403)
-        # no permessage-deflate: compressed frames could inflate past the size limit (S4)
-        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-        return None
-
     @app.after_request
     def security_headers(response: Response) -> Response:
         headers.add_security_headers(config, request, response)
         return response
 
-    sock = Sock(app)
-
-    @sock.route("/ws")  # type: ignore[untyped-decorator]
-    def signalling(websocket: Any) -> None:
-        ip = client_ip(request.environ, trust_proxy=config.trust_proxy)
-        peer = connection.Peer(websocket, ip, write_timeout=config.write_timeout)
-        try:
-            ws.handle(state, peer, web.request_base_url())
-        finally:
-            peer.finish()
-
+    # /ws never reaches Flask: the upgrade and the whole connection are handled below it
+    app.wsgi_app = WebSocketEndpoint(app.wsgi_app, state)  # type: ignore[method-assign]
     state.start()
     return app

@@ -1,197 +1,221 @@
-"""One signalling WebSocket: serialised writes with a timeout, activity tracking, clean close.
+"""One signalling WebSocket after the 101: read in the handler's own greenlet, write from any.
 
-flask-sock hands us a `simple_websocket.Server`. That object runs a reader (a greenlet
-under gunicorn's gevent worker, a thread under werkzeug) which also writes (pongs, pings,
-close replies) with a bare `socket.send()` that can write partially and never times out,
-while our handler and the other peer's relay may write too. Two greenlets writing one
-gevent socket at once is an error, and interleaved partial writes corrupt frames, so
-`Peer` replaces the socket seen by the library with `_GuardedSocket`: every write, ours or
-the library's, goes through one lock and `sendall()` under the write timeout; its close
-lingers so a 1009 close frame is read, not reset. A peer that does not drain its socket
-within the timeout is treated as dead and closed.
+There is no reader greenlet (or thread): `Peer.receive()` runs in the connection's handler
+and does everything reading involves: waiting for bytes with a deadline, parsing frames
+(server.wsframe), answering pings, sending our own pings every `ping_interval` and closing
+the connection when a pong does not come back by the next one, replying to a close. Other
+greenlets (the other peer's relay, the reaper, a TURN timer) only write: every write goes
+through `write_lock` and `sendall()` under the socket's timeout, so frames never interleave
+and a peer that does not drain its socket within `write_timeout` is cut off.
 
-Liveness: simple_websocket pings every `ping_interval` and closes the connection when the
-pong does not come back by the next ping. `ActivitySelector` (passed to simple_websocket
-as `selector_class`) notes every time the reader sees bytes arrive, so pings and pongs
-count as activity for the session's idle limit, not only messages. `ReaderThread` (the
-library's `thread_class`) always wakes the handler when the reader ends.
-
-These reach into simple-websocket's internals: pyproject pins it below the next minor
-version and tests/server/test_websocket_patch.py fails when they move.
+Waiting never changes the socket's timeout (that is the writers' bound): the reader waits
+for readability (gevent's `wait_read` under the gevent worker, `poll` under threads) and
+only then reads. A close from another greenlet sends the close frame and leaves the reader
+to notice the client's answer; if the client stays silent, a timer cuts the socket after
+`CLOSE_GRACE` so the handler ends anyway. `finish()` is the lingering close: FIN first,
+then drain (bounded) what the client still sends, so our last frame (a 1009, say) is read,
+not destroyed by a reset.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import selectors
+import select
 import socket
 import threading
 import time
-from typing import Any
 
-from simple_websocket import ConnectionClosed  # type: ignore[import-untyped]
-from wsproto.events import CloseConnection, TextMessage
+from server import wsframe
+from server.wsframe import (
+    CLOSE_GOING_AWAY,
+    CLOSE_NORMAL,
+    CLOSE_POLICY,
+    CLOSE_TOO_BIG,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    Control,
+    FrameReader,
+    ProtocolError,
+)
+from sp2p.proto.signal import Envelope, Error, SignalType
 
-from sp2p.proto.signal import MAX_SIGNAL_MESSAGE, Envelope, Error, SignalType
+__all__ = ["CLOSE_GOING_AWAY", "CLOSE_NORMAL", "CLOSE_POLICY", "CLOSE_TOO_BIG", "Peer", "PeerClosed"]
 
 log = logging.getLogger("sp2p.server")
 
-#: file descriptor -> Peer, for ActivitySelector
-_BY_FD: dict[int, Peer] = {}
-_BY_FD_LOCK = threading.Lock()
-
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-
-#: how long, and how much, a closing connection's unread input is drained (see close())
+#: how long, and how much, a closing connection's unread input is drained (see finish())
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 * 1024 * 1024
-
-
-class ActivitySelector(selectors.PollSelector):
-    """A poll selector (no extra fd per connection, unlike epoll) that records activity."""
-
-    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
-        events = super().select(timeout)
-        if events:
-            now = time.monotonic()
-            for key, _mask in events:
-                peer = _BY_FD.get(key.fd)
-                if peer is not None:
-                    peer.last_activity = now
-        return events
-
-
-class ReaderThread(threading.Thread):
-    """simple_websocket's reader thread (passed as `thread_class`), made to always wake
-    the handler when it ends: on an oversized message the library sets its event *before*
-    marking the connection closed, so a handler could wait forever."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.daemon = True
-        target = kwargs.get("target")
-        self._ws = getattr(target, "__self__", None)
-
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            if self._ws is not None:
-                self._ws.connected = False
-                self._ws.event.set()
+#: how long a client may take to answer a close sent from another greenlet
+CLOSE_GRACE = 1.0
+_RECV = 65536
 
 
 class PeerClosed(Exception):
     """The connection is gone (closed by either side, or broken)."""
 
 
-class _GuardedSocket:
-    """Proxy for the library's view of the socket: all writes serialised and bounded."""
+def wait_readable(sock: socket.socket, timeout: float) -> bool:
+    """True when `sock` has input (or EOF), False after `timeout` seconds."""
+    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes the fd does not show
+    if pending is not None and pending():
+        return True
+    if type(sock).__module__.startswith("gevent"):
+        from gevent.socket import wait_read
 
-    def __init__(self, sock: socket.socket, lock: threading.RLock) -> None:
-        self._sock = sock
-        self._lock = lock
-
-    def send(self, data: bytes) -> int:
-        with self._lock:
-            self._sock.sendall(data)
-        return len(data)
-
-    def sendall(self, data: bytes) -> None:
-        with self._lock:
-            self._sock.sendall(data)
-
-    def close(self) -> None:
-        """The library's last act: a lingering close. Closing with unread input (the rest
-        of an oversized message) makes the kernel send RST, which can destroy our close
-        frame (1009) before the client reads it; so send FIN first and discard what is
-        still arriving, bounded in time and bytes, before the descriptor goes."""
-        sock = self._sock
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_WR)
-            deadline = time.monotonic() + LINGER_SECONDS
-            drained = 0
-            while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
-                sock.settimeout(left)
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
-        sock.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+        try:
+            wait_read(sock.fileno(), timeout)
+        except TimeoutError:
+            return False
+        return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
 
 
 class Peer:
-    """Our side of one WebSocket. Thread-safe `send_text`/`close`."""
+    """Our side of one WebSocket. `receive` from its handler only; `send_text`/`close`
+    from anywhere."""
 
-    def __init__(self, ws: Any, ip: str, *, write_timeout: float) -> None:
-        self.ws = ws
+    __slots__ = (
+        "ip",
+        "last_activity",
+        "write_lock",
+        "_sock",
+        "_frames",
+        "_inbox",
+        "_closed",
+        "_close_sent",
+        "_reading",
+        "_ping_interval",
+        "_next_ping",
+        "_awaiting_pong",
+    )
+
+    def __init__(
+        self, sock: socket.socket, ip: str, *, write_timeout: float, ping_interval: float, max_message: int
+    ) -> None:
         self.ip = ip
         self.last_activity = time.monotonic()
-        self._lock = threading.RLock()
         #: held while writing; the join path holds it to order welcome before relays
-        self.write_lock = self._lock
+        self.write_lock = threading.RLock()
+        self._sock = sock
+        self._frames = FrameReader(max_message)
+        #: messages parsed but not yet returned (a read can carry several)
+        self._inbox: list[str] = []
         self._closed = False
-        raw: socket.socket = ws.sock
-        self._raw = raw
-        raw.settimeout(write_timeout)  # bounds sendall(); the reader only recv()s when readable
+        self._close_sent = False
+        self._reading = False
+        self._ping_interval = ping_interval
+        self._next_ping = self.last_activity + ping_interval if ping_interval > 0 else float("inf")
+        self._awaiting_pong = False
+        sock.settimeout(write_timeout)  # bounds sendall(); reads wait for readability first
         with contextlib.suppress(OSError):  # small frames must not wait for delayed ACKs
-            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ws.sock = _GuardedSocket(raw, self._lock)
-        self._fd = raw.fileno()
-        with _BY_FD_LOCK:
-            _BY_FD[self._fd] = self
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     @property
     def closed(self) -> bool:
-        return self._closed or not self.ws.connected
+        return self._closed
 
-    # -- reading --------------------------------------------------------------------
+    @property
+    def ping_interval(self) -> float:
+        return self._ping_interval
+
+    @property
+    def max_message(self) -> int:
+        return self._frames.max_message
+
+    # -- reading (the handler only) -------------------------------------------------
     def receive(self, timeout: float | None = None) -> str | None:
-        """Next message as text; None on timeout. Binary frames must be UTF-8 (they are
-        relayed as text frames); other binary frames are dropped. Raises PeerClosed."""
+        """Next message as text; None on timeout. Binary messages must be UTF-8 (they are
+        relayed as text); other binary messages are dropped. Raises PeerClosed."""
+        deadline = time.monotonic() + timeout if timeout is not None else float("inf")
         while True:
+            if self._inbox:
+                return self._inbox.pop(0)
             if self._closed:
                 raise PeerClosed
-            try:
-                data = self.ws.receive(timeout=timeout)
-            except ConnectionClosed as exc:
-                raise PeerClosed from exc
-            if data is None:
-                if not self.ws.connected:
-                    raise PeerClosed
+            now = time.monotonic()
+            if now >= self._next_ping:
+                self._ping(now)
+                continue
+            if now >= deadline:
                 return None
-            self.last_activity = time.monotonic()
-            if isinstance(data, bytes | bytearray):
-                try:
-                    data = bytes(data).decode("utf-8")
-                except UnicodeDecodeError:
-                    continue
-            # simple_websocket counts characters; the wire limit is in bytes
-            if len(data) > MAX_SIGNAL_MESSAGE // 4 and len(data.encode()) > MAX_SIGNAL_MESSAGE:
-                self.close(CLOSE_TOO_BIG, "message too big")
-                raise PeerClosed
-            return str(data)
+            self._reading = True
+            try:
+                readable = wait_readable(self._sock, min(deadline, self._next_ping) - now)
+            except OSError:
+                readable = True  # let recv() tell what happened
+            finally:
+                self._reading = False
+            if readable:
+                self._read()
 
-    # -- writing --------------------------------------------------------------------
-    def send_text(self, text: str) -> bool:
-        """Send one text frame. On failure (timeout, broken pipe) close and return False."""
-        with self._lock:
-            if self.closed:
+    def _read(self) -> None:
+        try:
+            data = self._sock.recv(_RECV)
+        except (TimeoutError, BlockingIOError, InterruptedError):
+            return  # TLS: readable, yet not a whole record
+        except OSError:
+            data = b""
+        if not data:
+            self._closed = True
+            return
+        self.last_activity = time.monotonic()
+        try:
+            events = self._frames.feed(data)
+        except ProtocolError as exc:
+            self.close(exc.code, exc.reason)
+            return
+        for event in events:
+            if isinstance(event, Control):
+                self._control(event)
+                if self._closed:
+                    return
+            elif not event.binary:
+                self._inbox.append(event.data.decode("utf-8"))
+            else:
+                with contextlib.suppress(UnicodeDecodeError):
+                    self._inbox.append(event.data.decode("utf-8"))
+
+    def _control(self, event: Control) -> None:
+        if event.opcode == OP_PING:
+            self._write(wsframe.encode(OP_PONG, event.payload))
+        elif event.opcode == OP_PONG:
+            self._awaiting_pong = False
+        elif event.opcode == OP_CLOSE:
+            code = wsframe.close_code(event.payload)
+            self.close(CLOSE_NORMAL if code is None else code)
+
+    def _ping(self, now: float) -> None:
+        if self._awaiting_pong:
+            self.close(CLOSE_POLICY, "Ping/Pong timeout")
+            return
+        self._awaiting_pong = True
+        self._next_ping = now + self._ping_interval
+        self._write(wsframe.encode(OP_PING, b""))
+
+    # -- writing (anyone) ----------------------------------------------------------
+    def _write(self, frame: bytes) -> bool:
+        with self.write_lock:
+            if self._close_sent:
                 return False
             try:
-                self._raw.sendall(self.ws.ws.send(TextMessage(data=text)))
+                self._sock.sendall(frame)
                 return True
-            except Exception as exc:  # noqa: BLE001 - OSError, timeout, wsproto state errors
+            except Exception as exc:  # noqa: BLE001 - OSError, timeout: the client is gone or stuck
                 log.debug("send failed (%s); closing peer %s", type(exc).__name__, self.ip)
         self.abort()
         return False
+
+    def send_text(self, text: str) -> bool:
+        """Send one text frame. On failure (timeout, broken pipe) cut the connection and
+        return False."""
+        if self._closed:
+            return False
+        return self._write(wsframe.text_frame(text))
 
     def send(self, envelope: Envelope) -> bool:
         return self.send_text(envelope.to_json())
@@ -201,39 +225,45 @@ class Peer:
         self.send(Envelope.build(SignalType.ERROR, Error(code, message)))
         self.close(CLOSE_NORMAL, "")
 
-    # -- closing --------------------------------------------------------------------
+    # -- closing -----------------------------------------------------------------
     def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Send a close frame (best effort) and wake our handler. Idempotent."""
-        with self._lock:
-            if self._closed:
+        """Send a close frame (best effort) and end the handler's reading. Idempotent."""
+        with self.write_lock:
+            if self._close_sent:
+                self._closed = True
                 return
             self._closed = True
-            if self.ws.connected:
-                with contextlib.suppress(Exception):
-                    self._raw.sendall(self.ws.ws.send(CloseConnection(code=code, reason=reason)))
-            self.ws.connected = False
-            self.ws.event.set()
+            if self._write(wsframe.close_frame(code, reason)):
+                self._close_sent = True
+        if self._reading:  # called from another greenlet while the handler waits for input
+            timer = threading.Timer(CLOSE_GRACE, self._cut_if_reading)
+            timer.daemon = True
+            timer.start()
+
+    def _cut_if_reading(self) -> None:
+        if self._reading:
+            self.abort()
 
     def abort(self) -> None:
-        """Close without a handshake (the peer is not reading)."""
-        with self._lock:
-            self._closed = True
-            self.ws.connected = False
-            self.ws.event.set()
+        """Cut the connection without a handshake (the client is not reading)."""
+        self._closed = True
+        self._close_sent = True
         with contextlib.suppress(OSError):
-            self._raw.shutdown(socket.SHUT_RDWR)
+            self._sock.shutdown(socket.SHUT_RDWR)
 
-    def finish(self, grace: float = 1.0) -> None:
-        """After the handler: give the client `grace` seconds to answer our close frame,
-        then cut the socket so the library's reader thread ends now, not at its next ping."""
+    def finish(self) -> None:
+        """After the handler: close frame if none went out, then the lingering close. The
+        socket itself is closed by whoever accepted it."""
         self.close(CLOSE_NORMAL, "")
-        thread = getattr(self.ws, "thread", None)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(grace)
-            if thread.is_alive():
-                with contextlib.suppress(OSError):
-                    self._raw.shutdown(socket.SHUT_RDWR)
-                thread.join(grace)
-        with _BY_FD_LOCK:
-            if _BY_FD.get(self._fd) is self:
-                del _BY_FD[self._fd]
+        sock = self._sock
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+            deadline = time.monotonic() + LINGER_SECONDS
+            drained = 0
+            while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                if not wait_readable(sock, left):
+                    break
+                chunk = sock.recv(_RECV)
+                if not chunk:
+                    break
+                drained += len(chunk)

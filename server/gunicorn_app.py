@@ -4,7 +4,8 @@ gunicorn's `gevent` worker: every connection is a greenlet (a few KB), not an OS
 one worker holds tens of thousands of idle WebSockets and a mass disconnect is a burst of
 cheap greenlet exits rather than thousands of runnable threads. The worker monkey-patches
 the standard library before it loads the app, so the blocking-style handler code (locks,
-`threading.Timer`, socket timeouts, simple-websocket's reader) runs cooperatively as is.
+`threading.Timer`, socket timeouts, waiting for a socket to become readable) runs
+cooperatively as is.
 With the in-memory store there is exactly ONE worker process: sessions live in its memory.
 With -redis there are `-workers` processes (default: one per core), each a node of the
 service with its own channel, sharing sessions through Redis; /metrics then sums the

@@ -17,7 +17,8 @@ from flask import Blueprint, Flask, Response, current_app, request, send_file
 from werkzeug.exceptions import HTTPException, NotFound
 
 from server import downloads as dl
-from server.bootstrap import Bootstrap, safe_host
+from server.bootstrap import Bootstrap
+from server.headers import base_url
 from server.ratelimit import client_ip
 from server.state import ServerState
 from server.store import StoreUnavailable
@@ -57,18 +58,12 @@ def text_response(body: str, status: int = 200) -> Response:
 
 def request_base_url() -> str | None:
     """The configured base URL, else one derived from this request (None if unsafe)."""
-    config = state().config
-    if config.base_url:
-        return config.base_url.rstrip("/")
-    host = request.headers.get("Host", "")
-    if not safe_host(host):
-        return None
-    scheme = "https" if request.environ.get("wsgi.url_scheme") == "https" or config.tls else "http"
-    if config.trust_proxy:
-        proto = request.headers.get("X-Forwarded-Proto", "").rsplit(",", 1)[-1].strip().lower()
-        if proto in ("http", "https"):
-            scheme = proto
-    return f"{scheme}://{host}"
+    return base_url(
+        state().config,
+        host=request.headers.get("Host", ""),
+        scheme=str(request.environ.get("wsgi.url_scheme", "http")),
+        forwarded_proto=request.headers.get("X-Forwarded-Proto", ""),
+    )
 
 
 def is_script_client() -> bool:

@@ -92,7 +92,7 @@ def test_receiver_that_never_reads_is_cut_after_the_write_timeout() -> None:
     }
     with live_server(config) as srv:
         sender, _, sid = pair(srv.ws_url)
-        srv.state.router.local(sid, Role.RECEIVER)._raw.setsockopt(  # type: ignore[union-attr]
+        srv.state.router.local(sid, Role.RECEIVER)._sock.setsockopt(  # type: ignore[union-attr]
             socket.SOL_SOCKET, socket.SO_SNDBUF, 4096
         )
         chunk = '{"type":"offer","payload":{"sdp":"' + "x" * 60_000 + '"}}'

@@ -311,7 +311,9 @@ def test_sender_messages_before_join_are_dropped(server: LiveServer) -> None:
 
 
 def test_websocket_transport_options(server: LiveServer) -> None:
-    """S4/W-9: the flask-sock options are the ones the security cases expect."""
-    options = server.app.config["SOCK_SERVER_OPTIONS"]
-    assert options["max_message_size"] == 65536
-    assert options["ping_interval"] == 30.0  # upstream's period; a missed pong closes
+    """S4/W-9: every connection gets the limits the security cases expect."""
+    with Client(server.ws_url):
+        assert wait_until(lambda: len(server.state.peers) == 1)
+        (peer,) = server.state.peers
+        assert peer.max_message == 65536
+        assert peer.ping_interval == 30.0  # upstream's period; a missed pong closes

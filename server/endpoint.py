@@ -1,0 +1,81 @@
+"""`/ws` answered below Flask: a WSGI wrapper that takes the upgrade itself.
+
+Every other path goes to the Flask app. For `/ws` the wrapper checks the handshake
+(server.upgrade), writes the 101 on the raw socket the WSGI server exposes (gunicorn's
+`gunicorn.socket`, werkzeug's `werkzeug.socket`) and runs the whole connection in the
+request's own greenlet (or thread): no Flask dispatch, no request context, no second
+greenlet. Per connection that saves most of the CPU the upgrade cost and the memory a
+second stack and a selector held.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from server import ws
+from server.connection import Peer
+from server.headers import base_url
+from server.state import ServerState
+from server.upgrade import Refused, UpgradeRequest, decide, refusal_response
+from sp2p.proto.signal import MAX_SIGNAL_MESSAGE
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+_SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+NO_SOCKET = Refused(500, "Internal Server Error", "this WSGI server cannot hand over its socket")
+
+
+class WebSocketEndpoint:
+    """The WSGI application the server runs: `/ws` here, everything else in `app`."""
+
+    def __init__(self, app: WSGIApp, state: ServerState) -> None:
+        self.app = app
+        self.state = state
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/ws":
+            return self.app(environ, start_response)
+        state = self.state
+        config = state.config
+        request = UpgradeRequest.from_environ(environ, trust_proxy=config.trust_proxy)
+        sock: socket.socket | None = next((environ[k] for k in _SOCKET_KEYS if k in environ), None)
+        decision = decide(config, request, state.ws_limiter.hit)
+        if isinstance(decision, Refused) or sock is None:
+            refused = decision if isinstance(decision, Refused) else NO_SOCKET
+            status, headers, body = refusal_response(config, request, refused)
+            start_response(status, headers)
+            return [body]
+        peer = Peer(
+            sock,
+            request.ip,
+            write_timeout=config.write_timeout,
+            ping_interval=config.ping_interval,
+            max_message=MAX_SIGNAL_MESSAGE,
+        )
+        try:
+            sock.sendall(decision.response)  # under the write timeout Peer set
+        except OSError:
+            return self._handled(environ, start_response)
+        url = base_url(
+            config,
+            host=request.headers.get("host", ""),
+            scheme=request.scheme,
+            forwarded_proto=request.headers.get("x-forwarded-proto", ""),
+        )
+        try:
+            ws.handle(state, peer, url)
+        finally:
+            peer.finish()
+        return self._handled(environ, start_response)
+
+    @staticmethod
+    def _handled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """Tell the WSGI server the connection is ours and over: gunicorn stops on
+        StopIteration and closes the socket; werkzeug's attempt to write a response on the
+        shut-down socket ends as a dropped connection."""
+        if "gunicorn.socket" in environ:
+            raise StopIteration
+        start_response("101 Switching Protocols", [])
+        return []
