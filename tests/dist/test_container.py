@@ -19,6 +19,7 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest
 from tests.dist.container.fixtures import BASE, cli_transfer, compose_up, record, stop_cleanly, wait_healthy
 from tests.dist.container.podman import COMPOSE_FILE, PROJECT_IMAGE, Compose, Podman
 from tests.netlab.netns import NsWorker
-from tests.server.helpers import http_get, pair
+from tests.server.helpers import close_code, hello, http_get, pair
 from tests.web.browser import launch, new_context
 from tests.web.cli import Cli, browser_download, random_file
 
@@ -37,6 +38,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.netns, pytest.mark.browser, pytest.m
 CLIENT_ONLY_MODULES = ("aiortc", "av", "aioice", "pylibsrtp", "miniupnpc", "zstandard", "yaml",
                        "websocket")
 SOLO_PORT = 18080
+GOING_AWAY = 1001
 BROWSER = {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)", "Accept": "text/html"}
 
 
@@ -197,6 +199,15 @@ def test_turn_allocation_with_server_issued_credentials(compose: Compose, contai
         container_worker.call(asyncio.run, _allocate(username, "wrong" + password), call_timeout=30)
 
 
-def test_compose_stops_cleanly(compose: Compose, pod: Podman) -> None:
-    """Last in the module: SIGTERM stops every container (no SIGKILL); down leaves nothing."""
-    stop_cleanly(compose, pod, [{"sp2p", "coturn"}])
+def test_compose_stops_cleanly(compose: Compose, pod: Podman, container_worker: NsWorker) -> None:
+    """Last in the module: with WebSockets open (a paired session, a waiting sender), every
+    container stops on SIGTERM within 2 s of the stop command (no SIGKILL), the clients get
+    1001 (going away); down leaves nothing."""
+    ws_url = BASE.replace("http", "ws", 1) + "/ws"
+    sender, receiver, _ = container_worker.call(pair, ws_url)
+    waiting, _, _ = container_worker.call(hello, ws_url)
+    held = [sender, receiver, waiting]
+    with ThreadPoolExecutor(len(held)) as readers:
+        codes = [readers.submit(close_code, client, answer=True, timeout=60) for client in held]
+        stop_cleanly(compose, pod, [{"sp2p", "coturn"}], servers={"sp2p"})
+        assert [code.result() for code in codes] == [GOING_AWAY] * len(held)

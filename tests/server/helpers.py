@@ -189,6 +189,20 @@ def pair(url: str, **kwargs: Any) -> tuple[Client, Client, str]:
     return sender, receiver, sid
 
 
+
+def close_code(client: Client, *, answer: bool, timeout: float = 5.0) -> int:
+    """Read frames up to the server's close frame; its status code. `answer`: reply with a
+    close frame and hang up (as browsers and the CLI do); else stay silent, socket open."""
+    client.ws.settimeout(timeout)
+    while True:
+        frame = client.ws.recv_frame()  # the frame level: no automatic replies
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+    if answer:
+        client.ws.send_close()
+        client.ws.shutdown()
+    return int.from_bytes(frame.data[:2], "big")
+
 def http_get(
     url: str, headers: Mapping[str, str] | None = None, method: str = "GET"
 ) -> tuple[int, dict[str, str], bytes]:

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import websocket
 
-from tests.server.helpers import Client, hello, pair, wait_until
+from tests.server.helpers import Client, close_code, hello, pair, wait_until
 from tests.server.test_redis_nodes import start_node
 from tests.support.redis_proc import RedisProc
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
@@ -28,21 +27,6 @@ pytestmark = pytest.mark.slow
 #: the goal of the container issue: every node stopped within 2 s of the stop command
 STOP_LIMIT = 2.0
 GOING_AWAY = 1001
-
-
-def close_code(client: Client, *, answer: bool, timeout: float = 5.0) -> int:
-    """Read frames up to the server's close frame; its status code. `answer`: reply with
-    our close frame and hang up (a browser or the CLI); else stay silent and keep the socket."""
-    client.ws.settimeout(timeout)
-    while True:
-        frame = client.ws.recv_frame()  # no automatic replies at this level
-        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
-            break
-    code = int.from_bytes(frame.data[:2], "big")
-    if answer:
-        client.ws.send_close()
-        client.ws.shutdown()
-    return code
 
 
 def held_clients(url: str) -> tuple[list[Client], Client]:
