@@ -16,6 +16,7 @@ from server.router import LocalRouter
 from server.sessions import MemoryStore
 from server.stats import Stats
 from server.store import Router, SessionStore, StoreUnavailable
+from server.teardown import end_session, expire_session, lost_session, redact
 from sp2p.proto.constants import Role
 
 #: how often a node beats (and looks for dead nodes); see server.redis_store for the TTL
@@ -98,8 +99,6 @@ class ServerState:
                 log.exception("node watch pass failed")
 
     def sweep_node(self, dead: str) -> None:
-        from server.ws import end_session, redact
-
         for session_id in self.store.sessions_of(dead):
             record = self.store.get(session_id)
             if record is None:
@@ -121,8 +120,6 @@ class ServerState:
     def report_activity(self) -> None:
         """Pings and pongs count as activity: tell the store about local peers that saw
         bytes since the last pass (messages already touch the session)."""
-        from server.ws import lost_session
-
         seen: dict[tuple[str, str], float] = {}
         missing: set[tuple[str, str]] = set()
         for session_id, role, peer in self.router.local_sessions():
@@ -141,8 +138,6 @@ class ServerState:
 
     def reap(self) -> int:
         """End every expired session; returns how many."""
-        from server.ws import expire_session, redact
-
         self.report_activity()
         expired = self.store.expired(idle=self.config.session_idle, max_age=self.config.session_max_age)
         for session_id in expired:
@@ -166,8 +161,6 @@ class ServerState:
     def shutdown(self) -> None:
         """Close every local session (1001; a peer on another node also hears `peer-left`),
         stop the background tasks, flush stats. Idempotent; safe from any thread."""
-        from server.ws import end_session
-
         with self._shutdown_lock:
             if self._shut_down:
                 return

@@ -15,23 +15,12 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Protocol
 
-from server.store import StoreUnavailable
+from server.store import SharedCounters, StoreUnavailable
 
 log = logging.getLogger("sp2p.server")
 
 _FIELDS = ("attemptedSends", "connectedSends", "completedSends", "bytesTransferred")
-
-
-class SharedCounters(Protocol):
-    def incr(self, key: str, amount: int) -> None: ...
-
-    def totals(self) -> dict[str, int]: ...
-
-    def seed(self, values: dict[str, int]) -> None:
-        """Set the fields that do not exist yet (the first process to start wins)."""
-        ...
 
 
 class Stats:

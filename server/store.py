@@ -20,7 +20,18 @@ from sp2p.proto.constants import Role
 
 if TYPE_CHECKING:
     from server.connection import Peer
-    from server.stats import SharedCounters
+
+
+class SharedCounters(Protocol):
+    """Service-wide transfer counters kept by a shared store (server.stats sums into them)."""
+
+    def incr(self, key: str, amount: int) -> None: ...
+
+    def totals(self) -> dict[str, int]: ...
+
+    def seed(self, values: dict[str, int]) -> None:
+        """Set the fields that do not exist yet (the first process to start wins)."""
+        ...
 
 
 class StoreUnavailable(Exception):

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import relay
-from server.connection import CLOSE_GOING_AWAY, Peer, PeerClosed
+from server.connection import Peer, PeerClosed
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
+from server.teardown import end_session, other_role, redact
 from server.turn import stun_servers, turn_credentials
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import (
     Envelope,
-    Error,
     ErrorCode,
     Hello,
     Join,
@@ -41,15 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("sp2p.server")
 
 STORE_DOWN = Refusal(ErrorCode.SERVER_BUSY, "signaling store unavailable, try again shortly")
-
-
-def redact(session_id: str) -> str:
-    """Session ids are half of a transfer code: log only a prefix (W-14)."""
-    return session_id[:3] + "…"
-
-
-def other_role(role: Role) -> Role:
-    return Role.RECEIVER if role is Role.SENDER else Role.SENDER
 
 
 @dataclass
@@ -312,49 +303,3 @@ def _schedule_turn(state: ServerState, link: Link, delay: float, text: str) -> N
     timer = threading.Timer(delay, fire)
     timer.daemon = True
     timer.start()
-
-
-def end_session(
-    state: ServerState, session_id: str, *, leaver: Role | None, reason: str = "session ended"
-) -> None:
-    """Tear down: `peer-left` to whoever remains, close both sockets. Idempotent."""
-    record = state.store.end(session_id)
-    if record is None:
-        return
-    notice = Envelope.build(SignalType.PEER_LEFT).to_json() if leaver is not None else None
-    _teardown(state, record, notice, None if leaver is None else other_role(leaver), reason)
-
-
-def expire_session(state: ServerState, session_id: str) -> None:
-    """The reaper's teardown: a clear `error` to both sides first (S13), then close."""
-    record = state.store.end(session_id)
-    if record is None:
-        return
-    expired = Envelope.build(SignalType.ERROR, Error(ErrorCode.SESSION_EXPIRED, "session expired"))
-    _teardown(state, record, expired.to_json(), None, "session expired")
-
-
-def _teardown(
-    state: ServerState, record: SessionRecord, notice: str | None, notify: Role | None, reason: str
-) -> None:
-    """After the store ended `record`: `notice` to `notify` (None: to both), then close."""
-    state.metrics.session_ended(record.joined)
-    roles = [Role.SENDER, Role.RECEIVER] if record.joined else [Role.SENDER]
-    if notice is not None:
-        for role in roles:
-            if notify is None or role is notify:
-                state.router.send(record, role, notice)
-    for role in roles:
-        state.router.close(record, role, CLOSE_GOING_AWAY, reason)
-    log.info("peer disconnected session=%s", redact(record.id))
-
-
-def lost_session(state: ServerState, session_id: str, role: Role, peer: Peer) -> None:
-    """A local connection whose session the store no longer has (Redis restarted without
-    its data): tell it clearly and close, instead of leaving it waiting forever."""
-    if peer.closed or state.router.local(session_id, role) is not peer:
-        return  # ended normally a moment ago
-    log.warning("session lost by the store session=%s", redact(session_id))
-    lost = Error(ErrorCode.SESSION_EXPIRED, "session lost by the server, please start again")
-    peer.send(Envelope.build(SignalType.ERROR, lost))
-    peer.close(CLOSE_GOING_AWAY, "session lost")
