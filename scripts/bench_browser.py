@@ -23,101 +23,38 @@ CPU: seconds per GiB of every Chromium process (and of those the renderers) and 
 processes, from /proc (scripts/proc_cpu.py), medians over the rounds.
 With --runs N the rows are run N rounds in turn and the median (and range) is shown.
 "udp drops" counts kernel UDP receive-buffer overflows (RcvbufErrors, IPv4 + IPv6) per run of the
-row: each one costs the sender a loss recovery. --profile adds a CPU profile of the receive page
-during cli->browser (top functions by self time).
+row: each one costs the sender a loss recovery. --profile adds main-thread CPU profiles of the pages
+in the first round (scripts/page_profile.py: self time by part and by function): the receive page
+in cli->browser, the send page in browser->cli, both in browser->browser.
 Uses Debian chromium and a real sp2p-server on 127.0.0.1; the CLI runs as in the tests.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
-import contextlib
-import json
-import multiprocessing as mp
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.browser_raw import aiortc_peer_process, bench_raw_aiortc, bench_raw_chromium, rate  # noqa: E402
+from scripts.page_profile import PageProfile  # noqa: E402
 from scripts.proc_cpu import TreeCpu  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 from tests.web.browser import launch_chromium, new_context  # noqa: E402
 from tests.web.cli import Cli, random_file  # noqa: E402
 from tests.web.flows import NO_PICKERS, sha256_file, start_send, wait_outcome  # noqa: E402
 
-MESSAGE = 262144
 CONNECTED = "Connected via WebRTC"
-
-RAW_PAGE = """
-async (mib) => {
-  const msg = crypto.getRandomValues(new Uint8Array(65536));
-  const big = new Uint8Array(262144); for (let i = 0; i < 4; i++) big.set(msg, i * 65536);
-  const a = new RTCPeerConnection(), b = new RTCPeerConnection();
-  a.onicecandidate = e => e.candidate && b.addIceCandidate(e.candidate);
-  b.onicecandidate = e => e.candidate && a.addIceCandidate(e.candidate);
-  const n = mib * 4, total = n * 262144; let got = 0;
-  const done = new Promise(r => { b.ondatachannel = e => { e.channel.binaryType = 'arraybuffer';
-    e.channel.onmessage = m => { got += m.data.byteLength; if (got >= total) r(); }; }; });
-  const dc = a.createDataChannel('raw'); dc.bufferedAmountLowThreshold = 2 << 20;
-  await a.setLocalDescription(); await b.setRemoteDescription(a.localDescription);
-  await b.setLocalDescription(); await a.setRemoteDescription(b.localDescription);
-  await new Promise(r => dc.onopen = r);
-  const t = performance.now();
-  for (let i = 0; i < n; i++) {
-    while (dc.bufferedAmount > (8 << 20)) await new Promise(r => dc.onbufferedamountlow = r);
-    dc.send(big);
-  }
-  await done; const secs = (performance.now() - t) / 1000; a.close(); b.close();
-  return secs;
-}
-"""
-
-#: The page offers (like the sp2p send page), the bench's aiortc answers over POST /offer.
-RAW_AIORTC_PAGE = """
-async ([dir, total]) => {
-  const pc = new RTCPeerConnection({ iceServers: [] });
-  const dc = pc.createDataChannel('raw', { ordered: true });
-  dc.binaryType = 'arraybuffer'; dc.bufferedAmountLowThreshold = 2 << 20;
-  let got = 0, t0 = 0, finish;
-  const finished = new Promise(r => finish = r);
-  dc.onmessage = m => {
-    if (typeof m.data === 'string') { if (m.data === 'done') finish(); return; }
-    got += m.data.byteLength; if (got >= total) finish();
-  };
-  const opened = new Promise(r => dc.onopen = r);
-  await pc.setLocalDescription();
-  await new Promise(r => { if (pc.iceGatheringState === 'complete') r();
-    pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && r(); setTimeout(r, 3000); });
-  const res = await fetch(`/offer?dir=${dir}&bytes=${total}`, { method: 'POST',
-    body: JSON.stringify({ type: 'offer', sdp: pc.localDescription.sdp }) });
-  await pc.setRemoteDescription(await res.json());
-  await opened; t0 = performance.now();
-  if (dir === 'c2a') {
-    const msg = crypto.getRandomValues(new Uint8Array(65536));
-    const big = new Uint8Array(262144); for (let i = 0; i < 4; i++) big.set(msg, i * 65536);
-    for (let sent = 0; sent < total; sent += big.length) {
-      while (dc.bufferedAmount > (8 << 20)) await new Promise(r => dc.onbufferedamountlow = r);
-      dc.send(big);
-    }
-  }
-  await finished; const secs = (performance.now() - t0) / 1000; pc.close();
-  return secs;
-}
-"""
 
 
 def udp_drops() -> int:
@@ -135,163 +72,15 @@ def udp_drops() -> int:
     return total
 
 
-class AiortcPeer:
-    """Bare aiortc answering the page's offers on its own loop thread, with the SCTP tuning
-    the CLI ships (sp2p.net.webrtc_sctp) and the CLI's send thresholds."""
-
-    HIGH_WATER = 2 * 1024 * 1024
-    LOW_WATER = 512 * 1024
-
-    def __init__(self) -> None:
-        from sp2p.net import webrtc_sctp
-
-        webrtc_sctp.apply()
-        self._tuning = webrtc_sctp
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self._thread.start()
-        peer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # a blank page on this origin, so fetch("/offer") works
-                body = b"<!doctype html><title>raw</title>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_POST(self) -> None:
-                q = parse_qs(urlparse(self.path).query)
-                offer = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                answer = asyncio.run_coroutine_threadsafe(
-                    peer._answer(offer, q["dir"][0], int(q["bytes"][0])), peer.loop
-                ).result(30)
-                body = json.dumps(answer).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}/"
-
-    async def _answer(self, offer: dict[str, str], direction: str, total: int) -> dict[str, str]:
-        from aiortc import RTCPeerConnection, RTCSessionDescription
-
-        from sp2p.net.webrtc_ice import enlarge_socket_buffers
-
-        pc = RTCPeerConnection()
-
-        @pc.on("datachannel")
-        def on_channel(channel: Any) -> None:
-            if direction == "a2c":
-                asyncio.ensure_future(self._send(channel, total))
-                return
-            got = 0
-
-            def on_message(message: Any) -> None:
-                nonlocal got
-                got += len(message)
-                if got >= total:
-                    channel.send("done")
-
-            channel.on("message", on_message)
-
-        await pc.setRemoteDescription(RTCSessionDescription(**offer))
-        if pc.sctp is not None:
-            self._tuning.set_receive_window(pc.sctp)
-        await pc.setLocalDescription(await pc.createAnswer())
-        if pc.sctp is not None:
-            enlarge_socket_buffers(pc.sctp)  # as the CLI does, with its queue target for browsers
-            self._tuning.set_peer(pc.sctp, browser=True, receive_buffer=None)
-        return {"type": pc.localDescription.type, "sdp": pc.localDescription.sdp}
-
-    async def _send(self, channel: Any, total: int) -> None:
-        payload = os.urandom(MESSAGE)
-        low = asyncio.Event()
-        channel.bufferedAmountLowThreshold = self.LOW_WATER
-        channel.on("bufferedamountlow", low.set)
-        for _ in range(0, total, MESSAGE):
-            while channel.bufferedAmount > self.HIGH_WATER:
-                low.clear()
-                await low.wait()
-            channel.send(payload)
-
-
-def serve_aiortc_peer(urls: mp.Queue[str], stop: Any) -> None:
-    """Child process: the raw aiortc peer lives alone in its process, as the CLI does."""
-    peer = AiortcPeer()
-    urls.put(peer.url)
-    stop.wait()
-
-
-@contextlib.contextmanager
-def aiortc_peer_process() -> Iterator[str]:
-    ctx = mp.get_context("spawn")
-    urls: mp.Queue[str] = ctx.Queue()
-    stop = ctx.Event()
-    proc = ctx.Process(target=serve_aiortc_peer, args=(urls, stop), daemon=True)
-    proc.start()
-    try:
-        yield urls.get(timeout=60)
-    finally:
-        stop.set()
-        proc.join(10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
-
-
-def rate(mib: int, secs: float) -> float:
-    return mib / secs if secs > 0 else float("nan")
-
-
 def since_connected(cli: Cli, fallback: float) -> float:
     return cli.line_time(CONNECTED) or fallback
 
 
-def bench_raw_chromium(browser: Any, base: str, mib: int) -> float:
-    ctx = new_context(browser)
-    try:
-        page = ctx.new_page()
-        page.goto(base + "/health")
-        secs: float = page.evaluate(RAW_PAGE, mib)
-        return rate(mib, secs)
-    finally:
-        ctx.close()
-
-
-def bench_raw_aiortc(browser: Any, peer_url: str, direction: str, mib: int) -> float:
-    ctx = new_context(browser)
-    try:
-        page = ctx.new_page()
-        page.goto(peer_url)
-        secs: float = page.evaluate(RAW_AIORTC_PAGE, [direction, mib << 20])
-        return rate(mib, secs)
-    finally:
-        ctx.close()
-
-
-def page_profile(cdp: Any) -> list[str]:
-    prof = cdp.send("Profiler.stop")["profile"]
-    nodes = {n["id"]: n["callFrame"] for n in prof["nodes"]}
-    by: collections.Counter[str] = collections.Counter()
-    for nid in prof["samples"]:
-        cf = nodes[nid]
-        where = f"{cf['url'].rsplit('/', 1)[-1]}:{cf['lineNumber'] + 1}"
-        by[f"{cf['functionName'] or '(anonymous)'} {where}"] += 1
-    total = max(1, len(prof["samples"]))
-    return [f"{n / total * 100:5.1f}%  {name}" for name, n in by.most_common(12)]
+Profiles = dict[str, list[str]]  # "which page, which row" -> printable profile lines
 
 
 def bench_cli_to_browser(
-    browser: Any, base: str, src: Path, mib: int, tmp: Path, profile: list[str] | None
+    browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None
 ) -> float:
     cli = Cli("send", "-server", base, str(src))
     ctx = new_context(browser)
@@ -301,12 +90,7 @@ def bench_cli_to_browser(
         page.add_init_script(NO_PICKERS)
         page.goto(f"{base}/r#{code}")
         page.wait_for_selector("#save-btn:visible", timeout=60_000)
-        cdp = None
-        if profile is not None:
-            cdp = ctx.new_cdp_session(page)
-            cdp.send("Profiler.enable")
-            cdp.send("Profiler.setSamplingInterval", {"interval": 500})
-            cdp.send("Profiler.start")
+        prof = PageProfile(ctx, page) if profiles is not None else None
         downloads: list[Any] = []
         page.on("download", lambda d: downloads.append(d))
         clicked = time.monotonic()
@@ -315,8 +99,8 @@ def bench_cli_to_browser(
         end = time.monotonic()
         if outcome != "done":
             raise RuntimeError(outcome)
-        if cdp is not None and profile is not None:
-            profile.extend(page_profile(cdp))
+        if prof is not None and profiles is not None:
+            profiles["receive page, cli->browser"] = prof.stop()
         if cli.wait(60) != 0:
             raise RuntimeError(cli.output()[-2000:])
         saved = tmp / "from-cli.bin"
@@ -330,13 +114,16 @@ def bench_cli_to_browser(
         cli.stop()
 
 
-def bench_browser_to_cli(browser: Any, base: str, src: Path, mib: int, tmp: Path) -> float:
+def bench_browser_to_cli(
+    browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None
+) -> float:
     out = Path(tempfile.mkdtemp(prefix="b2c-", dir=tmp))
     ctx = new_context(browser)
     receiver: Cli | None = None
     try:
         page = ctx.new_page()
         url = start_send(page, base, str(src))
+        prof = PageProfile(ctx, page) if profiles is not None else None
         started = time.monotonic()
         receiver = Cli("receive", "-server", base, "-output", str(out), url.split("#", 1)[1])
         if receiver.wait(1800) != 0:
@@ -344,6 +131,8 @@ def bench_browser_to_cli(browser: Any, base: str, src: Path, mib: int, tmp: Path
         end = time.monotonic()
         if wait_outcome(page) != "done":
             raise RuntimeError("the send page did not finish")
+        if prof is not None and profiles is not None:
+            profiles["send page, browser->cli"] = prof.stop()
         if sha256_file(out / src.name) != sha256_file(src):
             raise RuntimeError("hash mismatch")
         return rate(mib, end - since_connected(receiver, started))
@@ -375,7 +164,7 @@ def bench_cli_to_cli(base: str, src: Path, mib: int, tmp: Path) -> float:
             receiver.stop()
 
 
-def bench_b2b(browser: Any, base: str, src: Path, mib: int, tmp: Path) -> float:
+def bench_b2b(browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None) -> float:
     sctx, rctx = new_context(browser), new_context(browser)
     try:
         sender, receiver = sctx.new_page(), rctx.new_page()
@@ -385,11 +174,15 @@ def bench_b2b(browser: Any, base: str, src: Path, mib: int, tmp: Path) -> float:
         receiver.wait_for_selector("#save-btn:visible", timeout=60_000)
         downloads: list[Any] = []
         receiver.on("download", lambda d: downloads.append(d))
+        profs = (PageProfile(sctx, sender), PageProfile(rctx, receiver)) if profiles is not None else None
         t = time.monotonic()
         receiver.click("#save-btn")
         if wait_outcome(receiver, timeout_ms=1_800_000) != "done":
             raise RuntimeError("the receive page failed")
         secs = time.monotonic() - t  # includes signalling and ICE: no CLI line to start from
+        if profs is not None and profiles is not None:
+            profiles["send page, browser->browser"] = profs[0].stop()
+            profiles["receive page, browser->browser"] = profs[1].stop()
         saved = tmp / "b2b.bin"
         downloads[0].save_as(saved)
         if sha256_file(saved) != sha256_file(src):
@@ -416,36 +209,37 @@ CpuSamples = dict[str, list[dict[str, float]]]  # row -> CPU s/GiB per process k
 
 
 def cpu_per_gib(spent: dict[str, float], mib: int) -> dict[str, float]:
-    """CPU seconds per GiB: every Chromium process, its renderers, the sp2p CLIs."""
+    """CPU seconds per GiB: every Chromium process, its renderers, the sp2p CLIs (or raw aiortc)."""
     gib = mib / 1024
     chromium = sum(v for k, v in spent.items() if k.startswith("chromium"))
     return {"chromium": chromium / gib, "renderer": spent.get("chromium renderer", 0.0) / gib,
-            "cli": spent.get("sp2p cli", 0.0) / gib}
+            "cli": (spent.get("sp2p cli", 0.0) + spent.get("raw aiortc", 0.0)) / gib}
 
 
 def run_rows(
     args: argparse.Namespace, wanted: list[str], tmp: Path
-) -> tuple[Samples, CpuSamples, dict[str, int], list[str]]:
-    """Run the rows for args.runs rounds: (samples, CPU, UDP drops per row, receive-page profile)."""
+) -> tuple[Samples, CpuSamples, dict[str, int], Profiles]:
+    """Run the rows for args.runs rounds: (samples, CPU, UDP drops per row, page profiles)."""
     samples: Samples = {name: [] for name in wanted}
     cpu: CpuSamples = {name: [] for name in wanted}
     drops = dict.fromkeys(wanted, 0)
-    profile: list[str] = []
+    profiles: Profiles = {}
     server = start_server(*NO_LIMIT_FLAGS)
     try:
         with aiortc_peer_process() as peer, launch_chromium() as browser, TreeCpu() as tree:
             src = random_file(tmp / "payload.bin", args.mib << 20)
             base, mib = server.http_url, args.mib
+            def prof(r: int) -> Profiles | None:  # the first round only: sampling costs a little
+                return profiles if args.profile and r == 0 else None
+
             runs: dict[str, Callable[[int], float]] = {
                 "raw chromium<->chromium": lambda r: bench_raw_chromium(browser, base, mib),
                 "raw aiortc->chromium": lambda r: bench_raw_aiortc(browser, peer, "a2c", mib),
                 "raw chromium->aiortc": lambda r: bench_raw_aiortc(browser, peer, "c2a", mib),
-                "cli->browser": lambda r: bench_cli_to_browser(
-                    browser, base, src, mib, tmp, profile if args.profile and r == 0 else None
-                ),
-                "browser->cli": lambda r: bench_browser_to_cli(browser, base, src, mib, tmp),
+                "cli->browser": lambda r: bench_cli_to_browser(browser, base, src, mib, tmp, prof(r)),
+                "browser->cli": lambda r: bench_browser_to_cli(browser, base, src, mib, tmp, prof(r)),
                 "cli->cli webrtc": lambda r: bench_cli_to_cli(base, src, mib, tmp),
-                "browser->browser": lambda r: bench_b2b(browser, base, src, mib, tmp),
+                "browser->browser": lambda r: bench_b2b(browser, base, src, mib, tmp, prof(r)),
             }
             for r in range(args.runs):  # rounds interleave the rows, so load drifts hit all alike
                 for name in wanted:
@@ -465,7 +259,7 @@ def run_rows(
                     print(f"  .. {name}: {shown}", file=sys.stderr, flush=True)
     finally:
         server.stop()
-    return samples, cpu, drops, profile
+    return samples, cpu, drops, profiles
 
 
 def main() -> int:
@@ -473,19 +267,19 @@ def main() -> int:
     ap.add_argument("--mib", type=int, default=200, help="payload size in MiB (default 200)")
     ap.add_argument("--runs", type=int, default=1, help="rounds over all rows; the median is shown")
     ap.add_argument("--only", default="", help="comma-separated row names (default: all)")
-    ap.add_argument("--profile", action="store_true", help="CPU profile of the receive page (cli->browser)")
+    ap.add_argument("--profile", action="store_true", help="CPU profiles of the pages (first round)")
     args = ap.parse_args()
     wanted = [r.strip() for r in args.only.split(",") if r.strip()] or ROWS
     unknown = [r for r in wanted if r not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {ROWS}")
     with tempfile.TemporaryDirectory(prefix="sp2p-bench-") as tmpdir:
-        samples, cpu, drops, profile = run_rows(args, wanted, Path(tmpdir))
+        samples, cpu, drops, profiles = run_rows(args, wanted, Path(tmpdir))
     median = {n: statistics.median(v) for n, v in samples.items() if isinstance(v, list) and v}
     print(f"payload {args.mib} MiB on loopback, {args.runs} round(s), Chromium {browser_version()}, "
           f"load {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"  {'row':25s} {'MiB/s':>7s}  {'range':>11s}  {'udp drops':>9s}  "
-          f"{'CPU s/GiB: chromium (renderer)  cli':>36s}  ratio")
+          f"{'CPU s/GiB: chromium (renderer)  cli/aiortc':>43s}  ratio")
     for name in wanted:
         if name not in median:
             print(f"  {name:25s} {samples[name] or 'no result'}")
@@ -501,12 +295,12 @@ def main() -> int:
         assert isinstance(runs, list)
         spread = f"{min(runs):.1f}-{max(runs):.1f}" if len(runs) > 1 else ""
         per = {k: statistics.median(c[k] for c in cpu[name]) for k in ("chromium", "renderer", "cli")}
-        cpu_text = f"{per['chromium']:6.1f} ({per['renderer']:5.1f})  {per['cli']:5.1f}"
-        print(f"  {name:25s} {value:7.1f}  {spread:>11s}  {drops[name] // len(runs):9d}  {cpu_text:>36s}  "
+        cpu_text = f"{per['chromium']:6.1f} ({per['renderer']:5.1f})  {per['cli']:10.1f}"
+        print(f"  {name:25s} {value:7.1f}  {spread:>11s}  {drops[name] // len(runs):9d}  {cpu_text:>43s}  "
               f"{'; '.join(notes)}")
-    if profile:
-        print("receive page CPU profile during cli->browser (self time):")
-        for line in profile:
+    for name, lines in profiles.items():
+        print(f"{name}: main-thread CPU profile (self time)")
+        for line in lines:
             print("  " + line)
     return 0
 
