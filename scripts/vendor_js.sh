@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 # name|version|integrity|files to copy (paths inside the package, space separated; "src:dest" renames,
 # e.g. .mjs to .js so every static server sends a JavaScript MIME type)|license file
 PINS=(
-  "@noble/hashes|2.4.0|sha512-X5XaVWZIBCT7HHZGm5I7ZQXDwLG+bGXuSrMQAW+7Zvl87h1kmc1ZB1VSRJcpUfoUrGQp4Fkoxm5kZ+Ms+aW+eA==|sha2.js _md.js _u64.js utils.js|LICENSE"
   "fzstd|0.1.1|sha512-dkuVSOKKwh3eas5VkJy1AW1vFpet8TA/fGmVA5krThl8YcOVE/8ZIoEA1+U1vEn5ckxxhLirSdY837azmbaNHA==|esm/index.mjs:fzstd.js|LICENSE"
   "uqr|0.1.3|sha512-0rjE8iEJe4YmT9TOhwsZtqCMRLc5DXZUI2UEYUUg63ikBkqqE5EYWaI0etFe/5KUcmcYwLih2RND1kq+hrUJXA==|dist/index.mjs:uqr.js|LICENSE"
 )

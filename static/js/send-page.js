@@ -10,7 +10,7 @@ import { drawQr } from "./qr.js";
 import { TransferError } from "./session.js";
 import { openSignaling } from "./signal.js";
 import { planTar, tarPieces } from "./tar.js";
-import { rechunk, sendTransfer } from "./transfer.js";
+import { CHUNK, rechunk, sendTransfer } from "./transfer.js";
 import { $, formatBytes, ProgressView, setStep, setText, show } from "./ui.js";
 import { FILE_INFO_KEEPALIVE_MS, SignalType } from "./wire.js";
 
@@ -100,11 +100,12 @@ export async function describeSelection(items) {
   return { meta, preview, plan };
 }
 
-async function* fileChunks(file, size = 262144) {
-  for (let off = 0; off < file.size; off += size) {
-    const chunk = new Uint8Array(await file.slice(off, off + size).arrayBuffer());
-    if (chunk.length === 0) throw new TransferError(`could not read ${file.name}`);
-    yield chunk;
+/** A file as CHUNK-sized views into larger reads (each arrayBuffer() is a trip to the browser). */
+async function* fileChunks(file, size = CHUNK, read = 16 * CHUNK) {
+  for (let off = 0; off < file.size; off += read) {
+    const block = new Uint8Array(await file.slice(off, off + read).arrayBuffer());
+    if (block.length === 0) throw new TransferError(`could not read ${file.name}`);
+    for (let at = 0; at < block.length; at += size) yield block.subarray(at, at + size);
   }
 }
 

@@ -8,10 +8,13 @@ import { fromUtf8 } from "./bytes.js";
 import { jsonBody, parseControl, TransferError } from "./session.js";
 import { Sha256 } from "./sha256.js";
 import { shortText } from "./names.js";
-import { MAX_CHUNK_SIZE, MsgType } from "./wire.js";
+import { FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_DC_MESSAGE, MsgType } from "./wire.js";
 import { decompressChunk } from "./zstd.js";
 
-export const CHUNK = MAX_CHUNK_SIZE; // the browser sends full 256 KiB chunks
+/** What the browser puts in one Data frame: the sealed frame then fills exactly one data-channel
+ * message, so no frame is split across two messages (half of them 29 bytes) and the receiver
+ * reads each frame in place instead of joining pieces. Any size up to MAX_CHUNK_SIZE is valid. */
+export const CHUNK = MAX_DC_MESSAGE - FRAME_OVERHEAD;
 const FINACK_WAIT_MS = 5000;
 
 function peerErrorText(body) {

@@ -17,16 +17,17 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Cli:
-    """One `python -m sp2p ...` process; output lines collected from stdout and stderr."""
+    """One `python -m sp2p ...` process (or `program ...`, e.g. the Go reference CLI); output
+    lines collected from stdout and stderr."""
 
     def __init__(self, *args: str, cwd: Path | None = None, env_extra: dict[str, str] | None = None,
-                 entry: tuple[str, ...] = ("-m", "sp2p")) -> None:
+                 entry: tuple[str, ...] = ("-m", "sp2p"), program: str | None = None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
         env.update(env_extra or {})
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, *entry, *args],
+            [program, *args] if program else [sys.executable, *entry, *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -190,8 +190,18 @@ def test_safe_file_names(js_page: Any) -> None:
 
 def test_incremental_sha256(js_page: Any) -> None:
     data = os.urandom(1_000_003)
-    for step in (1000, 65536, 262144):
+    for step in (1000, 65536, 262144, 262144 + 29):
         assert call(js_page, "sha256Pieces", b64(data), step) == hashlib.sha256(data).hexdigest()
+
+
+def test_sha256_padding_edges_and_odd_pieces(js_page: Any) -> None:
+    """Every length around the one- and two-block padding cases, fed in pieces that straddle
+    block boundaries in every way (static/js/sha256.js is our own code)."""
+    data = os.urandom(300)
+    lengths = [0, 1, 3, 54, 55, 56, 57, 63, 64, 65, 111, 119, 120, 121, 127, 128, 129, 191, 192, 300]
+    for step in (1, 5, 63, 64, 65, 300):
+        got = call(js_page, "sha256Lengths", b64(data), lengths, step)
+        assert got == [hashlib.sha256(data[:n]).hexdigest() for n in lengths], step
 
 
 def test_early_peer_mac_is_not_lost(js_page: Any) -> None:

@@ -60,6 +60,16 @@ export function names(list) {
   return list.map((n) => ({ safe: safeFileName(n), visible: visible(n) }));
 }
 
+/** Digest of bytes[0, n) for each n, fed `step` bytes per update. */
+export function sha256Lengths(b64, lengths, step) {
+  const bytes = fromBase64(b64);
+  return lengths.map((n) => {
+    const h = new Sha256();
+    for (let off = 0; off < n; off += step) h.update(bytes.subarray(off, Math.min(n, off + step)));
+    return h.hex();
+  });
+}
+
 export function sha256Pieces(b64, step) {
   const bytes = fromBase64(b64);
   const h = new Sha256();
