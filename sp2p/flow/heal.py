@@ -25,7 +25,7 @@ from typing import Any
 
 from sp2p.config import Config
 from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
-from sp2p.flow.connect import ConnectOptions, PeerInfo, establish
+from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
 from sp2p.flow.resume import heartbeat_tick, watch_receiver
 from sp2p.flow.session import KeepAlive
 from sp2p.link.framed import FrameLink
@@ -42,8 +42,9 @@ from sp2p.term.ui import human_duration
 
 log = logging.getLogger(__name__)
 
-#: one reconnect race may take at most this long (the whole heal: -reconnect)
-RACE_TIMEOUT = 30.0
+#: one reconnect race may take at most this long; a path still down then is raced again (the
+#: whole heal: -reconnect)
+RACE_TIMEOUT = 15.0
 #: messages of a connection race; what is left of an earlier race must not reach the next one
 _RACE_TYPES = frozenset(
     {SignalType.DIRECT, SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED}
@@ -169,7 +170,44 @@ class Healer:
 
     # -- reconnecting ---------------------------------------------------------------------------
     def reconnect(self, deadline: float) -> tuple[Channel, SessionKeys]:
-        """A new confirmed channel and its keys, or ConnectionLost once `deadline` passed."""
+        """A new confirmed channel and its keys, or ConnectionLost once `deadline` passed.
+
+        A race that fails while the path is still down is followed by another (next epoch)
+        until the deadline; either side that gives up on a race moves both to the next one.
+        """
+        while True:
+            keys = self._meet(deadline)
+            left = deadline - time.monotonic()
+            if left <= 1:
+                raise ConnectionLost("no time left to reconnect")
+            opts = ConnectOptions(
+                transport=self._opts.transport,
+                allow_loopback=self._opts.allow_loopback,
+                ice_servers=self._opts.ice_servers,
+                prefer_tcp=False,
+                keep_listener=False,
+                timeout=min(RACE_TIMEOUT, left),
+            )
+            try:
+                channel = establish(self._signal, keys, self._peer, opts, self._status, stop=self._moved_on)
+            except SecurityError:
+                raise  # a wrong key on the new link is an attack or a bug, never a reason to retry
+            except PeerLeftError:
+                raise ConnectionLost("the peer left the session") from None
+            except Sp2pError as exc:
+                if self._peer_gone or deadline - time.monotonic() <= 1:
+                    raise ConnectionLost(f"reconnect failed: {exc.message}") from None
+                log.debug("reconnect race %d failed (%s); racing again", self.epoch, exc.message)
+                continue
+            self._asked.clear()
+            return channel, keys
+
+    def _moved_on(self) -> bool:
+        """The peer left, or gave up on the race we run and asked for the next one."""
+        return self._peer_gone or self._peer_epoch > self.epoch
+
+    def _meet(self, deadline: float) -> SessionKeys:
+        """Start the next epoch with the peer: our retry, then its retry for that epoch."""
         self._asked.clear()
         self.epoch = max(self.epoch + 1, self._peer_epoch)
         self._signal.discard(_RACE_TYPES)
@@ -189,26 +227,7 @@ class Healer:
                 resend = False
         if resend:
             self._send_retry()
-        keys = self._keys.for_epoch(self.epoch)
-        left = deadline - time.monotonic()
-        if left <= 1:
-            raise ConnectionLost("no time left to reconnect")
-        opts = ConnectOptions(
-            transport=self._opts.transport,
-            allow_loopback=self._opts.allow_loopback,
-            ice_servers=self._opts.ice_servers,
-            prefer_tcp=False,
-            keep_listener=False,
-            timeout=min(RACE_TIMEOUT, left),
-        )
-        try:
-            channel = establish(self._signal, keys, self._peer, opts, self._status)
-        except SecurityError:
-            raise  # a wrong key on the new link is an attack or a bug, never a reason to retry
-        except Sp2pError as exc:
-            raise ConnectionLost(f"reconnect failed: {exc.message}") from None
-        self._asked.clear()
-        return channel, keys
+        return self._keys.for_epoch(self.epoch)
 
     def _send_retry(self) -> None:
         try:

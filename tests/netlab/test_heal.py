@@ -1,6 +1,7 @@
 """A dropped link between two of our CLIs (iptables DROP in the sender's namespace) during a
-single-file transfer: a short outage is ridden out with no user action, a long one fails
-cleanly with the partial kept, and the re-run resumes (docs/protocol-extensions.md §1–2).
+transfer of a file, a folder or stdin: a short outage is ridden out with no user action, a dead
+path is noticed within seconds and healed, a long one fails cleanly with a file's partial kept
+(the re-run resumes) and nothing left of a folder (docs/protocol-extensions.md §1–2).
 
 Only the peer-to-peer path is cut: the signaling server (pub) stays reachable, as when a
 Wi-Fi link between two laptops drops but their Internet uplink does not.
@@ -40,6 +41,34 @@ def payload_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def payload_folder(payload_file: Path) -> Path:
+    folder = payload_file.parent / "tree"
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    if not (folder / "sub" / payload_file.name).exists():
+        os.link(payload_file, folder / "sub" / payload_file.name)
+        (folder / "note.txt").write_text("kept\n")
+    return folder
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_server(lab) -> None:  # noqa: ANN001 - Lab
+    # this checkout's server, whichever checkout the shared editable install points at
+    lab.start_server(env={"PYTHONPATH": str(REPO)})
+
+
+def received_bytes(out: Path) -> int:
+    """Everything under `out`, hidden partials and extraction staging included."""
+    total = 0
+    for p in out.rglob("*"):
+        with contextlib.suppress(FileNotFoundError):
+            if p.is_file():
+                total += p.stat().st_size
+    return total
+
+
 def partial_size(out: Path) -> int:
     sizes = [p.stat().st_size for p in out.iterdir() if re.fullmatch(r"\.sp2p-partial-[0-9a-f]{32}", p.name)]
     return max(sizes, default=0)
@@ -59,23 +88,19 @@ def p2p_blocked(lab, host: str) -> Iterator[None]:  # noqa: ANN001 - Lab
             ns_sh(ns, [IPT, "-D", *rule])
 
 
-#: a silent peer is noticed after this many seconds instead of the shipped 120 (the rule is
-#: unchanged, tests/support/scripted_cli.py scales it), so a long outage fails in seconds
-QUICK_IDLE = 15.0
-
-
 class Run:
     def __init__(self, lab, tmp: Path, src: Path, out: Path, args: tuple[str, ...],  # noqa: ANN001
-                 *, idle_timeout: float | None = None) -> None:
+                 *, stdin: bool = False) -> None:
         home = tmp / "home"
         home.mkdir(parents=True, exist_ok=True)
-        env = {"SP2P_SERVER": f"http://{PUB_IP}:8080", "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+        env = {"SP2P_SERVER": f"http://{PUB_IP}:8080", "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
+               "PYTHONPATH": str(REPO)}
         cli = [sys.executable, "-m", "sp2p"]
-        if idle_timeout is not None:
-            cli = [sys.executable, "-m", "tests.support.scripted_cli", "--idle-timeout", str(idle_timeout), "--"]
         self.lab = lab
-        self.send = lab.run("h1", [*cli, "send", *args, str(src)], env=env, name=f"send-{tmp.name}",
-                            start_new_session=True)  # fmt: skip
+        what = ["-name", src.name, "-"] if stdin else [str(src)]
+        with open(src if stdin else os.devnull, "rb") as source:  # the child has its own descriptor
+            self.send = lab.run("h1", [*cli, "send", *args, *what], env=env, name=f"send-{tmp.name}",
+                                start_new_session=True, stdin=source)  # fmt: skip
         code = wait_code(lab, self.send)
         self.recv = lab.run("h2", [*cli, "receive", *args, "-output", str(out), code], env=env,
                             name=f"recv-{tmp.name}", start_new_session=True)  # fmt: skip
@@ -87,36 +112,71 @@ class Run:
 
 def wait_for_partial(run: Run, out: Path, share: float) -> None:
     deadline = time.monotonic() + 60
-    while partial_size(out) < SIZE * share:
+    while received_bytes(out) < SIZE * share:
         assert time.monotonic() < deadline, run.lab.output_of(run.recv)
         assert run.recv.poll() is None, run.lab.output_of(run.recv)
         time.sleep(0.005)
 
 
+def check_received(kind: str, out: Path, payload_file: Path, detail: str) -> None:
+    if kind == "folder":
+        assert sha256_file(out / "tree" / "sub" / payload_file.name) == sha256_file(payload_file), detail
+        assert (out / "tree" / "note.txt").read_text() == "kept\n", detail
+    else:
+        assert sha256_file(out / payload_file.name) == sha256_file(payload_file), detail
+    assert not [p for p in out.iterdir() if p.name.startswith(".sp2p")], detail
+
+
+@pytest.mark.parametrize("kind", ["file", "folder", "stdin"])
 @pytest.mark.parametrize("transport", ["tcp", "webrtc"])
-def test_five_second_outage_completes_without_user_action(netlab, tmp_path, payload_file, transport):
+def test_five_second_outage_completes_without_user_action(netlab, tmp_path, payload_file, payload_folder,
+                                                          transport, kind):
     lab = netlab(same_lan=True)
-    lab.start_server()
+    start_server(lab)
     out = tmp_path / "out"
     out.mkdir()
-    run = Run(lab, tmp_path / "run", payload_file, out, ("-transport", transport))
+    src = payload_folder if kind == "folder" else payload_file
+    run = Run(lab, tmp_path / "run", src, out, ("-transport", transport), stdin=kind == "stdin")
     wait_for_partial(run, out, 0.1)
     with p2p_blocked(lab, "h1"):
         time.sleep(5)
     s_rc, s_out, r_rc, r_out = run.wait()
     detail = f"\n--- sender ---\n{s_out}\n--- receiver ---\n{r_out}"
     assert (s_rc, r_rc) == (0, 0), detail
-    assert sha256_file(out / payload_file.name) == sha256_file(payload_file), detail
-    assert not [p for p in out.iterdir() if p.name.startswith(".sp2p")], detail
+    assert "Traceback" not in s_out + r_out, detail
+    check_received(kind, out, payload_file, detail)
+
+
+@pytest.mark.parametrize(("kind", "transport"), [("stdin", "tcp"), ("folder", "webrtc")])
+def test_dead_path_is_noticed_in_seconds_and_healed(netlab, tmp_path, payload_file, payload_folder,
+                                                    kind, transport):
+    """A path dead for 15 s: both sides notice within the quick limit (8 s, not the 120 s idle
+    limit), reconnect once it is back, and the stream continues from the sender's window."""
+    lab = netlab(same_lan=True)
+    start_server(lab)
+    out = tmp_path / "out"
+    out.mkdir()
+    src = payload_folder if kind == "folder" else payload_file
+    run = Run(lab, tmp_path / "run", src, out, ("-transport", transport), stdin=kind == "stdin")
+    wait_for_partial(run, out, 0.1)
+    with p2p_blocked(lab, "h1"):
+        time.sleep(15)
+        during = lab.output_of(run.send) + lab.output_of(run.recv)
+    s_rc, s_out, r_rc, r_out = run.wait()
+    detail = f"\n--- sender ---\n{s_out}\n--- receiver ---\n{r_out}"
+    assert "silent for 8 s); reconnecting for up to 1m00s" in during, detail
+    assert (s_rc, r_rc) == (0, 0), detail
+    assert "Reconnected via" in s_out and "Reconnected via" in r_out, detail
+    check_received(kind, out, payload_file, detail)
 
 
 def test_outage_longer_than_reconnect_fails_cleanly_then_rerun_resumes(netlab, tmp_path, payload_file):
     lab = netlab(same_lan=True)
-    lab.start_server()
+    start_server(lab)
     out = tmp_path / "out"
     out.mkdir()
-    run = Run(lab, tmp_path / "first", payload_file, out, ("-transport", "tcp", "-reconnect", "5s"),
-              idle_timeout=QUICK_IDLE)
+    # the shipped limits: the dead path is noticed by the quick rule (§2.3), not the idle limit
+    run = Run(lab, tmp_path / "first", payload_file, out, ("-transport", "tcp", "-reconnect", "5s"))
     wait_for_partial(run, out, 0.1)
     with p2p_blocked(lab, "h1"):
         s_rc, s_out, r_rc, r_out = run.wait()
@@ -135,6 +195,30 @@ def test_outage_longer_than_reconnect_fails_cleanly_then_rerun_resumes(netlab, t
     assert (s_rc, r_rc) == (0, 0), detail
     assert "Resuming at" in r_out, detail
     assert sha256_file(out / payload_file.name) == sha256_file(payload_file), detail
+
+
+@pytest.mark.parametrize("kind", ["folder", "stdin"])
+def test_folder_or_stream_outage_longer_than_reconnect_fails_cleanly(netlab, tmp_path, payload_file,
+                                                                      payload_folder, kind):
+    lab = netlab(same_lan=True)
+    start_server(lab)
+    out = tmp_path / "out"
+    out.mkdir()
+    src = payload_folder if kind == "folder" else payload_file
+    run = Run(lab, tmp_path / "first", src, out, ("-transport", "tcp", "-reconnect", "5s"),
+              stdin=kind == "stdin")
+    wait_for_partial(run, out, 0.1)
+    with p2p_blocked(lab, "h1"):
+        s_rc, s_out, r_rc, r_out = run.wait()
+    detail = f"\n--- sender ---\n{s_out}\n--- receiver ---\n{r_out}"
+    assert s_rc == r_rc == 6, detail
+    assert "Traceback" not in s_out + r_out, detail
+    for output in (s_out, r_out):
+        assert "reconnecting for up to 5s" in output, detail
+        assert "sp2p: error: the connection was lost and could not be re-established in 5s" in output, detail
+    assert "a folder or a stream cannot resume: a re-run sends it again from the start" in s_out, detail
+    assert "Folders and streams cannot resume: a re-run starts from zero" in r_out, detail
+    assert list(out.iterdir()) == [], detail  # no partial, nothing under a final name
 
 
 def test_rules_are_gone(netlab):  # the context manager removes what it inserted
