@@ -6,10 +6,15 @@ import os
 
 import zstandard
 
-from sp2p.proto.adapt import FAST_LEVEL, MAX_STORED_RUN, STORED_RUN, WINDOW, LevelController, ladder
+from sp2p.proto.adapt import FAST_LEVEL, MAX_STORED_RUN, MIN_SPAN, STORED_RUN, WINDOW, LevelController, ladder
 from sp2p.proto.compression import STORED, ChunkCompressor, ChunkDecompressor, stored_frame
 
 CHUNK = 256 * 1024
+
+
+def _ctl(max_level: int, **kw: int) -> LevelController:
+    """A controller deciding every WINDOW frames from the first (the rules, without the span)."""
+    return LevelController(max_level, min_span=0.0, warm_up=False, **kw)
 
 
 def _window(ctl: LevelController, *, waited: float, writing: float, elapsed: float) -> None:
@@ -24,7 +29,7 @@ def test_ladder_stays_within_the_maximum() -> None:
 
 
 def test_compressor_behind_steps_down_to_stored_and_no_further() -> None:
-    ctl = LevelController(3)
+    ctl = _ctl(3)
     assert ctl.current == 1
     for expected in (FAST_LEVEL, STORED, STORED):
         _window(ctl, waited=0.002, writing=0.0001, elapsed=0.003)
@@ -33,7 +38,7 @@ def test_compressor_behind_steps_down_to_stored_and_no_further() -> None:
 
 
 def test_link_behind_steps_up_to_the_maximum_and_no_further() -> None:
-    ctl = LevelController(3)
+    ctl = _ctl(3)
     _window(ctl, waited=0.0, writing=0.02, elapsed=0.021)
     assert ctl.current == 3
     for _ in range(3):  # smaller frames on a slow link: more input per second, so it stays
@@ -44,7 +49,7 @@ def test_link_behind_steps_up_to_the_maximum_and_no_further() -> None:
 
 def test_a_step_up_that_carries_no_more_is_undone() -> None:
     """Loopback: the writer waits on a receiver that shares our CPU; more effort does not help."""
-    ctl = LevelController(3, start_level=1)
+    ctl = _ctl(3, start_level=1)
     _window(ctl, waited=0.0, writing=0.004, elapsed=0.005)
     assert ctl.current == 3
     _window(ctl, waited=0.0, writing=0.004, elapsed=0.005)  # same input rate: not worth it
@@ -56,7 +61,7 @@ def test_a_step_up_that_carries_no_more_is_undone() -> None:
 
 
 def test_balanced_or_input_bound_holds_the_level() -> None:
-    ctl = LevelController(9, start_level=3)
+    ctl = _ctl(9, start_level=3)
     _window(ctl, waited=0.0002, writing=0.001, elapsed=0.004)  # reader-bound: both idle
     assert ctl.current == 3
     _window(ctl, waited=0.0002, writing=0.003, elapsed=0.004)  # small waits: not idle enough to rise
@@ -64,7 +69,7 @@ def test_balanced_or_input_bound_holds_the_level() -> None:
 
 
 def test_frames_made_at_another_setting_do_not_count() -> None:
-    ctl = LevelController(3)
+    ctl = _ctl(3)
     for _ in range(WINDOW * 3):
         ctl.on_written(3, CHUNK, 0.01, 0.0, 0.01)  # in flight from before a change
     assert ctl.current == 1
@@ -73,7 +78,7 @@ def test_frames_made_at_another_setting_do_not_count() -> None:
 
 
 def test_a_window_decides_only_once_full() -> None:
-    ctl = LevelController(3)
+    ctl = _ctl(3)
     for _ in range(WINDOW - 1):
         ctl.on_written(1, CHUNK, 0.01, 0.0, 0.01)
     assert ctl.current == 1
@@ -82,7 +87,7 @@ def test_a_window_decides_only_once_full() -> None:
 
 
 def test_incompressible_chunks_send_stored_runs_that_double() -> None:
-    ctl = LevelController(3)
+    ctl = _ctl(3)
     ctl.on_compressed(1, 262144, 262144)
     run = [ctl.next_level() for _ in range(STORED_RUN)]
     assert run == [STORED] * STORED_RUN
@@ -112,7 +117,7 @@ def test_every_setting_makes_one_independent_frame_any_decoder_reads() -> None:
 
 
 def test_a_step_up_the_compressor_cannot_hold_is_retried_ever_more_slowly() -> None:
-    ctl = LevelController(3, start_level=1)
+    ctl = _ctl(3, start_level=1)
     _window(ctl, waited=0.01, writing=0.0, elapsed=0.01)
     _window(ctl, waited=0.01, writing=0.0, elapsed=0.01)
     assert ctl.current == STORED
@@ -128,3 +133,31 @@ def test_a_step_up_the_compressor_cannot_hold_is_retried_ever_more_slowly() -> N
         _window(ctl, **behind)  # the fast level is too much: back down
         assert ctl.current == STORED
     assert windows_to_climb == [1, 2, 4, 8]
+
+
+def test_the_first_window_only_warms_up_and_a_window_spans_min_span_seconds() -> None:
+    ctl = LevelController(3)
+    frame_time = MIN_SPAN / WINDOW / 2 * 1.01  # 12 frames fill (just over) half the span
+    for _ in range(2 * WINDOW):  # the pipeline filling: the writer waits for every frame
+        ctl.on_written(ctl.current, CHUNK, frame_time, 0.0, frame_time)
+    assert ctl.current == 1  # warm-up, not a verdict
+    for _ in range(2 * WINDOW - 1):
+        ctl.on_written(ctl.current, CHUNK, frame_time, 0.0, frame_time)
+    assert ctl.current == 1  # 12 frames are not enough: the span is not over
+    ctl.on_written(ctl.current, CHUNK, frame_time, 0.0, frame_time)
+    assert ctl.current == FAST_LEVEL
+
+
+def test_a_bursty_capped_link_counts_as_link_bound() -> None:
+    """Socket buffers on a capped link: most writes return at once, every few hundred ms one
+    blocks for as long. Over the span the writer mostly writes: a step up, not down."""
+    ctl = LevelController(3, warm_up=False, start_level=1)
+    fast, blocked = 0.002, 0.3
+    for _ in range(WINDOW * 3):  # buffer has room: quick writes, a short wait for the compressor
+        ctl.on_written(ctl.current, CHUNK, 0.0001, 0.0005, fast)
+    ctl.on_written(ctl.current, CHUNK, 0.0, blocked, blocked)  # buffer full: the link drains it
+    assert ctl.current == 1  # 0.37 s: the span is not over
+    for _ in range(2 * WINDOW):
+        ctl.on_written(ctl.current, CHUNK, 0.0001, 0.0005, fast)
+    assert ctl.current == 3  # ~80 % of the span writing, 1 % waiting: the link is behind
+    # (12-frame windows would have seen four compressor-bound windows, then one link-bound)
