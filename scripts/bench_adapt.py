@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,14 +31,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.harness import cli_env, finish, read_code, spawn  # noqa: E402
-from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
+from scripts.benchkit.cli import LoopbackPair, reported_rate  # noqa: E402
+from scripts.benchkit.inputs import tree_size, write_random  # noqa: E402
+from scripts.benchkit.rows import interleaved, load_average, median  # noqa: E402
+from tests.support.server_proc import NO_LIMIT_FLAGS  # noqa: E402
 
 TEXT_ROOTS = [*sorted(Path("/usr/lib").glob("python3*")), Path("/usr/share/doc")]
 TEXT_SUFFIXES = {".py", ".txt", ".md", ".rst", ".html", ".htm", ".c", ".h", ".css", ".js", ".json", ".cfg"}
 TEXT_NAMES = {"copyright", "README", "NEWS", "changelog", "AUTHORS", "THANKS", "TODO"}
-_SPEED = re.compile(r"received in \S+ \(([\d.]+) (B|KB|MB|GB|KiB|MiB|GiB)/s\)")
-_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
 Transfer = Callable[[Path, int], float]
 
 
@@ -93,105 +91,54 @@ def write_mixed(root: Path, size: int) -> Path:
     return root
 
 
-def write_random(path: Path, size: int) -> Path:
-    with path.open("wb") as f:
-        for _ in range(size >> 20):
-            f.write(os.urandom(1 << 20))
-    return path
-
-
-def tree_size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def speed_from(err: str, size: int, elapsed: float) -> float:
-    m = _SPEED.search(err)
-    return float(m.group(1)) * _UNITS[m.group(2)] / 1e6 if m else size / elapsed / 1e6
-
-
 def loopback(tmp: Path) -> tuple[Transfer, Callable[[], None]]:
-    server = start_server(*NO_LIMIT_FLAGS, timeout=60)
-    home = tmp / "home-loop"
-    (home / ".config").mkdir(parents=True)
-    env = cli_env(server.http_url, home)
-
-    def run(src: Path, level: int) -> float:
-        out = Path(tempfile.mkdtemp(dir=tmp, prefix="out-"))
-        try:
-            sender = spawn(["send", f"-compress={level}", str(src)], env)
-            start = time.perf_counter()
-            r = finish(spawn(["receive", "-output", str(out), read_code(sender)], env), timeout=900)
-            s = finish(sender, timeout=60)
-            if r.rc or s.rc:
-                raise SystemExit(f"transfer failed: {s.err[-400:]} {r.err[-400:]}")
-            return speed_from(r.err, tree_size(src), time.perf_counter() - start)
-        finally:
-            shutil.rmtree(out, ignore_errors=True)
-
-    return run, server.stop
+    pair = LoopbackPair(tmp / "home-loop")
+    return (lambda src, level: pair.transfer(src, f"-compress={level}").rate), pair.stop
 
 
 def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable[[], None]]:
-    from tests.netlab import Lab
+    from scripts.benchkit.lab import RECEIVER, SENDER, SP2P, link_lab, start_server, tail, wait_code
 
-    lab = Lab.create(same_lan=True, delay_ms=delay_ms, delay_host="h1").__enter__()
+    lab_cm = link_lab(delay_ms)
+    lab = lab_cm.__enter__()
     try:
         # the cap: a token bucket on the sender's side of the delay line (its egress: the data)
-        subprocess.run(["tc", "-n", lab.ns("h1"), "qdisc", "add", "dev", "eth0", "root", "tbf",
+        subprocess.run(["tc", "-n", lab.ns(SENDER), "qdisc", "add", "dev", "eth0", "root", "tbf",
                         "rate", f"{rate_mbit}mbit", "burst", "512kb", "latency", "60ms"], check=True)
-        server_url = lab.start_server([sys.executable, "-m", "server", *NO_LIMIT_FLAGS,
-                                       "-addr", f"{lab.ip('pub')}:8080"]).url
+        server_url = start_server(lab, *NO_LIMIT_FLAGS)
     except BaseException:
-        lab.__exit__(None, None, None)
+        lab_cm.__exit__(None, None, None)
         raise
-    home = lab.workdir / "home"
-    (home / ".config").mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
-    env.update({"PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "HOME": str(home),
-                "XDG_CONFIG_HOME": str(home / ".config")})
-    os.environ.clear()
-    os.environ.update(env)
-    sp2p = [sys.executable, "-m", "sp2p"]
 
     def run(src: Path, level: int) -> float:
         out = Path(tempfile.mkdtemp(dir=lab.workdir, prefix="out-"))
         flags = ["-server", server_url]
-        sender = lab.run("h1", [*sp2p, "send", *flags, f"-compress={level}", str(src)], name="send",
+        sender = lab.run(SENDER, [*SP2P, "send", *flags, f"-compress={level}", str(src)], name="send",
                          start_new_session=True)
         try:
-            deadline = time.monotonic() + 30
-            code = None
-            while code is None and time.monotonic() < deadline:
-                m = re.search(r"[23456789a-hj-np-z]{8}-[0-9A-Za-z]{16,22}", lab.output_of(sender))
-                code = m.group(0) if m else None
-                time.sleep(0.02)
-            if code is None:
-                raise SystemExit("no code from the sender: " + lab.output_of(sender)[-400:])
+            code = wait_code(lab, sender)
             start = time.perf_counter()
-            receiver = lab.run("h2", [*sp2p, "receive", *flags, "-output", str(out), code], name="recv",
+            receiver = lab.run(RECEIVER, [*SP2P, "receive", *flags, "-output", str(out), code], name="recv",
                                start_new_session=True)
             rc = receiver.wait(timeout=1800)
             elapsed = time.perf_counter() - start
             if rc or sender.wait(timeout=60):
-                raise SystemExit(f"transfer failed: {lab.output_of(receiver)[-400:]}")
-            return speed_from(lab.output_of(receiver), tree_size(src), elapsed)
+                raise SystemExit(f"transfer failed: {tail(lab.output_of(receiver))}")
+            return reported_rate(lab.output_of(receiver), tree_size(src), elapsed)
         finally:
             lab.stop(sender)
             shutil.rmtree(out, ignore_errors=True)
 
-    return run, lambda: lab.__exit__(None, None, None)
+    return run, lambda: lab_cm.__exit__(None, None, None)
 
 
 def table(name: str, runs: dict[tuple[str, int], list[float]], inputs: list[str], levels: list[int]) -> None:
     default = levels[0]
-    print(f"\n{name}: MB/s, medians of {len(next(iter(runs.values())))} rounds "
-          f"(load average {os.getloadavg()[0]:.1f})")
+    print(f"\n{name}: MB/s, medians of {len(next(iter(runs.values())))} rounds ({load_average()})")
     head = "".join(f" {('default' if lv == default else f'-c {lv}'):>9s}" for lv in levels)
     print(f"{'input':8s}{head} {'default/best other':>19s}")
     for inp in inputs:
-        med = {lv: statistics.median(runs[(inp, lv)]) for lv in levels}
+        med = {lv: median(runs[(inp, lv)]) for lv in levels}
         best = max(med[lv] for lv in levels if lv != default)
         print(f"{inp:8s}" + "".join(f" {med[lv]:9.1f}" for lv in levels) + f" {med[default] / best:19.2f}",
               flush=True)
@@ -224,12 +171,9 @@ def main() -> None:
                           lambda: link(tmp, args.rate_mbit, args.delay_ms)))
         for name, setup in links:
             run, stop = setup()
-            runs: dict[tuple[str, int], list[float]] = {}
-            try:
-                for _ in range(args.rounds):
-                    for inp in inputs:
-                        for lv in levels:  # interleaved: load drifts hit every level alike
-                            runs.setdefault((inp, lv), []).append(run(srcs[inp], lv))
+            try:  # interleaved: load drifts hit every level alike
+                cases = [(inp, lv) for inp in inputs for lv in levels]
+                runs = interleaved(args.rounds, cases, lambda case, run=run: run(srcs[case[0]], case[1]))
             finally:
                 stop()
             table(name, runs, inputs, levels)

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from scripts.benchkit.inputs import LOG_LINE  # noqa: E402
+from scripts.benchkit.rows import load_average  # noqa: E402
 from sp2p.link.memory import keep_freed_memory  # noqa: E402
 from sp2p.proto.compression import ChunkCompressor, ChunkDecompressor  # noqa: E402
 from sp2p.proto.constants import MAX_CHUNK_SIZE, MsgType  # noqa: E402
@@ -45,8 +47,7 @@ def main() -> None:
     keep_freed_memory()
     key = os.urandom(32)
     data = os.urandom(CHUNK)
-    line = b"2026-11-25T06:00:00Z INFO request id=%08d path=/api/v1/items status=200 bytes=%d\n"
-    text = b"".join(line % (i, i * 7 % 9999) for i in range(CHUNK // 60))[:CHUNK]
+    text = b"".join(LOG_LINE % (i, i * 7 % 9999) for i in range(CHUNK // 60))[:CHUNK]
     raw = AESGCM(key)
     nonce = os.urandom(12)
     raw_seal = rate(lambda: raw.encrypt(nonce, data, b"0123456789"))
@@ -87,6 +88,7 @@ def main() -> None:
         print(f"{name:40s} {mbps:9.1f} MB/s")
     print(f"{'ratio seal sp2p/raw':40s} {ours_seal / raw_seal:9.2f}")
     print(f"{'ratio open sp2p/raw':40s} {ours_open / raw_open:9.2f}")
+    print(load_average())
 
 
 if __name__ == "__main__":

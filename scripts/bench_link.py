@@ -23,7 +23,7 @@ side, in MB/s (10^6 bytes/s), with random (incompressible) data. Row kinds (--on
                `sp2p send -help` does not offer -parallel)
   WebRTC section (UDP: the TCP sysctls do not apply), --webrtc-size-mib per transfer:
     aiortc     bare aiortc: stock aiortc data channel h1 -> h2 (no sp2p code, no STUN),
-               256 KiB messages paced by bufferedAmount (scripts/bench_webrtc.py's peer)
+               256 KiB messages paced by bufferedAmount (scripts/benchkit/aiortc_peer.py, as in bench_webrtc)
     channel    (not by default) sp2p's WebRTCPeer + Channel with its SCTP tuning, no files
                and no encryption: the transport alone
     webrtc     sp2p WebRTC: `sp2p send|receive -transport webrtc -compress 0`
@@ -41,13 +41,10 @@ prints "n/a (reason)". The sp2p and aiortc rows are CPU-bound: other load on the
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import functools
-import hashlib
 import json
 import os
-import queue
 import re
 import shutil
 import socket
@@ -58,15 +55,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from sp2p.proto.codes import CODE_PATTERN  # noqa: E402
-from tests.netlab import Lab  # noqa: E402
+from scripts.benchkit.aiortc_peer import stdio_peer  # noqa: E402
+from scripts.benchkit.inputs import MiB, sha256_file, write_random  # noqa: E402
+from scripts.benchkit.lab import RECEIVER, SENDER, SP2P, Lab, link_lab, start_server, tail, wait_code  # noqa: E402
+from scripts.benchkit.rows import Row, best_rows, load_average, print_section, try_row  # noqa: E402
 
 try:  # the rule sp2p's TCP channel uses for SO_SNDBUF, for the matching raw row
     from sp2p.net.tcp import fixed_send_buffer
@@ -76,7 +73,6 @@ except ImportError:  # pragma: no cover - an older checkout: autotuned rows only
         return None
 
 
-MiB = 1024 * 1024
 #: SO_SNDBUF, SO_RCVBUF of the "pinned" raw row (what sp2p's TCP channel once requested)
 PINNED = (8 * MiB, 8 * MiB)
 RAISED = {
@@ -84,20 +80,8 @@ RAISED = {
     "net.ipv4.tcp_rmem": f"4096 131072 {32 * MiB}",
 }
 TCP_KEYS = ("net.ipv4.tcp_wmem", "net.ipv4.tcp_rmem")
-SENDER, RECEIVER = "h1", "h2"
-#: the CLI and server of this checkout, whatever is installed on PATH
-SP2P = [sys.executable, "-m", "sp2p"]
-SERVER = [sys.executable, "-m", "server"]
 ROW_KINDS = ("raw", "pinned", "tcp", "parallel", "aiortc", "channel", "webrtc")
 DEFAULT_KINDS = ("raw", "tcp", "parallel", "aiortc", "webrtc")
-
-
-@dataclass
-class Row:
-    name: str
-    bytes_per_s: float | None
-    note: str = ""
-    detail: str = ""  #: printed on its own line below the row
 
 
 # ------------------------------------------------------------------------ raw TCP
@@ -162,60 +146,8 @@ def raw_tcp(lab: Lab, size: int, sndbuf: int | None = None, rcvbuf: int | None =
 # ------------------------------------------------------------------------ bare aiortc
 
 
-class _StdioQueue:
-    """The `get`/`put` of a multiprocessing queue over this process's stdin/stdout.
-
-    Lets bench_webrtc's stock aiortc peer run unchanged in a namespace, its signalling
-    relayed line by line by the parent (`bare_aiortc`).
-    """
-
-    _inbox: queue.Queue[Any] | None = None
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        self._lock = threading.Lock()
-
-    def get(self, block: bool = True, timeout: float | None = None) -> Any:
-        """Raises queue.Empty after `timeout`, like multiprocessing's queue."""
-        if _StdioQueue._inbox is None:
-            _StdioQueue._inbox = queue.Queue()
-            threading.Thread(target=self._read_stdin, args=(_StdioQueue._inbox,), daemon=True).start()
-        item = _StdioQueue._inbox.get(block, timeout)
-        if item is None:
-            raise EOFError("parent closed stdin")
-        return tuple(item)
-
-    @staticmethod
-    def _read_stdin(inbox: queue.Queue[Any]) -> None:
-        for line in sys.stdin:
-            inbox.put(json.loads(line))
-        inbox.put(None)
-
-    def put(self, item: Any) -> None:
-        with self._lock:
-            sys.stdout.write(json.dumps([self.tag, item]) + "\n")
-            sys.stdout.flush()
-
-
-def aiortc_peer_main(role: str, total: int, mode: str) -> int:
-    """`--aiortc-peer ROLE`: one peer of scripts/bench_webrtc.py (the same code as there).
-
-    mode "stock": bare aiortc; "tuned": sp2p's WebRTCPeer and blocking Channel, patched
-    SCTP (no files, no encryption: the transport alone).
-    """
-    sys.path.insert(0, str(REPO / "scripts"))
-    import bench_webrtc
-
-    inbox, results = _StdioQueue("signal"), _StdioQueue("result")
-    if mode == "stock":
-        asyncio.run(bench_webrtc._stock(role, total, inbox, inbox, results))
-    else:
-        bench_webrtc._channel(role, total, inbox, inbox, results, None)
-    return 0
-
-
 def data_channel(lab: Lab, size: int, mode: str = "stock") -> float:
-    """A data channel h1 -> h2 moving `size` bytes (see aiortc_peer_main); receiver-side
+    """A data channel h1 -> h2 moving `size` bytes (see benchkit.aiortc_peer.stdio_peer); receiver-side
     bytes/s from first to last byte."""
     argv = [sys.executable, str(Path(__file__).resolve()), "--aiortc-peer"]
     peers: dict[str, subprocess.Popen[bytes]] = {}
@@ -286,7 +218,7 @@ def sp2p_transfer(
     sender = lab.run(SENDER, [*SP2P, "send", *flags, "-compress", "0", str(src)],
                      name=f"send-{tag}", start_new_session=True)  # fmt: skip
     try:
-        code = _wait_code(lab, sender, timeout=30)
+        code = wait_code(lab, sender)
         start = time.perf_counter()
         first_byte = _watch_first_byte(outdir)
         receiver = lab.run(RECEIVER, [*SP2P, "receive", *flags, "-output", str(outdir), code],
@@ -294,34 +226,18 @@ def sp2p_transfer(
         rc = receiver.wait(timeout=900)
         end = time.perf_counter()
         if rc != 0:
-            raise RuntimeError(f"receiver exited {rc}: {_tail(lab.output_of(receiver))}")
+            raise RuntimeError(f"receiver exited {rc}: {tail(lab.output_of(receiver))}")
         if sender.wait(timeout=60) != 0:
-            raise RuntimeError(f"sender exited {sender.returncode}: {_tail(lab.output_of(sender))}")
+            raise RuntimeError(f"sender exited {sender.returncode}: {tail(lab.output_of(sender))}")
     finally:
         lab.stop(sender)
     got = outdir / src.name
-    intact = got.exists() and _sha256(got) == _sha256(src)
+    intact = got.exists() and sha256_file(got) == sha256_file(src)
     shutil.rmtree(outdir, ignore_errors=True)
     if not intact:
-        raise RuntimeError(f"received file missing or different; receiver: {_tail(lab.output_of(receiver))}")
+        raise RuntimeError(f"received file missing or different; receiver: {tail(lab.output_of(receiver))}")
     data_start = first_byte.result(timeout=1) or start
     return src.stat().st_size / (end - data_start), end - start
-
-
-def _tail(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1][:160] if lines else "(no output)"
-
-
-def _wait_code(lab: Lab, sender: subprocess.Popen[bytes], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if m := CODE_PATTERN.search(lab.output_of(sender)):
-            return m.group(0)
-        if sender.poll() is not None:
-            raise RuntimeError(f"sender exited before printing a code: {_tail(lab.output_of(sender))}")
-        time.sleep(0.02)
-    raise RuntimeError(f"no transfer code within {timeout:g} s")
 
 
 def _watch_first_byte(outdir: Path) -> Future[float | None]:
@@ -344,21 +260,6 @@ def _watch_first_byte(outdir: Path) -> Future[float | None]:
 
     threading.Thread(target=run, daemon=True).start()
     return fut
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(4 * MiB):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_random(path: Path, mib: int) -> Path:
-    with open(path, "wb") as f:
-        for _ in range(mib):
-            f.write(os.urandom(MiB))
-    return path
 
 
 # ------------------------------------------------------------------------ ss sampler
@@ -440,17 +341,6 @@ class SsSampler:
 # ------------------------------------------------------------------------ driver
 
 
-def try_row(name: str, fn: Callable[[], float | tuple[float, float]]) -> Row:
-    try:
-        result = fn()
-        if isinstance(result, tuple):
-            return Row(name, result[0], f"(total {result[1]:.1f} s incl. signalling/connect)")
-        return Row(name, result)
-    except Exception as exc:  # noqa: BLE001 - a benchmark row reports, never aborts the run
-        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()] or [""]
-        return Row(name, None, f"n/a ({type(exc).__name__}: {lines[-1][:140]})")
-
-
 def measure_rtt_ms(lab: Lab) -> float:
     lab.check_output(SENDER, ["ping", "-c1", "-W3", lab.ip(RECEIVER)])  # warm-up
     out = lab.check_output(SENDER, ["ping", "-c5", "-i0.2", "-W3", lab.ip(RECEIVER)])
@@ -473,57 +363,6 @@ def tcp_sysctls(lab: Lab, host: str) -> dict[str, str]:
 def describe(settings: dict[str, str]) -> str:
     maxima = {k.rsplit("_", 1)[1]: int(v.split()[2]) // MiB for k, v in settings.items()}
     return ", ".join(f"tcp_{k} max {v} MiB" for k, v in maxima.items())
-
-
-def run_rounds(specs: list[tuple[str, Callable[[], Row]]], runs: int) -> list[Row]:
-    """Every row `runs` times, round by round (so a burst of other load hits all rows alike);
-    each row keeps its fastest run: other work on the machine can only slow a run down."""
-    results: dict[str, list[Row]] = {key: [] for key, _ in specs}
-    for _ in range(max(runs, 1)):
-        for key, make in specs:
-            results[key].append(make())
-    best_rows = []
-    for rows in results.values():
-        ok = [r for r in rows if r.bytes_per_s is not None]
-        best = max(ok, key=lambda r: r.bytes_per_s or 0.0) if ok else rows[-1]
-        if len(rows) > 1 and ok:
-            figures = ", ".join(f"{r.bytes_per_s / 1e6:.1f}" if r.bytes_per_s else "n/a" for r in rows)
-            best.note = f"best of {len(rows)}: {figures}  {best.note}".rstrip()
-        best_rows.append(best)
-    return best_rows
-
-
-def print_section(title: str, rows: list[Row], baseline: str) -> None:
-    if not rows:
-        return
-    if baseline == "best raw":  # the fastest raw row: the most demanding comparison
-        base = max((r.bytes_per_s or 0.0 for r in rows if r.name.startswith("raw")), default=None)
-    else:
-        base = next((r.bytes_per_s for r in rows if r.name == baseline and r.bytes_per_s), None)
-    print(f"\n[{title}]", flush=True)
-    for row in rows:
-        if row.bytes_per_s is None:
-            print(f"  {row.name:<22} {row.note}", flush=True)
-            continue
-        ratio = f"{row.bytes_per_s / base:5.2f} x {baseline}" if base else ""
-        print(f"  {row.name:<22} {row.bytes_per_s / 1e6:7.1f} MB/s  {ratio}  {row.note}".rstrip(),
-              flush=True)  # fmt: skip
-        if row.detail:
-            print(f"  {'':<22} {row.detail}", flush=True)
-
-
-def sp2p_env(lab: Lab) -> None:
-    """Child processes run this checkout's sp2p with an empty config and no SP2P_* leftovers."""
-    for key in [k for k in os.environ if k.startswith("SP2P_")]:
-        del os.environ[key]
-    home = lab.workdir / "home"
-    home.mkdir(exist_ok=True)
-    os.environ.update({
-        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
-        "PYTHONUNBUFFERED": "1",
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-    })  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -549,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", default="stock", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.aiortc_peer:
-        return aiortc_peer_main(args.aiortc_peer, args.size_bytes, args.mode)
+        return stdio_peer(args.aiortc_peer, args.size_bytes, args.mode)
     if os.geteuid() != 0:
         print("bench_link: needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -557,19 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := kinds - set(ROW_KINDS):
         ap.error(f"--only: unknown row kind(s) {', '.join(sorted(unknown))}")
     size, wsize = args.size_mib * MiB, args.webrtc_size_mib * MiB
-    with Lab.create(same_lan=True, delay_ms=args.delay_ms, delay_host=SENDER,
-                    delay_offload=not args.no_offload) as lab:  # fmt: skip
-        lab.print_logs = args.verbose
-        sp2p_env(lab)
+    with link_lab(args.delay_ms, offload=not args.no_offload, verbose=args.verbose) as lab:
         print(f"link: {SENDER} -> {RECEIVER} over the TUN delay line, ping RTT "
               f"{measure_rtt_ms(lab):.1f} ms, TSO {'off' if args.no_offload else 'on'}; "
               f"TCP {args.size_mib} MiB, WebRTC {args.webrtc_size_mib} MiB per transfer, "
-              f"random data; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
+              f"random data; {load_average()}",
               flush=True)  # fmt: skip
         server_url, why = None, ""
         if kinds & {"tcp", "parallel", "webrtc"}:
             try:
-                server_url = lab.start_server([*SERVER, "-addr", f"{lab.ip('pub')}:8080"]).url
+                server_url = start_server(lab)
             except Exception as exc:  # noqa: BLE001
                 why = f"sp2p-server did not start: {str(exc).splitlines()[0][:100]}"
         parallel_ok = sp2p_has_parallel()
@@ -608,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         ]  # fmt: skip
         tcp_src = lab.workdir / "payload-tcp.bin"
         if kinds & {"tcp", "parallel"}:
-            write_random(tcp_src, args.size_mib)
+            write_random(tcp_src, args.size_mib * MiB)
         for title, per_host in profiles:
             for host, settings in per_host.items():
                 lab.sysctl(host, settings)
@@ -631,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             if "parallel" in kinds:
                 specs.append(("par", lambda: sp2p_row(f"sp2p TCP -parallel {args.parallel}", "parallel",
                                                       tcp_src, "tcp", args.parallel)))  # fmt: skip
-            print_section(f"TCP, {title}", run_rounds(specs, args.runs), "best raw")
+            print_section(f"TCP, {title}", best_rows(specs, args.runs), "best raw")
         for host, settings in defaults.items():
             lab.sysctl(host, settings)
         tcp_src.unlink(missing_ok=True)
@@ -642,13 +478,13 @@ def main(argv: list[str] | None = None) -> int:
             specs.append(("channel", lambda: udp_row("sp2p channel only",
                                                      lambda: data_channel(lab, wsize, "tuned"))))  # fmt: skip
         if "webrtc" in kinds:
-            rtc_src = write_random(lab.workdir / "payload-webrtc.bin", args.webrtc_size_mib)
+            rtc_src = write_random(lab.workdir / "payload-webrtc.bin", args.webrtc_size_mib * MiB)
             specs.append(("webrtc", lambda: sp2p_row("sp2p WebRTC", "webrtc", rtc_src, "webrtc", None)))
         if specs:
             print_section("WebRTC data channel (UDP; TCP buffer sysctls do not apply)",
-                          run_rounds(specs, args.runs), "bare aiortc")  # fmt: skip
+                          best_rows(specs, args.runs), "bare aiortc")  # fmt: skip
     print(
-        f"\nload average at the end: {os.getloadavg()[0]:.1f} (other work on the machine skews "
+        f"\n{load_average()} at the end (other work on the machine skews "
         "CPU-bound rows: sp2p and aiortc)"
     )
     return 0

@@ -25,8 +25,6 @@ import argparse
 import hashlib
 import os
 import queue
-import re
-import resource
 import shutil
 import socket
 import struct
@@ -43,15 +41,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.benchkit.cli import LoopbackPair  # noqa: E402
+from scripts.benchkit.inputs import write_log, write_random  # noqa: E402
+from scripts.benchkit.rows import interleaved, load_average  # noqa: E402
 from sp2p.proto.compression import ChunkCompressor, ChunkDecompressor  # noqa: E402
-from tests.e2e.harness import cli_env, finish, read_code, spawn  # noqa: E402
-from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 
 CHUNK = 256 * 1024
 DEPTH = 16
 _HDR = struct.Struct(">IQ")  # length of ciphertext+tag, sequence number
-_SPEED = re.compile(r"received in \S+ \(([\d.]+) (B|KB|MB|GB)/s\)")
-_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 
 
 def _stage(target: Callable[[], None], errors: list[BaseException]) -> threading.Thread:
@@ -206,40 +203,6 @@ def _reap(child: tuple[int, int]) -> str:
     return out if status == 0 else ""
 
 
-def sp2p(src: Path, out: Path, env: dict[str, str], level: int) -> tuple[float, float, float]:
-    """(transfer MB/s as the receiver reports it, end-to-end MB/s, CPU seconds of both peers)."""
-    sender = spawn(["send", f"-compress={level}", str(src)], env)
-    code = read_code(sender)
-    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    receiver = spawn(["receive", "-output", str(out), code], env)
-    r, s = finish(receiver, timeout=900), finish(sender, timeout=60)
-    elapsed = time.perf_counter() - start
-    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if r.rc or s.rc:
-        raise SystemExit(f"sp2p failed: {s.err[-500:]} {r.err[-500:]}")
-    size = src.stat().st_size
-    m = _SPEED.search(r.err)
-    transfer = float(m.group(1)) * _UNITS[m.group(2)] / 1e6 if m else size / elapsed / 1e6
-    cpu = cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime
-    return transfer, size / elapsed / 1e6, cpu
-
-
-def make_inputs(tmp: Path, size: int) -> tuple[Path, Path]:
-    rnd, txt = tmp / "random.bin", tmp / "text.log"
-    with rnd.open("wb") as f:
-        for _ in range(size // (1 << 20)):
-            f.write(os.urandom(1 << 20))
-    line = b"2026-11-25T06:00:00Z INFO request id=%08d path=/api/v1/items status=200 bytes=%d\n"
-    with txt.open("wb") as f:
-        i = 0
-        while f.tell() < size:
-            f.write(b"".join(line % (i + k, (i + k) * 7 % 9999) for k in range(1000)))
-            i += 1000
-        f.truncate(size)
-    return rnd, txt
-
-
 class Wormhole:
     """magic-wormhole from its own venv, with a local mailbox and transit relay on loopback."""
 
@@ -317,42 +280,45 @@ def main() -> None:
     size = args.mib << 20
     with tempfile.TemporaryDirectory() as tmp_text:
         tmp = Path(tmp_text)
-        rnd, txt = make_inputs(tmp, size)
+        rnd, txt = write_random(tmp / "random.bin", size), write_log(tmp / "text.log", size)
         cases = {"0": ("random, -compress 0", rnd, 0), "3": ("random, default level", rnd, 3),
                  "text": ("text, default level", txt, 3)}
-        server = start_server(*NO_LIMIT_FLAGS)
         worm = Wormhole(args.wormhole, tmp) if args.wormhole else None
         try:
-            home = tmp / "home"
-            (home / ".config").mkdir(parents=True)
-            env = cli_env(server.http_url, home)
-            cols = ("baseline", 9), ("sp2p", 7), ("ratio", 6), ("e2e", 7), ("ratio", 6), ("cpu s", 6)
-            head = f"{'case':24s}" + "".join(f" {c:>{w}s}" for c, w in cols)
-            print(head + (f" {'wormhole':>9s}" if worm else "") + "   (MB/s)", flush=True)
-            for key in args.cases.split(","):
-                name, src, level = cases[key]
-                out = tmp / "out"
-                out.mkdir()
-                base, ours, e2e, cpu = 0.0, 0.0, 0.0, 1e9
-                for _ in range(args.repeat):  # interleaved, so both see the same neighbours
-                    base = max(base, baseline(src, tmp / "base.out", level))
-                    (tmp / "base.out").unlink()
-                    run = sp2p(src, out, env, level)
-                    for p in out.iterdir():
-                        p.unlink()
-                    ours, e2e, cpu = max(ours, run[0]), max(e2e, run[1]), min(cpu, run[2])
-                shutil.rmtree(out)
-                line = (f"{name:24s} {base:9.1f} {ours:7.1f} {ours / base:6.2f} "
-                        f"{e2e:7.1f} {e2e / base:6.2f} {cpu:6.2f}")
-                if worm:
-                    out.mkdir()
-                    line += f" {worm.run(src, out):9.1f}"
-                    shutil.rmtree(out)
-                print(line, flush=True)
+            with LoopbackPair(tmp / "home") as pair:
+                cols = ("baseline", 9), ("sp2p", 7), ("ratio", 6), ("e2e", 7), ("ratio", 6), ("cpu s", 6)
+                head = f"{'case':24s}" + "".join(f" {c:>{w}s}" for c, w in cols)
+                print(f"{load_average()} at the start")
+                print(head + (f" {'wormhole':>9s}" if worm else "") + "   (MB/s)", flush=True)
+                for key in args.cases.split(","):
+                    name, src, level = cases[key]
+
+                    def measure(which: str, src: Path = src, level: int = level) -> tuple[float, ...]:
+                        if which == "baseline":
+                            try:
+                                return baseline(src, tmp / "base.out", level), 0.0, 0.0
+                            finally:
+                                (tmp / "base.out").unlink(missing_ok=True)
+                        run = pair.transfer(src, f"-compress={level}")
+                        return run.rate, run.end_to_end, run.cpu
+
+                    # interleaved, so both see the same neighbours; the best run counts
+                    runs = interleaved(args.repeat, ("baseline", "sp2p"), measure)
+                    base = max(r[0] for r in runs["baseline"])
+                    ours, e2e = max(r[0] for r in runs["sp2p"]), max(r[1] for r in runs["sp2p"])
+                    cpu = min(r[2] for r in runs["sp2p"])
+                    line = (f"{name:24s} {base:9.1f} {ours:7.1f} {ours / base:6.2f} "
+                            f"{e2e:7.1f} {e2e / base:6.2f} {cpu:6.2f}")
+                    if worm:
+                        out = tmp / "out"
+                        out.mkdir()
+                        line += f" {worm.run(src, out):9.1f}"
+                        shutil.rmtree(out)
+                    print(line, flush=True)
+                print(f"{load_average()} at the end")
         finally:
             if worm:
                 worm.stop()
-            server.stop()
 
 
 if __name__ == "__main__":
