@@ -1,4 +1,8 @@
-"""The sender: hello -> code -> peer-joined -> keys -> connect -> transfer (client.md §4.4)."""
+"""The sender: hello -> code -> peer-joined -> keys -> connect -> transfer (client.md §4.4).
+
+Length (~430 lines): the one sequence above plus its waiting room (code, QR, receive commands)
+and the resume/heal hand-offs; what is not orchestration lives in link/, fs/ and term/.
+"""
 
 from __future__ import annotations
 

@@ -184,6 +184,19 @@ def _changed(path: str, how: str) -> LocalIOError:
     )
 
 
+def stat_input(raw: str | os.PathLike[str]) -> tuple[str, os.stat_result]:
+    """The resolved path of a command-line input and its stat (links followed: the user named it).
+
+    Raises:
+        LocalIOError: it does not exist or cannot be reached.
+    """
+    path = os.path.realpath(raw)
+    try:
+        return path, os.stat(path)
+    except OSError as exc:
+        raise LocalIOError(f"cannot send {raw}: {exc.strerror}") from exc
+
+
 def top_level_name(path: str | os.PathLike[str]) -> str:
     """The name an input path is sent under: its last component after normalisation."""
     name = os.path.basename(os.path.normpath(os.path.abspath(path)))
@@ -307,11 +320,7 @@ def plan_tar(paths: Sequence[str | os.PathLike[str]]) -> TarPlan:
                 f"two inputs would both be sent as {name!r}: {other} and {raw}",
                 hint="rename one, or send them in separate transfers",
             )
-        path = os.path.realpath(raw)
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise LocalIOError(f"cannot send {raw}: {exc.strerror}") from None
+        path, st = stat_input(raw)
         if stat.S_ISREG(st.st_mode):
             planner.add(name, path, st)
         elif stat.S_ISDIR(st.st_mode):

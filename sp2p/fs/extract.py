@@ -1,5 +1,8 @@
 """Receiver side of folder transfers: streaming, all-or-nothing tar extraction.
 
+Length (~430 lines): one state machine over the parser's events; every hostile-archive rule
+(security-cases T5–T12) is a check inside it, and splitting them out would scatter that list.
+
 The transfer feeds decrypted bytes as they arrive (`feed`), then calls `finish` at end of
 data. Members are written only inside a fresh 0700 staging directory
 ``.sp2p-extract-*`` in the output directory, using directory-fd-relative calls with

@@ -163,12 +163,9 @@ def inspect_sources(
 
 def _single_file(raw: str) -> SendSource | None:
     """A SendSource for one regular file, or None when `raw` is a directory."""
-    from sp2p.fs.archive import PieceReader, kind_of, read_verified, top_level_name
-    path = os.path.realpath(raw)
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise LocalIOError(f"cannot send {raw}: {exc.strerror}") from None
+    from sp2p.fs.archive import PieceReader, kind_of, read_verified, stat_input, top_level_name
+
+    path, st = stat_input(raw)
     if stat.S_ISDIR(st.st_mode):
         return None
     if not stat.S_ISREG(st.st_mode):

@@ -1,5 +1,8 @@
 """Tar (ustar + PAX) encoding and an incremental, strict tar parser (client.md §3.8).
 
+Length (~540 lines): one format; the writer and the strict parser share the layout and field rules
+below, and each check in the parser answers one of the encoder's choices.
+
 Byte layout. An archive is a sequence of 512-byte blocks:
 
     [PAX 'x' header block][PAX records, zero-padded to 512]   only when needed

@@ -19,6 +19,9 @@ frames and return what to send; they never touch sockets, threads or clocks.
               -HealAccept-> RECEIVING
 
 Heartbeats are ignored in every state (browsers send them anywhere).
+
+Length (~640 lines): the two machines mirror each other frame for frame and share the liveness
+rule and its limits (which tests/support/scripted_cli.py scales here), so they read side by side.
 """
 
 from __future__ import annotations
