@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import CODE_RE, Result, finish, read_code, spawn, transfer
+from tests.e2e.links import cut, cut_all, p2p_sockets, server_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -363,33 +364,8 @@ def test_folder_failure_says_it_cannot_resume(tmp_path: Path, outdir: Path, env:
 # ---------------------------------------------------------------------------------- healing
 
 
-def p2p_sockets(pids: tuple[int, ...], server_port: int) -> list[tuple[str, str]]:
-    """(local, peer) of the established TCP connections of `pids` that are not to the server."""
-    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True,
-                         check=True).stdout
-    found = []
-    for line in out.splitlines():
-        if not any(f"pid={pid}," in line for pid in pids):
-            continue
-        fields = line.split()
-        local, peer = fields[2], fields[3]
-        if not local.endswith(f":{server_port}") and not peer.endswith(f":{server_port}"):
-            found.append((local, peer))
-    return found
-
-
-def cut(local: str, peer: str) -> None:
-    """Destroy one TCP connection (both processes see it die, as after a network change)."""
-    lport = local.rsplit(":", 1)[1]
-    pport = peer.rsplit(":", 1)[1]
-    # by ports only: ss does not parse the IPv4-mapped addresses it prints itself
-    done = subprocess.run(["ss", "-K", "-tn", f"( sport = :{lport} and dport = :{pport} )"],
-                          capture_output=True, text=True, check=True)
-    print("cut", local, peer, done.stdout)
-
-
 def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str], sp2p_server) -> None:
-    port = int(sp2p_server.http_url.rsplit(":", 1)[1].split("/")[0])
+    port = server_port(sp2p_server)
     # over the host's own non-loopback address: `ss -K` does not destroy loopback connections here
     env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}
     with pair([str(src), "-transport", "tcp", "-debug"], ["-output", str(outdir), "-transport", "tcp", "-debug"], env) as (
@@ -421,19 +397,11 @@ def _grown(outdir: Path, pattern: str, at_least: int) -> bool:
     return False
 
 
-def cut_all(sender: subprocess.Popen[bytes], receiver: subprocess.Popen[bytes], port: int) -> list[tuple[str, str]]:
-    links = p2p_sockets((sender.pid, receiver.pid), port)
-    assert links, "no peer-to-peer connection found"
-    for local, peer in links:
-        cut(local, peer)
-    return links
-
-
 @pytest.mark.parametrize("kind", ["folder", "stdin", "to-stdout"])
 def test_cut_connection_heals_folders_and_streams(kind: str, big_file: Path, tmp_path: Path, outdir: Path,
                                                   env: dict[str, str], sp2p_server) -> None:
     """protocol-extensions §2.6: no partial to resume into, the sender replays from its window."""
-    port = int(sp2p_server.http_url.rsplit(":", 1)[1].split("/")[0])
+    port = server_port(sp2p_server)
     env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}
     folder = tmp_path / "tree"
     (folder / "sub").mkdir(parents=True)

@@ -1,0 +1,43 @@
+"""Destroy the peer-to-peer TCP connections of two CLI processes (`ss -K`), as a network change would."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+
+def server_port(server: Any) -> int:
+    return int(server.http_url.rsplit(":", 1)[1].split("/")[0])
+
+
+def p2p_sockets(pids: tuple[int, ...], server_port: int) -> list[tuple[str, str]]:
+    """(local, peer) of the established TCP connections of `pids` that are not to the server."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established"], capture_output=True, text=True,
+                         check=True).stdout
+    found = []
+    for line in out.splitlines():
+        if not any(f"pid={pid}," in line for pid in pids):
+            continue
+        fields = line.split()
+        local, peer = fields[2], fields[3]
+        if not local.endswith(f":{server_port}") and not peer.endswith(f":{server_port}"):
+            found.append((local, peer))
+    return found
+
+
+def cut(local: str, peer: str) -> None:
+    """Destroy one TCP connection (both processes see it die, as after a network change)."""
+    lport = local.rsplit(":", 1)[1]
+    pport = peer.rsplit(":", 1)[1]
+    # by ports only: ss does not parse the IPv4-mapped addresses it prints itself
+    done = subprocess.run(["ss", "-K", "-tn", f"( sport = :{lport} and dport = :{pport} )"],
+                          capture_output=True, text=True, check=True)
+    print("cut", local, peer, done.stdout)
+
+
+def cut_all(sender: subprocess.Popen[bytes], receiver: subprocess.Popen[bytes], port: int) -> list[tuple[str, str]]:
+    links = p2p_sockets((sender.pid, receiver.pid), port)
+    assert links, "no peer-to-peer connection found"
+    for local, peer in links:
+        cut(local, peer)
+    return links
