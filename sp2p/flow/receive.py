@@ -24,7 +24,7 @@ from sp2p.flow.heal import (
 from sp2p.flow.parallel import eligible as parallel_eligible
 from sp2p.flow.parallel import receiver_link
 from sp2p.flow.relay import ConsentFn, establish_or_relay, never
-from sp2p.flow.resume import ResumableFileSink
+from sp2p.flow.resume import ResumableFileSink, receive_resume
 from sp2p.flow.session import (
     PeerKey,
     join,
@@ -303,6 +303,7 @@ def _transfer(
     resumable = attempt.resumable
     pipe = ReceivePipeline(fc, machine=attempt.machine or attempt.first_machine())
     pipe.heals = attempt.heals
+    pipe.resume_handshake = receive_resume
     attempt.pipe = pipe
     progress: Progress | None = None
     sink: FileSink | FolderSink | StdoutSink | ResumableFileSink | HeldSink | None = None

@@ -19,13 +19,13 @@ from typing import Protocol
 
 from sp2p.errors import (
     LocalIOError,
+    LocalProtocolError,
     PeerCancelled,
     RemoteError,
     RemoteProtocolError,
     SecurityError,
     Sp2pError,
 )
-from sp2p.flow.resume import receive_resume
 from sp2p.link.failure import FirstFailure
 from sp2p.link.framed import FrameLink
 from sp2p.link.memory import keep_freed_memory
@@ -66,6 +66,8 @@ class Sink(Protocol):
 
 
 SinkFactory = Callable[[Metadata], Sink]
+#: the receiver's resume handshake after Metadata (flow/resume.py); returns the offset Data starts at
+ResumeHandshake = Callable[[FrameLink, ReceiverMachine, Sink, Callable[[], object]], int]
 ProgressFn = Callable[[int], None]
 
 
@@ -81,6 +83,8 @@ class ReceivePipeline:
         self.machine.trace = log.debug
         #: failures the flow heals by reconnecting (protocol-extensions §2): the peer is not told
         self.heals: Callable[[BaseException], bool] = lambda exc: False
+        #: set by the flow when resume was negotiated (docs/protocol-extensions.md §1)
+        self.resume_handshake: ResumeHandshake | None = None
         self._worker_thread: threading.Thread | None = None
         self.progress = progress
         self._queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_DEPTH)
@@ -162,7 +166,9 @@ class ReceivePipeline:
             self.sink = make_sink(meta)
             self.fc.liveness.excuse(time.monotonic())  # a question to the user is not the sender's stall
             if self.machine.state is ReceiverState.AWAIT_SOURCE:  # docs/protocol-extensions.md §1
-                receive_resume(self.fc, self.machine, self.sink, self._next_frame)
+                if self.resume_handshake is None:
+                    raise LocalProtocolError("resume negotiated without a resume handshake")
+                self.resume_handshake(self.fc, self.machine, self.sink, self._next_frame)
             elif self.machine.state is ReceiverState.POSITIONING:  # a stream continues, §2.6
                 self.fc.send_frame(*self.machine.position())
                 if not isinstance(self._next_frame(), HealAccepted):
