@@ -7,6 +7,7 @@ CLI pairs (--pairs, default all four; scripts/webrtc_cli_pairs.py runs them):
   go       the Go original's CLI (../shared/reference/sp2p, pion) at both ends
   go2ours  Go sender -> our receiver
   ours2go  our sender -> Go receiver
+  base, go2base, base2go   the same with our CLI from --base DIR (another checkout: before/after)
 
 all with `-transport webrtc -compress 0` through one real sp2p-server, --size MiB of random
 data from tmpfs to tmpfs. Printed per pair: MB/s median (best) over --runs interleaved rounds,
@@ -308,7 +309,7 @@ def run_in_lossy_netns(loss: float, argv: list[str]) -> int:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def run_pairs(pairs: list[str], size_mib: int, runs: int) -> None:
+def run_pairs(pairs: list[str], size_mib: int, runs: int, base: Path | None) -> None:
     """The CLI rows: every pair once per round, rounds interleaved; medians printed."""
     import tempfile
 
@@ -317,7 +318,10 @@ def run_pairs(pairs: list[str], size_mib: int, runs: int) -> None:
     from tests.e2e.harness import cli_env
     from tests.support.server_proc import NO_LIMIT_FLAGS, start_server
 
-    if any(p != "ours" for p in pairs) and not GO_CLI.exists():
+    unknown = [p for p in pairs if p not in LABELS]
+    if unknown:
+        raise SystemExit(f"unknown pair(s): {', '.join(unknown)} (known: {', '.join(LABELS)})")
+    if any("go" in p for p in pairs) and not GO_CLI.exists():
         raise SystemExit(f"the Go reference CLI is missing: {GO_CLI}")
     results: dict[str, list[PairRun]] = {pair: [] for pair in pairs}
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
@@ -333,7 +337,7 @@ def run_pairs(pairs: list[str], size_mib: int, runs: int) -> None:
             env = cli_env(server.http_url, work / "home")
             for _ in range(runs):
                 for pair in pairs:
-                    results[pair].append(run_pair(pair, src, digest, env, work))
+                    results[pair].append(run_pair(pair, src, digest, env, work, base))
         finally:
             server.stop()
     gib = size_mib / 1024
@@ -360,6 +364,8 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=200, help="MiB per run (default 200)")
     parser.add_argument("--runs", type=int, default=3, help="interleaved rounds; medians shown")
     parser.add_argument("--pairs", default="ours,go,go2ours,ours2go", help="CLI pairs (empty: none)")
+    parser.add_argument("--base", type=Path, help="another sp2p checkout for the base, go2base and "
+                        "base2go pairs (before/after in one run)")
     parser.add_argument("--modes", default="", help="transport modes: stock,stock1,channel,tuned")
     parser.add_argument("--profile", choices=("sender", "receiver"))
     parser.add_argument("--loss", type=float, default=0.0, help="percent of UDP packets dropped")
@@ -375,7 +381,7 @@ def main() -> int:
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     pairs = [p for p in args.pairs.split(",") if p]
     if pairs and not args.profile:
-        run_pairs(pairs, args.size, args.runs)
+        run_pairs(pairs, args.size, args.runs, args.base)
     total = args.size * 1024 * 1024
     modes = [m for m in args.modes.split(",") if m]
     if args.profile:

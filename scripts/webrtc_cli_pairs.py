@@ -28,14 +28,18 @@ _TICK = os.sysconf("SC_CLK_TCK")
 #: the clock starts once this much landed (our receiver first writes a small partial record)
 START_BYTES = 256 * 1024
 
-#: pair name -> (sender is ours, receiver is ours)
-PAIRS: dict[str, tuple[bool, bool]] = {
-    "ours": (True, True),
-    "go": (False, False),
-    "go2ours": (False, True),
-    "ours2go": (True, False),
+#: pair name -> (sender, receiver); "base" is our CLI from another checkout (--base)
+PAIRS: dict[str, tuple[str, str]] = {
+    "ours": ("ours", "ours"),
+    "go": ("go", "go"),
+    "go2ours": ("go", "ours"),
+    "ours2go": ("ours", "go"),
+    "base": ("base", "base"),
+    "go2base": ("go", "base"),
+    "base2go": ("base", "go"),
 }
-LABELS = {"ours": "ours -> ours", "go": "Go -> Go", "go2ours": "Go -> ours", "ours2go": "ours -> Go"}
+_NAMES = {"ours": "ours", "go": "Go", "base": "base"}
+LABELS = {pair: f"{_NAMES[s]} -> {_NAMES[r]}" for pair, (s, r) in PAIRS.items()}
 
 
 @dataclass
@@ -45,8 +49,16 @@ class PairRun:
     cpu_receiver: float
 
 
-def _command(ours: bool) -> list[str]:
-    return [sys.executable, "-m", "sp2p"] if ours else [str(GO_CLI)]
+def _command(impl: str) -> list[str]:
+    return [str(GO_CLI)] if impl == "go" else [sys.executable, "-m", "sp2p"]
+
+
+def _env(impl: str, env: dict[str, str], base: Path | None) -> dict[str, str]:
+    if impl != "base":
+        return env
+    if base is None:
+        raise SystemExit("the base pairs need --base DIR (a checkout of sp2p to compare with)")
+    return {**env, "PYTHONPATH": str(base)}
 
 
 def _proc_cpu(pid: int) -> float:
@@ -96,16 +108,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def run_pair(pair: str, src: Path, digest: str, env: dict[str, str], work: Path) -> PairRun:
+def run_pair(pair: str, src: Path, digest: str, env: dict[str, str], work: Path,
+             base: Path | None = None) -> PairRun:
     """One transfer of `src` over WebRTC between the pair's CLIs."""
-    send_ours, recv_ours = PAIRS[pair]
+    send_impl, recv_impl = PAIRS[pair]
     out = Path(tempfile.mkdtemp(dir=work))
     slog, rlog = work / "sender.log", work / "receiver.log"
     webrtc = ["-transport", "webrtc"]
     with slog.open("wb") as so:
         sender = subprocess.Popen(
-            [*_command(send_ours), "send", *webrtc, "-compress", "0", str(src)],
-            env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=so, start_new_session=True,
+            [*_command(send_impl), "send", *webrtc, "-compress", "0", str(src)],
+            env=_env(send_impl, env, base), stdin=subprocess.DEVNULL, stdout=so, stderr=so,
+            start_new_session=True,
         )
     receiver: subprocess.Popen[bytes] | None = None
     try:
@@ -123,8 +137,9 @@ def run_pair(pair: str, src: Path, digest: str, env: dict[str, str], work: Path)
 
         with rlog.open("wb") as ro:
             receiver = subprocess.Popen(
-                [*_command(recv_ours), "receive", *webrtc, "-output", str(out), code],
-                env=env, stdin=subprocess.DEVNULL, stdout=ro, stderr=ro, start_new_session=True,
+                [*_command(recv_impl), "receive", *webrtc, "-output", str(out), code],
+                env=_env(recv_impl, env, base), stdin=subprocess.DEVNULL, stdout=ro, stderr=ro,
+                start_new_session=True,
             )
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()

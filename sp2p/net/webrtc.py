@@ -38,6 +38,7 @@ from sp2p.net.loop import LoopClosed, LoopThread
 from sp2p.net.webrtc_channel import DataChannelStream
 from sp2p.net.webrtc_ice import (
     CandidateBudget,
+    batch_socket_reads,
     enlarge_socket_buffers,
     parse_candidate,
     rtc_ice_servers,
@@ -304,6 +305,8 @@ class WebRTCPeer:
         if pc.sctp is not None:
             granted = enlarge_socket_buffers(pc.sctp)
             sctp_tuning.set_peer(pc.sctp, browser=self._peer_is_browser, receive_buffer=granted)
+            if sctp_tuning.active():
+                batch_socket_reads(pc.sctp)
         return desc
 
     def _urls(self) -> list[str]:

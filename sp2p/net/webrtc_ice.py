@@ -141,6 +141,18 @@ def enlarge_socket_buffers(sctp: Any) -> int | None:
     return min(granted) if granted else None
 
 
+def batch_socket_reads(sctp: Any) -> int:
+    """Read every waiting datagram per wake-up on each gathered ICE socket (webrtc_udp);
+    returns on how many sockets it is in place."""
+    from sp2p.net.webrtc_udp import batch_reads
+
+    try:
+        protocols = list(_ice_connection(sctp)._protocols)
+    except AttributeError:
+        return 0
+    return sum(batch_reads(protocol) for protocol in protocols)
+
+
 def selected_pair_is_relay(sctp: Any) -> bool:
     """Whether the nominated ICE pair goes through a TURN relay on either end."""
     try:

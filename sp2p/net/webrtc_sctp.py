@@ -1,7 +1,8 @@
 """The one place that patches aiortc's SCTP stack (version-guarded) and reads its internals.
 
 apply() installs the receive-side patches (webrtc_sctp_recv) and the send-side ones
-(webrtc_sctp_send), whose arithmetic lives in webrtc_sctp_math; what each changes and the
+(webrtc_sctp_send), whose arithmetic lives in webrtc_sctp_math, and the DTLS record layer
+(webrtc_dtls over webrtc_records); what each changes and the
 measurements behind it are in docs/webrtc-tuning.md. When the installed aiortc is not a
 release they were written against, or lacks an attribute they use, nothing is patched and
 aiortc behaves as shipped (tests/net/test_webrtc_patches.py fails in that case).
@@ -16,8 +17,8 @@ import logging
 import os
 from typing import Any
 
-from sp2p.net import webrtc_sctp_recv, webrtc_sctp_send
-from sp2p.net.webrtc_sctp_math import queue_target
+from sp2p.net import webrtc_dtls, webrtc_sctp_recv, webrtc_sctp_send
+from sp2p.net.webrtc_sctp_math import RECEIVE_WINDOW, queue_target, receive_window
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,13 @@ log = logging.getLogger(__name__)
 DISABLE_ENV = "SP2P_WEBRTC_STOCK"
 #: aiortc (major, minor) releases whose SCTP internals the patches were written against
 PATCHED_VERSIONS = ((1, 16),)
-#: our advertised SCTP receive window (the Go peer uses 8 MiB too)
-RECEIVE_WINDOW = 8 * 1024 * 1024
 #: max-message-size we must advertise: Go and browser peers send 256 KiB messages
 MAX_MESSAGE_SIZE = 262144
 #: (aiortc class, function) -> the sp2p module whose function replaces it
 PATCHED: dict[tuple[str, str], str] = {
     **{key: webrtc_sctp_recv.__name__ for key in webrtc_sctp_recv.PATCHED},
     **{key: webrtc_sctp_send.__name__ for key in webrtc_sctp_send.PATCHED},
+    **{key: webrtc_dtls.__name__ for key in webrtc_dtls.PATCHED},
 }
 
 _applied: bool | None = None
@@ -88,8 +88,27 @@ def apply() -> bool:
         return False
     webrtc_sctp_recv.install(mod)
     webrtc_sctp_send.install(mod)
+    _install_dtls()
     _applied = True
     return True
+
+
+def active() -> bool:
+    """Whether apply() installed the tuning (also the cue for webrtc_udp's batched reads)."""
+    return bool(_applied)
+
+
+def _install_dtls() -> None:
+    from aiortc import rtcdtlstransport as dtls
+
+    cls = getattr(dtls, "RTCDtlsTransport", None)
+    needed = ("_recv_next", "_send_data", "_write_ssl", "_data_receiver", "_state", "_role")
+    if cls is None or not hasattr(dtls, "State") or not hasattr(dtls, "SSL") or not all(
+        hasattr(cls, n) or n in cls.__init__.__code__.co_names for n in needed
+    ):
+        log.info("aiortc DTLS internals changed: record layer not replaced")
+        return
+    webrtc_dtls.install(dtls)
 
 
 def _ensure_max_message_size(mod: Any) -> None:
@@ -117,11 +136,15 @@ def set_receive_window(sctp: Any) -> None:
 
 
 def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
-    """Choose S5's queue target for this association: BROWSER_QUEUE_TARGET for a browser,
-    else an eighth of `receive_buffer` (our ICE sockets' granted SO_RCVBUF, as reported)."""
+    """Fit this association to its peer and our sockets (`receive_buffer`: their granted
+    SO_RCVBUF, as reported): S5's queue target (BROWSER_QUEUE_TARGET for a browser, else
+    an eighth of the buffer) and W1's receive window. Call before the association starts."""
     target = queue_target(browser=browser, receive_buffer=receive_buffer)
     if target is not None:
         sctp._sp2p_queue_target = target
+    if _applied:
+        with contextlib.suppress(AttributeError):
+            sctp._sp2p_window = sctp._advertised_rwnd = receive_window(receive_buffer)
 
 
 def hold(sctp: Any, size: int) -> None:
@@ -136,7 +159,7 @@ def release(sctp: Any, size: int) -> None:
         return
     before = sctp._advertised_rwnd
     sctp._advertised_rwnd = before + size
-    half = RECEIVE_WINDOW // 2
+    half = getattr(sctp, "_sp2p_window", RECEIVE_WINDOW) // 2
     if before < half <= sctp._advertised_rwnd and sctp._association_state == type(sctp).State.ESTABLISHED:
         asyncio.ensure_future(sctp._sp2p_send_sack_now())
 

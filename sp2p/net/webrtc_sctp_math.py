@@ -31,6 +31,11 @@ QUEUE_TARGET_MAX = 1024 * 1024
 BROWSER_QUEUE_TARGET = 32 * 1024
 #: S6: a tail loss probe goes out after max(2 x smoothed RTT + SACK_DELAY, PROBE_MIN)
 PROBE_MIN = 0.01
+#: W1: the receive window we advertise: at most RECEIVE_WINDOW (the Go peer uses 8 MiB too),
+#: at most half our sockets' granted SO_RCVBUF (a queued 1.2 KB datagram costs the kernel
+#: ~1.4-2x its size), but not below RECEIVE_WINDOW_MIN (long links need a BDP of window)
+RECEIVE_WINDOW = 8 * 1024 * 1024
+RECEIVE_WINDOW_MIN = 1024 * 1024
 #: A2: caps that keep a SACK within one packet (16 + 4 * (gaps + duplicates) < 1189 bytes)
 SACK_MAX_GAPS = 200
 SACK_MAX_DUPLICATES = 64
@@ -114,6 +119,13 @@ def queue_target(*, browser: bool, receive_buffer: int | None) -> int | None:
     if receive_buffer:
         return min(max(receive_buffer // 8, QUEUE_TARGET_MIN), QUEUE_TARGET_MAX)
     return None
+
+
+def receive_window(receive_buffer: int | None) -> int:
+    """W1: the window to advertise for our sockets' granted SO_RCVBUF (None: unknown)."""
+    if not receive_buffer:
+        return RECEIVE_WINDOW
+    return min(RECEIVE_WINDOW, max(receive_buffer // 2, RECEIVE_WINDOW_MIN))
 
 
 def probe_timeout(srtt: float | None, probes: int) -> float:

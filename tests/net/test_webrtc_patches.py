@@ -29,11 +29,16 @@ STOCK = {
     ("RTCSctpTransport", "_t3_expired"): "6644e88e735ee73b",
     ("RTCSctpTransport", "_update_rto"): "d864ca8e20bf14b7",
     ("RTCSctpTransport", "_transmit"): "dd7ac875b9829966",
+    ("RTCDtlsTransport", "_recv_next"): "0da842a09bc0a8be",
+    ("RTCDtlsTransport", "_send_data"): "8ddad8135e064445",
+    ("RTCDtlsTransport", "_write_ssl"): "1fffb8c5d1b6d851",
 }
+#: the aiortc module of each patched class
+MODULES = {"RTCDtlsTransport": "aiortc.rtcdtlstransport"}
 
 
 def _stock_source(cls: str, func: str) -> str:
-    spec = importlib.util.find_spec("aiortc.rtcsctptransport")
+    spec = importlib.util.find_spec(MODULES.get(cls, "aiortc.rtcsctptransport"))
     assert spec is not None and spec.origin is not None
     text = Path(spec.origin).read_text()
     for node in ast.parse(text).body:
@@ -60,9 +65,8 @@ def test_installed_aiortc_is_a_patched_version() -> None:
 def test_patch_still_applies(cls: str, func: str) -> None:
     assert fingerprint(cls, func) == STOCK[(cls, func)], f"aiortc changed {cls}.{func}"
     assert webrtc_sctp.apply() is True
-    from aiortc import rtcsctptransport
-
-    patched = getattr(getattr(rtcsctptransport, cls), func)
+    module = importlib.import_module(MODULES.get(cls, "aiortc.rtcsctptransport"))
+    patched = getattr(getattr(module, cls), func)
     assert patched.__module__ == webrtc_sctp.PATCHED[(cls, func)], f"{cls}.{func} is aiortc's own"
 
 

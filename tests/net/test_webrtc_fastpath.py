@@ -1,0 +1,38 @@
+"""The per-packet fast paths are really in place between two WebRTCPeers (a test that
+fails when an aiortc, aioice or asyncio change makes them fall back silently):
+U1 batched ICE socket reads (sp2p/net/webrtc_udp.py), D1 the DTLS record layer
+(sp2p/net/webrtc_dtls.py) and W1 the receive window fitted to the socket buffer."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+
+import pytest
+
+from sp2p.net.webrtc_ice import _ice_connection, enlarge_socket_buffers
+from sp2p.net.webrtc_sctp_math import receive_window
+from tests.net.webrtc_pair import open_pair, read_exactly
+
+pytestmark = pytest.mark.webrtc
+
+
+def test_fast_paths_engage_and_carry_data_intact() -> None:
+    data = os.urandom(6 * 1024 * 1024)
+    with open_pair() as (snd, rcv, _):
+        sender = threading.Thread(target=snd.send, args=(data,))  # more than the window holds
+        sender.start()
+        got = read_exactly(rcv, len(data))
+        sender.join(30)
+        rcv.send(b"done")
+        assert snd.recv(10) == b"done"
+        for stream in (snd, rcv):
+            sctp = stream._sctp
+            sockets = list(_ice_connection(sctp)._protocols)
+            assert sockets and all(p.transport._sp2p_batched for p in sockets)  # U1
+            dtls = sctp.transport
+            assert dtls._sp2p_reading and dtls._sp2p_layer.next_seq > 0  # D1 both ways
+            granted = enlarge_socket_buffers(sctp)
+            assert sctp._sp2p_window == receive_window(granted) <= 8 * 1024 * 1024  # W1
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
