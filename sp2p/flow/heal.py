@@ -26,7 +26,7 @@ from typing import Any
 from sp2p.config import Config
 from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
 from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
-from sp2p.flow.resume import heartbeat_tick, watch_receiver
+from sp2p.flow.resume import heartbeat_tick, wait_answer
 from sp2p.flow.session import KeepAlive
 from sp2p.link.framed import FrameLink
 from sp2p.link.send_pump import ChunkSource
@@ -253,21 +253,8 @@ def send_continuation(fc: FrameLink, machine: SenderMachine) -> tuple[int, list[
     """
     try:
         fc.send_frame(*machine.start_continuing())
-        tick = heartbeat_tick(fc)
-        while True:
-            try:
-                frame = fc.recv_frame(timeout=1.0)
-            except TimeoutError:
-                tick()
-                watch_receiver(fc)
-                continue
-            if frame is None:
-                raise ConnectionLost("the receiver disconnected before the transfer continued")
-            answer = machine.on_position(frame)
-            if answer is not None:
-                break
-            tick()  # its heartbeats come every second: ours must not wait for a quiet moment
-            watch_receiver(fc)
+        answer = wait_answer(fc, machine.on_position, heartbeat_tick(fc),
+                             "the receiver disconnected before the transfer continued")
     except OutOfWindow as exc:
         fc.try_send_frame(MsgType.ERROR, error_body(exc.message))
         raise

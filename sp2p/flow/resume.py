@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from sp2p.errors import (
     ConnectionLost,
@@ -28,6 +28,7 @@ from sp2p.fs.partials import Partial
 from sp2p.link.framed import FrameLink
 from sp2p.link.sources import FullChunkSource
 from sp2p.proto.constants import CancelReason, MsgType
+from sp2p.proto.frames import Frame
 from sp2p.proto.messages import Metadata, cancel_body
 from sp2p.proto.resume import EDGE_BYTES, SourceIdentity
 from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived, stall_error
@@ -47,6 +48,28 @@ def heartbeat_tick(fc: FrameLink) -> Callable[[], None]:
             fc.try_send_frame(MsgType.HEARTBEAT, b"")
 
     return tick
+
+
+T = TypeVar("T")
+
+
+def wait_answer(fc: FrameLink, answer: Callable[[Frame], T | None], tick: Callable[[], None], lost: str) -> T:
+    """The sender waiting for the receiver's answer (ResumeOffer, HealOffer): `answer` turns a
+    frame into it, or None for a frame to skip (a heartbeat). Raises ConnectionLost(`lost`) at EOF."""
+    while True:
+        try:
+            frame = fc.recv_frame(timeout=1.0)
+        except TimeoutError:
+            tick()
+            watch_receiver(fc)
+            continue
+        if frame is None:
+            raise ConnectionLost(lost)
+        result = answer(frame)
+        if result is not None:
+            return result
+        tick()  # a receiver heartbeating every second never leaves us a quiet moment to do it
+        watch_receiver(fc)  # the one liveness rule: heartbeats alone cannot hold us here either
 
 
 # ----------------------------------------------------------------------------------- sender
@@ -107,20 +130,7 @@ def _send_resume(fc: FrameLink, machine: SenderMachine, path: str) -> int:
     for kind, body in machine.start_resumable(source):
         fc.send_frame(kind, body)
     tick = heartbeat_tick(fc)
-    while True:
-        try:
-            frame = fc.recv_frame(timeout=1.0)
-        except TimeoutError:
-            tick()
-            watch_receiver(fc)
-            continue
-        if frame is None:
-            raise ConnectionLost("the receiver disconnected before the transfer started")
-        offer = machine.on_offer(frame)
-        if offer is not None:
-            break
-        tick()  # a receiver heartbeating every second never leaves us a quiet moment to do it
-        watch_receiver(fc)  # the one liveness rule: heartbeats alone cannot hold us here either
+    offer = wait_answer(fc, machine.on_offer, tick, "the receiver disconnected before the transfer started")
     prefix = _hash_file_prefix(path, offer.offset, tick) if offer.offset else None
     offset, (kind, body) = machine.accept(offer, prefix)
     fc.send_frame(kind, body)
