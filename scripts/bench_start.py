@@ -7,6 +7,13 @@ our sender the time from key confirmation to its first frame after it (Metadata)
 its debug log. sp2p/ is byte-compiled first, as an installed package is.
 
     flock /tmp/bench.lock python3 scripts/bench_start.py [--rounds 10] [--go PATH] [--only ours]
+                                                         [--python PATH]
+
+--python runs our CLI under another interpreter, e.g. a clean venv: this sandbox's site-packages
+holds .pth files (an editable install's finder, a CA-bundle hook importing certifi) that cost
+every `python3` here ~35-50 ms a pip-installed sp2p does not pay. Make one with
+`python3 -m venv --without-pip V` and symlink cryptography, cffi/_cffi_backend, zstandard (and
+what else the path needs) from this site-packages into V's; sp2p itself comes from PYTHONPATH.
 """
 
 from __future__ import annotations
@@ -116,13 +123,13 @@ def _gap(lines: list[str]) -> float | None:
     return first - confirmed if confirmed is not None and first is not None else None
 
 
-def one(go: bool, src: Path, out: Path, env: dict[str, str], server: str, go_cli: Path) -> Run:
+def one(go: bool, src: Path, out: Path, env: dict[str, str], server: str, go_cli: Path, python: str) -> Run:
     if go:
         send_cmd = [str(go_cli), "send", "-server", server, str(src)]
         recv_cmd = [str(go_cli), "receive", "-server", server, "-output", str(out)]
     else:
-        send_cmd = [sys.executable, "-c", _TRACED_SENDER, "send", str(src)]
-        recv_cmd = [sys.executable, "-m", "sp2p", "receive", "-output", str(out)]
+        send_cmd = [python, "-c", _TRACED_SENDER, "send", str(src)]
+        recv_cmd = [python, "-m", "sp2p", "receive", "-output", str(out)]
     sender = subprocess.Popen(send_cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     out_lines, err_lines = _Lines(sender.stdout), _Lines(sender.stderr)
@@ -159,6 +166,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--go", type=Path, default=GO_CLI, help="the original Go CLI")
     ap.add_argument("--only", choices=("ours", "go"), help="measure one side only")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter for our CLI")
     args = ap.parse_args()
     sides = [s for s in ("ours", "go") if args.only in (None, s)]
     # as installed: pip byte-compiles (this environment may set PYTHONDONTWRITEBYTECODE)
@@ -176,11 +184,11 @@ def main() -> None:
             out.mkdir()
             for _ in range(args.rounds):
                 for side in sides:
-                    runs[side].append(one(side == "go", src, out, env, server.http_url, args.go))
+                    runs[side].append(one(side == "go", src, out, env, server.http_url, args.go, args.python))
     finally:
         server.stop()
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    print(f"1-byte receive on loopback, medians of {args.rounds} (ms)")
+    print(f"1-byte receive on loopback, medians of {args.rounds} (ms); ours under {args.python}")
     print(f"{'':6s} {'wall':>7s} {'recv cpu':>9s} {'send cpu':>9s} {'confirm->1st frame':>19s}")
     for side, rs in runs.items():
         gaps = [r.gap for r in rs if r.gap is not None]

@@ -232,6 +232,15 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
         early.close()
 
 
+def _join_of(session_id: str) -> Callable[[], Any]:
+    def build() -> Any:
+        from sp2p.flow.session import join_envelope  # on the connect thread
+
+        return join_envelope(session_id)
+
+    return build
+
+
 def _freeze_imports() -> None:
     """Everything imported so far lives until exit: keep it out of every garbage collection,
     including the one at interpreter exit that walked it all again (~0.2 s of a 1-byte receive)."""
@@ -293,13 +302,16 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     except InvalidCodeError as exc:  # the code came from our arguments or the prompt
         raise UsageError(exc.message, hint=exc.hint) from exc
     config = _server_for(text, parsed, config)
-    early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
+    to_stdout = bool(parsed.flags.get("stdout"))
+    # the join goes out as soon as the socket is open, unless -output is bad: that fails
+    # first (run_receive says why), without using up the sender's code
+    early = EarlySignal(signaling_url(config.server), first=_join_of(code.session_id)
+                        if to_stdout or Path(config.output).is_dir() else None)
     try:
         from sp2p.flow.receive import ReceiveOptions, run_receive
         from sp2p.fs.incoming import clean_stale
 
         _freeze_imports()
-        to_stdout = bool(parsed.flags.get("stdout"))
         if not to_stdout and Path(config.output).is_dir():
             clean_stale(config.output)
         opts = ReceiveOptions(

@@ -1,6 +1,7 @@
 """Open the signaling WebSocket first: it connects while the rest of the program loads.
 
     early = EarlySignal(url)        # returns at once; the connect runs on its own thread
+    early = EarlySignal(url, first=make_join)   # ... and sends make_join()'s message once open
     ... imports, key generation ...
     signal = early.result()         # the SignalClient, or the SignalingError of its connect
     early.close()                   # on every way out: closes a client nobody took
@@ -9,15 +10,22 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from sp2p.net.signaling import SignalClient
+    from sp2p.proto.signal import Envelope
 
 
 class EarlySignal:
-    def __init__(self, ws_url: str) -> None:
+    def __init__(self, ws_url: str, *, first: Callable[[], Envelope] | None = None) -> None:
+        """`first` builds a message sent as soon as the connection is open (on the connect
+        thread): a receiver's join, so the server and the sender answer while we load."""
         self._url = ws_url
+        self._first = first
+        #: the `first` message went out
+        self.first_sent = False
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._client: SignalClient | None = None
@@ -31,6 +39,13 @@ class EarlySignal:
             from sp2p.net.signaling import SignalClient  # websocket-client and ssl load here too
 
             client = SignalClient(self._url)
+            if self._first is not None:
+                try:
+                    client.send(self._first())
+                except BaseException:
+                    client.close()
+                    raise
+                self.first_sent = True
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread by result()
             self._error = exc
             self._done.set()

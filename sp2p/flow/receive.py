@@ -27,7 +27,7 @@ from sp2p.flow.relay import ConsentFn, establish_or_relay, never
 from sp2p.flow.resume import ResumableFileSink, receive_resume
 from sp2p.flow.session import (
     PeerKey,
-    join,
+    join_envelope,
     notice_update,
     parse_peer_crypto,
     server_error,
@@ -88,7 +88,8 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
     healer: Healer | None = None
     try:
         keys_pair = KeyPair.generate()
-        signal.send(Envelope.build(SignalType.JOIN, join(code.session_id)))
+        if not (opts.early and opts.early.first_sent):  # see join_envelope
+            signal.send(join_envelope(code.session_id))
         # Go receivers send their key at once; it is relayed only once the join succeeded
         parallel = cfg.parallel != 1
         # a partial lives in the output folder: nothing to resume into on stdout

@@ -74,6 +74,12 @@ def join(session_id: str) -> Join:
     return Join(session_id, first.version, first.client_type, first.client_os, first.client_arch)
 
 
+def join_envelope(session_id: str) -> Envelope:
+    """The receiver's first message. The CLI has EarlySignal send it as soon as the socket is
+    open (`EarlySignal(url, first=...)`), so the server and the sender answer while we load."""
+    return Envelope.build(SignalType.JOIN, join(session_id))
+
+
 def wait_welcome(signal: SignalClient) -> Welcome:
     try:
         env = signal.wait_for({SignalType.WELCOME, SignalType.ERROR}, timeout=WELCOME_TIMEOUT)

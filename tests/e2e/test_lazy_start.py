@@ -103,3 +103,30 @@ def test_config_file_loads_yaml_and_is_used(env: dict[str, str], tmp_path: Path)
     assert proc.returncode != 0
     assert "config.yaml: transport: must be auto, tcp or webrtc" in err
     assert "yaml" in _loaded(err)
+
+
+def test_join_goes_out_early_but_a_bad_output_never_uses_the_code(
+    env: dict[str, str], tmp_path: Path, outdir: Path
+) -> None:
+    """The receiver's join is sent as soon as the socket is open (issue 12); a missing -output
+    folder still fails first, so the sender's code stays good for the next try."""
+    src = tmp_path / "one.txt"
+    src.write_bytes(b"y")
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "sp2p", "send", str(src)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        code = read_code(sender)
+        bad = subprocess.run([sys.executable, "-m", "sp2p", "receive", "-output", str(tmp_path / "nope"), code],
+                             env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        assert bad.returncode != 0 and "does not exist" in bad.stderr
+        good = subprocess.run([sys.executable, "-m", "sp2p", "receive", "-output", str(outdir), code],
+                              env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        sender.communicate(timeout=60)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert good.returncode == 0, good.stderr
+    assert (outdir / "one.txt").read_bytes() == b"y"
