@@ -17,6 +17,8 @@ verified end (SHA-256 of what was saved equals the source). MB/s means MiB/s.
   browser->browser         send page -> receive page (both Chromium); timed from the click, so
                            it includes signalling, key exchange and ICE
 
+--baseline-static DIR runs the page rows again in the same rounds with the web UI from DIR (e.g. an
+older checkout's static/), shown as "<row> @base": before and after under the same load.
 Ratios: each sp2p row against its raw ceiling, cli->browser and browser->cli also against raw
 chromium<->chromium (issue 13's target: >= 0.8), and cli->browser against cli->cli webrtc.
 CPU: seconds per GiB of every Chromium process (and of those the renderers) and of the sp2p CLI
@@ -202,6 +204,9 @@ CEILING = {"cli->browser": "raw aiortc->chromium", "browser->cli": "raw chromium
 #: rows also compared with the browser's own ceiling (issue 13: >= 0.8 of it)
 VS_BROWSER = ("cli->browser", "browser->cli")
 BROWSER_CEILING = "raw chromium<->chromium"
+#: with --baseline-static DIR: the page rows again, with the web UI from DIR (an older static/)
+PAGE_ROWS = ("cli->browser", "browser->cli", "browser->browser")
+BASE = " @base"
 
 
 Samples = dict[str, "list[float] | str"]  # row -> MiB/s of each round, or "failed: why"
@@ -225,10 +230,13 @@ def run_rows(
     drops = dict.fromkeys(wanted, 0)
     profiles: Profiles = {}
     server = start_server(*NO_LIMIT_FLAGS)
+    old_ui = {"SP2P_STATIC_DIR": args.baseline_static}
+    old = start_server(*NO_LIMIT_FLAGS, env=old_ui) if args.baseline_static else None
     try:
         with aiortc_peer_process() as peer, launch_chromium() as browser, TreeCpu() as tree:
             src = random_file(tmp / "payload.bin", args.mib << 20)
             base, mib = server.http_url, args.mib
+            old_base = old.http_url if old else ""
             def prof(r: int) -> Profiles | None:  # the first round only: sampling costs a little
                 return profiles if args.profile and r == 0 else None
 
@@ -240,6 +248,9 @@ def run_rows(
                 "browser->cli": lambda r: bench_browser_to_cli(browser, base, src, mib, tmp, prof(r)),
                 "cli->cli webrtc": lambda r: bench_cli_to_cli(base, src, mib, tmp),
                 "browser->browser": lambda r: bench_b2b(browser, base, src, mib, tmp, prof(r)),
+                "cli->browser" + BASE: lambda r: bench_cli_to_browser(browser, old_base, src, mib, tmp, None),
+                "browser->cli" + BASE: lambda r: bench_browser_to_cli(browser, old_base, src, mib, tmp, None),
+                "browser->browser" + BASE: lambda r: bench_b2b(browser, old_base, src, mib, tmp, None),
             }
             for r in range(args.runs):  # rounds interleave the rows, so load drifts hit all alike
                 for name in wanted:
@@ -259,6 +270,8 @@ def run_rows(
                     print(f"  .. {name}: {shown}", file=sys.stderr, flush=True)
     finally:
         server.stop()
+        if old:
+            old.stop()
     return samples, cpu, drops, profiles
 
 
@@ -268,9 +281,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=1, help="rounds over all rows; the median is shown")
     ap.add_argument("--only", default="", help="comma-separated row names (default: all)")
     ap.add_argument("--profile", action="store_true", help="CPU profiles of the pages (first round)")
+    ap.add_argument("--baseline-static", default="", metavar="DIR",
+                    help="also run the page rows with the web UI from DIR (before/after in one run)")
     args = ap.parse_args()
     wanted = [r.strip() for r in args.only.split(",") if r.strip()] or ROWS
-    unknown = [r for r in wanted if r not in ROWS]
+    if args.baseline_static:
+        wanted += [r + BASE for r in PAGE_ROWS if r in wanted]
+    unknown = [r for r in wanted if r.removesuffix(BASE) not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {ROWS}")
     with tempfile.TemporaryDirectory(prefix="sp2p-bench-") as tmpdir:
@@ -285,10 +302,12 @@ def main() -> int:
             print(f"  {name:25s} {samples[name] or 'no result'}")
             continue
         value, notes = median[name], []
-        if name in VS_BROWSER and BROWSER_CEILING in median:
+        if name.removesuffix(BASE) in VS_BROWSER and BROWSER_CEILING in median:
             notes.append(f"{value / median[BROWSER_CEILING]:4.2f} x {BROWSER_CEILING}")
         if CEILING.get(name) in median:
             notes.append(f"{value / median[CEILING[name]]:4.2f} x {CEILING[name]}")
+        if name + BASE in median:
+            notes.append(f"{value / median[name + BASE]:4.2f} x {name + BASE}")
         if name == "cli->browser" and "cli->cli webrtc" in median:
             notes.append(f"{value / median['cli->cli webrtc']:4.2f} x cli->cli webrtc")
         runs = samples[name]
