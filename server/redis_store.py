@@ -21,6 +21,9 @@ because one handler publishes that direction's messages one after another on a
 connection Redis serves in order, and each node reads its channel on one connection.
 While both connections are up nothing is dropped; if a node's subscription breaks, that
 node reports Redis as unhealthy and resubscribes.
+
+Length (~480 lines): the Redis side of server/store.py's seams (limiter, counters, store,
+router) and their Lua scripts share the key layout above, so they stay in one module.
 """
 
 from __future__ import annotations
