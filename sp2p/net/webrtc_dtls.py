@@ -153,6 +153,12 @@ def install(mod: Any) -> None:
     setattr(cls, "_write_ssl", write_ssl)  # noqa: B010
 
 
+def sending(transport: Any) -> bool:
+    """Whether our record layer seals this DTLS transport's application data."""
+    layer = transport.__dict__.get("_sp2p_layer")
+    return bool(layer) and layer.next_seq >= 0
+
+
 def watch(transport: Any, layer: RecordLayer, data: bytes) -> None:
     """Note the newest sequence number OpenSSL used in our epoch, once our write key is
     known to open its records."""

@@ -133,6 +133,7 @@ def enlarge_socket_buffers(sctp: Any) -> int | None:
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is None:
             continue
+        _dont_fragment(sock)
         with contextlib.suppress(OSError):
             for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
                 if sock.getsockopt(socket.SOL_SOCKET, option) < SOCKET_BUFFER:
@@ -151,6 +152,18 @@ def batch_socket_reads(sctp: Any) -> int:
     except AttributeError:
         return 0
     return sum(batch_reads(protocol) for protocol in protocols)
+
+
+def _dont_fragment(sock: socket.socket) -> None:
+    """Never fragment our datagrams (Linux): a probe for larger SCTP packets (webrtc_sctp_mtu)
+    must fail on a path with a smaller MTU instead of passing as IP fragments."""
+    with contextlib.suppress(OSError, AttributeError):
+        if sock.family == socket.AF_INET:
+            # Linux's IP_MTU_DISCOVER = 10, IP_PMTUDISC_DO = 2 (typeshed lacks them)
+            sock.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_MTU_DISCOVER", 10),
+                            getattr(socket, "IP_PMTUDISC_DO", 2))
+        elif sock.family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_DONTFRAG, 1)
 
 
 def selected_pair_is_relay(sctp: Any) -> bool:

@@ -2,7 +2,8 @@
 
 apply() installs the receive-side patches (webrtc_sctp_recv) and the send-side ones
 (webrtc_sctp_send), whose arithmetic lives in webrtc_sctp_math, and the DTLS record layer
-(webrtc_dtls over webrtc_records); what each changes and the
+(webrtc_dtls over webrtc_records) with the larger packets it allows between our CLIs
+(webrtc_sctp_mtu); what each changes and the
 measurements behind it are in docs/webrtc-tuning.md. When the installed aiortc is not a
 release they were written against, or lacks an attribute they use, nothing is patched and
 aiortc behaves as shipped (tests/net/test_webrtc_patches.py fails in that case).
@@ -17,7 +18,7 @@ import logging
 import os
 from typing import Any
 
-from sp2p.net import webrtc_dtls, webrtc_sctp_recv, webrtc_sctp_send
+from sp2p.net import webrtc_dtls, webrtc_sctp_mtu, webrtc_sctp_recv, webrtc_sctp_send
 from sp2p.net.webrtc_sctp_math import RECEIVE_WINDOW, queue_target, receive_window
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ PATCHED: dict[tuple[str, str], str] = {
     **{key: webrtc_sctp_recv.__name__ for key in webrtc_sctp_recv.PATCHED},
     **{key: webrtc_sctp_send.__name__ for key in webrtc_sctp_send.PATCHED},
     **{key: webrtc_dtls.__name__ for key in webrtc_dtls.PATCHED},
+    **{key: webrtc_sctp_mtu.__name__ for key in webrtc_sctp_mtu.PATCHED},
 }
 
 _applied: bool | None = None
@@ -88,7 +90,10 @@ def apply() -> bool:
         return False
     webrtc_sctp_recv.install(mod)
     webrtc_sctp_send.install(mod)
-    _install_dtls()
+    dtls = _install_dtls()
+    mtu_needs = ("_get_extensions", "_set_extensions", "_send", "_receive_chunk")
+    if dtls and all(hasattr(cls, n) for n in mtu_needs):
+        webrtc_sctp_mtu.install(mod, can_send_jumbo=webrtc_dtls.sending)
     _applied = True
     return True
 
@@ -98,7 +103,7 @@ def active() -> bool:
     return bool(_applied)
 
 
-def _install_dtls() -> None:
+def _install_dtls() -> bool:
     from aiortc import rtcdtlstransport as dtls
 
     cls = getattr(dtls, "RTCDtlsTransport", None)
@@ -107,8 +112,9 @@ def _install_dtls() -> None:
         hasattr(cls, n) or n in cls.__init__.__code__.co_names for n in needed
     ):
         log.info("aiortc DTLS internals changed: record layer not replaced")
-        return
+        return False
     webrtc_dtls.install(dtls)
+    return True
 
 
 def _ensure_max_message_size(mod: Any) -> None:

@@ -120,7 +120,8 @@ def install(mod: Any) -> None:
     def grow(self: Any, acked: int) -> None:  # A1, S5
         window = Window(self._cwnd, self._ssthresh, self._partial_bytes_acked)
         queue = queue_bytes(self._flight_size, self._srtt, getattr(self, "_sp2p_min_rtt", None))
-        math_grow(window, acked, queue, getattr(self, "_sp2p_queue_target", QUEUE_TARGET), mtu_data)
+        packet = self.__dict__.get("_sp2p_chunk_size", mtu_data)  # M1
+        math_grow(window, acked, queue, getattr(self, "_sp2p_queue_target", QUEUE_TARGET), packet)
         self._cwnd, self._ssthresh, self._partial_bytes_acked = (
             window.cwnd, window.ssthresh, window.partial_bytes_acked)
 
@@ -173,7 +174,8 @@ def install(mod: Any) -> None:
             self._forward_tsn_chunk = None
             if not self._t3_handle:
                 self._t3_start()
-        burst_size = (2 if self._fast_recovery_exit is not None else MAX_BURST) * mtu_data  # sp2p
+        packet = self.__dict__.get("_sp2p_chunk_size", mtu_data)  # sp2p M1
+        burst_size = (2 if self._fast_recovery_exit is not None else MAX_BURST) * packet  # sp2p
         cwnd = min(self._flight_size + burst_size, self._cwnd)
 
         if getattr(self, "_sp2p_rtx", True):  # sp2p S1: scan only if something is marked

@@ -1,0 +1,159 @@
+"""M1 of docs/webrtc-tuning.md: larger SCTP packets between two sp2p CLIs, after a probe.
+
+aiortc's cost is per packet, and its packets carry 1160 bytes of data. Between two of our
+CLIs whose path carries more (loopback, a LAN with jumbo frames), packets of JUMBO_PACKET
+bytes cut the per-packet work about sevenfold. Browsers and Go peers keep 1200-byte packets:
+
+  1. Each of our associations announces JUMBO_PARAM in its INIT / INIT-ACK: an optional
+     parameter of the "skip silently" class (RFC 9260 3.2.1, top bits 10), which pion,
+     usrsctp and older sp2p ignore.
+  2. A sender whose peer announced it, and whose DTLS record layer is ours (webrtc_dtls:
+     OpenSSL's path cuts records at 1500 bytes), sends one HEARTBEAT padded to
+     JUMBO_PACKET (RFC 8899's probe packets). The ICE sockets set don't-fragment
+     (webrtc_ice), so a path with a smaller MTU drops it rather than fragmenting it.
+  3. Only the peer's HEARTBEAT-ACK, the same size back, switches this association's DATA
+     chunks to JUMBO_DATA bytes; no answer within PROBE_TIMEOUT keeps 1160.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+from typing import Any
+
+#: the optional INIT parameter type that says "sp2p: I take packets up to JUMBO_PACKET"
+JUMBO_PARAM = 0xBFA7
+#: SCTP packet size probed for and used once the probe came back (a UDP payload of
+#: JUMBO_PACKET + 37 bytes of DTLS)
+JUMBO_PACKET = 8192
+#: user data per DATA chunk in such packets (12-byte common header, 16-byte chunk header)
+JUMBO_DATA = (JUMBO_PACKET - 12 - 16) // 4 * 4
+#: how long the sender waits for the probe's answer before keeping small packets
+PROBE_TIMEOUT = 2.0
+_HEARTBEAT_INFO = 1
+#: set to 1 to keep 1200-byte packets between our CLIs too (comparisons)
+DISABLE_ENV = "SP2P_WEBRTC_NO_JUMBO"
+
+#: (class name, function) this module replaces; tests/net/test_webrtc_patches.py fingerprints each
+PATCHED = (
+    ("RTCSctpTransport", "_get_extensions"),
+    ("RTCSctpTransport", "_set_extensions"),
+    ("RTCSctpTransport", "_send"),
+)
+
+
+def chunk_size(sctp: Any, default: int) -> int:
+    """User data per DATA chunk on this association."""
+    return int(sctp.__dict__.get("_sp2p_chunk_size", default))
+
+
+def install(mod: Any, *, can_send_jumbo: Any) -> None:
+    """`can_send_jumbo(dtls_transport)` tells whether our record layer carries the sending."""
+    cls = mod.RTCSctpTransport
+    heartbeat_cls = mod.HeartbeatChunk
+    heartbeat_ack_type = mod.HeartbeatAckChunk.type
+    data_chunk_cls = mod.DataChunk
+    first_frag, last_frag = mod.SCTP_DATA_FIRST_FRAG, mod.SCTP_DATA_LAST_FRAG
+    unordered = mod.SCTP_DATA_UNORDERED
+    default_size = mod.USERDATA_MAX_LENGTH
+    established = cls.State.ESTABLISHED
+    uint16_add, tsn_plus_one = mod.uint16_add, mod.tsn_plus_one
+    orig_get = cls._get_extensions
+    orig_set = cls._set_extensions
+
+    def get_extensions(self: Any, params: list[tuple[int, bytes]]) -> None:
+        orig_get(self, params)
+        if any(k == JUMBO_PARAM for k, _ in params):
+            self._sp2p_probe = "pending"
+
+    def set_extensions(self: Any, params: list[tuple[int, bytes]]) -> None:
+        orig_set(self, params)
+        if os.environ.get(DISABLE_ENV, "") in ("", "0"):
+            params.append((JUMBO_PARAM, JUMBO_PACKET.to_bytes(4, "big")))
+
+    def maybe_probe(self: Any) -> None:
+        """Called from transmit: start the probe once the association is up."""
+        if self._association_state != established or not can_send_jumbo(self.transport):
+            return
+        self._sp2p_probe = "sent"
+        token = os.urandom(8)
+        # chunk header 4 + param header 4 + info; the packet adds the 12-byte common header
+        info = token + bytes(JUMBO_PACKET - 12 - 4 - 4 - len(token))
+        probe = heartbeat_cls()
+        probe.params = [(_HEARTBEAT_INFO, info)]
+        self._sp2p_probe_token = token
+        self._receive_chunk = lambda chunk: receive_chunk(self, chunk)  # until it is answered
+        asyncio.ensure_future(self._send_chunk(probe))
+        self._loop.call_later(PROBE_TIMEOUT, probe_expired, self)
+
+    async def receive_chunk(self: Any, chunk: Any) -> None:
+        if chunk.type == heartbeat_ack_type and self.__dict__.get("_sp2p_probe") == "sent":
+            info = dict(chunk.params).get(_HEARTBEAT_INFO, b"")
+            if info[:8] == self._sp2p_probe_token and len(info) == JUMBO_PACKET - 20:
+                self._sp2p_chunk_size = JUMBO_DATA
+                self._sp2p_probe = "done"
+                self.__dict__.pop("_receive_chunk", None)
+                return
+        await cls._receive_chunk(self, chunk)
+
+    def probe_expired(self: Any) -> None:
+        if self.__dict__.get("_sp2p_probe") == "sent":
+            self._sp2p_probe = "failed"
+            self.__dict__.pop("_receive_chunk", None)
+
+    async def send(
+        self: Any,
+        stream_id: int,
+        pp_id: int,
+        user_data: bytes,
+        expiry: float | None = None,
+        max_retransmits: int | None = None,
+        ordered: bool = True,
+    ) -> None:
+        # aiortc 1.16 _send with the chunk size per association (sp2p M1)
+        if self.__dict__.get("_sp2p_probe") == "pending":  # sp2p M1
+            maybe_probe(self)
+        size = self.__dict__.get("_sp2p_chunk_size", default_size)  # sp2p M1
+        stream_seq = self._outbound_stream_seq.get(stream_id, 0) if ordered else 0
+
+        fragments = math.ceil(len(user_data) / size)
+        pos = 0
+        for fragment in range(0, fragments):
+            chunk = data_chunk_cls()
+            chunk.flags = 0
+            if not ordered:
+                chunk.flags = unordered
+            if fragment == 0:
+                chunk.flags |= first_frag
+            if fragment == fragments - 1:
+                chunk.flags |= last_frag
+            chunk.tsn = self._local_tsn
+            chunk.stream_id = stream_id
+            chunk.stream_seq = stream_seq
+            chunk.protocol = pp_id
+            chunk.user_data = user_data[pos : pos + size]
+
+            chunk._abandoned = False
+            chunk._acked = False
+            chunk._book_size = len(chunk.user_data)
+            chunk._expiry = expiry
+            chunk._in_flight = False
+            chunk._max_retransmits = max_retransmits
+            chunk._misses = 0
+            chunk._retransmit = False
+            chunk._sent_count = 0
+            chunk._sent_time = None
+
+            pos += size
+            self._local_tsn = tsn_plus_one(self._local_tsn)
+            self._outbound_queue.append(chunk)
+
+        if ordered:
+            self._outbound_stream_seq[stream_id] = uint16_add(stream_seq, 1)
+
+        await self._transmit()
+
+    setattr(cls, "_get_extensions", get_extensions)  # noqa: B010
+    setattr(cls, "_set_extensions", set_extensions)  # noqa: B010
+    setattr(cls, "_send", send)  # noqa: B010
