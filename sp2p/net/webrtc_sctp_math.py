@@ -50,17 +50,44 @@ def tsn_next(tsn: int) -> int:
     return (tsn + 1) % TSN_MODULO
 
 
-def sack_gaps(last: int, misordered: Iterable[int]) -> list[tuple[int, int]]:
-    """A2: gap-ack blocks (start, end offsets from the cumulative TSN `last`) for the TSNs
-    received out of order, at most SACK_MAX_GAPS of them and none past a 16-bit offset."""
-    gaps: list[tuple[int, int]] = []
+def gap_blocks(last: int, misordered: Iterable[int]) -> list[list[int]]:
+    """A2: the TSNs received beyond the cumulative TSN `last`, as [first, last] runs of
+    absolute TSNs in serial order (what `extend_blocks` then keeps up to date)."""
+    blocks: list[list[int]] = []
     for pos in sorted((t - last) % TSN_MODULO for t in misordered):
-        if gaps and pos == gaps[-1][1] + 1:
-            gaps[-1] = (gaps[-1][0], pos)
-        elif len(gaps) < SACK_MAX_GAPS and pos <= 0xFFFF:
-            gaps.append((pos, pos))
+        if blocks and pos == blocks[-1][1] + 1:
+            blocks[-1][1] = pos
         else:
+            blocks.append([pos, pos])
+    return [[(last + a) % TSN_MODULO, (last + b) % TSN_MODULO] for a, b in blocks]
+
+
+def extend_blocks(blocks: list[list[int]], tsn: int) -> bool:
+    """Record the newly received out-of-order `tsn` in `blocks` when it extends the last run
+    or starts one after it (the common case after a loss); False when it falls anywhere
+    else and the blocks must be rebuilt with `gap_blocks`."""
+    if blocks:
+        end = blocks[-1][1]
+        if tsn == (end + 1) % TSN_MODULO:
+            blocks[-1][1] = tsn
+            return True
+        if not tsn_gt(tsn, end):
+            return False
+    blocks.append([tsn, tsn])
+    return True
+
+
+def gap_offsets(last: int, blocks: list[list[int]]) -> list[tuple[int, int]]:
+    """A2: SACK gap-ack blocks (offsets from the cumulative TSN `last`) for `blocks`, at most
+    SACK_MAX_GAPS of them and none past a 16-bit offset."""
+    gaps: list[tuple[int, int]] = []
+    for first, end in blocks[:SACK_MAX_GAPS]:
+        start, stop = (first - last) % TSN_MODULO, (end - last) % TSN_MODULO
+        if stop > 0xFFFF:
+            if start <= 0xFFFF:
+                gaps.append((start, 0xFFFF))
             break
+        gaps.append((start, stop))
     return gaps
 
 

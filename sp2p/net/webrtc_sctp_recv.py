@@ -12,7 +12,9 @@ from sp2p.net.webrtc_sctp_math import (
     QUICK_ACK_PACKETS,
     SACK_DELAY,
     SACK_MAX_DUPLICATES,
-    sack_gaps,
+    extend_blocks,
+    gap_blocks,
+    gap_offsets,
     sack_now,
     tsn_gt,
     tsn_next,
@@ -55,25 +57,46 @@ def install(mod: Any) -> None:
         if not tsn_gt(tsn, last) or tsn in misordered:
             self._sack_duplicates.append(tsn)
             return True
+        blocks = cached_blocks(self)
         if tsn != tsn_next(last):
             misordered.add(tsn)
+            if blocks is not None and not extend_blocks(blocks, tsn):
+                self._sp2p_blocks = None
             return False
         last = tsn
-        while tsn_next(last) in misordered:
-            last = tsn_next(last)
-            misordered.discard(last)
+        if misordered:
+            while tsn_next(last) in misordered:
+                last = tsn_next(last)
+                misordered.discard(last)
+            if blocks:  # A2: keep the runs beyond the cumulative TSN current
+                if blocks[0][1] == last:
+                    blocks.pop(0)  # the gap before the first run was filled
+                elif not tsn_gt(blocks[0][0], tsn_next(last)):
+                    self._sp2p_blocks = None
         self._last_received_tsn = last
         if self._sack_duplicates:
             self._sack_duplicates = [t for t in self._sack_duplicates if tsn_gt(t, last)]
         return False
 
+    def cached_blocks(self: Any) -> list[list[int]] | None:
+        """A2's runs of out-of-order TSNs, if still those of the current set (aiortc's
+        FORWARD-TSN handling replaces the set)."""
+        if self.__dict__.get("_sp2p_blocks_of") is not self._sack_misordered:
+            return None
+        blocks: list[list[int]] | None = self.__dict__.get("_sp2p_blocks")
+        return blocks
+
     async def send_sack_now(self: Any) -> None:  # A2: aiortc's SACK, cut to one packet
         last = self._last_received_tsn
+        blocks = cached_blocks(self)
+        if blocks is None:  # sort once; mark_received keeps them up to date from here
+            blocks = self._sp2p_blocks = gap_blocks(last, self._sack_misordered)
+            self._sp2p_blocks_of = self._sack_misordered
         sack = sack_cls()
         sack.cumulative_tsn = last
         sack.advertised_rwnd = max(0, self._advertised_rwnd)
         sack.duplicates = self._sack_duplicates[:SACK_MAX_DUPLICATES]
-        sack.gaps = sack_gaps(last, self._sack_misordered)
+        sack.gaps = gap_offsets(last, blocks)
         await self._send_chunk(sack)
         self._sack_duplicates.clear()
         self._sack_needed = False

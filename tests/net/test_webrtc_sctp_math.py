@@ -16,20 +16,69 @@ def test_tsn_serial_comparison_wraps() -> None:
     assert m.tsn_next(2**32 - 1) == 0
 
 
+def sack_gaps(last: int, misordered: set[int]) -> list[tuple[int, int]]:
+    return m.gap_offsets(last, m.gap_blocks(last, misordered))
+
+
 def test_sack_gaps_merge_runs_and_wrap() -> None:
     last = 2**32 - 2
     # received out of order: last+2, last+3 (0 and 1 after the wrap), last+5
-    assert m.sack_gaps(last, {0, 1, 3}) == [(2, 3), (5, 5)]
-    assert m.sack_gaps(10, set()) == []
+    assert m.gap_blocks(last, {0, 1, 3}) == [[0, 1], [3, 3]]
+    assert sack_gaps(last, {0, 1, 3}) == [(2, 3), (5, 5)]
+    assert sack_gaps(10, set()) == []
 
 
 def test_sack_gaps_fit_one_packet() -> None:
     every_other = {100 + 2 * i for i in range(1, 1000)}  # 999 single-TSN gaps
-    gaps = m.sack_gaps(100, every_other)
+    gaps = sack_gaps(100, every_other)
     assert len(gaps) == m.SACK_MAX_GAPS == 200
     assert gaps[0] == (2, 2) and gaps[-1] == (400, 400)
     assert 16 + 4 * (m.SACK_MAX_GAPS + m.SACK_MAX_DUPLICATES) < 1189
-    assert m.sack_gaps(0, {70000}) == []  # past a 16-bit offset
+    assert sack_gaps(0, {70000}) == []  # past a 16-bit offset
+    assert sack_gaps(0, set(range(65530, 65540))) == [(65530, 65535)]  # cut at it
+
+
+def test_extend_blocks_after_a_loss() -> None:
+    blocks: list[list[int]] = []
+    for tsn in (12, 13, 14, 20, 21):  # 11 and 15-19 lost
+        assert m.extend_blocks(blocks, tsn)
+    assert blocks == [[12, 14], [20, 21]]
+    assert not m.extend_blocks(blocks, 17)  # inside: the caller rebuilds
+    wrap = [[2**32 - 1, 2**32 - 1]]
+    assert m.extend_blocks(wrap, 0) and wrap == [[2**32 - 1, 0]]
+
+
+def test_patched_mark_received_keeps_the_runs_current() -> None:
+    """Random arrival orders with losses and duplicates: the runs the receive patch keeps
+    incrementally give the same SACK gaps as sorting the whole set each time."""
+    import random
+
+    from aiortc import rtcsctptransport
+
+    from sp2p.net import webrtc_sctp
+
+    assert webrtc_sctp.apply()
+    cls = rtcsctptransport.RTCSctpTransport
+    rng = random.Random(7)
+    for start in (1000, 2**32 - 50):
+        sctp = cls.__new__(cls)
+        sctp._last_received_tsn = start - 1
+        sctp._sack_misordered = set()
+        sctp._sack_duplicates = []
+        arrivals = [(start + i) % 2**32 for i in range(600)]
+        rng.shuffle(arrivals[100:300])  # reordering
+        arrivals += [(start + i) % 2**32 for i in rng.sample(range(600), 40)]  # duplicates
+        for tsn in arrivals:
+            if rng.random() < 0.05:
+                continue  # lost
+            cls._mark_received(sctp, tsn)
+            if rng.random() < 0.3:
+                last = sctp._last_received_tsn
+                blocks = sctp.__dict__.get("_sp2p_blocks")
+                if blocks is None or sctp.__dict__.get("_sp2p_blocks_of") is not sctp._sack_misordered:
+                    sctp._sp2p_blocks = blocks = m.gap_blocks(last, sctp._sack_misordered)
+                    sctp._sp2p_blocks_of = sctp._sack_misordered
+                assert m.gap_offsets(last, blocks) == sack_gaps(last, sctp._sack_misordered)
 
 
 @pytest.mark.parametrize(
