@@ -61,6 +61,11 @@ def _env(impl: str, env: dict[str, str], base: Path | None) -> dict[str, str]:
     return {**env, "PYTHONPATH": str(base)}
 
 
+def _cwd(impl: str, base: Path | None) -> Path:
+    """`python -m` puts the working folder first on sys.path: run each CLI from its checkout."""
+    return base if impl == "base" and base is not None else REPO
+
+
 def _proc_cpu(pid: int) -> float:
     """user + system seconds of a live process (0 when it is gone)."""
     try:
@@ -118,8 +123,8 @@ def run_pair(pair: str, src: Path, digest: str, env: dict[str, str], work: Path,
     with slog.open("wb") as so:
         sender = subprocess.Popen(
             [*_command(send_impl), "send", *webrtc, "-compress", "0", str(src)],
-            env=_env(send_impl, env, base), stdin=subprocess.DEVNULL, stdout=so, stderr=so,
-            start_new_session=True,
+            env=_env(send_impl, env, base), cwd=_cwd(send_impl, base), stdin=subprocess.DEVNULL,
+            stdout=so, stderr=so, start_new_session=True,
         )
     receiver: subprocess.Popen[bytes] | None = None
     try:
@@ -138,8 +143,8 @@ def run_pair(pair: str, src: Path, digest: str, env: dict[str, str], work: Path,
         with rlog.open("wb") as ro:
             receiver = subprocess.Popen(
                 [*_command(recv_impl), "receive", *webrtc, "-output", str(out), code],
-                env=_env(recv_impl, env, base), stdin=subprocess.DEVNULL, stdout=ro, stderr=ro,
-                start_new_session=True,
+                env=_env(recv_impl, env, base), cwd=_cwd(recv_impl, base), stdin=subprocess.DEVNULL,
+                stdout=ro, stderr=ro, start_new_session=True,
             )
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
