@@ -84,7 +84,7 @@ def local_addresses(*, allow_loopback: bool = False) -> list[str]:
     else:
         candidates += _default_route_ipv4()
         with contextlib.suppress(OSError):
-            candidates += [str(ai[4][0]) for ai in socket.getaddrinfo(socket.gethostname(), None)]
+            candidates += [str(ai[4][0]) for ai in socket.getaddrinfo(_ascii(socket.gethostname()), None)]
     if allow_loopback:
         candidates.insert(0, "127.0.0.1")
     seen: list[str] = []
@@ -96,3 +96,8 @@ def local_addresses(*, allow_loopback: bool = False) -> list[str]:
         if _advertisable(ip, allow_loopback) and str(ip) not in seen:
             seen.append(str(ip))
     return seen
+
+
+def _ascii(host: str) -> str | bytes:
+    """An ASCII name as bytes: getaddrinfo() loads the idna codec (and stringprep) for a str."""
+    return host.encode() if host.isascii() else host

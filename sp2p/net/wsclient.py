@@ -70,7 +70,10 @@ def open_websocket(url: str, *, timeout: float, max_message: int) -> WsConnectio
     if _proxy_for(parts.scheme, parts.hostname):
         return _Proxied(url, timeout, max_message)
     host, port = parts.hostname, parts.port or (443 if secure else 80)
-    sock = socket.create_connection((host, port), timeout=timeout)
+    # an ASCII name as bytes: getaddrinfo() would load the idna codec (and stringprep) for a str
+    # (it hands the name to getaddrinfo, which takes bytes; typeshed says str only)
+    name = host.encode() if host.isascii() else host
+    sock = socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if secure:
