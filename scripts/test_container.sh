@@ -85,10 +85,15 @@ build_python_base() {
   rootfs=$(mktemp -d /var/tmp/sp2p-rootfs.XXXXXX)
   # shellcheck disable=SC2064
   trap "rm -rf '$rootfs'" RETURN
-  debootstrap --variant=minbase --include=python3,python3-pip,ca-certificates \
+  # Two stages so dpkg can be told not to fsync every file it unpacks (a throwaway rootfs
+  # need not survive a power cut): 99 s instead of 159-201 s on a loaded 2-core machine.
+  debootstrap --foreign --variant=minbase --include=python3,python3-pip,ca-certificates \
     "$suite" "$rootfs" "$DEBIAN_MIRROR" >"$rootfs.log" 2>&1 \
     || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; die "debootstrap failed"; }
-  rm -f "$rootfs.log"
+  echo force-unsafe-io >"$rootfs/etc/dpkg/dpkg.cfg.d/sp2p-unsafe-io"
+  chroot "$rootfs" /debootstrap/debootstrap --second-stage >"$rootfs.log" 2>&1 \
+    || { tail -20 "$rootfs.log" >&2; rm -f "$rootfs.log"; die "debootstrap (second stage) failed"; }
+  rm -f "$rootfs.log" "$rootfs/etc/dpkg/dpkg.cfg.d/sp2p-unsafe-io"
   "$rootfs/usr/bin/python3" -c 'import sys; print("%d.%d" % sys.version_info[:2])' \
     | grep -qx "$version" || die "$suite's python3 is not $version"
   # what the official slim image has and Debian's python3 lacks: `python`, pip allowed
@@ -199,7 +204,7 @@ case "${1:-all}" in
     prepare
     set +e
     # the tests clean up after themselves (containers, then the project image)
-    SP2P_CONTAINER_PREPARED=1 python3 -m pytest -p no:cacheprovider -q tests/dist/test_container*.py
+    SP2P_CONTAINER_PREPARED=1 python3 -b -m pytest -p no:cacheprovider -q tests/dist/test_container*.py
     rc=$?
     set -e
     log "total $((SECONDS - start)) s"
