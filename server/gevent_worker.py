@@ -74,9 +74,10 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
             server.pool.join(timeout=_left(deadline))
         left = sum(server.pool.size - server.pool.free_count() for server in servers)
         if left:
-            # not killed: GreenletExit in a handler makes gunicorn read the next request
-            # from a socket the WebSocket reader still owns (a traceback per connection);
-            # the process exit closes them, after the close frames already went out
+            # not killed: a killed handler unwinds through its lingering close (up to 2 s)
+            # and back into gunicorn's request loop (with simple-websocket that logged a
+            # traceback per connection); the process exit closes them, after the close
+            # frames already went out
             self.log.warning("Worker stop budget spent; %d connections closed unfinished (pid: %s)",
                              left, self.pid)
         self._exit_now()
