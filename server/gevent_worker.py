@@ -42,6 +42,18 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
     #: set by the app (post_worker_init): closes every session; runs in its own greenlet
     on_stop: Callable[[], None] | None = None
 
+    def init_process(self) -> None:
+        # From the fork until init_signals (monkey-patching takes ~1 s on a loaded machine)
+        # a stop signal would run the arbiter's handler that came with the fork, which
+        # queues it for a loop that never runs here: the worker booted and served on until
+        # the arbiter's SIGKILL after graceful_timeout (5 s).
+        for num in STOP_SIGNALS:
+            signal.signal(num, self._stopped_early)
+        super().init_process()
+
+    def _stopped_early(self, signum: int, frame: Any) -> None:
+        self.alive = False  # run() then stops at once
+
     def init_signals(self) -> None:
         super().init_signals()
         self._stopping = Event()

@@ -79,7 +79,7 @@ def test_sigterm_closes_every_websocket_and_exits_within_the_limit(
         assert server.proc.wait(15) == 0, server.stderr_text()[-3000:]
         elapsed = time.monotonic() - start
         assert codes == [GOING_AWAY] * len(answering)
-        assert elapsed <= STOP_LIMIT, f"stopped after {elapsed:.2f} s"
+        assert elapsed <= STOP_LIMIT, f"stopped after {elapsed:.2f} s\n{server.stderr_text()[-3000:]}"
         silent.close()
         assert_clean_log(server)
     finally:
@@ -129,3 +129,17 @@ def test_a_stopping_node_tells_peers_on_other_nodes_in_time(redis_unix: RedisPro
     finally:
         a.stop()
         b.stop()
+
+
+def test_a_worker_still_booting_does_not_lose_the_stop() -> None:
+    """SIGTERM while the worker is still booting (monkey-patching, loading the app) stops it
+    as fast: the signal used to be lost, and the arbiter's SIGKILL after graceful_timeout
+    (5 s) was what ended the worker."""
+    server = start_server(*NO_LIMIT_FLAGS)
+    try:
+        assert wait_until(lambda: "Booting worker" in server.stderr_text())
+        elapsed = stop_and_time(server)
+        assert elapsed <= STOP_LIMIT, f"stopped after {elapsed:.2f} s\n{server.stderr_text()[-3000:]}"
+        assert_clean_log(server)
+    finally:
+        server.stop()
