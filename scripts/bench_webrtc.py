@@ -324,6 +324,7 @@ def run_pairs(pairs: list[str], size_mib: int, runs: int, base: Path | None) -> 
     if any("go" in p for p in pairs) and not GO_CLI.exists():
         raise SystemExit(f"the Go reference CLI is missing: {GO_CLI}")
     results: dict[str, list[PairRun]] = {pair: [] for pair in pairs}
+    failures: dict[str, int] = {}
     with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as tmp:
         work = Path(tmp)
         src = work / "random.bin"
@@ -337,22 +338,30 @@ def run_pairs(pairs: list[str], size_mib: int, runs: int, base: Path | None) -> 
             env = cli_env(server.http_url, work / "home")
             for _ in range(runs):
                 for pair in pairs:
-                    results[pair].append(run_pair(pair, src, digest, env, work, base))
+                    try:
+                        results[pair].append(run_pair(pair, src, digest, env, work, base))
+                    except SystemExit as exc:  # a failed transfer is a result too: say so, go on
+                        failures[pair] = failures.get(pair, 0) + 1
+                        print(f"  {pair}: {str(exc).splitlines()[0]}", flush=True)
         finally:
             server.stop()
     gib = size_mib / 1024
     print(f"{'pair':13s} {'MB/s median (best)':>19s} {'CPU s/GiB: sender':>18s} {'receiver':>9s} "
           f"{'both':>6s} {'vs Go':>6s}")
-    base = statistics.median(r.mbps for r in results["go"]) if "go" in results else 0.0
+    base = statistics.median(r.mbps for r in results["go"]) if results.get("go") else 0.0
     for pair in pairs:
         rows = results[pair]
+        failed = f"   ({failures[pair]} of {runs} runs failed)" if pair in failures else ""
+        if not rows:
+            print(f"{LABELS[pair]:13s} no completed run{failed}")
+            continue
         mbps = statistics.median(r.mbps for r in rows)
         cpu_s = statistics.median(r.cpu_sender for r in rows) / gib
         cpu_r = statistics.median(r.cpu_receiver for r in rows) / gib
         both = statistics.median(r.cpu_sender + r.cpu_receiver for r in rows) / gib
         ratio = f"{mbps / base:6.2f}" if base else "     -"
         print(f"{LABELS[pair]:13s} {mbps:9.1f} ({max(r.mbps for r in rows):5.1f})   {cpu_s:18.1f} "
-              f"{cpu_r:9.1f} {both:6.1f} {ratio}", flush=True)
+              f"{cpu_r:9.1f} {both:6.1f} {ratio}{failed}", flush=True)
     for pair in pairs:
         print(f"  {pair} runs MB/s: " + ", ".join(f"{r.mbps:.1f}" for r in results[pair]))
 
