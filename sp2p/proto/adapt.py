@@ -14,8 +14,12 @@ effort only takes CPU from it. A step up that is undone (so, or because the comp
 behind) needs twice as many link-bound windows in a row before it is tried again (up to
 MAX_PATIENCE), so the level settles instead of swinging between two steps.
 
-A window is at least WINDOW frames and MIN_SPAN seconds; the first one of a transfer only
-fills the pipeline and decides nothing.
+A capped link is bursty seen from the writer: the socket buffers (MiBs per stream) take
+frames at once for a few hundred ms, then a write blocks about as long. So whether the link is
+busy is judged over the last ~LINK_MEMORY seconds (the writing share, decayed over time), not
+over one window: while it is, waiting for the compressor does not step down (the buffers still
+hold plenty for the link), and a window without waits steps up. 12-frame windows alone kept
+text stored on the 50 MB/s, 70 ms link (~40 MB/s, as -compress 0).
 
 Steps run over a ladder of zstd settings, from a stored frame (raw blocks: a copy, no search)
 through a fast negative level to the zstd levels that `N` allows. A chunk that does not
@@ -27,6 +31,7 @@ Sans-IO: the caller measures time and reports it; nothing here reads a clock.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 from sp2p.proto.compression import STORED, zstd_level
@@ -35,11 +40,8 @@ from sp2p.proto.compression import STORED, zstd_level
 FAST_LEVEL: Final = -5
 #: frames per decision: enough that one slow write or one scheduling hiccup does not decide
 WINDOW: Final = 12
-#: ... and seconds per decision: socket buffers (MiBs per stream) absorb a capped link's
-#: bursts, so for a few hundred ms writes return at once and the writer waits for the
-#: compressor, then it blocks for as long; a window must hold both phases to judge. Measured on
-#: the 50 MB/s, 70 ms link: 12-frame windows kept text stored (~40 MB/s, as -compress 0).
-MIN_SPAN: Final = 0.4
+#: seconds over which the link's busy share is remembered (time constant of its decay)
+LINK_MEMORY: Final = 0.5
 #: the writer waiting this share of the window for compression means the compressor is behind
 COMPRESSOR_BEHIND: Final = 0.10
 #: writing taking this share of the window (and no wait for compression) means the link is behind
@@ -64,13 +66,11 @@ def ladder(max_level: int) -> list[int]:
 class LevelController:
     """Chooses the zstd setting for each chunk from measurements the sender reports."""
 
-    def __init__(
-        self, max_level: int, *, start_level: int = 1, min_span: float = MIN_SPAN, warm_up: bool = True
-    ) -> None:
+    def __init__(self, max_level: int, *, start_level: int = 1) -> None:
         self.steps = ladder(max_level)
-        self._min_span = min_span
-        #: the first window only fills the pipeline (the writer waits for the first frames)
-        self._warming = warm_up
+        #: writing time and wall time of the last ~LINK_MEMORY seconds (decayed sums)
+        self._busy = 0.0
+        self._span = 0.0
         start = zstd_level(min(start_level, max_level))
         self._index = self.steps.index(start)
         #: per step: link-bound windows in a row needed before climbing to it
@@ -125,23 +125,31 @@ class LevelController:
         self._bytes += raw_len
         self._waited += waited
         self._writing += writing
-        self._elapsed += max(elapsed, waited + writing)
-        if self._frames < WINDOW or self._elapsed < self._min_span:
+        wall = max(elapsed, waited + writing)
+        self._elapsed += wall
+        keep = math.exp(-wall / LINK_MEMORY)
+        self._busy = self._busy * keep + writing
+        self._span = self._span * keep + wall
+        if self._frames < WINDOW:
             return
-        if self._warming:
-            self._warming = False
-            self._reset_window()
-            return
+        link_busy = self._busy > LINK_BEHIND * max(self._span, 1e-9)
         total = max(self._elapsed, 1e-9)
         rate = self._bytes / total
         climbed, self._climbed = self._climbed, False
-        behind = self._waited > COMPRESSOR_BEHIND * total
+        waits = self._waited > COMPRESSOR_BEHIND * total
+        behind = waits and not link_busy
         if self._index > 0 and (behind or (climbed and rate < self._rate_before_climb * CLIMB_GAIN)):
             if climbed:  # that step up did not pay: be slower to try it again
                 self._patience[self._index] = min(self._patience[self._index] * 2, MAX_PATIENCE)
             self._index -= 1
             self._link_bound = 0
-        elif self._waited <= COMPRESSOR_BEHIND * total / 4 and self._writing > LINK_BEHIND * total:
+        elif waits:
+            # a busy link holds the step down back; a step up stays on probation meanwhile
+            self._climbed = climbed
+            self._link_bound = 0
+        elif self._waited <= COMPRESSOR_BEHIND * total / 4 and (
+            link_busy or self._writing > LINK_BEHIND * total
+        ):
             self._link_bound += 1
             up = self._index + 1
             if up < len(self.steps) and self._link_bound >= self._patience[up]:
