@@ -124,6 +124,16 @@ def web_base(sp2p_server: Any) -> str:
 
 
 @pytest.fixture
+def page(chromium: Any) -> Iterator[Any]:
+    """A Chromium page in a fresh context (own storage and service worker)."""
+    ctx = new_context(chromium)
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
 def two_pages(chromium: Any) -> Iterator[tuple[Any, Any]]:
     """A sender page and a receiver page in separate contexts (separate storage and workers)."""
     sctx = new_context(chromium)

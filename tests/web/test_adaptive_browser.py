@@ -4,7 +4,6 @@ all and saves what was sent (our receiver: tests/e2e/test_adaptive_compression.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,6 @@ from tests.web.cli import Cli, browser_download
 from tests.web.flows import sha256_file
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    from tests.web.browser import new_context
-
-    ctx = new_context(chromium)
-    try:
-        yield ctx.new_page()
-    finally:
-        ctx.close()
 
 
 def test_browser_decodes_every_setting_in_one_transfer(

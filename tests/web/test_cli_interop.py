@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +20,6 @@ from tests.web.flows import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 
-
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    from tests.web.browser import new_context
-
-    ctx = new_context(chromium)
-    try:
-        yield ctx.new_page()
-    finally:
-        ctx.close()
 
 
 def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:

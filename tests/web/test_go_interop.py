@@ -3,13 +3,11 @@ page sends in one-message frames and what pion sends arrive byte for byte (SHA-2
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.web.browser import new_context
 from tests.web.cli import Cli, browser_download, random_file
 from tests.web.flows import sha256_file, start_send, wait_outcome
 
@@ -18,15 +16,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 GO_CLI = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "sp2p"
 #: several frames, not a multiple of any chunk size the two sides use
 SIZE = 3 * (1 << 20) + 12345
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    ctx = new_context(chromium)
-    try:
-        yield ctx.new_page()
-    finally:
-        ctx.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ tests/server/test_multinode.py: three nodes, two workers each, haproxy, coturn).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +14,6 @@ from tests.web.cli import Cli, browser_download, cli_send, random_file
 from tests.web.flows import sha256_file, start_send, wait_outcome
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc, pytest.mark.slow]
-
-
-@pytest.fixture
-def page(chromium: Any) -> Iterator[Any]:
-    from tests.web.browser import new_context
-
-    ctx = new_context(chromium)
-    try:
-        yield ctx.new_page()
-    finally:
-        ctx.close()
 
 
 def test_cli_and_chromium_on_different_nodes_both_ways(
