@@ -32,6 +32,7 @@ from tests.netlab.netns import (
     sh,
 )
 from tests.netlab.procs import LabProcesses
+from tests.support.server_proc import clean_env, server_command
 
 if TYPE_CHECKING:
     from tests.netlab.services import Capture, Coturn
@@ -287,12 +288,16 @@ class Lab(LabProcesses):
         env: Mapping[str, str] | None = None,
         timeout: float = 30.0,
     ) -> Service:
-        """Start sp2p-server (or `argv`, which must listen on pub:`port`) in pub."""
+        """Start sp2p-server (or `argv`, which must listen on pub:`port`) in pub: this
+        checkout's, like tests/support/server_proc (the `sp2p-server` script of an editable
+        install runs whichever checkout last ran `pip install -e`)."""
         ip = self.ip("pub")
-        cmd = list(argv) if argv is not None else ["sp2p-server", "-addr", f"{ip}:{port}"]
+        cmd = list(argv) if argv is not None else [*server_command(), "-addr", f"{ip}:{port}"]
+        this_checkout = {k: v for k, v in clean_env().items() if k in ("PYTHONPATH", "SP2P_STATIC_DIR")}
         proc = self.start(
-            "pub", [*cmd, *extra_args], ready_tcp=(ip, port), timeout=timeout, env=env
-        )
+            "pub", [*cmd, *extra_args], ready_tcp=(ip, port), timeout=timeout,
+            env={**this_checkout, **(env or {})},
+        )  # fmt: skip
         return Service(proc, "pub", ip, port)
 
     def start_coturn(self, **kw: Any) -> Coturn:
