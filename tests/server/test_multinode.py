@@ -102,9 +102,8 @@ def start_haproxy(tmp: Path, backends: list[int]) -> tuple[subprocess.Popen[byte
     )
     cfg = tmp / "haproxy.cfg"
     cfg.write_text(HAPROXY_CFG.format(port=port, servers=servers))
-    proc = subprocess.Popen(
-        ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    with (tmp / "haproxy.log").open("wb") as log:  # a file, not a pipe nobody reads (or closes)
+        proc = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=log)
     assert wait_until(lambda: status_of(f"http://127.0.0.1:{port}/health") == 200, timeout=15)
     return proc, port
 
