@@ -66,7 +66,8 @@ class PeakRss:
 class Run:
     """A sender on h1 and a receiver on h2, both through the hostile server in pub."""
 
-    def __init__(self, lab: Lab, server_url: str, tmp: Path, payload: bytes, args: list[str]) -> None:
+    def __init__(self, lab: Lab, server_url: str, tmp: Path, payload: bytes, args: list[str],
+                 send_args: tuple[str, ...] = ()) -> None:
         self.lab, self.payload, self.out = lab, payload, tmp / "out"
         home, src = tmp / "home", tmp / "src"
         for d in (home, src, self.out):
@@ -76,7 +77,7 @@ class Run:
         env = {"SP2P_SERVER": server_url, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
         tag = tmp.name
         cli = [sys.executable, "-m", "sp2p"]
-        self.send = lab.run("h1", [*cli, "send", *args, str(self.src)], env=env, name=f"send-{tag}",
+        self.send = lab.run("h1", [*cli, "send", *args, *send_args, str(self.src)], env=env, name=f"send-{tag}",
                             start_new_session=True)
         code = wait_code(lab, self.send)
         self.recv = lab.run("h2", [*cli, "receive", *args, "-output", str(self.out), code], env=env,
@@ -157,3 +158,4 @@ def test_candidate_flood_between_two_clis_is_capped(netlab: Any, tmp_path: Path)
     for side, base, peak in zip(("sender", "receiver"), quiet.peaks, flooded.peaks, strict=True):
         print(f"{side}: peak RSS {base.result() / 1024:.1f} MiB quiet, {peak.result() / 1024:.1f} MiB flooded")
         assert peak.result() <= base.result() + 16 * 1024, side
+

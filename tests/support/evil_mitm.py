@@ -7,7 +7,8 @@
         evil.call(mitm.close())
     mitm.seen                               # every byte that crossed the attacker, and from whom
 
-It does everything a signaling server can: hands each peer the attacker's X25519 key; rewrites
+It does everything a signaling server can: hands each peer the attacker's X25519 key (unless
+`swap_keys=False`: then it only watches what the peers' own keys protect); rewrites
 each `direct` address to a listener of its own that relays to the real one; answers the sender's
 WebRTC offer itself and offers the receiver its own, so both SDP fingerprints are the attacker's
 DTLS certificate and both data channels end at the attacker, which relays between them; drops
@@ -45,8 +46,9 @@ def fingerprints(sdp: str) -> set[str]:
 
 
 class Mitm:
-    def __init__(self, host: str) -> None:
+    def __init__(self, host: str, *, swap_keys: bool = True) -> None:
         self.host = host
+        self.swap_keys = swap_keys
         self.key = KeyPair.generate().public_b64()
         self.seen: list[Seen] = []
         #: (the fingerprints the peer put in its SDP, the ones the attacker passed on instead)
@@ -67,7 +69,7 @@ class Mitm:
         kind, payload = msg.get("type"), msg.get("payload")
         if not isinstance(payload, dict):
             return [msg]
-        if kind == "crypto" and "publicKey" in payload:
+        if kind == "crypto" and "publicKey" in payload and self.swap_keys:
             self.keys_swapped += 1
             return [{**msg, "payload": {**payload, "publicKey": self.key}}]
         if kind == "direct" and payload.get("tcp"):
