@@ -64,6 +64,14 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProc
 
 
 @pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """The WebSocket clients a test left open are closed, not left to the GC (the suite is
+    strict about ResourceWarning: tests/conftest.py)."""
+    yield
+    helpers.Client.close_leftovers()
+
+
+@pytest.fixture(autouse=True)
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The store every live_server() of this test uses (memory unless parametrized)."""
     name: str = getattr(request, "param", "memory")

@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import websocket
 from flask import Flask
@@ -71,7 +71,10 @@ def live_server(config: Mapping[str, Any] | None = None) -> Iterator[LiveServer]
 
 
 class Client:
-    """A blocking WebSocket client speaking the signalling envelope."""
+    """A blocking WebSocket client speaking the signalling envelope. Whatever a test leaves
+    open is closed after it (`close_leftover_clients`), never left to the GC."""
+
+    opened: ClassVar[list[Client]] = []
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class Client:
             sock = socket.create_connection((host, int(port)), timeout=timeout, source_address=(source_ip, 0))
             options["socket"] = sock
         self.ws = websocket.create_connection(url, **options)
+        Client.opened.append(self)
 
     def send(self, msg_type: str, payload: Any = None, **extra: Any) -> None:
         body: dict[str, Any] = {"type": msg_type, "payload": {} if payload is None else payload}
@@ -159,6 +163,11 @@ class Client:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.ws.close(timeout=0.5)
+
+    @classmethod
+    def close_leftovers(cls) -> None:
+        while cls.opened:
+            cls.opened.pop().close()
 
     def __enter__(self) -> Client:
         return self
