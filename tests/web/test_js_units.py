@@ -6,7 +6,10 @@ import base64
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -214,3 +217,10 @@ def test_early_peer_mac_is_not_lost(js_page: Any) -> None:
 def test_withdrawn_signalling_wait_takes_nothing(js_page: Any) -> None:
     got = call(js_page, "withdrawnWaitTakesNothing")
     assert got == {"staleOutcome": "aborted", "fresh": "attempt-2", "waiting": 0}
+
+
+def test_sha256_rounds_file_is_current() -> None:
+    """static/js/sha256_blocks.js is generated; a hand edit or a stale copy fails here."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_sha256_js.py"
+    out = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
