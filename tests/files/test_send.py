@@ -23,6 +23,7 @@ from sp2p.fs import archive
 from sp2p.fs.archive import plan_tar
 from sp2p.fs.outgoing import inspect_sources, mime_type
 from tests.files.helpers import drain
+from tests.support.files import open_under
 
 CHUNK = 262144
 
@@ -361,7 +362,7 @@ def test_reader_close_releases_the_open_file(tmp_path: Path) -> None:
     root = big_tree(tmp_path)
     reader = plan_tar([root]).open()
     reader.read(1000)
-    before = len(os.listdir("/proc/self/fd"))
+    assert len(open_under(root)) == 1
     reader.close()
-    assert len(os.listdir("/proc/self/fd")) == before - 1
+    assert open_under(root) == []
     assert stat.S_ISDIR(os.stat(root).st_mode)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 from sp2p.proto.constants import Role
@@ -27,3 +29,30 @@ def session_keys(session_id: str = "abcdefgh") -> tuple[SessionKeys, SessionKeys
         derive_session_keys(role=Role.SENDER, seed=SEED, session_id=session_id, private=s.private, **pubs),
         derive_session_keys(role=Role.RECEIVER, seed=SEED, session_id=session_id, private=r.private, **pubs),
     )
+
+
+def open_under(folder: Path) -> list[str]:
+    """Files under `folder` this process holds open: asks about the test's own files instead of
+    counting every descriptor of a process whose other threads open and close their own."""
+    prefix = str(folder.resolve()) + os.sep
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile (the listing's own, another thread's)
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(prefix):
+                held.append(target)
+    return held
+
+
+def tcp_connections_on(port: int) -> int:
+    """Sockets of this network namespace still open on local `port` (a server's side of its
+    connections; TIME_WAIT ones belong to no socket any more)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if int(local.rsplit(":", 1)[1], 16) == port and state != "0A" and inode != "0":
+                    count += 1  # 0A: LISTEN
+    return count
