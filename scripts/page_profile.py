@@ -11,6 +11,7 @@ from typing import Any
 #: self-time buckets by source file: what each part of the page costs
 GROUPS = {
     "sha256.js": "SHA-256",
+    "sha256_blocks.js": "SHA-256",
     "sha2.js": "SHA-256",
     "_md.js": "SHA-256",
     "utils.js": "SHA-256",
