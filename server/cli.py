@@ -47,7 +47,9 @@ def raise_fd_limit() -> int:
 
 
 def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    from server.logsink import BatchingHandler
+
+    handler = BatchingHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("sp2p")
     logger.addHandler(handler)

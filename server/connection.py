@@ -88,6 +88,7 @@ class Peer:
         "_inbox",
         "_closed",
         "_close_sent",
+        "_eof",
         "_reading",
         "_ping_interval",
         "_next_ping",
@@ -107,6 +108,8 @@ class Peer:
         self._inbox: list[str] = []
         self._closed = False
         self._close_sent = False
+        #: the client's side ended (FIN or reset) without a close handshake
+        self._eof = False
         self._reading = False
         self._ping_interval = ping_interval
         self._next_ping = self.last_activity + ping_interval if ping_interval > 0 else float("inf")
@@ -161,7 +164,7 @@ class Peer:
         except OSError:
             data = b""
         if not data:
-            self._closed = True
+            self._closed = self._eof = True
             return
         self.last_activity = time.monotonic()
         try:
@@ -253,7 +256,11 @@ class Peer:
 
     def finish(self) -> None:
         """After the handler: close frame if none went out, then the lingering close. The
-        socket itself is closed by whoever accepted it."""
+        socket itself is closed by whoever accepted it. A client that already hung up
+        (EOF) gets neither: nothing would read them, and a mass disconnect is thousands of
+        these at once."""
+        if self._eof:
+            return
         self.close(CLOSE_NORMAL, "")
         sock = self._sock
         with contextlib.suppress(OSError):

@@ -10,6 +10,7 @@ second stack and a selector held.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,12 +19,14 @@ from server import ws
 from server.connection import Peer
 from server.headers import base_url
 from server.state import ServerState
-from server.upgrade import Refused, UpgradeRequest, decide, refusal_response
+from server.upgrade import Refused, UpgradeRequest, decide, environ_from_head, peek_ws_head, refusal_response
 from sp2p.proto.signal import MAX_SIGNAL_MESSAGE
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+#: how long a new connection may take to send its whole request head (gunicorn's keepalive)
+HEAD_TIMEOUT = 5.0
 NO_SOCKET = Refused(500, "Internal Server Error", "this WSGI server cannot hand over its socket")
 
 
@@ -70,6 +73,31 @@ class WebSocketEndpoint:
             peer.finish()
         return self._handled(environ, start_response)
 
+    def serve_raw(self, sock: socket.socket, addr: Any) -> bool:
+        """Serve a fresh connection here if its request is `GET /ws` (the gevent worker
+        asks before its HTTP parser runs: no gunicorn request, environ or response object
+        for a WebSocket). False: not ours, nothing was read from the socket."""
+        head = peek_ws_head(sock, HEAD_TIMEOUT)
+        if head is None:
+            return False
+        environ = environ_from_head(head, addr, sock)
+        if environ is None:
+            return False
+        _consume(sock, len(head))
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers), "Connection: close", "", ""]
+            reply.append("\r\n".join(lines).encode("latin-1"))
+
+        reply: list[bytes] = []
+        try:
+            body = self(environ, start_response)
+        except StopIteration:
+            return True  # served; the caller closes the socket
+        with contextlib.suppress(OSError):
+            sock.sendall(b"".join([*reply, *body]))
+        return True
+
     @staticmethod
     def _handled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """Tell the WSGI server the connection is ours and over: gunicorn stops on
@@ -79,3 +107,12 @@ class WebSocketEndpoint:
             raise StopIteration
         start_response("101 Switching Protocols", [])
         return []
+
+
+def _consume(sock: socket.socket, n: int) -> None:
+    """Read exactly the `n` bytes a peek already saw."""
+    while n > 0:
+        chunk = sock.recv(n)
+        if not chunk:
+            return
+        n -= len(chunk)

@@ -26,6 +26,7 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from gunicorn import util
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -41,6 +42,22 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
 
     #: set by the app (post_worker_init): closes every session; runs in its own greenlet
     on_stop: Callable[[], None] | None = None
+    #: set by the app: serves a connection whose request is `GET /ws` before gunicorn's
+    #: HTTP parser sees it (server.endpoint); False leaves the connection to gunicorn
+    ws_direct: Callable[[Any, Any], bool] | None = None
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        direct = self.ws_direct
+        if direct is not None:  # (plain TCP only: the app leaves it unset with TLS)
+            try:
+                served = direct(client, addr)
+            except Exception:  # noqa: BLE001 - a handler bug must not kill the worker
+                self.log.exception("WebSocket connection failed")
+                served = True
+            if served:
+                util.close(client)
+                return
+        super().handle(listener, client, addr)
 
     def init_process(self) -> None:
         # From the fork until init_signals (monkey-patching takes ~1 s on a loaded machine)

@@ -86,6 +86,13 @@ def _post_worker_init(worker: Any) -> None:
     """On the way out (TERM, INT or QUIT) the worker closes every session first."""
     app: Flask = worker.wsgi
     worker.on_stop = app.extensions["sp2p"].shutdown
+    # imported here, in the worker: importing the app's modules in the arbiter would load
+    # prometheus_client before _metrics_dir() chose its multiprocess mode
+    from server.endpoint import WebSocketEndpoint
+
+    endpoint = app.wsgi_app
+    if isinstance(endpoint, WebSocketEndpoint) and not worker.cfg.is_ssl:
+        worker.ws_direct = endpoint.serve_raw  # /ws before gunicorn's HTTP parser
 
 
 def _on_exit(server: Any) -> None:

@@ -19,6 +19,8 @@ from server.store import Router, SessionStore, StoreUnavailable
 from server.teardown import end_session, expire_session, lost_session, redact
 from sp2p.proto.constants import Role
 
+#: connections ending their sessions at once (see ServerState.teardown_gate)
+TEARDOWN_BATCH = 32
 #: how often a node beats (and looks for dead nodes); see server.redis_store for the TTL
 HEARTBEAT_EVERY = 1.0
 
@@ -50,6 +52,11 @@ class ServerState:
         #: every open WebSocket, so shutdown can close those without a session too
         self.peers: set[Any] = set()
         self.peers_lock = threading.Lock()
+        #: When thousands of clients leave at once, each handler wakes in the same turn of
+        #: gevent's loop and would run its teardown straight through, so a new connection
+        #: waited for all of them (seconds for 10,000). Past this gate only a few tear
+        #: down at a time; the others wait their turn behind new connections' work.
+        self.teardown_gate = threading.BoundedSemaphore(TEARDOWN_BATCH)
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self._watcher: threading.Thread | None = None

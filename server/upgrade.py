@@ -11,6 +11,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -109,3 +111,58 @@ def refusal_response(
     if refused.status == 426:
         headers.append(("Sec-WebSocket-Version", "13"))
     return f"{refused.status} {refused.reason}", headers, body
+
+
+#: the longest request head the raw path reads (gunicorn's own limits are larger; a
+#: browser's upgrade request is well under 2 KiB)
+MAX_HEAD = 8192
+_WS_TARGET = (b"GET /ws ", b"GET /ws?")
+
+
+def peek_ws_head(sock: socket.socket, timeout: float) -> bytes | None:
+    """The request head if this connection's request is `GET /ws`, else None, with nothing
+    consumed either way (MSG_PEEK): anything else goes to the HTTP server untouched."""
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while True:
+        sock.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            seen = sock.recv(MAX_HEAD, socket.MSG_PEEK)
+        except (OSError, ValueError):
+            return None
+        if not seen or seen[:7] != b"GET /ws"[: len(seen)]:
+            return None
+        if len(seen) >= 8 and not seen.startswith(_WS_TARGET):
+            return None
+        end = seen.find(b"\r\n\r\n")
+        if end >= 0:
+            return seen[: end + 4]
+        if len(seen) >= MAX_HEAD or time.monotonic() >= deadline:
+            return None
+        time.sleep(0.01)  # the rest of the head is on its way; a peek does not wait for more
+
+
+def environ_from_head(head: bytes, peer: Any, sock: socket.socket) -> dict[str, Any] | None:
+    """A WSGI-style environ (only what UpgradeRequest reads) from a raw request head;
+    repeated header lines are joined with commas, as WSGI servers do."""
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        return None
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": parts[0],
+        "PATH_INFO": parts[1].split("?", 1)[0],
+        "REMOTE_ADDR": str(peer[0]) if isinstance(peer, tuple) else "",
+        "wsgi.url_scheme": "http",
+        "gunicorn.socket": sock,
+    }
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name or name != name.strip():
+            return None
+        key = "HTTP_" + name.upper().replace("-", "_")
+        value = value.strip()
+        environ[key] = f"{environ[key]},{value}" if key in environ else value
+    return environ

@@ -114,8 +114,9 @@ def _serve(state: ServerState, peer: Peer, base_url: str | None) -> None:
     try:
         _relay_loop(state, peer, link)
     finally:
-        state.router.detach(link.id, link.role, peer)
-        end_session(state, link.id, leaver=link.role)
+        with state.teardown_gate:  # a mass disconnect must not hold up everyone else
+            state.router.detach(link.id, link.role, peer)
+            end_session(state, link.id, leaver=link.role)
 
 
 def _welcome(state: ServerState, record: SessionRecord, base_url: str | None, peer_type: str) -> Welcome:

@@ -211,3 +211,26 @@ def test_thousands_of_idle_senders_closing_at_once_leave_the_server_up() -> None
         for s in socks:
             s.close()
         server.stop()
+
+
+def test_ws_requests_skip_gunicorns_parser_even_in_pieces(gserver: ServerProc) -> None:
+    """/ws is answered before gunicorn's HTTP parser (server/endpoint.py serve_raw): a head
+    that arrives in pieces still upgrades, a refusal is a complete HTTP answer, and any
+    other request on the same port still reaches Flask."""
+    with socket.create_connection(("127.0.0.1", gserver.port), timeout=5) as sock:
+        for i in range(0, len(UPGRADE), 20):
+            sock.sendall(UPGRADE[i : i + 20])
+            time.sleep(0.02)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 101 ")
+        sock.sendall(HELLO)
+        assert b'"welcome"' in sock.recv(4096)
+    foreign = UPGRADE.replace(b"\r\n\r\n", b"\r\nOrigin: https://evil.example\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", gserver.port), timeout=5) as sock:
+        sock.sendall(foreign)
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 403 ") and b"is not authorized for Host" in answer
+    assert b"X-Content-Type-Options: nosniff" in answer
+    assert b"Server: gunicorn" not in answer  # gunicorn never saw it
+    assert http_get(f"http://127.0.0.1:{gserver.port}/health")[2] == b"ok"

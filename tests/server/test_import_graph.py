@@ -4,6 +4,8 @@ and ws imported each other; the teardown they share is server/teardown.py now)."
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 SERVER = Path(__file__).resolve().parents[2] / "server"
@@ -34,3 +36,14 @@ def test_no_module_of_the_server_imports_itself_back() -> None:
     for start in graph:
         walk(start, [start])
     assert cycles == []
+
+
+def test_the_arbiter_does_not_load_prometheus_client() -> None:
+    """prometheus_client picks its multiprocess mode when first imported; the arbiter sets
+    PROMETHEUS_MULTIPROC_DIR only just before it forks the workers, so loading the server's
+    gunicorn module must not import it (if it did, /metrics answered empty with -workers 2)."""
+    probe = "import sys, server.gunicorn_app; print('prometheus_client' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=SERVER.parent
+    )
+    assert result.stdout.strip() == "False", result.stderr

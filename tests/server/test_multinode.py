@@ -83,12 +83,18 @@ class Cluster:
         return f"ws://127.0.0.1:{self.port}/ws"
 
     def node_of(self, session_id: str, role: str, *, since: list[int]) -> int:
-        """Index of the node that logged this side of the session after `since` offsets."""
+        """Index of the node that logged this side of the session after `since` offsets
+        (log lines are written in batches, within 50 ms)."""
         needle = f"session={session_id[:3]}… role={role}"
-        for i, node in enumerate(self.nodes):
-            if needle in node.stderr_text()[since[i] :]:
-                return i
-        raise AssertionError(f"no node logged {needle}")
+        found: list[int] = []
+
+        def logged() -> bool:
+            found[:] = [i for i, n in enumerate(self.nodes) if needle in n.stderr_text()[since[i] :]]
+            return bool(found)
+
+        if not wait_until(logged, timeout=5):
+            raise AssertionError(f"no node logged {needle}")
+        return found[0]
 
     def marks(self) -> list[int]:
         return [len(n.stderr_text()) for n in self.nodes]
@@ -282,9 +288,11 @@ def test_node_killed_mid_session(cluster: Cluster) -> None:
     victim.proc.wait(10)
     assert receiver.expect("peer-left", timeout=10) == {}
     assert time.monotonic() - killed < 10
-    assert re.search(
-        r"node gone: ending session=" + re.escape(sid[:3]),
-        "".join(n.stderr_text() for i, n in enumerate(cluster.nodes) if i != s_node),
+    assert wait_until(  # log lines are written in batches, within 50 ms
+        lambda: re.search(
+            r"node gone: ending session=" + re.escape(sid[:3]),
+            "".join(n.stderr_text() for i, n in enumerate(cluster.nodes) if i != s_node),
+        )
     )
     for _ in range(4):  # whichever nodes haproxy still picks
         s2, sid2, _ = hello(cluster.ws_url, source_ip="127.0.0.42")

