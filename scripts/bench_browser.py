@@ -22,7 +22,7 @@ older checkout's static/), shown as "<row> @base": before and after under the sa
 Ratios: each sp2p row against its raw ceiling, cli->browser and browser->cli also against raw
 chromium<->chromium (issue 13's target: >= 0.8), and cli->browser against cli->cli webrtc.
 CPU: seconds per GiB of every Chromium process (and of those the renderers) and of the sp2p CLI
-processes, from /proc (scripts/proc_cpu.py), medians over the rounds.
+processes, from /proc (scripts/benchkit/cpu.py), medians over the rounds.
 With --runs N the rows are run N rounds in turn and the median (and range) is shown.
 "udp drops" counts kernel UDP receive-buffer overflows (RcvbufErrors, IPv4 + IPv6) per run of the
 row: each one costs the sender a loss recovery. --profile adds main-thread CPU profiles of the pages
@@ -48,9 +48,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.benchkit.cpu import TreeCpu  # noqa: E402
 from scripts.browser_raw import aiortc_peer_process, bench_raw_aiortc, bench_raw_chromium, rate  # noqa: E402
 from scripts.page_profile import PageProfile  # noqa: E402
-from scripts.proc_cpu import TreeCpu  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 from tests.web.browser import launch_chromium, new_context  # noqa: E402
 from tests.web.cli import Cli, random_file  # noqa: E402

@@ -45,93 +45,25 @@ import cProfile
 import multiprocessing as mp
 import os
 import pstats
-import queue
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-MESSAGE = 262144
-HIGH_WATER = 4 * 1024 * 1024
-LOW_WATER = 1024 * 1024
-TIMEOUT = 300.0
+from scripts.benchkit.aiortc_peer import (  # noqa: E402 - the peer bench_link runs too
+    HIGH_WATER,
+    LOW_WATER,
+    MESSAGE,
+    TIMEOUT,
+    channel_peer,
+    stock_peer,
+)
 
-
-def _relay_reader(inbox: Any, deliver: Any, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            kind, payload = inbox.get(timeout=0.1)
-        except queue.Empty:
-            continue
-        deliver(kind, payload)
-
-
-# -- stock aiortc --------------------------------------------------------------------
-
-
-async def _stock(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> None:
-    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-
-    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    loop = asyncio.get_running_loop()
-    done = asyncio.Event()
-
-    async def next_signal() -> tuple[str, dict[str, Any]]:
-        item: tuple[str, dict[str, Any]] = await loop.run_in_executor(None, inbox.get, True, TIMEOUT)
-        return item
-
-    if role == "sender":
-        channel = pc.createDataChannel("sp2p")
-        opened = asyncio.Event()
-        channel.on("open", opened.set)
-        await pc.setLocalDescription(await pc.createOffer())
-        outbox.put(("offer", {"sdp": pc.localDescription.sdp, "type": "offer"}))
-        kind, answer = await next_signal()
-        await pc.setRemoteDescription(RTCSessionDescription(**answer))
-        await opened.wait()
-        low = asyncio.Event()
-        channel.bufferedAmountLowThreshold = LOW_WATER
-        channel.on("bufferedamountlow", low.set)
-        block = os.urandom(MESSAGE)
-        sent = 0
-        while sent < total:
-            if channel.bufferedAmount > HIGH_WATER:
-                low.clear()
-                await low.wait()
-            channel.send(block)
-            sent += MESSAGE
-        await loop.run_in_executor(None, inbox.get, True, TIMEOUT)  # receiver's "done"
-    else:
-        got = 0
-        first = 0.0
-
-        @pc.on("datachannel")
-        def on_channel(channel: Any) -> None:
-            @channel.on("message")
-            def on_message(message: bytes) -> None:
-                nonlocal got, first
-                if not first:
-                    first = time.monotonic()
-                got += len(message)
-                if got >= total:
-                    results.put((first, time.monotonic(), got))
-                    done.set()
-
-        kind, offer = await next_signal()
-        await pc.setRemoteDescription(RTCSessionDescription(**offer))
-        await pc.setLocalDescription(await pc.createAnswer())
-        outbox.put(("answer", {"sdp": pc.localDescription.sdp, "type": "answer"}))
-        await asyncio.wait_for(done.wait(), TIMEOUT)
-        outbox.put(("done", {}))
-    await pc.close()
-
-
-# -- sp2p Channel ---------------------------------------------------------------------
+# -- stock aiortc on one loop -------------------------------------------------------------
 
 
 async def _stock_one_loop(total: int) -> tuple[float, float, int]:
@@ -185,54 +117,6 @@ def _stock_one_process(total: int, results: Any) -> None:
     results.put(asyncio.run(_stock_one_loop(total)))
 
 
-def _channel(
-    role: str, total: int, inbox: Any, outbox: Any, results: Any, profiler: cProfile.Profile | None
-) -> None:
-    from sp2p.net.loop import LoopThread
-    from sp2p.net.webrtc import WebRTCPeer
-
-    stop = threading.Event()
-    loop = LoopThread()
-    peer = WebRTCPeer(offerer=role == "sender", send_signal=lambda k, p: outbox.put((k, p)), loop=loop)
-    reader = threading.Thread(target=_relay_reader, args=(inbox, peer.handle_signal, stop))
-    reader.start()
-    try:
-        peer.start()
-        channel = peer.wait_open(60)
-        if profiler:  # cProfile sees one thread: the loop thread, where aiortc runs
-            loop.call_soon(profiler.enable)
-        if role == "sender":
-            block = os.urandom(MESSAGE)
-            sent = 0
-            while sent < total:
-                channel.send(block)
-                sent += MESSAGE
-            channel.recv(TIMEOUT)  # receiver's one-byte "done"
-        else:
-            got = 0
-            first = 0.0
-            while got < total:
-                data = channel.recv(TIMEOUT)
-                if not data:
-                    raise SystemExit("channel closed early")
-                if not first:
-                    first = time.monotonic()
-                got += len(data)
-            results.put((first, time.monotonic(), got))
-            channel.send(b"!")
-            channel.recv(TIMEOUT)  # sender closes
-        if profiler:
-            disabled = threading.Event()
-            loop.call_soon(lambda: (profiler.disable(), disabled.set()))
-            disabled.wait(10)
-        channel.close()
-    finally:
-        stop.set()
-        reader.join()
-        peer.close()
-        loop.stop()
-
-
 def _peer_main(
     mode: str, role: str, total: int, inbox: Any, outbox: Any, results: Any, profile: bool
 ) -> None:
@@ -246,11 +130,11 @@ def _peer_main(
     if mode == "stock":
         if profiler:
             profiler.enable()
-        asyncio.run(_stock(role, total, inbox, outbox, results))
+        asyncio.run(stock_peer(role, total, inbox, outbox, results))
         if profiler:
             profiler.disable()
     else:
-        _channel(role, total, inbox, outbox, results, profiler)
+        channel_peer(role, total, inbox, outbox, results, profiler)
     if profiler:
         sort = os.environ.get("BENCH_PROFILE_SORT", "tottime")
         pstats.Stats(profiler, stream=sys.stderr).sort_stats(sort).print_stats(30)

@@ -1,7 +1,7 @@
 """A sampling CPU profile of one page's main thread through Chromium's DevTools protocol
 (Profiler.start/stop over Playwright's CDP session), summed by function self time, for
 scripts/bench_browser.py --profile. WebCrypto's AES-GCM and the WebRTC network thread run off the
-main thread: only the calls into them show here; /proc gives the whole process (proc_cpu.py)."""
+main thread: only the calls into them show here; /proc gives the whole process (scripts/benchkit/cpu.py)."""
 
 from __future__ import annotations
 
