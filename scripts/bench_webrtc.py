@@ -55,11 +55,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.benchkit.aiortc_peer import (  # noqa: E402 - the peer bench_link runs too
-    HIGH_WATER,
-    LOW_WATER,
-    MESSAGE,
     TIMEOUT,
     channel_peer,
+    paced_send,
     stock_peer,
 )
 
@@ -94,17 +92,7 @@ async def _stock_one_loop(total: int) -> tuple[float, float, int]:
     await b.setLocalDescription(await b.createAnswer())
     await a.setRemoteDescription(b.localDescription)
     await opened.wait()
-    low = asyncio.Event()
-    channel.bufferedAmountLowThreshold = LOW_WATER
-    channel.on("bufferedamountlow", low.set)
-    block = os.urandom(MESSAGE)
-    sent = 0
-    while sent < total:
-        if channel.bufferedAmount > HIGH_WATER:
-            low.clear()
-            await low.wait()
-        channel.send(block)
-        sent += MESSAGE
+    await paced_send(channel, total)
     await asyncio.wait_for(done.wait(), TIMEOUT)
     last = time.monotonic()
     await a.close()

@@ -33,6 +33,22 @@ def relay_reader(inbox: Any, deliver: Any, stop: threading.Event) -> None:
         deliver(kind, payload)
 
 
+async def paced_send(channel: Any, total: int) -> None:
+    """`total` bytes in MESSAGE-sized dc.send() calls, paced by bufferedAmount and
+    bufferedamountlow (the usual aiortc idiom)."""
+    low = asyncio.Event()
+    channel.bufferedAmountLowThreshold = LOW_WATER
+    channel.on("bufferedamountlow", low.set)
+    block = os.urandom(MESSAGE)
+    sent = 0
+    while sent < total:
+        if channel.bufferedAmount > HIGH_WATER:
+            low.clear()
+            await low.wait()
+        channel.send(block)
+        sent += MESSAGE
+
+
 async def stock_peer(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> None:
     """One peer of a bare aiortc data channel: 256 KiB dc.send() calls paced by bufferedAmount /
     bufferedamountlow (the usual aiortc idiom), aiortc as shipped. The receiver puts
@@ -57,17 +73,7 @@ async def stock_peer(role: str, total: int, inbox: Any, outbox: Any, results: An
         kind, answer = await next_signal()
         await pc.setRemoteDescription(RTCSessionDescription(**answer))
         await opened.wait()
-        low = asyncio.Event()
-        channel.bufferedAmountLowThreshold = LOW_WATER
-        channel.on("bufferedamountlow", low.set)
-        block = os.urandom(MESSAGE)
-        sent = 0
-        while sent < total:
-            if channel.bufferedAmount > HIGH_WATER:
-                low.clear()
-                await low.wait()
-            channel.send(block)
-            sent += MESSAGE
+        await paced_send(channel, total)
         await loop.run_in_executor(None, inbox.get, True, TIMEOUT)  # receiver's "done"
     else:
         got = 0
