@@ -159,3 +159,24 @@ def test_candidate_flood_between_two_clis_is_capped(netlab: Any, tmp_path: Path)
         print(f"{side}: peak RSS {base.result() / 1024:.1f} MiB quiet, {peak.result() / 1024:.1f} MiB flooded")
         assert peak.result() <= base.result() + 16 * 1024, side
 
+
+
+def test_c12_fingerprint_swap_alone_carries_only_ciphertext(netlab: Any, tmp_path: Path) -> None:
+    """C12 without the key swap: the attacker terminates both DTLS connections and relays, the
+    peers' own keys still hold. The transfer completes (the DTLS certificate is not bound into
+    the key schedule: the Go original does not do it either) and every byte the attacker relayed
+    is ciphertext: no name, no content, though nothing was compressed."""
+    lab = netlab(Nat.NONE, Nat.NONE)
+    payload = b"the plaintext the attacker wants " * 2000
+    mitm = Mitm(PUB_IP, swap_keys=False)
+    with hostile(lab, mitm.rewrite) as evil:
+        run = Run(lab, evil.http_url, tmp_path, payload, ["-transport", "webrtc"], send_args=("-compress", "0"))
+        rcs = run.finish()
+        evil.call(mitm.close())
+    detail = "\n--- sender ---\n{}\n--- receiver ---\n{}".format(*run.outputs())
+    assert rcs == (0, 0), detail
+    assert sha256_file(run.out / run.src.name) == sha256_file(run.src)
+    assert mitm.keys_swapped == 0 and len(mitm.swapped_fingerprints) == 2
+    seen = mitm.on("webrtc")
+    assert sum(len(item.data) for item in seen if item.sender == "sender") > len(payload), "not relayed"
+    never_readable(seen, [run.src.name.encode(), payload[:32], b"quarterly"])
