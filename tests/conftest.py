@@ -10,9 +10,8 @@ pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "te
 #: suites whose in-process code is ours end to end: there an unclosed socket or file, or an
 #: exception nobody could catch (in __del__, in a thread), fails the test instead of being
 #: ignored (issue 16 item 8); the other suites keep the pyproject defaults until they are
-#: cleaned up the same way (server: sockets still reach the GC in a few tests, see the report
-#: of issue 16; netlab: not yet run strict end to end)
-STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net", "e2e", "web")
+#: cleaned up the same way (server: sockets still reach the GC in a few tests)
+STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net", "e2e", "web", "netlab")
 STRICT_FILTERS = ("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
 
 
