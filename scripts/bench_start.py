@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 from tests.e2e.harness import CODE_RE, cli_env  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 
-GO_CLI = REPO.parent.parent / "shared" / "reference" / "sp2p"
+GO_CLI = REPO.parent / "shared" / "reference" / "sp2p"  # ../shared beside the checkout
 #: our sender, with timestamped lines at key confirmation and when Metadata is built
 _TRACED_SENDER = (
     "import logging, sys, time\n"
