@@ -23,8 +23,8 @@ from enum import Enum, auto
 from typing import Any, Final, Protocol
 
 from sp2p.errors import RemoteProtocolError, TransferError
-from sp2p.proto.messages import Metadata, _dumps, _field, _loads
-from sp2p.proto.resume import applies
+from sp2p.proto.messages import Metadata, _dumps, _loads
+from sp2p.proto.resume import _u63, accept_body, applies, parse_accept
 
 #: the highest version we speak
 HEAL_VERSION: Final = 2
@@ -60,13 +60,6 @@ def continuation(version: int, *, resumes: bool, meta: Metadata) -> Continuation
     return Continuation.STREAM if version >= STREAM_HEAL else Continuation.NONE
 
 
-def _u63(obj: dict[str, Any], key: str, what: str) -> int:
-    value = int(_field(obj, key, int, 0, what))
-    if not 0 <= value < _U63:
-        raise RemoteProtocolError(f"malformed {what}: {key} out of range")
-    return value
-
-
 @dataclass(frozen=True)
 class HealOffer:
     """Body of HealOffer: how much of the stream the receiver has written."""
@@ -85,11 +78,11 @@ class HealOffer:
 
 
 def heal_accept_body(offset: int) -> bytes:
-    return _dumps({"offset": offset})
+    return accept_body(offset)  # HealAccept's body is ResumeAccept's
 
 
 def parse_heal_accept(body: bytes) -> int:
-    return _u63(_loads(body, "heal accept"), "offset", "heal accept")
+    return parse_accept(body, "heal accept")
 
 
 class Hasher(Protocol):

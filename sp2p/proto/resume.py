@@ -117,8 +117,9 @@ class ResumeOffer:
 
 
 def accept_body(offset: int) -> bytes:
+    """Body of ResumeAccept, and of HealAccept (the same `{"offset": n}`)."""
     return _dumps({"offset": offset})
 
 
-def parse_accept(body: bytes) -> int:
-    return _u63(_loads(body, "resume accept"), "offset", "resume accept")
+def parse_accept(body: bytes, what: str = "resume accept") -> int:
+    return _u63(_loads(body, what), "offset", what)
