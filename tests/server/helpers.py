@@ -163,6 +163,9 @@ class Client:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.ws.close(timeout=0.5)
+        # websocket-client's close() returns early, socket left open, once the server's close
+        # frame was read (recv() answers it and marks the connection closed): shut it here
+        self.ws.shutdown()
 
     @classmethod
     def close_leftovers(cls) -> None:
