@@ -126,7 +126,7 @@ class ServerState:
 
     def report_activity(self) -> None:
         """Pings and pongs count as activity: tell the store about local peers that saw
-        bytes since the last pass (messages already touch the session)."""
+        bytes since the last pass (messages touch the session at most once a second)."""
         seen: dict[tuple[str, str], float] = {}
         missing: set[tuple[str, str]] = set()
         for session_id, role, peer in self.router.local_sessions():

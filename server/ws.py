@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("sp2p.server")
 
 STORE_DOWN = Refusal(ErrorCode.SERVER_BUSY, "signaling store unavailable, try again shortly")
+#: seconds between a side's message-driven touches of its session. With Redis a touch is
+#: a round trip, half of what relaying one message cost; the idle deadline is minutes and
+#: the reaper reports every local peer's activity before it expires anything, so a burst
+#: of signaling needs one touch, not one per message.
+TOUCH_EVERY = 1.0
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Link:
     completed: bool = False
     #: the credentials handed out (repeated requests get the same ones)
     turn_payload: str | None = None
+    #: monotonic time of this side's last touch of the session (0: never)
+    touched_at: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -228,7 +235,10 @@ def _relay_loop(state: ServerState, peer: Peer, link: Link) -> None:
 
 
 def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> None:
-    state.store.touch(link.id)
+    now = time.monotonic()
+    if now - link.touched_at >= TOUCH_EVERY:
+        link.touched_at = now
+        state.store.touch(link.id)
     if not link.record.joined:  # the receiver may have joined since (on any node)
         fresh = state.store.get(link.id)
         if fresh is None:
