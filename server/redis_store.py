@@ -14,25 +14,19 @@ Keys (all under `-redis-prefix`, so deployments can share one Redis):
 Every check-and-change (create, join, end, set-once fields) is one Lua script, so two
 nodes never both take a slot or both count a transfer. Timestamps are wall-clock seconds.
 
-Delivery uses pub/sub with one channel per node rather than Streams: a signalling message
-is useless once either connection is gone, so nothing needs to be kept, trimmed or acked;
-PUBLISH costs one round trip and no memory; and order per (session, direction) holds
-because one handler publishes that direction's messages one after another on a
-connection Redis serves in order, and each node reads its channel on one connection.
-While both connections are up nothing is dropped; if a node's subscription breaks, that
-node reports Redis as unhealthy and resubscribes.
+Delivery (server.redis_router) uses pub/sub with one channel per node rather than
+Streams: a signalling message is useless once either connection is gone, so nothing needs
+to be kept, trimmed or acked, and PUBLISH costs no memory.
 
-Length (~480 lines): the Redis side of server/store.py's seams (limiter, counters, store,
-router) and their Lua scripts share the key layout above, so they stay in one module.
+The Redis side of server/store.py's seams (limiter, counters, store) and their Lua
+scripts share the key layout above, so they stay in one module.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,11 +34,10 @@ from typing import Any
 import redis
 
 from server.config import ConfigError, ServerConfig
+from server.redis_router import RedisRouter
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
-from server.router import LocalRouter
 from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
-from sp2p.proto.constants import Role
 from sp2p.proto.signal import session_id_from_random
 
 log = logging.getLogger("sp2p.server")
@@ -359,92 +352,6 @@ class RedisStore:
             # TTL) beats again, and when it really dies its sessions must be swept at once, not
             # after the old claim expires
             self.r.delete(self._k("ns", node), self._k("hb", node), self._k("sweep", node))
-
-
-class RedisRouter(LocalRouter):
-    """Local delivery when the target is on this node, else PUBLISH on its node's channel;
-    a subscriber (thread, or greenlet under gevent) delivers what arrives for us."""
-
-    def __init__(self, store: RedisStore, node: str) -> None:
-        super().__init__()
-        self._store = store
-        self._node = node
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._subscribed = threading.Event()
-
-    def _channel(self, node: str) -> str:
-        return f"{self._store.prefix}:node:{node}"
-
-    def _publish(self, record: SessionRecord, role: Role, body: dict[str, Any]) -> None:
-        node = record.node_of(role)
-        if not node or node == self._node:
-            return
-        body.update(s=record.id, r=role.value)
-        with _guard():
-            self._store.r.publish(self._channel(node), json.dumps(body, separators=(",", ":")))
-
-    def send(self, record: SessionRecord, role: Role, text: str) -> None:
-        if record.node_of(role) in ("", self._node):
-            super().send(record, role, text)
-        else:
-            self._publish(record, role, {"t": text})
-
-    def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
-        if record.node_of(role) in ("", self._node):
-            super().close(record, role, code, reason)
-        else:
-            self._publish(record, role, {"c": code, "why": reason})
-
-    def _deliver(self, raw: str) -> None:
-        try:
-            body = json.loads(raw)
-            key = (str(body["s"]), Role(body["r"]))
-        except (ValueError, KeyError, TypeError):
-            log.warning("ignoring a malformed message on our channel")
-            return
-        peer = self.local(*key)
-        if peer is None:
-            return
-        if "t" in body:
-            peer.send_text(str(body["t"]))
-        else:
-            peer.close(int(body.get("c", 1001)), str(body.get("why", "")))
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._listen, name="sp2p-subscriber", daemon=True)
-            self._thread.start()
-            self._subscribed.wait(5)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _listen(self) -> None:
-        """Read our channel; on a broken connection mark Redis unhealthy and resubscribe."""
-        while not self._stop.is_set():
-            pubsub = self._store.r.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(self._channel(self._node))
-                if self._store.subscription_problem is not None:
-                    log.info("redis subscription restored")
-                self._store.subscription_problem = None
-                self._subscribed.set()
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._deliver(str(message["data"]))
-            except redis.RedisError as exc:
-                if self._stop.is_set():
-                    break  # shutting down: the store closed the connection under us
-                if self._store.subscription_problem is None:
-                    log.warning("redis subscription lost: %s", exc)
-                self._store.subscription_problem = f"redis subscription lost: {exc}"
-                self._subscribed.set()
-                self._stop.wait(0.5)
-            finally:
-                with contextlib.suppress(Exception):
-                    pubsub.close()
 
 
 def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[RedisStore, RedisRouter]:

@@ -1,7 +1,7 @@
 """The in-process `Router`: (session, role) -> the local connection holding it.
 
 Delivery is a direct write on the target connection (its own lock serialises writers), so
-messages from one sender keep their order. `server.redis_store.RedisRouter` extends this
+messages from one sender keep their order. `server.redis_router.RedisRouter` extends this
 with delivery to connections held by other nodes.
 """
 
