@@ -12,12 +12,12 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from sp2p import __version__
 from sp2p.errors import InvalidCodeError, Sp2pError, UsageError
+from sp2p.record import field, record
 from sp2p.status import ExitStatus, exit_status_of
 from sp2p.term.ui import Terminal
 
@@ -74,7 +74,7 @@ _TRUE = {"1", "t", "true", "yes", "on"}
 _FALSE = {"0", "f", "false", "no", "off"}
 
 
-@dataclass
+@record()
 class Parsed:
     flags: dict[str, Any] = field(default_factory=dict)
     args: list[str] = field(default_factory=list)
@@ -129,7 +129,7 @@ def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Streams:
     """Where the CLI reads and writes; tests hand in their own (as httpie's Environment)."""
 
@@ -273,9 +273,8 @@ def _code_without_argv(env: Mapping[str, str]) -> str:
 
 def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
     """A share URL selects its own server; an explicit -server must agree with it."""
-    import dataclasses
-
     from sp2p.config import same_server, server_of_share_url
+    from sp2p.record import replace
 
     url_server = server_of_share_url(text)
     if url_server is None:
@@ -286,7 +285,7 @@ def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
             f"-server {flag} disagrees with the share URL's server {url_server}",
             hint="drop -server, or pass just the code",
         )
-    return dataclasses.replace(config, server=url_server)
+    return replace(config, server=url_server)
 
 
 def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str]) -> int:

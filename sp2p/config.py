@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit, urlunsplit
 
 from sp2p.errors import UsageError
 from sp2p.proto.constants import Transport
+from sp2p.record import record
 
 DEFAULT_SERVER: Final = "http://localhost:8080"
 DEFAULT_COMPRESS: Final = 3
@@ -30,7 +30,7 @@ ENV_SERVER: Final = "SP2P_SERVER"
 ENV_URL: Final = "SP2P_URL"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     server: str = DEFAULT_SERVER  #: as given: http(s) base, ws(s) URL or host:port
     url: str = ""  #: public base for share links; "" derives it from `server`

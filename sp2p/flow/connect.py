@@ -12,7 +12,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectError, SignalingError
@@ -26,6 +25,7 @@ from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import ClientType, Direct, Envelope, SignalType
+from sp2p.record import field, record
 
 if TYPE_CHECKING:
     from sp2p.net.webrtc import WebRTCPeer
@@ -55,7 +55,7 @@ class PeerLeftError(ConnectError):
     """The peer left the session: no point in a relay retry."""
 
 
-@dataclass
+@record()
 class ConnectOptions:
     transport: Transport = Transport.AUTO
     allow_loopback: bool = False
@@ -68,7 +68,7 @@ class ConnectOptions:
     keep_listener: bool = False
 
 
-@dataclass
+@record()
 class PeerInfo:
     client_type: str = ClientType.CLI
     prefer_tcp: bool = False

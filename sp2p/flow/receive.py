@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from sp2p.config import Config, share_base_url, signaling_url
@@ -47,6 +46,7 @@ from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
 from sp2p.proto.transfer import ReceiverMachine
+from sp2p.record import record
 from sp2p.status import ExitStatus
 from sp2p.term.progress import Progress
 from sp2p.term.ui import Terminal, describe, human_duration, human_size
@@ -55,7 +55,7 @@ from sp2p.term.ui import Terminal, describe, human_duration, human_size
 Confirm = Callable[[str], bool]
 
 
-@dataclass
+@record()
 class ReceiveOptions:
     code: TransferCode
     config: Config
@@ -178,7 +178,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             healer.close()
 
 
-@dataclass
+@record()
 class _Attempt:
     """Where the transfer got to, across reconnects: what a reconnect can continue."""
 

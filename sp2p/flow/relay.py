@@ -10,7 +10,6 @@ given up on that attempt, so ours ends at once instead of running out its 30 s
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.constants import Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import Envelope, SignalFormatError, SignalType, TurnCredentials
+from sp2p.record import replace
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def _relay(
     else:
         _wait_peer_agreement(signal)
     time.sleep(RETRY_PAUSE)
-    retry = dataclasses.replace(
+    retry = replace(
         opts, transport=Transport.WEBRTC, prefer_tcp=False, extra_ice_servers=turn,
     )  # fmt: skip
     status("WebRTC", "retrying through the TURN relay")

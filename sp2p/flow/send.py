@@ -7,12 +7,10 @@ and the resume/heal hand-offs; what is not orchestration lives in link/, fs/ and
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import shlex
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
@@ -59,6 +57,7 @@ from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
 from sp2p.proto.signal import ClientType, Crypto, Envelope, ErrorCode, FileInfo, PeerJoined, SignalType
 from sp2p.proto.transfer import SenderMachine
+from sp2p.record import record, replace
 from sp2p.term.progress import Progress
 from sp2p.term.ui import Terminal, describe, human_duration, human_size
 
@@ -68,7 +67,7 @@ SAMPLE_RATIO = 0.95
 SMALL_INPUT = 4096
 
 
-@dataclass
+@record()
 class SendOptions:
     paths: list[str]
     name: str | None
@@ -219,7 +218,7 @@ def _send(
             compress = _worth_compressing(first)
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
-        meta = dataclasses.replace(meta, compression="zstd" if compress else "")
+        meta = replace(meta, compression="zstd" if compress else "")
         window = ReplayWindow() if mode is Continuation.STREAM else None
         machine = SenderMachine(meta, window=window)
         rest: ChunkSource = _PeekedSource(first, source)
@@ -245,7 +244,7 @@ def _send(
             healer.close()
 
 
-@dataclass
+@record()
 class _Continue:
     """What a reconnect continues: a file through the receiver's partial, or a stream (§2.5–2.6)."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Final
 
 from sp2p.errors import SignalingError
@@ -23,6 +22,7 @@ from sp2p.proto.signal import (
     SignalType,
     Welcome,
 )
+from sp2p.record import field, record
 from sp2p.term.ui import Terminal
 
 WELCOME_TIMEOUT = 15.0
@@ -95,7 +95,7 @@ def wait_welcome(signal: SignalClient) -> Welcome:
         raise SignalingError(f"malformed welcome from the server: {exc}") from None
 
 
-@dataclass
+@record()
 class PeerKey:
     public: bytes
     crypto: Crypto
@@ -109,7 +109,7 @@ def parse_peer_crypto(env: Envelope) -> PeerKey:
     return PeerKey(decode_public_key(crypto.public_key), crypto)
 
 
-@dataclass
+@record()
 class KeepAlive:
     """Re-sends one message periodically while a sender waits for its receiver."""
 

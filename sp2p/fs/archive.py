@@ -23,12 +23,12 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from sp2p.errors import LocalIOError, LocalProtocolError, UsageError
 from sp2p.fs.names import MAX_PATH_BYTES, UnsafeNameError, collision_key, member_components
 from sp2p.proto.tar import END_OF_ARCHIVE, encode_member_header, padded_size, padding
+from sp2p.record import field, record
 
 __all__ = [
     "MAX_ENTRIES",
@@ -55,7 +55,7 @@ class SourceReader(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Entry:
     arcname: str
     path: str  #: file-system path (for messages and opening)
@@ -71,7 +71,7 @@ class _Entry:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TarPlan:
     """Every member of the archive, decided before the first byte is sent."""
 

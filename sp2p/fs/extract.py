@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -61,6 +60,7 @@ from sp2p.proto.tar import (
     MemberKind,
     TarParser,
 )
+from sp2p.record import record
 from sp2p.term.textsafe import ELLIPSIS
 
 MAX_ENTRIES: Final = 100_000
@@ -73,7 +73,7 @@ class ArchiveRejected(RemoteProtocolError):
     """The peer's archive broke the extraction policy; nothing was extracted."""
 
 
-@dataclass
+@record()
 class _Node:
     kind: MemberKind  #: FILE or DIRECTORY
     parts: tuple[str, ...]  #: real (sanitised) path components inside staging

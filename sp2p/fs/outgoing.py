@@ -15,11 +15,11 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from sp2p.errors import LocalIOError, UsageError
 from sp2p.fs.fsutil import io_error
+from sp2p.record import field, record
 
 if TYPE_CHECKING:
     from sp2p.fs.archive import SourceReader
@@ -63,7 +63,7 @@ def mime_type(name: str) -> str:
     return guessed
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SendSource:
     """The classified input: Metadata fields plus a way to read the body."""
 

@@ -19,7 +19,6 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -27,6 +26,7 @@ from sp2p.errors import LocalIOError
 from sp2p.fs.fsutil import create_private_file, io_error, open_output_dir, write_all
 from sp2p.fs.incoming import IncomingFile
 from sp2p.proto.resume import SourceIdentity
+from sp2p.record import record as plain_record
 
 PARTIAL_PREFIX: Final = ".sp2p-partial-"
 RECORD_SUFFIX: Final = ".json"
@@ -200,7 +200,7 @@ class Partial:
             self._out_fd = -1
 
 
-@dataclass(frozen=True)
+@plain_record(frozen=True)
 class Removed:
     name: str  #: the announced name from the record (peer text: escape before showing)
     size: int  #: bytes the partial held

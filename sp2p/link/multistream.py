@@ -22,7 +22,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from sp2p.errors import IntegrityError, RemoteProtocolError, Sp2pError, TransferError
 from sp2p.link.framed import Frame, FramedChannel, Sealed, Slot
@@ -32,6 +31,7 @@ from sp2p.proto.constants import MsgType
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
 from sp2p.proto.messages import Totals
 from sp2p.proto.parallel import DATA_INDEX_BYTES, REASSEMBLY_WINDOW, pack_data_index, unpack_data_index
+from sp2p.record import field, record
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _STOP_FRAMES = (MsgType.CANCEL, MsgType.ERROR)
 DRAIN_WAIT = 30.0
 
 
-@dataclass
+@record()
 class _Stream:
     channel: Channel
     sealer: FrameSealer

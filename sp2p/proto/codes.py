@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from sp2p.errors import InvalidCodeError
 from sp2p.proto.constants import SEED_BYTES
+from sp2p.record import record
 
 BASE62_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE62_INDEX = {c: i for i, c in enumerate(BASE62_ALPHABET)}
@@ -78,7 +78,7 @@ def base62_decode(text: str) -> bytes:
     return n.to_bytes(SEED_BYTES, "big")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TransferCode:
     session_id: str
     seed: bytes

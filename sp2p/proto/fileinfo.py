@@ -10,12 +10,12 @@ import hashlib
 import hmac
 import json
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from sp2p.errors import IntegrityError
 from sp2p.proto.constants import NONCE_BYTES, TAG_BYTES
 from sp2p.proto.primitives import AESGCM, InvalidTag, hkdf_expand_sha256
+from sp2p.record import record
 
 #: a preview is a few hundred bytes of JSON; anything bigger is refused unread
 MAX_FILE_INFO_BLOB = 8192
@@ -47,7 +47,7 @@ def metadata_preview(metadata: dict[str, Any]) -> bytes:
     return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Preview:
     """What the sender announced before the transfer: shown, never used as a save name (C16)."""
 

@@ -19,7 +19,6 @@ pipelined writer can reserve sequence numbers it never writes.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 from typing import Final
 
 from sp2p.errors import IntegrityError, RemoteProtocolError, StreamTruncated, TransferError
@@ -35,6 +34,7 @@ from sp2p.proto.primitives import AESGCM, InvalidTag
 from sp2p.proto.receivebuffer import NEED_DATA as NEED_DATA
 from sp2p.proto.receivebuffer import SMALL_PIECE as SMALL_PIECE
 from sp2p.proto.receivebuffer import NeedData, ReceiveBuffer
+from sp2p.record import record
 
 _LEN = struct.Struct(">I")
 _HEADER = struct.Struct(">IBQ")
@@ -52,7 +52,10 @@ class _Eof:
 EOF: Final = _Eof()
 
 
-@dataclass(frozen=True, slots=True)
+_set = object.__setattr__  # a frozen record's own __init__ sets its fields so
+
+
+@record(frozen=True, slots=True)
 class SealedFrame:
     """A frame as read off the wire, not yet authenticated."""
 
@@ -61,14 +64,24 @@ class SealedFrame:
     #: often a view into the received bytes; open it before feeding the decoder much more
     ciphertext: bytes | memoryview
 
+    def __init__(self, msg_type: int, seq: int, ciphertext: bytes | memoryview) -> None:  # one per frame
+        _set(self, "msg_type", msg_type)
+        _set(self, "seq", seq)
+        _set(self, "ciphertext", ciphertext)
 
-@dataclass(frozen=True, slots=True)
+
+@record(frozen=True, slots=True)
 class Frame:
     """An authenticated, decrypted frame."""
 
     msg_type: int
     seq: int
     body: bytes
+
+    def __init__(self, msg_type: int, seq: int, body: bytes) -> None:  # one per frame
+        _set(self, "msg_type", msg_type)
+        _set(self, "seq", seq)
+        _set(self, "body", body)
 
 
 class FrameDecoder:

@@ -18,13 +18,13 @@ continues its SHA-256 exactly at the receiver's offset and Done covers the whole
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any, Final, Protocol
 
 from sp2p.errors import RemoteProtocolError, TransferError
 from sp2p.proto.messages import Metadata, _dumps, _loads
 from sp2p.proto.resume import _u63, accept_body, applies, parse_accept
+from sp2p.record import record
 
 #: the highest version we speak
 HEAL_VERSION: Final = 2
@@ -60,7 +60,7 @@ def continuation(version: int, *, resumes: bool, meta: Metadata) -> Continuation
     return Continuation.STREAM if version >= STREAM_HEAL else Continuation.NONE
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HealOffer:
     """Body of HealOffer: how much of the stream the receiver has written."""
 
@@ -93,7 +93,7 @@ class Hasher(Protocol):
     def copy(self) -> Any: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DigestState:
     """A stream digest frozen at a chunk boundary (the hasher is a private copy)."""
 

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 import hmac
-from dataclasses import dataclass, field
 
 from sp2p.errors import KeyConfirmationError, SecurityError
 from sp2p.proto.constants import CONFIRM_BYTES, KEY_BYTES, VERIFY_BYTES, Role
@@ -24,6 +22,7 @@ from sp2p.proto.primitives import (
     x25519_generate,
     x25519_public,
 )
+from sp2p.record import field, record, replace
 
 INFO_PREFIX = b"sp2p-v1"
 PARALLEL_TOKEN_BYTES = 16
@@ -33,7 +32,7 @@ class InvalidPeerKey(SecurityError):
     """The peer's public key is malformed or a low-order point."""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeyPair:
     private: bytes = field(repr=False)
     public: bytes
@@ -74,7 +73,7 @@ def shared_secret(private: bytes, peer_public: bytes) -> bytes:
     return secret
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SessionKeys:
     """Everything derived for one session; `role` says which direction is ours."""
 
@@ -113,7 +112,7 @@ class SessionKeys:
         must never reuse the keys of an earlier one (AES-GCM nonce reuse)."""
         if epoch < 1:
             raise ValueError("reconnect epochs start at 1")
-        return dataclasses.replace(
+        return replace(
             self,
             k_s2r=self.expand(b"sender-to-receiver-heal-%d" % epoch, KEY_BYTES),
             k_r2s=self.expand(b"receiver-to-sender-heal-%d" % epoch, KEY_BYTES),

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import re
 import struct
-from dataclasses import dataclass
 from typing import Any
 
 from sp2p.errors import RemoteProtocolError
 from sp2p.proto.constants import MAX_CONTROL_SIZE, MAX_PARALLEL_STREAMS, CancelReason
+from sp2p.record import record
 
 MAX_NAME_BYTES = 255
 MAX_FILE_COUNT = 100_000
@@ -50,7 +50,7 @@ def _field(obj: dict[str, Any], key: str, kind: type, default: Any, what: str) -
     return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Metadata:
     name: str
     size: int
@@ -110,7 +110,7 @@ class Metadata:
             raise RemoteProtocolError(f"unsupported compression {self.compression[:20]!r}")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Totals:
     """Body of Done (sender's view) and Complete (receiver's view)."""
 

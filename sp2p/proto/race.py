@@ -15,8 +15,9 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
+
+from sp2p.record import record
 
 #: after a wrong MAC, other candidates get this long to confirm before we call the code wrong;
 #: short enough to answer a typo quickly, long enough that a stranger's garbage on our
@@ -26,7 +27,7 @@ BAD_MAC_GRACE: Final = 3.0
 C = TypeVar("C")
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Outcome(Generic[C]):
     """What the shell must do after an event."""
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Final
 
 from sp2p.errors import RemoteProtocolError
 from sp2p.proto.messages import EMPTY_SHA256, Metadata, _dumps, _field, _loads
+from sp2p.record import record
 
 #: the version of the extension we speak (the `resume` field of `crypto`)
 RESUME_VERSION: Final = 1
@@ -54,7 +54,7 @@ def _u63(obj: dict[str, Any], key: str, what: str) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SourceIdentity:
     """Body of ResumeSource: which file the sender is sending."""
 
@@ -99,7 +99,7 @@ class SourceIdentity:
         return hashlib.sha256(canon.encode("ascii")).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResumeOffer:
     """Body of ResumeOffer: what the receiver already holds."""
 

@@ -36,12 +36,12 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
 from typing import Final
 
 from sp2p.errors import LocalProtocolError, RemoteProtocolError
 from sp2p.proto.receivebuffer import NEED_DATA as NEED_DATA
 from sp2p.proto.receivebuffer import NeedData, ReceiveBuffer
+from sp2p.record import record
 
 BLOCK: Final = 512
 END_OF_ARCHIVE: Final = bytes(2 * BLOCK)
@@ -205,7 +205,7 @@ def encode_member_header(name: str, *, is_dir: bool, size: int, mode: int, mtime
 # ---------------------------------------------------------------------------- parsing
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemberHeader:
     """Start of a member; its data follows as MemberData events, then MemberEnd."""
 
@@ -218,17 +218,17 @@ class MemberHeader:
     linkname: str
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemberData:
     data: bytes
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MemberEnd:
     pass
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ArchiveEnd:
     """Both zero blocks of the end marker were read."""
 

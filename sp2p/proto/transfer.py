@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Final
 
@@ -55,6 +54,7 @@ from sp2p.proto.heal import (
 )
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
 from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
+from sp2p.record import record
 
 #: where a machine reports its transitions ("sender SENDING -> AWAIT_COMPLETE"); the core never
 #: logs by itself (it stays sans-IO), the shell that drives it hands in its logger
@@ -342,41 +342,44 @@ _RECEIVER_TRANSITIONS: Final[dict[tuple[ReceiverState, int | str], ReceiverState
 }
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MetadataReceived:
     metadata: Metadata
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DataReceived:
     body: bytes  #: as sent: a zstd frame when metadata.compression == "zstd"
 
+    def __init__(self, body: bytes) -> None:  # one per chunk
+        object.__setattr__(self, "body", body)
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class DoneReceived:
     totals: Totals
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class TransferFinished:
     pass
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SourceReceived:
     """Resume: the sender's ResumeSource; answer with `ReceiverMachine.offer`."""
 
     source: SourceIdentity
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ResumeAccepted:
     """Resume: Data starts at `offset` (the offered offset, or 0: start afresh)."""
 
     offset: int
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class HealAccepted:
     """Heal of a stream: Data continues at `offset` (what we said we hold)."""
 

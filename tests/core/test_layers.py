@@ -14,11 +14,11 @@ import pytest
 SP2P = Path(__file__).resolve().parents[2] / "sp2p"
 #: package -> the sp2p packages/modules it may import (besides itself)
 ALLOWED = {
-    "proto": {"errors"},
-    "net": {"errors", "proto"},
+    "proto": {"errors", "record"},
+    "net": {"errors", "record", "proto"},
     "term": set(),
-    "fs": {"errors", "proto", "term"},
-    "link": {"errors", "proto", "net", "fs"},
+    "fs": {"errors", "record", "proto", "term"},
+    "link": {"errors", "record", "proto", "net", "fs"},
 }
 
 

@@ -26,10 +26,11 @@ _TRACED = (
 _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2p.net.webrtc"]
 #: what the start no longer pays for (issue 12): websocket-client and ssl (a ws:// server),
 #: cryptography's OpenSSL backend module and cipher packages, zstandard (a 1-byte file is sent
-#: without zstd), platform, the library search for renameat2, the idna codec (getaddrinfo)
+#: without zstd), platform, the library search for renameat2, the idna codec (getaddrinfo),
+#: dataclasses and the inspect/ast/dis it pulls (records are sp2p.record's)
 _LEAN = ["websocket", "ssl", "cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
          "cryptography.hazmat.primitives.asymmetric.x25519", "zstandard", "platform", "ctypes.util",
-         "encodings.idna"]
+         "encodings.idna", "dataclasses", "inspect", "ast", "dis"]
 
 
 def _loaded_by_import(statement: str) -> set[str]:
