@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sp2p.config import Config
 from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
@@ -29,7 +29,6 @@ from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
 from sp2p.flow.resume import heartbeat_tick, wait_answer
 from sp2p.flow.session import KeepAlive
 from sp2p.link.framed import FrameLink
-from sp2p.link.send_pump import ChunkSource
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.constants import CancelReason, MsgType
@@ -39,6 +38,9 @@ from sp2p.proto.messages import cancel_body, error_body
 from sp2p.proto.signal import Envelope, SignalType
 from sp2p.proto.transfer import SenderMachine
 from sp2p.term.ui import human_duration
+
+if TYPE_CHECKING:  # the send pump (threads, compressor) is not loaded for a receive
+    from sp2p.link.send_pump import ChunkSource
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,6 @@ only what the pipeline has in flight at once is ever held).
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import sys
 from typing import Final
@@ -23,6 +22,8 @@ _M_MMAP_THRESHOLD: Final = -3
 MMAP_THRESHOLD: Final = 4 * 1024 * 1024
 #: free memory at the top of the heap kept before glibc gives it back
 TRIM_THRESHOLD: Final = 64 * 1024 * 1024
+#: a single file up to this size moves too few buffers for the thresholds to matter
+SMALL_TRANSFER: Final = 1024 * 1024
 
 _done = False
 
@@ -33,6 +34,8 @@ def keep_freed_memory() -> None:
     if _done or not sys.platform.startswith("linux"):
         return
     _done = True
+    import ctypes  # here: a small transfer never calls this, and ctypes costs a start ~2 ms
+
     try:
         # the process's own symbols include libc's: find_library("c") would run ldconfig
         mallopt = ctypes.CDLL(None).mallopt

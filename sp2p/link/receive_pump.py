@@ -28,7 +28,7 @@ from sp2p.errors import (
 )
 from sp2p.link.failure import FirstFailure
 from sp2p.link.framed import FrameLink
-from sp2p.link.memory import keep_freed_memory
+from sp2p.link.memory import SMALL_TRANSFER, keep_freed_memory
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
@@ -76,7 +76,6 @@ class ReceivePipeline:
         self, fc: FrameLink, *, progress: ProgressFn = lambda n: None, resume: bool = False,
         machine: ReceiverMachine | None = None,
     ) -> None:
-        keep_freed_memory()
         self.fc = fc
         #: a reconnected link brings the machine that continues the broken one (§2.6)
         self.machine = machine if machine is not None else ReceiverMachine(resume=resume, trace=log.debug)
@@ -162,6 +161,8 @@ class ReceivePipeline:
             if not isinstance(event, MetadataReceived):
                 raise RemoteProtocolError("expected metadata")
             meta = event.metadata
+            if meta.is_folder or meta.stream_mode or meta.size > SMALL_TRANSFER:
+                keep_freed_memory()
             on_metadata(meta)
             self.sink = make_sink(meta)
             self.fc.liveness.excuse(time.monotonic())  # a question to the user is not the sender's stall

@@ -27,10 +27,12 @@ _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2
 #: what the start no longer pays for (issue 12): websocket-client and ssl (a ws:// server),
 #: cryptography's OpenSSL backend module and cipher packages, zstandard (a 1-byte file is sent
 #: without zstd), platform, the library search for renameat2, the idna codec (getaddrinfo),
-#: dataclasses and the inspect/ast/dis it pulls (records are sp2p.record's)
+#: dataclasses and the inspect/ast/dis it pulls (records are sp2p.record's), the send pump
+#: and its thread pool on a receive
 _LEAN = ["websocket", "ssl", "cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
          "cryptography.hazmat.primitives.asymmetric.x25519", "zstandard", "platform", "ctypes.util",
-         "encodings.idna", "dataclasses", "inspect", "ast", "dis"]
+         "encodings.idna", "dataclasses", "inspect", "ast", "dis", "sp2p.link.send_pump",
+         "concurrent.futures"]
 
 
 def _loaded_by_import(statement: str) -> set[str]:
