@@ -145,6 +145,7 @@ def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
     """Fit this association to its peer and our sockets (`receive_buffer`: their granted
     SO_RCVBUF, as reported): S5's queue target (BROWSER_QUEUE_TARGET for a browser, else
     an eighth of the buffer) and W1's receive window. Call before the association starts."""
+    sctp._sp2p_peer_browser = browser  # A3: SACK stretch per peer kind
     target = queue_target(browser=browser, receive_buffer=receive_buffer)
     if target is not None:
         sctp._sp2p_queue_target = target

@@ -91,11 +91,17 @@ def gap_offsets(last: int, blocks: list[list[int]]) -> list[tuple[int, int]]:
     return gaps
 
 
-def sack_now(unacked: int, *, quick: bool, irregular: bool, established: bool) -> bool:
+#: A3: SACK a Go (pion) sender after this many packets at the latest: each SACK costs us a
+#: DTLS seal and a sendto, and pion grows its window per byte acknowledged, not per SACK
+GO_SACK_EVERY = 8
+
+
+def sack_now(unacked: int, *, quick: bool, irregular: bool, established: bool,
+             every: int = SACK_EVERY) -> bool:
     """A1: whether the packet just received (the `unacked`-th since the last SACK) is
     SACKed at once: every SACK_EVERY-th packet, every second in quick-ack mode, and at once
     on a gap or duplicate (`irregular`) or outside the established state."""
-    return unacked >= (2 if quick else SACK_EVERY) or irregular or not established
+    return unacked >= (2 if quick else every) or irregular or not established
 
 
 def queue_bytes(flight: int, srtt: float | None, min_rtt: float | None) -> float:

@@ -9,8 +9,10 @@ import asyncio
 from typing import Any
 
 from sp2p.net.webrtc_sctp_math import (
+    GO_SACK_EVERY,
     QUICK_ACK_PACKETS,
     SACK_DELAY,
+    SACK_EVERY,
     SACK_MAX_DUPLICATES,
     extend_blocks,
     gap_blocks,
@@ -107,6 +109,12 @@ def install(mod: Any) -> None:
             self._sp2p_unacked = 0
             asyncio.ensure_future(send_sack_now(self))
 
+    def sack_every(self: Any) -> int:
+        """A1/A3: stretch for this peer. Ours announced M1's INIT parameter (webrtc_sctp_mtu
+        then sets _sp2p_probe); a non-browser peer that did not is a Go (pion) CLI."""
+        foreign = "_sp2p_probe" not in self.__dict__ and self.__dict__.get("_sp2p_peer_browser") is False
+        return GO_SACK_EVERY if foreign else SACK_EVERY
+
     async def send_sack(self: Any) -> None:  # A1
         unacked = getattr(self, "_sp2p_unacked", 0) + 1
         quick = getattr(self, "_sp2p_quick", 0)
@@ -115,7 +123,8 @@ def install(mod: Any) -> None:
             quick = QUICK_ACK_PACKETS  # loss: the sender's window is small, keep it clocked
         self._sp2p_quick = max(0, quick - 1)
         if sack_now(unacked, quick=bool(quick), irregular=irregular,
-                    established=self._association_state == established):
+                    established=self._association_state == established,
+                    every=sack_every(self)):
             self._sp2p_unacked = 0
             await send_sack_now(self)
             return

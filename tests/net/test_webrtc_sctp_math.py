@@ -97,6 +97,14 @@ def test_when_a_sack_goes_out(unacked: int, quick: bool, irregular: bool, establ
     assert m.sack_now(unacked, quick=quick, irregular=irregular, established=established) is now
 
 
+def test_a_go_sender_is_sacked_every_eighth_packet() -> None:  # A3
+    go = {"quick": False, "irregular": False, "established": True, "every": m.GO_SACK_EVERY}
+    assert not m.sack_now(4, **go) and not m.sack_now(7, **go)
+    assert m.sack_now(8, **go)
+    assert m.sack_now(2, **{**go, "quick": True})  # after a loss, as for any peer
+    assert m.sack_now(1, **{**go, "irregular": True})
+
+
 def test_queue_estimate_is_vegas() -> None:
     assert m.queue_bytes(1_000_000, None, 0.01) == 0.0
     assert m.queue_bytes(1_000_000, 0.02, None) == 0.0
