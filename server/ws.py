@@ -63,8 +63,8 @@ class Link:
     completed: bool = False
     #: the credentials handed out (repeated requests get the same ones)
     turn_payload: str | None = None
-    #: monotonic time of this side's last touch of the session (0: never)
-    touched_at: float = 0.0
+    #: monotonic time of this side's last touch of the session (create and join touch it)
+    touched_at: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
