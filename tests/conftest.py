@@ -12,7 +12,7 @@ pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "te
 #: exception nobody could catch (in __del__, in a thread), fails the test instead of being
 #: ignored (issue 16 item 8); the other suites keep the pyproject defaults until they are
 #: cleaned up the same way (server: sockets still reach the GC in a few tests)
-STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net", "e2e", "web", "netlab")
+STRICT_SUITES = ("core", "files", "flow", "link", "cli", "net", "e2e", "web", "netlab", "server")
 STRICT_FILTERS = ("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
 
 

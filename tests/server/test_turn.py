@@ -229,6 +229,12 @@ class Coturn:
             self.proc.wait()
 
 
+def finished(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
+    """Exit status and output; communicate() closes the pipe (read() left it to the GC)."""
+    out, _ = proc.communicate(timeout=60)
+    return proc.returncode, out or b""
+
+
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
     assert shutil.which("turnserver"), "apt package coturn is required"
@@ -263,9 +269,7 @@ def test_coturn_accepts_fresh_and_rejects_expired_or_forged(coturn: Coturn) -> N
             ("tampered", tampered),
         ]
     }
-    results = {
-        name: (proc.wait(60), proc.stdout.read() if proc.stdout else b"") for name, proc in runs.items()
-    }
+    results = {name: finished(proc) for name, proc in runs.items()}
     assert results["fresh"][0] == 0, results["fresh"][1][-500:]
     # data went through the relay both ways
     assert re.search(rb"tot_recv_msgs=[1-9]", results["fresh"][1]), results["fresh"][1][-500:]
