@@ -11,7 +11,6 @@ first byte lands, from wait4() at exit). The received file is compared by SHA-25
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,6 +20,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from scripts.benchkit.inputs import sha256_file as sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 GO_CLI = REPO.parent / "shared" / "reference" / "sp2p"
@@ -103,14 +104,6 @@ def _wait4(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_utime + usage.ru_stime
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_pair(pair: str, src: Path, digest: str, env: dict[str, str], work: Path,

@@ -8,7 +8,6 @@ sender's own summary of the run ("N sent in …"), the hash from the file itself
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ import pytest
 
 from tests.e2e.harness import CODE_RE, Result, finish, read_code, spawn, transfer
 from tests.e2e.links import cut, cut_all, p2p_sockets, server_port
+from tests.support.files import sha256_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,12 +43,6 @@ def sent_bytes(sender_err: str) -> float:
     return _bytes(match.group(1))
 
 
-def sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(4 * MiB):
-            h.update(block)
-    return h.hexdigest()
 
 
 def partials(outdir: Path) -> list[Path]:
@@ -161,7 +155,7 @@ def test_sender_killed_then_rerun_sends_only_the_rest(src: Path, outdir: Path, e
     print(f"kept {kept} of {SIZE} bytes ({kept / SIZE:.0%}); the re-run sent {wire:.0f} ({wire / SIZE:.0%})")
     assert abs(wire - (SIZE - kept)) <= 0.002 * SIZE, (wire, kept)
     assert wire < SIZE * 0.7
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
     assert leftovers(outdir) == []
 
 
@@ -175,7 +169,7 @@ def test_receiver_killed_then_rerun_resumes(src: Path, outdir: Path, env: dict[s
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Resuming at" in r.err
     assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
     assert leftovers(outdir) == []
 
 
@@ -194,7 +188,7 @@ def test_changed_source_is_sent_in_full(src: Path, outdir: Path, env: dict[str, 
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Resuming" not in r.err
     assert sent_bytes(s.err) > SIZE * 0.99
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
     assert leftovers(outdir) == []
 
 
@@ -206,7 +200,7 @@ def test_touched_source_starts_afresh_and_drops_the_old_partial(
     s, r = rerun(src, outdir, env)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Resuming" not in r.err
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
     assert leftovers(outdir) == []
 
 
@@ -221,7 +215,7 @@ def test_corrupted_partial_is_not_extended(src: Path, outdir: Path, env: dict[st
     s, r = rerun(src, outdir, env)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Resuming" not in r.err
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
 
 
 def test_no_resume_leaves_nothing_and_starts_from_zero(src: Path, outdir: Path, env: dict[str, str]) -> None:
@@ -234,7 +228,7 @@ def test_no_resume_leaves_nothing_and_starts_from_zero(src: Path, outdir: Path, 
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Resuming" not in r.err
     assert sent_bytes(s.err) > SIZE * 0.99
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
 
 
 def test_nothing_resumes_across_output_folders(src: Path, outdir: Path, tmp_path: Path,
@@ -278,7 +272,7 @@ def test_go_peer_never_resumes(go_side: str, src: Path, outdir: Path, env: dict[
     assert "Resuming" not in s.err + r.err
     if go_side == "receiver":
         assert sent_bytes(s.err) > SIZE * 0.99
-    assert sha(result_dir / src.name) == sha(src)
+    assert sha256_file(result_dir / src.name) == sha256_file(src)
     assert partials(outdir)[0].stat().st_size == kept  # the partial is left as it was
 
 
@@ -325,7 +319,7 @@ def test_disk_full_then_freed_resumes(src: Path, small_disk: Path, env: dict[str
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Resuming at" in r.err
     assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
-    assert sha(small_disk / src.name) == sha(src)
+    assert sha256_file(small_disk / src.name) == sha256_file(src)
     assert leftovers(small_disk) == []
 
 
@@ -385,7 +379,7 @@ def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Reconnected via" in s.err and "Reconnected via" in r.err, (links, s.err + r.err)
     assert "Resuming at" in r.err
-    assert sha(outdir / src.name) == sha(src)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
     assert leftovers(outdir) == []
 
 
@@ -450,7 +444,7 @@ def test_cut_connection_heals_folders_and_streams(kind: str, big_file: Path, tmp
     assert "Reconnected via" in s.err and "Reconnected via" in r.err, detail
     assert "Resuming at" not in r.err  # no partial: the stream continued from the sender's window
     got = {"folder": outdir / "tree" / "sub" / "big.bin", "stdin": outdir / "piped.bin", "to-stdout": stdout_sink}[kind]
-    assert got is not None and sha(got) == sha(big_file), detail
+    assert got is not None and sha256_file(got) == sha256_file(big_file), detail
     if kind == "folder":
         assert (outdir / "tree" / "small.txt").read_text() == "hello\n"
     assert leftovers(outdir) == []
