@@ -71,7 +71,7 @@ def _check_redis(config: ServerConfig) -> None:
     """Unreachable Redis is a one-line startup error, not a worker that fails to boot."""
     if not config.redis_url:
         return
-    from server.redis_store import connect
+    from server.redis_router import connect
 
     store, _router = connect(config, "startup-check")
     store.close()

@@ -18,16 +18,15 @@ import contextlib
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 
+from server.config import ConfigError, ServerConfig
+from server.redis_store import RedisStore, redact_url
 from server.router import LocalRouter
 from server.store import SessionRecord
 from sp2p.proto.constants import Role
-
-if TYPE_CHECKING:
-    from server.redis_store import RedisStore
 
 log = logging.getLogger("sp2p.server")
 
@@ -161,3 +160,22 @@ class RedisRouter(LocalRouter):
             finally:
                 with contextlib.suppress(Exception):
                     pubsub.close()
+
+
+def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[RedisStore, RedisRouter]:
+    """Store and router of one node; with `check`, a one-line ConfigError when Redis cannot
+    be reached. Workers connect without the check: one booting while Redis is down must
+    come up (refusing sessions until it returns), or gunicorn would halt the whole node."""
+    try:
+        store = RedisStore.from_url(
+            config.redis_url,
+            prefix=config.redis_prefix,
+            max_sessions=config.max_sessions,
+            max_sessions_per_ip=config.max_sessions_per_ip,
+            record_ttl=config.session_max_age + config.session_idle,
+        )
+        if check:
+            store.r.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise ConfigError(f"cannot reach Redis at {redact_url(config.redis_url)}: {exc}") from None
+    return store, RedisRouter(store, node)

@@ -33,8 +33,6 @@ from typing import Any
 
 import redis
 
-from server.config import ConfigError, ServerConfig
-from server.redis_router import RedisRouter
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
 from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
@@ -352,25 +350,6 @@ class RedisStore:
             # TTL) beats again, and when it really dies its sessions must be swept at once, not
             # after the old claim expires
             self.r.delete(self._k("ns", node), self._k("hb", node), self._k("sweep", node))
-
-
-def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[RedisStore, RedisRouter]:
-    """Store and router of one node; with `check`, a one-line ConfigError when Redis cannot
-    be reached. Workers connect without the check: one booting while Redis is down must
-    come up (refusing sessions until it returns), or gunicorn would halt the whole node."""
-    try:
-        store = RedisStore.from_url(
-            config.redis_url,
-            prefix=config.redis_prefix,
-            max_sessions=config.max_sessions,
-            max_sessions_per_ip=config.max_sessions_per_ip,
-            record_ttl=config.session_max_age + config.session_idle,
-        )
-        if check:
-            store.r.ping()
-    except (redis.RedisError, ValueError) as exc:
-        raise ConfigError(f"cannot reach Redis at {redact_url(config.redis_url)}: {exc}") from None
-    return store, RedisRouter(store, node)
 
 
 def redact_url(url: str) -> str:

@@ -29,7 +29,7 @@ log = logging.getLogger("sp2p.server")
 
 def _backend(config: ServerConfig, node: str) -> tuple[SessionStore, Router]:
     if config.redis_url:
-        from server.redis_store import connect
+        from server.redis_router import connect
 
         return connect(config, node, check=False)  # the CLI checked before the fork
     store = MemoryStore(max_sessions=config.max_sessions, max_sessions_per_ip=config.max_sessions_per_ip)
