@@ -16,6 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from generated_file import write_or_check
+
 TARGET = Path(__file__).resolve().parents[1] / "static" / "js" / "sha256_blocks.js"
 
 
@@ -118,14 +120,7 @@ def main() -> int:
     args = ap.parse_args()
     if (K[0], K[63]) != (0x428A2F98, 0xC67178F2):
         raise SystemExit("round constants are wrong")
-    text = render()
-    if args.check:
-        if not args.file.exists() or args.file.read_text() != text:
-            print(f"{args.file} is stale: run python3 scripts/gen_sha256_js.py", file=sys.stderr)
-            return 1
-        return 0
-    args.file.write_text(text)
-    return 0
+    return write_or_check(args.file, render(), args.check, "gen_sha256_js.py")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from generated_file import write_or_check  # noqa: E402
+
 from sp2p.flow import session  # noqa: E402
 from sp2p.proto import codes, compression, constants, fileinfo, signal, transfer  # noqa: E402
 
@@ -104,15 +106,7 @@ def main() -> int:
     if args.json:
         print(json.dumps({name: value for name, (value, _) in values().items()}))
         return 0
-    text = render()
-    if args.check:
-        current = args.file.read_text() if args.file.exists() else ""
-        if current != text:
-            print(f"{args.file} is stale: run python3 scripts/gen_wire_js.py", file=sys.stderr)
-            return 1
-        return 0
-    args.file.write_text(text)
-    return 0
+    return write_or_check(args.file, render(), args.check, "gen_wire_js.py")
 
 
 if __name__ == "__main__":
