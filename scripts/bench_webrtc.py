@@ -56,6 +56,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scripts.benchkit.aiortc_peer import (  # noqa: E402 - the peer bench_link runs too
     TIMEOUT,
+    MessageCounter,
     channel_peer,
     paced_send,
     stock_peer,
@@ -70,21 +71,8 @@ async def _stock_one_loop(total: int) -> tuple[float, float, int]:
     a = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     b = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     channel = a.createDataChannel("sp2p")
-    done = asyncio.Event()
-    got = 0
-    first = 0.0
-
-    @b.on("datachannel")
-    def on_channel(incoming: Any) -> None:
-        @incoming.on("message")
-        def on_message(message: bytes) -> None:
-            nonlocal got, first
-            if not first:
-                first = time.monotonic()
-            got += len(message)
-            if got >= total:
-                done.set()
-
+    counter = MessageCounter(total)
+    counter.attach(b)
     opened = asyncio.Event()
     channel.on("open", opened.set)
     await a.setLocalDescription(await a.createOffer())
@@ -93,11 +81,11 @@ async def _stock_one_loop(total: int) -> tuple[float, float, int]:
     await a.setRemoteDescription(b.localDescription)
     await opened.wait()
     await paced_send(channel, total)
-    await asyncio.wait_for(done.wait(), TIMEOUT)
+    await asyncio.wait_for(counter.full.wait(), TIMEOUT)
     last = time.monotonic()
     await a.close()
     await b.close()
-    return first, last, got
+    return counter.first, last, counter.got
 
 
 def _stock_one_process(total: int, results: Any) -> None:

@@ -49,6 +49,30 @@ async def paced_send(channel: Any, total: int) -> None:
         sent += MESSAGE
 
 
+class MessageCounter:
+    """The receiving end of a bench: bytes received, when the first came, `full` at `total`."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.got, self.first, self.filled = total, 0, 0.0, 0.0
+        self.full = asyncio.Event()
+
+    def attach(self, pc: Any) -> None:
+        """Count every message of the data channel the peer `pc` opens."""
+
+        @pc.on("datachannel")
+        def on_channel(channel: Any) -> None:
+            channel.on("message", self.on_message)
+
+    def on_message(self, message: bytes) -> None:
+        now = time.monotonic()
+        if not self.first:
+            self.first = now
+        self.got += len(message)
+        if self.got >= self.total and not self.full.is_set():
+            self.filled = now
+            self.full.set()
+
+
 async def stock_peer(role: str, total: int, inbox: Any, outbox: Any, results: Any) -> None:
     """One peer of a bare aiortc data channel: 256 KiB dc.send() calls paced by bufferedAmount /
     bufferedamountlow (the usual aiortc idiom), aiortc as shipped. The receiver puts
@@ -58,7 +82,6 @@ async def stock_peer(role: str, total: int, inbox: Any, outbox: Any, results: An
 
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     loop = asyncio.get_running_loop()
-    done = asyncio.Event()
 
     async def next_signal() -> tuple[str, dict[str, Any]]:
         item: tuple[str, dict[str, Any]] = await loop.run_in_executor(None, inbox.get, True, TIMEOUT)
@@ -76,26 +99,14 @@ async def stock_peer(role: str, total: int, inbox: Any, outbox: Any, results: An
         await paced_send(channel, total)
         await loop.run_in_executor(None, inbox.get, True, TIMEOUT)  # receiver's "done"
     else:
-        got = 0
-        first = 0.0
-
-        @pc.on("datachannel")
-        def on_channel(channel: Any) -> None:
-            @channel.on("message")
-            def on_message(message: bytes) -> None:
-                nonlocal got, first
-                if not first:
-                    first = time.monotonic()
-                got += len(message)
-                if got >= total:
-                    results.put((first, time.monotonic(), got))
-                    done.set()
-
+        counter = MessageCounter(total)
+        counter.attach(pc)
         kind, offer = await next_signal()
         await pc.setRemoteDescription(RTCSessionDescription(**offer))
         await pc.setLocalDescription(await pc.createAnswer())
         outbox.put(("answer", {"sdp": pc.localDescription.sdp, "type": "answer"}))
-        await asyncio.wait_for(done.wait(), TIMEOUT)
+        await asyncio.wait_for(counter.full.wait(), TIMEOUT)
+        results.put((counter.first, counter.filled, counter.got))
         outbox.put(("done", {}))
     await pc.close()
 
