@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.errors import ConnectionLost, Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
-from sp2p.flow.connect import ConnectOptions, PeerInfo
+from sp2p.flow.connect import PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.heal import (
     Healer,
@@ -18,11 +18,10 @@ from sp2p.flow.heal import (
     keeps_signaling,
     lost_line,
     our_heal,
-    quick_liveness,
 )
-from sp2p.flow.parallel import eligible as parallel_eligible
+from sp2p.flow.meet import framed, meet, relink, widen
 from sp2p.flow.parallel import receiver_link
-from sp2p.flow.relay import ConsentFn, establish_or_relay, never
+from sp2p.flow.relay import ConsentFn, never
 from sp2p.flow.resume import ResumableFileSink, receive_resume
 from sp2p.flow.session import (
     PeerKey,
@@ -33,7 +32,7 @@ from sp2p.flow.session import (
     wait_welcome,
 )
 from sp2p.fs.partials import remove_stale
-from sp2p.link.framed import FramedChannel, FrameLink
+from sp2p.link.framed import FrameLink
 from sp2p.link.receive_pump import ReceivePipeline
 from sp2p.link.sinks import FileSink, FolderSink, StdoutSink, make_sink
 from sp2p.net.signaling import SignalClient, SignalClosed
@@ -120,45 +119,31 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             role=Role.RECEIVER, seed=code.seed, session_id=code.session_id,
             private=keys_pair.private, sender_pub=sender_key, receiver_pub=keys_pair.public,
         )
-        term.line(f"Verify: {keys.verify_code}")
-        term.line("Establishing P2P connection...")
-        transport = cfg.transport
         peer = PeerInfo(
             client_type=welcome.peer_client_type or ClientType.CLI.value,
             prefer_tcp=prefer_tcp,
             parallel_tcp=sender.crypto.parallel_tcp,
         )
-        conn_opts = ConnectOptions(
-            transport=transport,
-            allow_loopback=opts.allow_loopback,
-            ice_servers=[s.to_payload() for s in welcome.ice_servers],
-            prefer_tcp=prefer_tcp,
-            keep_listener=parallel and peer.parallel_tcp,
-        )
-        channel = establish_or_relay(
-            signal, keys, peer, conn_opts,
-            turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
-            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line, consent=opts.relay_consent,
-        )  # fmt: skip
         resumable = negotiated(resume, sender.crypto.resume)
         version = spoken(heal, sender.crypto.heal)
-        if keeps_signaling(version, v1_file=resumable):  # signaling stays open to reconnect through
-            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect, version=version,
-                            status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
-            healer.attach(channel)
+        channel, healer = meet(
+            term, cfg, signal, keys, peer, welcome,
+            allow_loopback=opts.allow_loopback, prefer_tcp=prefer_tcp,
+            keep_listener=parallel and peer.parallel_tcp, consent=opts.relay_consent,
+            heal=version, keep_signaling=keeps_signaling(version, v1_file=resumable),
+        )  # fmt: skip
     finally:
         if healer is None:
             signal.close()
-    fc = FramedChannel(channel, keys)
-    fc.liveness.quick = quick_liveness(version)
-    term.line(f"Connected via {fc.transport}")
+    fc = framed(term, channel, keys, version)
     links: list[FrameLink] = [fc]
     attempt = _Attempt(heal=version if healer is not None else 0, resumable=resumable, healer=healer)
     try:
-        if parallel_eligible(fc, parallel, peer.parallel_tcp):
-            links.append(receiver_link(fc, keys, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}")))
-            if links[-1].streams > 1:
-                term.line(f"Using {links[-1].streams} parallel streams")
+        wide = widen(
+            term, fc, parallel, peer, lambda status: receiver_link(fc, keys, cfg.parallel, status=status)
+        )
+        if wide is not None:
+            links.append(wide)
         recheck = _recheck(term, preview, opts.confirm)
         try:
             return _transfer(links[-1], term, outdir, opts.to_stdout, recheck, attempt)
@@ -225,13 +210,9 @@ def _heal(
             link.close()
         written = attempt.next_link()
         try:
-            channel, keys = healer.reconnect(deadline)
+            links.append(relink(term, healer, deadline))
         except ConnectionLost as exc:
             raise gave_up(exc, healer.budget) from None  # what is kept is said once the error is out
-        healer.attach(channel)
-        links.append(FramedChannel(channel, keys))
-        links[-1].liveness.quick = quick_liveness(healer.version)
-        term.line(f"Reconnected via {links[-1].transport}")
         try:
             # the machine checks that the sender announces the same transfer again
             return _transfer(links[-1], term, outdir, to_stdout, lambda m: None, attempt, written)

@@ -1,6 +1,6 @@
 """The sender: hello -> code -> peer-joined -> keys -> connect -> transfer (client.md §4.4).
 
-Length (~430 lines): the one sequence above plus its waiting room (code, QR, receive commands)
+Length (~410 lines): the one sequence above plus its waiting room (code, QR, receive commands)
 and the resume/heal hand-offs; what is not orchestration lives in link/, fs/ and term/.
 """
 
@@ -16,7 +16,7 @@ from typing import BinaryIO
 from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
 from sp2p.errors import ConnectionLost, Declined, SignalingError, Sp2pError
-from sp2p.flow.connect import ConnectOptions, PeerInfo
+from sp2p.flow.connect import PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.heal import (
     Healer,
@@ -26,12 +26,11 @@ from sp2p.flow.heal import (
     keeps_signaling,
     lost_line,
     our_heal,
-    quick_liveness,
     send_continuation,
 )
-from sp2p.flow.parallel import eligible as parallel_eligible
+from sp2p.flow.meet import framed, meet, relink, widen
 from sp2p.flow.parallel import sender_link
-from sp2p.flow.relay import ConsentFn, establish_or_relay, never
+from sp2p.flow.relay import ConsentFn, never
 from sp2p.flow.resume import close_quietly, open_rest, send_resume
 from sp2p.flow.session import (
     KeepAlive,
@@ -43,7 +42,7 @@ from sp2p.flow.session import (
     wait_welcome,
 )
 from sp2p.fs.outgoing import SendSource, inspect_sources
-from sp2p.link.framed import FramedChannel, FrameLink
+from sp2p.link.framed import FrameLink
 from sp2p.link.send_pump import ChunkSource, SendPipeline
 from sp2p.link.sources import FullChunkSource, StreamSource
 from sp2p.net.signaling import SignalClient, SignalClosed
@@ -143,7 +142,6 @@ def _send(
     opts: SendOptions, term: Terminal, ws_url: str, meta: Metadata, source: ChunkSource, path: str | None
 ) -> int:
     cfg = opts.config
-    transport = cfg.transport
     seed = generate_seed()
     signal = opts.early.result() if opts.early else SignalClient(ws_url)
     healer: Healer | None = None
@@ -169,45 +167,31 @@ def _send(
             role=Role.SENDER, seed=seed, session_id=welcome.session_id,
             private=keys_pair.private, sender_pub=keys_pair.public, receiver_pub=peer_key.public,
         )
-        term.line(f"Verify: {keys.verify_code}")
-        term.line("Establishing P2P connection...")
         peer = PeerInfo(client_type=peer_type, parallel_tcp=peer_key.crypto.parallel_tcp)
-        conn_opts = ConnectOptions(
-            transport=transport,
-            allow_loopback=opts.allow_loopback,
-            ice_servers=[s.to_payload() for s in welcome.ice_servers],
-            prefer_tcp=meta.size >= PREFER_TCP_THRESHOLD,
-            keep_listener=parallel and peer.parallel_tcp,
-        )
-        channel = establish_or_relay(
-            signal, keys, peer, conn_opts,
-            turn_available=welcome.turn_available, allow_relay=cfg.allow_relay,
-            status=lambda m, d: term.debug(f"{m}: {d}"), notice=term.line, consent=opts.relay_consent,
-        )  # fmt: skip
         version = spoken(heal, peer_key.crypto.heal)
         resumes = path is not None and negotiated(_our_resume(cfg), peer_key.crypto.resume)
         mode = continuation(version, resumes=resumes, meta=meta)
-        if keeps_signaling(version, v1_file=mode is Continuation.RESUME):  # to reconnect through
-            healer = Healer(signal, keys, peer, conn_opts, budget=cfg.reconnect, version=version,
-                            keepalive=file_info, status=lambda m, d: term.debug(f"{m}: {d}"))  # fmt: skip
-            healer.attach(channel)
+        channel, healer = meet(
+            term, cfg, signal, keys, peer, welcome,
+            allow_loopback=opts.allow_loopback, prefer_tcp=meta.size >= PREFER_TCP_THRESHOLD,
+            keep_listener=parallel and peer.parallel_tcp, consent=opts.relay_consent,
+            heal=version, keep_signaling=keeps_signaling(version, v1_file=mode is Continuation.RESUME),
+            keepalive=file_info,
+        )  # fmt: skip
     finally:
         if healer is None:
             signal.close()  # v2: signaling ends once the peer-to-peer channel is up
     if healer is None:
         mode = Continuation.NONE
-    fc = FramedChannel(channel, keys)
-    fc.liveness.quick = quick_liveness(version)
-    term.line(f"Connected via {fc.transport}")
+    fc = framed(term, channel, keys, version)
     link: FrameLink = fc
     stack = contextlib.ExitStack()
     try:
-        if parallel_eligible(fc, parallel, peer.parallel_tcp):
-            link = sender_link(
-                fc, keys, meta.size, cfg.parallel, status=lambda s: term.debug(f"parallel: {s}")
-            )
-            if link.streams > 1:
-                term.line(f"Using {link.streams} parallel streams")
+        wide = widen(
+            term, fc, parallel, peer,
+            lambda status: sender_link(fc, keys, meta.size, cfg.parallel, status=status),
+        )  # fmt: skip
+        link = fc if wide is None else wide
         # Sample only now: a stream may not have produced a byte before the receiver came.
         first: bytes | None = None
         # a whole input smaller than one sample gains nothing from zstd, and without it the
@@ -269,14 +253,10 @@ def _heal(
     while True:
         term.line(lost_line(failure, healer.budget))
         try:
-            channel, keys = healer.reconnect(deadline)
+            link = relink(term, healer, deadline)
         except ConnectionLost as exc:
             raise gave_up(exc, healer.budget, hint=hint) from None
-        healer.attach(channel)
-        link = FramedChannel(channel, keys)
-        link.liveness.quick = quick_liveness(healer.version)
         stack.callback(link.close)
-        term.line(f"Reconnected via {link.transport}")
         rest: ChunkSource
         try:
             if what.mode is Continuation.RESUME:
