@@ -155,12 +155,14 @@ def run_in_lossy_netns(loss: float, argv: list[str]) -> int:
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         _ns(ns, "ip", "link", "set", "lo", "up")
+        # loss per datagram where it arrives: the device splits our UDP GSO sends first
+        _ns(ns, "ip", "link", "set", "lo", "gso_max_segs", "1")
         _ns(ns, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
         _ns(ns, "ip", "addr", "add", "10.77.0.1/24", "dev", "v0")
         _ns(ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "v1")
         _ns(ns, "ip", "link", "set", "v0", "up")
         _ns(ns, "ip", "link", "set", "v1", "up")
-        _ns(ns, "iptables-legacy", "-A", "OUTPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
+        _ns(ns, "iptables-legacy", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
             "--probability", str(loss / 100), "-j", "DROP")  # fmt: skip
         inner = [a for a in argv if not a.startswith("--loss")]
         cmd = ["ip", "netns", "exec", ns, sys.executable, __file__, *inner, "--inside-netns"]

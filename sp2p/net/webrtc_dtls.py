@@ -12,6 +12,8 @@ AES-128-GCM:
            sealed; our sequence numbers continue after OpenSSL's. Anything OpenSSL still
            writes in that epoch (its close_notify) is opened and sealed again under our
            numbers, so no nonce is ever used twice.
+The records we seal leave through webrtc_udp's Outbox (G1: batched, UDP GSO) when the
+nominated ICE pair is one of our batched sockets, else through aioice as before.
 Installed by webrtc_sctp.apply() on the aiortc release it was written against.
 """
 
@@ -28,6 +30,7 @@ from sp2p.net.webrtc_records import (
     RecordLayer,
     records,
 )
+from sp2p.net.webrtc_udp import outbox
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +127,11 @@ def install(mod: Any) -> None:
             await orig_send_data(self, data)
             return
         packet = layer.seal(APPLICATION_DATA, data)
-        await self.transport._send(packet)
+        box = outbox(self.transport)
+        if box is not None:
+            box.put(packet)  # G1: leaves with the rest of this loop iteration's packets
+        else:
+            await self.transport._send(packet)
         self._RTCDtlsTransport__tx_bytes += len(packet)
         self._RTCDtlsTransport__tx_packets += 1
 
@@ -144,6 +151,9 @@ def install(mod: Any) -> None:
         elif data:
             watch(self, layer, data)
         if data:
+            box = outbox(self.transport)
+            if box is not None:
+                box.flush()  # OpenSSL's record (close_notify) after the data sealed before it
             await self.transport._send(data)
             self._RTCDtlsTransport__tx_bytes += len(data)
             self._RTCDtlsTransport__tx_packets += 1

@@ -2,6 +2,9 @@
 
 Guards the SCTP loss-recovery patches in sp2p.net.webrtc_sctp: every byte must arrive,
 intact, without the association stalling (the child process has a hard timeout).
+Datagrams are dropped where they arrive, one by one: our sender hands runs of them to the
+kernel as one UDP GSO send (webrtc_udp G1), which netfilter's OUTPUT hook sees as one
+packet, and the namespace's device splits them first (gso_max_segs 1), as a NIC would.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ def lossy_netns() -> Iterator[str]:
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         _ns(ns, "ip", "link", "set", "lo", "up")
+        _ns(ns, "ip", "link", "set", "lo", "gso_max_segs", "1")
         # aioice ignores 127.0.0.1, so give the namespace two ordinary addresses
         _ns(ns, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
         _ns(ns, "ip", "addr", "add", "10.77.0.1/24", "dev", "v0")
         _ns(ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "v1")
         _ns(ns, "ip", "link", "set", "v0", "up")
         _ns(ns, "ip", "link", "set", "v1", "up")
-        _ns(ns, "iptables-legacy", "-A", "OUTPUT", "-p", "udp", "-m", "statistic",
+        _ns(ns, "iptables-legacy", "-A", "INPUT", "-p", "udp", "-m", "statistic",
             "--mode", "random", "--probability", "0.02", "-j", "DROP")  # fmt: skip
         yield ns
     finally:
@@ -47,7 +51,7 @@ def lossy_netns() -> Iterator[str]:
 
 
 def _dropped(ns: str) -> int:
-    out = _ns(ns, "iptables-legacy", "-L", "OUTPUT", "-v", "-x", "-n")
+    out = _ns(ns, "iptables-legacy", "-L", "INPUT", "-v", "-x", "-n")
     rows = [line.split() for line in out.splitlines() if "DROP" in line]
     return sum(int(row[0]) for row in rows)
 
