@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from server.bootstrap import Bootstrap
 from tests.dist.helpers import (
     BOOTSTRAP_DIR,
     FAKE_CLI,
@@ -29,7 +30,8 @@ from tests.dist.helpers import (
 )
 from tests.support.server_proc import ServerProc
 
-SCRIPTS = ("send.sh", "receive.sh")
+SCRIPTS = ("send.sh", "receive.sh")  # both served from the one template, server/bootstrap/sp2p.sh
+TEMPLATE = BOOTSTRAP_DIR / "sp2p.sh"
 
 
 @pytest.fixture
@@ -62,8 +64,9 @@ def test_served_scripts_carry_the_base_url(dl_server: ServerProc) -> None:
         ).stdout
         assert f"sp2p_base='{dl_server.http_url}'" in out
         assert "@@SP2P_BASE_URL@@" not in out
-        template = (BOOTSTRAP_DIR / name).read_text()
-        assert out == template.replace("@@SP2P_BASE_URL@@", dl_server.http_url)
+        assert out == Bootstrap(BOOTSTRAP_DIR).render(name, dl_server.http_url)
+        assert "@@SP2P_" not in out
+        assert f"sp2p_command={name.removesuffix('.sh')}\n" in out
 
 
 def test_send_runs_the_verified_binary_with_the_users_arguments(
@@ -96,10 +99,10 @@ def test_receive_passes_the_code_and_never_adds_allow_relay(
     assert_clean(work["tmp"])
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_scripts_never_grant_relay_consent(name: str) -> None:
+@pytest.mark.parametrize("template", ["sp2p.sh", "sp2p.ps1"])
+def test_scripts_never_grant_relay_consent(template: str) -> None:
     """D5: relay consent stays with the user (upstream's scripts passed -allow-relay)."""
-    text = (BOOTSTRAP_DIR / name).read_text()
+    text = (BOOTSTRAP_DIR / template).read_text()
     code_lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
     assert not any("allow-relay" in line for line in code_lines)
 
@@ -184,7 +187,7 @@ def test_a_binary_that_does_not_match_its_checksum_never_runs(
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_plain_http_is_refused_for_a_non_loopback_base(name: str, work: dict[str, Path]) -> None:
     """D1: https only; plain http only for a loopback base URL (development)."""
-    script = (BOOTSTRAP_DIR / name).read_text().replace("@@SP2P_BASE_URL@@", "http://sp2p.invalid")
+    script = Bootstrap(BOOTSTRAP_DIR).render(name, "http://sp2p.invalid")
     result = subprocess.run(
         ["sh", "-s", "x"], input=script, capture_output=True, text=True,
         env=script_env(work["tmp"]), cwd=work["cwd"], timeout=30,
@@ -194,10 +197,9 @@ def test_plain_http_is_refused_for_a_non_loopback_base(name: str, work: dict[str
     assert_clean(work["tmp"])
 
 
-@pytest.mark.parametrize("name", SCRIPTS)
-def test_downloads_pin_https_and_tls12(name: str) -> None:
+def test_downloads_pin_https_and_tls12() -> None:
     """D1: curl gets --proto/--proto-redir and --tlsv1.2, wget --https-only; never -k."""
-    text = (BOOTSTRAP_DIR / name).read_text()
+    text = TEMPLATE.read_text()
     assert 'https://*) sp2p_proto=\'=https\'' in text
     assert 'curl -fsSL --proto "$sp2p_proto" --proto-redir "$sp2p_proto" --tlsv1.2' in text
     assert "wget -q --https-only" in text
@@ -205,7 +207,9 @@ def test_downloads_pin_https_and_tls12(name: str) -> None:
     assert "--no-check-certificate" not in text
 
 
-def _tool_dir(tmp_path: Path, *, drop: set[str], fake_uname_m: str | None = None) -> str:
+def _tool_dir(
+    tmp_path: Path, *, drop: set[str], fake_uname_m: str | None = None, fake_uname_s: str = "Linux"
+) -> str:
     """A PATH with the usual tools linked in, minus `drop` (and maybe a fake uname)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -222,7 +226,7 @@ def _tool_dir(tmp_path: Path, *, drop: set[str], fake_uname_m: str | None = None
     if fake_uname_m is not None:
         (bin_dir / "uname").unlink(missing_ok=True)
         (bin_dir / "uname").write_text(
-            f'#!/bin/sh\nif [ "$1" = -m ]; then echo {fake_uname_m}; else echo Linux; fi\n'
+            f'#!/bin/sh\nif [ "$1" = -m ]; then echo {fake_uname_m}; else echo {fake_uname_s}; fi\n'
         )
         (bin_dir / "uname").chmod(0o755)
     return str(bin_dir)
@@ -269,6 +273,60 @@ def test_unsupported_architecture_is_refused(
     )
     assert result.returncode == 1
     assert "unsupported architecture: riscv64" in result.stderr
+    assert_clean(work["tmp"])
+
+
+@pytest.mark.parametrize("shell", ["dash", "bash"])
+@pytest.mark.parametrize(("path", "mode", "arg"), [("", "send", "a file"), ("/r", "receive", "abcdefgh-XYZ")])
+def test_each_served_mode_runs_under_dash_and_bash(
+    shell: str, path: str, mode: str, arg: str,
+    dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path],
+) -> None:
+    """One template, two modes: each served script runs its own command in either shell."""
+    script = subprocess.run(
+        ["curl", "-fsS", dl_server.http_url + path], capture_output=True, text=True, check=True
+    ).stdout
+    result = subprocess.run(
+        [shell, "-s", arg], input=script, capture_output=True, text=True, cwd=work["cwd"],
+        env=script_env(work["tmp"], fake_env(work)), timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert parse_fake_log(work["log"])["arg"] == [mode, arg]
+    assert_clean(work["tmp"])
+
+
+@pytest.mark.parametrize(("path", "hint"), [("", "/ps))) 'FILE'"), ("/r", "/ps/r))) 'CODE'")])
+def test_windows_shells_are_sent_to_the_powershell_script_of_their_mode(
+    path: str, hint: str, dl_server: ServerProc, work: dict[str, Path], tmp_path: Path
+) -> None:
+    tools = _tool_dir(tmp_path, drop=set(), fake_uname_m="x86_64", fake_uname_s="MINGW64_NT-10.0")
+    result = run_pipe(
+        dl_server.http_url + path, ["x"], tmpdir=work["tmp"], cwd=work["cwd"],
+        env=fake_env(work, PATH=tools),
+    )
+    assert result.returncode == 1
+    assert f"irm {dl_server.http_url}{hint}" in result.stderr
+    assert_clean(work["tmp"])
+
+
+def test_the_unrendered_template_needs_a_mode(
+    dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path]
+) -> None:
+    """Run from a checkout (development), the template takes its mode and base from the environment."""
+    result = subprocess.run(
+        ["sh", str(TEMPLATE), "f"], capture_output=True, text=True, cwd=work["cwd"],
+        env=script_env(work["tmp"], fake_env(work, SP2P_BASE_URL=dl_server.http_url)), timeout=30,
+    )
+    assert result.returncode == 1
+    assert "must be served by sp2p-server (or set SP2P_MODE=send|receive)" in result.stderr
+    assert not work["log"].exists()
+    result = subprocess.run(
+        ["sh", str(TEMPLATE), "f"], capture_output=True, text=True, cwd=work["cwd"],
+        env=script_env(work["tmp"], fake_env(work, SP2P_BASE_URL=dl_server.http_url, SP2P_MODE="send")),
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert parse_fake_log(work["log"])["arg"] == ["send", "f"]
     assert_clean(work["tmp"])
 
 

@@ -12,8 +12,7 @@ def shell_scripts() -> list[str]:
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.sh"],
         cwd=REPO_ROOT, capture_output=True, text=True, check=True,
     ).stdout.split()
-    return sorted(set(tracked) | {"install.sh", "server/bootstrap/send.sh",
-                                  "server/bootstrap/receive.sh"})
+    return sorted(set(tracked) | {"install.sh", "server/bootstrap/sp2p.sh"})
 
 
 def test_shellcheck_passes_on_every_shell_script() -> None:
@@ -29,8 +28,7 @@ def test_shellcheck_passes_on_every_shell_script() -> None:
 def test_bootstrap_scripts_are_posix_sh() -> None:
     """They run under `sh` (dash here, busybox ash or macOS sh elsewhere)."""
     result = subprocess.run(
-        ["shellcheck", "--shell=sh", "server/bootstrap/send.sh", "server/bootstrap/receive.sh",
-         "install.sh"],
+        ["shellcheck", "--shell=sh", "server/bootstrap/sp2p.sh", "install.sh"],
         cwd=REPO_ROOT, capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout

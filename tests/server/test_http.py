@@ -48,10 +48,13 @@ def test_page_or_script(
 
 
 def test_scripts_carry_the_base_url(server: LiveServer) -> None:
-    for path in ("/", "/r", "/ps", "/ps/r"):
+    modes = {"/": "sp2p_command=send\n", "/r": "sp2p_command=receive\n",
+             "/ps": "$Sp2pCommand = 'send'\n", "/ps/r": "$Sp2pCommand = 'receive'\n"}  # fmt: skip
+    for path, mode in modes.items():  # one template per shell, rendered with the path's mode
         body = http_get(server.http_url + path)[2].decode()
-        assert "@@SP2P_BASE_URL@@" not in body
+        assert "@@SP2P_" not in body
         assert f"'{server.http_url}'" in body
+        assert mode in body
     with live_server({**RELAXED, "base_url": "https://sp2p.example/"}) as configured:
         body = http_get(configured.http_url + "/")[2].decode()
         assert "sp2p_base='https://sp2p.example'" in body

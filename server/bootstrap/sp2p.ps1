@@ -1,24 +1,30 @@
 # sp2p bootstrap (PowerShell): downloads the sp2p CLI, checks its SHA-256, runs
-# `sp2p receive`, cleans up.
+# `sp2p send` or `sp2p receive`, cleans up.
 #
+#   & ([scriptblock]::Create((irm @@SP2P_BASE_URL@@/ps))) 'FILE'
 #   & ([scriptblock]::Create((irm @@SP2P_BASE_URL@@/ps/r))) 'CODE'
 #   $env:SP2P_CODE = 'CODE'; & ([scriptblock]::Create((irm @@SP2P_BASE_URL@@/ps/r)))
 #
-# Meant to be served by sp2p-server at /ps/r with @@SP2P_BASE_URL@@ replaced by its base
-# URL. Download layout (same as the sh scripts; os: windows|linux|darwin, arch: amd64|arm64):
+# One template for both: meant to be served by sp2p-server at /ps (send) and /ps/r (receive)
+# with @@SP2P_COMMAND@@ replaced by the mode and @@SP2P_BASE_URL@@ by its base
+# URL. Download layout (same as the sh script; os: windows|linux|darwin, arch: amd64|arm64):
 #   BASE/dl/sp2p-<os>-<arch>[.exe]          the single-file CLI binary
 #   BASE/dl/sp2p-<os>-<arch>[.exe].sha256   "<64 hex digits>  <asset name>"
 # The binary runs only if its hash matches; https only (http for a loopback base URL).
 # Never adds -allow-relay. Environment changes are undone afterwards, and the script never
 # calls `exit`, which would close the user's PowerShell window.
 
-$Sp2pCommand = 'receive'
+$Sp2pCommand = '@@SP2P_COMMAND@@'
 
 function Invoke-Sp2pBootstrap {
     param([string] $Command, [string[]] $Arguments)
     $ErrorActionPreference = 'Stop'
     $ProgressPreference = 'SilentlyContinue'  # progress bars make Invoke-WebRequest very slow
 
+    if ($Command.StartsWith('@@')) { $Command = $env:SP2P_MODE }  # a local run for development
+    if ($Command -notin 'send', 'receive') {
+        throw 'sp2p: this script must be served by sp2p-server (or set SP2P_MODE to send or receive)'
+    }
     $base = '@@SP2P_BASE_URL@@'
     if ($base.StartsWith('@@')) {
         $base = $env:SP2P_BASE_URL

@@ -1,9 +1,13 @@
 #!/bin/sh
-# sp2p bootstrap: downloads the sp2p CLI, checks its SHA-256, runs `sp2p send`, cleans up.
+# sp2p bootstrap: downloads the sp2p CLI, checks its SHA-256, runs `sp2p send` or
+# `sp2p receive`, cleans up.
 #
 #   curl -f @@SP2P_BASE_URL@@ | sh -s FILE...
+#   curl -f @@SP2P_BASE_URL@@/r | sh -s CODE
+#   curl -f @@SP2P_BASE_URL@@/r | SP2P_CODE=CODE sh     (keeps the code out of argv)
 #
-# Served by sp2p-server at `/` to curl-like clients, with @@SP2P_BASE_URL@@ replaced by its
+# One template for both: sp2p-server serves it at `/` (send) and `/r` (receive) to
+# curl-like clients, with @@SP2P_COMMAND@@ replaced by the mode and @@SP2P_BASE_URL@@ by its
 # base URL. Download layout it expects (os: linux|darwin, arch: amd64|arm64):
 #   BASE/dl/sp2p-<os>-<arch>          the single-file CLI binary (a redirect is fine)
 #   BASE/dl/sp2p-<os>-<arch>.sha256   "<64 hex digits>  sp2p-<os>-<arch>" (sha256sum format)
@@ -15,7 +19,7 @@
 
 set -eu
 
-sp2p_command=send
+sp2p_command=@@SP2P_COMMAND@@
 sp2p_base='@@SP2P_BASE_URL@@'
 
 sp2p_tmp=""
@@ -23,6 +27,19 @@ sp2p_tmp=""
 sp2p_die() {
   printf 'sp2p: %s\n' "$*" >&2
   exit 1
+}
+
+# The mode's route and arguments, for the usage and Windows hints.
+sp2p_resolve_mode() {
+  case "$sp2p_command" in
+    @@*) # not rendered by a server: allow a local run for development
+      sp2p_command=${SP2P_MODE:-} ;;
+  esac
+  case "$sp2p_command" in
+    send) sp2p_route='' sp2p_usage='FILE...' ;;
+    receive) sp2p_route=/r sp2p_usage=CODE ;;
+    *) sp2p_die "this script must be served by sp2p-server (or set SP2P_MODE=send|receive)" ;;
+  esac
 }
 
 sp2p_resolve_base() {
@@ -47,7 +64,7 @@ sp2p_detect_platform() {
     Linux) sp2p_os=linux ;;
     Darwin) sp2p_os=darwin ;;
     MINGW* | MSYS* | CYGWIN* | Windows*)
-      sp2p_die "on Windows use PowerShell: & ([scriptblock]::Create((irm $sp2p_base/ps))) 'FILE'" ;;
+      sp2p_die "on Windows use PowerShell: & ([scriptblock]::Create((irm $sp2p_base/ps$sp2p_route))) '${sp2p_usage%...}'" ;;
     *) sp2p_die "unsupported OS: $sp2p_os" ;;
   esac
   sp2p_arch=$(uname -m)
@@ -109,13 +126,31 @@ sp2p_download() {
   chmod 700 "$sp2p_tmp/sp2p"
 }
 
+# No code on the command line: take it from SP2P_CODE or ask on the terminal. The code
+# reaches the CLI through the environment, never through argv (visible to other users).
+sp2p_ask_code() {
+  if [ -z "${SP2P_CODE:-}" ]; then
+    if ! { true </dev/tty; } 2>/dev/null; then
+      sp2p_die "usage: curl -f BASE_URL/r | sh -s CODE"
+    fi
+    printf 'Transfer code: ' >/dev/tty
+    IFS= read -r SP2P_CODE </dev/tty || sp2p_die "no transfer code given"
+    [ -n "$SP2P_CODE" ] || sp2p_die "no transfer code given"
+  fi
+  export SP2P_CODE
+}
+
 main() {
   # Remove the temporary directory on every way out; a signal exits, which runs EXIT.
   trap '[ -z "$sp2p_tmp" ] || rm -rf "$sp2p_tmp"' EXIT
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
-  [ $# -gt 0 ] || sp2p_die "usage: curl -f BASE_URL | sh -s FILE..."
+  sp2p_resolve_mode
+  if [ $# -eq 0 ]; then
+    [ "$sp2p_command" = receive ] || sp2p_die "usage: curl -f BASE_URL$sp2p_route | sh -s $sp2p_usage"
+    sp2p_ask_code
+  fi
   sp2p_resolve_base
   sp2p_detect_platform
   sp2p_download
