@@ -6,11 +6,9 @@ The only place that prints errors and picks exit codes (sp2p/status.py).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -176,15 +174,21 @@ def main(
         term.end_live()
         term.error(term.peer_text(exc.message, max_len=400), exc.hint)
         if debug:
-            traceback.print_exc(file=io.stderr)
+            _print_traceback(io.stderr)
         return exit_status_of(exc)
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into an exit code
         term.end_live()
         term.error(f"unexpected error: {term.peer_text(str(exc) or type(exc).__name__)}",
                    None if debug else "run again with -debug for details")
         if debug:
-            traceback.print_exc(file=io.stderr)
+            _print_traceback(io.stderr)
         return ExitStatus.ERROR
+
+
+def _print_traceback(out: TextIO) -> None:
+    import traceback  # only with -debug: it brings linecache and tokenize
+
+    traceback.print_exc(file=out)
 
 
 def _run(
@@ -204,6 +208,8 @@ def _run(
     config = load_config(settings, env)
     term.verbose = config.verbose
     if config.verbose:
+        import logging  # sp2p.log forwards to it from now on
+
         logging.basicConfig(level=logging.DEBUG, format="  [%(threadName)s] %(name)s: %(message)s")
     term.line(f"sp2p {__version__}")
     loopback = env.get(ENV_ALLOW_LOOPBACK, "") in ("1", "true")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectError, SignalingError
 from sp2p.flow.session import server_error
+from sp2p.log import get_logger
 from sp2p.net.addresses import format_endpoint, local_addresses
 from sp2p.net.channel import Channel, ChannelWrapper, TransportKind
 from sp2p.net.race import ConfirmationRace
@@ -30,7 +30,7 @@ from sp2p.record import field, record
 if TYPE_CHECKING:
     from sp2p.net.webrtc import WebRTCPeer
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 ESTABLISH_TIMEOUT = 30.0
 UPNP_TIMEOUT = 5.0

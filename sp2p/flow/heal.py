@@ -17,7 +17,6 @@ folders and streams through the sender's replay window (§2.6, `send_continuatio
 from __future__ import annotations
 
 import contextlib
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
 from sp2p.flow.resume import heartbeat_tick, wait_answer
 from sp2p.flow.session import KeepAlive
 from sp2p.link.framed import FrameLink
+from sp2p.log import get_logger
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.constants import CancelReason, MsgType
@@ -42,7 +42,7 @@ from sp2p.term.ui import human_duration
 if TYPE_CHECKING:  # the send pump (threads, compressor) is not loaded for a receive
     from sp2p.link.send_pump import ChunkSource
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: one reconnect race may take at most this long; a path still down then is raced again (the
 #: whole heal: -reconnect)

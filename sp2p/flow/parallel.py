@@ -9,13 +9,13 @@ link only when the counts agree. Every failure falls back to the single stream.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from sp2p.errors import LocalProtocolError, RemoteProtocolError, TransferTimeout
 from sp2p.link.framed import Frame, FramedChannel, FrameLink
 from sp2p.link.multistream import MultiStreamLink
+from sp2p.log import get_logger
 from sp2p.net.secondary import accept_secondaries, close_all, dial_secondaries
 from sp2p.proto.constants import MsgType
 from sp2p.proto.keys import SessionKeys
@@ -30,7 +30,7 @@ from sp2p.proto.parallel import (
     streams_for_rtt,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 StatusFn = Callable[[str], None]
 

@@ -10,13 +10,13 @@ given up on that attempt, so ours ends at once instead of running out its 30 s
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 
 from sp2p.errors import ConnectError
 from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, StatusFn, establish
 from sp2p.flow.session import server_error
+from sp2p.log import get_logger
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.constants import Transport
@@ -24,7 +24,7 @@ from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import Envelope, SignalFormatError, SignalType, TurnCredentials
 from sp2p.record import replace
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CREDENTIALS_TIMEOUT = 30.0
 AGREEMENT_TIMEOUT = 30.0

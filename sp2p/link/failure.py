@@ -8,12 +8,13 @@ and the exit code always name the real cause.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-log = logging.getLogger(__name__)
+from sp2p.log import get_logger
+
+log = get_logger(__name__)
 
 
 class FirstFailure:

@@ -10,11 +10,12 @@ only what the pipeline has in flight at once is ever held).
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Final
 
-log = logging.getLogger(__name__)
+from sp2p.log import get_logger
+
+log = get_logger(__name__)
 
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3

@@ -16,7 +16,6 @@ frames wait out of order (a stream that runs ahead is simply not read meanwhile)
 from __future__ import annotations
 
 import contextlib
-import logging
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 
 from sp2p.errors import IntegrityError, RemoteProtocolError, Sp2pError, TransferError
 from sp2p.link.framed import Frame, FramedChannel, Sealed, Slot
+from sp2p.log import get_logger
 from sp2p.net.channel import Channel, ChannelClosed
 from sp2p.net.tcp import TcpChannel
 from sp2p.proto.constants import MsgType
@@ -33,7 +33,7 @@ from sp2p.proto.messages import Totals
 from sp2p.proto.parallel import DATA_INDEX_BYTES, REASSEMBLY_WINDOW, pack_data_index, unpack_data_index
 from sp2p.record import field, record
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 _STOP_FRAMES = (MsgType.CANCEL, MsgType.ERROR)
 

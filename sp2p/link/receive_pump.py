@@ -10,7 +10,6 @@ Complete is sent: a failure to commit reaches the sender as an Error, never as s
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 import time
@@ -29,6 +28,7 @@ from sp2p.errors import (
 from sp2p.link.failure import FirstFailure
 from sp2p.link.framed import FrameLink
 from sp2p.link.memory import SMALL_TRANSFER, keep_freed_memory
+from sp2p.log import get_logger
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
@@ -43,7 +43,7 @@ from sp2p.proto.transfer import (
     stall_error,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 QUEUE_DEPTH = 32
 FIN_ACK_WAIT = 10.0

@@ -15,7 +15,6 @@ Cancel stops us at once instead of after the whole file went out.
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import threading
 import time
@@ -27,6 +26,7 @@ from sp2p.errors import ConnectionLost, Sp2pError, TransferError
 from sp2p.link.failure import FirstFailure
 from sp2p.link.framed import FrameLink, Sealed, Slot
 from sp2p.link.memory import keep_freed_memory
+from sp2p.log import get_logger
 from sp2p.net.channel import ChannelClosed
 from sp2p.proto.adapt import LevelController
 from sp2p.proto.compression import STORED, ChunkCompressor, stored_frame
@@ -34,7 +34,7 @@ from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
 from sp2p.proto.messages import Totals, cancel_body
 from sp2p.proto.transfer import SenderMachine, SenderState, stall_error
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PIPELINE_DEPTH = 16
 #: how long a broken write waits for the receiver's Error frame to be read

@@ -8,14 +8,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import urllib.error
 import urllib.request
 from urllib.parse import quote
 
+from sp2p.log import get_logger
 from sp2p.proto.fileinfo import MAX_FILE_INFO_BLOB
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 PREVIEW_TIMEOUT = 5.0
 #: the JSON envelope around a base64 blob of at most MAX_FILE_INFO_BLOB bytes

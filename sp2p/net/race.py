@@ -10,18 +10,18 @@ wins is decided by `sp2p.proto.race.RacePolicy`; this module only does the I/O.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 from sp2p.errors import ConnectError, KeyConfirmationError
+from sp2p.log import get_logger
 from sp2p.net.channel import Channel, ChannelClosed, PrefixedChannel, TransportKind
 from sp2p.proto.constants import CONFIRM_BYTES
 from sp2p.proto.keys import SessionKeys, wrong_code_error
 from sp2p.proto.race import Outcome, RacePolicy
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 CONFIRM_TIMEOUT = 15.0
 

@@ -9,12 +9,12 @@ connects is closed and the acceptor keeps waiting until the deadline.
 from __future__ import annotations
 
 import contextlib
-import logging
 import select
 import socket
 import threading
 import time
 
+from sp2p.log import get_logger
 from sp2p.net.tcp import TcpChannel, recv_exact
 from sp2p.proto.parallel import (
     SECONDARY_ACK,
@@ -23,7 +23,7 @@ from sp2p.proto.parallel import (
     secondary_hello,
 )
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 
 def dial_secondaries(

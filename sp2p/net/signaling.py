@@ -8,17 +8,17 @@ whoever asks for them later.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Collection
 
 from sp2p.errors import SignalingError
+from sp2p.log import get_logger
 from sp2p.net.wsclient import OP_CLOSE, WsError, WsHandshakeStatus, open_websocket
 from sp2p.proto.signal import MAX_SIGNAL_MESSAGE, Envelope, SignalFormatError, SignalType
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 #: how long a connect may take before we call the server unreachable
 CONNECT_TIMEOUT = 10.0

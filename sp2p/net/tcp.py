@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import select
 import socket
 import threading
 from collections.abc import Callable
 
+from sp2p.log import get_logger
 from sp2p.net.addresses import parse_endpoint
 from sp2p.net.channel import ChannelClosed, Outgoing, TransportKind
 from sp2p.proto.constants import TCP_MAGIC, Role
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DIAL_TIMEOUT = 5.0
 #: sender waits this long for the 'S' echo per socket, receiver for the 'S' itself

@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import ipaddress
-import logging
 import random
 import socket
 import threading
@@ -37,8 +36,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sp2p.errors import ConnectError
+from sp2p.log import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger(__name__)
 
 DEFAULT_LEASE = 3600  # seconds (spec Appendix A)
 DEFAULT_DESCRIPTION = "sp2p"

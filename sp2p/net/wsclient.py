@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import logging
 import os
 import socket
 import struct
@@ -24,7 +23,9 @@ import threading
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-log = logging.getLogger(__name__)
+from sp2p.log import get_logger
+
+log = get_logger(__name__)
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 _ACCEPT_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import REPO, read_code
+from tests.e2e.harness import REPO, read_code, transfer
 
 pytestmark = pytest.mark.e2e
 
@@ -28,11 +28,11 @@ _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2
 #: cryptography's OpenSSL backend module and cipher packages, zstandard (a 1-byte file is sent
 #: without zstd), platform, the library search for renameat2, the idna codec (getaddrinfo),
 #: dataclasses and the inspect/ast/dis it pulls (records are sp2p.record's), the send pump
-#: and its thread pool on a receive
+#: and its thread pool on a receive, logging and traceback (sp2p.log loads logging for -v only)
 _LEAN = ["websocket", "ssl", "cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
          "cryptography.hazmat.primitives.asymmetric.x25519", "zstandard", "platform", "ctypes.util",
          "encodings.idna", "dataclasses", "inspect", "ast", "dis", "sp2p.link.send_pump",
-         "concurrent.futures"]
+         "concurrent.futures", "logging", "traceback", "linecache", "tokenize"]
 
 
 def _loaded_by_import(statement: str) -> set[str]:
@@ -95,6 +95,18 @@ def test_one_byte_over_tcp_never_loads_webrtc_yaml_or_tar(
     assert (outdir / "one.txt").read_bytes() == b"x"
     assert "via TCP" in rerr
     assert _loaded(rerr) == set()
+
+
+def test_verbose_still_shows_the_debug_lines(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    """The other side of lazy logging (sp2p.log): -v loads it and every debug line shows."""
+    src = tmp_path / "one.txt"
+    src.write_bytes(b"v")
+    s, r = transfer(["-v", str(src)], ["-v", "-output", str(outdir)], env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    for err in (s.err, r.err):
+        assert "sp2p.net.race: confirmed TCP" in err
+        assert "sp2p.net.signaling: signal -> crypto" in err
+    assert "receiver AWAIT_FIN_ACK -> FINISHED" in r.err
 
 
 def test_config_file_loads_yaml_and_is_used(env: dict[str, str], tmp_path: Path) -> None:
