@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from enum import Enum, auto
-from typing import Final
+from typing import Final, TypeVar
 
 from sp2p.errors import (
     LocalProtocolError,
@@ -128,6 +128,9 @@ def totals_mismatch(sent: Totals, received: Totals) -> VerificationError | None:
     return None
 
 
+_T = TypeVar("_T")
+
+
 def _peer_stop(frame: Frame, peer: str) -> Exception:
     if frame.msg_type == MsgType.CANCEL:
         reason = parse_cancel_body(frame.body)
@@ -197,24 +200,32 @@ class SenderMachine:
         """A frame while waiting for HealOffer: None for a Heartbeat, else the chunks to send
         again (before reading on) and the HealAccept frame. OutOfWindow when the offset is older
         than the window: the caller tells the receiver with an Error frame."""
-        _check_control_size(frame)
-        kind = frame.msg_type
-        if kind == MsgType.HEARTBEAT:
-            return None
-        try:
-            if kind in (MsgType.CANCEL, MsgType.ERROR):
-                raise _peer_stop(frame, "receiver")
-            waiting = self.state is SenderState.AWAIT_POSITION and self.window is not None
-            if kind != MsgType.HEAL_OFFER or not waiting or self.window is None:
-                raise _unexpected(frame, self.state)
-            offer = HealOffer.from_json(frame.body)
-            state, replay = self.window.rewind(offer, self.digest.snapshot())
-        except Exception:
-            self.fail()
-            raise
+        return self._from_receiver(frame, self._position)
+
+    def _position(self, frame: Frame) -> tuple[list[bytes], tuple[MsgType, bytes]]:
+        waiting = self.state is SenderState.AWAIT_POSITION and self.window is not None
+        if frame.msg_type != MsgType.HEAL_OFFER or not waiting or self.window is None:
+            raise _unexpected(frame, self.state)
+        offer = HealOffer.from_json(frame.body)
+        state, replay = self.window.rewind(offer, self.digest.snapshot())
         self.digest.restore(state)
         self._set_state("continue")
         return replay, (MsgType.HEAL_ACCEPT, heal_accept_body(offer.offset))
+
+    def _from_receiver(self, frame: Frame, handle: Callable[[Frame], _T]) -> _T | None:
+        """What every frame from the receiver goes through: the control-size cap, a Heartbeat
+        (nothing to do: None), Cancel or Error (the receiver stopped); any failure, `handle`'s
+        included, leaves the machine FAILED."""
+        _check_control_size(frame)
+        if frame.msg_type == MsgType.HEARTBEAT:
+            return None
+        try:
+            if frame.msg_type in (MsgType.CANCEL, MsgType.ERROR):
+                raise _peer_stop(frame, "receiver")
+            return handle(frame)
+        except Exception:
+            self.fail()
+            raise
 
     def _set_state(self, event: str) -> None:
         new = _SENDER_TRANSITIONS.get((self.state, event))
@@ -239,23 +250,13 @@ class SenderMachine:
 
     def on_offer(self, frame: Frame) -> ResumeOffer | None:
         """A frame while waiting for the receiver's ResumeOffer; None for a Heartbeat."""
-        _check_control_size(frame)
-        kind = frame.msg_type
-        if kind == MsgType.HEARTBEAT:
-            return None
-        if kind in (MsgType.CANCEL, MsgType.ERROR):
-            self.fail()
-            raise _peer_stop(frame, "receiver")
-        if kind != MsgType.RESUME_OFFER or self.state is not SenderState.AWAIT_OFFER:
-            self.fail()
+        return self._from_receiver(frame, self._offer)
+
+    def _offer(self, frame: Frame) -> ResumeOffer:
+        if frame.msg_type != MsgType.RESUME_OFFER or self.state is not SenderState.AWAIT_OFFER:
             raise _unexpected(frame, self.state)
-        try:
-            offer = ResumeOffer.from_json(frame.body)
-        except RemoteProtocolError:
-            self.fail()
-            raise
+        offer = ResumeOffer.from_json(frame.body)
         if offer.offset > self.metadata.size:
-            self.fail()
             raise RemoteProtocolError(
                 f"resume offer at byte {offer.offset} is past the announced size {self.metadata.size}"
             )
@@ -293,23 +294,16 @@ class SenderMachine:
 
     def on_frame(self, frame: Frame) -> tuple[MsgType, bytes] | None:
         """Handle a frame from the receiver; returns the FinAck to send once Complete verifies."""
-        _check_control_size(frame)
-        kind = frame.msg_type
-        if kind == MsgType.HEARTBEAT:
-            return None
-        try:
-            if kind in (MsgType.CANCEL, MsgType.ERROR):
-                raise _peer_stop(frame, "receiver")
-            if kind == MsgType.COMPLETE and self.state is SenderState.AWAIT_COMPLETE:
-                mismatch = totals_mismatch(self.digest.totals(), Totals.from_json(frame.body, "complete"))
-                if mismatch is not None:
-                    raise mismatch
-                self._set_state("complete")
-                return MsgType.FIN_ACK, b""
-            raise _unexpected(frame, self.state)  # built before fail(): it names the state we were in
-        except Exception:
-            self.fail()
-            raise
+        return self._from_receiver(frame, self._complete)
+
+    def _complete(self, frame: Frame) -> tuple[MsgType, bytes]:
+        if frame.msg_type == MsgType.COMPLETE and self.state is SenderState.AWAIT_COMPLETE:
+            mismatch = totals_mismatch(self.digest.totals(), Totals.from_json(frame.body, "complete"))
+            if mismatch is not None:
+                raise mismatch
+            self._set_state("complete")
+            return MsgType.FIN_ACK, b""
+        raise _unexpected(frame, self.state)  # built before fail(): it names the state we were in
 
 
 class ReceiverState(Enum):
