@@ -35,131 +35,79 @@ class VersionRequested(Exception):
 @dataclass(frozen=True)
 class Flag:
     name: str
-    field: str
     kind: Kind
     help: str
+    config_field: str = ""
+
+    @property
+    def field(self) -> str:
+        """The ServerConfig field the flag sets."""
+        return self.config_field or self.name.replace("-", "_")
 
     @property
     def env(self) -> str:
         return "SP2P_" + self.name.upper().replace("-", "_")
 
 
+#: One row per flag (a table: its rows look alike by design). The ServerConfig field is the
+#: name with `_` for `-` unless `config_field` says otherwise.
 FLAGS: tuple[Flag, ...] = (
-    Flag("addr", "addr", "str", "listen address host:port (default :8080, :443 with TLS)"),
-    Flag(
-        "base-url",
-        "base_url",
-        "str",
-        "public URL, e.g. https://sp2p.example.org (default: taken from each request's Host header)",
-    ),
-    Flag(
-        "trust-proxy",
-        "trust_proxy",
-        "bool",
-        "take the client IP from X-Forwarded-For (right-most entry); only behind a reverse proxy",
-    ),
-    Flag("tls-cert", "tls_cert", "path", "TLS certificate chain file (PEM); reloaded on change"),
-    Flag("tls-key", "tls_key", "path", "TLS private key file (PEM)"),
-    Flag("acme", "acme", "bool", "obtain and renew a certificate with ACME (HTTP-01)"),
-    Flag("acme-email", "acme_email", "str", "contact e-mail for the ACME account"),
-    Flag("acme-directory", "acme_directory", "str", "ACME directory URL (default Let's Encrypt)"),
-    Flag("acme-http-addr", "acme_http_addr", "str", "HTTP-01 challenge listener (default :80)"),
-    Flag("acme-ca-file", "acme_ca_file", "path", "CA bundle to verify the ACME server with"),
-    Flag(
-        "acme-renew-before", "acme_renew_before", "duration", "renew this long before expiry (default 720h)"
-    ),
-    Flag(
-        "acme-check-interval",
-        "acme_check_interval",
-        "duration",
-        "how often to check for renewal (default 12h)",
-    ),
-    Flag(
-        "config-dir",
-        "config_dir",
-        "path",
-        "state directory: stats.json and acme/ (default: none, state stays in memory)",
-    ),
-    Flag("turn-servers", "turn_servers", "list", "comma-separated stun:/turn:/turns: URLs"),
-    Flag("turn-secret", "turn_secret", "str", "coturn static-auth-secret (REST credentials)"),
-    Flag("turn-ttl", "turn_ttl", "duration", "lifetime of REST credentials (default 5m)"),
-    Flag("turn-username", "turn_username", "str", "static TURN username"),
-    Flag("turn-password", "turn_password", "str", "static TURN password"),
-    Flag(
-        "turn-delay",
-        "turn_delay",
-        "duration",
-        "minimum time after join before TURN credentials are sent (default 5s)",
-    ),
-    Flag(
-        "turn-max-per-peer",
-        "turn_max_per_peer",
-        "int",
-        "relay-retry answers per peer and session (default 3)",
-    ),
-    Flag(
-        "turn-per-ip-hour",
-        "turn_per_ip_hour",
-        "int",
-        "TURN credential issues per IP per hour, 0 = unlimited (default 60)",
-    ),
-    Flag("max-sessions", "max_sessions", "int", "maximum sessions (<=0: 1000)"),
-    Flag("max-sessions-per-ip", "max_sessions_per_ip", "int", "maximum sessions per sender IP (<=0: 10)"),
-    Flag("max-conns", "max_conns", "int", "maximum WebSockets (0: 2*max-sessions+100)"),
-    Flag("max-conns-per-ip", "max_conns_per_ip", "int", "maximum WebSockets per IP (default 64)"),
-    Flag(
-        "rate-limit",
-        "rate_limit",
-        "int",
-        "WebSocket connections per IP per minute, 0 = unlimited (default 30)",
-    ),
-    Flag(
-        "miss-limit",
-        "miss_limit",
-        "int",
-        "failed joins and file-info misses per IP per minute, 0 = unlimited (default 30)",
-    ),
-    Flag("msg-rate", "msg_rate", "float", "messages per second per connection (default 50)"),
-    Flag("msg-burst", "msg_burst", "int", "message burst per connection (default 200)"),
-    Flag("max-candidates", "max_candidates", "int", "ICE candidates relayed per peer (default 200)"),
-    Flag("max-file-info", "max_file_info", "int", "largest file-info blob in bytes (default 8192)"),
-    Flag(
-        "session-idle",
-        "session_idle",
-        "duration",
-        "expire a session after this long without any traffic, pings included (default 5m)",
-    ),
-    Flag("session-max-age", "session_max_age", "duration", "maximum session age (default 1h)"),
-    Flag("hello-timeout", "hello_timeout", "duration", "deadline for the first message (default 10s)"),
-    Flag("reaper-interval", "reaper_interval", "duration", "expiry check period (default 30s)"),
-    Flag(
-        "ping-interval",
-        "ping_interval",
-        "duration",
-        "WebSocket ping period; a missed pong closes the connection (default 30s)",
-    ),
-    Flag("write-timeout", "write_timeout", "duration", "per-message send timeout (default 5s)"),
-    Flag("dl-dir", "dl_dir", "path",
+    Flag("addr", "str", "listen address host:port (default :8080, :443 with TLS)"),
+    Flag("base-url", "str",
+         "public URL, e.g. https://sp2p.example.org (default: taken from each request's Host header)"),
+    Flag("trust-proxy", "bool",
+         "take the client IP from X-Forwarded-For (right-most entry); only behind a reverse proxy"),
+    Flag("tls-cert", "path", "TLS certificate chain file (PEM); reloaded on change"),
+    Flag("tls-key", "path", "TLS private key file (PEM)"),
+    Flag("acme", "bool", "obtain and renew a certificate with ACME (HTTP-01)"),
+    Flag("acme-email", "str", "contact e-mail for the ACME account"),
+    Flag("acme-directory", "str", "ACME directory URL (default Let's Encrypt)"),
+    Flag("acme-http-addr", "str", "HTTP-01 challenge listener (default :80)"),
+    Flag("acme-ca-file", "path", "CA bundle to verify the ACME server with"),
+    Flag("acme-renew-before", "duration", "renew this long before expiry (default 720h)"),
+    Flag("acme-check-interval", "duration", "how often to check for renewal (default 12h)"),
+    Flag("config-dir", "path",
+         "state directory: stats.json and acme/ (default: none, state stays in memory)"),
+    Flag("turn-servers", "list", "comma-separated stun:/turn:/turns: URLs"),
+    Flag("turn-secret", "str", "coturn static-auth-secret (REST credentials)"),
+    Flag("turn-ttl", "duration", "lifetime of REST credentials (default 5m)"),
+    Flag("turn-username", "str", "static TURN username"),
+    Flag("turn-password", "str", "static TURN password"),
+    Flag("turn-delay", "duration", "minimum time after join before TURN credentials are sent (default 5s)"),
+    Flag("turn-max-per-peer", "int", "relay-retry answers per peer and session (default 3)"),
+    Flag("turn-per-ip-hour", "int", "TURN credential issues per IP per hour, 0 = unlimited (default 60)"),
+    Flag("max-sessions", "int", "maximum sessions (<=0: 1000)"),
+    Flag("max-sessions-per-ip", "int", "maximum sessions per sender IP (<=0: 10)"),
+    Flag("max-conns", "int", "maximum WebSockets (0: 2*max-sessions+100)"),
+    Flag("max-conns-per-ip", "int", "maximum WebSockets per IP (default 64)"),
+    Flag("rate-limit", "int", "WebSocket connections per IP per minute, 0 = unlimited (default 30)"),
+    Flag("miss-limit", "int",
+         "failed joins and file-info misses per IP per minute, 0 = unlimited (default 30)"),
+    Flag("msg-rate", "float", "messages per second per connection (default 50)"),
+    Flag("msg-burst", "int", "message burst per connection (default 200)"),
+    Flag("max-candidates", "int", "ICE candidates relayed per peer (default 200)"),
+    Flag("max-file-info", "int", "largest file-info blob in bytes (default 8192)"),
+    Flag("session-idle", "duration",
+         "expire a session after this long without any traffic, pings included (default 5m)"),
+    Flag("session-max-age", "duration", "maximum session age (default 1h)"),
+    Flag("hello-timeout", "duration", "deadline for the first message (default 10s)"),
+    Flag("reaper-interval", "duration", "expiry check period (default 30s)"),
+    Flag("ping-interval", "duration",
+         "WebSocket ping period; a missed pong closes the connection (default 30s)"),
+    Flag("write-timeout", "duration", "per-message send timeout (default 5s)"),
+    Flag("dl-dir", "path",
          "serve /dl/ from this directory instead of redirecting: sp2p-<os>-<arch> binaries and their "
          "sp2p-<os>-<arch>.sha256 files (sha256sum format), as the bootstrap scripts fetch them"),
-    Flag("dl-url", "dl_url", "str", "where /dl/<file> redirects without -dl-dir"),
-    Flag("static-dir", "static_dir", "path", "web UI directory (default: the installed one)"),
-    Flag(
-        "redis",
-        "redis_url",
-        "str",
-        "share sessions through Redis (redis://[:password@]host:port/db, rediss://, unix:///path);"
-        " needed for -workers above 1 and for several nodes behind a load balancer",
-    ),
-    Flag("redis-prefix", "redis_prefix", "str", "prefix of every Redis key and channel (default sp2p)"),
-    Flag("workers", "workers", "int", "worker processes (default: one per core with -redis, else 1)"),
-    Flag("stats-interval", "stats_interval", "duration", "stats.json write period (default 5s)"),
-    Flag(
-        "cert-check-interval",
-        "cert_check_interval",
-        "duration",
-        "certificate file change check period (default 30s)",
-    ),
+    Flag("dl-url", "str", "where /dl/<file> redirects without -dl-dir"),
+    Flag("static-dir", "path", "web UI directory (default: the installed one)"),
+    Flag("redis", "str",
+         "share sessions through Redis (redis://[:password@]host:port/db, rediss://, unix:///path);"
+         " needed for -workers above 1 and for several nodes behind a load balancer",
+         config_field="redis_url"),
+    Flag("redis-prefix", "str", "prefix of every Redis key and channel (default sp2p)"),
+    Flag("workers", "int", "worker processes (default: one per core with -redis, else 1)"),
+    Flag("stats-interval", "duration", "stats.json write period (default 5s)"),
+    Flag("cert-check-interval", "duration", "certificate file change check period (default 30s)"),
 )
 
 _BY_NAME = {f.name: f for f in FLAGS}
