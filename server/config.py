@@ -32,6 +32,17 @@ class ConfigError(ValueError):
     """Invalid or contradictory configuration; the message is one line for the user."""
 
 
+#: ServerConfig fields that must be above zero (counts, limits, periods)
+_POSITIVE = (
+    "max_sessions", "max_sessions_per_ip", "max_conns_per_ip", "msg_burst", "max_candidates",
+    "max_file_info", "turn_max_per_peer", "session_idle", "session_max_age", "hello_timeout",
+    "reaper_interval", "ping_interval", "write_timeout", "msg_rate", "stats_interval",
+    "cert_check_interval", "acme_check_interval",
+)
+#: fields where 0 is allowed (unlimited, the default, no delay)
+_NON_NEGATIVE = ("max_conns", "rate_limit", "miss_limit", "turn_per_ip_hour", "workers", "turn_delay")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     # --- identity -------------------------------------------------------------------
@@ -171,15 +182,7 @@ class ServerConfig:
             raise ConfigError("-acme needs -base-url with a host name (https://host)")
         if self.base_url is not None:
             check_base_url(self.base_url, tls=self.tls)
-        for name in (
-            "max_sessions",
-            "max_sessions_per_ip",
-            "max_conns_per_ip",
-            "msg_burst",
-            "max_candidates",
-            "max_file_info",
-            "turn_max_per_peer",
-        ):
+        for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must be positive")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
@@ -188,25 +191,9 @@ class ServerConfig:
             raise ConfigError("-redis-prefix must be 1-64 letters, digits or _.:-")
         if self.workers > 1 and not self.redis_url:
             raise ConfigError("-workers above 1 needs -redis (without it sessions live in one process)")
-        for name in ("max_conns", "rate_limit", "miss_limit", "turn_per_ip_hour", "workers"):
+        for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must not be negative")
-        for name in (
-            "session_idle",
-            "session_max_age",
-            "hello_timeout",
-            "reaper_interval",
-            "ping_interval",
-            "write_timeout",
-            "msg_rate",
-            "stats_interval",
-            "cert_check_interval",
-            "acme_check_interval",
-        ):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"-{name.replace('_', '-')} must be positive")
-        if self.turn_delay < 0:
-            raise ConfigError("-turn-delay must not be negative")
         if self.dl_dir is not None and not self.dl_dir.is_dir():
             raise ConfigError(f"-dl-dir is not a directory: {self.dl_dir}")
         if not self.dl_url.startswith(("https://", "http://")):

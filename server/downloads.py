@@ -33,6 +33,8 @@ CHECKSUMS = "checksums.txt"
 _BINARY = re.compile(r"sp2p(?:-server)?-(?:linux|darwin|windows)-(?:amd64|arm64)(?:\.exe)?")
 
 
+# What to answer, one small frozen record per kind: the HTTP layer matches on the type
+# (the same shape as relay.py's actions, by design: typed results instead of tuples).
 @dataclass(frozen=True)
 class Redirect:
     location: str

@@ -63,23 +63,24 @@ def parse_first(text: str) -> Hello | Join | Refusal:
         envelope = Envelope.from_json(text)
     except SignalFormatError:
         return INVALID_FORMAT
-    if envelope.type == SignalType.HELLO:
-        try:
-            if not envelope.payload_ok:
-                return INVALID_HELLO
-            hello = Hello.from_payload(envelope.payload)
-        except SignalFormatError:
-            return INVALID_HELLO
-        return hello if version_supported(hello.version) else UNSUPPORTED_VERSION
-    if envelope.type == SignalType.JOIN:
-        try:
-            if not envelope.payload_ok:
-                return INVALID_JOIN
-            join = Join.from_payload(envelope.payload)
-        except SignalFormatError:
-            return INVALID_JOIN
-        return join if version_supported(join.version) else UNSUPPORTED_VERSION
-    return EXPECTED_HELLO_OR_JOIN
+    first = _FIRST.get(envelope.type)
+    if first is None:
+        return EXPECTED_HELLO_OR_JOIN
+    payload, invalid = first
+    try:
+        if not envelope.payload_ok:
+            return invalid
+        message = payload.from_payload(envelope.payload)
+    except SignalFormatError:
+        return invalid
+    return message if version_supported(message.version) else UNSUPPORTED_VERSION
+
+
+#: the first message's payload type and the refusal for a malformed one
+_FIRST: dict[str, tuple[type[Hello] | type[Join], Refusal]] = {
+    SignalType.HELLO: (Hello, INVALID_HELLO),
+    SignalType.JOIN: (Join, INVALID_JOIN),
+}
 
 
 class JoinCheck(enum.Enum):
@@ -137,6 +138,7 @@ class Limits:
     max_file_info: int = 8192
 
 
+# The actions `route()` returns, one small frozen record each: the shell matches on the type.
 @dataclass(frozen=True)
 class Forward:
     """Write `text` unchanged, as a text frame, to the other peer."""
