@@ -48,16 +48,12 @@ def client_ip(environ: Mapping[str, Any], *, trust_proxy: bool) -> str:
     return _parse_ip(peer) or peer or "unknown"
 
 
-class FixedWindowLimiter:
-    """At most `limit` events per key per `window` seconds (upstream's /ws limiter)."""
+class WindowLimiter:
+    """At most `limit` events per key per window (0 = unlimited): the rule every limiter
+    shares. Subclasses keep the counts (in memory here, in Redis in server.redis_store)."""
 
-    def __init__(self, limit: int, window: float = 60.0, *, clock: Clock = time.monotonic):
+    def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._windows: dict[str, tuple[float, int]] = {}
-        self._next_prune = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -65,8 +61,33 @@ class FixedWindowLimiter:
 
     def hit(self, key: str) -> bool:
         """Count one event; False when the key is over its limit."""
-        if self._limit <= 0:
-            return True
+        return self._limit <= 0 or self._count(key) <= self._limit
+
+    def exceeded(self, key: str) -> bool:
+        """True while the key is over its limit (without counting)."""
+        return self._limit > 0 and self._current(key) >= self._limit
+
+    def _count(self, key: str) -> int:
+        """Count one event; the key's count in its window, this one included."""
+        raise NotImplementedError
+
+    def _current(self, key: str) -> int:
+        """The key's count in its current window (0 if none)."""
+        raise NotImplementedError
+
+
+class FixedWindowLimiter(WindowLimiter):
+    """Fixed windows counted in this process (upstream's /ws limiter)."""
+
+    def __init__(self, limit: int, window: float = 60.0, *, clock: Clock = time.monotonic):
+        super().__init__(limit)
+        self._window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._next_prune = 0.0
+
+    def _count(self, key: str) -> int:
         now = self._clock()
         with self._lock:
             self._prune(now)
@@ -75,16 +96,13 @@ class FixedWindowLimiter:
                 start, count = now, 0
             count += 1
             self._windows[key] = (start, count)
-            return count <= self._limit
+            return count
 
-    def exceeded(self, key: str) -> bool:
-        """True while the key is over its limit (without counting)."""
-        if self._limit <= 0:
-            return False
+    def _current(self, key: str) -> int:
         now = self._clock()
         with self._lock:
             start, count = self._windows.get(key, (now, 0))
-            return now - start <= self._window and count >= self._limit
+            return count if now - start <= self._window else 0
 
     def _prune(self, now: float) -> None:
         if now < self._next_prune:

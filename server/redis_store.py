@@ -33,10 +33,10 @@ from typing import Any
 
 import redis
 
+from server.ratelimit import WindowLimiter
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
 from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
-from server.store import JoinRefused, SessionRecord, StoreUnavailable
-from sp2p.proto.signal import session_id_from_random
+from server.store import JoinRefused, SessionRecord, StoreUnavailable, candidate_ids
 
 log = logging.getLogger("sp2p.server")
 
@@ -133,38 +133,28 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
     return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-class RedisLimiter:
+class RedisLimiter(WindowLimiter):
     """Fixed windows counted in Redis, so a limit holds across nodes. When Redis is down
     the limiter lets events through (new sessions are refused anyway)."""
 
     def __init__(self, client: redis.Redis, key: str, limit: int, window: float) -> None:
+        super().__init__(limit)
         self._r = client
         self._key = key
-        self._limit = limit
         self._window_ms = int(window * 1000)
         self._hit = client.register_script(_HIT)
 
-    @property
-    def enabled(self) -> bool:
-        return self._limit > 0
-
-    def hit(self, key: str) -> bool:
-        if self._limit <= 0:
-            return True
+    def _count(self, key: str) -> int:
         try:
-            count = int(self._hit(keys=[f"{self._key}:{key}"], args=[self._window_ms]))
+            return int(self._hit(keys=[f"{self._key}:{key}"], args=[self._window_ms]))
         except redis.RedisError:
-            return True
-        return count <= self._limit
+            return 0
 
-    def exceeded(self, key: str) -> bool:
-        if self._limit <= 0:
-            return False
+    def _current(self, key: str) -> int:
         try:
-            value = self._r.get(f"{self._key}:{key}")
+            return int(self._r.get(f"{self._key}:{key}") or 0)
         except redis.RedisError:
-            return False
-        return value is not None and int(value) >= self._limit
+            return 0
 
 
 class RedisCounters:
@@ -229,10 +219,7 @@ class RedisStore:
     def create(self, ip: str, *, version: int, client_type: str, node: str) -> SessionRecord | Refusal:
         now = self._clock()
         with _guard():
-            for _ in range(100):  # collisions are astronomically rare; bound the loop anyway
-                session_id = session_id_from_random(self._random(32))
-                if session_id is None:
-                    continue
+            for session_id in candidate_ids(self._random):
                 keys = [self._k("born"), self._k("ip", ip), self._k("s", session_id)]
                 keys += [self._k("seen"), self._k("ns", node)]
                 args: list[str | int] = [self._max, self._max_per_ip, version, ip, client_type]

@@ -15,22 +15,14 @@ from collections.abc import Callable
 
 from server.ratelimit import FixedWindowLimiter
 from server.relay import JoinCheck, Refusal, check_join
-from server.store import JoinRefused, Limiter, SessionRecord
-from sp2p.proto.signal import ErrorCode, session_id_from_random
+from server.store import JoinRefused, Limiter, SessionRecord, candidate_ids
+from sp2p.proto.signal import ErrorCode
 
 Clock = Callable[[], float]
 
 AT_CAPACITY = Refusal(ErrorCode.SERVER_BUSY, "server is at capacity, try again later")
 TOO_MANY_FROM_IP = Refusal(ErrorCode.RATE_LIMITED, "too many active sessions from this IP")
 NO_ID = Refusal(ErrorCode.INTERNAL_ERROR, "failed to create session")
-
-
-def new_session_id(random_bytes: Callable[[int], bytes], taken: Callable[[str], bool]) -> str | None:
-    for _ in range(100):  # collisions are astronomically rare; bound the loop anyway
-        candidate = session_id_from_random(random_bytes(32))
-        if candidate is not None and not taken(candidate):
-            return candidate
-    return None
 
 
 class MemoryStore:
@@ -79,7 +71,7 @@ class MemoryStore:
                 return AT_CAPACITY
             if self._per_ip.get(ip, 0) >= self._max_per_ip:
                 return TOO_MANY_FROM_IP
-            session_id = new_session_id(self._random, self._sessions.__contains__)
+            session_id = next((c for c in candidate_ids(self._random) if c not in self._sessions), None)
             if session_id is None:
                 return NO_ID
             now = self._clock()

@@ -12,11 +12,13 @@ Records are plain values: the store never holds a connection, so a handler asks 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from server.relay import Refusal
 from sp2p.proto.constants import Role
+from sp2p.proto.signal import session_id_from_random
 
 if TYPE_CHECKING:
     from server.connection import Peer
@@ -32,6 +34,15 @@ class SharedCounters(Protocol):
     def seed(self, values: dict[str, int]) -> None:
         """Set the fields that do not exist yet (the first process to start wins)."""
         ...
+
+
+def candidate_ids(random_bytes: Callable[[int], bytes]) -> Iterator[str]:
+    """Fresh session ids for a store to try in turn until one is free; collisions are
+    astronomically rare, so the loop is bounded (a store that runs out refuses)."""
+    for _ in range(100):
+        candidate = session_id_from_random(random_bytes(32))
+        if candidate is not None:
+            yield candidate
 
 
 class StoreUnavailable(Exception):
