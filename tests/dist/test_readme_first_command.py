@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.dist.helpers import REPO_ROOT
+from tests.support.ports import free_port
 
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -32,12 +33,6 @@ def first_commands() -> list[str]:
     match = re.search(r"\n\n((?: {4}\S.*\n)+)", text)
     assert match, "no code block in the README"
     return [line[4:].split("  #", 1)[0].strip() for line in match.group(1).splitlines()]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -55,7 +50,7 @@ def test_readme_first_command_runs_on_a_fresh_debian(tmp_path: Path) -> None:
     shutil.copytree(REPO_ROOT, checkout, ignore=shutil.ignore_patterns(
         ".git", ".venv", "__pycache__", "build", "dist", "*.egg-info", ".mypy_cache", ".ruff_cache",
         "test-artifacts", "node_modules", ".pytest_cache", ".hypothesis"))
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": f"{SYSTEM_PYTHON.parent}:/bin",  # the system Python first: no pyenv, no venv
         "HOME": str(tmp_path / "home"),

@@ -2,83 +2,34 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
-import random
 import shutil
-import socket
-import struct
-import subprocess
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from sp2p.errors import ConnectError
 from sp2p.net.webrtc import WebRTCPeer
 from tests.net.webrtc_pair import OPEN_TIMEOUT, Relay
+from tests.support.coturn import Coturn, rest_credentials
 
 pytestmark = pytest.mark.webrtc
 
 SECRET = "webrtc-test-secret"
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _stun_ready(port: int, timeout: float = 10.0) -> None:
-    tid = os.urandom(12)
-    request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        while time.monotonic() < deadline:
-            s.sendto(request, ("127.0.0.1", port))
-            try:
-                if s.recvfrom(2048)[0][8:20] == tid:
-                    return
-            except OSError:
-                pass
-    raise RuntimeError("turnserver not ready")
-
-
 @pytest.fixture(scope="module")
 def turn_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("turnserver")
-    assert binary, "coturn missing: it is listed in .ci/apt-packages"
-    port = _free_udp_port()
-    low = random.randrange(50000, 60000, 100)
-    workdir: Path = tmp_path_factory.mktemp("turn")
-    proc = subprocess.Popen(
-        [binary, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         f"--min-port={low}", f"--max-port={low + 60}", "--realm=sp2p", "--use-auth-secret",
-         f"--static-auth-secret={SECRET}", "--fingerprint", "--no-tls", "--no-dtls", "--no-cli",
-         "--allow-loopback-peers", "--no-multicast-peers", f"--userdb={workdir / 'turndb'}",
-         "--log-file=stdout", "--simple-log"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    assert shutil.which("turnserver"), "coturn missing: it is listed in .ci/apt-packages"
+    server = Coturn(tmp_path_factory.mktemp("turn"), "--allow-loopback-peers", secret=SECRET)
     try:
-        _stun_ready(port)
-        yield f"turn:127.0.0.1:{port}?transport=udp"
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _credentials(secret: str = SECRET) -> tuple[str, str]:
-    username = str(int(time.time()) + 300)
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
+        server.stop()
 
 
 def test_relayed_connection_is_labelled(turn_url: str) -> None:
-    username, credential = _credentials()
+    username, credential = rest_credentials(SECRET)
     servers = [{"urls": [turn_url], "username": username, "credential": credential}]
     relay = Relay()
     sender = WebRTCPeer(
@@ -106,7 +57,7 @@ def test_relayed_connection_is_labelled(turn_url: str) -> None:
 
 
 def test_failed_turn_allocation_fails_fast(turn_url: str) -> None:
-    username, credential = _credentials(secret="wrong")
+    username, credential = rest_credentials("wrong")
     servers = [{"urls": [turn_url], "username": username, "credential": credential}]
     sent: list[str] = []
     peer = WebRTCPeer(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import urllib.request
@@ -17,16 +16,10 @@ import pytest
 
 from tests.server.helpers import http_get, wait_until
 from tests.server.tlsutil import served_certificate, write_self_signed
+from tests.support.ports import free_port
 from tests.support.server_proc import clean_env, server_command, start_server
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -52,7 +45,7 @@ def pebble(tmp_path: Path) -> Iterator[Pebble]:
     work = tmp_path / "pebble"
     work.mkdir()
     write_self_signed(work / "cert.pem", work / "key.pem")
-    listen, management, http_port, tls_port = (_free_port() for _ in range(4))
+    listen, management, http_port, tls_port = (free_port() for _ in range(4))
     config = {
         "pebble": {
             "listenAddress": f"127.0.0.1:{listen}",
@@ -164,7 +157,7 @@ def test_renewal_before_expiry_is_picked_up_live(pebble: Pebble, tmp_path: Path)
 
 
 def test_acme_failure_is_a_one_line_startup_error(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.run(
         [
             *server_command(),
@@ -178,7 +171,7 @@ def test_acme_failure_is_a_one_line_startup_error(tmp_path: Path) -> None:
             "-acme-directory",
             f"https://127.0.0.1:{port}/dir",
             "-acme-http-addr",
-            f"127.0.0.1:{_free_port()}",
+            f"127.0.0.1:{free_port()}",
         ],
         capture_output=True,
         text=True,

@@ -24,7 +24,8 @@ import pytest
 from tests.e2e.harness import cli_env, finish, read_code, spawn, transfer
 from tests.server.helpers import Client, hello, http_get, wait_until
 from tests.server.test_turn import SECRET, Coturn
-from tests.support.redis_proc import RedisProc, free_port
+from tests.support.ports import free_port
+from tests.support.redis_proc import RedisProc
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

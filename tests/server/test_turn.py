@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import os
-import random
 import re
 import shutil
-import socket
-import struct
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +14,7 @@ import pytest
 
 from tests.server.conftest import RELAXED
 from tests.server.helpers import Client, live_server, pair
+from tests.support.coturn import Coturn, rest_password
 
 SECRET = "s3cret-for-tests"
 TURN = {
@@ -65,8 +59,7 @@ def test_rest_credential_format() -> None:
     match = re.fullmatch(r"(\d+):([0-9a-f]{16})", username)
     assert match is not None
     assert before + 120 <= int(match.group(1)) <= int(time.time()) + 120
-    expected = base64.b64encode(hmac.new(SECRET.encode(), username.encode(), hashlib.sha1).digest()).decode()
-    assert password == expected
+    assert password == rest_password(SECRET, username)
 
 
 def test_static_credentials() -> None:
@@ -139,96 +132,6 @@ def test_per_ip_issuance_budget() -> None:
 # --- real coturn --------------------------------------------------------------------------
 
 
-def _free_port(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _stun_ready(port: int, timeout: float = 10.0) -> None:
-    tid = os.urandom(12)
-    request = struct.pack("!HHI", 0x0001, 0, 0x2112A442) + tid
-    deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.2)
-        while time.monotonic() < deadline:
-            s.sendto(request, ("127.0.0.1", port))
-            try:
-                if s.recvfrom(2048)[0][8:20] == tid:
-                    return
-            except OSError:
-                pass
-    raise RuntimeError("turnserver not ready")
-
-
-class Coturn:
-    def __init__(self, tmp: Path, *extra: str, config: Path | None = None) -> None:
-        self.port = _free_port()
-        low = random.randrange(52000, 60000, 50)
-        args = ["turnserver"]
-        args += (
-            ["-c", str(config)]
-            if config
-            else [
-                "-n",
-                "--realm=sp2p",
-                "--use-auth-secret",
-                "--fingerprint",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--simple-log",
-                "--no-multicast-peers",
-            ]
-        )
-        args += [
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            f"--listening-port={self.port}",
-            f"--min-port={low}",
-            f"--max-port={low + 40}",
-            f"--static-auth-secret={SECRET}",
-            f"--userdb={tmp / 'turndb'}",
-            f"--pidfile={tmp / 'turn.pid'}",
-            "--log-file=stdout",
-            *extra,
-        ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            _stun_ready(self.port)
-        except RuntimeError:
-            self.stop()
-            raise
-
-    def allocate(self, username: str, password: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                "turnutils_uclient",
-                "-y",
-                "-n",
-                "1",
-                "-p",
-                str(self.port),
-                "-u",
-                username,
-                "-w",
-                password,
-                "127.0.0.1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
 def finished(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
     """Exit status and output; communicate() closes the pipe (read() left it to the GC)."""
     out, _ = proc.communicate(timeout=60)
@@ -238,7 +141,7 @@ def finished(proc: subprocess.Popen[bytes]) -> tuple[int, bytes]:
 @pytest.fixture
 def coturn(tmp_path: Path) -> Iterator[Coturn]:
     assert shutil.which("turnserver"), "apt package coturn is required"
-    server = Coturn(tmp_path, "--allow-loopback-peers")
+    server = Coturn(tmp_path, "--allow-loopback-peers", secret=SECRET)
     try:
         yield server
     finally:
@@ -311,7 +214,7 @@ def test_shipped_coturn_config_is_hardened() -> None:
 
 def test_shipped_coturn_config_refuses_loopback_peers(tmp_path: Path) -> None:
     """R3 (live): with the shipped config, relaying to 127.0.0.1 is 403 Forbidden IP."""
-    server = Coturn(tmp_path, config=REPO / "server" / "turnserver.conf")
+    server = Coturn(tmp_path, secret=SECRET, config=REPO / "server" / "turnserver.conf")
     try:
         proc = server.allocate(*_creds(turn_ttl=300.0))
         output = proc.communicate(timeout=60)[0]
