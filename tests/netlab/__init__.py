@@ -61,9 +61,9 @@ API of `Lab` (host names: "pub", "r1", "r2", "h1", "h2", plus any `add_host`):
     lab.workdir                         per-lab temp dir (logs, pcaps, configs); removed on
                                         close unless SP2P_NETLAB_KEEP=1
 
-Helpers in `tests.netlab.services`: `stun_mapped_address(sock, (ip, port))`,
-`turn_rest_credentials(secret)`. Never send test traffic from the host namespace: use
-`lab.call`/`lab.run`.
+Helpers: `tests.netlab.services.stun_mapped_address(sock, (ip, port))`,
+`tests.support.coturn.rest_credentials(secret)`. Never send test traffic from the host
+namespace: use `lab.call`/`lab.run`.
 """
 
 from __future__ import annotations

@@ -6,9 +6,6 @@ it answers before returning.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import os
 import socket
 import struct
@@ -21,6 +18,7 @@ from pathlib import Path
 
 from tests.netlab.lab import IPT, PUB_IP, PUB_IP2, Lab
 from tests.netlab.netns import NetnsError, ns_sh, sh
+from tests.support.coturn import rest_credentials
 
 STUN_MAGIC = 0x2112A442
 #: ports of the harness's own STUN reflector (coturn keeps 3478)
@@ -68,13 +66,6 @@ def stun_mapped_address(
     raise ValueError("STUN response without an IPv4 XOR-MAPPED-ADDRESS")
 
 
-def turn_rest_credentials(secret: str, ttl: int = 3600) -> tuple[str, str]:
-    """coturn `use-auth-secret` credentials: username = expiry timestamp (sp2p's format)."""
-    username = str(int(time.time()) + ttl)
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
-
-
 # ---------------------------------------------------------------------- coturn
 
 
@@ -95,7 +86,7 @@ class Coturn:
         return f"turn:{self.ip}:{self.port}?transport=udp"
 
     def credentials(self, ttl: int = 3600) -> tuple[str, str]:
-        return turn_rest_credentials(self.secret, ttl)
+        return rest_credentials(self.secret, ttl)
 
 
 def start_coturn(

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from tests.netlab import PUB_IP, Nat
-from tests.netlab.services import stun_mapped_address, turn_rest_credentials
+from tests.netlab.services import stun_mapped_address
+from tests.support.coturn import rest_credentials
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -27,7 +28,7 @@ def test_coturn_stun_and_turn_allocation_behind_symmetric_nats(netlab):
     assert ip == lab.ip("r1")  # STUN sees the NAT's public side
 
     user, password = turn.credentials()
-    bad_user, bad_password = turn_rest_credentials("not-the-secret", ttl=1800)  # other name
+    bad_user, bad_password = rest_credentials("not-the-secret", ttl=1800)  # other name
     uclient = ["turnutils_uclient", "-y", "-n", "1", "-p", str(turn.port)]
     # both runs take ~6 s each: in parallel, from the two LANs
     good = lab.run("h1", [*uclient, "-u", user, "-w", password, turn.ip], name="uclient-good")

@@ -21,10 +21,11 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from server import create_app
 from server.state import ServerState
 from tests.support.polling import wait_until as wait_until  # re-exported: the server tests import it here
+from tests.support.ports import LoopbackUrls
 
 
 @dataclass
-class LiveServer:
+class LiveServer(LoopbackUrls):
     app: Flask
     server: BaseWSGIServer
     port: int
@@ -33,14 +34,6 @@ class LiveServer:
     def state(self) -> ServerState:
         state: ServerState = self.app.extensions["sp2p"]
         return state
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
 
 _servers = itertools.count()

@@ -23,8 +23,9 @@ import pytest
 
 from tests.e2e.harness import cli_env, finish, read_code, spawn, transfer
 from tests.server.helpers import Client, hello, http_get, wait_until
-from tests.server.test_turn import SECRET, Coturn
-from tests.support.ports import free_port
+from tests.server.test_turn import SECRET
+from tests.support.coturn import Coturn
+from tests.support.ports import LoopbackUrls, free_port
 from tests.support.redis_proc import RedisProc
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
@@ -68,20 +69,12 @@ def children(pid: int) -> list[int]:
 
 
 @dataclass
-class Cluster:
+class Cluster(LoopbackUrls):
     redis: RedisProc
     nodes: list[ServerProc]
     haproxy: subprocess.Popen[bytes]
     port: int
     coturn: Coturn
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
 
     def node_of(self, session_id: str, role: str, *, since: list[int]) -> int:
         """Index of the node that logged this side of the session after `since` offsets
@@ -119,7 +112,7 @@ def start_haproxy(tmp: Path, backends: list[int]) -> tuple[subprocess.Popen[byte
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cluster")
     redis_proc = RedisProc.start(tmp / "redis", port=0)
-    coturn = Coturn(tmp, "--allow-loopback-peers")
+    coturn = Coturn(tmp, "--allow-loopback-peers", secret=SECRET)
     flags = (
         *NO_LIMIT_FLAGS,
         "-trust-proxy",

@@ -18,7 +18,7 @@ from server.relay import (
     StoreFileInfo,
 )
 from sp2p.proto.constants import Role
-from sp2p.proto.signal import ErrorCode, Hello, Join
+from sp2p.proto.signal import RELAYED_TYPES, ErrorCode, Hello, Join
 
 
 def view(**overrides: object) -> PeerView:
@@ -90,21 +90,8 @@ def test_join_checks_in_upstream_order() -> None:
     assert relay.check_join(exists=True, has_receiver=False, sender_version=1, receiver_version=1) is ok
 
 
-@pytest.mark.parametrize(
-    "msg_type",
-    [
-        "offer",
-        "answer",
-        "candidate",
-        "crypto",
-        "direct",
-        "connected",
-        "retry",
-        "relay-retry",
-        "relay-denied",
-        "decline",
-    ],
-)
+# RELAYED_TYPES itself is pinned to the spec's list by test_signal_proto
+@pytest.mark.parametrize("msg_type", sorted(t.value for t in RELAYED_TYPES))
 def test_relayed_types_are_forwarded_byte_for_byte(msg_type: str) -> None:
     text = f'{{"type":"{msg_type}", "payload": {{"x": [1, 2.50, "\\u00e9"]}}, "extra": true}}'
     assert relay.route(text, view(), Limits()) == Forward(text, msg_type)
