@@ -11,7 +11,7 @@ import dataclasses
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from server.ratelimit import FixedWindowLimiter
 from server.relay import JoinCheck, Refusal, check_join
@@ -114,6 +114,9 @@ class MemoryStore:
 
     def touch(self, session_id: str) -> bool:
         return self._update(session_id, last_seen=self._clock())
+
+    def touch_all(self, session_ids: Collection[str]) -> set[str]:
+        return {sid for sid in session_ids if not self.touch(sid)}
 
     def set_file_info(self, session_id: str, data: str) -> bool:
         with self._lock:

@@ -129,10 +129,14 @@ class ServerState:
         bytes since the last pass (messages touch the session at most once a second)."""
         seen: dict[tuple[str, str], float] = {}
         missing: set[tuple[str, str]] = set()
-        for session_id, role, peer in self.router.local_sessions():
+        local = self.router.local_sessions()
+        touched = self._touched
+        active = {sid for sid, role, peer in local if peer.last_activity > touched.get((sid, role.value), 0)}
+        gone = self.store.touch_all(active)  # with Redis one round trip per thousand
+        for session_id, role, peer in local:
             key = (session_id, role.value)
             seen[key] = peer.last_activity
-            if peer.last_activity > self._touched.get(key, 0.0) and not self.store.touch(session_id):
+            if session_id in gone:
                 # gone from the store yet still here: a teardown in flight closes it within
                 # moments, so only a connection still here one pass later was really lost
                 if key in self._missing:

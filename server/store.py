@@ -12,7 +12,7 @@ Records are plain values: the store never holds a connection, so a handler asks 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -118,6 +118,10 @@ class SessionStore(Protocol):
 
     def touch(self, session_id: str) -> bool:
         """Note activity; False if the session is gone (e.g. lost with a restarted store)."""
+        ...
+
+    def touch_all(self, session_ids: Collection[str]) -> set[str]:
+        """`touch` for many sessions at once (the reaper's pass); returns the ids gone."""
         ...
 
     def set_file_info(self, session_id: str, data: str) -> bool:

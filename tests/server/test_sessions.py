@@ -118,6 +118,19 @@ def test_expiry_counts_touches(make_store: StoreFactory, clock: Clock) -> None:
     assert store.expired(idle=300, max_age=3600) == [record.id]  # max age wins over activity
 
 
+def test_touch_all_notes_activity_and_names_the_gone(make_store: StoreFactory, clock: Clock) -> None:
+    store = make_store(clock=clock, max_sessions_per_ip=5)
+    kept, ended = (created(store.create("1.1.1.1", version=2, client_type="", node="n")) for _ in range(2))
+    store.end(ended.id)
+    clock.now += 200
+    assert store.touch_all({kept.id, ended.id, "never-was"}) == {ended.id, "never-was"}
+    clock.now += 200
+    assert store.expired(idle=300, max_age=3600) == []  # kept was touched 200 s ago
+    assert store.touch_all(set()) == set()
+    strangers = {f"gone{i}" for i in range(2500)}  # past one Redis batch (TOUCH_BATCH)
+    assert store.touch_all({kept.id, *strangers}) == strangers
+
+
 def test_file_info_is_set_once(make_store: StoreFactory) -> None:
     store = make_store()
     record = created(store.create("a", version=2, client_type="", node="n"))
