@@ -1,19 +1,24 @@
 """Setup cost: receive a 1-byte file on loopback, ours vs the original Go CLI, in the same run.
 
-For each round (interleaved, so load drifts hit both alike) a sender is started and left
+For each round (interleaved, so load drifts hit every row alike) a sender is started and left
 waiting; then the receiver is timed from its start to its exit. Figures are medians over
 --rounds: the receiver's wall time, the CPU time (user + system) of each process, and for
 our sender the time from key confirmation to its first frame after it (Metadata), read from
-its debug log. sp2p/ is byte-compiled first, as an installed package is.
+its debug log.
 
-    flock /tmp/bench.lock python3 scripts/bench_start.py [--rounds 10] [--go PATH] [--only ours]
-                                                         [--python PATH]
+    flock /tmp/bench.lock python3 scripts/bench_start.py [--rounds 10] [--go PATH] [--only ours,venv,go]
+                                                         [--python PATH] [--venv DIR]
 
---python runs our CLI under another interpreter, e.g. a clean venv: this sandbox's site-packages
-holds .pth files (an editable install's finder, a CA-bundle hook importing certifi) that cost
-every `python3` here ~35-50 ms a pip-installed sp2p does not pay. Make one with
-`python3 -m venv --without-pip V` and symlink cryptography, cffi/_cffi_backend, zstandard (and
-what else the path needs) from this site-packages into V's; sp2p itself comes from PYTHONPATH.
+Rows:
+  ours   this checkout under this interpreter (`python -m sp2p`, PYTHONPATH; sp2p/ is
+         byte-compiled first, as an installed package is). In this sandbox every `python3`
+         pays ~30 ms for its site-packages' .pth start-up hooks (a CA-bundle hook importing
+         certifi, an editable install's finder) that a user's install does not have.
+  venv   what the README's install gives a user: a venv made as the README makes it
+         (`python -m venv DIR && DIR/bin/pip install .`; created once in --venv, sp2p
+         reinstalled from a copy of this checkout at every run), run as `DIR/bin/sp2p`
+         without PYTHONPATH, both sides.
+  go     the original Go CLI from ../shared/reference.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import argparse
 import compileall
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,6 +44,8 @@ from tests.e2e.harness import CODE_RE, cli_env  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 
 GO_CLI = REPO.parent / "shared" / "reference" / "sp2p"  # ../shared beside the checkout
+DEFAULT_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sp2p-bench" / "venv"
+ROWS = ("ours", "venv", "go")
 #: our sender, with timestamped lines at key confirmation and when Metadata is built
 _TRACED_SENDER = (
     "import logging, sys, time\n"
@@ -51,8 +59,8 @@ _TRACED_SENDER = (
     "    return wrapped\n"
     "SenderMachine.start = first_frame(SenderMachine.start)\n"
     "SenderMachine.start_resumable = first_frame(SenderMachine.start_resumable)\n"
-    "from sp2p.cli import main\n"
-    "sys.exit(main())\n"
+    "from sp2p.cli import run\n"
+    "sys.exit(run())\n"
 )
 _STAMP = re.compile(r"@(\d+\.\d+) (.*)")
 
@@ -97,17 +105,17 @@ def _cpu(ru: object) -> float:
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-    """(exit status, CPU seconds) of one child, from wait4."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, _cpu(ru)
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"process {proc.args!r} did not finish")
-        time.sleep(0.002)
+    """(exit status, CPU seconds) of one child, from a blocking wait4 (no polling delay)."""
+    watchdog = threading.Timer(timeout, proc.kill)
+    watchdog.start()
+    try:
+        _, status, ru = os.wait4(proc.pid, 0)
+    finally:
+        watchdog.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode < 0:
+        raise SystemExit(f"process {proc.args!r} did not finish")
+    return proc.returncode, _cpu(ru)
 
 
 def _gap(lines: list[str]) -> float | None:
@@ -123,18 +131,43 @@ def _gap(lines: list[str]) -> float | None:
     return first - confirmed if confirmed is not None and first is not None else None
 
 
-def one(go: bool, src: Path, out: Path, env: dict[str, str], server: str, go_cli: Path, python: str) -> Run:
-    if go:
-        send_cmd = [str(go_cli), "send", "-server", server, str(src)]
-        recv_cmd = [str(go_cli), "receive", "-server", server, "-output", str(out)]
-    else:
-        send_cmd = [python, "-c", _TRACED_SENDER, "send", str(src)]
-        recv_cmd = [python, "-m", "sp2p", "receive", "-output", str(out)]
+@dataclass
+class Side:
+    """How one row starts its sender and receiver."""
+
+    name: str
+    send_cmd: list[str]  # + the file
+    recv_cmd: list[str]  # + the code
+    env: dict[str, str]
+    code_on_stderr: bool = False
+    traced: bool = True  # our sender with the key confirmation -> first frame stamps
+
+
+def sides(names: list[str], out: Path, env: dict[str, str], server: str, go_cli: Path,
+          python: str, venv: Path) -> list[Side]:
+    made = []
+    for name in names:
+        if name == "go":
+            made.append(Side(name, [str(go_cli), "send", "-server", server],
+                             [str(go_cli), "receive", "-server", server, "-output", str(out)], env,
+                             code_on_stderr=True, traced=False))
+        elif name == "venv":
+            venv_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # the installed copy
+            made.append(Side(name, [str(venv / "bin" / "python3"), "-c", _TRACED_SENDER, "send"],
+                             [str(venv / "bin" / "sp2p"), "receive", "-output", str(out)], venv_env))
+        else:
+            made.append(Side(name, [python, "-c", _TRACED_SENDER, "send"],
+                             [python, "-m", "sp2p", "receive", "-output", str(out)], env))
+    return made
+
+
+def one(side: Side, src: Path, out: Path) -> Run:
+    send_cmd, recv_cmd, env = [*side.send_cmd, str(src)], side.recv_cmd, side.env
     sender = subprocess.Popen(send_cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     out_lines, err_lines = _Lines(sender.stdout), _Lines(sender.stderr)
     try:
-        code = (err_lines if go else out_lines).wait_code()
+        code = (err_lines if side.code_on_stderr else out_lines).wait_code()
         time.sleep(0.3)  # the sender is waiting, as a person would have it
         start = time.perf_counter()
         receiver = subprocess.Popen([*recv_cmd, code], env=env, stdin=subprocess.DEVNULL,
@@ -148,31 +181,49 @@ def one(go: bool, src: Path, out: Path, env: dict[str, str], server: str, go_cli
             sender.kill()
             sender.wait()
     if rc or src_rc:
-        raise SystemExit(f"{'go' if go else 'ours'} failed ({rc}/{src_rc}):\n{''.join(rerr.lines)[-1500:]}"
+        raise SystemExit(f"{side.name} failed ({rc}/{src_rc}):\n{''.join(rerr.lines)[-1500:]}"
                          f"\n{''.join(err_lines.lines)[-1500:]}")
     got = out / src.name
     if got.read_bytes() != src.read_bytes():
         raise SystemExit("received file differs")
     got.unlink()
-    return Run(wall, recv_cpu, send_cpu, None if go else _gap(err_lines.lines))
+    return Run(wall, recv_cpu, send_cpu, _gap(err_lines.lines) if side.traced else None)
 
 
 def _ms(values: list[float]) -> str:
     return f"{statistics.median(values) * 1000:7.0f}" if values else "      -"
 
 
+def ensure_venv(venv: Path) -> None:
+    """A venv as the README makes one (its dependencies from the package index, once), with
+    sp2p installed from a copy of this checkout now (keeps build/ and *.egg-info out of it)."""
+    fresh = not (venv / "bin" / "python3").exists()
+    if fresh:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "src"
+        shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(
+            ".git", "build", "*.egg-info", "__pycache__", ".*_cache", "tests", "node_modules"))
+        again = [] if fresh else ["--no-deps", "--force-reinstall"]
+        subprocess.run([str(venv / "bin" / "pip"), "install", "-q", *again, str(copy)], check=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--go", type=Path, default=GO_CLI, help="the original Go CLI")
-    ap.add_argument("--only", choices=("ours", "go"), help="measure one side only")
-    ap.add_argument("--python", default=sys.executable, help="the interpreter for our CLI")
+    ap.add_argument("--only", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
+    ap.add_argument("--python", default=sys.executable, help="the interpreter for the 'ours' row")
+    ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="where the 'venv' row's venv lives")
     args = ap.parse_args()
-    sides = [s for s in ("ours", "go") if args.only in (None, s)]
+    names = [n for n in ROWS if n in args.only.split(",")]
     # as installed: pip byte-compiles (this environment may set PYTHONDONTWRITEBYTECODE)
     compileall.compile_dir(str(REPO / "sp2p"), quiet=1)
+    if "venv" in names:
+        ensure_venv(args.venv)
     server = start_server(*NO_LIMIT_FLAGS, timeout=60)
-    runs: dict[str, list[Run]] = {s: [] for s in sides}
+    runs: dict[str, list[Run]] = {n: [] for n in names}
     try:
         with tempfile.TemporaryDirectory() as tmp_text:
             tmp = Path(tmp_text)
@@ -182,22 +233,27 @@ def main() -> None:
             src.write_bytes(b"x")
             out = tmp / "out"
             out.mkdir()
+            rows = sides(names, out, env, server.http_url, args.go, args.python, args.venv)
             for _ in range(args.rounds):
-                for side in sides:
-                    runs[side].append(one(side == "go", src, out, env, server.http_url, args.go, args.python))
+                for side in rows:
+                    runs[side.name].append(one(side, src, out))
     finally:
         server.stop()
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
-    print(f"1-byte receive on loopback, medians of {args.rounds} (ms); ours under {args.python}")
+    print(f"1-byte receive on loopback, medians of {args.rounds} (ms)")
+    print(f"  ours: {args.python} -m sp2p, this checkout (this sandbox's .pth start-up hooks included)")
+    if "venv" in names:
+        print(f"  venv: {args.venv}/bin/sp2p, installed as the README says (what a user runs)")
     print(f"{'':6s} {'wall':>7s} {'recv cpu':>9s} {'send cpu':>9s} {'confirm->1st frame':>19s}")
-    for side, rs in runs.items():
+    for name, rs in runs.items():
         gaps = [r.gap for r in rs if r.gap is not None]
-        print(f"{side:6s} {_ms([r.wall for r in rs])} {_ms([r.recv_cpu for r in rs]):>9s} "
+        print(f"{name:6s} {_ms([r.wall for r in rs])} {_ms([r.recv_cpu for r in rs]):>9s} "
               f"{_ms([r.send_cpu for r in rs]):>9s} {_ms(gaps):>19s}")
-    if len(sides) == 2:
-        ours, go = (statistics.median(r.wall for r in runs[side]) for side in ("ours", "go"))
-        ratio = ours / go
-        print(f"ours / go wall: {ratio:.2f}")
+    if "go" in names:
+        go = statistics.median(r.wall for r in runs["go"])
+        for name in names:
+            if name != "go":
+                print(f"{name} / go wall: {statistics.median(r.wall for r in runs[name]) / go:.2f}")
 
 
 if __name__ == "__main__":

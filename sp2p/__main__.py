@@ -2,7 +2,7 @@
 
 import sys
 
-from sp2p.cli import main
+from sp2p.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -20,8 +20,8 @@ _TRACED = (
     "import atexit, json, sys\n"
     "atexit.register(lambda: print('LOADED ' + json.dumps(sorted(m for m in sys.modules if m in {names})),"
     " file=sys.stderr))\n"
-    "from sp2p.cli import main\n"
-    "sys.exit(main())\n"
+    "from sp2p.cli import run\n"
+    "sys.exit(run())\n"
 )
 _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2p.net.webrtc"]
 #: what the start no longer pays for (issue 12): websocket-client and ssl (a ws:// server),
