@@ -9,6 +9,7 @@ Keys (all under `-redis-prefix`, so deployments can share one Redis):
     P:ns:<node>   ids of sessions a node holds a side of (cleanup when it dies)
     P:nodes       every node that ever beat; P:hb:<node> its heartbeat (expires)
     P:rl:<name>:<key>   fixed-window counters (rate limits, TURN budgets)
+    P:stats       hash: the stats.json totals, counted by the scripts that make the change
     P:node:<node> pub/sub channel: messages and closes for connections on that node
 
 Every check-and-change (create, join, end, set-once fields) is one Lua script, so two
@@ -36,6 +37,7 @@ import redis
 from server.ratelimit import WindowLimiter
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
 from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
+from server.stats import ATTEMPTED, BYTES, COMPLETED, CONNECTED
 from server.store import JoinRefused, SessionRecord, StoreUnavailable, candidate_ids
 
 log = logging.getLogger("sp2p.server")
@@ -55,6 +57,7 @@ redis.call('PEXPIRE', KEYS[2], ARGV[8])
 redis.call('ZADD', KEYS[1], ARGV[6], ARGV[9])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[9])
 redis.call('SADD', KEYS[5], ARGV[9])
+redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 return 'ok'
 """
 
@@ -65,6 +68,7 @@ if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'version' end
 redis.call('HSET', KEYS[1], 'rct', ARGV[2], 'j', ARGV[3], 'ls', ARGV[3], 'rn', ARGV[4])
 redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[5])
 redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -90,6 +94,15 @@ return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 """
 
 #: note activity on sessions ARGV[3..] (key prefix ARGV[2]); returns the ids that are gone
+#: the first report of a finished transfer marks it and counts it with its bytes
+_COMPLETE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HSETNX', KEYS[1], 'done', '1') == 0 then return 0 end
+redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
 _TOUCH = """
 local gone = {}
 for i = 3, #ARGV do
@@ -170,15 +183,12 @@ class RedisLimiter(WindowLimiter):
 
 
 class RedisCounters:
-    """The stats.json counters, shared by every worker and node (server.stats)."""
+    """The stats.json totals, shared by every worker and node (server.stats); the session
+    scripts count into them."""
 
     def __init__(self, client: redis.Redis, key: str) -> None:
         self._r = client
         self._key = key
-
-    def incr(self, key: str, amount: int) -> None:
-        with _guard():
-            self._r.hincrby(self._key, key, amount)
 
     def totals(self) -> dict[str, int]:
         with _guard():
@@ -214,6 +224,7 @@ class RedisStore:
         self._end = client.register_script(_END)
         self._set_once = client.register_script(_SET_ONCE)
         self._touch = client.register_script(_TOUCH)
+        self._complete = client.register_script(_COMPLETE)
         #: set by RedisRouter while its subscription is broken
         self.subscription_problem: str | None = None
 
@@ -233,9 +244,9 @@ class RedisStore:
         with _guard():
             for session_id in candidate_ids(self._random):
                 keys = [self._k("born"), self._k("ip", ip), self._k("s", session_id)]
-                keys += [self._k("seen"), self._k("ns", node)]
+                keys += [self._k("seen"), self._k("ns", node), self._k("stats")]
                 args: list[str | int] = [self._max, self._max_per_ip, version, ip, client_type]
-                args += [repr(now), node, self._ttl_ms, session_id]
+                args += [repr(now), node, self._ttl_ms, session_id, ATTEMPTED]
                 answer = self._create(keys=keys, args=args)
                 if answer == "busy":
                     return AT_CAPACITY
@@ -251,9 +262,10 @@ class RedisStore:
         self, session_id: str, *, version: int, client_type: str, node: str
     ) -> SessionRecord | JoinRefused:
         now = self._clock()
-        keys = [self._k("s", session_id), self._k("seen"), self._k("ns", node)]
+        keys = [self._k("s", session_id), self._k("seen"), self._k("ns", node), self._k("stats")]
+        args: list[str | int] = [version, client_type, repr(now), node, session_id, CONNECTED]
         with _guard():
-            answer = self._join(keys=keys, args=[version, client_type, repr(now), node, session_id])
+            answer = self._join(keys=keys, args=args)
         if answer == "missing":
             return JoinRefused(SESSION_NOT_FOUND)
         if answer == "full":
@@ -283,9 +295,10 @@ class RedisStore:
         with _guard():
             return bool(self._set_once(keys=[self._k("s", session_id)], args=["fi", data]))
 
-    def mark_completed(self, session_id: str) -> bool:
+    def mark_completed(self, session_id: str, nbytes: int) -> bool:
+        keys = [self._k("s", session_id), self._k("stats")]
         with _guard():
-            return bool(self._set_once(keys=[self._k("s", session_id)], args=["done", "1"]))
+            return bool(self._complete(keys=keys, args=[COMPLETED, BYTES, nbytes]))
 
     def end(self, session_id: str) -> SessionRecord | None:
         keys = [self._k("s", session_id), self._k("born"), self._k("seen")]

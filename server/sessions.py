@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection
 
 from server.ratelimit import FixedWindowLimiter
 from server.relay import JoinCheck, Refusal, check_join
+from server.stats import ATTEMPTED, BYTES, COMPLETED, CONNECTED, MemoryCounters
 from server.store import JoinRefused, Limiter, SessionRecord, candidate_ids
 from sp2p.proto.signal import ErrorCode
 
@@ -41,6 +42,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._sessions: dict[str, SessionRecord] = {}
         self._per_ip: dict[str, int] = {}
+        self._counters = MemoryCounters()
 
     # -- queries ----------------------------------------------------------------------
     def count(self) -> int:
@@ -58,8 +60,8 @@ class MemoryStore:
     def health(self) -> str | None:
         return None
 
-    def counters(self) -> None:
-        return None  # one process: server.stats counts in memory
+    def counters(self) -> MemoryCounters:
+        return self._counters
 
     def limiter(self, name: str, limit: int, window: float) -> Limiter:
         return FixedWindowLimiter(limit, window)
@@ -80,6 +82,7 @@ class MemoryStore:
             )
             self._sessions[session_id] = record
             self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+            self._counters.incr(ATTEMPTED)
             return record
 
     def join(
@@ -102,6 +105,7 @@ class MemoryStore:
                 record, receiver_client_type=client_type, joined_at=now, last_seen=now, receiver_node=node
             )
             self._sessions[session_id] = record
+            self._counters.incr(CONNECTED)
             return record
 
     def _update(self, session_id: str, **changes: object) -> bool:
@@ -126,12 +130,14 @@ class MemoryStore:
             self._sessions[session_id] = dataclasses.replace(record, file_info=data)
             return True
 
-    def mark_completed(self, session_id: str) -> bool:
+    def mark_completed(self, session_id: str, nbytes: int) -> bool:
         with self._lock:
             record = self._sessions.get(session_id)
             if record is None or record.completed:
                 return False
             self._sessions[session_id] = dataclasses.replace(record, completed=True)
+            self._counters.incr(COMPLETED)
+            self._counters.incr(BYTES, nbytes)
             return True
 
     def end(self, session_id: str) -> SessionRecord | None:

@@ -43,7 +43,7 @@ class ServerState:
         self.node = secrets.token_hex(6)
         self.store, self.router = _backend(config, self.node)
         stats_path = config.config_dir / "stats.json" if config.config_dir else None
-        self.stats = Stats(stats_path, config.stats_interval, self.store.counters())
+        self.stats = Stats(self.store.counters(), stats_path, config.stats_interval)
         self.metrics = Metrics()
         self.ws_limiter = self.store.limiter("ws", config.rate_limit, 60.0)
         self.miss_limiter = self.store.limiter("miss", config.miss_limit, 60.0)

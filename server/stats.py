@@ -3,8 +3,8 @@
 Same file format as the original (indented JSON with attemptedSends, connectedSends,
 completedSends, bytesTransferred), but written atomically (temp file + rename, W-25) and
 only when a config directory was given: by default the server keeps no state on disk.
-With several workers or nodes the counters live in the shared store (`SharedCounters`),
-seeded once from the file, so every worker writes the same totals instead of its own.
+The store counts (`SharedCounters`: in memory for one process, in Redis for several
+workers or nodes), seeded once from the file; this module loads and writes the file.
 """
 
 from __future__ import annotations
@@ -20,28 +20,51 @@ from server.store import SharedCounters, StoreUnavailable
 
 log = logging.getLogger("sp2p.server")
 
-_FIELDS = ("attemptedSends", "connectedSends", "completedSends", "bytesTransferred")
+ATTEMPTED = "attemptedSends"
+CONNECTED = "connectedSends"
+COMPLETED = "completedSends"
+BYTES = "bytesTransferred"
+_FIELDS = (ATTEMPTED, CONNECTED, COMPLETED, BYTES)
+
+
+class MemoryCounters:
+    """The totals of one process (server.sessions.MemoryStore counts into them)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._values: dict[str, int] = {}
+
+    def incr(self, key: str, amount: int = 1) -> None:
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + amount
+
+    def totals(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._values)
+
+    def seed(self, values: dict[str, int]) -> None:
+        with self._lock:
+            for key, value in values.items():
+                self._values.setdefault(key, value)
 
 
 class Stats:
-    def __init__(
-        self, path: Path | None = None, interval: float = 5.0, shared: SharedCounters | None = None
-    ) -> None:
+    def __init__(self, counters: SharedCounters, path: Path | None = None, interval: float = 5.0) -> None:
+        self._counters = counters
         self._path = path
         self._interval = interval
-        self._shared = shared
-        self._lock = threading.Lock()
+        #: the last totals read (shown while the store is unreachable) and written
         self._values = dict.fromkeys(_FIELDS, 0)
-        self._dirty = False
+        self._written: dict[str, int] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         if path is not None:
             self._load(path)
-        if shared is not None:
-            try:
-                shared.seed(dict(self._values))
-            except StoreUnavailable as exc:
-                log.warning("stats: %s", exc)
+            self._written = dict(self._values)
+        try:
+            counters.seed(dict(self._values))
+        except StoreUnavailable as exc:
+            log.warning("stats: %s", exc)
 
     def _load(self, path: Path) -> None:
         try:
@@ -57,28 +80,13 @@ class Stats:
                 if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                     self._values[key] = value
 
-    def add(self, key: str, amount: int = 1) -> None:
-        if self._shared is not None:
-            try:
-                self._shared.incr(key, amount)
-                with self._lock:
-                    self._dirty = True
-                return
-            except StoreUnavailable:
-                pass  # counted locally meanwhile; lost from the shared totals
-        with self._lock:
-            self._values[key] += amount
-            self._dirty = True
-
     def snapshot(self) -> dict[str, int]:
-        if self._shared is not None:
-            try:
-                totals = self._shared.totals()
-                return {key: totals.get(key, 0) for key in _FIELDS}
-            except StoreUnavailable:
-                pass
-        with self._lock:
+        try:
+            totals = self._counters.totals()
+        except StoreUnavailable:
             return dict(self._values)
+        self._values = {key: totals.get(key, 0) for key in _FIELDS}
+        return dict(self._values)
 
     def start(self) -> None:
         if self._path is None or self._thread is not None:
@@ -91,15 +99,15 @@ class Stats:
             self.flush()
 
     def flush(self) -> None:
+        """Write the file if the totals changed since it was last written."""
         if self._path is None:
             return
-        with self._lock:
-            if not self._dirty:
-                return
-            self._dirty = False
         data = self.snapshot()
+        if data == self._written:
+            return
         try:
             write_atomic(self._path, json.dumps(data, indent=2) + "\n")
+            self._written = data
         except OSError as exc:
             log.warning("cannot write %s: %s", self._path, exc)
 

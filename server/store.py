@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 
 
 class SharedCounters(Protocol):
-    """Service-wide transfer counters kept by a shared store (server.stats sums into them)."""
-
-    def incr(self, key: str, amount: int) -> None: ...
+    """The stats.json totals (server.stats): the store counts them in the same atomic step
+    as the change they count (create, join, mark_completed), so with Redis a count costs
+    no round trip of its own and a transfer is never counted twice."""
 
     def totals(self) -> dict[str, int]: ...
 
@@ -128,8 +128,9 @@ class SessionStore(Protocol):
         """Store the preview blob once; later ones are refused."""
         ...
 
-    def mark_completed(self, session_id: str) -> bool:
-        """True only for the first call (both peers may report the same transfer)."""
+    def mark_completed(self, session_id: str, nbytes: int) -> bool:
+        """True only for the first call (both peers may report the same transfer), which
+        also counts the transfer and its bytes."""
         ...
 
     def end(self, session_id: str) -> SessionRecord | None:
@@ -146,8 +147,9 @@ class SessionStore(Protocol):
 
     def limiter(self, name: str, limit: int, window: float) -> Limiter: ...
 
-    def counters(self) -> SharedCounters | None:
-        """Where the stats.json counters live when several processes count (else None)."""
+    def counters(self) -> SharedCounters:
+        """The stats.json totals: attempted (create), connected (join), completed and bytes
+        (mark_completed)."""
         ...
 
     def health(self) -> str | None:

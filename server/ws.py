@@ -146,7 +146,6 @@ def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) ->
         peer.fail(created.code, created.message)
         return None
     state.router.attach(created.id, Role.SENDER, peer)
-    state.stats.add("attemptedSends")
     state.metrics.session_opened()
     log.info("peer connected session=%s role=sender client=%s", redact(created.id), client_type)
     if not peer.send(Envelope.build(SignalType.WELCOME, _welcome(state, created, base_url, ""))):
@@ -190,7 +189,6 @@ def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> L
     state.router.send(
         joined, Role.SENDER, Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)).to_json()
     )
-    state.stats.add("connectedSends")
     state.metrics.session_paired()
     log.info("peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
     return Link(joined, Role.RECEIVER, peer.ip)
@@ -270,10 +268,7 @@ def _apply(state: ServerState, link: Link, action: relay.Action) -> None:
             state.store.set_file_info(link.id, data)
         case relay.CountTransfer(nbytes):
             link.completed = True
-            if not state.store.mark_completed(link.id):
-                return  # the other peer counted it a moment ago
-            state.stats.add("completedSends")
-            state.stats.add("bytesTransferred", nbytes)
+            state.store.mark_completed(link.id, nbytes)  # counted once if both peers report it
         case relay.AnswerRelayRetry(delay, text):
             link.turn_answers += 1
             _schedule_turn(state, link, delay, text)

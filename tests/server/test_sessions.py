@@ -154,7 +154,7 @@ def test_a_transfer_is_marked_completed_once_when_both_peers_report_it(make_stor
             sid: str = record.id, barrier: threading.Barrier = barrier, wins: list[bool] = wins
         ) -> None:
             barrier.wait()
-            wins.append(store.mark_completed(sid))
+            wins.append(store.mark_completed(sid, 1000))
 
         threads = [threading.Thread(target=report) for _ in range(2)]
         for t in threads:
@@ -163,6 +163,27 @@ def test_a_transfer_is_marked_completed_once_when_both_peers_report_it(make_stor
             t.join()
         assert sorted(wins) == [False, True]
         store.end(record.id)
+    totals = store.counters().totals()
+    assert (totals["completedSends"], totals["bytesTransferred"]) == (30, 30_000)
+
+
+def test_the_store_counts_in_the_step_it_counts(make_store: StoreFactory) -> None:
+    """attempted with create, connected with join, completed and bytes with the first
+    mark_completed; refusals count nothing; seed only fills fields not counted yet."""
+    store = make_store()
+    store.counters().seed({"attemptedSends": 10, "connectedSends": 5, "completedSends": 0})
+    record = created(store.create("1.1.1.1", version=2, client_type="", node="n"))
+    created(store.create("1.1.1.1", version=2, client_type="", node="n"))
+    assert isinstance(store.create("1.1.1.1", version=2, client_type="", node="n"), Refusal)  # per-IP cap
+    assert isinstance(store.join(record.id, version=2, client_type="", node="n"), SessionRecord)
+    assert isinstance(store.join(record.id, version=2, client_type="", node="n"), JoinRefused)
+    assert store.mark_completed(record.id, 123) and not store.mark_completed(record.id, 456)
+    store.end(record.id)
+    assert not store.mark_completed(record.id, 789)
+    store.counters().seed({"attemptedSends": 0, "bytesTransferred": 1})
+    assert store.counters().totals() == {
+        "attemptedSends": 12, "connectedSends": 6, "completedSends": 1, "bytesTransferred": 123,
+    }
 
 
 def test_window_limiter_counts_per_key(make_store: StoreFactory) -> None:

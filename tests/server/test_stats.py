@@ -5,23 +5,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from server.stats import Stats
+from server.stats import MemoryCounters, Stats
 from tests.server.conftest import RELAXED
 from tests.server.helpers import Client, LiveServer, hello, http_get, live_server, pair, wait_until
 
 
 def test_stats_file_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "state" / "stats.json"
-    stats = Stats(path, interval=60)
-    stats.add("attemptedSends", 2)
+    counters = MemoryCounters()
+    stats = Stats(counters, path, interval=60)
+    counters.incr("attemptedSends", 2)
     stats.stop()
     assert json.loads(path.read_text())["attemptedSends"] == 2
     assert path.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["stats.json"]  # no temp files left
-    again = Stats(path)
+    again = Stats(MemoryCounters(), path)
     assert again.snapshot()["attemptedSends"] == 2
+    written = path.stat().st_mtime_ns
+    again.flush()
+    assert path.stat().st_mtime_ns == written  # unchanged totals: not written again
     path.write_text("{broken")
-    assert Stats(path).snapshot()["attemptedSends"] == 0  # unreadable: start from zero
+    assert Stats(MemoryCounters(), path).snapshot()["attemptedSends"] == 0  # unreadable: start from zero
 
 
 def test_counts_from_sessions_and_no_file_by_default(tmp_path: Path) -> None:
