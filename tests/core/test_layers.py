@@ -15,10 +15,10 @@ SP2P = Path(__file__).resolve().parents[2] / "sp2p"
 #: package -> the sp2p packages/modules it may import (besides itself)
 ALLOWED = {
     "proto": {"errors", "record"},
-    "net": {"errors", "record", "proto"},
+    "net": {"errors", "record", "log", "proto"},
     "term": set(),
-    "fs": {"errors", "record", "proto", "term"},
-    "link": {"errors", "record", "proto", "net", "fs"},
+    "fs": {"errors", "record", "log", "proto", "term"},
+    "link": {"errors", "record", "log", "proto", "net", "fs"},
 }
 
 
