@@ -48,7 +48,7 @@ from sp2p.proto.transfer import ReceiverMachine
 from sp2p.record import record
 from sp2p.status import ExitStatus
 from sp2p.term.progress import Progress
-from sp2p.term.ui import Terminal, describe, human_duration, human_size
+from sp2p.term.ui import Terminal, describe, human_size, moved_line
 
 #: asks the user a yes/no question (the CLI's terminal); None means do not ask
 Confirm = Callable[[str], bool]
@@ -328,12 +328,8 @@ def _transfer(
     elapsed = progress.finish(totals.total_bytes) if progress is not None else 0.0
     term.line()
     term.line("Transfer complete")
-    received = totals.total_bytes - offset  # a resumed run receives only the rest
-    speed = received / max(elapsed, 1e-6)
-    term.line(
-        f"{human_size(received)} received in {human_duration(elapsed)} "
-        f"({human_size(speed)}/s) via {fc.transport}"
-    )
+    # a resumed run receives only the rest
+    term.line(moved_line(totals.total_bytes - offset, elapsed, "received", fc.transport))
     if sink is not None:
         for path in sink.saved:
             term.line(f"Saved to: {term.peer_text(str(path), max_len=400)}")

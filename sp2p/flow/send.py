@@ -58,7 +58,7 @@ from sp2p.proto.signal import ClientType, Crypto, Envelope, ErrorCode, FileInfo,
 from sp2p.proto.transfer import SenderMachine
 from sp2p.record import record, replace
 from sp2p.term.progress import Progress
-from sp2p.term.ui import Terminal, describe, human_duration, human_size
+from sp2p.term.ui import Terminal, describe, human_size, moved_line
 
 #: a first chunk that zstd level 1 cannot shrink below this share means: do not announce zstd
 SAMPLE_RATIO = 0.95
@@ -393,12 +393,8 @@ def _transfer(
     elapsed = progress.finish(totals.total_bytes)
     term.line()
     term.line("Transfer complete")
-    sent = totals.total_bytes - offset  # a resumed run sends only the rest
-    speed = sent / max(elapsed, 1e-6)
-    term.line(
-        f"{human_size(sent)} sent in {human_duration(elapsed)} "
-        f"({human_size(speed)}/s) via {fc.transport}"
-    )
+    # a resumed run sends only the rest
+    term.line(moved_line(totals.total_bytes - offset, elapsed, "sent", fc.transport))
     term.line("Confirmed by receiver")
     return 0
 

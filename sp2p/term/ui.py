@@ -48,6 +48,12 @@ def describe(name: str, size: int, file_count: int = 0, *, stream: bool = False)
     return f"{name} ({amount}{files})"
 
 
+def moved_line(nbytes: int, elapsed: float, verb: str, transport: str) -> str:
+    """The summary after a transfer: `12.0 MiB sent in 3s (4.0 MiB/s) via TCP`."""
+    speed = nbytes / max(elapsed, 1e-6)
+    return f"{human_size(nbytes)} {verb} in {human_duration(elapsed)} ({human_size(speed)}/s) via {transport}"
+
+
 class Terminal:
     def __init__(
         self, out: TextIO | None = None, err: TextIO | None = None, *, verbose: bool = False
