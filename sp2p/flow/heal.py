@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 from sp2p.config import Config
 from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
 from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
-from sp2p.flow.resume import heartbeat_tick, wait_answer
+from sp2p.flow.resume import cancel_handshake, heartbeat_tick, wait_answer
 from sp2p.flow.session import KeepAlive
 from sp2p.link.framed import FrameLink
 from sp2p.log import get_logger
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
-from sp2p.proto.constants import CancelReason, MsgType
+from sp2p.proto.constants import MsgType
 from sp2p.proto.heal import HEAL_VERSION, STREAM_HEAL, OutOfWindow
 from sp2p.proto.keys import SessionKeys
-from sp2p.proto.messages import cancel_body, error_body
+from sp2p.proto.messages import error_body
 from sp2p.proto.signal import Envelope, SignalType
 from sp2p.proto.transfer import SenderMachine
 from sp2p.term.ui import human_duration
@@ -261,8 +261,7 @@ def send_continuation(fc: FrameLink, machine: SenderMachine) -> tuple[int, list[
         fc.try_send_frame(MsgType.ERROR, error_body(exc.message))
         raise
     except Sp2pError:
-        machine.fail()
-        fc.try_send_frame(MsgType.CANCEL, cancel_body(CancelReason.INTERNAL_ERROR))
+        cancel_handshake(fc, machine)
         raise
     replay, (kind, body) = answer
     fc.send_frame(kind, body)

@@ -114,13 +114,20 @@ def send_resume(fc: FrameLink, machine: SenderMachine, path: str) -> int:
     try:
         return _send_resume(fc, machine, path)
     except KeyboardInterrupt:
-        machine.fail()
-        fc.try_send_frame(MsgType.CANCEL, cancel_body(CancelReason.USER_ABORT))
+        cancel_handshake(fc, machine, CancelReason.USER_ABORT)
         raise
     except Sp2pError:
-        machine.fail()
-        fc.try_send_frame(MsgType.CANCEL, cancel_body(CancelReason.INTERNAL_ERROR))
+        cancel_handshake(fc, machine)
         raise
+
+
+def cancel_handshake(
+    fc: FrameLink, machine: SenderMachine, reason: CancelReason = CancelReason.INTERNAL_ERROR
+) -> None:
+    """A sender's handshake failed: the machine fails and the receiver hears Cancel, as from
+    the send pipeline."""
+    machine.fail()
+    fc.try_send_frame(MsgType.CANCEL, cancel_body(reason))
 
 
 def _send_resume(fc: FrameLink, machine: SenderMachine, path: str) -> int:

@@ -8,7 +8,9 @@ file. Frames (JSON bodies, ≤ 4096 bytes, after Metadata):
     0x22 ResumeAccept  S->R  {"offset"}    offered offset (prefix matched) or 0
 
 The states that use them live in `sp2p.proto.transfer`; this module holds the bodies and
-the checks on them, so each check exists once.
+the checks on them, so each check exists once. Each body is a small record with to_json and
+from_json over the field readers below (proto/heal.py's HealOffer has the same shape, by design:
+one record per frame body).
 """
 
 from __future__ import annotations

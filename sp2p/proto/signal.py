@@ -185,6 +185,8 @@ class Hello(Payload):
     client_arch: str = wire("clientArch", "", omitempty=True)
 
 
+# Join repeats Hello's client fields: two Go structs, kept as two classes so that a type check
+# (server/relay.py) tells a sender's first message from a receiver's.
 class Join(Payload):
     what: ClassVar[str] = "join"
     json_order: ClassVar[tuple[str, ...]] = (

@@ -204,6 +204,9 @@ def encode_member_header(name: str, *, is_dir: bool, size: int, mode: int, mtime
 
 # ---------------------------------------------------------------------------- parsing
 
+# The parser's events: one small frozen record each, matched by type (the same shape as
+# proto/transfer.py's receiver events, by design).
+
 
 @record(frozen=True)
 class MemberHeader:

@@ -336,6 +336,10 @@ _RECEIVER_TRANSITIONS: Final[dict[tuple[ReceiverState, int | str], ReceiverState
 }
 
 
+# The receiver's events: one small frozen record each, matched by type (the same shape as
+# proto/tar.py's parser events, by design).
+
+
 @record(frozen=True)
 class MetadataReceived:
     metadata: Metadata
