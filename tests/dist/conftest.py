@@ -69,8 +69,5 @@ def dl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dl_server(dl_dir: Path) -> Iterator[ServerProc]:
     """A real sp2p-server whose /dl/ serves the files in `dl_dir`."""
-    server = start_server("-dl-dir", str(dl_dir))
-    try:
+    with start_server("-dl-dir", str(dl_dir)) as server:
         yield server
-    finally:
-        server.stop()

@@ -30,11 +30,8 @@ LOOPBACK = {"SP2P_ALLOW_LOOPBACK": "1"}
 
 @pytest.fixture(scope="module")
 def release_server(release_dir: Path) -> Iterator[ServerProc]:
-    server = start_server("-dl-dir", str(release_dir))
-    try:
+    with start_server("-dl-dir", str(release_dir)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 class StderrReader:

@@ -167,11 +167,8 @@ def test_server_image_requirements_leave_out_only_what_the_server_never_imports(
 
 @pytest.fixture(scope="module")
 def health_server() -> Iterator[ServerProc]:
-    server = start_server()
-    try:
+    with start_server() as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run_healthcheck(addr: str) -> subprocess.CompletedProcess[str]:

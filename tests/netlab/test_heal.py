@@ -127,17 +127,22 @@ def check_received(kind: str, out: Path, payload_file: Path, detail: str) -> Non
     assert not [p for p in out.iterdir() if p.name.startswith(".sp2p")], detail
 
 
+def started(lab, tmp_path: Path, src: Path, kind: str, transport: str) -> tuple[Run, Path]:  # noqa: ANN001 - Lab
+    """The server up and a transfer of `src` under way (a tenth of it received), into `out`."""
+    start_server(lab)
+    out = tmp_path / "out"
+    out.mkdir()
+    run = Run(lab, tmp_path / "run", src, out, ("-transport", transport), stdin=kind == "stdin")
+    wait_for_partial(run, out, 0.1)
+    return run, out
+
+
 @pytest.mark.parametrize("kind", ["file", "folder", "stdin"])
 @pytest.mark.parametrize("transport", ["tcp", "webrtc"])
 def test_five_second_outage_completes_without_user_action(netlab, tmp_path, payload_file, payload_folder,
                                                           transport, kind):
     lab = netlab(same_lan=True)
-    start_server(lab)
-    out = tmp_path / "out"
-    out.mkdir()
-    src = payload_folder if kind == "folder" else payload_file
-    run = Run(lab, tmp_path / "run", src, out, ("-transport", transport), stdin=kind == "stdin")
-    wait_for_partial(run, out, 0.1)
+    run, out = started(lab, tmp_path, payload_folder if kind == "folder" else payload_file, kind, transport)
     with p2p_blocked(lab, "h1"):
         time.sleep(5)
     s_rc, s_out, r_rc, r_out = run.wait()
@@ -153,12 +158,7 @@ def test_dead_path_is_noticed_in_seconds_and_healed(netlab, tmp_path, payload_fi
     """A path dead for 15 s: both sides notice within the quick limit (8 s, not the 120 s idle
     limit), reconnect once it is back, and the stream continues from the sender's window."""
     lab = netlab(same_lan=True)
-    start_server(lab)
-    out = tmp_path / "out"
-    out.mkdir()
-    src = payload_folder if kind == "folder" else payload_file
-    run = Run(lab, tmp_path / "run", src, out, ("-transport", transport), stdin=kind == "stdin")
-    wait_for_partial(run, out, 0.1)
+    run, out = started(lab, tmp_path, payload_folder if kind == "folder" else payload_file, kind, transport)
     with p2p_blocked(lab, "h1"):
         time.sleep(15)
         during = lab.output_of(run.send) + lab.output_of(run.recv)

@@ -167,8 +167,5 @@ def start_server(*flags: str, env: Mapping[str, str] | None = None, timeout: flo
 @pytest.fixture(scope="session")
 def sp2p_server() -> Iterator[ServerProc]:
     """One real gunicorn sp2p-server for the whole session, per-IP limits lifted."""
-    server = start_server(*NO_LIMIT_FLAGS)
-    try:
+    with start_server(*NO_LIMIT_FLAGS) as server:
         yield server
-    finally:
-        server.stop()
