@@ -360,9 +360,11 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
 def _confirmer(config: Any, term: Terminal) -> Callable[[str], bool] | None:
     """The accept question on the terminal; None (proceed) with -yes or without a terminal.
     The preview goes to stderr, so stderr must be that terminal too (not a log or a pipe)."""
-    from sp2p.term.prompts import ask_yes_no, has_tty
+    if config.yes or not term.is_tty:
+        return None
+    from sp2p.term.prompts import ask_yes_no, has_tty  # termios: only on a terminal
 
-    if config.yes or not term.is_tty or not has_tty():
+    if not has_tty():
         return None
     return lambda question: ask_yes_no(f"  {question}")
 

@@ -9,7 +9,6 @@ Both sides send Heartbeats while they hash a long prefix, so the peer never thin
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -31,6 +30,7 @@ from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.frames import Frame
 from sp2p.proto.messages import Metadata, cancel_body
 from sp2p.proto.resume import EDGE_BYTES, SourceIdentity
+from sp2p.proto.sha import sha256_bulk
 from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived, stall_error
 
 _BLOCK = 1024 * 1024
@@ -90,7 +90,7 @@ def source_identity(path: str) -> SourceIdentity:
 
 def _hash_file_prefix(path: str, length: int, tick: Callable[[], None]) -> Any:
     """SHA-256 over the first `length` bytes, or None when the file has fewer."""
-    sha = hashlib.sha256()
+    sha = sha256_bulk()
     try:
         with open(path, "rb", buffering=0) as f:
             left = length

@@ -13,8 +13,6 @@ import contextlib
 import errno
 import functools
 import os
-import secrets
-import shutil
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -68,8 +66,8 @@ def current_umask() -> int:
     """The process umask, read without changing it where the kernel exposes it."""
     status = Path("/proc/self/status")
     with contextlib.suppress(OSError, ValueError):
-        for line in status.read_text(encoding="ascii").splitlines():
-            if line.startswith("Umask:"):
+        for line in status.read_bytes().splitlines():  # bytes: no codec module to load
+            if line.startswith(b"Umask:"):
                 return int(line.split()[1], 8)
     # fallback: set-and-restore (briefly process-wide, hence only when /proc is missing)
     mask = os.umask(0o022)
@@ -87,7 +85,7 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
 def make_private_dir(prefix: str, dir_fd: int) -> str:
     """Create a fresh 0700 directory named ``<prefix><random>`` under `dir_fd`."""
     for _ in range(100):
-        name = prefix + secrets.token_hex(6)
+        name = prefix + os.urandom(6).hex()  # not secrets: it loads hmac, hashlib and OpenSSL
         try:
             os.mkdir(name, 0o700, dir_fd=dir_fd)
         except FileExistsError:
@@ -100,7 +98,7 @@ def create_private_file(prefix: str, dir_fd: int) -> tuple[str, int]:
     """Create a fresh 0600 file named ``<prefix><random>``; returns (name, fd)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(100):
-        name = prefix + secrets.token_hex(6)
+        name = prefix + os.urandom(6).hex()
         try:
             return name, os.open(name, flags, 0o600, dir_fd=dir_fd)
         except FileExistsError:
@@ -145,16 +143,29 @@ def _rename_noreplace_kernel(src: str, src_fd: int, dst: str, dst_fd: int) -> bo
 def rename_noreplace(src: str, src_fd: int, dst: str, dst_fd: int) -> None:
     """Move `src` (under `src_fd`) to `dst` (under `dst_fd`) unless `dst` exists.
 
+    A file: a hard link claims the name only if it is free, atomically, then the old name
+    goes (no ctypes on a receive, issue 12); where the file system has no hard links, the
+    kernel's renameat2(RENAME_NOREPLACE), else an exclusive create then rename. A directory:
+    renameat2, else claim the name with mkdir and move onto that empty probe.
+
     Raises:
         FileExistsError: `dst` exists (nothing was changed).
         OSError: anything else.
     """
+    st = os.stat(src, dir_fd=src_fd, follow_symlinks=False)
+    if not stat.S_ISDIR(st.st_mode):
+        try:
+            os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in _UNSUPPORTED:
+                raise
+        else:
+            os.unlink(src, dir_fd=src_fd)
+            return
     if _rename_noreplace_kernel(src, src_fd, dst, dst_fd):
         return
-    st = os.stat(src, dir_fd=src_fd, follow_symlinks=False)
     if stat.S_ISDIR(st.st_mode):
-        # claim the name with an empty directory (mkdir fails if it exists), then move
-        # onto it: POSIX rename replaces only an *empty* directory, i.e. our own probe
+        # POSIX rename replaces only an *empty* directory, i.e. our own probe
         os.mkdir(dst, 0o700, dir_fd=dst_fd)
         try:
             os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
@@ -163,17 +174,10 @@ def rename_noreplace(src: str, src_fd: int, dst: str, dst_fd: int) -> None:
                 os.rmdir(dst, dir_fd=dst_fd)
             raise
         return
-    try:
-        os.link(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd, follow_symlinks=False)
-    except OSError as exc:
-        if exc.errno not in _UNSUPPORTED:
-            raise
-        # no hard links here (e.g. FAT): claim the name with an exclusive create
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        os.close(os.open(dst, flags, 0o600, dir_fd=dst_fd))
-        os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        return
-    os.unlink(src, dir_fd=src_fd)
+    # neither hard links nor renameat2 (e.g. FAT): claim the name with an exclusive create
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    os.close(os.open(dst, flags, 0o600, dir_fd=dst_fd))
+    os.rename(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
 
 
 def remove_tree(name: str, dir_fd: int) -> None:
@@ -181,6 +185,8 @@ def remove_tree(name: str, dir_fd: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISDIR(st.st_mode):
+            import shutil  # here only: it loads bz2, lzma and zlib
+
             # fd-based rmtree: immune to symlink races (shutil.rmtree.avoids_symlink_attacks)
             shutil.rmtree(name, dir_fd=dir_fd)
         else:

@@ -13,7 +13,6 @@ announced size, or whose record does not match, is discarded, never offered.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import stat
@@ -26,6 +25,7 @@ from sp2p.errors import LocalIOError
 from sp2p.fs.fsutil import create_private_file, io_error, open_output_dir, write_all
 from sp2p.fs.incoming import IncomingFile
 from sp2p.proto.resume import SourceIdentity
+from sp2p.proto.sha import sha256_bulk
 from sp2p.record import record as plain_record
 
 PARTIAL_PREFIX: Final = ".sp2p-partial-"
@@ -106,7 +106,7 @@ class Partial:
         """SHA-256 over our first `length` bytes (`tick` is called between blocks)."""
         if length > self.held or self._fd < 0:
             raise LocalIOError("partial download shorter than its offer")
-        sha = hashlib.sha256()
+        sha = sha256_bulk()
         pos = 0
         try:
             while pos < length:

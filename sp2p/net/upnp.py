@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import enum
 import ipaddress
-import random
 import socket
 import threading
 import time
@@ -377,6 +376,8 @@ def _add_mapping(
             with contextlib.suppress(Exception):
                 add(eport, lease)
         return eport, lease
+
+    import random  # the last resort only
 
     for eport in random.sample(range(20000, 60000), _RANDOM_PORT_TRIES):
         try:

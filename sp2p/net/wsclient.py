@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import os
 import socket
 import struct
@@ -24,6 +23,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from sp2p.log import get_logger
+from sp2p.proto.sha import sha1
 
 log = get_logger(__name__)
 
@@ -183,7 +183,7 @@ class WebSocket:
         for line in head[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        accept = base64.b64encode(hashlib.sha1(key + _ACCEPT_GUID).digest()).decode()  # noqa: S324 - RFC 6455
+        accept = base64.b64encode(sha1(key + _ACCEPT_GUID).digest()).decode()  # noqa: S324 - RFC 6455
         if headers.get("upgrade", "").lower() != "websocket" or headers.get("sec-websocket-accept") != accept:
             raise WsError("the server did not accept the WebSocket upgrade")
 

@@ -6,8 +6,6 @@ blob = nonce[12] || AES-256-GCM(K, nonce, json, no AAD)  (ciphertext || tag)
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 from sp2p.errors import IntegrityError
 from sp2p.proto.constants import NONCE_BYTES, TAG_BYTES
 from sp2p.proto.primitives import AESGCM, InvalidTag, hkdf_expand_sha256
+from sp2p.proto.sha import hmac_sha256
 from sp2p.record import record
 
 #: a preview is a few hundred bytes of JSON; anything bigger is refused unread
@@ -22,7 +21,7 @@ MAX_FILE_INFO_BLOB = 8192
 
 
 def file_info_key(seed: bytes) -> bytes:
-    prk = hmac.new(b"sp2p-file-info", seed, hashlib.sha256).digest()
+    prk = hmac_sha256(b"sp2p-file-info", seed)
     return hkdf_expand_sha256(prk, b"sp2p-v1-file-info-key", 32)
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 
 from sp2p.errors import KeyConfirmationError, SecurityError
 from sp2p.proto.constants import CONFIRM_BYTES, KEY_BYTES, VERIFY_BYTES, Role
@@ -22,6 +20,7 @@ from sp2p.proto.primitives import (
     x25519_generate,
     x25519_public,
 )
+from sp2p.proto.sha import compare_digest, hmac_sha256
 from sp2p.record import field, record, replace
 
 INFO_PREFIX = b"sp2p-v1"
@@ -128,7 +127,7 @@ class SessionKeys:
     def check_peer_confirmation(self, mac: bytes) -> None:
         peer = Role.RECEIVER if self.role is Role.SENDER else Role.SENDER
         expected = confirmation_mac(self.k_confirm, peer, self.sender_pub, self.receiver_pub)
-        if not hmac.compare_digest(mac, expected):
+        if not compare_digest(mac, expected):
             raise wrong_code_error()
 
 
@@ -165,8 +164,7 @@ def derive_session_keys(
 
 
 def confirmation_mac(k_confirm: bytes, role: Role, sender_pub: bytes, receiver_pub: bytes) -> bytes:
-    mac = hmac.new(k_confirm, role.value.encode("ascii") + sender_pub + receiver_pub, hashlib.sha256)
-    digest = mac.digest()
+    digest = hmac_sha256(k_confirm, role.value.encode("ascii") + sender_pub + receiver_pub)
     assert len(digest) == CONFIRM_BYTES
     return digest
 

@@ -8,11 +8,11 @@ they belong in the reassembled order.
 
 from __future__ import annotations
 
-import hmac
 import struct
 from typing import Final
 
 from sp2p.proto.constants import MAX_PARALLEL_STREAMS, PREFER_TCP_THRESHOLD, SECONDARY_MAGIC
+from sp2p.proto.sha import compare_digest
 
 #: below this size (and without a forced count) the sender does not probe at all
 PARALLEL_THRESHOLD: Final = PREFER_TCP_THRESHOLD
@@ -61,7 +61,7 @@ def parse_secondary_hello(data: bytes, token: bytes, count: int) -> int | None:
     """Index 1..count of a valid hello, None for anything else (closed by the acceptor)."""
     if len(data) != SECONDARY_HELLO_BYTES or data[0] != SECONDARY_MAGIC:
         return None
-    if not hmac.compare_digest(data[1:17], token):
+    if not compare_digest(data[1:17], token):
         return None
     index = data[17]
     return index if 1 <= index <= count else None

@@ -5,16 +5,16 @@ loads whole packages (`primitives.ciphers` with every cipher mode and the "decre
 algorithms), and `X25519PrivateKey.generate()` imports the OpenSSL backend module with RSA
 and EC: ~15 ms of every CLI start (issue 12). Where this cryptography has the Rust classes
 they are used directly, else the public API. HKDF-Expand with SHA-256 is a few lines of
-hmac (RFC 5869 §2.3), checked against the spec's vectors.
+HMAC (RFC 5869 §2.3, sp2p.proto.sha), checked against the spec's vectors.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag as InvalidTag
+
+from sp2p.proto.sha import hmac_sha256
 
 #: cryptography's Rust x25519 module, or None to go through the public classes
 _x25519: Any = None
@@ -64,10 +64,10 @@ def hkdf_expand_sha256(prk: bytes, info: bytes, length: int) -> bytes:
         raise ValueError("HKDF-Expand: length out of range")
     out, block = b"", b""
     for i in range(1, -(-length // _SHA256_BYTES) + 1):
-        block = hmac.new(prk, block + info + bytes([i]), hashlib.sha256).digest()
+        block = hmac_sha256(prk, block + info + bytes([i]))
         out += block
     return out[:length]
 
 
 def hkdf_extract_sha256(salt: bytes, ikm: bytes) -> bytes:
-    return hmac.new(salt, ikm, hashlib.sha256).digest()
+    return hmac_sha256(salt, ikm)

@@ -15,13 +15,13 @@ one record per frame body).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from typing import Any, Final
 
 from sp2p.errors import RemoteProtocolError
 from sp2p.proto.messages import EMPTY_SHA256, Metadata, _dumps, _field, _loads
+from sp2p.proto.sha import sha256
 from sp2p.record import record
 
 #: the version of the extension we speak (the `resume` field of `crypto`)
@@ -93,12 +93,12 @@ class SourceIdentity:
     @classmethod
     def from_edges(cls, size: int, mtime_ns: int, head: bytes, tail: bytes) -> SourceIdentity:
         """From the first and last `EDGE_BYTES` (or fewer) bytes the caller read."""
-        return cls(size, mtime_ns, hashlib.sha256(head).hexdigest(), hashlib.sha256(tail).hexdigest())
+        return cls(size, mtime_ns, sha256(head).hexdigest(), sha256(tail).hexdigest())
 
     def partial_key(self, name: str) -> str:
         """Name part of the receiver's partial: binds announced name, size and identity."""
         canon = json.dumps({"name": name, "source": self.to_dict()}, sort_keys=True, ensure_ascii=True)
-        return hashlib.sha256(canon.encode("ascii")).hexdigest()[:32]
+        return str(sha256(canon.encode("ascii")).hexdigest()[:32])
 
 
 @record(frozen=True)

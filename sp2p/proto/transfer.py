@@ -26,7 +26,6 @@ rule and its limits (which tests/support/scripted_cli.py scales here), so they r
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from enum import Enum, auto
 from typing import Final, TypeVar
@@ -54,6 +53,7 @@ from sp2p.proto.heal import (
 )
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
 from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
+from sp2p.proto.sha import sha256_stream
 from sp2p.record import record
 
 #: where a machine reports its transitions ("sender SENDING -> AWAIT_COMPLETE"); the core never
@@ -85,7 +85,7 @@ class StreamDigest:
     """SHA-256, byte and chunk accounting over the plaintext stream."""
 
     def __init__(self) -> None:
-        self._sha = hashlib.sha256()
+        self._sha: Hasher = sha256_stream()
         self.total_bytes = 0
         self.chunk_count = 0
 

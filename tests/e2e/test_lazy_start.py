@@ -4,8 +4,11 @@ config file, no tar code for a single file. Checked in fresh interpreters, never
 from __future__ import annotations
 
 import json
+import os
+import site
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -28,16 +31,27 @@ _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2
 #: cryptography's OpenSSL backend module and cipher packages, zstandard (a 1-byte file is sent
 #: without zstd), platform, the library search for renameat2, the idna codec (getaddrinfo),
 #: dataclasses and the inspect/ast/dis it pulls (records are sp2p.record's), the send pump
-#: and its thread pool on a receive, logging and traceback (sp2p.log loads logging for -v only)
+#: and its thread pool on a receive, logging and traceback (sp2p.log loads logging for -v only),
+#: OpenSSL's hashes (sp2p.proto.sha) and secrets/random, shutil with its compressors, ctypes
+#: (a file is moved with a hard link), termios off a terminal, the ascii codec module
 _LEAN = ["websocket", "ssl", "cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
          "cryptography.hazmat.primitives.asymmetric.x25519", "zstandard", "platform", "ctypes.util",
          "encodings.idna", "dataclasses", "inspect", "ast", "dis", "sp2p.link.send_pump",
-         "concurrent.futures", "logging", "traceback", "linecache", "tokenize"]
+         "concurrent.futures", "logging", "traceback", "linecache", "tokenize", "hashlib", "_hashlib",
+         "hmac", "secrets", "random", "shutil", "bz2", "lzma", "ctypes", "termios", "encodings.ascii"]
+
+
+def _bare(env: Mapping[str, str]) -> dict[str, str]:
+    """For `python -S`: the checkout and site-packages on the path, without any .pth start-up
+    hook (this sandbox's import shutil, random and more before our first line)."""
+    paths = [str(REPO), *site.getsitepackages(), site.getusersitepackages()]
+    return {**env, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def _loaded_by_import(statement: str) -> set[str]:
     code = f"import json, sys\n{statement}\nprint(json.dumps(sorted(sys.modules)))\n"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env=_bare(os.environ))
     return set(json.loads(out.stdout))
 
 
@@ -61,8 +75,8 @@ def test_receive_path_import_is_lean() -> None:
 
 def _traced(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", _TRACED.replace("{names}", repr({*_WATCHED, *_LEAN})), *args],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-S", "-c", _TRACED.replace("{names}", repr({*_WATCHED, *_LEAN})), *args],
+        env=_bare(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
 

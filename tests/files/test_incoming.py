@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,8 @@ from sp2p.fs import fsutil
 from sp2p.fs.fsutil import current_umask, io_error, rename_noreplace, write_all
 from sp2p.fs.incoming import TEMP_PREFIX, IncomingFile, check_free_space, clean_stale
 from tests.files.helpers import snapshot
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def receive(out: Path, name: str | bytes, data: bytes = b"payload", **kw: float) -> Path:
@@ -158,16 +161,65 @@ def test_fallbacks_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert receive(tmp_path, "dst", b"x") == tmp_path / "dst (1)"
 
 
-def test_kernel_rename_noreplace_refuses_to_replace(tmp_path: Path) -> None:
+def _no_hard_links(*args: object, **kwargs: object) -> None:
+    raise PermissionError(errno.EPERM, "Operation not permitted")  # what FAT/exFAT answer
+
+
+@pytest.mark.parametrize("kind", ["file", "dir"])
+def test_kernel_rename_noreplace_refuses_to_replace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """renameat2: directories always, files where the file system has no hard links."""
+    monkeypatch.setattr(fsutil.os, "link", _no_hard_links)
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        (tmp_path / "a").write_text("a")
-        (tmp_path / "b").write_text("b")
+        for name in ("a", "b"):
+            if kind == "dir":
+                (tmp_path / name).mkdir()
+                (tmp_path / name / "f").write_text(name)
+            else:
+                (tmp_path / name).write_text(name)
         with pytest.raises(FileExistsError):
             rename_noreplace("a", fd, "b", fd)
-        assert (tmp_path / "b").read_text() == "b"
+        inside = tmp_path / "b" / "f" if kind == "dir" else tmp_path / "b"
+        assert inside.read_text() == "b"
+        rename_noreplace("a", fd, "c", fd)
+        assert not (tmp_path / "a").exists()
+        assert (tmp_path / "c" / "f" if kind == "dir" else tmp_path / "c").read_text() == "a"
     finally:
         os.close(fd)
+
+
+def test_neither_hard_links_nor_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last resort for files: an exclusive create claims the name, then rename."""
+    monkeypatch.setattr(fsutil.os, "link", _no_hard_links)
+    monkeypatch.setattr(fsutil, "_load_renameat2", lambda: None)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        (tmp_path / "src").write_text("new")
+        (tmp_path / "dst").write_text("old")
+        with pytest.raises(FileExistsError):
+            rename_noreplace("src", fd, "dst", fd)
+        assert (tmp_path / "dst").read_text() == "old" and (tmp_path / "src").read_text() == "new"
+        rename_noreplace("src", fd, "free", fd)
+        assert (tmp_path / "free").read_text() == "new" and not (tmp_path / "src").exists()
+    finally:
+        os.close(fd)
+
+
+def test_a_file_is_moved_without_ctypes(tmp_path: Path) -> None:
+    """Hard links where the file system has them: a receive never loads ctypes (issue 12)."""
+    code = (
+        "import os, sys\n"
+        "from sp2p.fs.fsutil import rename_noreplace\n"
+        f"fd = os.open({str(tmp_path)!r}, os.O_RDONLY | os.O_DIRECTORY)\n"
+        "rename_noreplace('src', fd, 'dst', fd)\n"
+        "print('ctypes' in sys.modules)\n"
+    )
+    (tmp_path / "src").write_text("x")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "False"
+    assert (tmp_path / "dst").read_text() == "x" and not (tmp_path / "src").exists()
 
 
 def test_disk_full_is_reported_as_such() -> None:
