@@ -174,6 +174,10 @@ class Ignore:
 
 Action = Forward | StoreFileInfo | CountTransfer | AnswerRelayRetry | Ignore
 
+#: a relayed type before the receiver joined, as far as the view knows: the shell asks the
+#: store whether it has joined since (on any node) and routes again only then
+NO_PEER_YET = Ignore("no peer yet")
+
 
 def route(text: str, view: PeerView, limits: Limits) -> Action:
     try:
@@ -188,7 +192,7 @@ def route(text: str, view: PeerView, limits: Limits) -> Action:
     if kind not in RELAYED_TYPES:
         return Ignore(f"type not relayed: {kind[:32]!r}")
     if not view.has_peer:
-        return Ignore("no peer yet")
+        return NO_PEER_YET
     if kind == SignalType.CANDIDATE and view.candidates >= limits.max_candidates:
         return Ignore("candidate limit reached")
     if kind == SignalType.RELAY_RETRY and view.turn_available:

@@ -29,10 +29,12 @@ class LocalRouter:
             self._peers[(session_id, role)] = peer
             return True
 
-    def detach(self, session_id: str, role: Role, peer: Peer) -> None:
+    def detach(self, session_id: str, role: Role, peer: Peer) -> bool:
         with self._lock:
             if self._peers.get((session_id, role)) is peer:
                 del self._peers[(session_id, role)]
+                return True
+            return False
 
     def local(self, session_id: str, role: Role) -> Peer | None:
         with self._lock:
@@ -48,7 +50,10 @@ class LocalRouter:
             peer.send_text(text)
 
     def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
-        peer = self.local(record.id, role)
+        # only a teardown closes through the router, after the store ended the session: the
+        # peer leaves the map here, so its handler's own detach tells it the end is done
+        with self._lock:
+            peer = self._peers.pop((record.id, role), None)
         if peer is not None:
             peer.close(code, reason)
 

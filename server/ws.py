@@ -122,8 +122,8 @@ def _serve(state: ServerState, peer: Peer, base_url: str | None) -> None:
         _relay_loop(state, peer, link)
     finally:
         with state.teardown_gate:  # a mass disconnect must not hold up everyone else
-            state.router.detach(link.id, link.role, peer)
-            end_session(state, link.id, leaver=link.role)
+            if state.router.detach(link.id, link.role, peer):  # else a teardown closed us: ended
+                end_session(state, link.id, leaver=link.role)
 
 
 def _welcome(state: ServerState, record: SessionRecord, base_url: str | None, peer_type: str) -> Welcome:
@@ -237,13 +237,19 @@ def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> No
     if now - link.touched_at >= TOUCH_EVERY:
         link.touched_at = now
         state.store.touch(link.id)
-    if not link.record.joined:  # the receiver may have joined since (on any node)
+    action = relay.route(text, _view(state, link), limits)
+    if action is relay.NO_PEER_YET:  # the receiver may have joined since (on any node)
         fresh = state.store.get(link.id)
-        if fresh is None:
+        if fresh is None or not fresh.joined:
             return
         link.record = fresh
+        action = relay.route(text, _view(state, link), limits)
+    _apply(state, link, action)
+
+
+def _view(state: ServerState, link: Link) -> relay.PeerView:
     joined_at = link.record.joined_at
-    view = relay.PeerView(
+    return relay.PeerView(
         role=link.role,
         has_peer=joined_at is not None,
         since_join=(time.time() - joined_at) if joined_at is not None else None,
@@ -253,7 +259,6 @@ def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> No
         file_info_set=link.file_info_set,
         completed=link.completed,
     )
-    _apply(state, link, relay.route(text, view, limits))
 
 
 def _apply(state: ServerState, link: Link, action: relay.Action) -> None:
