@@ -31,7 +31,7 @@ from sp2p.link.framed import FrameLink
 from sp2p.log import get_logger
 from sp2p.net.channel import Channel
 from sp2p.net.signaling import SignalClient, SignalClosed
-from sp2p.proto.constants import MsgType
+from sp2p.proto.constants import MAX_CHUNK_SIZE, MsgType
 from sp2p.proto.heal import HEAL_VERSION, STREAM_HEAL, OutOfWindow
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.messages import error_body
@@ -276,13 +276,13 @@ class Replayed:
         self._next = 0
         self._rest = rest
 
-    def read_chunk(self) -> bytes | None:
+    def read_chunk(self, size: int = MAX_CHUNK_SIZE) -> bytes | None:
         if self._next < len(self._replay):
             chunk = self._replay[self._next]
             self._replay[self._next] = b""  # the window holds it again once it is re-sent
             self._next += 1
-            return chunk
-        return self._rest.read_chunk()
+            return chunk  # as it was sent before: any size up to MAX_CHUNK_SIZE
+        return self._rest.read_chunk(size)
 
 
 # ------------------------------------------------ folders and streams: the receiver (§2.6)

@@ -47,8 +47,8 @@ from sp2p.link.send_pump import ChunkSource, SendPipeline
 from sp2p.link.sources import FullChunkSource, StreamSource
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.codes import format_code, generate_seed, share_url
-from sp2p.proto.compression import ChunkCompressor
-from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Role, Transport
+from sp2p.proto.compression import ChunkCompressor, chunk_limit
+from sp2p.proto.constants import MAX_CHUNK_SIZE, PREFER_TCP_THRESHOLD, Role, Transport
 from sp2p.proto.fileinfo import encrypt_file_info
 from sp2p.proto.heal import Continuation, ReplayWindow, continuation, spoken
 from sp2p.proto.keys import KeyPair, derive_session_keys
@@ -87,15 +87,15 @@ class _PeekedSource:
         self._first = first
         self._rest = rest
 
-    def read_chunk(self) -> bytes | None:
+    def read_chunk(self, size: int = MAX_CHUNK_SIZE) -> bytes | None:
         if self._first is not None:
             chunk, self._first = self._first, None
             return chunk
-        return self._rest.read_chunk()
+        return self._rest.read_chunk(size)
 
 
-def _first_chunk(source: ChunkSource) -> bytes:
-    while (chunk := source.read_chunk()) is None:
+def _first_chunk(source: ChunkSource, size: int) -> bytes:
+    while (chunk := source.read_chunk(size)) is None:
         pass
     return chunk
 
@@ -198,7 +198,7 @@ def _send(
         # receiver never loads zstandard (issue 12)
         compress = cfg.compress > 0 and (meta.stream_mode or meta.size >= SMALL_INPUT)
         if compress:
-            first = _first_chunk(source)
+            first = _first_chunk(source, chunk_limit(link.message_limit, compressed=True))
             compress = _worth_compressing(first)
             if not compress:
                 term.debug("input does not compress; sending it without zstd")

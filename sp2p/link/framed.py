@@ -47,6 +47,11 @@ class FrameLink(Protocol):
     @property
     def transport(self) -> str: ...
 
+    @property
+    def message_limit(self) -> int | None:
+        """The largest frame that travels as one message (WebRTC), None on byte streams."""
+        ...
+
     def reserve(self, msg_type: int) -> Slot: ...
 
     def seal(self, slot: Slot, msg_type: int, body: bytes) -> Sealed: ...
@@ -95,6 +100,10 @@ class FramedChannel:
     @property
     def transport(self) -> str:
         return self.channel.transport
+
+    @property
+    def message_limit(self) -> int | None:
+        return self.channel.message_limit
 
     # -- sending -----------------------------------------------------------------------------
     def reserve(self, msg_type: int) -> Slot:

@@ -82,6 +82,10 @@ class MultiStreamLink:
     def transport(self) -> str:
         return self.primary.transport
 
+    @property
+    def message_limit(self) -> int | None:
+        return None  # parallel TCP: byte streams
+
     # -- sending -----------------------------------------------------------------------------
     def reserve(self, msg_type: int) -> Slot:
         if msg_type != MsgType.DATA:

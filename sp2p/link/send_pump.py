@@ -29,7 +29,7 @@ from sp2p.link.memory import keep_freed_memory
 from sp2p.log import get_logger
 from sp2p.net.channel import ChannelClosed
 from sp2p.proto.adapt import LevelController
-from sp2p.proto.compression import STORED, ChunkCompressor, stored_frame
+from sp2p.proto.compression import STORED, ChunkCompressor, chunk_limit, stored_frame
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
 from sp2p.proto.messages import Totals, cancel_body
 from sp2p.proto.transfer import SenderMachine, SenderState, stall_error
@@ -42,8 +42,8 @@ PEER_REASON_WAIT = 1.0
 
 
 class ChunkSource(Protocol):
-    def read_chunk(self) -> bytes | None:
-        """Up to MAX_CHUNK_SIZE bytes: full chunks except at the end or when a stream stalls.
+    def read_chunk(self, size: int = MAX_CHUNK_SIZE) -> bytes | None:
+        """Up to `size` bytes: full chunks except at the end or when a stream stalls.
 
         b"" at EOF; None when a stream has had nothing new for a while (lets us check for aborts).
         """
@@ -246,8 +246,9 @@ class SendPipeline:
                 with self._failures.step():
                     kind, body = self.machine.start()
                 self._submit(kind, body)
+            size = chunk_limit(self.fc.message_limit, compressed=compress)  # a frame per message
             while True:
-                chunk = source.read_chunk()
+                chunk = source.read_chunk(size)
                 if chunk:
                     assert len(chunk) <= MAX_CHUNK_SIZE
                     # recorded even when we stop now: a healing stream re-sends it from the window

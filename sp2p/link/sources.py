@@ -1,4 +1,5 @@
-"""What the sender reads: one file, a planned tar stream, or stdin — always in full 256 KiB chunks (W4)."""
+"""What the sender reads: one file, a planned tar stream, or stdin — always in full chunks (W4) of
+256 KiB, or of the size the link asks for (a frame per WebRTC message)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class _Reader(Protocol):
 
 
 class FullChunkSource:
-    """Chunks of exactly MAX_CHUNK_SIZE from any blocking reader that returns b"" only at EOF."""
+    """Full chunks (MAX_CHUNK_SIZE unless asked for fewer) from any blocking reader that returns b""
+    only at EOF."""
 
     def __init__(self, reader: _Reader, *, what: str, expected_size: int | None = None) -> None:
         self._reader = reader
@@ -29,13 +31,13 @@ class FullChunkSource:
         self._expected = expected_size
         self._total = 0
 
-    def read_chunk(self) -> bytes | None:
+    def read_chunk(self, size: int = MAX_CHUNK_SIZE) -> bytes | None:
         try:
-            chunk = self._reader.read(MAX_CHUNK_SIZE)
-            if 0 < len(chunk) < MAX_CHUNK_SIZE:
+            chunk = self._reader.read(size)
+            if 0 < len(chunk) < size:
                 # a short read mid-stream: top it up (rare for files, the rule for pipes)
                 buf = bytearray(chunk)
-                while len(buf) < MAX_CHUNK_SIZE and (part := self._reader.read(MAX_CHUNK_SIZE - len(buf))):
+                while len(buf) < size and (part := self._reader.read(size - len(buf))):
                     buf += part
                 chunk = bytes(buf)
         except OSError as exc:
@@ -66,10 +68,10 @@ class StreamSource:
         self._eof = False
         self._can_select = sys.platform != "win32"
 
-    def read_chunk(self) -> bytes | None:
+    def read_chunk(self, size: int = MAX_CHUNK_SIZE) -> bytes | None:
         if not self._can_select:
-            return FullChunkSource(self._stream, what="stdin").read_chunk()
-        while len(self._pending) < MAX_CHUNK_SIZE and not self._eof:
+            return FullChunkSource(self._stream, what="stdin").read_chunk(size)
+        while len(self._pending) < size and not self._eof:
             wait = 1.0
             if self._pending:
                 wait = self._first_pending_at + STREAM_FLUSH_AFTER - time.monotonic()
@@ -82,7 +84,7 @@ class StreamSource:
                         return None
                     continue
             try:
-                part = os.read(self._fd, MAX_CHUNK_SIZE - len(self._pending))
+                part = os.read(self._fd, size - len(self._pending))
             except OSError as exc:
                 raise LocalIOError(f"cannot read stdin: {exc.strerror or exc}") from exc
             if not part:
@@ -91,8 +93,8 @@ class StreamSource:
             if not self._pending:
                 self._first_pending_at = time.monotonic()
             self._pending += part
-        chunk = bytes(self._pending[:MAX_CHUNK_SIZE])
-        del self._pending[:MAX_CHUNK_SIZE]
+        chunk = bytes(self._pending[:size])
+        del self._pending[:size]
         if self._pending:
             self._first_pending_at = time.monotonic()
         return chunk

@@ -46,6 +46,8 @@ class ParallelTcpHost(Protocol):
 
 class Channel(Protocol):
     transport: TransportKind
+    #: the largest message send() writes whole (a WebRTC data channel); None: a byte stream (TCP)
+    message_limit: int | None
 
     def parallel_tcp(self) -> ParallelTcpHost | None:
         """The primary-connection side of parallel TCP, or None where it cannot run (WebRTC)."""
@@ -84,6 +86,7 @@ class ChannelWrapper:
     def __init__(self, inner: Channel) -> None:
         self.inner = inner
         self.transport = inner.transport
+        self.message_limit = inner.message_limit
 
     def parallel_tcp(self) -> ParallelTcpHost | None:
         return self.inner.parallel_tcp()

@@ -56,6 +56,7 @@ class TcpChannel:
     """A connected socket as a `Channel`."""
 
     transport = TransportKind.TCP
+    message_limit: int | None = None
 
     def __init__(self, sock: socket.socket, *, dialed: bool) -> None:
         sock.settimeout(None)

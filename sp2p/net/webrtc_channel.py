@@ -51,7 +51,8 @@ class DataChannelStream:
         self._dc = channel
         self._sctp = channel.transport
         self._on_close_hook = on_close  # closes the peer connection (blocking)
-        self._max_message = _message_limit(sctp_tuning.remote_max_message_size(self._sctp))
+        #: the largest message we send; the framing above sizes Data chunks so a frame fits one
+        self.message_limit: int | None = _message_limit(sctp_tuning.remote_max_message_size(self._sctp))
         self._cond = threading.Condition()
         self._inbox: collections.deque[bytes] = collections.deque()
         self._eof = False  # peer closed the channel in an orderly way
@@ -82,7 +83,7 @@ class DataChannelStream:
         if not data:
             return
         self._check_writable()
-        limit = self._max_message
+        limit = self.message_limit or MAX_MESSAGE
         if len(data) <= limit:
             pieces = [bytes(data)]
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from sp2p.errors import RemoteProtocolError
-from sp2p.proto.constants import MAX_CHUNK_SIZE
+from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE
 
 if TYPE_CHECKING:  # loaded on first use: a receiver of uncompressed data never needs it (issue 12)
     import zstandard
@@ -26,6 +26,33 @@ STORED: Final = 0
 _MAX_BLOCK: Final = 128 * 1024
 #: frame header descriptor: Single_Segment_flag, 4-byte Frame_Content_Size, no checksum/dict
 _STORED_FHD: Final = b"\xa0"
+
+
+def compress_bound(size: int) -> int:
+    """The most bytes zstd ever writes for `size` input bytes (libzstd's ZSTD_COMPRESSBOUND)."""
+    small = (_MAX_BLOCK - size) >> 11 if size < _MAX_BLOCK else 0
+    return size + (size >> 8) + small
+
+
+def chunk_limit(message_limit: int | None, *, compressed: bool) -> int:
+    """The largest chunk whose Data frame still fits one message of `message_limit` bytes.
+
+    On a WebRTC data channel (messages of at most 256 KiB) a frame of a full 256 KiB chunk
+    goes as two messages, and the receiver joins them with a copy (the pages and the Go CLI
+    read messages as a byte stream, so any chunk size up to MAX_CHUNK_SIZE is valid on the
+    wire). A compressed body may grow by zstd's bound. None (TCP): MAX_CHUNK_SIZE.
+    """
+    if message_limit is None:
+        return MAX_CHUNK_SIZE
+    room = message_limit - FRAME_OVERHEAD
+    size = min(MAX_CHUNK_SIZE, room)
+    if compressed:
+        size = min(size, room * 256 // 257)  # the bound is about size * 257/256: search nearby
+        while size < MAX_CHUNK_SIZE and compress_bound(size + 1) <= room:
+            size += 1
+        while size > 1 and compress_bound(size) > room:
+            size -= 1
+    return max(1, size)
 
 
 def zstd_level(level: int) -> int:

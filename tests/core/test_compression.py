@@ -9,8 +9,14 @@ import pytest
 import zstandard
 
 from sp2p.errors import RemoteProtocolError
-from sp2p.proto.compression import ChunkCompressor, ChunkDecompressor
-from sp2p.proto.constants import MAX_CHUNK_SIZE
+from sp2p.proto.compression import (
+    ChunkCompressor,
+    ChunkDecompressor,
+    chunk_limit,
+    compress_bound,
+    stored_frame,
+)
+from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE
 
 
 @pytest.mark.parametrize("level", range(1, 10))
@@ -95,3 +101,27 @@ def test_t15_framing_errors(mangle: object) -> None:
     frame = ChunkCompressor(3).compress(b"hello world " * 100)
     with pytest.raises(RemoteProtocolError):
         ChunkDecompressor().decompress(mangle(frame))  # type: ignore[operator]
+
+
+def test_compress_bound_is_libzstds() -> None:
+    # ZSTD_COMPRESSBOUND: size + size/256, plus a margin below 128 KiB
+    assert compress_bound(0) == 64
+    assert compress_bound(1000) == 1000 + 3 + (131072 - 1000) // 2048
+    assert compress_bound(262_144) == 262_144 + 1024
+
+
+@pytest.mark.parametrize("limit", [262_144, 65_536, 16_384, 1_200])
+def test_chunk_limit_fits_a_frame_in_one_message(limit: int) -> None:
+    plain = chunk_limit(limit, compressed=False)
+    assert plain + FRAME_OVERHEAD == limit
+    packed = chunk_limit(limit, compressed=True)
+    assert compress_bound(packed) + FRAME_OVERHEAD <= limit < compress_bound(packed + 1) + FRAME_OVERHEAD
+    # incompressible input, every way the sender may encode it, still fits
+    data = os.urandom(packed)
+    bodies = [stored_frame(data)] + [ChunkCompressor(level).compress(data) for level in (1, 3, 9)]
+    assert max(len(body) for body in bodies) + FRAME_OVERHEAD <= limit
+
+
+def test_chunk_limit_without_messages_is_the_full_chunk() -> None:
+    assert chunk_limit(None, compressed=True) == chunk_limit(None, compressed=False) == MAX_CHUNK_SIZE
+    assert chunk_limit(1 << 30, compressed=False) == MAX_CHUNK_SIZE  # Firefox announces ~1 GiB

@@ -20,7 +20,7 @@ class Source:
     def __init__(self) -> None:
         self._left = list(CHUNKS)
 
-    def read_chunk(self) -> bytes | None:
+    def read_chunk(self, size: int = 1 << 18) -> bytes | None:
         return self._left.pop(0) if self._left else b""
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from sp2p.proto.constants import FRAME_OVERHEAD, MAX_DC_MESSAGE
 from tests.web.cli import Cli, browser_download, cli_send, make_tree, random_file
 from tests.web.flows import (
     OPFS_PICKERS,
@@ -30,6 +31,43 @@ def test_cli_to_browser_1mib(page: Any, web_base: str, tmp_path: Path, clis: lis
     shot(page, "cli-01-to-browser-done")
     assert cli.wait(120) == 0, cli.output()
     assert sha256_file(saved) == sha256_file(src)
+
+
+#: records every data-channel message the page receives: (length, first 4 bytes as u32 BE)
+MESSAGE_LOG = """
+window.__sp2pMessages = [];
+const addListener = RTCDataChannel.prototype.addEventListener;
+RTCDataChannel.prototype.addEventListener = function (type, listener, options) {
+  if (type === "message") {
+    const inner = listener;
+    listener = function (e) {
+      if (typeof e.data !== "string") {
+        const v = new DataView(e.data);
+        window.__sp2pMessages.push([v.byteLength, v.byteLength >= 4 ? v.getUint32(0) : -1]);
+      }
+      return inner.call(this, e);
+    };
+  }
+  return addListener.call(this, type, listener, options);
+};
+"""
+
+
+def test_cli_sends_one_frame_per_message(page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    """A full chunk's frame would be 29 bytes over the 256 KiB message limit: the CLI sizes its
+    chunks so each frame is exactly one message, which the page reads without joining pieces."""
+    src = random_file(tmp_path / "framed.bin", 3 * (1 << 20) + 12345)
+    cli, code = cli_send(clis, web_base, src)
+    page.add_init_script(MESSAGE_LOG)
+    saved, _ = browser_download(page, web_base, code, tmp_path)
+    assert cli.wait(120) == 0, cli.output()
+    assert sha256_file(saved) == sha256_file(src)
+    messages = page.evaluate("window.__sp2pMessages")
+    assert messages[0][0] == 32  # the key-confirmation MAC, a message of its own
+    frames = messages[1:]
+    assert all(length == 4 + declared for length, declared in frames), frames
+    assert max(length for length, _ in frames) == MAX_DC_MESSAGE  # as large as the limit allows
+    assert sum(length - FRAME_OVERHEAD for length, _ in frames) >= src.stat().st_size  # all the data
 
 
 @pytest.mark.slow
