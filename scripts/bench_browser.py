@@ -19,6 +19,8 @@ verified end (SHA-256 of what was saved equals the source). MB/s means MiB/s.
 
 --baseline-static DIR runs the page rows again in the same rounds with the web UI from DIR (e.g. an
 older checkout's static/), shown as "<row> @base": before and after under the same load.
+--baseline-tree DIR does the same for the CLI: the CLI rows again with the sp2p of the checkout DIR
+(e.g. `git archive <commit> | tar -x -C DIR`), shown as "<row> @tree".
 Ratios: each sp2p row against its raw ceiling, cli->browser and browser->cli also against raw
 chromium<->chromium (issue 13's target: >= 0.8), and cli->browser against cli->cli webrtc.
 CPU: seconds per GiB of every Chromium process (and of those the renderers) and of the sp2p CLI
@@ -82,9 +84,10 @@ Profiles = dict[str, list[str]]  # "which page, which row" -> printable profile 
 
 
 def bench_cli_to_browser(
-    browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None
+    browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None,
+    repo: Path | None = None,
 ) -> float:
-    cli = Cli("send", "-server", base, str(src))
+    cli = Cli("send", "-server", base, str(src), repo=repo)
     ctx = new_context(browser)
     try:
         code = cli.wait_code()
@@ -117,7 +120,8 @@ def bench_cli_to_browser(
 
 
 def bench_browser_to_cli(
-    browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None
+    browser: Any, base: str, src: Path, mib: int, tmp: Path, profiles: Profiles | None,
+    repo: Path | None = None,
 ) -> float:
     out = Path(tempfile.mkdtemp(prefix="b2c-", dir=tmp))
     ctx = new_context(browser)
@@ -127,7 +131,7 @@ def bench_browser_to_cli(
         url = start_send(page, base, str(src))
         prof = PageProfile(ctx, page) if profiles is not None else None
         started = time.monotonic()
-        receiver = Cli("receive", "-server", base, "-output", str(out), url.split("#", 1)[1])
+        receiver = Cli("receive", "-server", base, "-output", str(out), url.split("#", 1)[1], repo=repo)
         if receiver.wait(1800) != 0:
             raise RuntimeError(receiver.output()[-2000:])
         end = time.monotonic()
@@ -145,14 +149,15 @@ def bench_browser_to_cli(
             receiver.stop()
 
 
-def bench_cli_to_cli(base: str, src: Path, mib: int, tmp: Path) -> float:
+def bench_cli_to_cli(base: str, src: Path, mib: int, tmp: Path, repo: Path | None = None) -> float:
     out = Path(tempfile.mkdtemp(prefix="c2c-", dir=tmp))
-    sender = Cli("send", "-server", base, "-transport", "webrtc", str(src))
+    sender = Cli("send", "-server", base, "-transport", "webrtc", str(src), repo=repo)
     receiver: Cli | None = None
     try:
         code = sender.wait_code()
         started = time.monotonic()
-        receiver = Cli("receive", "-server", base, "-transport", "webrtc", "-output", str(out), code)
+        receiver = Cli("receive", "-server", base, "-transport", "webrtc", "-output", str(out), code,
+                       repo=repo)
         if receiver.wait(1800) != 0:
             raise RuntimeError(receiver.output()[-2000:])
         end = time.monotonic()
@@ -207,6 +212,9 @@ BROWSER_CEILING = "raw chromium<->chromium"
 #: with --baseline-static DIR: the page rows again, with the web UI from DIR (an older static/)
 PAGE_ROWS = ("cli->browser", "browser->cli", "browser->browser")
 BASE = " @base"
+#: with --baseline-tree DIR: the CLI rows again, with the sp2p CLI of the checkout DIR
+CLI_ROWS = ("cli->browser", "browser->cli", "cli->cli webrtc")
+TREE = " @tree"
 
 
 Samples = dict[str, "list[float] | str"]  # row -> MiB/s of each round, or "failed: why"
@@ -237,6 +245,7 @@ def run_rows(
             src = random_file(tmp / "payload.bin", args.mib << 20)
             base, mib = server.http_url, args.mib
             old_base = old.http_url if old else ""
+            cli2 = Path(args.baseline_tree).resolve() if args.baseline_tree else None  # --baseline-tree
             def prof(r: int) -> Profiles | None:  # the first round only: sampling costs a little
                 return profiles if args.profile and r == 0 else None
 
@@ -251,6 +260,11 @@ def run_rows(
                 "cli->browser" + BASE: lambda r: bench_cli_to_browser(browser, old_base, src, mib, tmp, None),
                 "browser->cli" + BASE: lambda r: bench_browser_to_cli(browser, old_base, src, mib, tmp, None),
                 "browser->browser" + BASE: lambda r: bench_b2b(browser, old_base, src, mib, tmp, None),
+                "cli->browser" + TREE: lambda r: bench_cli_to_browser(
+                    browser, base, src, mib, tmp, None, cli2),
+                "browser->cli" + TREE: lambda r: bench_browser_to_cli(
+                    browser, base, src, mib, tmp, None, cli2),
+                "cli->cli webrtc" + TREE: lambda r: bench_cli_to_cli(base, src, mib, tmp, cli2),
             }
             for r in range(args.runs):  # rounds interleave the rows, so load drifts hit all alike
                 for name in wanted:
@@ -283,11 +297,16 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="CPU profiles of the pages (first round)")
     ap.add_argument("--baseline-static", default="", metavar="DIR",
                     help="also run the page rows with the web UI from DIR (before/after in one run)")
+    ap.add_argument("--baseline-tree", default="", metavar="DIR",
+                    help="also run the CLI rows with the sp2p CLI of the checkout DIR (before/after)")
     args = ap.parse_args()
     wanted = [r.strip() for r in args.only.split(",") if r.strip()] or ROWS
+    chosen = list(wanted)
     if args.baseline_static:
-        wanted += [r + BASE for r in PAGE_ROWS if r in wanted]
-    unknown = [r for r in wanted if r.removesuffix(BASE) not in ROWS]
+        wanted += [r + BASE for r in PAGE_ROWS if r in chosen]
+    if args.baseline_tree:
+        wanted += [r + TREE for r in CLI_ROWS if r in chosen]
+    unknown = [r for r in wanted if r.removesuffix(BASE).removesuffix(TREE) not in ROWS]
     if unknown:
         ap.error(f"unknown rows {unknown}; choose from {ROWS}")
     with tempfile.TemporaryDirectory(prefix="sp2p-bench-") as tmpdir:
@@ -302,12 +321,13 @@ def main() -> int:
             print(f"  {name:25s} {samples[name] or 'no result'}")
             continue
         value, notes = median[name], []
-        if name.removesuffix(BASE) in VS_BROWSER and BROWSER_CEILING in median:
+        if name.removesuffix(BASE).removesuffix(TREE) in VS_BROWSER and BROWSER_CEILING in median:
             notes.append(f"{value / median[BROWSER_CEILING]:4.2f} x {BROWSER_CEILING}")
         if CEILING.get(name) in median:
             notes.append(f"{value / median[CEILING[name]]:4.2f} x {CEILING[name]}")
-        if name + BASE in median:
-            notes.append(f"{value / median[name + BASE]:4.2f} x {name + BASE}")
+        for other in (name + BASE, name + TREE):
+            if other in median:
+                notes.append(f"{value / median[other]:4.2f} x {other}")
         if name == "cli->browser" and "cli->cli webrtc" in median:
             notes.append(f"{value / median['cli->cli webrtc']:4.2f} x cli->cli webrtc")
         runs = samples[name]

@@ -21,10 +21,13 @@ class Cli:
     lines collected from stdout and stderr."""
 
     def __init__(self, *args: str, cwd: Path | None = None, env_extra: dict[str, str] | None = None,
-                 entry: tuple[str, ...] = ("-m", "sp2p"), program: str | None = None) -> None:
+                 entry: tuple[str, ...] = ("-m", "sp2p"), program: str | None = None,
+                 repo: Path | None = None) -> None:
+        """`repo`: run the sp2p of another checkout (benches compare trees); default this one."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("SP2P_")}
         env.update(env_extra or {})
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+        root = str(repo or REPO_ROOT)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
             [program, *args] if program else [sys.executable, *entry, *args],
@@ -32,7 +35,7 @@ class Cli:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
-            cwd=cwd or REPO_ROOT,
+            cwd=cwd or repo or REPO_ROOT,
         )
         self.lines: list[str] = []
         self.timed: list[tuple[float, str]] = []  # (time.monotonic() when read, line)
