@@ -36,6 +36,9 @@ on the sender tells what bounded it: the send buffer (sndbuf-limited), the recei
 window (rwnd-limited) or neither (congestion window / the path). A row that cannot run
 prints "n/a (reason)". The sp2p and aiortc rows are CPU-bound: other load on the machine
 (its load average is printed) lowers them.
+
+Length (~490 lines): one lab, its row kinds and their report; what other benches share
+(rows, rounds, the lab setup, the stock aiortc peer) already lives in scripts/benchkit/.
 """
 
 from __future__ import annotations
