@@ -120,7 +120,7 @@ class LocalIOError(Sp2pError):
 
 
 class TransferTimeout(Sp2pError):
-    """The peer was silent, or made no progress, for too long (Liveness in sp2p.proto.transfer)."""
+    """The peer was silent, or made no progress, for too long (Liveness in sp2p.proto.liveness)."""
 
 
 class LocalProtocolError(Sp2pError):

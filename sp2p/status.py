@@ -27,7 +27,7 @@ class ExitStatus(IntEnum):
     SECURITY = 5  #: wrong code, key confirmation failed, tampering detected
     TRANSFER = 6  #: peer cancelled, peer error, verification failed, protocol violation, declined
     LOCAL_IO = 7  #: unreadable input, output not writable, disk full, would overwrite
-    TIMEOUT = 8  #: peer silent for too long, or no progress (Liveness in sp2p/proto/transfer.py)
+    TIMEOUT = 8  #: peer silent for too long, or no progress (Liveness in sp2p/proto/liveness.py)
     INTERRUPTED = 130  #: Ctrl-C
 
 

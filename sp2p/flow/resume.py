@@ -28,10 +28,11 @@ from sp2p.link.framed import FrameLink
 from sp2p.link.sources import FullChunkSource
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.frames import Frame
+from sp2p.proto.liveness import stall_error
 from sp2p.proto.messages import Metadata, cancel_body
 from sp2p.proto.resume import EDGE_BYTES, SourceIdentity
 from sp2p.proto.sha import sha256_bulk
-from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived, stall_error
+from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived
 
 _BLOCK = 1024 * 1024
 

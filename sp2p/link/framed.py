@@ -21,7 +21,7 @@ from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_FRAME_SIZE,
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
 from sp2p.proto.frames import Frame as Frame
 from sp2p.proto.keys import SessionKeys
-from sp2p.proto.transfer import Liveness
+from sp2p.proto.liveness import Liveness
 
 
 class Slot(NamedTuple):

@@ -31,6 +31,7 @@ from sp2p.link.memory import SMALL_TRANSFER, keep_freed_memory
 from sp2p.log import get_logger
 from sp2p.proto.compression import ChunkDecompressor
 from sp2p.proto.constants import CancelReason, MsgType
+from sp2p.proto.liveness import stall_error
 from sp2p.proto.messages import Metadata, Totals, cancel_body, error_body
 from sp2p.proto.transfer import (
     DataReceived,
@@ -40,7 +41,6 @@ from sp2p.proto.transfer import (
     ReceiverMachine,
     ReceiverState,
     TransferFinished,
-    stall_error,
 )
 
 log = get_logger(__name__)

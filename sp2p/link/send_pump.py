@@ -31,8 +31,9 @@ from sp2p.net.channel import ChannelClosed
 from sp2p.proto.adapt import LevelController
 from sp2p.proto.compression import STORED, ChunkCompressor, chunk_limit, stored_frame
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
+from sp2p.proto.liveness import stall_error
 from sp2p.proto.messages import Totals, cancel_body
-from sp2p.proto.transfer import SenderMachine, SenderState, stall_error
+from sp2p.proto.transfer import SenderMachine, SenderState
 
 log = get_logger(__name__)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sp2p.proto import transfer
+from sp2p.proto import liveness
 from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
 from tests.support.run_cli import ExitStatusError, run_cli
@@ -113,7 +113,7 @@ def test_7_local_io(env: dict[str, str], tmp_path: Path) -> None:
 
 def test_8_timeout_raises_transfer_timeout(env: dict[str, str], src: Path, outdir: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(transfer, "PROGRESS_WINDOW", 3.0)
+    monkeypatch.setattr(liveness, "PROGRESS_WINDOW", 3.0)
     for sender in _sender(env, str(src), script="heartbeats-only"):
         r = run_cli("receive", "-output", str(outdir), read_code(sender), env=env, expect=ExitStatus.TIMEOUT)
     assert r.errors == ["the sender made almost no progress in 3 s (under 64 KiB)"]

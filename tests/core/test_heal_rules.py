@@ -21,20 +21,22 @@ from sp2p.proto.heal import (
     parse_heal_accept,
     spoken,
 )
-from sp2p.proto.messages import Metadata, error_body
-from sp2p.proto.transfer import (
+from sp2p.proto.liveness import (
     HEAL_DEAD_AFTER,
     IDLE_TIMEOUT,
+    Liveness,
+    Stall,
+)
+from sp2p.proto.messages import Metadata, error_body
+from sp2p.proto.transfer import (
     DataReceived,
     DoneReceived,
     HealAccepted,
-    Liveness,
     MetadataReceived,
     ReceiverMachine,
     ReceiverState,
     SenderMachine,
     SenderState,
-    Stall,
 )
 
 FOLDER = Metadata(name="dir", size=1 << 20, is_folder=True, file_count=3, compression="zstd")

@@ -16,6 +16,12 @@ from sp2p.errors import (
 )
 from sp2p.proto.constants import CancelReason, MsgType
 from sp2p.proto.frames import Frame
+from sp2p.proto.liveness import (
+    PROGRESS_FLOOR,
+    PROGRESS_WINDOW,
+    Liveness,
+    Stall,
+)
 from sp2p.proto.messages import (
     EMPTY_SHA256,
     Metadata,
@@ -25,17 +31,13 @@ from sp2p.proto.messages import (
     parse_error_body,
 )
 from sp2p.proto.transfer import (
-    PROGRESS_FLOOR,
-    PROGRESS_WINDOW,
     DataReceived,
     DoneReceived,
-    Liveness,
     MetadataReceived,
     ReceiverMachine,
     ReceiverState,
     SenderMachine,
     SenderState,
-    Stall,
     TransferFinished,
 )
 

@@ -1,6 +1,6 @@
 """The real CLI in a child process, with two test-only changes that never ship:
 
-* `--window S` / `--dead-after S` / `--idle-timeout S`: the liveness limits of sp2p.proto.transfer scaled down, so a
+* `--window S` / `--dead-after S` / `--idle-timeout S`: the liveness limits of sp2p.proto.liveness scaled down, so a
   stall shows in seconds instead of minutes (the rule itself is unchanged);
 * `--script NAME`: after the real signaling, key exchange and key confirmation, a hostile
   peer scripted from sp2p.proto replaces the transfer pipeline of this side.
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sp2p.link.framed import FrameLink
-from sp2p.proto import transfer
+from sp2p.proto import liveness
 from sp2p.proto.constants import MsgType
 from sp2p.proto.messages import Metadata, Totals
 
@@ -176,11 +176,11 @@ def main() -> int:
     if (ns.script or ns.window or ns.dead_after or ns.idle_timeout) and "-reconnect" not in argv:
         argv = [*argv[:1], "-reconnect", "0", *argv[1:]]
     if ns.window is not None:
-        transfer.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
+        liveness.PROGRESS_WINDOW = ns.window  # type: ignore[misc]
     if ns.dead_after is not None:
-        transfer.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
+        liveness.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
     if ns.idle_timeout is not None:
-        transfer.IDLE_TIMEOUT = ns.idle_timeout  # type: ignore[misc]
+        liveness.IDLE_TIMEOUT = ns.idle_timeout  # type: ignore[misc]
     if ns.script == MIXED_LEVELS:
         _cycle_levels()
     elif ns.script in SENDERS:
