@@ -120,6 +120,7 @@ class Row:
     exch_failed: Counter[str] = field(default_factory=Counter)
     exch_client_cpu: list[float] = field(default_factory=list)  #: the exchanging client's CPU per round
     cpu_exchanges: float = 0.0  #: server CPU seconds over all exchange rounds
+    redis_cpu_exchanges: float | None = None  #: redis-server's CPU seconds over them (Redis targets)
     log_events: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
     pair_after_close: float | None = None
@@ -141,6 +142,12 @@ class Row:
     @property
     def cpu_ms_per_exchange(self) -> float:
         return self.cpu_exchanges / max(1, len(self.exch)) * 1e3
+
+    @property
+    def redis_ms_per_exchange(self) -> float | None:
+        if self.redis_cpu_exchanges is None:
+            return None
+        return self.redis_cpu_exchanges / max(1, len(self.exch)) * 1e3
 
     @property
     def p50_ms(self) -> float:
@@ -183,6 +190,10 @@ def _metrics(running: Running) -> tuple[Metrics, int | None]:
     return measure(running.roots), redis
 
 
+def _redis_cpu(running: Running) -> float | None:
+    return measure((running.redis_pid,)).cpu_s if running.redis_pid else None
+
+
 def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exchanges) -> Row:
     row = Row(spec.label, n)
     capacity = n + args.exchanges * 2 + 1000
@@ -211,6 +222,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
 
         time.sleep(args.settle)
         held, row.redis_kib = _metrics(running)
+        redis_cpu = _redis_cpu(running)
         row.rss_kib, row.threads = held.rss_kib, held.threads
         for _ in range(args.exchange_rounds):
             cpu = time.process_time()
@@ -222,6 +234,8 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
                 else:
                     row.exch_failed[reason(result)] += 1
         row.cpu_exchanges = measure(running.roots).cpu_s - held.cpu_s
+        if redis_cpu is not None:
+            row.redis_cpu_exchanges = (_redis_cpu(running) or 0.0) - redis_cpu
 
         for gen in generators:
             gen.send("close")
@@ -259,13 +273,15 @@ def describe(row: Row) -> str:
     redis = f", redis {row.redis_kib / 1024:.0f} MiB" if row.redis_kib is not None else ""
     pair = f"{row.pair_after_close * 1e3:.0f} ms" if row.pair_after_close is not None else "FAILED"
     client_cpu = statistics.median(row.exch_client_cpu or [0.0])
+    redis_cpu = row.redis_ms_per_exchange
+    redis_exch = f" + redis {redis_cpu:.1f}" if redis_cpu is not None else ""
     return (
         f"{row.target} N={row.n}: accepted {row.accepted}{refused} at {row.accept_rate:.0f}/s "
         f"(server CPU {row.cpu_accept:.1f} s = {row.cpu_ms_per_conn:.2f} ms/conn, "
         f"generators {row.gen_cpu:.1f} s); "
         f"RSS {row.rss_kib / 1024:.0f} MiB = {row.kib_per_session:.1f} KiB/session{redis}, "
         f"threads {row.threads}; exchanges p50 {row.p50_ms:.0f} ms p99 {row.p99_ms:.0f} ms "
-        f"({len(row.exch)} ok{failed}, server CPU {row.cpu_ms_per_exchange:.1f} ms/exchange, "
+        f"({len(row.exch)} ok{failed}, server CPU {row.cpu_ms_per_exchange:.1f}{redis_exch} ms/exchange, "
         f"client CPU {client_cpu * 1e3:.0f} ms per round); "
         f"idle dropped while held {row.dropped}; after mass close: "
         f"{'up' if row.survived else 'DOWN/RESTARTED'}, next session paired in {pair}, "
