@@ -267,11 +267,11 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
         early.close()
 
 
-def _join_of(session_id: str) -> Callable[[], Any]:
+def _opening_of(session_id: str, config: Any, to_stdout: bool, key_now: bool) -> Callable[[], Any]:
     def build() -> Any:
-        from sp2p.flow.session import join_envelope  # on the connect thread
+        from sp2p.flow.session import receiver_opening  # on the connect thread
 
-        return join_envelope(session_id)
+        return receiver_opening(session_id, config, to_stdout=to_stdout, key_now=key_now)
 
     return build
 
@@ -337,10 +337,12 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
         raise UsageError(exc.message, hint=exc.hint) from exc
     config = _server_for(text, parsed, config)
     to_stdout = bool(parsed.flags.get("stdout"))
-    # the join goes out as soon as the socket is open, unless -output is bad: that fails
+    confirm = _confirmer(config, term)
+    # join and key go out as soon as the socket is open, unless -output is bad: that fails
     # first (run_receive says why), without using up the sender's code
-    early = EarlySignal(signaling_url(config.server), first=_join_of(code.session_id)
-                        if to_stdout or Path(config.output).is_dir() else None)
+    opening = _opening_of(code.session_id, config, to_stdout, key_now=confirm is None)
+    early = EarlySignal(signaling_url(config.server),
+                        first=opening if to_stdout or Path(config.output).is_dir() else None)
     try:
         from sp2p.flow.receive import ReceiveOptions, run_receive
         from sp2p.fs.incoming import clean_stale
@@ -350,7 +352,7 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
             clean_stale(config.output)
         opts = ReceiveOptions(
             code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback,
-            confirm=_confirmer(config, term), early=early, relay_consent=_relay_consent,
+            confirm=confirm, early=early, relay_consent=_relay_consent,
         )
         return run_receive(opts, term)
     finally:

@@ -1,7 +1,7 @@
 """Open the signaling WebSocket first: it connects while the rest of the program loads.
 
     early = EarlySignal(url)        # returns at once; the connect runs on its own thread
-    early = EarlySignal(url, first=make_join)   # ... and sends make_join()'s message once open
+    early = EarlySignal(url, first=make_opening)   # ... and sends its messages once open
     ... imports, key generation ...
     signal = early.result()         # the SignalClient, or the SignalingError of its connect
     early.close()                   # on every way out: closes a client nobody took
@@ -14,18 +14,18 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sp2p.flow.session import Opening
     from sp2p.net.signaling import SignalClient
-    from sp2p.proto.signal import Envelope
 
 
 class EarlySignal:
-    def __init__(self, ws_url: str, *, first: Callable[[], Envelope] | None = None) -> None:
-        """`first` builds a message sent as soon as the connection is open (on the connect
-        thread): a receiver's join, so the server and the sender answer while we load."""
+    def __init__(self, ws_url: str, *, first: Callable[[], Opening] | None = None) -> None:
+        """`first` builds a receiver's opening, sent as soon as the connection is open (on the
+        connect thread), so the server and the sender answer while we load."""
         self._url = ws_url
         self._first = first
-        #: the `first` message went out
-        self.first_sent = False
+        #: the opening `first` built, once all its messages went out
+        self.opening: Opening | None = None
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._client: SignalClient | None = None
@@ -41,11 +41,13 @@ class EarlySignal:
             client = SignalClient(self._url)
             if self._first is not None:
                 try:
-                    client.send(self._first())
+                    opening = self._first()
+                    for env in opening.messages:
+                        client.send(env)
                 except BaseException:
                     client.close()
                     raise
-                self.first_sent = True
+                self.opening = opening
         except BaseException as exc:  # noqa: BLE001 - re-raised on the caller's thread by result()
             self._error = exc
             self._done.set()

@@ -22,11 +22,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sp2p.config import Config
 from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
 from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
 from sp2p.flow.resume import cancel_handshake, heartbeat_tick, wait_answer
-from sp2p.flow.session import KeepAlive
+from sp2p.flow.session import KeepAlive, our_heal
 from sp2p.link.framed import FrameLink
 from sp2p.log import get_logger
 from sp2p.net.channel import Channel
@@ -53,11 +52,6 @@ _RACE_TYPES = frozenset(
 )
 
 StatusFn = Callable[[str, str], None]
-
-
-def our_heal(cfg: Config) -> int:
-    """What we announce: every transfer can continue (version 2), unless -reconnect 0."""
-    return HEAL_VERSION if cfg.reconnect > 0 else 0
 
 
 def keeps_signaling(version: int, *, v1_file: bool) -> bool:

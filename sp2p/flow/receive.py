@@ -17,7 +17,6 @@ from sp2p.flow.heal import (
     gave_up,
     keeps_signaling,
     lost_line,
-    our_heal,
 )
 from sp2p.flow.meet import framed, meet, relink, widen
 from sp2p.flow.parallel import receiver_link
@@ -25,9 +24,9 @@ from sp2p.flow.relay import ConsentFn, never
 from sp2p.flow.resume import ResumableFileSink, receive_resume
 from sp2p.flow.session import (
     PeerKey,
-    join_envelope,
     notice_update,
     parse_peer_crypto,
+    receiver_opening,
     server_error,
     wait_welcome,
 )
@@ -40,10 +39,10 @@ from sp2p.proto.codes import TransferCode
 from sp2p.proto.constants import Role
 from sp2p.proto.fileinfo import Preview, decrypt_file_info, parse_preview
 from sp2p.proto.heal import Continuation, continuation, spoken
-from sp2p.proto.keys import KeyPair, derive_session_keys
+from sp2p.proto.keys import derive_session_keys
 from sp2p.proto.messages import Metadata
-from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
-from sp2p.proto.signal import ClientType, Crypto, Envelope, SignalType
+from sp2p.proto.resume import applies, negotiated
+from sp2p.proto.signal import ClientType, SignalType
 from sp2p.proto.transfer import ReceiverMachine
 from sp2p.record import record
 from sp2p.status import ExitStatus
@@ -86,20 +85,15 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
     signal = opts.early.result() if opts.early else SignalClient(signaling_url(cfg.server))
     healer: Healer | None = None
     try:
-        keys_pair = KeyPair.generate()
-        if not (opts.early and opts.early.first_sent):  # see join_envelope
-            signal.send(join_envelope(code.session_id))
+        opening = opts.early.opening if opts.early else None  # sent as the socket opened
+        if opening is None:
+            opening = receiver_opening(code.session_id, cfg, to_stdout=opts.to_stdout,
+                                       key_now=opts.confirm is None)
+            for env in opening.messages:
+                signal.send(env)
         # Go receivers send their key at once; it is relayed only once the join succeeded
+        keys_pair, crypto, resume, heal = opening.keys, opening.crypto, opening.resume, opening.heal
         parallel = cfg.parallel != 1
-        # a partial lives in the output folder: nothing to resume into on stdout
-        resume = 0 if cfg.no_resume or opts.to_stdout else RESUME_VERSION
-        heal = our_heal(cfg)
-        crypto = Envelope.build(
-            SignalType.CRYPTO,
-            Crypto(public_key=keys_pair.public_b64(), parallel_tcp=parallel, resume=resume, heal=heal),
-        )
-        if opts.confirm is None:
-            signal.send(crypto)
         welcome = wait_welcome(signal)
         notice_update(term, welcome, share_base_url(signal.url))
         term.line("Connected to the sender's session")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from sp2p.errors import SignalingError
 from sp2p.net.signaling import SignalClient, SignalClosed
-from sp2p.proto.keys import decode_public_key
+from sp2p.proto.heal import HEAL_VERSION
+from sp2p.proto.keys import KeyPair, decode_public_key
+from sp2p.proto.resume import RESUME_VERSION
 from sp2p.proto.signal import (
     ClientType,
     Crypto,
@@ -24,6 +26,9 @@ from sp2p.proto.signal import (
 )
 from sp2p.record import field, record
 from sp2p.term.ui import Terminal
+
+if TYPE_CHECKING:
+    from sp2p.config import Config
 
 WELCOME_TIMEOUT = 15.0
 #: a waiting sender re-sends file-info this often so the server never reaps its session (W18)
@@ -75,9 +80,43 @@ def join(session_id: str) -> Join:
 
 
 def join_envelope(session_id: str) -> Envelope:
-    """The receiver's first message. The CLI has EarlySignal send it as soon as the socket is
-    open (`EarlySignal(url, first=...)`), so the server and the sender answer while we load."""
     return Envelope.build(SignalType.JOIN, join(session_id))
+
+
+def our_heal(cfg: Config) -> int:
+    """What we announce: every transfer can continue (version 2), unless -reconnect 0."""
+    return HEAL_VERSION if cfg.reconnect > 0 else 0
+
+
+@record()
+class Opening:
+    """A receiver's first messages (client.md §4.4): `join`, then at once its key, as Go's
+    receiver does, unless the user is still to accept the offer (then `crypto` waits). The CLI
+    has EarlySignal send them as soon as the socket is open, so the server and the sender
+    answer while we load (issue 12)."""
+
+    join: Envelope
+    keys: KeyPair
+    crypto: Envelope
+    resume: int  #: the resume version we announce
+    heal: int  #: the heal version we announce
+    key_now: bool
+
+    @property
+    def messages(self) -> list[Envelope]:
+        return [self.join, self.crypto] if self.key_now else [self.join]
+
+
+def receiver_opening(session_id: str, cfg: Config, *, to_stdout: bool, key_now: bool) -> Opening:
+    keys = KeyPair.generate()
+    # a partial lives in the output folder: nothing to resume into on stdout
+    resume = 0 if cfg.no_resume or to_stdout else RESUME_VERSION
+    heal = our_heal(cfg)
+    crypto = Envelope.build(
+        SignalType.CRYPTO,
+        Crypto(public_key=keys.public_b64(), parallel_tcp=cfg.parallel != 1, resume=resume, heal=heal),
+    )
+    return Opening(join_envelope(session_id), keys, crypto, resume, heal, key_now)
 
 
 def wait_welcome(signal: SignalClient) -> Welcome:
