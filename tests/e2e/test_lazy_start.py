@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import site
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sp2p.status import ExitStatus
 from tests.e2e.harness import REPO, read_code, transfer
 
 pytestmark = pytest.mark.e2e
@@ -33,12 +35,14 @@ _WATCHED = [*HEAVY, "sp2p.fs.extract", "sp2p.fs.archive", "sp2p.proto.tar", "sp2
 #: dataclasses and the inspect/ast/dis it pulls (records are sp2p.record's), the send pump
 #: and its thread pool on a receive, logging and traceback (sp2p.log loads logging for -v only),
 #: OpenSSL's hashes (sp2p.proto.sha) and secrets/random, shutil with its compressors, ctypes
-#: (a file is moved with a hard link), termios off a terminal, the ascii codec module
+#: (a file is moved with a hard link), termios off a terminal, the ascii codec module, the
+#: signal module (SIGTERM is set through _signal)
 _LEAN = ["websocket", "ssl", "cryptography.hazmat.backends", "cryptography.hazmat.primitives.ciphers",
          "cryptography.hazmat.primitives.asymmetric.x25519", "zstandard", "platform", "ctypes.util",
          "encodings.idna", "dataclasses", "inspect", "ast", "dis", "sp2p.link.send_pump",
          "concurrent.futures", "logging", "traceback", "linecache", "tokenize", "hashlib", "_hashlib",
-         "hmac", "secrets", "random", "shutil", "bz2", "lzma", "ctypes", "termios", "encodings.ascii"]
+         "hmac", "secrets", "random", "shutil", "bz2", "lzma", "ctypes", "termios", "encodings.ascii",
+         "signal"]
 
 
 def _bare(env: Mapping[str, str]) -> dict[str, str]:
@@ -121,6 +125,27 @@ def test_verbose_still_shows_the_debug_lines(env: dict[str, str], tmp_path: Path
         assert "sp2p.net.race: confirmed TCP" in err
         assert "sp2p.net.signaling: signal -> crypto" in err
     assert "receiver AWAIT_FIN_ACK -> FINISHED" in r.err
+
+
+def test_sigterm_still_unwinds_like_ctrl_c(env: dict[str, str], tmp_path: Path) -> None:
+    """The other side of setting SIGTERM through _signal: a waiting sender told to stop says
+    so and exits as interrupted, with no traceback."""
+    src = tmp_path / "one.txt"
+    src.write_bytes(b"t")
+    sender = subprocess.Popen(
+        [sys.executable, "-m", "sp2p", "send", str(src)],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        read_code(sender)
+        sender.send_signal(signal.SIGTERM)
+        _, err = sender.communicate(timeout=30)
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait()
+    assert sender.returncode == ExitStatus.INTERRUPTED
+    assert "interrupted" in err.decode() and "Traceback" not in err.decode()
 
 
 def test_config_file_loads_yaml_and_is_used(env: dict[str, str], tmp_path: Path) -> None:
