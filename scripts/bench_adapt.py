@@ -3,17 +3,23 @@
 Inputs (--mib each): "text", real source code and documentation from this machine
 (/usr/lib/python3*/ and /usr/share/doc, plain-text files only, in path order; repeated whole if
 the machine has less); "mixed", a folder of half those text files and half random files;
-"random", incompressible. Each runs with the default level and with `-compress 0` (no zstd)
-and `-compress 1` (and any other --levels), interleaved per round; figures are medians of
---rounds in MB/s (10^6 B/s) of original bytes as the receiver reports the transfer, and the
-last column is default / best of the others.
+"random", incompressible. The same files serve every round; they are synced to disk before the
+first (no writeback of the inputs during a transfer) and read from the page cache after.
+
+Settings (--levels, the first is the one compared): "3" is `-compress 3` (the default, adaptive),
+"0" no zstd, "1" `-compress 1` (adaptive up to level 1), "f1"/"f3" every chunk at zstd level 1/3
+whatever the link does (what `-compress 1`/`3` did before issue 12; the sender runs through
+scripts/benchkit/fixed_level.py). Rounds are interleaved; figures are medians in MB/s (10^6 B/s)
+of original bytes as the receiver reports the transfer, with the spread (min-max) under each
+table; the last column is default / best of the others.
 
 Links: "loopback" (real sp2p-server on 127.0.0.1), and with --link (root) the 70 ms RTT link
 of scripts/bench_link.py (tests/netlab TUN delay line, 35 ms each way) with the sender's
 side capped at --rate-mbit by a tc token bucket (400 Mbit/s = 50 MB/s by default).
 
-    flock /tmp/bench.lock python3 scripts/bench_adapt.py [--mib 256] [--rounds 3]
-        [--inputs text,mixed,random] [--levels 3,0,1] [--link] [--rate-mbit 400] [--no-loopback]
+    flock /tmp/bench.lock python3 scripts/bench_adapt.py [--mib 128] [--rounds 5]
+        [--inputs text,mixed,random] [--levels 3,0,1,f1,f3] [--link] [--rate-mbit 400]
+        [--no-loopback] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from scripts.benchkit.cli import LoopbackPair, reported_rate  # noqa: E402
+from scripts.benchkit.fixed_level import FIXED_MAIN  # noqa: E402
 from scripts.benchkit.inputs import tree_size, write_random  # noqa: E402
 from scripts.benchkit.rows import interleaved, load_average, median  # noqa: E402
 from tests.support.server_proc import NO_LIMIT_FLAGS  # noqa: E402
@@ -39,7 +46,9 @@ from tests.support.server_proc import NO_LIMIT_FLAGS  # noqa: E402
 TEXT_ROOTS = [*sorted(Path("/usr/lib").glob("python3*")), Path("/usr/share/doc")]
 TEXT_SUFFIXES = {".py", ".txt", ".md", ".rst", ".html", ".htm", ".c", ".h", ".css", ".js", ".json", ".cfg"}
 TEXT_NAMES = {"copyright", "README", "NEWS", "changelog", "AUTHORS", "THANKS", "TODO"}
-Transfer = Callable[[Path, int], float]
+#: a --levels entry: "N" is `-compress N`, "fN" zstd level N on every chunk
+Setting = str
+Transfer = Callable[[Path, Setting], float]
 
 
 def text_files() -> Iterator[Path]:
@@ -91,9 +100,27 @@ def write_mixed(root: Path, size: int) -> Path:
     return root
 
 
+def sender_argv(setting: Setting) -> tuple[list[str], list[str]]:
+    """(python arguments that start the sender, its flags) for one --levels entry."""
+    if setting.startswith("f"):
+        return [*FIXED_MAIN, setting[1:], "--"], []
+    return ["-m", "sp2p"], [f"-compress={int(setting)}"]
+
+
+def label(setting: Setting, default: Setting) -> str:
+    if setting == default:
+        return "default"
+    return f"fixed {setting[1:]}" if setting.startswith("f") else f"-c {setting}"
+
+
 def loopback(tmp: Path) -> tuple[Transfer, Callable[[], None]]:
     pair = LoopbackPair(tmp / "home-loop")
-    return (lambda src, level: pair.transfer(src, f"-compress={level}").rate), pair.stop
+
+    def run(src: Path, setting: Setting) -> float:
+        main, flags = sender_argv(setting)
+        return pair.transfer(src, *flags, main=main).rate
+
+    return run, pair.stop
 
 
 def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable[[], None]]:
@@ -110,10 +137,11 @@ def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable
         lab_cm.__exit__(None, None, None)
         raise
 
-    def run(src: Path, level: int) -> float:
-        out = Path(tempfile.mkdtemp(dir=lab.workdir, prefix="out-"))
+    def run(src: Path, setting: Setting) -> float:
+        out = Path(tempfile.mkdtemp(dir=tmp, prefix="out-"))
         flags = ["-server", server_url]
-        sender = lab.run(SENDER, [*SP2P, "send", *flags, f"-compress={level}", str(src)], name="send",
+        main, level_flags = sender_argv(setting)
+        sender = lab.run(SENDER, [sys.executable, *main, "send", *flags, *level_flags, str(src)], name="send",
                          start_new_session=True)
         try:
             code = wait_code(lab, sender)
@@ -132,37 +160,46 @@ def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable
     return run, lambda: lab_cm.__exit__(None, None, None)
 
 
-def table(name: str, runs: dict[tuple[str, int], list[float]], inputs: list[str], levels: list[int]) -> None:
+def table(name: str, runs: dict[tuple[str, Setting], list[float]], inputs: list[str],
+          levels: list[Setting]) -> None:
     default = levels[0]
     print(f"\n{name}: MB/s, medians of {len(next(iter(runs.values())))} rounds ({load_average()})")
-    head = "".join(f" {('default' if lv == default else f'-c {lv}'):>9s}" for lv in levels)
+    head = "".join(f" {label(lv, default):>9s}" for lv in levels)
     print(f"{'input':8s}{head} {'default/best other':>19s}")
     for inp in inputs:
         med = {lv: median(runs[(inp, lv)]) for lv in levels}
         best = max(med[lv] for lv in levels if lv != default)
         print(f"{inp:8s}" + "".join(f" {med[lv]:9.1f}" for lv in levels) + f" {med[default] / best:19.2f}",
               flush=True)
+    print("spread (min-max):")
+    for inp in inputs:
+        spans = (f" {min(runs[(inp, lv)]):4.0f}-{max(runs[(inp, lv)]):<4.0f}" for lv in levels)
+        print(f"{inp:8s}" + "".join(spans))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--mib", type=int, default=256)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--mib", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--inputs", default="text,mixed,random")
-    ap.add_argument("--levels", default="3,0,1", help="the first is the one compared (the default)")
+    ap.add_argument("--levels", default="3,0,1,f1,f3", help="the first is the one compared (the default)")
     ap.add_argument("--link", action="store_true", help="also over the 70 ms link (root)")
     ap.add_argument("--no-loopback", action="store_true")
     ap.add_argument("--rate-mbit", type=int, default=400)
     ap.add_argument("--delay-ms", type=float, default=35.0)
+    ap.add_argument("--workdir", type=Path, help="where inputs and outputs live (default: $TMPDIR)")
     args = ap.parse_args()
-    inputs, levels = args.inputs.split(","), [int(x) for x in args.levels.split(",")]
+    inputs, levels = args.inputs.split(","), args.levels.split(",")
+    for lv in levels:
+        sender_argv(lv)  # a bad entry fails here, not after the inputs were written
     size = args.mib << 20
-    with tempfile.TemporaryDirectory() as tmp_text:
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp_text:
         tmp = Path(tmp_text)
         makers = {"text": lambda: write_text(tmp / "text.txt", size),
                   "mixed": lambda: write_mixed(tmp / "mixed", size),
                   "random": lambda: write_random(tmp / "random.bin", size)}
         srcs = {inp: makers[inp]() for inp in inputs}
+        os.sync()
         links: list[tuple[str, Callable[[], tuple[Transfer, Callable[[], None]]]]] = []
         if not args.no_loopback:
             links.append(("loopback", lambda: loopback(tmp)))

@@ -6,6 +6,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,12 +43,13 @@ class LoopbackPair:
         self.env = cli_env(self.server.http_url, home)
         self._work = home
 
-    def transfer(self, src: Path, *flags: str) -> Transfer:
-        """`sp2p send FLAGS SRC` -> `sp2p receive` into a fresh folder (removed after)."""
+    def transfer(self, src: Path, *flags: str, main: Sequence[str] = ("-m", "sp2p")) -> Transfer:
+        """`sp2p send FLAGS SRC` -> `sp2p receive` into a fresh folder (removed after); `main`
+        runs the sender through a wrapper such as scripts/benchkit/fixed_level.py."""
         out = Path(tempfile.mkdtemp(dir=self._work, prefix="out-"))
         try:
             with ChildCpu() as cpu:
-                sender = spawn(["send", *flags, str(src)], self.env)
+                sender = spawn(["send", *flags, str(src)], self.env, main=main)
                 code = read_code(sender)
                 start = time.perf_counter()
                 r = finish(spawn(["receive", "-output", str(out), code], self.env), timeout=900)

@@ -35,9 +35,10 @@ def cli_env(server_url: str, home: Path, extra: Mapping[str, str] | None = None)
 
 
 def spawn(args: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = None,
-          stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+          stdin: int | None = subprocess.DEVNULL, main: Sequence[str] = ("-m", "sp2p")) -> subprocess.Popen[bytes]:
+    """`python MAIN ARGS`: the CLI, or a wrapper around it (e.g. scripts/benchkit/fixed_level.py)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "sp2p", *args],
+        [sys.executable, *main, *args],
         env=dict(env),
         cwd=cwd,
         stdin=stdin,
