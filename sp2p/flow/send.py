@@ -199,7 +199,10 @@ def _send(
         compress = cfg.compress > 0 and (meta.stream_mode or meta.size >= SMALL_INPUT)
         if compress:
             first = _first_chunk(source, chunk_limit(link.message_limit, compressed=True))
-            compress = _worth_compressing(first)
+            # a folder's (or stream's) first chunk says little about the rest: half random files
+            # first and text after would go out uncompressed. Per chunk, the pump sends what does
+            # not shrink as stored frames anyway.
+            compress = meta.is_folder or meta.stream_mode or _worth_compressing(first)
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
         meta = replace(meta, compression="zstd" if compress else "")

@@ -58,6 +58,10 @@ class FrameLink(Protocol):
 
     def send_sealed(self, sealed: Sealed) -> None: ...
 
+    def backlog(self) -> int:
+        """Bytes written that the transport has not sent yet (the link is behind)."""
+        ...
+
     def send_frame(self, msg_type: int, body: bytes) -> None: ...
 
     def try_send_frame(self, msg_type: int, body: bytes) -> bool: ...
@@ -130,6 +134,9 @@ class FramedChannel:
             buf = sealed.wire.obj
             if isinstance(buf, bytearray) and len(buf) == POOL_BUFFER:
                 self._buffers.append(buf)
+
+    def backlog(self) -> int:
+        return self.channel.buffered_amount
 
     def send_frame(self, msg_type: int, body: bytes) -> None:
         with self.write_lock:

@@ -109,6 +109,9 @@ class MultiStreamLink:
             stream.channel.send(sealed.wire)
         self.liveness.on_sent(time.monotonic())
 
+    def backlog(self) -> int:
+        return sum(stream.channel.buffered_amount for stream in self._streams)
+
     def send_frame(self, msg_type: int, body: bytes) -> None:
         self.primary.send_frame(msg_type, body)
 

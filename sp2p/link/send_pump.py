@@ -4,7 +4,8 @@
                          -> (no compression, or a stored frame: the writer seals)
 
 With compression the effort per chunk adapts (sp2p/proto/adapt.py): the writer reports how
-long it waited for each frame's compression and how long the write took.
+long it waited for each frame's compression, how long the write took and what the transport
+still holds unsent after it.
     peer reader thread   <- frames from the receiver (Heartbeat, Error, Cancel, Complete)
 
 Sequence numbers are reserved in order when a frame is queued, frames are written
@@ -162,7 +163,7 @@ class SendPipeline:
                 if level is not None:
                     done = time.perf_counter()
                     self._note_written(level, plain_len, ready - began if isinstance(work, Future) else 0.0,
-                                       done - ready, done - last)
+                                       done - ready, done - last, self.fc.backlog(), len(sealed.wire))
                     last = done
                 if plain_len:
                     self.fc.liveness.on_taken(time.monotonic(), plain_len)
@@ -175,11 +176,13 @@ class SendPipeline:
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self._fail(exc)
 
-    def _note_written(self, level: int, raw_len: int, waited: float, writing: float, elapsed: float) -> None:
+    def _note_written(
+        self, level: int, raw_len: int, waited: float, writing: float, elapsed: float, backlog: int, wire: int
+    ) -> None:
         with self._levels_lock:
             if self._levels is not None:
                 before = self._levels.current
-                self._levels.on_written(level, raw_len, waited, writing, elapsed)
+                self._levels.on_written(level, raw_len, waited, writing, elapsed, backlog, wire)
                 if self._levels.current != before:
                     log.debug("compression: zstd setting %d -> %d", before, self._levels.current)
 

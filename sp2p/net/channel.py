@@ -76,7 +76,8 @@ class Channel(Protocol):
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes accepted by send() but not yet handed to the network (0 for TCP)."""
+        """Bytes accepted by send() but not yet handed to the network (for TCP: not yet sent
+        by the kernel)."""
         ...
 
 
