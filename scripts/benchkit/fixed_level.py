@@ -39,7 +39,7 @@ def fix_level(level: int) -> None:
         def on_compressed(self, level: int, raw_len: int, packed_len: int) -> None:
             pass
 
-        def on_written(self, level: int, raw_len: int, waited: float, writing: float, elapsed: float) -> None:
+        def on_written(self, *measured: float) -> None:
             pass
 
     send_pump.LevelController = FixedLevel  # type: ignore[misc]

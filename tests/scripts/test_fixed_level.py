@@ -1,0 +1,24 @@
+"""scripts/benchkit/fixed_level.py: the benches' "fixed N" sender answers N's setting for every
+chunk and takes whatever the send pump reports (it broke once when the pump reported more)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.benchkit.fixed_level import fix_level
+from sp2p.link import send_pump
+from sp2p.proto.compression import STORED, zstd_level
+
+
+@pytest.mark.parametrize("level", [0, 1, 3, 9])
+def test_every_chunk_gets_the_fixed_setting(level: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(send_pump, "LevelController", send_pump.LevelController)  # restored after
+    fix_level(level)
+    ctl = send_pump.LevelController(level or 3)
+    want = zstd_level(level) if level else STORED
+    for _ in range(100):
+        ctl.on_compressed(want, 262144, 262144)  # does not shrink: still no stored run
+        # as many measurements as the pump's writer reports
+        ctl.on_written(want, 262144, 0.01, 0.0, 0.01, 4 << 20, 262144)
+        assert ctl.next_level() == want
+
