@@ -29,12 +29,15 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from server.ratelimit import WindowLimiter
+from server.redis_batch import Batched
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
 from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
 from server.stats import ATTEMPTED, BYTES, COMPLETED, CONNECTED
@@ -125,6 +128,10 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
+
+
+#: one script call: the script, its keys, its arguments
+ScriptCall = tuple[Script, Sequence[str], Sequence[str | int]]
 
 
 @contextlib.contextmanager
@@ -225,8 +232,35 @@ class RedisStore:
         self._set_once = client.register_script(_SET_ONCE)
         self._touch = client.register_script(_TOUCH)
         self._complete = client.register_script(_COMPLETE)
+        #: script calls made at the same moment share one pipeline (a mass disconnect ends
+        #: thousands of sessions in a few turns of the loop)
+        self._calls: Batched[ScriptCall, Any] = Batched(self._run_scripts)
         #: set by RedisRouter while its subscription is broken
         self.subscription_problem: str | None = None
+
+    def _script(self, script: Script, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        answer = self._calls.call((script, keys, args))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def _run_scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Answers (or the error of each call) in order; one round trip for the lot."""
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            try:
+                return [script(keys=keys, args=args)]
+            except redis.ResponseError as exc:
+                return [exc]
+        pipe = self.r.pipeline(transaction=False)
+        for script, keys, args in calls:  # EVALSHA without redis-py's SCRIPT EXISTS per pipeline
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        answers: list[Any] = pipe.execute(raise_on_error=False)
+        for i, answer in enumerate(answers):
+            if isinstance(answer, NoScriptError):  # Redis restarted: the call loads it again
+                script, keys, args = calls[i]
+                answers[i] = script(keys=keys, args=args)
+        return answers
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str, **kwargs: Any) -> RedisStore:
@@ -247,7 +281,7 @@ class RedisStore:
                 keys += [self._k("seen"), self._k("ns", node), self._k("stats")]
                 args: list[str | int] = [self._max, self._max_per_ip, version, ip, client_type]
                 args += [repr(now), node, self._ttl_ms, session_id, ATTEMPTED]
-                answer = self._create(keys=keys, args=args)
+                answer = self._script(self._create, keys, args)
                 if answer == "busy":
                     return AT_CAPACITY
                 if answer == "ip":
@@ -265,7 +299,7 @@ class RedisStore:
         keys = [self._k("s", session_id), self._k("seen"), self._k("ns", node), self._k("stats")]
         args: list[str | int] = [version, client_type, repr(now), node, session_id, CONNECTED]
         with _guard():
-            answer = self._join(keys=keys, args=args)
+            answer = self._script(self._join, keys, args)
         if answer == "missing":
             return JoinRefused(SESSION_NOT_FOUND)
         if answer == "full":
@@ -288,22 +322,22 @@ class RedisStore:
         with _guard():
             for at in range(0, len(ids), TOUCH_BATCH):
                 args = [repr(self._clock()), self._k("s", ""), *ids[at : at + TOUCH_BATCH]]
-                gone.update(str(sid) for sid in self._touch(keys=[self._k("seen")], args=args))
+                gone.update(str(sid) for sid in self._script(self._touch, [self._k("seen")], args))
         return gone
 
     def set_file_info(self, session_id: str, data: str) -> bool:
         with _guard():
-            return bool(self._set_once(keys=[self._k("s", session_id)], args=["fi", data]))
+            return bool(self._script(self._set_once, [self._k("s", session_id)], ["fi", data]))
 
     def mark_completed(self, session_id: str, nbytes: int) -> bool:
         keys = [self._k("s", session_id), self._k("stats")]
         with _guard():
-            return bool(self._complete(keys=keys, args=[COMPLETED, BYTES, nbytes]))
+            return bool(self._script(self._complete, keys, [COMPLETED, BYTES, nbytes]))
 
     def end(self, session_id: str) -> SessionRecord | None:
         keys = [self._k("s", session_id), self._k("born"), self._k("seen")]
         with _guard():
-            answer = self._end(keys=keys, args=[session_id, self.prefix])
+            answer = self._script(self._end, keys, [session_id, self.prefix])
         return _record(_pairs(answer), session_id) if answer else None
 
     def expired(self, *, idle: float, max_age: float) -> list[str]:

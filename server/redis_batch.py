@@ -1,0 +1,82 @@
+"""Calls that many connections make at the same moment, sent to Redis together.
+
+When thousands of clients leave at once, every handler ends its session in the same few
+turns of gevent's loop; one Redis round trip each (plus redis-py's per-command work) was
+most of a worker's teardown. A `Batched` call lets the first caller send what has gathered
+in one pipeline while later callers wait for their answer; a caller alone goes straight
+through, so a quiet server pays nothing. The leader sends one batch and hands the next to
+a waiting caller, so no handler serves others' calls for long.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+#: calls per pipeline: enough to fold a mass disconnect, short enough that Redis serves
+#: other clients in between
+MAX_BATCH = 256
+
+
+class _Slot(Generic[A, R]):
+    __slots__ = ("answered", "arg", "error", "result", "wake")
+
+    def __init__(self, arg: A) -> None:
+        self.arg = arg
+        #: set when answered, or when this caller is handed the lead
+        self.wake = threading.Event()
+        self.answered = False
+        self.result: R | None = None
+        self.error: BaseException | None = None
+
+
+class Batched(Generic[A, R]):
+    """`call(arg)` answers like `run_many([arg])[0]`, folding concurrent calls into one
+    `run_many` (which answers in order and raises only for the whole batch)."""
+
+    def __init__(self, run_many: Callable[[Sequence[A]], Sequence[R]]) -> None:
+        self._run_many = run_many
+        self._lock = threading.Lock()
+        #: callers waiting, in arrival order; never empty while a leader works
+        self._pending: list[_Slot[A, R]] = []
+        self._busy = False
+
+    def call(self, arg: A) -> R:
+        slot: _Slot[A, R] = _Slot(arg)
+        with self._lock:
+            self._pending.append(slot)
+            lead, self._busy = not self._busy, True
+        if not lead:
+            slot.wake.wait()
+        if not slot.answered:  # first in, or handed the lead: ours is in the next batch
+            self._lead()
+        if slot.error is not None:
+            raise slot.error
+        return slot.result  # type: ignore[return-value]
+
+    def _lead(self) -> None:
+        """Send one batch (the leader's call first in it), then hand the lead on."""
+        with self._lock:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        try:
+            results = self._run_many([s.arg for s in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"{len(results)} answers for {len(batch)} calls")
+            for slot, result in zip(batch, results, strict=True):
+                slot.result = result
+        except BaseException as exc:  # every caller of the batch sees the failure
+            for slot in batch:
+                slot.error = exc
+        finally:
+            for slot in batch:
+                slot.answered = True
+                slot.wake.set()
+            with self._lock:
+                if self._pending:
+                    self._pending[0].wake.set()  # not answered: it leads the next batch
+                else:
+                    self._busy = False
