@@ -12,10 +12,11 @@ frames alone said "compressor behind" while the buffers filled, and kept text st
 50 MB/s, 70 ms link.
 
 * the link was busy over LINK_BEHIND of the time -> one step more effort;
-* it was busy under LINK_IDLE and the writer waited for compression over COMPRESSOR_BEHIND ->
-  one step cheaper. Once a write has blocked for SLOW_WRITE (buffers that take that long to
-  drain), decisions wait HOLD seconds and a step down LINK_MEMORY seconds at the step: its own
-  effect must fill the memory first, or the draining buffers run the level down to stored.
+* the writer waited for compression over COMPRESSOR_BEHIND of the time, and longer than the
+  link kept it busy -> one step cheaper. Once a write has blocked for SLOW_WRITE (buffers that
+  take that long to drain), decisions wait HOLD seconds and a step down LINK_MEMORY seconds at
+  the step: its own effect must fill the memory first, or the draining buffers run the level
+  down to stored.
 
 It starts at a stored frame: on loopback or a fast LAN the link never backs up, so nothing is
 spent (the receiver shares our CPUs on loopback: any compression costs it time too), while a
@@ -52,8 +53,6 @@ LINK_MEMORY: Final = 0.5
 COMPRESSOR_BEHIND: Final = 0.20
 #: writing taking this share of the time means the link is behind
 LINK_BEHIND: Final = 0.50
-#: writing taking less than this share of the time means the link has room
-LINK_IDLE: Final = 0.20
 #: seconds at a step before the next decision: its effect must reach the memory first
 HOLD: Final = 0.1
 #: unsent bytes in the transport that show the link behind: more than a few frames queued
@@ -187,7 +186,7 @@ class LevelController:
                 self._index, self._link_bound, self._climbed = up, 0, True
                 self._at_step = 0.0
                 self._rate_at_climb = self._moved / span
-        elif busy < LINK_IDLE and wait > COMPRESSOR_BEHIND and self._index > 0 and (
+        elif wait > max(COMPRESSOR_BEHIND, busy) and self._index > 0 and (
             self._at_step >= LINK_MEMORY or not self._slow_seen
         ):
             self._step_down()
