@@ -16,7 +16,6 @@ frames wait out of order (a stream that runs ahead is simply not read meanwhile)
 from __future__ import annotations
 
 import contextlib
-import sys
 import threading
 import time
 from collections import deque
@@ -252,14 +251,4 @@ class MultiStreamLink:
 
 def _unsent_bytes(channel: Channel) -> int:
     """Bytes the kernel has not had acknowledged yet on a TCP socket (0 where unknown)."""
-    if not isinstance(channel, TcpChannel) or sys.platform != "linux":
-        return 0
-    import fcntl
-    import struct
-    import termios
-
-    try:
-        raw = fcntl.ioctl(channel.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-    except OSError:
-        return 0
-    return int(struct.unpack("i", raw)[0])
+    return channel.unacknowledged if isinstance(channel, TcpChannel) else 0

@@ -22,8 +22,9 @@ from sp2p.net.channel import ChannelClosed, Outgoing, TransportKind
 from sp2p.proto.constants import TCP_MAGIC, Role
 
 log = get_logger(__name__)
-#: ioctl: bytes in a TCP socket's send queue not sent yet (linux/sockios.h)
+#: ioctls (Linux) on a TCP socket's send queue: bytes not sent yet, bytes not acknowledged yet
 _SIOCOUTQNSD = 0x894B
+_TIOCOUTQ = 0x5411
 
 DIAL_TIMEOUT = 5.0
 #: sender waits this long for the 'S' echo per socket, receiver for the 'S' itself
@@ -121,14 +122,22 @@ class TcpChannel:
 
     @property
     def buffered_amount(self) -> int:
-        """Bytes the kernel holds that it has not sent yet (SIOCOUTQNSD; 0 where unknown): a
-        backlog here means the link, not the sender, is behind (sp2p/proto/adapt.py)."""
+        """Bytes the kernel holds that it has not sent yet (0 where unknown): a backlog here
+        means the link, not the sender, is behind (sp2p/proto/adapt.py)."""
+        return self._send_queue(_SIOCOUTQNSD)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Bytes the peer has not acknowledged yet, sent or not (0 where unknown)."""
+        return self._send_queue(_TIOCOUTQ)
+
+    def _send_queue(self, request: int) -> int:
         if sys.platform != "linux":
             return 0
         import fcntl
 
         try:
-            raw = fcntl.ioctl(self.sock.fileno(), _SIOCOUTQNSD, b"\0\0\0\0")
+            raw = fcntl.ioctl(self.sock.fileno(), request, b"\0\0\0\0")
         except OSError:
             return 0
         return int.from_bytes(raw, sys.byteorder, signed=True)

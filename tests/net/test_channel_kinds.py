@@ -47,3 +47,33 @@ def test_the_dialing_side_knows_its_peer_address() -> None:
         ch.close()
         peer.close()
         server.close()
+
+
+def test_a_tcp_channel_reports_the_kernels_unsent_backlog() -> None:
+    """What the adaptive compression reads as "the link is behind" (sp2p/proto/adapt.py): bytes
+    the kernel took but has not sent, and the whole unacknowledged queue for parallel TCP's drain."""
+    server = _listener()
+    client = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    ch = TcpChannel(client, dialed=True)
+    wrapped = PrefixedChannel(ch, b"")
+    try:
+        assert ch.buffered_amount == 0 and ch.unacknowledged == 0
+        client.setblocking(False)
+        sent = 0
+        try:
+            while sent < 64 << 20:  # until the peer's receive window and our send buffer are full
+                sent += client.send(b"\0" * 65536)
+        except BlockingIOError:
+            pass
+        assert 0 < wrapped.buffered_amount <= ch.unacknowledged <= sent
+        peer.setblocking(True)
+        got = 0
+        while got < sent:  # the peer reads it all: nothing left queued
+            got += len(peer.recv(1 << 20))
+        assert ch.buffered_amount == 0
+    finally:
+        ch.close()
+        peer.close()
+        server.close()
