@@ -58,6 +58,8 @@ sp2p_resolve_base() {
   esac
 }
 
+# Platform detection and downloads as install.sh does them: each script arrives alone through
+# `curl | sh`, so neither can source the other (tests/dist checks both).
 sp2p_detect_platform() {
   sp2p_os=$(uname -s)
   case "$sp2p_os" in
