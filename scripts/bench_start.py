@@ -7,7 +7,7 @@ our sender the time from key confirmation to its first frame after it (Metadata)
 its debug log.
 
     flock /tmp/bench.lock python3 scripts/bench_start.py [--rounds 10] [--go PATH] [--only ours,venv,go]
-                                                         [--python PATH] [--venv DIR]
+                                                         [--python PATH] [--venv DIR] [--base DIR]
 
 Rows:
   ours   this checkout under this interpreter (`python -m sp2p`, PYTHONPATH; sp2p/ is
@@ -19,6 +19,8 @@ Rows:
          reinstalled from a copy of this checkout at every run), run as `DIR/bin/sp2p`
          without PYTHONPATH, both sides.
   go     the original Go CLI from ../shared/reference.
+  base   with --base DIR: another checkout (e.g. `git worktree add DIR <commit>`) as the ours
+         row runs it, in the same rounds: before/after under the same load.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from tests.support.server_proc import NO_LIMIT_FLAGS, start_server  # noqa: E402
 
 GO_CLI = REPO.parent / "shared" / "reference" / "sp2p"  # ../shared beside the checkout
 DEFAULT_VENV = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sp2p-bench" / "venv"
-ROWS = ("ours", "venv", "go")
+ROWS = ("ours", "venv", "go", "base")
 #: our sender, with timestamped lines at key confirmation and when Metadata is built
 _TRACED_SENDER = (
     "import logging, sys, time\n"
@@ -59,8 +61,8 @@ _TRACED_SENDER = (
     "    return wrapped\n"
     "SenderMachine.start = first_frame(SenderMachine.start)\n"
     "SenderMachine.start_resumable = first_frame(SenderMachine.start_resumable)\n"
-    "from sp2p.cli import run\n"
-    "sys.exit(run())\n"
+    "import sp2p.cli\n"
+    "sys.exit(getattr(sp2p.cli, 'run', sp2p.cli.main)())  # run: the command's exit (older trees: main)\n"
 )
 _STAMP = re.compile(r"@(\d+\.\d+) (.*)")
 
@@ -139,38 +141,47 @@ class Side:
     send_cmd: list[str]  # + the file
     recv_cmd: list[str]  # + the code
     env: dict[str, str]
+    #: where both start: `python -c` and `-m` put the working directory first on sys.path
+    cwd: Path
     code_on_stderr: bool = False
     traced: bool = True  # our sender with the key confirmation -> first frame stamps
 
 
 def sides(names: list[str], out: Path, env: dict[str, str], server: str, go_cli: Path,
-          python: str, venv: Path) -> list[Side]:
+          python: str, venv: Path, base: Path | None) -> list[Side]:
+    elsewhere = out.parent  # holds no sp2p/
     made = []
     for name in names:
         if name == "go":
             made.append(Side(name, [str(go_cli), "send", "-server", server],
                              [str(go_cli), "receive", "-server", server, "-output", str(out)], env,
-                             code_on_stderr=True, traced=False))
+                             elsewhere, code_on_stderr=True, traced=False))
+        elif name == "base":
+            assert base is not None
+            made.append(Side(name, [python, "-c", _TRACED_SENDER, "send"],
+                             [python, "-m", "sp2p", "receive", "-output", str(out)],
+                             {**env, "PYTHONPATH": str(base)}, base))
         elif name == "venv":
             venv_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # the installed copy
             made.append(Side(name, [str(venv / "bin" / "python3"), "-c", _TRACED_SENDER, "send"],
-                             [str(venv / "bin" / "sp2p"), "receive", "-output", str(out)], venv_env))
+                             [str(venv / "bin" / "sp2p"), "receive", "-output", str(out)], venv_env,
+                             elsewhere))
         else:
             made.append(Side(name, [python, "-c", _TRACED_SENDER, "send"],
-                             [python, "-m", "sp2p", "receive", "-output", str(out)], env))
+                             [python, "-m", "sp2p", "receive", "-output", str(out)], env, REPO))
     return made
 
 
 def one(side: Side, src: Path, out: Path) -> Run:
     send_cmd, recv_cmd, env = [*side.send_cmd, str(src)], side.recv_cmd, side.env
-    sender = subprocess.Popen(send_cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
+    sender = subprocess.Popen(send_cmd, env=env, cwd=side.cwd, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out_lines, err_lines = _Lines(sender.stdout), _Lines(sender.stderr)
     try:
         code = (err_lines if side.code_on_stderr else out_lines).wait_code()
         time.sleep(0.3)  # the sender is waiting, as a person would have it
         start = time.perf_counter()
-        receiver = subprocess.Popen([*recv_cmd, code], env=env, stdin=subprocess.DEVNULL,
+        receiver = subprocess.Popen([*recv_cmd, code], env=env, cwd=side.cwd, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         rerr = _Lines(receiver.stderr)
         rc, recv_cpu = _wait(receiver, 60)
@@ -213,13 +224,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--go", type=Path, default=GO_CLI, help="the original Go CLI")
-    ap.add_argument("--only", default=",".join(ROWS), help=f"rows to measure, of {','.join(ROWS)}")
+    ap.add_argument("--only", default="ours,venv,go", help=f"rows to measure, of {','.join(ROWS)}")
     ap.add_argument("--python", default=sys.executable, help="the interpreter for the 'ours' row")
     ap.add_argument("--venv", type=Path, default=DEFAULT_VENV, help="where the 'venv' row's venv lives")
+    ap.add_argument("--base", type=Path, help="another checkout measured as the 'base' row")
     args = ap.parse_args()
-    names = [n for n in ROWS if n in args.only.split(",")]
+    names = [n for n in ROWS if n in args.only.split(",") or (n == "base" and args.base)]
     # as installed: pip byte-compiles (this environment may set PYTHONDONTWRITEBYTECODE)
-    compileall.compile_dir(str(REPO / "sp2p"), quiet=1)
+    for tree in [REPO, *([args.base.resolve()] if args.base else [])]:
+        compileall.compile_dir(str(tree / "sp2p"), quiet=1)
     if "venv" in names:
         ensure_venv(args.venv)
     server = start_server(*NO_LIMIT_FLAGS, timeout=60)
@@ -233,7 +246,8 @@ def main() -> None:
             src.write_bytes(b"x")
             out = tmp / "out"
             out.mkdir()
-            rows = sides(names, out, env, server.http_url, args.go, args.python, args.venv)
+            rows = sides(names, out, env, server.http_url, args.go, args.python, args.venv,
+                         args.base.resolve() if args.base else None)
             for _ in range(args.rounds):
                 for side in rows:
                     runs[side.name].append(one(side, src, out))
@@ -244,6 +258,8 @@ def main() -> None:
     print(f"  ours: {args.python} -m sp2p, this checkout (this sandbox's .pth start-up hooks included)")
     if "venv" in names:
         print(f"  venv: {args.venv}/bin/sp2p, installed as the README says (what a user runs)")
+    if args.base:
+        print(f"  base: {args.python} -m sp2p, the checkout {args.base}")
     print(f"{'':6s} {'wall':>7s} {'recv cpu':>9s} {'send cpu':>9s} {'confirm->1st frame':>19s}")
     for name, rs in runs.items():
         gaps = [r.gap for r in rs if r.gap is not None]
@@ -254,6 +270,9 @@ def main() -> None:
         for name in names:
             if name != "go":
                 print(f"{name} / go wall: {statistics.median(r.wall for r in runs[name]) / go:.2f}")
+    if "base" in names and "ours" in names:
+        ours, base = (statistics.median(r.wall for r in runs[n]) for n in ("ours", "base"))
+        print(f"ours / base wall: {ours / base:.2f}")
 
 
 if __name__ == "__main__":
