@@ -5,6 +5,7 @@ A target is a comma-separated spec:
     ours                          our sp2p-server, in-memory store, as configured by default
     ours,workers=4,redis          ... with `-workers 4 -redis redis://...` (a redis-server we start)
     ours,workers=2,redis,nodes=2  two such servers on one Redis (exchanges pair across them)
+    ours,tree=/path/to/checkout   our server from another checkout (a baseline, same run)
     go                            the original Go server (../shared/reference/sp2p-server)
     url=http://h:p;http://h:q     servers already running; add pid=1234;5678 for metrics
 
@@ -56,6 +57,8 @@ class TargetSpec:
     workers: int | None = None
     redis: bool = False
     nodes: int = 1
+    #: another checkout to run our server from (None: this one)
+    tree: Path | None = None
     urls: tuple[str, ...] = ()
     pids: tuple[int, ...] = ()
 
@@ -79,14 +82,17 @@ def parse_target(spec: str) -> TargetSpec:
         return TargetSpec(spec, "go")
     if kind != "ours":
         raise ValueError(f"unknown target {kind!r} (ours, go or url=...)")
-    unknown = set(values) - {"workers", "redis", "nodes"}
+    unknown = set(values) - {"workers", "redis", "nodes", "tree"}
     if unknown:
         raise ValueError(f"unknown option(s) for ours: {', '.join(sorted(unknown))}")
     workers = int(values["workers"]) if "workers" in values else None
     nodes = int(values.get("nodes", "1"))
     if nodes > 1 and "redis" not in values:
         raise ValueError("several nodes share sessions only through Redis: add ,redis")
-    return TargetSpec(spec, "ours", workers=workers, redis="redis" in values, nodes=nodes)
+    tree = Path(values["tree"]).resolve() if "tree" in values else None
+    if tree is not None and not (tree / "server" / "__main__.py").is_file():
+        raise ValueError(f"tree={tree}: not a checkout of this project (no server/__main__.py)")
+    return TargetSpec(spec, "ours", workers=workers, redis="redis" in values, nodes=nodes, tree=tree)
 
 
 # ---------------------------------------------------------------------------------------
@@ -274,8 +280,13 @@ def start_target(spec: TargetSpec, capacity: int, extra: list[str]) -> Running:
             _wait(lambda: _redis_ping(port), "redis-server", redis)
             running.redis_pid = redis.pid
             flags += ["-redis", f"redis://127.0.0.1:{port}/0"]
+        tree = spec.tree
+        env = {"PYTHONPATH": str(tree), "SP2P_STATIC_DIR": str(tree / "static")} if tree else None
         with ThreadPoolExecutor(spec.nodes) as pool:  # nodes start in parallel: each takes seconds
-            starts = [pool.submit(start_server, *flags, *extra, timeout=60) for _ in range(spec.nodes)]
+            starts = [
+                pool.submit(start_server, *flags, *extra, env=env, timeout=60, cwd=tree)
+                for _ in range(spec.nodes)
+            ]
             failures: list[RuntimeError] = []
             for start in starts:
                 try:

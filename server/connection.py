@@ -9,24 +9,24 @@ through `write_lock` and `sendall()` under the socket's timeout, so frames never
 and a peer that does not drain its socket within `write_timeout` is cut off.
 
 Waiting never changes the socket's timeout (that is the writers' bound): the reader waits
-for readability (gevent's `wait_read` under the gevent worker, `poll` under threads) and
-only then reads. A close from another greenlet sends the close frame and leaves the reader
-to notice the client's answer; if the client stays silent, a timer cuts the socket after
-`CLOSE_GRACE` so the handler ends anyway. `finish()` is the lingering close: FIN first,
-then drain (bounded) what the client still sends, so our last frame (a 1009, say) is read,
-not destroyed by a reset.
+for readability (server.waiting: one io watcher per connection and a shared deadline wheel
+under gevent, `poll` under threads) and only then reads. A close from another greenlet
+sends the close frame and leaves the reader to notice the client's answer; if the client
+stays silent, a timer cuts the socket after `CLOSE_GRACE` so the handler ends anyway.
+`finish()` is the lingering close: FIN first, then drain (bounded) what the client still
+sends, so our last frame (a 1009, say) is read, not destroyed by a reset.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import select
 import socket
 import threading
 import time
 
 from server import wsframe
+from server.waiting import call_later, input_for
 from server.wsframe import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -57,24 +57,6 @@ class PeerClosed(Exception):
     """The connection is gone (closed by either side, or broken)."""
 
 
-def wait_readable(sock: socket.socket, timeout: float) -> bool:
-    """True when `sock` has input (or EOF), False after `timeout` seconds."""
-    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes the fd does not show
-    if pending is not None and pending():
-        return True
-    if type(sock).__module__.startswith("gevent"):
-        from gevent.socket import wait_read
-
-        try:
-            wait_read(sock.fileno(), timeout)
-        except TimeoutError:
-            return False
-        return True
-    poller = select.poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
-
-
 class Peer:
     """Our side of one WebSocket. `receive` from its handler only; `send_text`/`close`
     from anywhere."""
@@ -84,6 +66,7 @@ class Peer:
         "last_activity",
         "write_lock",
         "_sock",
+        "_input",
         "_frames",
         "_inbox",
         "_closed",
@@ -103,6 +86,7 @@ class Peer:
         #: held while writing; the join path holds it to order welcome before relays
         self.write_lock = threading.RLock()
         self._sock = sock
+        self._input = input_for(sock)
         self._frames = FrameReader(max_message)
         #: messages parsed but not yet returned (a read can carry several)
         self._inbox: list[str] = []
@@ -148,7 +132,7 @@ class Peer:
                 return None
             self._reading = True
             try:
-                readable = wait_readable(self._sock, min(deadline, self._next_ping) - now)
+                readable = self._input.wait(min(deadline, self._next_ping))
             except OSError:
                 readable = True  # let recv() tell what happened
             finally:
@@ -239,9 +223,7 @@ class Peer:
             if self._write(wsframe.close_frame(code, reason)):
                 self._close_sent = True
         if self._reading:  # called from another greenlet while the handler waits for input
-            timer = threading.Timer(CLOSE_GRACE, self._cut_if_reading)
-            timer.daemon = True
-            timer.start()
+            call_later(self._sock, CLOSE_GRACE, self._cut_if_reading)
 
     def _cut_if_reading(self) -> None:
         if self._reading:
@@ -259,16 +241,21 @@ class Peer:
         socket itself is closed by whoever accepted it. A client that already hung up
         (EOF) gets neither: nothing would read them, and a mass disconnect is thousands of
         these at once."""
-        if self._eof:
-            return
+        try:
+            if not self._eof:
+                self._linger()
+        finally:
+            self._input.close()
+
+    def _linger(self) -> None:
         self.close(CLOSE_NORMAL, "")
         sock = self._sock
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
             deadline = time.monotonic() + LINGER_SECONDS
             drained = 0
-            while drained < LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
-                if not wait_readable(sock, left):
+            while drained < LINGER_BYTES and deadline > time.monotonic():
+                if not self._input.wait(deadline):
                     break
                 chunk = sock.recv(_RECV)
                 if not chunk:

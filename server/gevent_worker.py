@@ -30,6 +30,8 @@ from gunicorn import util
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from server.gcpolicy import FREEZE_EVERY, GcPolicy
+
 #: seconds from the signal until the worker gives up waiting for its stop hook and the
 #: connection handlers (a client that never answers its close frame is cut here)
 STOP_BUDGET = 1.0
@@ -85,6 +87,13 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         self._stopping.set()
 
     def run(self) -> None:
+        # a greenlet per connection: recording each one's spawning stack cost ~4 objects and
+        # a stack walk per connection, for debugging aids nothing here uses
+        gevent.config.track_greenlet_tree = False
+        policy = GcPolicy()
+        policy.start()
+        self._gc_timer = gevent.get_hub().loop.timer(FREEZE_EVERY, FREEZE_EVERY)
+        self._gc_timer.start(policy.tick)  # in the hub: freezing is O(1), never blocks
         ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
         servers = [self._serve(listener, ssl_args) for listener in self.sockets]
         while self.alive:

@@ -1,0 +1,152 @@
+"""How a connection's reader waits for input until a deadline, and how a timer runs.
+
+Under gevent (the server's worker) every idle connection waits for input with a deadline
+(its next ping, the hello timeout). gevent's `wait_read(fd, timeout)` made a new io watcher,
+a `Timeout` (a libev timer and a TimeoutError) and a Waiter for every wait: ~5 us of the
+worker's CPU per wait and four objects per idle connection for the collector to walk. Here
+a connection keeps one io watcher (`GeventInput`) and parks a Waiter in one per-worker
+`Wheel`: deadlines rounded up to `TICK`, swept by one repeating timer in the hub, which wakes
+only the readers whose slot is due (O(due), not O(connections)). A deadline fires up to
+TICK late: it only ever schedules a ping or a timeout of seconds.
+
+Under threads (werkzeug in the in-process tests) a reader polls with a timeout
+(`PollInput`), and timers are threads.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+#: seconds per slot of the wheel (how late a deadline may fire)
+TICK = 0.25
+
+
+class Input(Protocol):
+    def wait(self, until: float) -> bool:
+        """True when the socket has input (or EOF), False once `until` (monotonic) passed."""
+
+    def close(self) -> None: ...
+
+
+def _is_gevent(sock: socket.socket) -> bool:
+    return type(sock).__module__.startswith("gevent")
+
+
+def input_for(sock: socket.socket) -> Input:
+    return GeventInput(sock) if _is_gevent(sock) else PollInput(sock)
+
+
+def call_later(sock: socket.socket, delay: float, fn: Callable[[], None]) -> None:
+    """Run `fn` once after `delay` seconds: a libev timer under gevent (`fn` runs in the
+    hub, so it must not block), a thread otherwise."""
+    if _is_gevent(sock):
+        from gevent import get_hub
+
+        get_hub().loop.timer(delay).start(fn)  # the loop holds an active watcher
+        return
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
+
+
+def _tls_pending(sock: socket.socket) -> bool:
+    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes the fd does not show
+    return bool(pending is not None and pending())
+
+
+class PollInput:
+    __slots__ = ("_sock",)
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def wait(self, until: float) -> bool:
+        if _tls_pending(self._sock):
+            return True
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN)
+        return bool(poller.poll(max(0, int((until - time.monotonic()) * 1000) + 1)))
+
+    def close(self) -> None:
+        pass
+
+
+class Wheel:
+    """Readers' deadlines of one gevent hub, in slots of TICK seconds."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self._slots: dict[int, set[Any]] = {}
+        #: every slot up to this one was swept
+        self._swept = math.floor(time.monotonic() / TICK)
+        self._timer = hub.loop.timer(TICK, TICK)
+        self._timer.start(self._sweep)
+
+    def park(self, waiter: Any, until: float) -> int:
+        slot = max(math.ceil(until / TICK), self._swept + 1)
+        self._slots.setdefault(slot, set()).add(waiter)
+        return slot
+
+    def unpark(self, waiter: Any, slot: int) -> None:
+        waiters = self._slots.get(slot)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._slots[slot]
+
+    def _sweep(self) -> None:
+        """In the hub: wake every reader whose slot is due (each runs until it blocks again,
+        then the sweep goes on)."""
+        now = math.floor(time.monotonic() / TICK)
+        while self._swept < now:
+            self._swept += 1
+            for waiter in self._slots.pop(self._swept, ()):
+                waiter.switch(False)
+
+
+_wheel: Wheel | None = None
+
+
+def wheel() -> Wheel:
+    """This worker's wheel (made on first use: after the fork, in the hub's thread)."""
+    global _wheel
+    from gevent import get_hub
+
+    hub = get_hub()
+    if _wheel is None or _wheel.hub is not hub:
+        _wheel = Wheel(hub)
+    return _wheel
+
+
+class GeventInput:
+    """One connection's readability watcher, kept for the connection's life."""
+
+    __slots__ = ("_sock", "_io", "_wheel")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._wheel = wheel()
+        self._io = self._wheel.hub.loop.io(sock.fileno(), 1)
+
+    def wait(self, until: float) -> bool:
+        from gevent.hub import Waiter
+
+        if _tls_pending(self._sock):
+            return True
+        waiter = Waiter(self._wheel.hub)
+        slot = self._wheel.park(waiter, until)
+        self._io.start(waiter.switch, True)
+        try:
+            return bool(waiter.get())
+        finally:
+            self._io.stop()
+            self._wheel.unpark(waiter, slot)
+
+    def close(self) -> None:
+        self._io.close()

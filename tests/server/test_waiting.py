@@ -1,0 +1,69 @@
+"""server.waiting under gevent: one io watcher per connection, deadlines swept by one wheel."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import gevent
+import pytest
+from gevent import socket as gsocket
+
+from server import waiting
+from server.waiting import TICK, GeventInput, call_later
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[gsocket.socket, gsocket.socket]]:
+    a, b = gsocket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_input_wakes_when_readable_and_leaves_the_wheel(pair: tuple[gsocket.socket, gsocket.socket]) -> None:
+    a, b = pair
+    reader = GeventInput(a)
+    gevent.spawn_later(0.05, b.send, b"x")
+    started = time.monotonic()
+    assert reader.wait(started + 30.0) is True
+    assert time.monotonic() - started < 1.0
+    assert waiting.wheel()._slots == {}, "a woken reader must not stay parked"
+    reader.close()
+
+
+def test_deadline_fires_within_a_tick_never_early(pair: tuple[gsocket.socket, gsocket.socket]) -> None:
+    a, _b = pair
+    reader = GeventInput(a)
+    until = time.monotonic() + 0.3
+    assert reader.wait(until) is False
+    late = time.monotonic() - until
+    assert 0 <= late < TICK + 0.2
+    reader.close()
+
+
+def test_many_readers_wake_each_at_its_own_deadline() -> None:
+    pairs = [gsocket.socketpair() for _ in range(40)]
+    base = time.monotonic()
+    woke: dict[int, float] = {}
+
+    def wait(i: int) -> None:
+        assert GeventInput(pairs[i][0]).wait(base + 0.1 + (i % 4) * 0.3) is False
+        woke[i] = time.monotonic() - base
+
+    gevent.joinall([gevent.spawn(wait, i) for i in range(40)], timeout=5)
+    assert len(woke) == 40
+    for i, at in woke.items():
+        due = 0.1 + (i % 4) * 0.3
+        assert due <= at < due + TICK + 0.2, (i, at)
+    for a, b in pairs:
+        a.close()
+        b.close()
+
+
+def test_call_later_runs_once_in_the_hub(pair: tuple[gsocket.socket, gsocket.socket]) -> None:
+    calls: list[float] = []
+    started = time.monotonic()
+    call_later(pair[0], 0.1, lambda: calls.append(time.monotonic() - started))
+    gevent.sleep(0.4)
+    assert len(calls) == 1 and calls[0] >= 0.1
