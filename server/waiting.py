@@ -55,19 +55,21 @@ def call_later(sock: socket.socket, delay: float, fn: Callable[[], None]) -> Non
     timer.start()
 
 
-def _tls_pending(sock: socket.socket) -> bool:
-    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes the fd does not show
-    return bool(pending is not None and pending())
+def _tls_pending(sock: socket.socket) -> Callable[[], int] | None:
+    """TLS: how many decrypted bytes wait that the fd does not show (None: plain TCP)."""
+    pending: Callable[[], int] | None = getattr(sock, "pending", None)
+    return pending
 
 
 class PollInput:
-    __slots__ = ("_sock",)
+    __slots__ = ("_sock", "_pending")
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._pending = _tls_pending(sock)
 
     def wait(self, until: float) -> bool:
-        if _tls_pending(self._sock):
+        if self._pending is not None and self._pending():
             return True
         poller = select.poll()
         poller.register(self._sock, select.POLLIN)
@@ -127,17 +129,17 @@ def wheel() -> Wheel:
 class GeventInput:
     """One connection's readability watcher, kept for the connection's life."""
 
-    __slots__ = ("_sock", "_io", "_wheel")
+    __slots__ = ("_pending", "_io", "_wheel")
 
     def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
+        self._pending = _tls_pending(sock)
         self._wheel = wheel()
         self._io = self._wheel.hub.loop.io(sock.fileno(), 1)
 
     def wait(self, until: float) -> bool:
         from gevent.hub import Waiter
 
-        if _tls_pending(self._sock):
+        if self._pending is not None and self._pending():
             return True
         waiter = Waiter(self._wheel.hub)
         slot = self._wheel.park(waiter, until)
