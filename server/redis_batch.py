@@ -51,12 +51,33 @@ class Batched(Generic[A, R]):
             self._pending.append(slot)
             lead, self._busy = not self._busy, True
         if not lead:
-            slot.wake.wait()
+            try:
+                slot.wake.wait()
+            except BaseException:  # killed while waiting (a greenlet's timeout): leave the queue
+                self._leave(slot)
+                raise
         if not slot.answered:  # first in, or handed the lead: ours is in the next batch
             self._lead()
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]
+
+    def _leave(self, slot: _Slot[A, R]) -> None:
+        """Take an unanswered caller out; if it had been handed the lead, pass it on."""
+        with self._lock:
+            if slot.answered or slot not in self._pending:
+                return
+            handed = self._pending[0] is slot and slot.wake.is_set()
+            self._pending.remove(slot)
+            if handed:
+                self._hand_on()
+
+    def _hand_on(self) -> None:
+        """With the lock held: wake the next caller to lead, or stand down."""
+        if self._pending:
+            self._pending[0].wake.set()  # not answered: it leads the next batch
+        else:
+            self._busy = False
 
     def _lead(self) -> None:
         """Send one batch (the leader's call first in it), then hand the lead on."""
@@ -76,7 +97,4 @@ class Batched(Generic[A, R]):
                 slot.answered = True
                 slot.wake.set()
             with self._lock:
-                if self._pending:
-                    self._pending[0].wake.set()  # not answered: it leads the next batch
-                else:
-                    self._busy = False
+                self._hand_on()

@@ -87,6 +87,59 @@ def test_a_failed_batch_fails_each_of_its_callers_and_the_next_goes_on() -> None
     assert batched.call(7) == 14
 
 
+class Killed(BaseException):
+    """What gevent's kill or a Timeout raises inside a waiting greenlet."""
+
+
+@pytest.mark.parametrize("handed", [False, True], ids=["waiting", "handed-the-lead"])
+def test_a_caller_killed_while_waiting_leaves_and_passes_the_lead_on(
+    monkeypatch: pytest.MonkeyPatch, handed: bool
+) -> None:
+    """Killed in its queue, or just after it was woken to lead (gevent may kill a greenlet
+    whose wake-up has not run yet): the others are answered, its call never sent."""
+    kill = threading.Event()
+
+    class KillableEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            while True:
+                woken = super().wait(0.01)
+                if threading.current_thread().name == "victim" and kill.is_set() and woken == handed:
+                    raise Killed
+                if woken:
+                    return True
+
+    monkeypatch.setattr(redis_batch.threading, "Event", KillableEvent)
+    run = Recorder()
+    batched: Batched[int, int] = Batched(run)
+    results: dict[int, object] = {}
+    first = _call_all(batched, range(1), results)
+    assert run.entered.wait(5)
+
+    def victim() -> None:
+        try:
+            batched.call(100)
+        except Killed:
+            results[100] = "killed"
+
+    doomed = threading.Thread(target=victim, name="victim")
+    doomed.start()
+    assert stays_waiting(doomed)
+    others = _call_all(batched, range(1, 4), results)
+    kill.set()
+    if not handed:
+        doomed.join(5)
+    run.release.set()
+    for t in [*first, *others, doomed]:
+        t.join(10)
+    assert results == {0: 0, 1: 2, 2: 4, 3: 6, 100: "killed"}
+    assert 100 not in [a for batch in run.batches for a in batch]
+
+
+def stays_waiting(thread: threading.Thread) -> bool:
+    thread.join(0.2)
+    return thread.is_alive()
+
+
 @pytest.fixture
 def store(redis_server: RedisProc) -> RedisStore:
     return RedisStore.from_url(redis_server.url, prefix="batch", max_sessions=5000, max_sessions_per_ip=5000)
