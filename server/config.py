@@ -11,6 +11,7 @@ where it had them, and pick conservative values for the limits it lacked (§7 W-
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -137,8 +138,8 @@ class ServerConfig:
     def turn_urls(self) -> tuple[str, ...]:
         return tuple(u for u in self.turn_servers if _is_turn_url(u))
 
-    @property
-    def turn_available(self) -> bool:
+    @functools.cached_property
+    def turn_available(self) -> bool:  # (cached: asked for every relayed message)
         return bool(self.turn_urls)
 
     @property
