@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.support.server_proc import REPO_ROOT, clean_env
 
@@ -64,4 +65,24 @@ def test_bad_target_is_a_one_line_error() -> None:
     result = run_bench("--target", "nginx", "--idle", "1")
     assert result.returncode == 2
     assert "unknown target 'nginx'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_baseline_tree_target_runs_that_checkout() -> None:
+    # this very checkout as the "other" tree: the server starts from it and every phase runs
+    spec = f"ours,tree={REPO_ROOT}"
+    result = run_bench(
+        *("--target", spec, "--idle", "10", "--exchanges", "2"),
+        *("--exchange-rounds", "1", "--watch", "0", "--settle", "0.2"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = re.search(rf"round 1 {re.escape(spec)} N=10: accepted 10 at .*", result.stdout)
+    assert line, result.stdout
+    assert "(2 ok, " in line.group(0)
+
+
+def test_baseline_tree_that_is_not_a_checkout_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run_bench("--target", f"ours,tree={tmp_path}", "--idle", "1")
+    assert result.returncode == 2
+    assert "not a checkout of this project" in result.stderr
     assert "Traceback" not in result.stderr
