@@ -1,4 +1,4 @@
-"""Send-side patches on aiortc's SCTP (S1-S6 of docs/webrtc-tuning.md).
+"""Send-side patches on aiortc's SCTP (S1-S7 of docs/webrtc-tuning.md).
 
 Installed by webrtc_sctp.apply() only on the aiortc release they were written against;
 `receive_sack_chunk`, `t3_expired` and `transmit` are aiortc 1.16's own with the lines
@@ -109,11 +109,41 @@ def install(mod: Any) -> None:
         elif not tsn_gt(self._fast_recovery_exit, chunk.cumulative_tsn):
             self._fast_recovery_exit = None
 
+        if not chunk.gaps and self._fast_recovery_exit is None and is_pion(self):
+            # sp2p S7: the rest once per read batch (loss recovery keeps its per-SACK pace)
+            self._sp2p_batch_acked = self.__dict__.get("_sp2p_batch_acked", 0) + done
+            if not self.__dict__.get("_sp2p_tail_soon"):
+                self._sp2p_tail_soon = True
+                self._loop.call_soon(sack_tail, self)
+            return
         if not sent_queue:
             self._t3_cancel()
         elif done:
             self._t3_restart()
         self._update_advanced_peer_ack_point()
+        await self._data_channel_flush()
+        await self._transmit()
+
+    def is_pion(self: Any) -> bool:
+        """A non-browser peer that did not announce M1's parameter: a Go (pion) CLI, which
+        SACKs about every second packet (A3 in webrtc_sctp_recv reads the same marks)."""
+        return "_sp2p_probe" not in self.__dict__ and self.__dict__.get("_sp2p_peer_browser") is False
+
+    def sack_tail(self: Any) -> None:  # S7
+        self._sp2p_tail_soon = False
+        done = self._sp2p_batch_acked
+        self._sp2p_batch_acked = 0
+        if self._association_state != established:
+            return
+        if not self._sent_queue:
+            self._t3_cancel()
+        elif done:
+            self._t3_restart()
+        self._update_advanced_peer_ack_point()
+        self._sp2p_burst_extra = done  # the batch freed `done` packets: refill them at once
+        asyncio.ensure_future(flush_and_transmit(self))
+
+    async def flush_and_transmit(self: Any) -> None:
         await self._data_channel_flush()
         await self._transmit()
 
@@ -175,7 +205,8 @@ def install(mod: Any) -> None:
             if not self._t3_handle:
                 self._t3_start()
         packet = self.__dict__.get("_sp2p_chunk_size", mtu_data)  # sp2p M1
-        burst_size = (2 if self._fast_recovery_exit is not None else MAX_BURST) * packet  # sp2p
+        extra = self.__dict__.pop("_sp2p_burst_extra", 0)  # sp2p S7
+        burst_size = (2 if self._fast_recovery_exit is not None else MAX_BURST + extra) * packet  # sp2p
         cwnd = min(self._flight_size + burst_size, self._cwnd)
 
         if getattr(self, "_sp2p_rtx", True):  # sp2p S1: scan only if something is marked
