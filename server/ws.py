@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import relay
-from server.connection import Peer, PeerClosed
+from server.connection import Peer, PeerClosed, WriteBatch
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
@@ -217,19 +217,30 @@ def _relay_loop(state: ServerState, peer: Peer, link: Link) -> None:
         max_candidates=config.max_candidates,
         max_file_info=config.max_file_info,
     )
-    while True:
-        text = peer.receive(timeout=30.0)
-        if text is None:
-            continue
-        if not bucket.take():
-            log.info("closing flooding peer session=%s role=%s", redact(link.id), link.role)
-            peer.fail(ErrorCode.RATE_LIMITED, "too many messages")
-            return
-        try:
-            _step(state, link, text, limits)
-        except StoreUnavailable as exc:
-            # the connection stays: its peer-to-peer transfer may not need us any more
-            log.warning("message dropped session=%s: %s", redact(link.id), exc)
+    batch = WriteBatch()
+    try:
+        while True:
+            text = peer.receive(timeout=30.0)
+            if text is None:
+                continue
+            if not bucket.take():
+                log.info("closing flooding peer session=%s role=%s", redact(link.id), link.role)
+                peer.fail(ErrorCode.RATE_LIMITED, "too many messages")
+                return
+            more = peer.has_input()  # more of this read to come: relay them in one write
+            try:
+                if more:
+                    with batch.holding():
+                        _step(state, link, text, limits)
+                else:
+                    _step(state, link, text, limits)
+            except StoreUnavailable as exc:
+                # the connection stays: its peer-to-peer transfer may not need us any more
+                log.warning("message dropped session=%s: %s", redact(link.id), exc)
+            if not more:
+                batch.flush()
+    finally:
+        batch.flush()
 
 
 def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> None:

@@ -3,6 +3,7 @@ thread (as werkzeug runs it; tests/server/test_gevent_worker.py covers greenlets
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -10,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from server import connection
-from server.connection import Peer, PeerClosed
+from server import connection, wsframe
+from server.connection import Peer, PeerClosed, WriteBatch
 from tests.server.test_gevent_worker import masked_frame
 
 
@@ -126,3 +127,33 @@ def test_a_client_that_does_not_read_is_cut_after_the_write_timeout() -> None:
         while peer.send_text("x" * 60_000):
             assert time.monotonic() - started < 5
         assert peer.closed and time.monotonic() - started < 3
+
+
+def test_write_batch_holds_relays_in_order_until_flush_and_any_other_write_sends_them_first() -> None:
+    a, b = socket.socketpair()
+    try:
+        peer = Peer(a, "127.0.0.1", write_timeout=5.0, ping_interval=0, max_message=1 << 16)
+        batch = WriteBatch()
+        with batch.holding():
+            assert peer.send_text("one") and peer.send_text("two")
+        b.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            assert b.recv(100) == b"", "nothing may leave before the flush"
+        with batch.holding():
+            peer.send_text("three")
+        peer.close(1000, "")  # another write: the held frames go first, in order
+        b.settimeout(2)
+        expected = b"".join(
+            [wsframe.text_frame(t) for t in ("one", "two", "three")] + [wsframe.close_frame(1000, "")]
+        )
+        got = b""
+        while len(got) < len(expected):
+            got += b.recv(1000)
+        assert got == expected
+        batch.flush()  # nothing left: no second copy
+        b.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            assert b.recv(100) == b""
+    finally:
+        a.close()
+        b.close()
