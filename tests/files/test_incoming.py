@@ -136,18 +136,23 @@ def test_missing_output_directory_is_an_error_and_not_created(tmp_path: Path) ->
         IncomingFile(tmp_path / "file")
 
 
+def _file_refused_then_moved(tmp_path: Path, fd: int) -> None:
+    """A taken name is refused with both files intact; a free one takes the file."""
+    (tmp_path / "src").write_text("new")
+    (tmp_path / "dst").write_text("old")
+    with pytest.raises(FileExistsError):
+        rename_noreplace("src", fd, "dst", fd)
+    assert (tmp_path / "dst").read_text() == "old" and (tmp_path / "src").read_text() == "new"
+    rename_noreplace("src", fd, "free", fd)
+    assert (tmp_path / "free").read_text() == "new" and not (tmp_path / "src").exists()
+
+
 def test_fallbacks_without_renameat2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The link-then-unlink (files) and mkdir-probe (dirs) paths also refuse to replace."""
     monkeypatch.setattr(fsutil, "_load_renameat2", lambda: None)
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        (tmp_path / "src").write_text("new")
-        (tmp_path / "dst").write_text("old")
-        with pytest.raises(FileExistsError):
-            rename_noreplace("src", fd, "dst", fd)
-        assert (tmp_path / "dst").read_text() == "old" and (tmp_path / "src").exists()
-        rename_noreplace("src", fd, "free", fd)
-        assert (tmp_path / "free").read_text() == "new" and not (tmp_path / "src").exists()
+        _file_refused_then_moved(tmp_path, fd)
         (tmp_path / "sd").mkdir()
         (tmp_path / "sd" / "f").write_text("f")
         (tmp_path / "taken").mkdir()
@@ -196,13 +201,7 @@ def test_neither_hard_links_nor_renameat2(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(fsutil, "_load_renameat2", lambda: None)
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        (tmp_path / "src").write_text("new")
-        (tmp_path / "dst").write_text("old")
-        with pytest.raises(FileExistsError):
-            rename_noreplace("src", fd, "dst", fd)
-        assert (tmp_path / "dst").read_text() == "old" and (tmp_path / "src").read_text() == "new"
-        rename_noreplace("src", fd, "free", fd)
-        assert (tmp_path / "free").read_text() == "new" and not (tmp_path / "src").exists()
+        _file_refused_then_moved(tmp_path, fd)
     finally:
         os.close(fd)
 
