@@ -32,6 +32,9 @@ For every round, level N and target (interleaved in that order), on a fresh serv
 
 Figures only, nothing asserted; the machine is shared, so quote `uptime` (printed) and
 prefer --rounds 3 medians for anything you compare.
+
+One file past ~400 lines on purpose: the load generator's processes, the targets and the
+report are one lab; its server launchers already live in bench_server_targets.py.
 """
 
 from __future__ import annotations
