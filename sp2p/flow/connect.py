@@ -19,7 +19,7 @@ from sp2p.log import get_logger
 from sp2p.net.addresses import format_endpoint, local_addresses
 from sp2p.net.channel import Channel, ChannelWrapper, TransportKind
 from sp2p.net.race import ConfirmationRace
-from sp2p.net.signaling import SignalClient
+from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.net.tcp import TcpRace
 from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
@@ -135,6 +135,8 @@ def establish(
                 status(winner.transport, "connected")
                 return _keep_mapping(winner, upnp)
             if stop is not None and stop():
+                if (late := _late_verdict(race, upnp)) is not None:
+                    return late
                 break
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -143,6 +145,12 @@ def establish(
                 env = signal.wait_for(_ROUTED, timeout=min(0.1, remaining))
             except TimeoutError:
                 continue
+            except SignalClosed:
+                # a peer that exits right after its MAC (or after our MAC failed on its side)
+                # can close the session before that MAC is read here: its verdict comes first
+                if (late := _late_verdict(race, upnp)) is not None:
+                    return late
+                raise
             if env.type == SignalType.PEER_LEFT:
                 # a peer that just confirmed on a channel closes its signaling at once (v2),
                 # possibly before its MAC has reached us on that channel: give it a moment
@@ -163,6 +171,17 @@ def establish(
         race.close()
         if rtc is not None:
             rtc.release_unless_won(race.poll_quiet())
+
+
+def _late_verdict(race: ConfirmationRace, upnp: UpnpAttempt | None) -> Channel | None:
+    """The race is being given up: a candidate still mid-confirmation gets PEER_LEFT_GRACE to
+    finish. Its winner, or None; a wrong MAC raises KeyConfirmationError (a security failure
+    must not read as a lost server or a stopped attempt)."""
+    if not race.confirming and not race.bad_mac_seen:
+        return None
+    with contextlib.suppress(ConnectError):
+        return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
+    return None
 
 
 def _stop_tcp(tcp: TcpRace, winner: Channel | None, keep_listener: bool) -> None:

@@ -45,9 +45,21 @@ class ConfirmationRace:
         self._timeout = confirm_timeout
         self._cond = threading.Condition()
         self._policy: RacePolicy[Channel] = RacePolicy(prefer_tcp_window=prefer_tcp_window)
+        #: candidates between connected and their verdict (see `confirming`)
+        self._confirming = 0
 
     def offer(self, channel: Channel) -> None:
         """Run confirmation on `channel` (blocking); keep it if it wins, else close it."""
+        with self._cond:
+            self._confirming += 1
+        try:
+            self._confirm(channel)
+        finally:
+            with self._cond:
+                self._confirming -= 1
+                self._cond.notify_all()
+
+    def _confirm(self, channel: Channel) -> None:
         try:
             if not self._read_first:
                 channel.send(self._keys.own_confirmation())
@@ -158,6 +170,12 @@ class ConfirmationRace:
         """A UPnP mapping just succeeded: give TCP a fresh window (client.md §4.5)."""
         with self._cond:
             self._policy.restart_prefer_window(time.monotonic())
+
+    @property
+    def confirming(self) -> bool:
+        """A connected candidate is still exchanging MACs: its verdict is worth waiting for."""
+        with self._cond:
+            return self._confirming > 0
 
     @property
     def bad_mac_seen(self) -> bool:
