@@ -1,11 +1,21 @@
 """Suite-wide fixtures. Parts of the suite register their own in their packages."""
 
 import gc
+import signal
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "tests.netlab.fixtures"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background (`cmd &` in a script, nohup) inherits SIGINT as
+    ignored, and so would every CLI it spawns: Ctrl-C tests would then see a CLI that cannot
+    be interrupted. A handled signal is reset to the default on exec, so the CLIs start as
+    from a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 #: suites whose in-process code is ours end to end: there an unclosed socket or file, or an
