@@ -125,8 +125,7 @@ class Outbox:
         if transport.is_closing():
             return  # as asyncio drops writes after close
         if transport._buffer or not transport._sp2p_gso:
-            for datagram in pending:  # the socket is backed up (keep order) or cannot segment
-                transport.sendto(datagram, self.addr)
+            self._hand_back(pending)  # the socket is backed up (keep order) or cannot segment
             return
         self._send_runs(pending)
 
@@ -164,6 +163,7 @@ class Outbox:
             start = end
 
     def _hand_back(self, datagrams: list[bytes]) -> None:
+        """One asyncio sendto each: it sends or buffers in order and waits for writability."""
         for datagram in datagrams:
             self.transport.sendto(datagram, self.addr)
 
