@@ -30,10 +30,14 @@ receiver-side: first byte to last byte.
 With --loss PCT (root) the runs happen in a network namespace whose UDP traffic loses
 PCT % of its packets at random (iptables statistic match), to compare loss recovery.
 
+With --mtu N (root) everything runs in a network namespace whose loopback carries at most N
+bytes per packet (1500: an Ethernet path such as bench_link's 70 ms link, where the CLIs'
+8 KiB packet probe fails and they probe for what the path carries).
+
 With --runs N the modes run N rounds in turn (load drifts hit all alike); medians shown.
 
 Usage: python3 scripts/bench_webrtc.py [--size MiB] [--runs N] [--pairs ours,go,go2ours,ours2go]
-       [--modes stock,stock1,channel,tuned] [--loss PCT]
+       [--modes stock,stock1,channel,tuned] [--loss PCT] [--mtu BYTES]
        [--profile sender|receiver] (cProfile of one side's asyncio thread, last mode only)
 """
 
@@ -149,12 +153,15 @@ def _ns(ns: str, *cmd: str) -> None:
     subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
 
 
-def run_in_lossy_netns(loss: float, argv: list[str]) -> int:
-    """Re-run this script inside a namespace that drops `loss` % of UDP packets."""
+def run_in_netns(loss: float, mtu: int | None, argv: list[str]) -> int:
+    """Re-run this script inside a namespace that drops `loss` % of UDP packets and whose
+    loopback carries at most `mtu` bytes per packet (None: loopback's 64 KiB)."""
     ns = f"sp2pbench{os.getpid()}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         _ns(ns, "ip", "link", "set", "lo", "up")
+        if mtu:
+            _ns(ns, "ip", "link", "set", "lo", "mtu", str(mtu))
         # loss per datagram where it arrives: the device splits our UDP GSO sends first
         _ns(ns, "ip", "link", "set", "lo", "gso_max_segs", "1")
         _ns(ns, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
@@ -162,13 +169,28 @@ def run_in_lossy_netns(loss: float, argv: list[str]) -> int:
         _ns(ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "v1")
         _ns(ns, "ip", "link", "set", "v0", "up")
         _ns(ns, "ip", "link", "set", "v1", "up")
-        _ns(ns, "iptables-legacy", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
-            "--probability", str(loss / 100), "-j", "DROP")  # fmt: skip
-        inner = [a for a in argv if not a.startswith("--loss")]
+        if loss:
+            _ns(ns, "iptables-legacy", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
+                "--probability", str(loss / 100), "-j", "DROP")  # fmt: skip
+        inner = _without(argv, "--loss", "--mtu")
         cmd = ["ip", "netns", "exec", ns, sys.executable, __file__, *inner, "--inside-netns"]
         return subprocess.run(cmd, check=False).returncode
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def _without(argv: list[str], *options: str) -> list[str]:
+    """`argv` minus each `option` and its value (given as "--opt N" or "--opt=N")."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
+            out.append(arg)
+    return out
 
 
 def run_pairs(pairs: list[str], size_mib: int, runs: int, base: Path | None) -> None:
@@ -240,15 +262,12 @@ def main() -> int:
     parser.add_argument("--modes", default="", help="transport modes: stock,stock1,channel,tuned")
     parser.add_argument("--profile", choices=("sender", "receiver"))
     parser.add_argument("--loss", type=float, default=0.0, help="percent of UDP packets dropped")
+    parser.add_argument("--mtu", type=int, help="loopback MTU of a namespace to run in (root)")
     parser.add_argument("--inside-netns", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.loss and not args.inside_netns:
-        print(f"random UDP loss: {args.loss:g} %", flush=True)
-        argv = sys.argv[1:]
-        if "--loss" in argv:  # "--loss N" -> drop both words
-            i = argv.index("--loss")
-            argv = argv[:i] + argv[i + 2 :]
-        return run_in_lossy_netns(args.loss, argv)
+    if (args.loss or args.mtu) and not args.inside_netns:
+        print(f"random UDP loss: {args.loss:g} %, loopback MTU {args.mtu or 'unchanged'}", flush=True)
+        return run_in_netns(args.loss, args.mtu, sys.argv[1:])
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     pairs = [p for p in args.pairs.split(",") if p]
     if pairs and not args.profile:

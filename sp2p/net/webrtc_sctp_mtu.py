@@ -1,18 +1,21 @@
-"""M1 of docs/webrtc-tuning.md: larger SCTP packets between two sp2p CLIs, after a probe.
+"""M1 and M2 of docs/webrtc-tuning.md: larger SCTP packets between two sp2p CLIs, after a probe.
 
 aiortc's cost is per packet, and its packets carry 1160 bytes of data. Between two of our
-CLIs whose path carries more (loopback, a LAN with jumbo frames), packets of JUMBO_PACKET
-bytes cut the per-packet work about sevenfold. Browsers and Go peers keep 1200-byte packets:
+CLIs whose path carries more, larger packets cut the per-packet work: JUMBO_PACKET bytes
+(about sevenfold) where the path carries them (loopback, a LAN with jumbo frames), and
+ETHERNET_PACKET bytes (a fifth fewer packets) on the common 1500-byte path, the 70 ms link
+of bench_link and most of the Internet. Browsers and Go peers keep 1200-byte packets:
 
   1. Each of our associations announces JUMBO_PARAM in its INIT / INIT-ACK: an optional
      parameter of the "skip silently" class (RFC 9260 3.2.1, top bits 10), which pion,
      usrsctp and older sp2p ignore.
   2. A sender whose peer announced it, and whose DTLS record layer is ours (webrtc_dtls:
-     OpenSSL's path cuts records at 1500 bytes), sends one HEARTBEAT padded to
-     JUMBO_PACKET (RFC 8899's probe packets). The ICE sockets set don't-fragment
-     (webrtc_ice), so a path with a smaller MTU drops it rather than fragmenting it.
+     OpenSSL's path cuts records at 1500 bytes), sends one HEARTBEAT padded to each of
+     PROBE_PACKETS at once (RFC 8899's probe packets). The ICE sockets set don't-fragment
+     (webrtc_ice), so a path with a smaller MTU drops a probe rather than fragmenting it.
   3. Only the peer's HEARTBEAT-ACK, the same size back, switches this association's DATA
-     chunks to JUMBO_DATA bytes; no answer within PROBE_TIMEOUT keeps 1160.
+     chunks to that packet's size (never down: the larger answer wins whatever the order);
+     no answer within PROBE_TIMEOUT keeps 1160.
 """
 
 from __future__ import annotations
@@ -27,8 +30,21 @@ JUMBO_PARAM = 0xBFA7
 #: SCTP packet size probed for and used once the probe came back (a UDP payload of
 #: JUMBO_PACKET + 37 bytes of DTLS)
 JUMBO_PACKET = 8192
-#: user data per DATA chunk in such packets (12-byte common header, 16-byte chunk header)
-JUMBO_DATA = (JUMBO_PACKET - 12 - 16) // 4 * 4
+#: M2: the largest SCTP packet whose datagram fits a 1500-byte MTU over IPv6 too
+#: (1500 - 40 IPv6 - 8 UDP - 37 DTLS = 1415, down to a multiple of 4)
+ETHERNET_PACKET = 1412
+#: the probes sent together, largest first
+PROBE_PACKETS = (JUMBO_PACKET, ETHERNET_PACKET)
+
+
+def data_size(packet: int) -> int:
+    """User data per DATA chunk in SCTP packets of `packet` bytes (12-byte common header,
+    16-byte chunk header; chunks are padded to 4 bytes)."""
+    return (packet - 12 - 16) // 4 * 4
+
+
+#: user data per DATA chunk in JUMBO_PACKET packets
+JUMBO_DATA = data_size(JUMBO_PACKET)
 #: how long the sender waits for the probe's answer before keeping small packets
 PROBE_TIMEOUT = 2.0
 _HEARTBEAT_INFO = 1
@@ -73,34 +89,40 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
             params.append((JUMBO_PARAM, JUMBO_PACKET.to_bytes(4, "big")))
 
     def maybe_probe(self: Any) -> None:
-        """Called from transmit: start the probe once the association is up."""
+        """Called from transmit: start the probes once the association is up."""
         if self._association_state != established or not can_send_jumbo(self.transport):
             return
         self._sp2p_probe = "sent"
         token = os.urandom(8)
-        # chunk header 4 + param header 4 + info; the packet adds the 12-byte common header
-        info = token + bytes(JUMBO_PACKET - 12 - 4 - 4 - len(token))
-        probe = heartbeat_cls()
-        probe.params = [(_HEARTBEAT_INFO, info)]
         self._sp2p_probe_token = token
-        self._receive_chunk = lambda chunk: receive_chunk(self, chunk)  # until it is answered
-        asyncio.ensure_future(self._send_chunk(probe))
+        self._receive_chunk = lambda chunk: receive_chunk(self, chunk)  # until answered
+        for packet in PROBE_PACKETS:
+            # chunk header 4 + param header 4 + info; the packet adds the 12-byte common header
+            probe = heartbeat_cls()
+            probe.params = [(_HEARTBEAT_INFO, token + bytes(packet - 12 - 4 - 4 - len(token)))]
+            asyncio.ensure_future(self._send_chunk(probe))
         self._loop.call_later(PROBE_TIMEOUT, probe_expired, self)
 
     async def receive_chunk(self: Any, chunk: Any) -> None:
         if chunk.type == heartbeat_ack_type and self.__dict__.get("_sp2p_probe") == "sent":
             info = dict(chunk.params).get(_HEARTBEAT_INFO, b"")
-            if info[:8] == self._sp2p_probe_token and len(info) == JUMBO_PACKET - 20:
-                self._sp2p_chunk_size = JUMBO_DATA
-                self._sp2p_probe = "done"
-                self.__dict__.pop("_receive_chunk", None)
+            packet = len(info) + 20
+            if info[:8] == self._sp2p_probe_token and packet in PROBE_PACKETS:
+                size = data_size(packet)
+                if size > chunk_size(self, default_size):  # answers may come in any order
+                    self._sp2p_chunk_size = size
+                if packet == PROBE_PACKETS[0]:  # nothing larger to wait for
+                    finish(self, "done")
                 return
         await cls._receive_chunk(self, chunk)
 
+    def finish(self: Any, state: str) -> None:
+        self._sp2p_probe = state
+        self.__dict__.pop("_receive_chunk", None)
+
     def probe_expired(self: Any) -> None:
         if self.__dict__.get("_sp2p_probe") == "sent":
-            self._sp2p_probe = "failed"
-            self.__dict__.pop("_receive_chunk", None)
+            finish(self, "done" if "_sp2p_chunk_size" in self.__dict__ else "failed")
 
     async def send(
         self: Any,

@@ -140,8 +140,9 @@ class Outbox:
             end = start + 1
             while end < stop and len(pending[end]) == size:
                 end += 1
-            if end < stop and len(pending[end]) < size:
-                end += 1  # the last segment may be shorter
+            if end < stop and end - start > 1 and len(pending[end]) < size:
+                end += 1  # the last segment may be shorter (not after a lone larger one:
+                # M2's 8 KiB probe on a 1500-byte path would take the next datagram down with it)
             try:
                 if end - start == 1:
                     sock.sendto(pending[start], addr)

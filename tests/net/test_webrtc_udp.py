@@ -85,6 +85,15 @@ def test_large_datagrams_stay_under_the_64k_send() -> None:
     assert box.gso_sends == 3 and box.gso_datagrams == 20
 
 
+def test_a_lone_larger_datagram_leaves_alone() -> None:
+    # M2's probes: an 8 KiB one refused on a 1500-byte path (EMSGSIZE) must not take the
+    # 1.4 KB one after it down too, as one GSO send of both would
+    datagrams = _datagrams([8229, 1449, 1229, 1229, 57])
+    box, got, _ = asyncio.run(_send_through_outbox(datagrams))
+    assert got == datagrams
+    assert (box.gso_sends, box.gso_datagrams) == (1, 3)  # 8229, 1449 alone; 1229 x2 + 57
+
+
 def test_a_socket_that_refuses_gso_falls_back_to_single_sends() -> None:
     datagrams = _datagrams([1229] * 10)
     box, got, protocol = asyncio.run(_send_through_outbox(datagrams, no_checksums=True))

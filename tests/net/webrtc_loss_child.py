@@ -1,4 +1,5 @@
-"""Run inside a lossy network namespace by test_webrtc_loss.py: one transfer, JSON result.
+"""Run inside a shaped network namespace (tests/net/webrtc_netns.py): one transfer, JSON
+result, with the sender's DATA chunk size (M1/M2).
 
 Usage: python3 -m tests.net.webrtc_loss_child MIB
 """
@@ -31,10 +32,12 @@ def main() -> int:
         writer.join()
         rcv.send(b"ok")
         reply = snd.recv(30)
+        chunk_size = snd._sctp.__dict__.get("_sp2p_chunk_size")
     result = {
         "match": hashlib.sha256(got).digest() == hashlib.sha256(data).digest(),
         "reply": reply.decode(),
         "seconds": round(time.monotonic() - started, 2),
+        "chunk_size": chunk_size,
     }
     print(json.dumps(result))
     return 0
