@@ -24,8 +24,9 @@ import redis
 
 from server.config import ConfigError, ServerConfig
 from server.redis_store import RedisStore, redact_url
+from server.redis_wire import Wire
 from server.router import LocalRouter
-from server.store import SessionRecord
+from server.store import Pairing, SessionRecord
 from sp2p.proto.constants import Role
 
 log = logging.getLogger("sp2p.server")
@@ -52,6 +53,8 @@ class RedisRouter(LocalRouter):
         self._wake = threading.Event()
         #: held while a batch is taken and published, so batches leave in order
         self._flush_lock = threading.Lock()
+        #: the publisher's own connection (only a flush, under _flush_lock, uses it)
+        self._wire = Wire(store.r)
 
     def _channel(self, node: str) -> str:
         return f"{self._store.prefix}:node:{node}"
@@ -77,6 +80,14 @@ class RedisRouter(LocalRouter):
         else:
             self._publish(record, role, {"c": code, "why": reason})
 
+    def paired(self, record: SessionRecord, text: str) -> None:
+        if record.sender_node in ("", self._node):
+            super().paired(record, text)
+        else:
+            pairing = Pairing.of(record)
+            facts = [pairing.joined_at, pairing.receiver_node, pairing.receiver_client_type]
+            self._publish(record, Role.SENDER, {"t": text, "j": facts})
+
     def flush(self) -> None:
         """Publish everything in the outbox now (one pipeline); a Redis failure drops the
         batch with a warning, as a failed PUBLISH would have."""
@@ -85,11 +96,12 @@ class RedisRouter(LocalRouter):
                 batch, self._outbox = self._outbox, {}
             if not batch:
                 return
-            pipe = self._store.r.pipeline(transaction=False)
-            for node, bodies in batch.items():
-                pipe.publish(self._channel(node), json.dumps(bodies, separators=(",", ":")))
+            commands = [
+                ("PUBLISH", self._channel(node), json.dumps(bodies, separators=(",", ":")))
+                for node, bodies in batch.items()
+            ]
             try:
-                pipe.execute()
+                self._wire.run(commands)
             except redis.RedisError as exc:
                 log.warning("%d messages to other nodes dropped: redis unreachable: %s",
                             sum(map(len, batch.values())), exc)
@@ -111,13 +123,17 @@ class RedisRouter(LocalRouter):
             log.warning("ignoring a malformed message on our channel")
 
     def _deliver_one(self, body: dict[str, Any]) -> None:
-        peer = self.local(str(body["s"]), Role(body["r"]))
-        if peer is None:
-            return
-        if "t" in body:
-            peer.send_text(str(body["t"]))
+        session_id, role = str(body["s"]), Role(body["r"])
+        if "j" in body:
+            joined_at, node, client_type = body["j"]
+            pairing = Pairing(float(joined_at), str(node), str(client_type))
+            self._paired_local(session_id, pairing, str(body["t"]))
+        elif "t" in body:
+            peer = self.local(session_id, role)
+            if peer is not None:
+                peer.send_text(str(body["t"]))
         else:
-            peer.close(int(body.get("c", 1001)), str(body.get("why", "")))
+            self._close_local(session_id, role, int(body.get("c", 1001)), str(body.get("why", "")))
 
     def start(self) -> None:
         if self._thread is None:
@@ -134,6 +150,7 @@ class RedisRouter(LocalRouter):
         if self._publisher is not None:
             self._publisher.join(STOP_FLUSH)
         self.flush()
+        self._wire.close()
 
     def _listen(self) -> None:
         """Read our channel; on a broken connection mark Redis unhealthy and resubscribe."""

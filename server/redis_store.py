@@ -38,6 +38,7 @@ from redis.exceptions import NoScriptError
 
 from server.ratelimit import WindowLimiter
 from server.redis_batch import Batched
+from server.redis_wire import Wire
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
 from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
 from server.stats import ATTEMPTED, BYTES, COMPLETED, CONNECTED
@@ -235,6 +236,7 @@ class RedisStore:
         #: script calls made at the same moment share one pipeline (a mass disconnect ends
         #: thousands of sessions in a few turns of the loop)
         self._calls: Batched[ScriptCall, Any] = Batched(self._run_scripts)
+        self._wire = Wire(client)
         #: set by RedisRouter while its subscription is broken
         self.subscription_problem: str | None = None
 
@@ -245,17 +247,10 @@ class RedisStore:
         return answer
 
     def _run_scripts(self, calls: Sequence[ScriptCall]) -> list[Any]:
-        """Answers (or the error of each call) in order; one round trip for the lot."""
-        if len(calls) == 1:
-            script, keys, args = calls[0]
-            try:
-                return [script(keys=keys, args=args)]
-            except redis.ResponseError as exc:
-                return [exc]
-        pipe = self.r.pipeline(transaction=False)
-        for script, keys, args in calls:  # EVALSHA without redis-py's SCRIPT EXISTS per pipeline
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        answers: list[Any] = pipe.execute(raise_on_error=False)
+        """Answers (or the error of each call) in order; one round trip for the lot, on the
+        store's own connection (Batched lets one caller at a time in)."""
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
+        answers = self._wire.run(commands)
         for i, answer in enumerate(answers):
             if isinstance(answer, NoScriptError):  # Redis restarted: the call loads it again
                 script, keys, args = calls[i]
@@ -366,6 +361,7 @@ class RedisStore:
         return self.subscription_problem
 
     def close(self) -> None:
+        self._wire.close()
         self.r.close()
 
     def counters(self) -> RedisCounters:

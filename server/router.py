@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING
 
-from server.store import SessionRecord
+from server.store import Pairing, SessionRecord
 from sp2p.proto.constants import Role
 
 if TYPE_CHECKING:
@@ -21,6 +21,8 @@ class LocalRouter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._peers: dict[tuple[str, Role], Peer] = {}
+        #: session id -> the join's facts for our sender's handler (take_pairing)
+        self._pairings: dict[str, Pairing] = {}
 
     def attach(self, session_id: str, role: Role, peer: Peer) -> bool:
         with self._lock:
@@ -31,6 +33,8 @@ class LocalRouter:
 
     def detach(self, session_id: str, role: Role, peer: Peer) -> bool:
         with self._lock:
+            if role is Role.SENDER:
+                self._pairings.pop(session_id, None)
             if self._peers.get((session_id, role)) is peer:
                 del self._peers[(session_id, role)]
                 return True
@@ -50,12 +54,33 @@ class LocalRouter:
             peer.send_text(text)
 
     def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
+        self._close_local(record.id, role, code, reason)
+
+    def _close_local(self, session_id: str, role: Role, code: int, reason: str) -> None:
         # only a teardown closes through the router, after the store ended the session: the
         # peer leaves the map here, so its handler's own detach tells it the end is done
+        # (and skips a second store.end)
         with self._lock:
-            peer = self._peers.pop((record.id, role), None)
+            peer = self._peers.pop((session_id, role), None)
+            if role is Role.SENDER:
+                self._pairings.pop(session_id, None)
         if peer is not None:
             peer.close(code, reason)
+
+    def paired(self, record: SessionRecord, text: str) -> None:
+        self._paired_local(record.id, Pairing.of(record), text)
+
+    def _paired_local(self, session_id: str, pairing: Pairing, text: str) -> None:
+        with self._lock:
+            peer = self._peers.get((session_id, Role.SENDER))
+            if peer is not None:  # noted before the text goes out: the answer may follow at once
+                self._pairings[session_id] = pairing
+        if peer is not None:
+            peer.send_text(text)
+
+    def take_pairing(self, session_id: str) -> Pairing | None:
+        with self._lock:
+            return self._pairings.pop(session_id, None)
 
     def start(self) -> None:
         pass

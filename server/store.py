@@ -13,7 +13,7 @@ Records are plain values: the store never holds a connection, so a handler asks 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from server.relay import Refusal
@@ -79,6 +79,24 @@ class SessionRecord:
         """A session a sender has just opened (both stores build it the same way)."""
         return cls(id=session_id, version=version, sender_ip=ip, sender_client_type=client_type,
                    created=now, last_seen=now, sender_node=node)
+
+
+@dataclass(frozen=True)
+class Pairing:
+    """What a sender's handler learns with `peer-joined` (the router hands it over), so its
+    next message needs no store read to see the receiver."""
+
+    joined_at: float
+    receiver_node: str
+    receiver_client_type: str
+
+    @classmethod
+    def of(cls, record: SessionRecord) -> Pairing:
+        return cls(record.joined_at or 0.0, record.receiver_node, record.receiver_client_type)
+
+    def applied_to(self, record: SessionRecord) -> SessionRecord:
+        return replace(record, joined_at=self.joined_at, receiver_node=self.receiver_node,
+                       receiver_client_type=self.receiver_client_type)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -189,6 +207,15 @@ class Router(Protocol):
 
     def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
         """Close (session, role) wherever it is held; only after the store ended the session."""
+        ...
+
+    def paired(self, record: SessionRecord, text: str) -> None:
+        """Deliver `text` (peer-joined) to the sender of the joined `record`, wherever it is
+        held, with the join's facts for `take_pairing`."""
+        ...
+
+    def take_pairing(self, session_id: str) -> Pairing | None:
+        """The join's facts delivered to our sender of `session_id` (once), if any."""
         ...
 
     def start(self) -> None: ...

@@ -186,9 +186,7 @@ def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> L
         state.router.detach(joined.id, Role.RECEIVER, peer)
         end_session(state, joined.id, leaver=Role.RECEIVER)
         return None
-    state.router.send(
-        joined, Role.SENDER, Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)).to_json()
-    )
+    state.router.paired(joined, Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)).to_json())
     state.metrics.session_paired()
     log.info("peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
     return Link(joined, Role.RECEIVER, peer.ip)
@@ -250,7 +248,8 @@ def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> No
         state.store.touch(link.id)
     action = relay.route(text, _view(state, link), limits)
     if action is relay.NO_PEER_YET:  # the receiver may have joined since (on any node)
-        fresh = state.store.get(link.id)
+        pairing = state.router.take_pairing(link.id)
+        fresh = pairing.applied_to(link.record) if pairing is not None else state.store.get(link.id)
         if fresh is None or not fresh.joined:
             return
         link.record = fresh

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.server.helpers import Client, hello, http_get, wait_until
 from tests.support.redis_proc import RedisProc
@@ -108,6 +109,39 @@ def test_sender_and_receiver_on_different_nodes(two_nodes: tuple[ServerProc, Ser
     # /metrics sums the workers of a node
     text = http_get(a.http_url + "/metrics")[2].decode()
     assert 'sp2p_refusals_total{reason="session_full"} 1.0' in text
+
+
+def _hgetall_calls(redis_url: str) -> int:
+    """HGETALL calls Redis served so far, scripts' included (INFO commandstats)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return int(stats.get("cmdstat_hgetall", {}).get("calls", 0))
+
+
+@pytest.mark.slow
+def test_a_pair_across_nodes_reads_each_record_once(
+    redis_unix: RedisProc, two_nodes: tuple[ServerProc, ServerProc]
+) -> None:
+    """The sender's node learns the join with peer-joined (no store read before relaying
+    its answer), and the sender's node, told to close by the node that ended the session,
+    does not end it a second time: of the record reads only the join's and the end's."""
+    a, b = two_nodes
+    redis_url = redis_unix.url
+    sender, sid, _ = hello(a.ws_url)
+    before = _hgetall_calls(redis_url)
+    receiver = join(b.ws_url, sid)
+    receiver.expect("welcome")
+    sender.expect("peer-joined")
+    sender.send("crypto", {"publicKey": "cw=="})
+    assert receiver.expect("crypto") == {"publicKey": "cw=="}
+    receiver.close()
+    assert sender.expect("peer-left") == {}
+    assert sender.closed_within(5)
+    time.sleep(0.5)  # the sender's handler has ended by now (it would end the session here)
+    assert _hgetall_calls(redis_url) - before == 2  # the join script's and the end script's
 
 
 @pytest.mark.slow
