@@ -62,6 +62,14 @@ class FrameLink(Protocol):
         """Bytes written that the transport has not sent yet (the link is behind)."""
         ...
 
+    def round_trip(self) -> float | None:
+        """The link's round-trip time in seconds, None where unknown."""
+        ...
+
+    def same_host(self) -> bool:
+        """The peer runs on this host (False where unknown)."""
+        ...
+
     def send_frame(self, msg_type: int, body: bytes) -> None: ...
 
     def try_send_frame(self, msg_type: int, body: bytes) -> bool: ...
@@ -137,6 +145,12 @@ class FramedChannel:
 
     def backlog(self) -> int:
         return self.channel.buffered_amount
+
+    def round_trip(self) -> float | None:
+        return self.channel.round_trip
+
+    def same_host(self) -> bool:
+        return self.channel.same_host
 
     def send_frame(self, msg_type: int, body: bytes) -> None:
         with self.write_lock:

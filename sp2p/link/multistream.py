@@ -111,6 +111,12 @@ class MultiStreamLink:
     def backlog(self) -> int:
         return sum(stream.channel.buffered_amount for stream in self._streams)
 
+    def round_trip(self) -> float | None:
+        return self.primary.round_trip()
+
+    def same_host(self) -> bool:
+        return self.primary.same_host()
+
     def send_frame(self, msg_type: int, body: bytes) -> None:
         self.primary.send_frame(msg_type, body)
 

@@ -29,7 +29,7 @@ from sp2p.link.framed import FrameLink, Sealed, Slot
 from sp2p.link.memory import keep_freed_memory
 from sp2p.log import get_logger
 from sp2p.net.channel import ChannelClosed
-from sp2p.proto.adapt import LevelController
+from sp2p.proto.adapt import LevelController, start_level
 from sp2p.proto.compression import STORED, ChunkCompressor, chunk_limit, stored_frame
 from sp2p.proto.constants import MAX_CHUNK_SIZE, CancelReason, MsgType
 from sp2p.proto.liveness import stall_error
@@ -240,7 +240,9 @@ class SendPipeline:
     # -- main ------------------------------------------------------------------------------
     def run(self, source: ChunkSource, *, compress: bool) -> Totals:
         if compress:
-            self._levels = LevelController(self.level)
+            # a far link starts at the most effort allowed: stored frames would spend its slow start
+            start = start_level(self.level, self.fc.round_trip())
+            self._levels = LevelController(self.level, start_level=start, same_host=self.fc.same_host())
         writer = threading.Thread(target=self._writer, name="sp2p-writer", daemon=True)
         reader = threading.Thread(target=self._peer_reader, name="sp2p-peer-reader", daemon=True)
         writer.start()

@@ -80,6 +80,16 @@ class Channel(Protocol):
         by the kernel)."""
         ...
 
+    @property
+    def round_trip(self) -> float | None:
+        """The transport's smoothed round-trip time in seconds, None where unknown."""
+        ...
+
+    @property
+    def same_host(self) -> bool:
+        """The peer runs on this host (False where unknown)."""
+        ...
+
 
 class ChannelWrapper:
     """A `Channel` that passes everything to `inner`; subclasses change what they add."""
@@ -104,6 +114,14 @@ class ChannelWrapper:
     @property
     def buffered_amount(self) -> int:
         return self.inner.buffered_amount
+
+    @property
+    def round_trip(self) -> float | None:
+        return self.inner.round_trip
+
+    @property
+    def same_host(self) -> bool:
+        return self.inner.same_host
 
 
 class PrefixedChannel(ChannelWrapper):

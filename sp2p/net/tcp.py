@@ -25,6 +25,8 @@ log = get_logger(__name__)
 #: ioctls (Linux) on a TCP socket's send queue: bytes not sent yet, bytes not acknowledged yet
 _SIOCOUTQNSD = 0x894B
 _TIOCOUTQ = 0x5411
+#: offset of tcpi_rtt (microseconds) in Linux's struct tcp_info: 8 bytes of u8 fields, 15 u32
+_TCPI_RTT = 68
 
 DIAL_TIMEOUT = 5.0
 #: sender waits this long for the 'S' echo per socket, receiver for the 'S' itself
@@ -130,6 +132,31 @@ class TcpChannel:
     def unacknowledged(self) -> int:
         """Bytes the peer has not acknowledged yet, sent or not (0 where unknown)."""
         return self._send_queue(_TIOCOUTQ)
+
+    @property
+    def round_trip(self) -> float | None:
+        """The kernel's smoothed RTT (TCP_INFO's tcpi_rtt, Linux), None where unknown."""
+        if sys.platform != "linux":
+            return None
+        try:
+            info = self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCPI_RTT + 4)
+        except OSError:
+            return None
+        if len(info) < _TCPI_RTT + 4:
+            return None
+        micros = int.from_bytes(info[_TCPI_RTT : _TCPI_RTT + 4], sys.byteorder)
+        return micros / 1e6 if micros else None
+
+    @property
+    def same_host(self) -> bool:
+        """A loopback peer, or one at our own address (a TCP connection to ourselves)."""
+        if self.sock.family not in (socket.AF_INET, socket.AF_INET6):
+            return False
+        try:
+            own, peer = self.sock.getsockname()[0], self.sock.getpeername()[0]
+            return bool(own == peer or ipaddress.ip_address(peer.split("%")[0]).is_loopback)
+        except (OSError, ValueError):
+            return False
 
     def _send_queue(self, request: int) -> int:
         if sys.platform != "linux":

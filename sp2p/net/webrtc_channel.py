@@ -75,6 +75,14 @@ class DataChannelStream:
     def buffered_amount(self) -> int:
         return int(self._dc.bufferedAmount)
 
+    @property
+    def round_trip(self) -> float | None:
+        return None  # not read from SCTP: adaptive compression then starts stored
+
+    @property
+    def same_host(self) -> bool:
+        return False  # not known: adaptive compression measures the path
+
     def parallel_tcp(self) -> ParallelTcpHost | None:
         return None  # SCTP already multiplexes; parallel TCP needs a TCP primary
 

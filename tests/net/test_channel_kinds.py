@@ -77,3 +77,29 @@ def test_a_tcp_channel_reports_the_kernels_unsent_backlog() -> None:
         ch.close()
         peer.close()
         server.close()
+
+
+def test_a_tcp_channel_reports_its_round_trip_and_a_peer_on_this_host() -> None:
+    """Where adaptive compression starts (sp2p/proto/adapt.py): at the most effort on a far link,
+    stored frames only for a receiver on this host. The kernel's RTT on loopback is well under
+    a millisecond; a socket pair is no TCP and says so."""
+    server = _listener()
+    client = socket.create_connection(server.getsockname())
+    peer, _ = server.accept()
+    ch = TcpChannel(client, dialed=True)
+    wrapped = PrefixedChannel(ch, b"")
+    a, b = socket.socketpair()
+    unix = TcpChannel(a, dialed=False)
+    try:
+        client.sendall(b"x" * 1000)
+        peer.recv(1000)
+        rtt = wrapped.round_trip
+        assert rtt is not None and 0 < rtt < 0.01
+        assert wrapped.same_host
+        assert unix.round_trip is None and not unix.same_host
+    finally:
+        ch.close()
+        unix.close()
+        b.close()
+        peer.close()
+        server.close()
