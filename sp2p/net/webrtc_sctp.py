@@ -144,7 +144,8 @@ def set_receive_window(sctp: Any) -> None:
 def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
     """Fit this association to its peer and our sockets (`receive_buffer`: their granted
     SO_RCVBUF, as reported): S5's queue target (BROWSER_QUEUE_TARGET for a browser, else
-    an eighth of the buffer) and W1's receive window. Call before the association starts."""
+    an eighth of the buffer), W1's receive window and, for a browser, M3's packet probe. Call
+    before the association starts."""
     sctp._sp2p_peer_browser = browser  # A3: SACK stretch per peer kind
     target = queue_target(browser=browser, receive_buffer=receive_buffer)
     if target is not None:
@@ -152,6 +153,8 @@ def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
     if _applied:
         with contextlib.suppress(AttributeError):
             sctp._sp2p_window = sctp._advertised_rwnd = receive_window(receive_buffer)
+        if browser:
+            webrtc_sctp_mtu.probe_browser(sctp)  # M3
 
 
 def hold(sctp: Any, size: int) -> None:

@@ -1,10 +1,10 @@
-"""M1 and M2 of docs/webrtc-tuning.md: larger SCTP packets between two sp2p CLIs, after a probe.
+"""M1-M3 of docs/webrtc-tuning.md: larger SCTP packets to our CLIs and browsers, after a probe.
 
 aiortc's cost is per packet, and its packets carry 1160 bytes of data. Between two of our
 CLIs whose path carries more, larger packets cut the per-packet work: JUMBO_PACKET bytes
 (about sevenfold) where the path carries them (loopback, a LAN with jumbo frames), and
 ETHERNET_PACKET bytes (a fifth fewer packets) on the common 1500-byte path, the 70 ms link
-of bench_link and most of the Internet. Browsers and Go peers keep 1200-byte packets:
+of bench_link and most of the Internet. Go peers keep 1200-byte packets (browsers: M3 below):
 
   1. Each of our associations announces JUMBO_PARAM in its INIT / INIT-ACK: an optional
      parameter of the "skip silently" class (RFC 9260 3.2.1, top bits 10), which pion,
@@ -16,6 +16,13 @@ of bench_link and most of the Internet. Browsers and Go peers keep 1200-byte pac
   3. Only the peer's HEARTBEAT-ACK, the same size back, switches this association's DATA
      chunks to that packet's size (never down: the larger answer wins whatever the order);
      no answer within PROBE_TIMEOUT keeps 1160.
+
+M3: a browser announces nothing, and Chromium never sends a packet above its own ~1200-byte
+MTU, so it does not answer step 2's probes (it drops its large HEARTBEAT-ACK). A browser peer
+is probed as RFC 8899 section 6.2.1.2 does: a HEARTBEAT whose info names the size, bundled
+with a PAD chunk (RFC 4820; type 0x84, which receivers skip silently) that fills the packet to
+each of BROWSER_PROBE_PACKETS. The peer only reads the HEARTBEAT if the whole packet arrived
+(checksum), and its small HEARTBEAT-ACK names the size that got through (probe_browser).
 """
 
 from __future__ import annotations
@@ -35,6 +42,13 @@ JUMBO_PACKET = 8192
 ETHERNET_PACKET = 1412
 #: the probes sent together, largest first
 PROBE_PACKETS = (JUMBO_PACKET, ETHERNET_PACKET)
+#: M3: the largest SCTP packet Chromium takes: its DTLS transport reads each record into a
+#: 2048-byte buffer (2048-byte packets arrive, 2052-byte ones are lost; Chromium 156)
+BROWSER_PACKET = 2048
+#: the probes sent to a browser, largest first
+BROWSER_PROBE_PACKETS = (BROWSER_PACKET, ETHERNET_PACKET)
+#: RFC 4820's PAD chunk: its top bits 10 make every receiver skip it without a report
+PAD_CHUNK = 0x84
 
 
 def data_size(packet: int) -> int:
@@ -62,6 +76,31 @@ PATCHED = (
 def chunk_size(sctp: Any, default: int) -> int:
     """User data per DATA chunk on this association."""
     return int(sctp.__dict__.get("_sp2p_chunk_size", default))
+
+
+def probe_browser(sctp: Any) -> None:
+    """M3: probe a browser peer with padded HEARTBEATs of BROWSER_PROBE_PACKETS bytes (call
+    before the association starts)."""
+    if os.environ.get(DISABLE_ENV, "") in ("", "0"):
+        sctp._sp2p_probe = "pending"
+        sctp._sp2p_probe_packets = BROWSER_PROBE_PACKETS
+
+
+class Padded:
+    """M3's probe: a HEARTBEAT and a PAD chunk making the SCTP packet `packet` bytes long
+    (aiortc's _send_chunk puts bytes(chunk) after the common header)."""
+
+    def __init__(self, heartbeat: Any, packet: int) -> None:
+        self.heartbeat = heartbeat
+        self.packet = packet
+
+    def __bytes__(self) -> bytes:
+        first = bytes(self.heartbeat)
+        pad = self.packet - 12 - len(first)  # the PAD chunk, its 4-byte header included
+        return first + bytes((PAD_CHUNK, 0)) + pad.to_bytes(2, "big") + bytes(pad - 4)
+
+    def __repr__(self) -> str:
+        return f"Padded(HeartbeatChunk, {self.packet})"
 
 
 def install(mod: Any, *, can_send_jumbo: Any) -> None:
@@ -96,25 +135,32 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
         token = os.urandom(8)
         self._sp2p_probe_token = token
         self._receive_chunk = lambda chunk: receive_chunk(self, chunk)  # until answered
-        for packet in PROBE_PACKETS:
-            # chunk header 4 + param header 4 + info; the packet adds the 12-byte common header
+        padded = "_sp2p_probe_packets" in self.__dict__  # M3: a browser, which answers small
+        for packet in probe_packets(self):
             probe = heartbeat_cls()
-            probe.params = [(_HEARTBEAT_INFO, token + bytes(packet - 12 - 4 - 4 - len(token)))]
-            asyncio.ensure_future(self._send_chunk(probe))
+            info = token + packet.to_bytes(4, "big")
+            # chunk header 4 + param header 4 + info; the packet adds the 12-byte common header
+            probe.params = [(_HEARTBEAT_INFO, info if padded else info + bytes(packet - 20 - len(info)))]
+            asyncio.ensure_future(self._send_chunk(Padded(probe, packet) if padded else probe))
         self._loop.call_later(PROBE_TIMEOUT, probe_expired, self)
 
     async def receive_chunk(self: Any, chunk: Any) -> None:
         if chunk.type == heartbeat_ack_type and self.__dict__.get("_sp2p_probe") == "sent":
             info = dict(chunk.params).get(_HEARTBEAT_INFO, b"")
-            packet = len(info) + 20
-            if info[:8] == self._sp2p_probe_token and packet in PROBE_PACKETS:
+            packet = int.from_bytes(info[8:12], "big")
+            packets = probe_packets(self)
+            whole = "_sp2p_probe_packets" in self.__dict__ or len(info) == packet - 20  # M3: small
+            if info[:8] == self._sp2p_probe_token and packet in packets and whole:
                 size = data_size(packet)
                 if size > chunk_size(self, default_size):  # answers may come in any order
                     self._sp2p_chunk_size = size
-                if packet == PROBE_PACKETS[0]:  # nothing larger to wait for
+                if packet == packets[0]:  # nothing larger to wait for
                     finish(self, "done")
                 return
         await cls._receive_chunk(self, chunk)
+
+    def probe_packets(self: Any) -> tuple[int, ...]:
+        return tuple(self.__dict__.get("_sp2p_probe_packets", PROBE_PACKETS))  # M3: browsers
 
     def finish(self: Any, state: str) -> None:
         self._sp2p_probe = state

@@ -120,3 +120,42 @@ def test_browser_to_cli_folder(page: Any, web_base: str, tmp_path: Path, clis: l
     assert cli.wait(120) == 0, cli.output()
     assert wait_outcome(page) == "done"
     assert tree_hashes(out / "project") == tree_hashes(top)
+
+
+#: keeps every peer connection's latest transport stats: (packets, bytes) received
+TRANSPORT_STATS = """
+window.__sp2pTransport = [0, 0];
+const Native = window.RTCPeerConnection;
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) {
+    super(...args);
+    const timer = setInterval(async () => {
+      if (this.connectionState === "closed") return clearInterval(timer);
+      for (const r of (await this.getStats()).values()) {
+        if (r.type === "transport" && r.packetsReceived > window.__sp2pTransport[0]) {
+          window.__sp2pTransport = [r.packetsReceived, r.bytesReceived];
+        }
+      }
+    }, 50);
+  }
+};
+"""
+
+
+@pytest.mark.parametrize("probe", [True, False], ids=["probed", "no-probe"])
+def test_cli_sends_larger_packets_once_the_browser_probe_came_back(
+    page: Any, web_base: str, tmp_path: Path, clis: list[Cli], probe: bool
+) -> None:
+    """M3 of docs/webrtc-tuning.md: a padded HEARTBEAT of 2048 bytes reaches Chromium and its
+    (small) answer switches the CLI to 2020-byte chunks; without the probe they stay 1160."""
+    src = random_file(tmp_path / "packets.bin", 8 << 20)
+    cli = Cli("send", "-server", web_base, str(src), env_extra={} if probe else {"SP2P_WEBRTC_NO_JUMBO": "1"})
+    clis.append(cli)
+    page.add_init_script(TRANSPORT_STATS)
+    saved, _ = browser_download(page, web_base, cli.wait_code(), tmp_path)
+    assert cli.wait(120) == 0, cli.output()
+    assert sha256_file(saved) == sha256_file(src)
+    packets, size = page.evaluate("window.__sp2pTransport")
+    assert packets > 1000, packets
+    average = size / packets  # DTLS datagrams: the SCTP packet plus 37 bytes
+    assert (average > 1900) if probe else (average < 1300), average
