@@ -12,12 +12,16 @@ from dataclasses import dataclass
 TSN_MODULO = 2**32
 _HALF = 2**31
 
-#: A1: SACK after this many packets at the latest, or SACK_DELAY after the first unacked one
+#: A1: SACK a browser after this many packets at the latest, or SACK_DELAY after the first
+#: unacked one
 SACK_EVERY = 4
 SACK_DELAY = 0.002
+#: A3, A4: the same for a CLI peer (Go's pion or ours): each SACK costs us a DTLS seal and a
+#: sendto and the sender its handling, and both grow their window per byte acknowledged
+CLI_SACK_EVERY = 8
 #: A1: packets one transmit may add to the flight (RFC 9260's Max.Burst): a stretch SACK frees
-#: SACK_EVERY packets and slow start grows the window by as many again
-MAX_BURST = 2 * SACK_EVERY
+#: up to CLI_SACK_EVERY packets and slow start grows the window by as many again
+MAX_BURST = 2 * CLI_SACK_EVERY
 #: A1: after a loss, SACK every second packet without delay for this many packets
 QUICK_ACK_PACKETS = 64
 #: S5: hold the congestion window once about this much of our data waits in queues; the
@@ -91,15 +95,10 @@ def gap_offsets(last: int, blocks: list[list[int]]) -> list[tuple[int, int]]:
     return gaps
 
 
-#: A3: SACK a Go (pion) sender after this many packets at the latest: each SACK costs us a
-#: DTLS seal and a sendto, and pion grows its window per byte acknowledged, not per SACK
-GO_SACK_EVERY = 8
-
-
 def sack_now(unacked: int, *, quick: bool, irregular: bool, established: bool,
              every: int = SACK_EVERY) -> bool:
     """A1: whether the packet just received (the `unacked`-th since the last SACK) is
-    SACKed at once: every SACK_EVERY-th packet, every second in quick-ack mode, and at once
+    SACKed at once: every `every`-th packet, every second in quick-ack mode, and at once
     on a gap or duplicate (`irregular`) or outside the established state."""
     return unacked >= (2 if quick else every) or irregular or not established
 
@@ -128,7 +127,7 @@ def grow(w: Window, acked: int, queue: float, target: int, mtu: int) -> None:
     if queue >= target:  # hold: more would only lengthen the queue
         w.ssthresh = min(w.ssthresh, w.cwnd)  # and leave slow start
         return
-    step = min(acked, SACK_EVERY * mtu)  # A1: byte counting, up to a stretch SACK
+    step = min(acked, CLI_SACK_EVERY * mtu)  # A1: byte counting, up to a stretch SACK
     if w.cwnd < w.ssthresh:  # slow start, gentler once a queue shows
         w.cwnd += step if queue < target / 2 else step // 4
         return

@@ -1,4 +1,4 @@
-"""Receive-side patches on aiortc's SCTP (R1, R2, A1, A2 of docs/webrtc-tuning.md).
+"""Receive-side patches on aiortc's SCTP (R1, R2, A1-A4 of docs/webrtc-tuning.md).
 
 Installed by webrtc_sctp.apply() only on the aiortc release they were written against.
 """
@@ -9,7 +9,7 @@ import asyncio
 from typing import Any
 
 from sp2p.net.webrtc_sctp_math import (
-    GO_SACK_EVERY,
+    CLI_SACK_EVERY,
     QUICK_ACK_PACKETS,
     SACK_DELAY,
     SACK_EVERY,
@@ -110,10 +110,11 @@ def install(mod: Any) -> None:
             asyncio.ensure_future(send_sack_now(self))
 
     def sack_every(self: Any) -> int:
-        """A1/A3: stretch for this peer. Ours announced M1's INIT parameter (webrtc_sctp_mtu
-        then sets _sp2p_probe); a non-browser peer that did not is a Go (pion) CLI."""
-        foreign = "_sp2p_probe" not in self.__dict__ and self.__dict__.get("_sp2p_peer_browser") is False
-        return GO_SACK_EVERY if foreign else SACK_EVERY
+        """A1/A3/A4: stretch for this peer: CLI_SACK_EVERY for a CLI (Go's or ours, which
+        announced M1's INIT parameter: webrtc_sctp_mtu then sets _sp2p_probe), SACK_EVERY for
+        a browser or a peer `set_peer` was not told about."""
+        ours = "_sp2p_probe" in self.__dict__
+        return CLI_SACK_EVERY if ours or self.__dict__.get("_sp2p_peer_browser") is False else SACK_EVERY
 
     async def send_sack(self: Any) -> None:  # A1
         unacked = getattr(self, "_sp2p_unacked", 0) + 1

@@ -97,8 +97,8 @@ def test_when_a_sack_goes_out(unacked: int, quick: bool, irregular: bool, establ
     assert m.sack_now(unacked, quick=quick, irregular=irregular, established=established) is now
 
 
-def test_a_go_sender_is_sacked_every_eighth_packet() -> None:  # A3
-    go = {"quick": False, "irregular": False, "established": True, "every": m.GO_SACK_EVERY}
+def test_a_cli_sender_is_sacked_every_eighth_packet() -> None:  # A3, A4
+    go = {"quick": False, "irregular": False, "established": True, "every": m.CLI_SACK_EVERY}
     assert not m.sack_now(4, **go) and not m.sack_now(7, **go)
     assert m.sack_now(8, **go)
     assert m.sack_now(2, **{**go, "quick": True})  # after a loss, as for any peer
@@ -116,8 +116,8 @@ def test_slow_start_byte_counting_up_to_a_stretch_sack() -> None:
     w = m.Window(cwnd=10 * MTU, ssthresh=10**9, partial_bytes_acked=0)
     m.grow(w, 2 * MTU, queue=0, target=256 * 1024, mtu=MTU)
     assert w.cwnd == 12 * MTU
-    m.grow(w, 10 * MTU, queue=0, target=256 * 1024, mtu=MTU)  # capped at SACK_EVERY packets
-    assert w.cwnd == 16 * MTU
+    m.grow(w, 10 * MTU, queue=0, target=256 * 1024, mtu=MTU)  # capped at CLI_SACK_EVERY packets
+    assert w.cwnd == 20 * MTU
 
 
 def test_slow_start_goes_gentle_past_half_the_target_and_holds_at_it() -> None:
