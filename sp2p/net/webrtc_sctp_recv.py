@@ -110,11 +110,10 @@ def install(mod: Any) -> None:
             asyncio.ensure_future(send_sack_now(self))
 
     def sack_every(self: Any) -> int:
-        """A1/A3/A4: stretch for this peer: CLI_SACK_EVERY for a CLI (Go's or ours, which
-        announced M1's INIT parameter: webrtc_sctp_mtu then sets _sp2p_probe), SACK_EVERY for
-        a browser or a peer `set_peer` was not told about."""
-        ours = "_sp2p_probe" in self.__dict__
-        return CLI_SACK_EVERY if ours or self.__dict__.get("_sp2p_peer_browser") is False else SACK_EVERY
+        """A1/A3/A4: stretch for this peer: CLI_SACK_EVERY for a CLI (Go's or ours: `set_peer`
+        was told it is no browser), SACK_EVERY for a browser or a peer set_peer was not told
+        about (M3 probes browsers too, so _sp2p_probe does not tell a CLI)."""
+        return CLI_SACK_EVERY if self.__dict__.get("_sp2p_peer_browser") is False else SACK_EVERY
 
     async def send_sack(self: Any) -> None:  # A1
         unacked = getattr(self, "_sp2p_unacked", 0) + 1
