@@ -16,8 +16,11 @@ them all at once, prints how many, and exits.
 choreography to completion (client.md §4.4, server-web.md §2.5), checking that every
 relayed message arrives, in order.
 
-Uses the asyncio `websockets` library: thousands of idle connections in one process cost a
-small object each, where a blocking client would need a thread per connection.
+Runs on asyncio with a lean WebSocket client (bench_server_ws.py): thousands of idle
+connections in one process cost a small object each, where a blocking client would need a
+thread per connection. The exchanges share the machine's two cores with the server under
+test, so their client side is kept cheap: every message text is built once, and received
+messages are checked with the C JSON parser (type and order; the relayed ones byte for byte).
 """
 
 from __future__ import annotations
@@ -38,11 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from websockets.exceptions import InvalidStatus
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_server_ws import WsClient, dial  # noqa: E402
+from bench_server_ws import HttpRefused, WsClient, dial  # noqa: E402
 
 from sp2p.proto.signal import (  # noqa: E402
     Candidate,
@@ -50,7 +51,6 @@ from sp2p.proto.signal import (  # noqa: E402
     Crypto,
     Direct,
     Envelope,
-    Error,
     FileInfo,
     Hello,
     Join,
@@ -63,10 +63,6 @@ from sp2p.proto.signal import (  # noqa: E402
 EXCHANGE_BASE = 8_000_000
 CANDIDATES = 3  #: ICE candidates each side trickles in an exchange
 
-_HELLO = Envelope.build(
-    SignalType.HELLO, Hello(client_type=ClientType.CLI, client_os="linux", client_arch="amd64")
-)
-_CONNECTED = Envelope(SignalType.CONNECTED).to_json()
 #: an SDP of a realistic size (aiortc's offers are 1-2 KB)
 _SDP = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" + "a=x-bench:" + "0" * 1200 + "\r\n"
 
@@ -84,8 +80,8 @@ def reason(exc: BaseException) -> str:
     """A short, countable name for why a connection or an exchange failed."""
     if isinstance(exc, ServerRefused):
         return str(exc)
-    if isinstance(exc, InvalidStatus):
-        return f"http {exc.response.status_code}"
+    if isinstance(exc, HttpRefused):
+        return f"http {exc.status}"
     if isinstance(exc, TimeoutError):
         return "timeout"
     if isinstance(exc, OSError) and exc.errno is not None:
@@ -93,24 +89,32 @@ def reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def expect(ws: WsClient, msg_type: SignalType) -> Envelope:
-    """The next message, which must be `msg_type` (relayed messages keep their order)."""
+async def expect(ws: WsClient, msg_type: SignalType, text: str | None = None) -> dict[str, Any]:
+    """The next message, which must be `msg_type`; with `text`, exactly that text (a relayed
+    message arrives byte for byte, in order). Returns the parsed message ({} for `text`)."""
     while True:
-        env = Envelope.from_json(await ws.recv())
-        if env.type == SignalType.NOTICE:  # ours, informational
+        raw = await ws.recv()
+        if raw == text:
+            return {}
+        msg = json.loads(raw)
+        kind = msg.get("type") if isinstance(msg, dict) else None
+        if kind == SignalType.NOTICE:  # ours, informational
             continue
-        if env.type == SignalType.ERROR:
-            raise ServerRefused(f"error {Error.from_payload(env.payload).code}")
-        if env.type != msg_type:
-            raise ServerRefused(f"got {env.type} for {msg_type}")
-        return env
+        if kind == SignalType.ERROR:
+            raise ServerRefused(f"error {msg.get('payload', {}).get('code')}")
+        if kind != msg_type:
+            raise ServerRefused(f"got {kind} for {msg_type}")
+        if text is not None:
+            raise ServerRefused(f"{msg_type} changed in transit")
+        assert isinstance(msg, dict)
+        return msg
 
 
 async def open_idle(url: str, src: str, timeout: float) -> WsClient:
     ws = await dial(url, src, timeout)
     try:
         async with asyncio.timeout(timeout):
-            ws.send(_HELLO.to_json())
+            ws.send(_HELLO)
             await expect(ws, SignalType.WELCOME)
     except BaseException:
         ws.abort()
@@ -128,59 +132,71 @@ class ExchangeTimes:
     total: float  #: sender connect -> every message relayed both ways, peer-left seen
 
 
-def _send(msg_type: SignalType, body: Any) -> str:
+def _text(msg_type: SignalType, body: Any = None) -> str:
     return Envelope.build(msg_type, body).to_json()
 
 
-def _crypto(parallel: bool) -> str:
+def _crypto() -> str:
+    """A fresh key per side and exchange, as a CLI sends (parallel TCP offered)."""
     key = base64.b64encode(os.urandom(32)).decode()
-    return _send(SignalType.CRYPTO, Crypto(public_key=key, parallel_tcp=parallel))
+    return _text(SignalType.CRYPTO, Crypto(public_key=key, parallel_tcp=True))
 
 
-def _candidates(side: str) -> list[str]:
-    return [
-        _send(
+def _candidates(side: str) -> tuple[str, ...]:
+    return tuple(
+        _text(
             SignalType.CANDIDATE,
             Candidate(f"candidate:{i} 1 udp 2130706431 127.0.0.1 {5000 + i} typ host {side}", "0", 0),
         )
         for i in range(CANDIDATES)
-    ]
+    )
 
 
-async def _sender_side(ws: WsClient, start: float) -> float:
+# what every exchange sends besides its keys, built once (the server sees the same bytes)
+_HELLO = _text(SignalType.HELLO, Hello(client_type=ClientType.CLI, client_os="linux", client_arch="amd64"))
+_CONNECTED = _text(SignalType.CONNECTED)
+_OFFER = _text(SignalType.OFFER, Sdp(_SDP, "offer"))
+_ANSWER = _text(SignalType.ANSWER, Sdp(_SDP, "answer"))
+_SENDER_CANDIDATES = _candidates("s")
+_RECEIVER_CANDIDATES = _candidates("r")
+_SENDER_DIRECT = _text(SignalType.DIRECT, Direct("127.0.0.1:40001"))
+_RECEIVER_DIRECT = _text(SignalType.DIRECT, Direct("127.0.0.1:40002"))
+
+
+async def _sender_side(ws: WsClient, start: float, mine: str, theirs: str) -> float:
     await expect(ws, SignalType.PEER_JOINED)
     paired = time.perf_counter() - start
-    ws.send(_crypto(parallel=True))
-    await expect(ws, SignalType.CRYPTO)
-    ws.send(_send(SignalType.OFFER, Sdp(_SDP, "offer")))
-    for text in _candidates("s"):
+    ws.send(mine)
+    await expect(ws, SignalType.CRYPTO, theirs)
+    ws.send(_OFFER)
+    for text in _SENDER_CANDIDATES:
         ws.send(text)
-    ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40001")))
-    await expect(ws, SignalType.ANSWER)
-    for _ in range(CANDIDATES):
-        await expect(ws, SignalType.CANDIDATE)
-    await expect(ws, SignalType.DIRECT)
+    ws.send(_SENDER_DIRECT)
+    await expect(ws, SignalType.ANSWER, _ANSWER)
+    for text in _RECEIVER_CANDIDATES:
+        await expect(ws, SignalType.CANDIDATE, text)
+    await expect(ws, SignalType.DIRECT, _RECEIVER_DIRECT)
     ws.send(_CONNECTED)
-    await expect(ws, SignalType.CONNECTED)
+    await expect(ws, SignalType.CONNECTED, _CONNECTED)
     await expect(ws, SignalType.PEER_LEFT)  # the receiver closed (protocol v2)
     return paired
 
 
-async def _receiver_side(ws: WsClient, session_id: str) -> None:
-    ws.send(_send(SignalType.JOIN, Join(session_id, client_type=ClientType.CLI)))
-    ws.send(_crypto(parallel=True))  # the CLI does not wait for welcome
+async def _receiver_side(ws: WsClient, session_id: str, mine: str, theirs: str) -> None:
+    ws.send(_text(SignalType.JOIN, Join(session_id, client_type=ClientType.CLI)))
+    ws.send(mine)  # the CLI does not wait for welcome
     await expect(ws, SignalType.WELCOME)
-    await expect(ws, SignalType.CRYPTO)
-    await expect(ws, SignalType.OFFER)
-    for _ in range(CANDIDATES):
-        await expect(ws, SignalType.CANDIDATE)
-    await expect(ws, SignalType.DIRECT)
-    ws.send(_send(SignalType.ANSWER, Sdp(_SDP, "answer")))
-    for text in _candidates("r"):
+    await expect(ws, SignalType.CRYPTO, theirs)
+    await expect(ws, SignalType.OFFER, _OFFER)
+    for text in _SENDER_CANDIDATES:
+        await expect(ws, SignalType.CANDIDATE, text)
+    await expect(ws, SignalType.DIRECT, _SENDER_DIRECT)
+    ws.send(_ANSWER)
+    for text in _RECEIVER_CANDIDATES:
         ws.send(text)
-    ws.send(_send(SignalType.DIRECT, Direct("127.0.0.1:40002")))
+    ws.send(_RECEIVER_DIRECT)
     ws.send(_CONNECTED)
-    await expect(ws, SignalType.CONNECTED)
+    await expect(ws, SignalType.CONNECTED, _CONNECTED)
     ws.close()
 
 
@@ -190,14 +206,16 @@ async def exchange(sender_url: str, receiver_url: str, index: int, timeout: floa
     async with asyncio.timeout(timeout):
         sender = await dial(sender_url, source_ip(EXCHANGE_BASE + 2 * index), timeout)
         try:
-            sender.send(_HELLO.to_json())
-            welcome = Welcome.from_payload((await expect(sender, SignalType.WELCOME)).payload)
+            sender.send(_HELLO)
+            welcome = Welcome.from_payload((await expect(sender, SignalType.WELCOME))["payload"])
             blob = base64.b64encode(os.urandom(160)).decode()
-            sender.send(_send(SignalType.FILE_INFO, FileInfo(blob)))
+            sender.send(_text(SignalType.FILE_INFO, FileInfo(blob)))
+            keys = (_crypto(), _crypto())  # sender's, receiver's
             receiver = await dial(receiver_url, source_ip(EXCHANGE_BASE + 2 * index + 1), timeout)
             try:
                 paired, _ = await asyncio.gather(
-                    _sender_side(sender, start), _receiver_side(receiver, welcome.session_id)
+                    _sender_side(sender, start, *keys),
+                    _receiver_side(receiver, welcome.session_id, keys[1], keys[0]),
                 )
             finally:
                 receiver.abort()
