@@ -47,14 +47,15 @@ def raise_fd_limit() -> int:
 
 
 def _configure_logging() -> None:
-    from server.logsink import BatchingHandler
+    from server.logsink import BatchingHandler, LineFormatter
 
     # no format here or in gunicorn's uses them; the thread name made a dummy Thread (locks
     # and all) for every connection's greenlet that logged (gunicorn's lines show the pid)
     logging.logThreads = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # no caller lookup (a stack walk per line) for fields no format uses
     handler = BatchingHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger = logging.getLogger("sp2p")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)

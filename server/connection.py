@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 
 from server import wsframe
-from server.waiting import call_later, input_for
+from server.waiting import call_later, input_for, rlock_for
 from server.wsframe import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -126,7 +126,7 @@ class Peer:
         self.ip = ip
         self.last_activity = time.monotonic()
         #: held while writing; the join path holds it to order welcome before relays
-        self.write_lock = threading.RLock()
+        self.write_lock: threading.RLock = rlock_for(sock)
         self._sock = sock
         self._input = input_for(sock)
         self._frames = FrameReader(max_message)

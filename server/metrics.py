@@ -58,8 +58,8 @@ class Metrics:
     def session_ended(self, joined: bool) -> None:
         (self.paired if joined else self.waiting).dec()
 
-    def relayed(self) -> None:
-        self.messages.inc()
+    def relayed(self, count: int = 1) -> None:
+        self.messages.inc(count)
 
     def refused(self, reason: str) -> None:
         self.refusals.labels(reason=str(reason)).inc()

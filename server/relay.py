@@ -14,7 +14,9 @@ need to know and return a decision. `server.ws` carries the decisions out.
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import (
@@ -115,9 +117,31 @@ def clean_client_field(value: str) -> str:
 # -- later messages ------------------------------------------------------------------
 
 
+class PeerFacts(Protocol):
+    """What `route()` reads about the sending peer and its session (attributes only: the
+    connection's own state can answer without a snapshot object per message)."""
+
+    @property
+    def role(self) -> Role: ...
+    @property
+    def has_peer(self) -> bool: ...
+    @property
+    def since_join(self) -> float | None: ...
+    @property
+    def turn_available(self) -> bool: ...
+    @property
+    def turn_answers(self) -> int: ...
+    @property
+    def candidates(self) -> int: ...
+    @property
+    def file_info_set(self) -> bool: ...
+    @property
+    def completed(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class PeerView:
-    """What `route()` needs to know about the sending peer and its session."""
+    """A snapshot of `PeerFacts` (tests, and callers without live state)."""
 
     role: Role
     has_peer: bool
@@ -179,18 +203,46 @@ Action = Forward | StoreFileInfo | CountTransfer | AnswerRelayRetry | Ignore
 NO_PEER_YET = Ignore("no peer yet")
 
 
-def route(text: str, view: PeerView, limits: Limits) -> Action:
+def _reject_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+#: the C scanner without hooks; NaN/Infinity refused as in Go (and in gojson.loads)
+_PLAIN = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _plain_type(text: str) -> str | None:
+    """The type of a message shaped as every client writes it (an object whose keys are
+    exactly `type` and at most `payload`), parsed once by the C scanner; None for anything
+    else, which takes the full Go-rules parse. With no other key, Go's case-insensitive,
+    last-wins matching finds the same `type`, and an exact duplicate's last value wins in
+    both. Relayed types never read the payload, so this is the whole decision for them."""
     try:
-        envelope = Envelope.from_json(text)
-    except SignalFormatError:
-        return Ignore("undecodable")
-    kind = envelope.type
-    if kind == SignalType.FILE_INFO:
-        return _file_info(envelope, view, limits)
-    if kind == SignalType.TRANSFER_COMPLETE:
-        return _transfer_complete(envelope, view)
-    if kind not in RELAYED_TYPES:
-        return Ignore(f"type not relayed: {kind[:32]!r}")
+        data = _PLAIN.decode(text)
+    except (ValueError, RecursionError):
+        return None
+    if type(data) is not dict or not 0 < len(data) <= 2:
+        return None
+    kind = data.get("type")
+    if type(kind) is not str or (len(data) == 2 and "payload" not in data):
+        return None
+    return kind
+
+
+def route(text: str, view: PeerFacts, limits: Limits) -> Action:
+    kind = _plain_type(text)
+    if kind is None or kind not in RELAYED_TYPES:
+        try:
+            envelope = Envelope.from_json(text)
+        except SignalFormatError:
+            return Ignore("undecodable")
+        kind = envelope.type
+        if kind == SignalType.FILE_INFO:
+            return _file_info(envelope, view, limits)
+        if kind == SignalType.TRANSFER_COMPLETE:
+            return _transfer_complete(envelope, view)
+        if kind not in RELAYED_TYPES:
+            return Ignore(f"type not relayed: {kind[:32]!r}")
     if not view.has_peer:
         return NO_PEER_YET
     if kind == SignalType.CANDIDATE and view.candidates >= limits.max_candidates:
@@ -203,7 +255,7 @@ def route(text: str, view: PeerView, limits: Limits) -> Action:
     return Forward(text, kind)
 
 
-def _file_info(envelope: Envelope, view: PeerView, limits: Limits) -> Action:
+def _file_info(envelope: Envelope, view: PeerFacts, limits: Limits) -> Action:
     if view.role is not Role.SENDER:
         return Ignore("file-info from the receiver")
     if view.file_info_set:
@@ -217,7 +269,7 @@ def _file_info(envelope: Envelope, view: PeerView, limits: Limits) -> Action:
     return StoreFileInfo(data)
 
 
-def _transfer_complete(envelope: Envelope, view: PeerView) -> Action:
+def _transfer_complete(envelope: Envelope, view: PeerFacts) -> Action:
     if view.completed:
         return Ignore("transfer already counted")  # upstream W-12: once per session
     try:

@@ -41,8 +41,9 @@ class LocalRouter:
             return False
 
     def local(self, session_id: str, role: Role) -> Peer | None:
-        with self._lock:
-            return self._peers.get((session_id, role))
+        # one dict lookup is atomic (GIL, and greenlets switch only on I/O): the lock only
+        # guards attach/detach's check-then-change
+        return self._peers.get((session_id, role))
 
     def local_sessions(self) -> list[tuple[str, Role, Peer]]:
         with self._lock:

@@ -42,6 +42,16 @@ def input_for(sock: socket.socket) -> Input:
     return GeventInput(sock) if _is_gevent(sock) else PollInput(sock)
 
 
+def rlock_for(sock: socket.socket) -> Any:
+    """A connection's write lock. Under gevent its own RLock: the monkey-patched
+    threading.RLock is the pure-Python one around a gevent lock, twice the cost per frame."""
+    if _is_gevent(sock):
+        from gevent.lock import RLock
+
+        return RLock()
+    return threading.RLock()
+
+
 def call_later(sock: socket.socket, delay: float, fn: Callable[[], None]) -> None:
     """Run `fn` once after `delay` seconds: a libev timer under gevent (`fn` runs in the
     hub, so it must not block), a thread otherwise."""
@@ -84,32 +94,33 @@ class Wheel:
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
-        self._slots: dict[int, set[Any]] = {}
+        self._slots: dict[int, set[GeventInput]] = {}
         #: every slot up to this one was swept
         self._swept = math.floor(time.monotonic() / TICK)
         self._timer = hub.loop.timer(TICK, TICK)
         self._timer.start(self._sweep)
 
-    def park(self, waiter: Any, until: float) -> int:
-        slot = max(math.ceil(until / TICK), self._swept + 1)
-        self._slots.setdefault(slot, set()).add(waiter)
-        return slot
+    def slot(self, until: float) -> int:
+        return max(math.ceil(until / TICK), self._swept + 1)
 
-    def unpark(self, waiter: Any, slot: int) -> None:
-        waiters = self._slots.get(slot)
-        if waiters is not None:
-            waiters.discard(waiter)
-            if not waiters:
+    def park(self, reader: GeventInput, slot: int) -> None:
+        self._slots.setdefault(slot, set()).add(reader)
+
+    def unpark(self, reader: GeventInput, slot: int) -> None:
+        readers = self._slots.get(slot)
+        if readers is not None:
+            readers.discard(reader)
+            if not readers:
                 del self._slots[slot]
 
     def _sweep(self) -> None:
-        """In the hub: wake every reader whose slot is due (each runs until it blocks again,
-        then the sweep goes on)."""
+        """In the hub: expire every reader whose slot is due (a waiting one runs until it
+        blocks again, then the sweep goes on)."""
         now = math.floor(time.monotonic() / TICK)
         while self._swept < now:
             self._swept += 1
-            for waiter in self._slots.pop(self._swept, ()):
-                waiter.switch(False)
+            for reader in self._slots.pop(self._swept, ()):
+                reader.expire()
 
 
 _wheel: Wheel | None = None
@@ -127,28 +138,54 @@ def wheel() -> Wheel:
 
 
 class GeventInput:
-    """One connection's readability watcher, kept for the connection's life."""
+    """One connection's readability watcher, kept for the connection's life.
 
-    __slots__ = ("_pending", "_io", "_wheel")
+    A wait switches to the hub and back, with no Waiter or Timeout object per wait. A reader
+    stays parked in its deadline's slot after a wake-up by input: a relaying connection
+    waits again and again for the same deadline (its next ping), so most waits touch the
+    wheel not at all. When the slot comes due the reader is expired: woken with False if it
+    is waiting then (receive() checks the clock and goes on), forgotten otherwise."""
+
+    __slots__ = ("_pending", "_io", "_wheel", "_slot", "_waiting", "_getcurrent")
 
     def __init__(self, sock: socket.socket) -> None:
+        from gevent import getcurrent
+
         self._pending = _tls_pending(sock)
         self._wheel = wheel()
         self._io = self._wheel.hub.loop.io(sock.fileno(), 1)
+        #: the deadline slot this reader is parked in (None: not parked)
+        self._slot: int | None = None
+        #: the greenlet waiting in wait() (None: nobody waits)
+        self._waiting: Any = None
+        self._getcurrent = getcurrent
 
     def wait(self, until: float) -> bool:
-        from gevent.hub import Waiter
-
         if self._pending is not None and self._pending():
             return True
-        waiter = Waiter(self._wheel.hub)
-        slot = self._wheel.park(waiter, until)
-        self._io.start(waiter.switch, True)
+        wheel = self._wheel
+        slot = wheel.slot(until)
+        if slot != self._slot:
+            if self._slot is not None:
+                wheel.unpark(self, self._slot)
+            wheel.park(self, slot)
+            self._slot = slot
+        waiting = self._waiting = self._getcurrent()
+        self._io.start(waiting.switch, True)
         try:
-            return bool(waiter.get())
+            return bool(wheel.hub.switch())
         finally:
             self._io.stop()
-            self._wheel.unpark(waiter, slot)
+            self._waiting = None
+
+    def expire(self) -> None:
+        """In the hub: this reader's slot came due."""
+        self._slot = None
+        if self._waiting is not None:
+            self._waiting.switch(False)
 
     def close(self) -> None:
+        if self._slot is not None:
+            self._wheel.unpark(self, self._slot)
+            self._slot = None
         self._io.close()

@@ -48,19 +48,23 @@ STORE_DOWN = Refusal(ErrorCode.SERVER_BUSY, "signaling store unavailable, try ag
 TOUCH_EVERY = 1.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Link:
     """One side of a session, as its own handler knows it. Counters only this side
-    changes live here; the shared facts are in the store."""
+    changes live here; the shared facts are in the store. It is also what `relay.route()`
+    reads (relay.PeerFacts), so no snapshot is built per message."""
 
     record: SessionRecord
     role: Role
     #: this side's client IP (TURN budgets are per IP)
     ip: str
+    turn_available: bool
     candidates: int = 0
     turn_answers: int = 0
     file_info_set: bool = False
     completed: bool = False
+    #: messages relayed and not yet counted in the metrics (counted once per read)
+    relayed: int = 0
     #: the credentials handed out (repeated requests get the same ones)
     turn_payload: str | None = None
     #: monotonic time of this side's last touch of the session (create and join touch it)
@@ -70,6 +74,15 @@ class Link:
     @property
     def id(self) -> str:
         return self.record.id
+
+    @property
+    def has_peer(self) -> bool:
+        return self.record.joined_at is not None
+
+    @property
+    def since_join(self) -> float | None:
+        joined_at = self.record.joined_at
+        return time.time() - joined_at if joined_at is not None else None
 
 
 def handle(state: ServerState, peer: Peer, base_url: str | None) -> None:
@@ -152,7 +165,7 @@ def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) ->
         state.router.detach(created.id, Role.SENDER, peer)
         end_session(state, created.id, leaver=Role.SENDER)
         return None
-    return Link(created, Role.SENDER, peer.ip)
+    return Link(created, Role.SENDER, peer.ip, state.config.turn_available)
 
 
 def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> Link | None:
@@ -189,7 +202,7 @@ def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> L
     state.router.paired(joined, Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)).to_json())
     state.metrics.session_paired()
     log.info("peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
-    return Link(joined, Role.RECEIVER, peer.ip)
+    return Link(joined, Role.RECEIVER, peer.ip, state.config.turn_available)
 
 
 def _refuse_join(state: ServerState, peer: Peer, session_id: str, refused: JoinRefused) -> None:
@@ -236,9 +249,19 @@ def _relay_loop(state: ServerState, peer: Peer, link: Link) -> None:
                 # the connection stays: its peer-to-peer transfer may not need us any more
                 log.warning("message dropped session=%s: %s", redact(link.id), exc)
             if not more:
+                _count_relayed(state, link)
                 batch.flush()
     finally:
+        _count_relayed(state, link)
         batch.flush()
+
+
+def _count_relayed(state: ServerState, link: Link) -> None:
+    """The metrics' counter once per read, not per message (it takes a lock, and with
+    several workers writes a shared file)."""
+    if link.relayed:
+        state.metrics.relayed(link.relayed)
+        link.relayed = 0
 
 
 def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> None:
@@ -246,29 +269,15 @@ def _step(state: ServerState, link: Link, text: str, limits: relay.Limits) -> No
     if now - link.touched_at >= TOUCH_EVERY:
         link.touched_at = now
         state.store.touch(link.id)
-    action = relay.route(text, _view(state, link), limits)
+    action = relay.route(text, link, limits)
     if action is relay.NO_PEER_YET:  # the receiver may have joined since (on any node)
         pairing = state.router.take_pairing(link.id)
         fresh = pairing.applied_to(link.record) if pairing is not None else state.store.get(link.id)
         if fresh is None or not fresh.joined:
             return
         link.record = fresh
-        action = relay.route(text, _view(state, link), limits)
+        action = relay.route(text, link, limits)
     _apply(state, link, action)
-
-
-def _view(state: ServerState, link: Link) -> relay.PeerView:
-    joined_at = link.record.joined_at
-    return relay.PeerView(
-        role=link.role,
-        has_peer=joined_at is not None,
-        since_join=(time.time() - joined_at) if joined_at is not None else None,
-        turn_available=state.config.turn_available,
-        turn_answers=link.turn_answers,
-        candidates=link.candidates,
-        file_info_set=link.file_info_set,
-        completed=link.completed,
-    )
 
 
 def _apply(state: ServerState, link: Link, action: relay.Action) -> None:
@@ -277,7 +286,7 @@ def _apply(state: ServerState, link: Link, action: relay.Action) -> None:
             if kind == SignalType.CANDIDATE:
                 link.candidates += 1
             state.router.send(link.record, other_role(link.role), text)
-            state.metrics.relayed()
+            link.relayed += 1
         case relay.StoreFileInfo(data):
             link.file_info_set = True
             state.store.set_file_info(link.id, data)

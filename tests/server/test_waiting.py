@@ -21,14 +21,48 @@ def pair() -> Iterator[tuple[gsocket.socket, gsocket.socket]]:
     b.close()
 
 
-def test_input_wakes_when_readable_and_leaves_the_wheel(pair: tuple[gsocket.socket, gsocket.socket]) -> None:
+def test_input_wakes_when_readable_and_leaves_the_wheel_on_close(
+    pair: tuple[gsocket.socket, gsocket.socket],
+) -> None:
     a, b = pair
     reader = GeventInput(a)
     gevent.spawn_later(0.05, b.send, b"x")
     started = time.monotonic()
     assert reader.wait(started + 30.0) is True
     assert time.monotonic() - started < 1.0
-    assert waiting.wheel()._slots == {}, "a woken reader must not stay parked"
+    assert sum(map(len, waiting.wheel()._slots.values())) == 1  # parked for the next wait
+    reader.close()
+    assert waiting.wheel()._slots == {}, "a closed reader must not stay parked"
+
+
+def test_a_reader_woken_by_input_is_not_woken_again_by_its_old_deadline(
+    pair: tuple[gsocket.socket, gsocket.socket],
+) -> None:
+    a, b = pair
+    reader = GeventInput(a)
+    b.send(b"x")
+    assert reader.wait(time.monotonic() + 0.2) is True  # still parked for that deadline
+    a.recv(1)
+    gevent.sleep(0.2 + TICK + 0.1)  # its slot was swept while nobody waited: nothing switched here
+    assert waiting.wheel()._slots == {}
+    gevent.spawn_later(0.1, b.send, b"y")
+    started = time.monotonic()
+    assert reader.wait(started + 30.0) is True  # parked anew for the new deadline
+    assert time.monotonic() - started >= 0.05
+    reader.close()
+
+
+def test_a_reader_waiting_again_for_the_same_deadline_is_expired_once(
+    pair: tuple[gsocket.socket, gsocket.socket],
+) -> None:
+    a, b = pair
+    reader = GeventInput(a)
+    until = time.monotonic() + 0.3
+    b.send(b"x")
+    assert reader.wait(until) is True
+    a.recv(1)
+    assert reader.wait(until) is False  # same slot, no new parking: the sweep still expires it
+    assert time.monotonic() >= until
     reader.close()
 
 
