@@ -206,7 +206,7 @@ class Peer:
                 if self._closed:
                     return
             elif not event.binary:
-                self._inbox.append(event.data.decode("utf-8"))
+                self._inbox.append(event.text)
             else:
                 with contextlib.suppress(UnicodeDecodeError):
                     self._inbox.append(event.data.decode("utf-8"))

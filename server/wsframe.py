@@ -10,7 +10,7 @@ negotiated, so a compressed frame is a protocol error).
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 OP_CONT = 0x0
 OP_TEXT = 0x1
@@ -42,10 +42,12 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A complete data message (`binary` False: UTF-8 text, validated)."""
+    """A complete data message (`binary` False: UTF-8 text, validated, and `text` is it
+    decoded: the check is the decode, so it is done once)."""
 
     data: bytes
     binary: bool
+    text: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +162,12 @@ class FrameReader:
         binary = self._binary
         self._parts = None
         self._size = 0
-        if not binary:
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                raise ProtocolError(CLOSE_INVALID_DATA, "text message is not UTF-8") from None
-        return Message(data, binary)
+        if binary:
+            return Message(data, True)
+        try:
+            return Message(data, False, data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ProtocolError(CLOSE_INVALID_DATA, "text message is not UTF-8") from None
 
 
 def encode(opcode: int, payload: bytes) -> bytes:
