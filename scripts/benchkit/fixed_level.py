@@ -24,8 +24,12 @@ FIXED_MAIN = ("-m", "scripts.benchkit.fixed_level")
 def fix_level(level: int) -> None:
     """Every chunk the send pump compresses gets zstd's setting for `-compress level`."""
     from sp2p.link import send_pump
+    from sp2p.net.tcp import TcpChannel
     from sp2p.proto.adapt import LevelController
     from sp2p.proto.compression import STORED, zstd_level
+
+    # a receiver on this host gets no zstd from the real CLI: the fixed columns compress anyway
+    TcpChannel.same_host = property(lambda self: False)  # type: ignore[method-assign,assignment]
 
     setting = zstd_level(level) if level else STORED
 

@@ -46,6 +46,7 @@ from sp2p.link.framed import FrameLink
 from sp2p.link.send_pump import ChunkSource, SendPipeline
 from sp2p.link.sources import FullChunkSource, StreamSource
 from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.proto.adapt import announce_zstd
 from sp2p.proto.codes import format_code, generate_seed, share_url
 from sp2p.proto.compression import ChunkCompressor, chunk_limit
 from sp2p.proto.constants import MAX_CHUNK_SIZE, PREFER_TCP_THRESHOLD, Role, Transport
@@ -205,6 +206,9 @@ def _send(
             compress = meta.is_folder or meta.stream_mode or _worth_compressing(first)
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
+            elif not announce_zstd(link.same_host()):
+                compress = False
+                term.debug("the receiver is on this host: sending without zstd")
         meta = replace(meta, compression="zstd" if compress else "")
         window = ReplayWindow() if mode is Continuation.STREAM else None
         machine = SenderMachine(meta, window=window)

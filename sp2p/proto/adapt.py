@@ -98,6 +98,13 @@ STORED_RUN: Final = 8
 MAX_STORED_RUN: Final = 16
 
 
+def announce_zstd(same_host: bool) -> bool:
+    """Whether zstd is worth announcing at all: not to a receiver on this host. Its link is a
+    memory copy, so no level pays, and even stored frames cost a copy on each side and the
+    receiver's zstd import (measured ~5-10 % of a loopback transfer)."""
+    return not same_host
+
+
 def start_level(max_level: int, round_trip: float | None) -> int:
     """The `-compress` level a transfer starts at: `max_level` on a far link, else 0 (stored)."""
     return max_level if round_trip is not None and round_trip >= FAR_RTT else 0

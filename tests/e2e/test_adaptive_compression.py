@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
+from tests.e2e.harness import finish, read_code, spawn, spawn_scripted, transfer
 from tests.support.scripted_cli import MIXED_LEVELS
 
 pytestmark = pytest.mark.e2e
@@ -73,3 +73,13 @@ def test_every_setting_in_one_transfer_decodes_in_the_go_receiver(
     assert used_settings(s.err) == ALL_SETTINGS
     got = (go_dir / "mixed.bin").read_bytes()
     assert hashlib.sha256(got).digest() == hashlib.sha256(src.read_bytes()).digest()
+
+
+def test_a_receiver_on_this_host_gets_no_zstd(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    """Over loopback the link is a memory copy: no zstd level pays, and even stored frames cost a
+    copy each side and the receiver's zstd import, so the sender does what -compress 0 does."""
+    src = mixed_input(tmp_path / "mixed.bin")
+    s, r = transfer(["-v", str(src)], ["-output", str(outdir)], env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "the receiver is on this host: sending without zstd" in s.err
+    assert (outdir / "mixed.bin").read_bytes() == src.read_bytes()
