@@ -29,9 +29,10 @@ Where it starts: on a link with a round trip of FAR_RTT or more, at the most eff
 costs as much of them as five level-3 frames; the buffers take frames at once meanwhile, so
 nothing shows the link behind before they are full of stored ones); elsewhere, and where the
 round trip is unknown, at a stored frame (a LAN or fast link may never back up). A receiver on
-this host gets only stored frames: its link is a memory copy, faster than any zstd level, and
-its work (hashing, writing, decompressing) shares our CPUs, so its backlog is its pace, not a
-link's, and compression only takes CPU from it.
+this host gets no zstd at all (announce_zstd), or only stored frames where zstd was announced
+before (a transfer healed onto such a link): its link is a memory copy, faster than any zstd
+level, and its work (hashing, writing, decompressing) shares our CPUs, so its backlog is its
+pace, not a link's, and compression only takes CPU from it.
 
 A step is judged by its own frames: input bytes of frames made at it that the transport sent,
 at their own ratio, from when the first of them left (frames queued from before leave first,
