@@ -90,12 +90,12 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         # a greenlet per connection: recording each one's spawning stack cost ~4 objects and
         # a stack walk per connection, for debugging aids nothing here uses
         gevent.config.track_greenlet_tree = False
-        policy = GcPolicy()
+        ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
+        servers = [self._serve(listener, ssl_args) for listener in self.sockets]
+        policy = GcPolicy(held=lambda: sum(s.pool.size - s.pool.free_count() for s in servers))
         policy.start()
         self._gc_timer = gevent.get_hub().loop.timer(FREEZE_EVERY, FREEZE_EVERY)
         self._gc_timer.start(policy.tick)  # in the hub: freezing is O(1), never blocks
-        ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
-        servers = [self._serve(listener, ssl_args) for listener in self.sockets]
         while self.alive:
             self.notify()
             self._stopping.wait(1.0)

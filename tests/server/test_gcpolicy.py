@@ -57,3 +57,18 @@ def test_garbage_that_dies_young_is_collected_as_usual() -> None:
     young = _cycle()  # never frozen
     gc.collect()
     assert young() is None
+
+
+def test_a_busy_worker_postpones_the_full_pass_until_it_is_small_again() -> None:
+    now = [0.0]
+    held = [15_000]
+    policy = GcPolicy(reclaim_every=600.0, clock=lambda: now[0], held=lambda: held[0], max_held=4000)
+    dead = _cycle()
+    policy.tick()
+    now[0] = 600.0
+    policy.tick()  # due, but a pass over 15,000 connections' objects would stop the hub
+    assert dead() is not None
+    held[0] = 3_000  # most of them left
+    now[0] = 601.0
+    policy.tick()
+    assert dead() is None
