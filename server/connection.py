@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 
 from server import wsframe
-from server.waiting import call_later, input_for, rlock_for
+from server.waiting import call_later, input_for, os_socket, rlock_for
 from server.wsframe import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -86,11 +86,15 @@ class WriteBatch:
     def holding(self) -> Iterator[None]:
         """Hold this greenlet's text frames to other connections until flush()."""
         ident = threading.get_ident()
+        outer = _batches.get(ident)
         _batches[ident] = self
         try:
             yield
         finally:
-            del _batches[ident]
+            if outer is None:
+                del _batches[ident]
+            else:  # nested (a teardown inside a relay): the outer batch holds again
+                _batches[ident] = outer
 
     def flush(self) -> None:
         targets, self.targets = self.targets, []
@@ -107,6 +111,7 @@ class Peer:
         "last_activity",
         "write_lock",
         "_sock",
+        "_os_sock",
         "_input",
         "_frames",
         "_inbox",
@@ -128,6 +133,8 @@ class Peer:
         #: held while writing; the join path holds it to order welcome before relays
         self.write_lock: threading.RLock = rlock_for(sock)
         self._sock = sock
+        #: first try of every recv and send (server.waiting.os_socket)
+        self._os_sock = os_socket(sock)
         self._input = input_for(sock)
         self._frames = FrameReader(max_message)
         #: messages parsed but not yet returned (a read can carry several)
@@ -186,7 +193,7 @@ class Peer:
 
     def _read(self) -> None:
         try:
-            data = self._sock.recv(_RECV)
+            data = self._os_sock.recv(_RECV)
         except (TimeoutError, BlockingIOError, InterruptedError):
             return  # TLS: readable, yet not a whole record
         except OSError:
@@ -252,11 +259,14 @@ class Peer:
         """sendall() within the write timeout. One send() first: a frame nearly always fits
         the socket buffer whole, and gevent's sendall costs a getsockopt() syscall and a few
         layers of Python per call (~15 % of relaying a message)."""
-        sock = self._sock
         started = time.monotonic()
-        sent = sock.send(frame)
+        try:
+            sent = self._os_sock.send(frame)
+        except BlockingIOError:  # the OS socket under gevent's, with a full buffer
+            sent = 0
         if sent == len(frame):
             return
+        sock = self._sock
         timeout = sock.gettimeout()
         if timeout is not None:  # the rest within what is left of the write timeout
             sock.settimeout(max(0.001, timeout - (time.monotonic() - started)))
@@ -264,6 +274,10 @@ class Peer:
             sock.sendall(memoryview(frame)[sent:])
         finally:
             sock.settimeout(timeout)
+
+    def send_bytes(self, data: bytes) -> bool:
+        """Write `data` as it is (the handshake's 101); as send_text on failure."""
+        return self._write(data)
 
     def send_text(self, text: str) -> bool:
         """Send one text frame. On failure (timeout, broken pipe) cut the connection and

@@ -57,9 +57,7 @@ class WebSocketEndpoint:
             ping_interval=config.ping_interval,
             max_message=MAX_SIGNAL_MESSAGE,
         )
-        try:
-            sock.sendall(decision.response)  # under the write timeout Peer set
-        except OSError:
+        if not peer.send_bytes(decision.response):  # under the write timeout Peer set
             return self._handled(environ, start_response)
         url = base_url(
             config,

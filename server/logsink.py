@@ -46,6 +46,17 @@ class BatchingHandler(logging.Handler):
         self._timer: threading.Timer | None = None
         os.register_at_fork(before=self.flush, after_in_child=self._forget_timer)
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """As Handler.handle, without holding the handler's lock (the patched, pure-Python
+        RLock under gevent) around emit(): emit formats outside any lock and takes it only
+        to queue the line."""
+        rv = self.filter(record)
+        if isinstance(rv, logging.LogRecord):  # 3.12: a filter may hand back a new record
+            record = rv
+        if rv:
+            self.emit(record)
+        return bool(rv)
+
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from server.connection import CLOSE_GOING_AWAY, Peer
+from server.connection import CLOSE_GOING_AWAY, Peer, WriteBatch
 from server.metrics import Metrics
 from server.store import Router, SessionRecord, SessionStore
 from sp2p.proto.constants import Role
@@ -62,12 +62,15 @@ def _teardown(
     """After the store ended `record`: `notice` to `notify` (None: to both), then close."""
     state.metrics.session_ended(record.joined)
     roles = [Role.SENDER, Role.RECEIVER] if record.joined else [Role.SENDER]
-    if notice is not None:
+    batch = WriteBatch()
+    with batch.holding():  # a local peer's notice and close frame leave in one write
+        if notice is not None:
+            for role in roles:
+                if notify is None or role is notify:
+                    state.router.send(record, role, notice)
         for role in roles:
-            if notify is None or role is notify:
-                state.router.send(record, role, notice)
-    for role in roles:
-        state.router.close(record, role, CLOSE_GOING_AWAY, reason)
+            state.router.close(record, role, CLOSE_GOING_AWAY, reason)
+    batch.flush()  # what no close took along (a peer another node holds is not in it)
     log.info("peer disconnected session=%s", redact(record.id))
 
 

@@ -42,6 +42,21 @@ def input_for(sock: socket.socket) -> Input:
     return GeventInput(sock) if _is_gevent(sock) else PollInput(sock)
 
 
+def os_socket(sock: socket.socket) -> socket.socket:
+    """The socket to try a send or recv on first. Under gevent, for plain TCP, the OS
+    socket inside gevent's wrapper (non-blocking): a call that need not wait skips gevent's
+    Python layer (~0.6 us a send, ~0.9 us a recv); one that would wait raises
+    BlockingIOError, and the caller waits through the wrapper. Otherwise `sock` itself
+    (TLS must go through its wrapper; a thread's socket waits by its timeout)."""
+    if _is_gevent(sock):
+        from gevent.socket import socket as gevent_socket
+
+        if type(sock) is gevent_socket:
+            raw: socket.socket = sock._sock  # type: ignore[attr-defined]
+            return raw
+    return sock
+
+
 def rlock_for(sock: socket.socket) -> Any:
     """A connection's write lock. Under gevent its own RLock: the monkey-patched
     threading.RLock is the pure-Python one around a gevent lock, twice the cost per frame."""
