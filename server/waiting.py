@@ -15,6 +15,7 @@ Under threads (werkzeug in the in-process tests) a reader polls with a timeout
 
 from __future__ import annotations
 
+import functools
 import math
 import select
 import socket
@@ -34,6 +35,17 @@ class Input(Protocol):
     def close(self) -> None: ...
 
 
+@functools.cache
+def _gevent() -> Any:
+    """gevent, with the parts used here loaded: imported once, on first use under gevent
+    (a server on threads never loads it; an import statement per connection cost ~1 us)."""
+    import gevent
+    import gevent.lock
+    import gevent.socket
+
+    return gevent
+
+
 def _is_gevent(sock: socket.socket) -> bool:
     return type(sock).__module__.startswith("gevent")
 
@@ -48,12 +60,9 @@ def os_socket(sock: socket.socket) -> socket.socket:
     Python layer (~0.6 us a send, ~0.9 us a recv); one that would wait raises
     BlockingIOError, and the caller waits through the wrapper. Otherwise `sock` itself
     (TLS must go through its wrapper; a thread's socket waits by its timeout)."""
-    if _is_gevent(sock):
-        from gevent.socket import socket as gevent_socket
-
-        if type(sock) is gevent_socket:
-            raw: socket.socket = sock._sock  # type: ignore[attr-defined]
-            return raw
+    if _is_gevent(sock) and type(sock) is _gevent().socket.socket:
+        raw: socket.socket = sock._sock  # type: ignore[attr-defined]
+        return raw
     return sock
 
 
@@ -61,9 +70,7 @@ def rlock_for(sock: socket.socket) -> Any:
     """A connection's write lock. Under gevent its own RLock: the monkey-patched
     threading.RLock is the pure-Python one around a gevent lock, twice the cost per frame."""
     if _is_gevent(sock):
-        from gevent.lock import RLock
-
-        return RLock()
+        return _gevent().lock.RLock()
     return threading.RLock()
 
 
@@ -71,9 +78,7 @@ def call_later(sock: socket.socket, delay: float, fn: Callable[[], None]) -> Non
     """Run `fn` once after `delay` seconds: a libev timer under gevent (`fn` runs in the
     hub, so it must not block), a thread otherwise."""
     if _is_gevent(sock):
-        from gevent import get_hub
-
-        get_hub().loop.timer(delay).start(fn)  # the loop holds an active watcher
+        _gevent().get_hub().loop.timer(delay).start(fn)  # the loop holds an active watcher
         return
     timer = threading.Timer(delay, fn)
     timer.daemon = True
@@ -144,9 +149,7 @@ _wheel: Wheel | None = None
 def wheel() -> Wheel:
     """This worker's wheel (made on first use: after the fork, in the hub's thread)."""
     global _wheel
-    from gevent import get_hub
-
-    hub = get_hub()
+    hub = _gevent().get_hub()
     if _wheel is None or _wheel.hub is not hub:
         _wheel = Wheel(hub)
     return _wheel
@@ -164,8 +167,6 @@ class GeventInput:
     __slots__ = ("_pending", "_io", "_wheel", "_slot", "_waiting", "_getcurrent")
 
     def __init__(self, sock: socket.socket) -> None:
-        from gevent import getcurrent
-
         self._pending = _tls_pending(sock)
         self._wheel = wheel()
         self._io = self._wheel.hub.loop.io(sock.fileno(), 1)
@@ -173,7 +174,7 @@ class GeventInput:
         self._slot: int | None = None
         #: the greenlet waiting in wait() (None: nobody waits)
         self._waiting: Any = None
-        self._getcurrent = getcurrent
+        self._getcurrent = _gevent().getcurrent
 
     def wait(self, until: float) -> bool:
         if self._pending is not None and self._pending():
