@@ -87,7 +87,9 @@ def call_later(sock: socket.socket, delay: float, fn: Callable[[], None]) -> Non
 
 def _tls_pending(sock: socket.socket) -> Callable[[], int] | None:
     """TLS: how many decrypted bytes wait that the fd does not show (None: plain TCP)."""
-    pending: Callable[[], int] | None = getattr(sock, "pending", None)
+    if getattr(type(sock), "pending", None) is None:  # (on the class: gevent's instance
+        return None  # __getattr__ made each failed lookup a delegation and an exception)
+    pending: Callable[[], int] = sock.pending  # type: ignore[attr-defined]
     return pending
 
 
