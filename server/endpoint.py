@@ -19,7 +19,14 @@ from server import ws
 from server.connection import Peer
 from server.headers import base_url
 from server.state import ServerState
-from server.upgrade import Refused, UpgradeRequest, decide, environ_from_head, peek_ws_head, refusal_response
+from server.upgrade import (
+    Refused,
+    UpgradeRequest,
+    decide,
+    peek_ws_head,
+    refusal_response,
+    request_from_head,
+)
 from sp2p.proto.signal import MAX_SIGNAL_MESSAGE
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -40,16 +47,24 @@ class WebSocketEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/ws":
             return self.app(environ, start_response)
-        state = self.state
-        config = state.config
-        request = UpgradeRequest.from_environ(environ, trust_proxy=config.trust_proxy)
+        request = UpgradeRequest.from_environ(environ, trust_proxy=self.state.config.trust_proxy)
         sock: socket.socket | None = next((environ[k] for k in _SOCKET_KEYS if k in environ), None)
-        decision = decide(config, request, state.ws_limiter.hit)
-        if isinstance(decision, Refused) or sock is None:
-            refused = decision if isinstance(decision, Refused) else NO_SOCKET
-            status, headers, body = refusal_response(config, request, refused)
+        refused = self._serve(request, sock)
+        if refused is not None:
+            status, headers, body = refused
             start_response(status, headers)
             return [body]
+        return self._handled(environ, start_response)
+
+    def _serve(
+        self, request: UpgradeRequest, sock: socket.socket | None
+    ) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """Refuse (the response to send), or run the whole connection on `sock` (None)."""
+        state = self.state
+        config = state.config
+        decision = decide(config, request, state.ws_limiter.hit)
+        if isinstance(decision, Refused) or sock is None:
+            return refusal_response(config, request, decision if isinstance(decision, Refused) else NO_SOCKET)
         peer = Peer(
             sock,
             request.ip,
@@ -58,7 +73,7 @@ class WebSocketEndpoint:
             max_message=MAX_SIGNAL_MESSAGE,
         )
         if not peer.send_bytes(decision.response):  # under the write timeout Peer set
-            return self._handled(environ, start_response)
+            return None
         url = base_url(
             config,
             host=request.headers.get("host", ""),
@@ -69,7 +84,7 @@ class WebSocketEndpoint:
             ws.handle(state, peer, url)
         finally:
             peer.finish()
-        return self._handled(environ, start_response)
+        return None
 
     def serve_raw(self, sock: socket.socket, addr: Any) -> bool:
         """Serve a fresh connection here if its request is `GET /ws` (the gevent worker
@@ -78,22 +93,16 @@ class WebSocketEndpoint:
         head = peek_ws_head(sock, HEAD_TIMEOUT)
         if head is None:
             return False
-        environ = environ_from_head(head, addr, sock)
-        if environ is None:
+        request = request_from_head(head, addr, trust_proxy=self.state.config.trust_proxy)
+        if request is None:
             return False
         _consume(sock, len(head))
-
-        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+        refused = self._serve(request, sock)
+        if refused is not None:  # served; the caller closes the socket
+            status, headers, body = refused
             lines = [f"HTTP/1.1 {status}", *(f"{k}: {v}" for k, v in headers), "Connection: close", "", ""]
-            reply.append("\r\n".join(lines).encode("latin-1"))
-
-        reply: list[bytes] = []
-        try:
-            body = self(environ, start_response)
-        except StopIteration:
-            return True  # served; the caller closes the socket
-        with contextlib.suppress(OSError):
-            sock.sendall(b"".join([*reply, *body]))
+            with contextlib.suppress(OSError):
+                sock.sendall("\r\n".join(lines).encode("latin-1") + body)
         return True
 
     @staticmethod
