@@ -18,6 +18,10 @@ from sp2p.proto.signal import Envelope, Error, ErrorCode, SignalType
 
 log = logging.getLogger("sp2p.server")
 
+#: the two notices a teardown sends, built once
+PEER_LEFT = Envelope.build(SignalType.PEER_LEFT).to_json()
+EXPIRED = Envelope.build(SignalType.ERROR, Error(ErrorCode.SESSION_EXPIRED, "session expired")).to_json()
+
 
 class Services(Protocol):
     """What a teardown touches (a ServerState has all three)."""
@@ -43,7 +47,7 @@ def end_session(
     record = state.store.end(session_id)
     if record is None:
         return
-    notice = Envelope.build(SignalType.PEER_LEFT).to_json() if leaver is not None else None
+    notice = PEER_LEFT if leaver is not None else None
     _teardown(state, record, notice, None if leaver is None else other_role(leaver), reason)
 
 
@@ -52,8 +56,7 @@ def expire_session(state: Services, session_id: str) -> None:
     record = state.store.end(session_id)
     if record is None:
         return
-    expired = Envelope.build(SignalType.ERROR, Error(ErrorCode.SESSION_EXPIRED, "session expired"))
-    _teardown(state, record, expired.to_json(), None, "session expired")
+    _teardown(state, record, EXPIRED, None, "session expired")
 
 
 def _teardown(
