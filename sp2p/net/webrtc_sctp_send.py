@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from sp2p.net.webrtc_sctp_math import (
+    CLI_MAX_BURST,
     MAX_BURST,
     QUEUE_TARGET,
     TSN_MODULO,
@@ -129,6 +130,10 @@ def install(mod: Any) -> None:
         SACKs about every second packet (A3 in webrtc_sctp_recv reads the same marks)."""
         return "_sp2p_probe" not in self.__dict__ and self.__dict__.get("_sp2p_peer_browser") is False
 
+    def is_ours(self: Any) -> bool:
+        """One of our CLIs: it announced M1's parameter (browsers get M3's probe too)."""
+        return "_sp2p_probe" in self.__dict__ and self.__dict__.get("_sp2p_peer_browser") is False
+
     def sack_tail(self: Any) -> None:  # S7
         self._sp2p_tail_soon = False
         done = self._sp2p_batch_acked
@@ -206,7 +211,8 @@ def install(mod: Any) -> None:
                 self._t3_start()
         packet = self.__dict__.get("_sp2p_chunk_size", mtu_data)  # sp2p M1
         extra = self.__dict__.pop("_sp2p_burst_extra", 0)  # sp2p S7
-        burst_size = (2 if self._fast_recovery_exit is not None else MAX_BURST + extra) * packet  # sp2p
+        burst = CLI_MAX_BURST if is_ours(self) else MAX_BURST  # sp2p A4
+        burst_size = (2 if self._fast_recovery_exit is not None else burst + extra) * packet  # sp2p
         cwnd = min(self._flight_size + burst_size, self._cwnd)
 
         if getattr(self, "_sp2p_rtx", True):  # sp2p S1: scan only if something is marked
