@@ -3,17 +3,24 @@ chunk and takes whatever the send pump reports (it broke once when the pump repo
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from scripts.benchkit.fixed_level import fix_level
 from sp2p.link import send_pump
+from sp2p.net.tcp import TcpChannel
 from sp2p.proto.compression import STORED, zstd_level
 
 
 @pytest.mark.parametrize("level", [0, 1, 3, 9])
 def test_every_chunk_gets_the_fixed_setting(level: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(send_pump, "LevelController", send_pump.LevelController)  # restored after
+    monkeypatch.setattr(TcpChannel, "same_host", TcpChannel.same_host)
     fix_level(level)
+    # a receiver on this host would get no zstd from the real CLI: the fixed columns compress
+    with socket.socket() as sock:
+        assert TcpChannel(sock, dialed=True).same_host is False
     ctl = send_pump.LevelController(level or 3)
     want = zstd_level(level) if level else STORED
     for _ in range(100):
