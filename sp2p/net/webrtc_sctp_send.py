@@ -1,4 +1,4 @@
-"""Send-side patches on aiortc's SCTP (S1-S7 of docs/webrtc-tuning.md).
+"""Send-side patches on aiortc's SCTP (S1-S8 of docs/webrtc-tuning.md).
 
 Installed by webrtc_sctp.apply() only on the aiortc release they were written against;
 `receive_sack_chunk`, `t3_expired` and `transmit` are aiortc 1.16's own with the lines
@@ -24,6 +24,16 @@ from sp2p.net.webrtc_sctp_math import (
 )
 from sp2p.net.webrtc_sctp_math import grow as math_grow
 from sp2p.net.webrtc_sctp_math import probe_timeout as probe_delay
+
+#: S8: with a browser, new data waits until this many packets fit the window at once
+BROWSER_BURST = 8
+
+
+def burst_waits(flight: int, cwnd: int, burst: int) -> bool:
+    """S8: hold new data while fewer than `burst` bytes fit the window and at least as much is
+    in flight (its SACKs will come); never with a window under two bursts."""
+    return cwnd >= 2 * burst and flight >= burst and cwnd - flight < burst
+
 
 #: (class name, function) this module replaces; tests/net/test_webrtc_patches.py fingerprints each
 PATCHED = (
@@ -235,6 +245,13 @@ def install(mod: Any) -> None:
             self._sp2p_rtx = False
 
         outbound = self._outbound_queue
+        if (  # sp2p S8: a browser is cheapest fed in bursts, not the 2 packets each SACK frees
+            self.__dict__.get("_sp2p_peer_browser")
+            and self._fast_recovery_exit is None
+            and burst_waits(self._flight_size, self._cwnd, BROWSER_BURST * packet)
+        ):
+            arm_probe(self)
+            return
         while (
             outbound and self._flight_size < cwnd and window_allows(self, outbound[0]._book_size)  # sp2p S4
         ):
