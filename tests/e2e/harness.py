@@ -123,9 +123,11 @@ def transfer(
     cwd: Path | None = None,
     stdin_data: bytes | None = None,
     recv_env: Mapping[str, str] | None = None,
+    send_main: Sequence[str] = ("-m", "sp2p"),
 ) -> tuple[Result, Result]:
-    """Run a sender and a receiver to the end; the code is appended to recv_args."""
-    sender = spawn(["send", *send_args], env, cwd=cwd,
+    """Run a sender (the CLI, or send_main wrapping it) and a receiver to the end; the code is
+    appended to recv_args."""
+    sender = spawn(["send", *send_args], env, cwd=cwd, main=send_main,
                    stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL)
     try:
         if stdin_data is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.benchkit.fixed_level import FIXED_MAIN
 from tests.e2e.harness import transfer
 from tests.support.files import sha256_file as sha
 
@@ -120,11 +121,23 @@ def test_name_flag_renames_a_file(env: dict[str, str], tmp_path: Path, outdir: P
     assert (outdir / "other.txt").read_text() == "renamed"
 
 
-@pytest.mark.parametrize("level", range(10))
+@pytest.mark.parametrize("level", range(1, 10))
 def test_every_compression_level(level: int, env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    """Every chunk at zstd's setting for -compress N. Over loopback the real CLI sends no zstd
+    (the receiver is on this host), so the benches' fixed-level wrapper forces the level."""
     src = tmp_path / "text.log"
     src.write_bytes(b"".join(b"line %d: the quick brown fox\n" % i for i in range(60_000)))
-    s, r = transfer([f"-compress={level}", str(src)], ["-output", str(outdir)], env)
+    s, r = transfer(["-v", str(src)], ["-output", str(outdir)], env,
+                    send_main=(*FIXED_MAIN, str(level), "--"))
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "without zstd" not in s.err
+    assert sha(outdir / "text.log") == sha(src)
+
+
+def test_compression_off(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    src = tmp_path / "text.log"
+    src.write_bytes(b"".join(b"line %d: the quick brown fox\n" % i for i in range(60_000)))
+    s, r = transfer(["-compress=0", str(src)], ["-output", str(outdir)], env)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert sha(outdir / "text.log") == sha(src)
 
