@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -35,9 +39,31 @@ def cut(local: str, peer: str) -> None:
     print("cut", local, peer, done.stdout)
 
 
+@contextlib.contextmanager
+def frozen(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
+    """The processes stopped (SIGSTOP) for the block: a transfer the test caught at the point it
+    wanted cannot finish while the cut is still being looked up (on a quiet machine a 160 MiB
+    transfer is over in 0.4 s)."""
+    stopped = []
+    try:
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGSTOP)
+                stopped.append(proc)
+        yield
+    finally:
+        for proc in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)
+
+
 def cut_all(sender: subprocess.Popen[bytes], receiver: subprocess.Popen[bytes], port: int) -> list[tuple[str, str]]:
-    links = p2p_sockets((sender.pid, receiver.pid), port)
-    assert links, "no peer-to-peer connection found"
-    for local, peer in links:
-        cut(local, peer)
+    """Cut every peer-to-peer connection of the two, with both stopped until all are gone."""
+    pids = (sender.pid, receiver.pid)
+    with frozen(sender, receiver):
+        links = p2p_sockets(pids, port)
+        assert links, "no peer-to-peer connection found"
+        for local, peer in links:
+            cut(local, peer)
+        assert not set(links) & set(p2p_sockets(pids, port))
     return links

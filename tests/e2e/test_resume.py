@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.harness import CODE_RE, Result, finish, read_code, spawn, transfer
-from tests.e2e.links import cut, cut_all, p2p_sockets, server_port
+from tests.e2e.links import cut_all, server_port
 from tests.support.files import sha256_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -369,11 +369,7 @@ def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str
         while not any(p.stat().st_size > SIZE // 8 for p in partials(outdir)):
             assert time.monotonic() < deadline and receiver.poll() is None
             time.sleep(0.002)
-        links = p2p_sockets((sender.pid, receiver.pid), port)
-        assert links, "no peer-to-peer connection found"
-        for local, peer in links:
-            cut(local, peer)
-        assert not set(links) & set(p2p_sockets((sender.pid, receiver.pid), port))
+        links = cut_all(sender, receiver, port)
         r = finish(receiver)
         s = finish(sender)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
