@@ -149,34 +149,16 @@ def run_once(mode: str, total: int, profile: str | None) -> float:
     return got / (last - first) / 1e6
 
 
-def _ns(ns: str, *cmd: str) -> None:
-    subprocess.run(["ip", "netns", "exec", ns, *cmd], check=True)
-
-
 def run_in_netns(loss: float, mtu: int | None, argv: list[str]) -> int:
-    """Re-run this script inside a namespace that drops `loss` % of UDP packets and whose
-    loopback carries at most `mtu` bytes per packet (None: loopback's 64 KiB)."""
-    ns = f"sp2pbench{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        _ns(ns, "ip", "link", "set", "lo", "up")
-        if mtu:
-            _ns(ns, "ip", "link", "set", "lo", "mtu", str(mtu))
-        # loss per datagram where it arrives: the device splits our UDP GSO sends first
-        _ns(ns, "ip", "link", "set", "lo", "gso_max_segs", "1")
-        _ns(ns, "ip", "link", "add", "v0", "type", "veth", "peer", "name", "v1")
-        _ns(ns, "ip", "addr", "add", "10.77.0.1/24", "dev", "v0")
-        _ns(ns, "ip", "addr", "add", "10.77.0.2/24", "dev", "v1")
-        _ns(ns, "ip", "link", "set", "v0", "up")
-        _ns(ns, "ip", "link", "set", "v1", "up")
-        if loss:
-            _ns(ns, "iptables-legacy", "-A", "INPUT", "-p", "udp", "-m", "statistic", "--mode", "random",
-                "--probability", str(loss / 100), "-j", "DROP")  # fmt: skip
+    """Re-run this script inside the tests' shaped namespace (tests/net/webrtc_netns.py): `loss`
+    % of UDP datagrams dropped where they arrive, at most `mtu` bytes per packet (None:
+    loopback's 64 KiB)."""
+    from tests.net.webrtc_netns import shaped_netns
+
+    with shaped_netns(loss=loss / 100, mtu=mtu) as ns:
         inner = _without(argv, "--loss", "--mtu")
         cmd = ["ip", "netns", "exec", ns, sys.executable, __file__, *inner, "--inside-netns"]
         return subprocess.run(cmd, check=False).returncode
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def _without(argv: list[str], *options: str) -> list[str]:
