@@ -1,7 +1,8 @@
 """Receiver side of folder transfers: streaming, all-or-nothing tar extraction.
 
-Length (~430 lines): one state machine over the parser's events; every hostile-archive rule
-(security-cases T5–T12) is a check inside it, and splitting them out would scatter that list.
+One state machine over the parser's events: every hostile-archive rule (security-cases
+T5–T12) is a check inside it, kept together so that list stays in one place; moving the
+result into the output directory is sp2p.fs.placement's.
 
 The transfer feeds decrypted bytes as they arrive (`feed`), then calls `finish` at end of
 data. Members are written only inside a fresh 0700 staging directory
@@ -17,11 +18,11 @@ cap (the announced size). Files get 0644, or 0755 when the sender set any x bit;
 directories 0755; the umask applies; no setuid/sticky, owners or xattrs; mtimes are
 restored, clamped to 1970..2100. On any rejection the staging directory is removed.
 
-Commit (W5): `prepare_commit` picks a final name for every top-level entry *before*
-the receiver reports Complete — ``name``, else ``name (1)`` … — so nothing existing is
-overwritten and nothing received is dropped; `commit` renames with no-replace
-semantics and removes the staging directory. An empty archive commits as an empty
-directory named after the announced name.
+Commit (W5, sp2p.fs.placement): `prepare_commit` picks a final name for every top-level
+entry *before* the receiver reports Complete, so nothing existing is overwritten and
+nothing received is dropped; `commit` renames with no-replace semantics and removes the
+staging directory. An empty archive commits as an empty directory named after the
+announced name.
 """
 
 from __future__ import annotations
@@ -41,16 +42,10 @@ from sp2p.fs.fsutil import (
     open_output_dir,
     open_subdir,
     remove_tree,
-    rename_noreplace,
     write_all,
 )
-from sp2p.fs.names import (
-    UnsafeNameError,
-    collision_key,
-    member_components,
-    numbered_names,
-    safe_name,
-)
+from sp2p.fs.names import UnsafeNameError, collision_key, member_components, safe_name
+from sp2p.fs.placement import Move, OutputDir, make_moves, plan_moves, show_name
 from sp2p.proto.tar import (
     NEED_DATA,
     ArchiveEnd,
@@ -61,7 +56,6 @@ from sp2p.proto.tar import (
     TarParser,
 )
 from sp2p.record import record
-from sp2p.term.textsafe import ELLIPSIS
 
 MAX_ENTRIES: Final = 100_000
 _MTIME_MAX: Final = 4_102_444_800  # 2100-01-01: later mtimes are nonsense, clamp
@@ -78,11 +72,6 @@ class _Node:
     kind: MemberKind  #: FILE or DIRECTORY
     parts: tuple[str, ...]  #: real (sanitised) path components inside staging
     explicit: bool  #: a member named it (False: created as a parent of one)
-
-
-def _show(name: str) -> str:
-    """A peer's name, cut for a message; escaped once, where the message is shown (cli.py)."""
-    return name if len(name) <= 120 else name[:119] + ELLIPSIS
 
 
 class TarExtractor:
@@ -113,6 +102,7 @@ class TarExtractor:
         self._max_entries = max_entries
         self._empty_name = safe_name(empty_name, fallback="received-folder")
         self._out_fd = open_output_dir(self.outdir)
+        self._out = OutputDir(path=self.outdir, fd=self._out_fd)
         try:
             self.staging_name = make_private_dir(STAGING_PREFIX, self._out_fd)
             self._staging_fd = open_subdir(self.staging_name, self._out_fd)
@@ -126,7 +116,7 @@ class TarExtractor:
         self._cached: tuple[tuple[str, ...], int] | None = None
         self._file_fd: int | None = None
         self._file_mtime = 0
-        self._plan: list[tuple[str, str]] | None = None
+        self._plan: list[Move] | None = None
         self._closed = False
         self.entries = 0  #: members accepted so far
         self.file_count = 0  #: regular files among them
@@ -202,13 +192,13 @@ class TarExtractor:
             raise self._reject(f"more than {self._max_entries} entries")
         if member.kind not in (MemberKind.FILE, MemberKind.DIRECTORY):
             raise self._reject(
-                f"{_show(member.name)} is a {member.kind.value}; only regular files and "
+                f"{show_name(member.name)} is a {member.kind.value}; only regular files and "
                 "directories are accepted"
             )
         try:
             parts = member_components(member.name)
         except UnsafeNameError as exc:
-            raise self._reject(f"unsafe member name {_show(member.name)}: {exc}") from None
+            raise self._reject(f"unsafe member name {show_name(member.name)}: {exc}") from None
         is_dir = member.kind is MemberKind.DIRECTORY
         if not parts:
             if is_dir:
@@ -245,9 +235,9 @@ class TarExtractor:
     def _clash(self, name: str, other: tuple[str, ...]) -> ArchiveRejected:
         first = "/".join(other)
         if first == "/".join(member_components(name)):
-            return self._reject(f"{_show(name)} appears twice")
+            return self._reject(f"{show_name(name)} appears twice")
         return self._reject(
-            f"{_show(name)} clashes with {_show(first)} (same name ignoring case or "
+            f"{show_name(name)} clashes with {show_name(first)} (same name ignoring case or "
             "Unicode normalisation, or a file and a directory)"
         )
 
@@ -317,7 +307,7 @@ class TarExtractor:
         if not self.finished or self._closed:
             raise LocalProtocolError("prepare_commit before finish")
         if self._plan is not None:
-            return [self.outdir / final for _, final in self._plan]
+            return [self.outdir / move.final for move in self._plan]
         try:
             if not self._top:
                 os.mkdir(self._empty_name, 0o755, dir_fd=self._staging_fd)
@@ -327,36 +317,16 @@ class TarExtractor:
                     MemberKind.DIRECTORY,
                     explicit=False,
                 )
-            chosen: set[str] = set()
-            plan: list[tuple[str, str]] = []
-            for staged in self._top:
-                final = self._free_name(staged, chosen)
-                chosen.add(final)
-                plan.append((staged, final))
+            plan = plan_moves(((name, self._is_file(name)) for name in self._top), self._out)
         except OSError as exc:
             self.abort()
             raise io_error(f"preparing the output in {self.outdir}", exc) from None
         self._plan = plan
-        return [self.outdir / final for _, final in plan]
+        return [self.outdir / move.final for move in plan]
 
     def _is_file(self, staged: str) -> bool:
         node = self._nodes.get((collision_key(staged),))
         return node is not None and node.kind is MemberKind.FILE
-
-    def _free_name(self, staged: str, taken: set[str], after: str | None = None) -> str:
-        candidates = numbered_names(staged, split_extension=self._is_file(staged))
-        if after is not None:
-            for candidate in candidates:
-                if candidate == after:
-                    break
-        for candidate in candidates:
-            if candidate in taken:
-                continue
-            try:
-                os.stat(candidate, dir_fd=self._out_fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return candidate
-        raise LocalIOError(f"no free name for {_show(staged)} in {self.outdir}")
 
     def commit(self) -> list[Path]:
         """Move every top-level entry into the output directory; never overwrites.
@@ -368,19 +338,9 @@ class TarExtractor:
             self.prepare_commit()
         if self._plan is None:
             raise LocalProtocolError("no commit plan")
-        done: list[Path] = []
-        taken = {final for _, final in self._plan}
+        top_mtimes = {parts[0]: mtime for parts, mtime in self._dir_mtimes if len(parts) == 1}
         try:
-            for staged, final in self._plan:
-                while True:
-                    try:
-                        rename_noreplace(staged, self._staging_fd, final, self._out_fd)
-                        break
-                    except FileExistsError:  # taken since prepare_commit: next number
-                        final = self._free_name(staged, taken, after=final)
-                        taken.add(final)
-                self._restore_top_mtime(staged, final)
-                done.append(self.outdir / final)
+            done = make_moves(self._plan, self._staging_fd, self._out, top_mtimes)
             os.rmdir(self.staging_name, dir_fd=self._out_fd)
         except OSError as exc:
             # what was moved stays (complete and verified); the rest stays in staging
@@ -390,18 +350,6 @@ class TarExtractor:
             ) from None
         self._close_fds()
         return done
-
-    def _restore_top_mtime(self, staged: str, final: str) -> None:
-        # moving a directory rewrites its ".." entry, which may touch its mtime
-        for parts, mtime in self._dir_mtimes:
-            if parts == (staged,):
-                with contextlib.suppress(OSError):
-                    os.utime(
-                        final,
-                        ns=(mtime * _NS, mtime * _NS),
-                        dir_fd=self._out_fd,
-                        follow_symlinks=False,
-                    )
 
     def abort(self) -> None:
         """Remove the staging directory and everything in it; idempotent."""
