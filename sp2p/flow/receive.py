@@ -21,7 +21,7 @@ from sp2p.flow.heal import (
 from sp2p.flow.meet import framed, meet, relink, widen
 from sp2p.flow.parallel import receiver_link
 from sp2p.flow.relay import ConsentFn, never
-from sp2p.flow.resume import ResumableFileSink, receive_resume
+from sp2p.flow.resume import ResumableFileSink, receive_resume, resuming_line
 from sp2p.flow.session import (
     PeerKey,
     notice_update,
@@ -298,7 +298,7 @@ def _transfer(
         offset = at
         if at and progress is not None:
             progress.base = at
-            term.line(f"Resuming at {at * 100 // max(size, 1)} % ({human_size(at)} already here)")
+            term.line(resuming_line(at, size, "here"))
 
     def factory(meta: Metadata) -> FileSink | FolderSink | StdoutSink | ResumableFileSink | HeldSink:
         nonlocal sink

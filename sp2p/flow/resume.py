@@ -33,8 +33,14 @@ from sp2p.proto.messages import Metadata, cancel_body
 from sp2p.proto.resume import EDGE_BYTES, SourceIdentity
 from sp2p.proto.sha import sha256_bulk
 from sp2p.proto.transfer import ReceiverMachine, ResumeAccepted, SenderMachine, SourceReceived
+from sp2p.term.ui import human_size
 
 _BLOCK = 1024 * 1024
+
+
+def resuming_line(offset: int, size: int, where: str) -> str:
+    """The line either side prints when a transfer resumes (`where`: "here" or "there")."""
+    return f"Resuming at {offset * 100 // max(size, 1)} % ({human_size(offset)} already {where})"
 
 
 def watch_receiver(fc: FrameLink) -> None:

@@ -1,21 +1,21 @@
 """The sender: hello -> code -> peer-joined -> keys -> connect -> transfer (client.md §4.4).
 
-Length (~410 lines): the one sequence above plus its waiting room (code, QR, receive commands)
-and the resume/heal hand-offs; what is not orchestration lives in link/, fs/ and term/.
+The one sequence above and the resume/heal hand-offs; the waiting room (code, QR, receive
+commands, the wait for the receiver's key) is flow/waiting_room.py; what is not orchestration
+lives in link/, fs/ and term/.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shlex
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import BinaryIO
 
-from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
+from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
-from sp2p.errors import ConnectionLost, Declined, SignalingError, Sp2pError
+from sp2p.errors import ConnectionLost, Sp2pError
 from sp2p.flow.connect import PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.heal import (
@@ -31,35 +31,33 @@ from sp2p.flow.heal import (
 from sp2p.flow.meet import framed, meet, relink, widen
 from sp2p.flow.parallel import sender_link
 from sp2p.flow.relay import ConsentFn, never
-from sp2p.flow.resume import close_quietly, open_rest, send_resume
+from sp2p.flow.resume import close_quietly, open_rest, resuming_line, send_resume
 from sp2p.flow.session import (
     KeepAlive,
-    PeerKey,
     hello,
     notice_update,
-    parse_peer_crypto,
-    server_error,
     wait_welcome,
 )
+from sp2p.flow.waiting_room import qr_while_waiting, show_code, wait_for_receiver
 from sp2p.fs.outgoing import SendSource, inspect_sources
 from sp2p.link.framed import FrameLink
 from sp2p.link.send_pump import ChunkSource, SendPipeline
 from sp2p.link.sources import FullChunkSource, StreamSource
-from sp2p.net.signaling import SignalClient, SignalClosed
+from sp2p.net.signaling import SignalClient
 from sp2p.proto.adapt import announce_zstd
 from sp2p.proto.codes import format_code, generate_seed, share_url
 from sp2p.proto.compression import ChunkCompressor, chunk_limit
-from sp2p.proto.constants import MAX_CHUNK_SIZE, PREFER_TCP_THRESHOLD, Role, Transport
+from sp2p.proto.constants import MAX_CHUNK_SIZE, PREFER_TCP_THRESHOLD, Role
 from sp2p.proto.fileinfo import encrypt_file_info
 from sp2p.proto.heal import Continuation, ReplayWindow, continuation, spoken
 from sp2p.proto.keys import KeyPair, derive_session_keys
 from sp2p.proto.messages import Metadata
 from sp2p.proto.resume import RESUME_VERSION, applies, negotiated
-from sp2p.proto.signal import ClientType, Crypto, Envelope, ErrorCode, FileInfo, PeerJoined, SignalType
+from sp2p.proto.signal import Envelope, FileInfo, SignalType
 from sp2p.proto.transfer import SenderMachine
 from sp2p.record import record, replace
 from sp2p.term.progress import Progress
-from sp2p.term.ui import Terminal, describe, human_size, moved_line
+from sp2p.term.ui import Terminal, moved_line
 
 #: a first chunk that zstd level 1 cannot shrink below this share means: do not announce zstd
 SAMPLE_RATIO = 0.95
@@ -158,11 +156,11 @@ def _send(
         signal.send(file_info)
         code = format_code(welcome.session_id, seed)
         base = _base_url(cfg, ws_url)
-        _show_code(term, base, code, meta, len(opts.paths))
+        show_code(term, base, code, meta, len(opts.paths))
         keys_pair = KeyPair.generate()
-        with KeepAlive(signal, file_info), _qr_while_waiting(term, share_url(base, code), opts.qr):
-            peer_type, peer_key, parallel = _wait_for_receiver(
-                signal, term, keys_pair.public_b64(), meta, cfg, heal
+        with KeepAlive(signal, file_info), qr_while_waiting(term, share_url(base, code), opts.qr):
+            peer_type, peer_key, parallel = wait_for_receiver(
+                signal, term, keys_pair.public_b64(), meta, cfg, heal=heal, resume=_our_resume(cfg)
             )
         keys = derive_session_keys(
             role=Role.SENDER, seed=seed, session_id=welcome.session_id,
@@ -217,7 +215,7 @@ def _send(
         if path is not None and resumes and applies(meta):
             offset = send_resume(link, machine, path)
             if offset:
-                term.line(_resuming_line(offset, meta.size, "there"))
+                term.line(resuming_line(offset, meta.size, "there"))
                 rest, rest_file = open_rest(path, offset, meta.size)
                 stack.callback(close_quietly, rest_file)
         heals = healer.heals if healer is not None and mode is not Continuation.NONE else None
@@ -271,7 +269,7 @@ def _heal(
                 machine = SenderMachine(meta)
                 offset = send_resume(link, machine, what.path)
                 if offset:
-                    term.line(_resuming_line(offset, meta.size, "there"))
+                    term.line(resuming_line(offset, meta.size, "there"))
                 rest, rest_file = open_rest(what.path, offset, meta.size)
                 stack.callback(close_quietly, rest_file)
             else:
@@ -289,97 +287,6 @@ def _heal(
 
 def _our_resume(cfg: Config) -> int:
     return 0 if cfg.no_resume else RESUME_VERSION
-
-
-def _resuming_line(offset: int, size: int, where: str) -> str:
-    return f"Resuming at {offset * 100 // max(size, 1)} % ({human_size(offset)} already {where})"
-
-
-def _wait_for_receiver(
-    signal: SignalClient, term: Terminal, public_b64: str, meta: Metadata, cfg: Config, heal: int
-) -> tuple[str, PeerKey, bool]:
-    """(peer client type, its key, whether we offered parallel TCP)."""
-    term.line("Waiting for receiver...")
-    peer_type = ClientType.CLI.value
-    parallel = False
-    try:
-        while True:
-            env = signal.wait_for(
-                {SignalType.PEER_JOINED, SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR,
-                 SignalType.DECLINE}
-            )
-            if env.type == SignalType.PEER_JOINED:
-                peer_type = PeerJoined.from_payload(env.payload).client_type or ClientType.CLI.value
-                term.line("Receiver connected")
-                prefer = cfg.transport is Transport.AUTO and meta.size >= PREFER_TCP_THRESHOLD
-                parallel = peer_type == ClientType.CLI and cfg.parallel != 1
-                crypto = Crypto(
-                    public_key=public_b64, prefer_tcp=prefer, parallel_tcp=parallel,
-                    resume=_our_resume(cfg), heal=heal,
-                )  # fmt: skip
-                signal.send(Envelope.build(SignalType.CRYPTO, crypto))
-            elif env.type == SignalType.CRYPTO:
-                return peer_type, parse_peer_crypto(env), parallel
-            elif env.type == SignalType.DECLINE:
-                raise Declined("the receiver declined the transfer")
-            elif env.type == SignalType.PEER_LEFT:
-                raise SignalingError("the receiver disconnected before the transfer started")
-            else:
-                err = server_error(env)
-                if err.code == ErrorCode.PEER_VERSION_MISMATCH:
-                    term.warn("a receiver with an incompatible version tried to join; still waiting")
-                    continue
-                raise err
-    except SignalClosed as exc:
-        raise SignalingError(f"lost the signaling server while waiting: {exc}") from exc
-
-
-def receive_commands(base: str, code: str) -> list[tuple[str, str]]:
-    """(label, command) pairs that work as printed: `-server` whenever the server is not the
-    CLI's default, https-only download flags for the bootstrap script (D1)."""
-    server = "" if base == share_base_url(signaling_url(DEFAULT_SERVER)) else f"-server {shlex.quote(base)} "
-    curl = "curl --proto '=https' --tlsv1.2 -fsSL" if base.startswith("https://") else "curl -fsSL"
-    return [
-        ("Terminal:", f"sp2p receive {server}{code}"),
-        ("or:", f"SP2P_CODE={code} sp2p receive {server}".rstrip()),
-        ("or:", f"{curl} {shlex.quote(base + '/r')} | SP2P_CODE={code} sh"),
-    ]
-
-
-@contextlib.contextmanager
-def _qr_while_waiting(term: Terminal, url: str, shown: bool) -> Iterator[None]:
-    """-qr draws the share URL's QR code; on a terminal `q` toggles it until the receiver comes."""
-    if not shown and not term.is_tty:
-        yield
-        return
-    from sp2p.term.prompts import KeyListener
-    from sp2p.term.qr import QrToggle
-
-    toggle = QrToggle(term, url, shown=shown)
-    if not term.is_tty:
-        yield
-        return
-    with KeyListener(toggle.on_key):
-        yield
-
-
-def _show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int) -> None:
-    url = share_url(base, code)
-    what = (
-        f"{paths} items ({human_size(meta.size)} in {meta.file_count} files)"
-        if paths > 1
-        else describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
-    )
-    term.line(f"Sending: {what}")
-    term.line()
-    if not term.one_screen:  # for scripts; on a terminal the lines below already show both
-        term.stdout_line(code)
-        term.stdout_line(url)
-    term.line("Receive via:")
-    term.line(f"  Browser:   {url}" + ("  (press q for QR code)" if term.is_tty else ""))
-    for label, command in receive_commands(base, code):
-        term.line(f"  {label:>9}  {command}")
-    term.line()
 
 
 def _transfer(
