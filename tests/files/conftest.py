@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,3 +22,14 @@ def gotar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([go, "build", "-o", str(binary), str(GOTAR_SOURCE)], check=True,
                    capture_output=True, env={**os.environ, "CGO_ENABLED": "0"})
     return binary
+
+
+@pytest.fixture
+def area(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(output dir, sentinel dir beside it); the sentinel must stay empty."""
+    out = tmp_path / "out"
+    out.mkdir()
+    sentinel = tmp_path / "outside"
+    sentinel.mkdir()
+    yield out, sentinel
+    assert list(sentinel.iterdir()) == []

@@ -10,6 +10,7 @@ import tarfile
 from pathlib import Path
 
 from sp2p.fs.extract import TarExtractor
+from sp2p.fs.fsutil import STAGING_PREFIX
 from sp2p.proto.tar import END_OF_ARCHIVE, encode_member_header, padding
 
 
@@ -81,3 +82,7 @@ def drain(reader: object, n: int = 262144) -> list[bytes]:
     while chunk := reader.read(n):  # type: ignore[attr-defined]
         chunks.append(chunk)
     return chunks
+
+
+def staging_dirs(out: Path) -> list[str]:
+    return [p.name for p in out.iterdir() if p.name.startswith(STAGING_PREFIX)]
