@@ -17,7 +17,7 @@ import pytest
 
 import sp2p
 from tests.dist.container.fixtures import container_ns, container_worker, pod, prepared  # noqa: F401
-from tests.dist.helpers import REPO_ROOT
+from tests.dist.helpers import FAKE_CLI, REPO_ROOT, publish
 from tests.support.server_proc import ServerProc, start_server
 
 RELEASE_BASE = f"https://downloads.example.org/sp2p/v{sp2p.__version__}"
@@ -71,3 +71,18 @@ def dl_server(dl_dir: Path) -> Iterator[ServerProc]:
     """A real sp2p-server whose /dl/ serves the files in `dl_dir`."""
     with start_server("-dl-dir", str(dl_dir)) as server:
         yield server
+
+
+@pytest.fixture
+def fake_cli(dl_dir: Path) -> bytes:
+    content = FAKE_CLI.encode()
+    publish(dl_dir, content)
+    return content
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> dict[str, Path]:
+    paths = {"tmp": tmp_path / "tmp", "cwd": tmp_path / "cwd", "log": tmp_path / "fake.log"}
+    paths["cwd"].mkdir()
+    paths["tmp"].mkdir()
+    return paths

@@ -101,3 +101,11 @@ def run_pipe(
         timeout=timeout,
         start_new_session=True,  # no controlling terminal: /dev/tty is unavailable
     )
+
+
+def fake_env(work: dict[str, Path], **extra: str) -> dict[str, str]:
+    return {"FAKE_SP2P_LOG": str(work["log"]), **extra}
+
+
+def assert_clean(tmpdir: Path) -> None:
+    assert list(tmpdir.iterdir()) == [], f"left behind in TMPDIR: {list(tmpdir.iterdir())}"

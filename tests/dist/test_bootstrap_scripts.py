@@ -4,7 +4,8 @@ Security cases D1–D7 (security-cases.md §2.6) as far as they concern the scri
 binary runs only when its SHA-256 matches what the server publishes, downloads are
 https-only except on loopback, a truncated script runs nothing, relay consent is never
 given on the user's behalf, the code can stay out of argv, and the temporary directory is
-gone on every way out. The real-binary round trip is in test_bootstrap_e2e.py.
+gone on every way out. The host the scripts meet (missing tools, other architectures and
+shells) is test_bootstrap_hosts.py; the real-binary round trip is test_bootstrap_e2e.py.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from server.bootstrap import Bootstrap
 from tests.dist.helpers import (
     BOOTSTRAP_DIR,
     FAKE_CLI,
+    assert_clean,
+    fake_env,
     parse_fake_log,
     platform_asset,
     publish,
@@ -32,29 +35,6 @@ from tests.support.server_proc import ServerProc
 
 SCRIPTS = ("send.sh", "receive.sh")  # both served from the one template, server/bootstrap/sp2p.sh
 TEMPLATE = BOOTSTRAP_DIR / "sp2p.sh"
-
-
-@pytest.fixture
-def fake_cli(dl_dir: Path) -> bytes:
-    content = FAKE_CLI.encode()
-    publish(dl_dir, content)
-    return content
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> dict[str, Path]:
-    paths = {"tmp": tmp_path / "tmp", "cwd": tmp_path / "cwd", "log": tmp_path / "fake.log"}
-    paths["cwd"].mkdir()
-    paths["tmp"].mkdir()
-    return paths
-
-
-def fake_env(work: dict[str, Path], **extra: str) -> dict[str, str]:
-    return {"FAKE_SP2P_LOG": str(work["log"]), **extra}
-
-
-def assert_clean(tmpdir: Path) -> None:
-    assert list(tmpdir.iterdir()) == [], f"left behind in TMPDIR: {list(tmpdir.iterdir())}"
 
 
 def test_served_scripts_carry_the_base_url(dl_server: ServerProc) -> None:
@@ -205,108 +185,6 @@ def test_downloads_pin_https_and_tls12() -> None:
     assert "wget -q --https-only" in text
     assert not re.search(r"curl[^\n]*\s(-k|--insecure)\b", text)
     assert "--no-check-certificate" not in text
-
-
-def _tool_dir(
-    tmp_path: Path, *, drop: set[str], fake_uname_m: str | None = None, fake_uname_s: str = "Linux"
-) -> str:
-    """A PATH with the usual tools linked in, minus `drop` (and maybe a fake uname)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    tools = ["sh", "curl", "wget", "sha256sum", "shasum", "mktemp", "rm", "mv", "chmod", "sed",
-             "tr", "cut", "uname", "ls", "cat", "sleep", "touch", "sysctl"]
-    for tool in tools:
-        if tool in drop:
-            continue
-        for directory in os.environ["PATH"].split(os.pathsep):
-            candidate = Path(directory) / tool
-            if candidate.is_file() and os.access(candidate, os.X_OK):
-                (bin_dir / tool).symlink_to(candidate)
-                break
-    if fake_uname_m is not None:
-        (bin_dir / "uname").unlink(missing_ok=True)
-        (bin_dir / "uname").write_text(
-            f'#!/bin/sh\nif [ "$1" = -m ]; then echo {fake_uname_m}; else echo {fake_uname_s}; fi\n'
-        )
-        (bin_dir / "uname").chmod(0o755)
-    return str(bin_dir)
-
-
-def test_refuses_without_a_sha256_tool(
-    dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path], tmp_path: Path
-) -> None:
-    path = _tool_dir(tmp_path, drop={"sha256sum", "shasum"})
-    result = run_pipe(
-        dl_server.http_url, ["f"], tmpdir=work["tmp"], cwd=work["cwd"],
-        env=fake_env(work, PATH=path),
-    )
-    assert result.returncode == 1
-    assert "sha256sum or shasum is required" in result.stderr
-    assert not work["log"].exists()
-    assert_clean(work["tmp"])
-
-
-def test_wget_is_used_when_curl_is_missing(
-    dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path], tmp_path: Path
-) -> None:
-    path = _tool_dir(tmp_path, drop={"curl"})
-    script = subprocess.run(
-        ["curl", "-fsS", dl_server.http_url], capture_output=True, text=True, check=True
-    ).stdout
-    result = subprocess.run(
-        ["sh", "-s", "f"], input=script, capture_output=True, text=True, cwd=work["cwd"],
-        env=script_env(work["tmp"], fake_env(work, PATH=path)), timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert parse_fake_log(work["log"])["arg"] == ["send", "f"]
-    assert_clean(work["tmp"])
-
-
-def test_unsupported_architecture_is_refused(
-    dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path], tmp_path: Path
-) -> None:
-    """D4: only {linux,darwin}×{amd64,arm64} reach a download URL."""
-    path = _tool_dir(tmp_path, drop=set(), fake_uname_m="riscv64")
-    result = run_pipe(
-        dl_server.http_url, ["f"], tmpdir=work["tmp"], cwd=work["cwd"],
-        env=fake_env(work, PATH=path),
-    )
-    assert result.returncode == 1
-    assert "unsupported architecture: riscv64" in result.stderr
-    assert_clean(work["tmp"])
-
-
-@pytest.mark.parametrize("shell", ["dash", "bash"])
-@pytest.mark.parametrize(("path", "mode", "arg"), [("", "send", "a file"), ("/r", "receive", "abcdefgh-XYZ")])
-def test_each_served_mode_runs_under_dash_and_bash(
-    shell: str, path: str, mode: str, arg: str,
-    dl_server: ServerProc, fake_cli: bytes, work: dict[str, Path],
-) -> None:
-    """One template, two modes: each served script runs its own command in either shell."""
-    script = subprocess.run(
-        ["curl", "-fsS", dl_server.http_url + path], capture_output=True, text=True, check=True
-    ).stdout
-    result = subprocess.run(
-        [shell, "-s", arg], input=script, capture_output=True, text=True, cwd=work["cwd"],
-        env=script_env(work["tmp"], fake_env(work)), timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert parse_fake_log(work["log"])["arg"] == [mode, arg]
-    assert_clean(work["tmp"])
-
-
-@pytest.mark.parametrize(("path", "hint"), [("", "/ps))) 'FILE'"), ("/r", "/ps/r))) 'CODE'")])
-def test_windows_shells_are_sent_to_the_powershell_script_of_their_mode(
-    path: str, hint: str, dl_server: ServerProc, work: dict[str, Path], tmp_path: Path
-) -> None:
-    tools = _tool_dir(tmp_path, drop=set(), fake_uname_m="x86_64", fake_uname_s="MINGW64_NT-10.0")
-    result = run_pipe(
-        dl_server.http_url + path, ["x"], tmpdir=work["tmp"], cwd=work["cwd"],
-        env=fake_env(work, PATH=tools),
-    )
-    assert result.returncode == 1
-    assert f"irm {dl_server.http_url}{hint}" in result.stderr
-    assert_clean(work["tmp"])
 
 
 def test_the_unrendered_template_needs_a_mode(

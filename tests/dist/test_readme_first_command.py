@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -22,7 +21,6 @@ import pytest
 
 from tests.dist.helpers import REPO_ROOT
 from tests.support.ports import free_port
-
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
