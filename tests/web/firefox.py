@@ -23,11 +23,11 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.web.bidi import BidiError, FirefoxProcess
+from tests.web.firefox_events import ConsoleMessage, Dialog, Download, ExpectedDownload, PageError
 
 DEFAULT_TIMEOUT_MS = 30_000
 _FUNCTION = re.compile(r"^\s*(async\s+)?(function\b|\([^()]*\)\s*=>|[\w$]+\s*=>)")
@@ -46,81 +46,6 @@ _PICK = """
   return null;
 }
 """
-
-
-class PageError(RuntimeError):
-    """Script evaluation threw inside the page."""
-
-
-@dataclass
-class ConsoleMessage:
-    type: str
-    text: str
-
-
-class Dialog:
-    def __init__(self, page: FirefoxPage, params: dict[str, Any]) -> None:
-        self._page = page
-        self.type = str(params.get("type", ""))
-        self.message = str(params.get("message", ""))
-
-    def _answer(self, accept: bool) -> None:
-        with contextlib.suppress(BidiError):
-            self._page.bidi.send("browsingContext.handleUserPrompt", {"context": self._page.id, "accept": accept})
-
-    def accept(self) -> None:
-        self._answer(True)
-
-    def dismiss(self) -> None:
-        self._answer(False)
-
-
-class Download:
-    def __init__(self, params: dict[str, Any]) -> None:
-        self.suggested_filename = str(params.get("suggestedFilename", ""))
-        self.url = str(params.get("url", ""))
-        self._done = threading.Event()
-        self._status = ""
-        self._filepath = ""
-
-    def _finish(self, params: dict[str, Any]) -> None:
-        self._status = str(params.get("status", ""))
-        self._filepath = str(params.get("filepath") or "")
-        self._done.set()
-
-    def path(self, timeout_s: float = 600.0) -> Path:
-        if not self._done.wait(timeout_s):
-            raise TimeoutError(f"download of {self.suggested_filename!r} did not finish")
-        if self._status != "complete" or not self._filepath:
-            raise RuntimeError(f"download of {self.suggested_filename!r} ended {self._status or 'without a file'}")
-        return Path(self._filepath)
-
-    def failure(self, timeout_s: float = 600.0) -> str | None:
-        self._done.wait(timeout_s)
-        return None if self._status == "complete" else (self._status or "unfinished")
-
-    def save_as(self, target: str | Path) -> None:
-        shutil.copyfile(self.path(), target)
-
-
-class _Expected:
-    """What `with page.expect_download() as info:` yields; `.value` blocks for the event."""
-
-    def __init__(self, timeout_ms: float) -> None:
-        self._timeout_s = timeout_ms / 1000
-        self._event = threading.Event()
-        self._value: Download | None = None
-
-    def _set(self, value: Download) -> None:
-        if not self._event.is_set():
-            self._value = value
-            self._event.set()
-
-    @property
-    def value(self) -> Download:
-        if not self._event.wait(self._timeout_s) or self._value is None:
-            raise TimeoutError("no download started")
-        return self._value
 
 
 class FirefoxPage:
@@ -145,14 +70,14 @@ class FirefoxPage:
         return bool(handlers)
 
     @contextlib.contextmanager
-    def expect_download(self, timeout: float = DEFAULT_TIMEOUT_MS) -> Iterator[_Expected]:
-        expected = _Expected(timeout)
-        self.on("download", expected._set)
+    def expect_download(self, timeout: float = DEFAULT_TIMEOUT_MS) -> Iterator[ExpectedDownload]:
+        expected = ExpectedDownload(timeout)
+        self.on("download", expected.resolve)
         try:
             yield expected
             _ = expected.value
         finally:
-            self.remove_listener("download", expected._set)
+            self.remove_listener("download", expected.resolve)
 
     # -- navigation and scripts -----------------------------------------------------------------
     def goto(self, url: str, timeout: float = DEFAULT_TIMEOUT_MS) -> None:
@@ -391,7 +316,7 @@ class FirefoxBrowser:
         with self._lock:
             download = self._downloads.pop(str(params.get("navigation")), None)
         if download is not None:
-            download._finish(params)
+            download.finished(params)
 
     def close(self) -> None:
         self._proc.close()
