@@ -29,7 +29,7 @@ Nothing here opens files: `encode_member_header` returns bytes and `TarParser` t
 bytes and returns events (the h11 shape: ``receive_data`` then ``next_event`` until
 ``NEED_DATA``). The parser checks the *format* (checksums, numeric fields, PAX records,
 end-of-archive marker, trailing data); *policy* (which member kinds and names are
-acceptable) belongs to the extractor in `sp2p.fs.archive`.
+acceptable) belongs to the extractor in `sp2p.fs.extract`.
 """
 
 from __future__ import annotations

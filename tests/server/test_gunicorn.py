@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import os
-import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -18,7 +20,7 @@ import websocket
 from tests.server.helpers import Client, hello, http_get, pair, wait_until
 from tests.server.tlsutil import served_certificate, write_self_signed
 from tests.support.polling import stays
-from tests.support.server_proc import ServerProc, start_server
+from tests.support.server_proc import REPO_ROOT, ServerProc, clean_env, start_server
 
 
 def test_choreography_through_gunicorn(sp2p_server: ServerProc) -> None:
@@ -164,11 +166,36 @@ def served_headers(port: int, cafile: Path) -> str:
     return response.headers.get("Strict-Transport-Security", "")
 
 
-def test_console_script_is_installed() -> None:
-    path = shutil.which("sp2p-server")
-    assert path is not None, "pip install -e '.[dev]' provides the sp2p-server console script"
-    result = subprocess.run([path, "-version"], capture_output=True, text=True, timeout=30)
-    assert result.returncode == 0 and result.stdout.startswith("sp2p-server ")
+#: what pip's console-script wrapper does, from the entry point's own text (not pip's install)
+_RUN_ENTRY_POINT = """
+import sys
+from importlib.metadata import EntryPoint
+main = EntryPoint(name="sp2p-server", value=sys.argv.pop(1), group="console_scripts").load()
+print(sys.modules[main.__module__].__file__, file=sys.stderr)
+sys.argv[0] = "sp2p-server"
+sys.exit(main())
+"""
+
+
+def test_console_script_is_installed(tmp_path: Path) -> None:
+    """`sp2p-server` is declared, installed under that name, and its entry point runs this checkout.
+
+    Independent of where `pip install -e` points (CI re-points it; a second checkout would not):
+    the installed metadata must name the entry point pyproject declares, and that entry point,
+    loaded the way pip's wrapper loads it, runs this checkout's code."""
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert declared.get("sp2p-server") == "server.cli:main"
+    installed = importlib.metadata.entry_points(group="console_scripts", name="sp2p-server")
+    assert [ep.value for ep in installed] == [declared["sp2p-server"]], (
+        "pip install -e '.[dev]' provides the sp2p-server console script"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", _RUN_ENTRY_POINT, declared["sp2p-server"], "-version"],
+        capture_output=True, text=True, timeout=30, cwd=tmp_path, env=clean_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("sp2p-server ")
+    assert Path(result.stderr.strip()).is_relative_to(REPO_ROOT / "server"), result.stderr
 
 
 def _rss_kib(pid: int) -> int:
