@@ -120,7 +120,7 @@ def parse_flags(argv: Sequence[str], spec: Mapping[str, tuple[str, str]]) -> Par
 
 
 def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
-    lines = [f"usage: sp2p {command} [flags] {'<file|folder|...|->' if command == 'send' else '<CODE>'}", ""]
+    lines = [f"usage: sp2p {command} [flags] {'<file|folder|...|->' if command == 'send' else '[CODE]'}", ""]
     for name, (kind, text) in spec.items():
         arg = "" if kind == BOOL else f" {kind}"
         lines.append(f"  -{name}{arg}\n        {text}")

@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
+from server.config import ServerConfig
 from server.flags import FLAGS as SERVER_FLAGS
+from server.flags import Flag, parse_duration
 from sp2p import cli, config
 from sp2p.status import ExitStatus
 from tests.dist.helpers import REPO_ROOT
@@ -85,3 +87,42 @@ def test_server_flags_match_server_flags_py() -> None:
     assert documented_flags("sp2p-server.1") == code_flags
     for flag in SERVER_FLAGS:  # each flag's environment variable is named next to it
         assert f"({flag.env})" in text.replace("\n", " "), flag.env
+
+
+def man_paragraph(text: str, flag: str) -> str:
+    """The rendered paragraph of `-flag`, with the flags that share it (`.TQ`), as one line."""
+    shared = r"(?: {14}\(SP2P_[A-Z_]+\)\n {7}-.*\n)*"  # a .TQ pair: its env line, the next flag
+    match = re.search(rf"^ {{7}}-{re.escape(flag)}\b.*\n{shared}(?:(?: {{14}}.*)?\n)*", text, re.M)
+    assert match, f"no paragraph for -{flag}"
+    return " ".join(match.group(0).split())
+
+
+@pytest.mark.parametrize("flag", [f for f in SERVER_FLAGS if re.search(r"\(default \d", f.help)],
+                         ids=lambda f: f.name)
+def test_server_numeric_defaults_agree_in_help_man_page_and_config(flag: Flag) -> None:
+    """A default the help names ("(default 30s)") is ServerConfig's, and the man page says the same."""
+    match = re.search(r"\(default (\d[^,)]*)\)", flag.help)
+    assert match, flag.help
+    shown = match.group(1)
+    value = parse_duration(shown) if flag.kind == "duration" else float(shown)
+    assert value == getattr(ServerConfig(), flag.field), (flag.name, shown)
+    paragraph = man_paragraph(plain("sp2p-server.1"), flag.name)
+    assert re.search(rf"\b[Dd]efault {re.escape(shown)}\b", paragraph), (flag.name, paragraph)
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, (_, text) in {**cli.SEND_FLAGS, **cli.RECEIVE_FLAGS}.items() if "(default " in text]
+)
+def test_cli_defaults_in_help_are_the_config_defaults(name: str) -> None:
+    """A CLI default that -help names ("(default 60s)") is what Config starts from."""
+    text = {**cli.SEND_FLAGS, **cli.RECEIVE_FLAGS}[name][1]
+    match = re.search(r"\(default ([^,):]+)\)", text)
+    assert match, text
+    field, check = config._KEYS[name]
+    shown = match.group(1)
+    assert str(check(int(shown) if name in config._INT_KEYS else shown)) == str(getattr(config.Config(), field))
+
+
+def test_cli_default_server_is_the_one_documented() -> None:
+    assert f"(default {config.DEFAULT_SERVER})" in cli.USAGE
+    assert f"({config.DEFAULT_SERVER})" in man_paragraph(plain("sp2p.1"), "server")
