@@ -1,7 +1,7 @@
 """A 200 MiB transfer between real CLIs, and what its receiver leaves in the output folder.
 
 Shared by test_resume.py (cut by SIGKILL, then re-run) and test_resume_heal.py (cut on the
-wire, healed in the same run).
+wire, healed in the same run); their big_file and src fixtures are in conftest.py.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cut_transfer import SIZE, MiB, leftovers, pair, partials, write_big_file
+from tests.e2e.cut_transfer import SIZE, MiB, leftovers, pair, partials
 from tests.e2e.harness import Result, finish, read_code, spawn, transfer
 from tests.support.files import sha256_file
 
@@ -38,18 +38,6 @@ def sent_bytes(sender_err: str) -> float:
     match = re.search(r"([\d.]+ [KMGT]?i?B) sent in", sender_err)
     assert match, sender_err
     return _bytes(match.group(1))
-
-
-@pytest.fixture(scope="module")
-def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_big_file(tmp_path_factory.mktemp("src") / "big.bin")
-
-
-@pytest.fixture
-def src(big_file: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "movie.bin"
-    shutil.copyfile(big_file, copy)
-    return copy
 
 
 def kill_at_half(victim: subprocess.Popen[bytes], outdir: Path, *, watch: str = ".sp2p-partial-") -> int:

@@ -16,24 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.cut_transfer import SIZE, leftovers, pair, partials, write_big_file
+from tests.e2e.cut_transfer import SIZE, leftovers, pair, partials
 from tests.e2e.harness import finish, read_code, spawn
 from tests.e2e.links import cut_all, server_port
 from tests.support.files import sha256_file
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_big_file(tmp_path_factory.mktemp("src") / "big.bin")
-
-
-@pytest.fixture
-def src(big_file: Path, tmp_path: Path) -> Path:
-    copy = tmp_path / "movie.bin"
-    shutil.copyfile(big_file, copy)
-    return copy
 
 
 def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str], sp2p_server) -> None:
