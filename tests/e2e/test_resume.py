@@ -69,6 +69,16 @@ def rerun(src: Path, outdir: Path, env: dict[str, str], *recv_args: str) -> tupl
     return transfer([str(src)], ["-output", str(outdir), *recv_args], env)
 
 
+def rerun_sends_the_rest(src: Path, outdir: Path, env: dict[str, str], kept: int) -> None:
+    """A re-run resumes from the `kept` bytes of the partial and completes the file exactly."""
+    s, r = rerun(src, outdir, env)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Resuming at" in r.err
+    assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
+    assert sha256_file(outdir / src.name) == sha256_file(src)
+    assert leftovers(outdir) == []
+
+
 def test_sender_killed_then_rerun_sends_only_the_rest(src: Path, outdir: Path, env: dict[str, str]) -> None:
     held, first = interrupted(src, outdir, env)
     assert first.rc != 0
@@ -95,12 +105,7 @@ def test_receiver_killed_then_rerun_resumes(src: Path, outdir: Path, env: dict[s
     [partial] = partials(outdir)
     kept = partial.stat().st_size
     assert 0 < kept < SIZE
-    s, r = rerun(src, outdir, env)
-    assert (s.rc, r.rc) == (0, 0), s.err + r.err
-    assert "Resuming at" in r.err
-    assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
-    assert sha256_file(outdir / src.name) == sha256_file(src)
-    assert leftovers(outdir) == []
+    rerun_sends_the_rest(src, outdir, env, kept)
 
 
 def test_changed_source_is_sent_in_full(src: Path, outdir: Path, env: dict[str, str]) -> None:
@@ -245,12 +250,7 @@ def test_disk_full_then_freed_resumes(src: Path, small_disk: Path, env: dict[str
     kept = partial.stat().st_size
     assert kept > SIZE // 4
     filler.unlink()  # space freed
-    s, r = rerun(src, small_disk, env)
-    assert (s.rc, r.rc) == (0, 0), s.err + r.err
-    assert "Resuming at" in r.err
-    assert abs(sent_bytes(s.err) - (SIZE - kept)) <= 0.002 * SIZE
-    assert sha256_file(small_disk / src.name) == sha256_file(src)
-    assert leftovers(small_disk) == []
+    rerun_sends_the_rest(src, small_disk, env, kept)
 
 
 def test_stale_partial_is_removed_and_said(src: Path, outdir: Path, env: dict[str, str]) -> None:
