@@ -20,8 +20,9 @@ frames and return what to send; they never touch sockets, threads or clocks.
 
 Heartbeats are ignored in every state (browsers send them anywhere).
 
-Length (~540 lines): the two machines mirror each other frame for frame, so they read side by
-side; the liveness rule both pipelines share lives in sp2p.proto.liveness.
+Length (~490 lines): the two machines mirror each other frame for frame, so they read side by
+side; what both count over the plaintext is sp2p.proto.digest, the liveness rule both
+pipelines share is sp2p.proto.liveness.
 """
 
 from __future__ import annotations
@@ -39,10 +40,10 @@ from sp2p.errors import (
     VerificationError,
 )
 from sp2p.proto.constants import MAX_CONTROL_SIZE, CancelReason, MsgType
+from sp2p.proto.digest import StreamDigest, totals_mismatch
 from sp2p.proto.frames import Frame
 from sp2p.proto.heal import (
     Continuation,
-    DigestState,
     Hasher,
     HealOffer,
     ReplayWindow,
@@ -52,7 +53,6 @@ from sp2p.proto.heal import (
 )
 from sp2p.proto.messages import Metadata, Totals, parse_cancel_body, parse_error_body
 from sp2p.proto.resume import ResumeOffer, SourceIdentity, accept_body, applies, parse_accept
-from sp2p.proto.sha import sha256_stream
 from sp2p.record import record
 
 #: where a machine reports its transitions ("sender SENDING -> AWAIT_COMPLETE"); the core never
@@ -62,53 +62,6 @@ Trace = Callable[[str], None]
 
 def no_trace(text: str) -> None:
     pass
-
-
-class StreamDigest:
-    """SHA-256, byte and chunk accounting over the plaintext stream."""
-
-    def __init__(self) -> None:
-        self._sha: Hasher = sha256_stream()
-        self.total_bytes = 0
-        self.chunk_count = 0
-
-    def update(self, chunk: bytes) -> None:
-        self._sha.update(chunk)
-        self.total_bytes += len(chunk)
-        self.chunk_count += 1
-
-    def totals(self) -> Totals:
-        return Totals(self.total_bytes, self.chunk_count, self._sha.hexdigest())
-
-    def continue_from(self, prefix: Hasher, length: int) -> None:
-        """Resume: the stream starts with `length` bytes already hashed into `prefix`."""
-        if self.total_bytes:
-            raise LocalProtocolError("digest: resume after data")
-        self._sha = prefix.copy()
-        self.total_bytes = length
-
-    def snapshot(self) -> DigestState:
-        return DigestState(self._sha.copy(), self.total_bytes, self.chunk_count)
-
-    def restore(self, state: DigestState) -> None:
-        """Heal: back to a chunk boundary (the sender re-sends from there)."""
-        self._sha = state.sha.copy()
-        self.total_bytes = state.total_bytes
-        self.chunk_count = state.chunk_count
-
-
-def totals_mismatch(sent: Totals, received: Totals) -> VerificationError | None:
-    """The one comparison of Done against Complete (texts as Go's receiver words them)."""
-    if (sent.total_bytes, sent.chunk_count) != (received.total_bytes, received.chunk_count):
-        return VerificationError(
-            f"verification mismatch: expected {sent.total_bytes} bytes/{sent.chunk_count} chunks, "
-            f"got {received.total_bytes}/{received.chunk_count}"
-        )
-    if sent.sha256 != received.sha256:
-        return VerificationError(
-            f"integrity check failed: sender SHA-256 {sent.sha256}, receiver SHA-256 {received.sha256}"
-        )
-    return None
 
 
 _T = TypeVar("_T")
