@@ -15,11 +15,12 @@ table; the last column is default / best of the others.
 
 Links: "loopback" (real sp2p-server on 127.0.0.1), and with --link (root) the 70 ms RTT link
 of scripts/bench_link.py (tests/netlab TUN delay line, 35 ms each way) with the sender's
-side capped at --rate-mbit by a tc token bucket (400 Mbit/s = 50 MB/s by default).
+side capped at --rate-mbit by a tc token bucket (400 Mbit/s = 50 MB/s by default); --transport
+picks the CLIs' -transport there (webrtc: adaptive compression over a data channel).
 
     flock /tmp/bench.lock python3 scripts/bench_adapt.py [--mib 128] [--rounds 5]
         [--inputs text,mixed,random] [--levels 3,0,1,f1,f3] [--link] [--rate-mbit 400]
-        [--no-loopback] [--workdir DIR]
+        [--no-loopback] [--transport auto|tcp|webrtc] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def loopback(tmp: Path) -> tuple[Transfer, Callable[[], None]]:
     return run, pair.stop
 
 
-def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable[[], None]]:
+def link(tmp: Path, rate_mbit: int, delay_ms: float, transport: str) -> tuple[Transfer, Callable[[], None]]:
     from scripts.benchkit.lab import RECEIVER, SENDER, SP2P, link_lab, start_server, tail, wait_code
 
     lab_cm = link_lab(delay_ms)
@@ -139,7 +140,7 @@ def link(tmp: Path, rate_mbit: int, delay_ms: float) -> tuple[Transfer, Callable
 
     def run(src: Path, setting: Setting) -> float:
         out = Path(tempfile.mkdtemp(dir=tmp, prefix="out-"))
-        flags = ["-server", server_url]
+        flags = ["-server", server_url, "-transport", transport]
         main, level_flags = sender_argv(setting)
         sender = lab.run(SENDER, [sys.executable, *main, "send", *flags, *level_flags, str(src)], name="send",
                          start_new_session=True)
@@ -187,6 +188,7 @@ def main() -> None:
     ap.add_argument("--no-loopback", action="store_true")
     ap.add_argument("--rate-mbit", type=int, default=400)
     ap.add_argument("--delay-ms", type=float, default=35.0)
+    ap.add_argument("--transport", default="auto", choices=("auto", "tcp", "webrtc"), help="over the link")
     ap.add_argument("--workdir", type=Path, help="where inputs and outputs live (default: $TMPDIR)")
     args = ap.parse_args()
     inputs, levels = args.inputs.split(","), args.levels.split(",")
@@ -204,8 +206,8 @@ def main() -> None:
         if not args.no_loopback:
             links.append(("loopback", lambda: loopback(tmp)))
         if args.link:
-            links.append((f"70 ms link, {args.rate_mbit} Mbit/s cap",
-                          lambda: link(tmp, args.rate_mbit, args.delay_ms)))
+            links.append((f"70 ms link, {args.rate_mbit} Mbit/s cap, -transport {args.transport}",
+                          lambda: link(tmp, args.rate_mbit, args.delay_ms, args.transport)))
         for name, setup in links:
             run, stop = setup()
             try:  # interleaved: load drifts hit every level alike

@@ -241,8 +241,11 @@ class SendPipeline:
     def run(self, source: ChunkSource, *, compress: bool) -> Totals:
         if compress:
             # a far link starts at the most effort allowed: stored frames would spend its slow start
-            start = start_level(self.level, self.fc.round_trip())
+            rtt = self.fc.round_trip()
+            start = start_level(self.level, rtt)
             self._levels = LevelController(self.level, start_level=start, same_host=self.fc.same_host())
+            log.debug("compression: start at zstd setting %d (-compress %d; round trip %s)",
+                      self._levels.current, start, "unknown" if rtt is None else f"{rtt * 1000:.1f} ms")
         writer = threading.Thread(target=self._writer, name="sp2p-writer", daemon=True)
         reader = threading.Thread(target=self._peer_reader, name="sp2p-peer-reader", daemon=True)
         writer.start()

@@ -18,7 +18,7 @@ import logging
 import os
 from typing import Any
 
-from sp2p.net import webrtc_dtls, webrtc_sctp_mtu, webrtc_sctp_recv, webrtc_sctp_send
+from sp2p.net import webrtc_dtls, webrtc_sctp_mtu, webrtc_sctp_recv, webrtc_sctp_rtt, webrtc_sctp_send
 from sp2p.net.webrtc_sctp_math import RECEIVE_WINDOW, queue_target, receive_window
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ PATCHED: dict[tuple[str, str], str] = {
 }
 
 _applied: bool | None = None
+#: H1: the handshake chunks webrtc_sctp_rtt times
+_HANDSHAKE = ("InitChunk", "InitAckChunk", "CookieEchoChunk", "CookieAckChunk")
 
 
 def aiortc_version() -> tuple[int, int]:
@@ -79,11 +81,14 @@ def apply() -> bool:
         "_update_advanced_peer_ack_point",
         "_update_rto",
         "_data_channel_flush",
+        "_t1_start",  # H1 wraps these two per association
+        "_receive_chunk",
     ]
     if (
         cls is None
         or not all(hasattr(cls, name) for name in needed)
         or not all(hasattr(mod, n) for n in ("InboundStream", "SackChunk", "USERDATA_MAX_LENGTH"))
+        or not all(hasattr(mod, n) for n in _HANDSHAKE)
         or not hasattr(mod.InboundStream, "pop_messages")
     ):
         log.info("aiortc SCTP internals changed: tuning not applied")
@@ -144,8 +149,8 @@ def set_receive_window(sctp: Any) -> None:
 def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
     """Fit this association to its peer and our sockets (`receive_buffer`: their granted
     SO_RCVBUF, as reported): S5's queue target (BROWSER_QUEUE_TARGET for a browser, else
-    an eighth of the buffer), W1's receive window and, for a browser, M3's packet probe. Call
-    before the association starts."""
+    an eighth of the buffer), W1's receive window, H1's handshake timing and, for a browser,
+    M3's packet probe. Call before the association starts."""
     sctp._sp2p_peer_browser = browser  # A3: SACK stretch per peer kind
     target = queue_target(browser=browser, receive_buffer=receive_buffer)
     if target is not None:
@@ -153,6 +158,9 @@ def set_peer(sctp: Any, *, browser: bool, receive_buffer: int | None) -> None:
     if _applied:
         with contextlib.suppress(AttributeError):
             sctp._sp2p_window = sctp._advertised_rwnd = receive_window(receive_buffer)
+        from aiortc import rtcsctptransport
+
+        webrtc_sctp_rtt.watch_handshake(sctp, rtcsctptransport)  # H1
         if browser:
             webrtc_sctp_mtu.probe_browser(sctp)  # M3
 
@@ -182,6 +190,11 @@ def outbound_idle(sctp: Any) -> bool:
         return not (sctp._data_channel_queue or sctp._outbound_queue or sctp._sent_queue)
     except AttributeError:
         return True
+
+
+def round_trip(sctp: Any) -> float | None:
+    """H1: the association's round trip in seconds (any thread), None before the first."""
+    return webrtc_sctp_rtt.round_trip(sctp)
 
 
 def remote_max_message_size(sctp: Any) -> int:

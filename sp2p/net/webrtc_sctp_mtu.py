@@ -30,7 +30,10 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import time
 from typing import Any
+
+from sp2p.net import webrtc_sctp_rtt
 
 #: the optional INIT parameter type that says "sp2p: I take packets up to JUMBO_PACKET"
 JUMBO_PARAM = 0xBFA7
@@ -142,6 +145,7 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
             # chunk header 4 + param header 4 + info; the packet adds the 12-byte common header
             probe.params = [(_HEARTBEAT_INFO, info if padded else info + bytes(packet - 20 - len(info)))]
             asyncio.ensure_future(self._send_chunk(Padded(probe, packet) if padded else probe))
+        self._sp2p_probe_sent_at = time.monotonic()
         self._loop.call_later(PROBE_TIMEOUT, probe_expired, self)
 
     async def receive_chunk(self: Any, chunk: Any) -> None:
@@ -151,6 +155,8 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
             packets = probe_packets(self)
             whole = "_sp2p_probe_packets" in self.__dict__ or len(info) == packet - 20  # M3: small
             if info[:8] == self._sp2p_probe_token and packet in packets and whole:
+                # answered at once, like the handshake: a round-trip sample for H1
+                webrtc_sctp_rtt.record(self, time.monotonic() - self._sp2p_probe_sent_at)
                 size = data_size(packet)
                 if size > chunk_size(self, default_size):  # answers may come in any order
                     self._sp2p_chunk_size = size
