@@ -8,10 +8,11 @@ first (no writeback of the inputs during a transfer) and read from the page cach
 
 Settings (--levels, the first is the one compared): "3" is `-compress 3` (the default, adaptive),
 "0" no zstd, "1" `-compress 1` (adaptive up to level 1), "f1"/"f3" every chunk at zstd level 1/3
-whatever the link does (what `-compress 1`/`3` did before issue 12; the sender runs through
-scripts/benchkit/fixed_level.py). Rounds are interleaved; figures are medians in MB/s (10^6 B/s)
-of original bytes as the receiver reports the transfer, with the spread (min-max) under each
-table; the last column is default / best of the others.
+whatever the link does (what `-compress 1`/`3` did before issue 12), "s3" `-compress 3` starting
+at a stored frame even on a far link (WebRTC before its round trip was known); the "f" and "s"
+senders run through scripts/benchkit/fixed_level.py. Rounds are interleaved; figures are medians
+in MB/s (10^6 B/s) of original bytes as the receiver reports the transfer, with the spread
+(min-max) under each table; the last column is default / best of the others.
 
 Links: "loopback" (real sp2p-server on 127.0.0.1), and with --link (root) the 70 ms RTT link
 of scripts/bench_link.py (tests/netlab TUN delay line, 35 ms each way) with the sender's
@@ -105,12 +106,16 @@ def sender_argv(setting: Setting) -> tuple[list[str], list[str]]:
     """(python arguments that start the sender, its flags) for one --levels entry."""
     if setting.startswith("f"):
         return [*FIXED_MAIN, setting[1:], "--"], []
+    if setting.startswith("s"):
+        return [*FIXED_MAIN, setting, "--"], []
     return ["-m", "sp2p"], [f"-compress={int(setting)}"]
 
 
 def label(setting: Setting, default: Setting) -> str:
     if setting == default:
         return "default"
+    if setting.startswith("s"):
+        return f"stored {setting[1:]}"
     return f"fixed {setting[1:]}" if setting.startswith("f") else f"-c {setting}"
 
 

@@ -10,6 +10,9 @@ one that always answers N's setting:
 
 N is 1-9 on the CLI's scale, and `-compress N` is added to the sender's flags; N=0 sends every
 chunk as a stored zstd frame (zstd announced, `-compress 3`): the cheapest the controller can pick.
+`sN` instead keeps the adaptive controller of `-compress N` but starts it at a stored frame
+whatever the round trip: how every WebRTC transfer started before its round trip was known
+(docs/webrtc-tuning.md H1), the "start stored" column of bench_adapt.
 """
 
 from __future__ import annotations
@@ -49,12 +52,23 @@ def fix_level(level: int) -> None:
     send_pump.LevelController = FixedLevel  # type: ignore[misc]
 
 
+def start_stored() -> None:
+    """The adaptive controller starts at a stored frame, far link or not."""
+    from sp2p.link import send_pump
+
+    send_pump.start_level = lambda max_level, round_trip: 0  # type: ignore[assignment]
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 3 or argv[1] != "--" or not argv[0].isdigit():
-        print("usage: python -m scripts.benchkit.fixed_level N -- send [flags] PATH", file=sys.stderr)
+    stored = argv[:1] != [] and argv[0].startswith("s")
+    if len(argv) < 3 or argv[1] != "--" or not argv[0].removeprefix("s").isdigit():
+        print("usage: python -m scripts.benchkit.fixed_level [s]N -- send [flags] PATH", file=sys.stderr)
         return 2
-    level, args = int(argv[0]), argv[2:]
-    fix_level(level)
+    level, args = int(argv[0].removeprefix("s")), argv[2:]
+    if stored:
+        start_stored()
+    else:
+        fix_level(level)
     from sp2p.cli import main as cli_main
 
     return cli_main([*args[:1], f"-compress={level or 3}", *args[1:]])

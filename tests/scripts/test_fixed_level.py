@@ -7,9 +7,10 @@ import socket
 
 import pytest
 
-from scripts.benchkit.fixed_level import fix_level
+from scripts.benchkit.fixed_level import fix_level, start_stored
 from sp2p.link import send_pump
 from sp2p.net.tcp import TcpChannel
+from sp2p.proto.adapt import LevelController
 from sp2p.proto.compression import STORED, zstd_level
 
 
@@ -29,3 +30,11 @@ def test_every_chunk_gets_the_fixed_setting(level: int, monkeypatch: pytest.Monk
         ctl.on_written(want, 262144, 0.01, 0.0, 0.01, 4 << 20, 262144)
         assert ctl.next_level() == want
 
+
+
+def test_start_stored_keeps_the_controller_but_starts_at_a_stored_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(send_pump, "start_level", send_pump.start_level)  # restored after
+    assert send_pump.start_level(3, 0.07) == 3  # a far link
+    start_stored()
+    assert send_pump.start_level(3, 0.07) == 0
+    assert send_pump.LevelController is LevelController  # still adaptive
