@@ -86,7 +86,17 @@ def probe_browser(sctp: Any) -> None:
     before the association starts)."""
     if os.environ.get(DISABLE_ENV, "") in ("", "0"):
         sctp._sp2p_probe = "pending"
-        sctp._sp2p_probe_packets = BROWSER_PROBE_PACKETS
+        sctp._sp2p_probe_browser = True
+
+
+def probes_browser(sctp: Any) -> bool:
+    """M3: this association probes a browser: padded probes, answers that only name the size."""
+    return "_sp2p_probe_browser" in sctp.__dict__
+
+
+def probe_packets(sctp: Any) -> tuple[int, ...]:
+    """The packet sizes this association probes, largest first."""
+    return BROWSER_PROBE_PACKETS if probes_browser(sctp) else PROBE_PACKETS
 
 
 class Padded:
@@ -138,7 +148,7 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
         token = os.urandom(8)
         self._sp2p_probe_token = token
         self._receive_chunk = lambda chunk: receive_chunk(self, chunk)  # until answered
-        padded = "_sp2p_probe_packets" in self.__dict__  # M3: a browser, which answers small
+        padded = probes_browser(self)
         for packet in probe_packets(self):
             probe = heartbeat_cls()
             info = token + packet.to_bytes(4, "big")
@@ -153,7 +163,7 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
             info = dict(chunk.params).get(_HEARTBEAT_INFO, b"")
             packet = int.from_bytes(info[8:12], "big")
             packets = probe_packets(self)
-            whole = "_sp2p_probe_packets" in self.__dict__ or len(info) == packet - 20  # M3: small
+            whole = probes_browser(self) or len(info) == packet - 20  # M1: the answer is full size
             if info[:8] == self._sp2p_probe_token and packet in packets and whole:
                 # answered at once, like the handshake: a round-trip sample for H1
                 webrtc_sctp_rtt.record(self, time.monotonic() - self._sp2p_probe_sent_at)
@@ -164,9 +174,6 @@ def install(mod: Any, *, can_send_jumbo: Any) -> None:
                     finish(self, "done")
                 return
         await cls._receive_chunk(self, chunk)
-
-    def probe_packets(self: Any) -> tuple[int, ...]:
-        return tuple(self.__dict__.get("_sp2p_probe_packets", PROBE_PACKETS))  # M3: browsers
 
     def finish(self: Any, state: str) -> None:
         self._sp2p_probe = state
