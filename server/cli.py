@@ -104,9 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_tls(config)
         _check_redis(config)
-        from server.gunicorn_app import bind_listener, run
+        from server.gunicorn_app import run
+        from server.listen import bind_listener
 
-        listener = bind_listener(config.addr)
+        listener = bind_listener(config.addr, config.effective_workers)
         if config.acme:
             from server import acme_client
 

@@ -31,6 +31,7 @@ from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
 from server.gcpolicy import FREEZE_EVERY, GcPolicy
+from server.listen import per_worker, worker_listener
 
 #: seconds from the signal until the worker gives up waiting for its stop hook and the
 #: connection handlers (a client that never answers its close frame is cut here)
@@ -91,8 +92,9 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         # a stack walk per connection, for debugging aids nothing here uses
         gevent.config.track_greenlet_tree = False
         ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
-        servers = [self._serve(listener, ssl_args) for listener in self.sockets]
-        policy = GcPolicy(held=lambda: sum(s.pool.size - s.pool.free_count() for s in servers))
+        pool = Pool(self.worker_connections)  # one cap for the worker, whichever socket
+        servers = [self._serve(sock, ssl_args, pool, shared=shared) for sock, shared in self._listeners()]
+        policy = GcPolicy(held=lambda: pool.size - pool.free_count())
         policy.start()
         self._gc_timer = gevent.get_hub().loop.timer(FREEZE_EVERY, FREEZE_EVERY)
         self._gc_timer.start(policy.tick)  # in the hub: freezing is O(1), never blocks
@@ -108,9 +110,8 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
             if not closing.dead:
                 self.log.warning("Worker stop hook still running after %.1f s (pid: %s)",
                                  STOP_BUDGET, self.pid)
-        for server in servers:
-            server.pool.join(timeout=_left(deadline))
-        left = sum(server.pool.size - server.pool.free_count() for server in servers)
+        pool.join(timeout=_left(deadline))
+        left = pool.size - pool.free_count()
         if left:
             # not killed: a killed handler unwinds through its lingering close (up to 2 s)
             # and back into gunicorn's request loop (with simple-websocket that logged a
@@ -131,15 +132,21 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         sys.stderr.flush()
         os._exit(0)
 
-    def _serve(self, listener: Any, ssl_args: dict[str, Any]) -> StreamServer:
+    def _serve(self, listener: Any, ssl_args: dict[str, Any], pool: Pool, *, shared: bool) -> StreamServer:
         """As GeventWorker.run does for the plain `gevent` worker (no pywsgi)."""
         listener.setblocking(1)
-        server = StreamServer(listener, handle=partial(self.handle, listener),
-                              spawn=Pool(self.worker_connections), **ssl_args)
-        if self.cfg.workers > 1:
-            server.max_accept = 1
+        server = StreamServer(listener, handle=partial(self.handle, listener), spawn=pool, **ssl_args)
+        if shared and self.cfg.workers > 1:
+            server.max_accept = 1  # leave the rest of a burst to the other workers
         server.start()
         return server
+
+    def _listeners(self) -> list[tuple[Any, bool]]:
+        """(socket, shared by the workers): the inherited ones, and with several workers
+        this worker's own beside each (server.listen: one wake-up per connection)."""
+        found = [(sock, True) for sock in self.sockets]
+        found += [(worker_listener(sock), False) for sock in self.sockets if per_worker(sock)]
+        return found
 
 
 def _left(deadline: float) -> float:

@@ -11,9 +11,10 @@ With -redis there are `-workers` processes (default: one per core), each a node 
 service with its own channel, sharing sessions through Redis; /metrics then sums the
 workers through prometheus_client's multiprocess directory, created here before the fork.
 
-The listening socket is bound by us before gunicorn starts (`fd://N`), so a busy or
+The address is bound by us before gunicorn starts (server.listen; `fd://N`), so a busy or
 privileged port is a one-line startup error instead of gunicorn's retry loop; gunicorn
-still logs `Listening at: http://HOST:PORT` with the real (possibly ephemeral) port.
+still logs `Listening at: http://HOST:PORT` with the real (possibly ephemeral) port. With
+several workers each also listens on a socket of its own there (server.listen says why).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from server import create_app
-from server.config import ConfigError, ServerConfig, parse_addr
+from server.config import ServerConfig
 from server.gevent_worker import StopFastWorker
 from server.tls import CertReloader
 
@@ -43,34 +44,6 @@ log = logging.getLogger("sp2p.server")
 _reloader: CertReloader | None = None
 #: (certificate, key, check interval), set in the arbiter before the worker forks
 _cert_settings: tuple[Path, Path, float] | None = None
-
-
-def bind_listener(addr: str) -> socket.socket:
-    """Bind and listen on a Go-style address (":8080" = all interfaces, IPv6 if possible)."""
-    host, port = parse_addr(addr)
-    candidates: list[tuple[socket.AddressFamily, str]]
-    if host == "":
-        candidates = [(socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0")]  # noqa: S104
-    elif ":" in host:
-        candidates = [(socket.AF_INET6, host)]
-    else:
-        candidates = [(socket.AF_INET, host)]
-    error: OSError | None = None
-    for family, bind_host in candidates:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6 and host == "":
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # dual stack
-            sock.bind((bind_host, port))
-            sock.listen(2048)
-        except OSError as exc:
-            sock.close()
-            error = exc
-            continue
-        sock.set_inheritable(True)
-        return sock
-    raise ConfigError(f"cannot listen on {addr}: {error.strerror if error else 'unknown error'}")
 
 
 def _ssl_context(conf: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:

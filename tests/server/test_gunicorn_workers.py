@@ -1,0 +1,223 @@
+"""Several gevent workers through REAL gunicorn: a listening socket per worker.
+
+With -workers N each worker listens on its own SO_REUSEPORT socket beside the one the
+arbiter bound and all workers share (server/listen.py), and a BPF program steers every new
+connection to one worker's own socket (server/steering.py), so the kernel wakes one worker
+per connection. Who listens, what is queued where and who holds a connection is read from
+the kernel (`ss`), not from our logs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import websocket
+
+from tests.server.helpers import hello, http_get, pair, wait_until
+from tests.server.tlsutil import write_self_signed
+from tests.support.redis_proc import RedisProc
+from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, clean_env, server_command, start_server
+
+_PID = re.compile(r"pid=(\d+),")
+_prefixes = itertools.count()
+
+
+def children(server: ServerProc) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def _ss(*args: str) -> list[str]:
+    out = subprocess.run(["ss", "-Htnp", *args], capture_output=True, text=True, check=True).stdout
+    return out.splitlines()
+
+
+@dataclass(frozen=True)
+class Listener:
+    pids: frozenset[int]
+    queued: int  #: connections waiting to be accepted
+
+
+def listeners(port: int) -> list[Listener]:
+    return [
+        Listener(frozenset(int(pid) for pid in _PID.findall(line)), int(line.split()[1]))
+        for line in _ss("-l", f"( sport = :{port} )")
+    ]
+
+
+def own_listeners(server: ServerProc) -> Counter[int]:
+    """Each worker's own listening sockets, by worker: those no other process holds."""
+    return Counter(pid for found in listeners(server.port) if len(found.pids) == 1 for pid in found.pids)
+
+
+def shared_listener(server: ServerProc) -> Listener:
+    (found,) = (found for found in listeners(server.port) if server.proc.pid in found.pids)
+    return found
+
+
+def holders(port: int) -> set[int]:
+    """The processes holding the server side of established connections on `port`."""
+    lines = _ss("state", "established", f"( sport = :{port} )")
+    return {int(pid) for line in lines for pid in _PID.findall(line)}
+
+
+def start_workers(redis_url: str, workers: int, *flags: str) -> ServerProc:
+    server = start_server(
+        "-redis", redis_url, "-redis-prefix", f"w{next(_prefixes)}{os.getpid()}",
+        "-workers", str(workers), *NO_LIMIT_FLAGS, *flags, timeout=60,
+    )  # fmt: skip
+    try:
+        assert wait_until(lambda: len(children(server)) == workers, timeout=30)
+        # every worker booted its own listener
+        assert wait_until(lambda: own_listeners(server) == Counter(children(server)), timeout=30)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProc) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def four(redis_url: str) -> Iterator[ServerProc]:
+    with start_workers(redis_url, 4) as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_every_worker_listens_on_its_own_socket_and_takes_connections(four: ServerProc) -> None:
+    workers = children(four)
+    assert "Listening at: http://127.0.0.1:" in four.stderr_text()
+    # one socket each, and the arbiter's, which every worker serves too
+    assert shared_listener(four).pids == {four.proc.pid, *workers}
+    assert len(listeners(four.port)) == 1 + len(workers)
+    held = [hello(four.ws_url)[0] for _ in range(48)]
+    assert holders(four.port) == workers  # P(some worker hashed none of 48) ~ 4e-5
+    # sessions pair whichever workers the two connections landed on
+    for _ in range(6):
+        sender, receiver, _sid = pair(four.ws_url)
+        sender.send("crypto", {"publicKey": "k"})
+        assert receiver.expect("crypto") == {"publicKey": "k"}
+    for client in held:
+        client.close()
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_replaced_and_the_service_answers_throughout(redis_url: str) -> None:
+    with start_workers(redis_url, 2) as server:
+        victim, survivor = sorted(children(server))
+        os.kill(victim, signal.SIGKILL)
+        assert wait_until(lambda: victim not in children(server), timeout=10)
+        # its socket went with it: new connections reach the survivor until the new one boots
+        for _ in range(20):
+            assert http_get(server.http_url + "/health")[2] == b"ok"
+        assert wait_until(lambda: len(children(server)) == 2, timeout=30)
+        (replacement,) = children(server) - {survivor}
+        assert wait_until(lambda: own_listeners(server) == Counter({survivor, replacement}), timeout=30)
+        held = [hello(server.ws_url)[0] for _ in range(32)]
+        assert holders(server.port) == {survivor, replacement}
+        sender, receiver, _sid = pair(server.ws_url)
+        sender.send("crypto", {"publicKey": "k"})
+        assert receiver.expect("crypto") == {"publicKey": "k"}
+        for client in held:
+            client.close()
+        assert "Traceback" not in server.stderr_text()
+
+
+@pytest.mark.slow
+def test_tls_on_every_worker(redis_url: str, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed(cert, key)
+    flags = ("-tls-cert", str(cert), "-tls-key", str(key), "-base-url", "https://localhost")
+    with start_workers(redis_url, 2, *flags) as server:
+        assert server.scheme == "https"
+        context = ssl.create_default_context(cafile=str(cert))
+        opened = []
+        for _ in range(24):
+            ws = websocket.create_connection(
+                f"wss://localhost:{server.port}/ws", sslopt={"context": context}, suppress_origin=True, timeout=5
+            )
+            opened.append(ws)
+            ws.send('{"type":"hello","payload":{"version":2}}')
+            assert json.loads(ws.recv())["type"] == "welcome"
+        assert holders(server.port) == children(server)  # P(one worker took all 24) ~ 1e-7
+        for ws in opened:
+            ws.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("addr", "hosts"),
+    [("[::1]:0", ("[::1]",)), (":0", ("127.0.0.1", "[::1]"))],
+    ids=["ipv6", "dual-stack"],
+)
+def test_ipv6_and_dual_stack_on_every_worker(redis_url: str, addr: str, hosts: tuple[str, ...]) -> None:
+    with start_workers(redis_url, 2, "-addr", addr) as server:
+        for host in hosts:
+            held = [hello(f"ws://{host}:{server.port}/ws")[0] for _ in range(24)]
+            assert holders(server.port) == children(server)
+            for client in held:
+                client.close()
+
+
+def _second_server(*flags: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*server_command(), *flags], capture_output=True, text=True, env=clean_env(), timeout=60, check=False
+    )
+
+
+@pytest.mark.slow
+def test_a_second_server_on_the_same_address_is_a_one_line_error(four: ServerProc, redis_url: str) -> None:
+    """SO_REUSEPORT must not let a second service join the first one's workers."""
+    addr = f"127.0.0.1:{four.port}"
+    for flags in (("-workers", "2", "-redis", redis_url), ()):
+        result = _second_server("-addr", addr, *flags)
+        assert result.returncode == 1
+        assert f"sp2p-server: cannot listen on {addr}: Address already in use" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert own_listeners(four) == Counter(children(four))
+
+
+@pytest.mark.slow
+def test_new_connections_queue_on_the_workers_own_sockets_only(four: ServerProc) -> None:
+    """With every worker frozen, the kernel still completes handshakes: each connection
+    waits where the steering put it. None on the shared socket (that would wake all four),
+    some on every worker's own; thawed, every one is served."""
+    workers = children(four)
+    for pid in workers:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        waiting = [socket.create_connection(("127.0.0.1", four.port), timeout=5) for _ in range(48)]
+        queued = {found.pids: found.queued for found in listeners(four.port)}
+    finally:
+        for pid in workers:
+            os.kill(pid, signal.SIGCONT)
+    assert queued[frozenset({four.proc.pid, *workers})] == 0
+    own = {pids: n for pids, n in queued.items() if len(pids) == 1}
+    assert sum(own.values()) == 48 and len(own) == 4 and all(own.values())
+    for sock in waiting:
+        with sock:
+            sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+            assert sock.recv(4096).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+
+
+def test_one_worker_serves_the_socket_the_arbiter_listens_on(sp2p_server: ServerProc) -> None:
+    """One worker has no siblings to wake: it serves the arbiter's socket alone."""
+    assert wait_until(lambda: len(children(sp2p_server)) == 1, timeout=30)
+    (worker,) = children(sp2p_server)
+    assert [found.pids for found in listeners(sp2p_server.port)] == [{sp2p_server.proc.pid, worker}]
