@@ -155,7 +155,8 @@ def test_tls_on_every_worker(redis_url: str, tmp_path: Path) -> None:
             opened.append(ws)
             ws.send('{"type":"hello","payload":{"version":2}}')
             assert json.loads(ws.recv())["type"] == "welcome"
-        assert holders(server.port) == children(server)  # P(one worker took all 24) ~ 1e-7
+        held, workers = holders(server.port), children(server)
+        assert held == workers, (held, workers)  # P(one worker took all 24) ~ 1e-7
         for ws in opened:
             ws.close()
 
