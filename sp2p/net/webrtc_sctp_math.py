@@ -34,7 +34,9 @@ QUEUE_TARGET = 256 * 1024
 #: request; a 1.2 KB datagram costs ~2.3 KB of it), assuming the peer's is alike, within these
 QUEUE_TARGET_MIN = 32 * 1024
 QUEUE_TARGET_MAX = 1024 * 1024
-#: S5 for browsers: Chromium reads UDP with a 128 KiB SO_RCVBUF, ~56 of our datagrams
+#: S5 for browsers: Chromium's UDP sockets hold 128 KiB (rb131072 in `ss -m`), ~30 of M3's 2 KB
+#: datagrams (~56 of 1.2 KB ones): ~60 KB of data either way, each costing the kernel ~2x its
+#: size; this target is about half of that
 BROWSER_QUEUE_TARGET = 32 * 1024
 #: S6: a tail loss probe goes out after max(2 x smoothed RTT + SACK_DELAY, PROBE_MIN)
 PROBE_MIN = 0.01
