@@ -31,6 +31,7 @@ from tests.dist.helpers import (
     run_pipe,
     script_env,
 )
+from tests.support.procs import wait_for_program
 from tests.support.server_proc import ServerProc
 
 SCRIPTS = ("send.sh", "receive.sh")  # both served from the one template, server/bootstrap/sp2p.sh
@@ -263,6 +264,11 @@ def test_temporary_directory_is_removed_on_signals(
         proc.stdin.write(script)
         proc.stdin.close()
         assert proc.stdout.readline() == b"started\n"
+        # "started" comes before the stand-in forks `sleep`: a SIGINT between that fork and
+        # the exec runs the forked shell's handler, which only notes it, and the exec then
+        # drops it, so `sleep` lived its 30 s (about 1 run in 4 under load). Signal the group
+        # once `sleep` itself runs, as a user presses Ctrl-C while the CLI waits.
+        wait_for_program(proc.pid, "sleep")
         assert len(list(work["tmp"].iterdir())) == 1  # the script's private directory
         os.killpg(proc.pid, getattr(signal, signame))  # as a terminal would: the whole group
         proc.wait(timeout=20)
