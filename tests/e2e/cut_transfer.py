@@ -2,6 +2,11 @@
 
 Shared by test_resume.py (cut by SIGKILL, then re-run) and test_resume_heal.py (cut on the
 wire, healed in the same run); their big_file and src fixtures are in conftest.py.
+
+A test polls the output folder and cuts once the file holds what it wants, but on a loaded
+machine it may not be scheduled again before the transfer is over (on loopback 200 MiB take
+about half a second). So a cut stops its victim (SIGSTOP) and kills it only if, stopped, it
+provably cannot finish any more; else the attempt is `TooLate` and `until_cut` runs it again.
 """
 
 from __future__ import annotations
@@ -9,16 +14,23 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 from tests.e2e.harness import CODE_RE, read_code, spawn
+from tests.support.procs import read_positions, wait_stopped
 
 SIZE = 200 * 1024 * 1024
 MiB = 1024 * 1024
+#: attempts of a cut before the test gives up
+CUT_ATTEMPTS = 3
+
+T = TypeVar("T")
 
 
 def write_big_file(path: Path) -> Path:
@@ -76,3 +88,69 @@ def pair(send_args: list[str], recv_args: list[str], env: dict[str, str],
                 os.killpg(proc.pid, signal.SIGKILL)
             if proc is not None:
                 proc.communicate()
+
+
+class TooLate(Exception):
+    """The transfer got past the point to cut at before the test could act: it may finish."""
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGSTOP `proc` and wait until none of its threads runs: what we read of it now holds."""
+    with contextlib.suppress(ProcessLookupError):  # reaped already: nothing left to stop
+        os.kill(proc.pid, signal.SIGSTOP)
+        wait_stopped(proc.pid)
+
+
+@contextlib.contextmanager
+def stopped(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """`proc` stopped for the block (SIGCONT after it)."""
+    _stop(proc)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGCONT)
+
+
+def kill_sender_in_time(sender: subprocess.Popen[bytes], source: Path) -> None:
+    """SIGKILL `sender` while it has not read the end of `source` yet: it cannot have sent the
+    last bytes, so the receiver never completes the file.
+
+    Raises:
+        TooLate: the sender had read all of `source` (or was gone) when it stopped.
+    """
+    _stop(sender)
+    if not any(pos < source.stat().st_size for pos in read_positions(sender.pid, source)):
+        raise TooLate(f"the sender had read all of {source.name} before the cut")
+    os.killpg(sender.pid, signal.SIGKILL)
+    sender.wait()
+
+
+def kill_receiver_in_time(receiver: subprocess.Popen[bytes], growing: Path) -> None:
+    """SIGKILL `receiver` while `growing` (its partial or temp file) is still not in place: a
+    killed receiver renames nothing, so the file stays where it is.
+
+    Raises:
+        TooLate: the receiver had already placed the file (or was gone) when it stopped.
+    """
+    _stop(receiver)
+    if receiver.poll() is not None or not growing.exists():
+        raise TooLate(f"the receiver had finished {growing.name} before the cut")
+    os.killpg(receiver.pid, signal.SIGKILL)
+    receiver.wait()
+
+
+def until_cut(outdir: Path, attempt: Callable[[], T]) -> T:
+    """`attempt` (a transfer it cuts, started and ended inside it) again in the emptied
+    `outdir` while the transfer outruns the cut."""
+    for n in range(CUT_ATTEMPTS):
+        try:
+            return attempt()
+        except TooLate as exc:
+            print(f"attempt {n + 1}: {exc}; again in an empty folder")
+            for p in outdir.iterdir():
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+    raise AssertionError(f"the transfer outran the cut {CUT_ATTEMPTS} times in a row")

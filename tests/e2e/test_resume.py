@@ -14,12 +14,23 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.cut_transfer import SIZE, MiB, leftovers, pair, partials
+from tests.e2e.cut_transfer import (
+    SIZE,
+    MiB,
+    TooLate,
+    kill_receiver_in_time,
+    kill_sender_in_time,
+    leftovers,
+    pair,
+    partials,
+    stopped,
+    until_cut,
+)
 from tests.e2e.harness import Result, finish, read_code, spawn, transfer
 from tests.support.files import sha256_file
 
@@ -40,29 +51,42 @@ def sent_bytes(sender_err: str) -> float:
     return _bytes(match.group(1))
 
 
-def kill_at_half(victim: subprocess.Popen[bytes], outdir: Path, *, watch: str = ".sp2p-partial-") -> int:
-    """SIGKILL `victim` once a growing file in `outdir` holds about half; returns its size then."""
+def kill_at_half(outdir: Path, victim: subprocess.Popen[bytes], kill: Callable[[Path], None], *,
+                 watch: str = ".sp2p-partial-") -> int:
+    """`kill` (one of cut_transfer's *_in_time) with the growing file in `outdir` once it holds
+    about half; returns its size then.
+
+    Raises:
+        TooLate: the transfer was over before the file was seen at half, or before the kill.
+    """
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         for p in outdir.iterdir():
             if p.name.startswith(watch) and p.suffix != ".json":
                 with contextlib.suppress(FileNotFoundError):
                     if (size := p.stat().st_size) >= SIZE * 45 // 100:
-                        os.killpg(victim.pid, signal.SIGKILL)
-                        victim.wait()
+                        kill(p)
                         return size  # the file may be gone at once (a -no-resume receiver cleans up)
-        assert victim.poll() is None, "the transfer ended before it could be cut"
+        if victim.poll() is not None:
+            raise TooLate("the transfer ended before it was seen at half")
         time.sleep(0.001)
     raise AssertionError("the partial never reached half")
 
 
 def interrupted(src: Path, outdir: Path, env: dict[str, str], *, kill: str = "sender",
                 recv_args: tuple[str, ...] = ()) -> tuple[int, Result]:
-    with pair([str(src)], ["-output", str(outdir), *recv_args], env) as (sender, receiver):
-        held = kill_at_half(sender if kill == "sender" else receiver, outdir)
-        other = receiver if kill == "sender" else sender
-        result = finish(other)
-    return held, result
+    """A transfer of `src` into `outdir` whose sender (or receiver) is SIGKILLed at half: it
+    leaves exactly one partial. Returns (its size when seen, what the other side said)."""
+    def attempt() -> tuple[int, Result]:
+        with pair([str(src)], ["-output", str(outdir), *recv_args], env) as (sender, receiver):
+            if kill == "sender":
+                held = kill_at_half(outdir, sender, lambda _grown: kill_sender_in_time(sender, src))
+                result = finish(receiver)
+            else:
+                held = kill_at_half(outdir, receiver, lambda grown: kill_receiver_in_time(receiver, grown))
+                result = finish(sender)
+        return held, result
+    return until_cut(outdir, attempt)
 
 
 def rerun(src: Path, outdir: Path, env: dict[str, str], *recv_args: str) -> tuple[Result, Result]:
@@ -154,9 +178,11 @@ def test_corrupted_partial_is_not_extended(src: Path, outdir: Path, env: dict[st
 
 
 def test_no_resume_leaves_nothing_and_starts_from_zero(src: Path, outdir: Path, env: dict[str, str]) -> None:
-    with pair([str(src)], ["-output", str(outdir), "-no-resume"], env) as (sender, receiver):
-        kill_at_half(sender, outdir, watch=".sp2p-recv-")
-        assert finish(receiver).rc != 0
+    def first_run() -> Result:
+        with pair([str(src)], ["-output", str(outdir), "-no-resume"], env) as (sender, receiver):
+            kill_at_half(outdir, sender, lambda _temp: kill_sender_in_time(sender, src), watch=".sp2p-recv-")
+            return finish(receiver)
+    assert until_cut(outdir, first_run).rc != 0
     assert leftovers(outdir) == []
     interrupted(src, outdir, env)  # a partial from a resumable run …
     s, r = rerun(src, outdir, env, "-no-resume")  # … is not used by -no-resume
@@ -236,14 +262,29 @@ def fill(disk: Path) -> Path:
     return filler
 
 
+def _grown_partial(outdir: Path, past: int) -> Path | None:
+    for p in partials(outdir):
+        with contextlib.suppress(FileNotFoundError):  # placed under its final name meanwhile
+            if p.stat().st_size > past:
+                return p
+    return None
+
+
 def test_disk_full_then_freed_resumes(src: Path, small_disk: Path, env: dict[str, str]) -> None:
-    with pair([str(src)], ["-output", str(small_disk)], env) as (_sender, receiver):
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > SIZE // 4 for p in partials(small_disk)):
-            assert time.monotonic() < deadline and receiver.poll() is None
-            time.sleep(0.002)
-        filler = fill(small_disk)  # the disk fills up under the running transfer
-        first = finish(receiver)
+    def first_run() -> tuple[Result, Path]:
+        with pair([str(src)], ["-output", str(small_disk)], env) as (_sender, receiver):
+            deadline = time.monotonic() + 60
+            while (partial := _grown_partial(small_disk, SIZE // 4)) is None:
+                assert time.monotonic() < deadline
+                if receiver.poll() is not None:
+                    raise TooLate("the file arrived before its partial was seen at a quarter")
+                time.sleep(0.002)
+            with stopped(receiver):  # the disk fills up under the running transfer …
+                if not partial.exists() or partial.stat().st_size > SIZE - MiB:
+                    raise TooLate("the receiver had written (nearly) all of it")  # … not after it
+                filler = fill(small_disk)
+            return finish(receiver), filler
+    first, filler = until_cut(small_disk, first_run)
     assert first.rc == 7, first.err  # local I/O
     assert "disk full" in first.err and "Kept" in first.err, first.err
     [partial] = partials(small_disk)
@@ -271,15 +312,20 @@ def test_folder_failure_says_it_cannot_resume(tmp_path: Path, outdir: Path, env:
     folder = tmp_path / "folder"
     folder.mkdir()
     shutil.copyfile(big_file, folder / "a.bin")
-    with pair([str(folder)], ["-output", str(outdir)], env) as (sender, receiver):
-        deadline = time.monotonic() + 60
-        while not list((outdir).glob(".sp2p-extract-*/folder/a.bin")) or (
-            next(outdir.glob(".sp2p-extract-*/folder/a.bin")).stat().st_size < SIZE // 3
-        ):
-            assert time.monotonic() < deadline and sender.poll() is None
-            time.sleep(0.002)
-        os.killpg(sender.pid, signal.SIGKILL)
-        first = finish(receiver)
+
+    def first_run() -> Result:
+        with pair([str(folder)], ["-output", str(outdir)], env) as (sender, receiver):
+            deadline = time.monotonic() + 60
+            while not list((outdir).glob(".sp2p-extract-*/folder/a.bin")) or (
+                next(outdir.glob(".sp2p-extract-*/folder/a.bin")).stat().st_size < SIZE // 3
+            ):
+                assert time.monotonic() < deadline
+                if sender.poll() is not None:
+                    raise TooLate("the folder arrived before a.bin was seen at a third")
+                time.sleep(0.002)
+            kill_sender_in_time(sender, folder / "a.bin")
+            return finish(receiver)
+    first = until_cut(outdir, first_run)
     assert first.rc != 0
     assert "Folders and streams cannot resume" in first.err, first.err
     assert leftovers(outdir) == []
