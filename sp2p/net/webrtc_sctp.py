@@ -81,8 +81,7 @@ def apply() -> bool:
         "_update_advanced_peer_ack_point",
         "_update_rto",
         "_data_channel_flush",
-        "_t1_start",  # H1 wraps these two per association
-        "_receive_chunk",
+        "_receive_chunk",  # H1 wraps it and _send_chunk per association
     ]
     if (
         cls is None
