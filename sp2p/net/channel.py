@@ -82,7 +82,8 @@ class Channel(Protocol):
 
     @property
     def round_trip(self) -> float | None:
-        """The transport's smoothed round-trip time in seconds, None where unknown."""
+        """The transport's round-trip time in seconds, None where unknown (TCP: the kernel's smoothed
+        RTT; WebRTC: the least SCTP saw, its handshake's included)."""
         ...
 
     @property
