@@ -23,7 +23,8 @@ TURN = {
     "turn_secret": SECRET,
     "turn_delay": 0.0,
 }
-REPO = Path(__file__).resolve().parents[2]
+#: the one coturn config: docker-compose mounts it, the README points to it
+CONF = Path(__file__).resolve().parents[2] / "packaging" / "turnserver.conf"
 
 
 def relay_credentials(config: dict[str, Any]) -> tuple[dict[str, Any], Client, Client]:
@@ -181,14 +182,15 @@ def test_coturn_accepts_fresh_and_rejects_expired_or_forged(coturn: Coturn) -> N
 
 
 def test_shipped_coturn_config_is_hardened() -> None:
-    """R3 (lint): the sample turnserver.conf denies internal ranges and sets quotas."""
-    text = (REPO / "server" / "turnserver.conf").read_text()
+    """R3 (lint): the shipped turnserver.conf denies internal ranges, sets quotas, holds no secret."""
+    text = CONF.read_text()
     lines = {line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")}
-    for needed in ("use-auth-secret", "no-multicast-peers", "fingerprint"):
+    for needed in ("use-auth-secret", "no-multicast-peers", "fingerprint", "realm=sp2p", "listening-port=3478"):
         assert needed in lines
     assert "allow-loopback-peers" not in lines
-    for prefix in ("user-quota=", "total-quota=", "max-bps="):
-        assert any(line.startswith(prefix) for line in lines), prefix
+    assert not any(line.startswith("static-auth-secret") for line in lines), "no secret in git"
+    for key in ("user-quota", "total-quota", "max-bps"):
+        assert any(re.fullmatch(rf"{key}=[1-9]\d*", line) for line in lines), key
     denied = {line.split("=", 1)[1] for line in lines if line.startswith("denied-peer-ip=")}
     for cidr_range in (
         "0.0.0.0-0.255.255.255",
@@ -214,7 +216,7 @@ def test_shipped_coturn_config_is_hardened() -> None:
 
 def test_shipped_coturn_config_refuses_loopback_peers(tmp_path: Path) -> None:
     """R3 (live): with the shipped config, relaying to 127.0.0.1 is 403 Forbidden IP."""
-    server = Coturn(tmp_path, secret=SECRET, config=REPO / "server" / "turnserver.conf")
+    server = Coturn(tmp_path, secret=SECRET, config=CONF)
     try:
         proc = server.allocate(*_creds(turn_ttl=300.0))
         output = proc.communicate(timeout=60)[0]
