@@ -23,8 +23,9 @@ from typing import Any
 import redis
 
 from server.config import ConfigError, ServerConfig
+from server.connection import WriteBatch
 from server.redis_store import RedisStore, redact_url
-from server.redis_wire import Wire
+from server.redis_wire import Subscriber, Wire
 from server.router import LocalRouter
 from server.store import Pairing, SessionRecord
 from sp2p.proto.constants import Role
@@ -55,6 +56,10 @@ class RedisRouter(LocalRouter):
         self._flush_lock = threading.Lock()
         #: the publisher's own connection (only a flush, under _flush_lock, uses it)
         self._wire = Wire(store.r)
+        #: the listener's current connection (stop() closes it to end a waiting read)
+        self._subscriber: Subscriber | None = None
+        #: the listener's writes (only its greenlet uses it)
+        self._batch = WriteBatch()
 
     def _channel(self, node: str) -> str:
         return f"{self._store.prefix}:node:{node}"
@@ -117,10 +122,15 @@ class RedisRouter(LocalRouter):
             bodies = json.loads(raw)
             if isinstance(bodies, dict):  # one message, as a node before batching sent it
                 bodies = [bodies]
-            for body in bodies:
-                self._deliver_one(body)
+            # what arrived together leaves together: one write per connection, not one per
+            # message (a sender's offer, candidates and direct address were 6 sends)
+            with self._batch.holding():
+                for body in bodies:
+                    self._deliver_one(body)
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring a malformed message on our channel")
+        finally:
+            self._batch.flush()
 
     def _deliver_one(self, body: dict[str, Any]) -> None:
         session_id, role = str(body["s"]), Role(body["r"])
@@ -151,24 +161,27 @@ class RedisRouter(LocalRouter):
             self._publisher.join(STOP_FLUSH)
         self.flush()
         self._wire.close()
+        if self._subscriber is not None:
+            self._subscriber.close()
 
     def _listen(self) -> None:
         """Read our channel; on a broken connection mark Redis unhealthy and resubscribe."""
         while not self._stop.is_set():
-            pubsub = self._store.r.pubsub(ignore_subscribe_messages=True)
+            subscriber = Subscriber(self._store.r, self._channel(self._node))
+            self._subscriber = subscriber
             try:
-                pubsub.subscribe(self._channel(self._node))
+                if self._stop.is_set():  # stop() came before this connection existed
+                    break
+                subscriber.subscribe()
                 if self._store.subscription_problem is not None:
                     log.info("redis subscription restored")
                 self._store.subscription_problem = None
                 self._subscribed.set()
-                while not self._stop.is_set():
-                    message = pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        self._deliver(str(message["data"]))
+                while True:
+                    self._deliver(subscriber.next())
             except redis.RedisError as exc:
-                if self._stop.is_set():
-                    break  # shutting down: the store closed the connection under us
+                if subscriber.closed or self._stop.is_set():
+                    break  # shutting down: stop() closed the connection under us
                 if self._store.subscription_problem is None:
                     log.warning("redis subscription lost: %s", exc)
                 self._store.subscription_problem = f"redis subscription lost: {exc}"
@@ -176,7 +189,7 @@ class RedisRouter(LocalRouter):
                 self._stop.wait(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    pubsub.close()
+                    subscriber.close()
 
 
 def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[RedisStore, RedisRouter]:
