@@ -1,26 +1,7 @@
-"""Sessions shared through Redis: any number of workers and hosts form one service.
-
-Keys (all under `-redis-prefix`, so deployments can share one Redis):
-
-    P:s:<id>      hash: the session record (v sip sct rct c ls j fi done sn rn)
-    P:born        zset id -> created (the global count, the max-age check)
-    P:seen        zset id -> last activity (the idle check)
-    P:ip:<ip>     active sessions created from one IP (the per-IP cap)
-    P:ns:<node>   ids of sessions a node holds a side of (cleanup when it dies)
-    P:nodes       every node that ever beat; P:hb:<node> its heartbeat (expires)
-    P:rl:<name>:<key>   fixed-window counters (rate limits, TURN budgets)
-    P:stats       hash: the stats.json totals, counted by the scripts that make the change
-    P:node:<node> pub/sub channel: messages and closes for connections on that node
-
-Every check-and-change (create, join, end, set-once fields) is one Lua script, so two
-nodes never both take a slot or both count a transfer. Timestamps are wall-clock seconds.
-
-Delivery (server.redis_router) uses pub/sub with one channel per node rather than
-Streams: a signalling message is useless once either connection is gone, so nothing needs
-to be kept, trimmed or acked, and PUBLISH costs no memory.
-
-The Redis side of server/store.py's seams (limiter, counters, store) and their Lua
-scripts share the key layout above, so they stay in one module.
+"""The Redis store, limiter and counters behind server/store.py's seams: any number of
+workers and hosts form one service. The key layout and the Lua scripts each check-and-change
+runs are in server.redis_scripts; every script call goes through one `Batched` runner on a
+dedicated connection (server.redis_wire), so calls made at the same moment share a write.
 """
 
 from __future__ import annotations
@@ -36,6 +17,7 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+from server import redis_scripts as scripts
 from server.ratelimit import WindowLimiter
 from server.redis_batch import Batched
 from server.redis_wire import Wire
@@ -49,86 +31,10 @@ log = logging.getLogger("sp2p.server")
 #: a node is dead once its heartbeat key expired (it beats every second, server.state)
 HEARTBEAT_TTL_MS = 6000
 
-_CREATE = """
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'busy' end
-if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 'ip' end
-if redis.call('EXISTS', KEYS[3]) == 1 then return 'taken' end
-redis.call('HSET', KEYS[3], 'v', ARGV[3], 'sip', ARGV[4], 'sct', ARGV[5], 'c', ARGV[6], 'ls', ARGV[6],
-           'sn', ARGV[7])
-redis.call('PEXPIRE', KEYS[3], ARGV[8])
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[8])
-redis.call('ZADD', KEYS[1], ARGV[6], ARGV[9])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[9])
-redis.call('SADD', KEYS[5], ARGV[9])
-redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
-return 'ok'
-"""
-
-_JOIN = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
-if redis.call('HEXISTS', KEYS[1], 'j') == 1 then return 'full' end
-if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'version' end
-redis.call('HSET', KEYS[1], 'rct', ARGV[2], 'j', ARGV[3], 'ls', ARGV[3], 'rn', ARGV[4])
-redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[5])
-redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
-return redis.call('HGETALL', KEYS[1])
-"""
-
-_END = """
-local f = redis.call('HGETALL', KEYS[1])
-if #f == 0 then return false end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-local h = {}
-for i = 1, #f, 2 do h[f[i]] = f[i + 1] end
-local ipk = ARGV[2] .. ':ip:' .. h['sip']
-if redis.call('DECR', ipk) <= 0 then redis.call('DEL', ipk) end
-if h['sn'] then redis.call('SREM', ARGV[2] .. ':ns:' .. h['sn'], ARGV[1]) end
-if h['rn'] then redis.call('SREM', ARGV[2] .. ':ns:' .. h['rn'], ARGV[1]) end
-return f
-"""
-
-#: set a field once, on a session that still exists
-_SET_ONCE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-"""
-
-#: note activity on sessions ARGV[3..] (key prefix ARGV[2]); returns the ids that are gone
-#: the first report of a finished transfer marks it and counts it with its bytes
-_COMPLETE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if redis.call('HSETNX', KEYS[1], 'done', '1') == 0 then return 0 end
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('HINCRBY', KEYS[2], ARGV[2], ARGV[3])
-return 1
-"""
-
-_TOUCH = """
-local gone = {}
-for i = 3, #ARGV do
-  if redis.call('EXISTS', ARGV[2] .. ARGV[i]) == 1 then
-    redis.call('ZADD', KEYS[1], ARGV[1], ARGV[i])
-  else
-    gone[#gone + 1] = ARGV[i]
-  end
-end
-return gone
-"""
-
 #: sessions touched per script call: one round trip for a reaper pass over thousands of
 #: idle senders (a call each had been 12,500 round trips per worker every pass), short
 #: enough that Redis serves others in between
 TOUCH_BATCH = 1000
-
-_HIT = """
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n
-"""
 
 
 #: one script call: the script, its keys, its arguments
@@ -144,28 +50,6 @@ def _guard() -> Iterator[None]:
         raise StoreUnavailable(f"redis unreachable: {exc}") from None
 
 
-def _record(fields: dict[str, str], session_id: str) -> SessionRecord:
-    joined = fields.get("j")
-    return SessionRecord(
-        id=session_id,
-        version=int(fields["v"]),
-        sender_ip=fields.get("sip", ""),
-        sender_client_type=fields.get("sct", ""),
-        created=float(fields["c"]),
-        last_seen=float(fields.get("ls", fields["c"])),
-        joined_at=float(joined) if joined is not None else None,
-        receiver_client_type=fields.get("rct", ""),
-        file_info=fields.get("fi"),
-        completed=fields.get("done") == "1",
-        sender_node=fields.get("sn", ""),
-        receiver_node=fields.get("rn", ""),
-    )
-
-
-def _pairs(flat: list[Any]) -> dict[str, str]:
-    return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
 class RedisLimiter(WindowLimiter):
     """Fixed windows counted in Redis, so a limit holds across nodes. When Redis is down
     the limiter lets events through (new sessions are refused anyway)."""
@@ -175,7 +59,7 @@ class RedisLimiter(WindowLimiter):
         self._r = client
         self._key = key
         self._window_ms = int(window * 1000)
-        self._hit = client.register_script(_HIT)
+        self._hit = client.register_script(scripts.HIT)
 
     def _count(self, key: str) -> int:
         try:
@@ -227,12 +111,12 @@ class RedisStore:
         self._ttl_ms = int(record_ttl * 1000)
         self._clock = clock
         self._random = random_bytes
-        self._create = client.register_script(_CREATE)
-        self._join = client.register_script(_JOIN)
-        self._end = client.register_script(_END)
-        self._set_once = client.register_script(_SET_ONCE)
-        self._touch = client.register_script(_TOUCH)
-        self._complete = client.register_script(_COMPLETE)
+        self._create = client.register_script(scripts.CREATE)
+        self._join = client.register_script(scripts.JOIN)
+        self._end = client.register_script(scripts.END)
+        self._set_once = client.register_script(scripts.SET_ONCE)
+        self._touch = client.register_script(scripts.TOUCH)
+        self._complete = client.register_script(scripts.COMPLETE)
         #: script calls made at the same moment share one pipeline (a mass disconnect ends
         #: thousands of sessions in a few turns of the loop)
         self._calls: Batched[ScriptCall, Any] = Batched(self._run_scripts)
@@ -301,12 +185,12 @@ class RedisStore:
             return JoinRefused(SESSION_FULL)
         if answer == "version":
             return JoinRefused(VERSION_MISMATCH, notify_sender=True)
-        return _record(_pairs(answer), session_id)
+        return scripts.decode_record(answer, session_id)
 
     def get(self, session_id: str) -> SessionRecord | None:
         with _guard():
             fields = self.r.hgetall(self._k("s", session_id))
-        return _record({str(k): str(v) for k, v in fields.items()}, session_id) if fields else None
+        return scripts.record_of({str(k): str(v) for k, v in fields.items()}, session_id) if fields else None
 
     def touch(self, session_id: str) -> bool:
         return not self.touch_all([session_id])
@@ -333,7 +217,7 @@ class RedisStore:
         keys = [self._k("s", session_id), self._k("born"), self._k("seen")]
         with _guard():
             answer = self._script(self._end, keys, [session_id, self.prefix])
-        return _record(_pairs(answer), session_id) if answer else None
+        return scripts.decode_record(answer, session_id) if answer else None
 
     def expired(self, *, idle: float, max_age: float) -> list[str]:
         now = self._clock()
