@@ -47,6 +47,15 @@ def partials(outdir: Path) -> list[Path]:
     return sorted(p for p in outdir.iterdir() if re.fullmatch(r"\.sp2p-partial-[0-9a-f]{32}", p.name))
 
 
+def holds(outdir: Path, pattern: str, at_least: int) -> bool:
+    """Whether a file in `outdir` matching the glob `pattern` holds `at_least` bytes."""
+    for p in outdir.glob(pattern):
+        with contextlib.suppress(FileNotFoundError):  # placed under its final name meanwhile
+            if p.is_file() and p.stat().st_size >= at_least:
+                return True
+    return False
+
+
 def leftovers(outdir: Path) -> list[str]:
     return sorted(p.name for p in outdir.iterdir() if p.name.startswith(".sp2p"))
 
@@ -102,14 +111,22 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def stopped(proc: subprocess.Popen[bytes]) -> Iterator[None]:
-    """`proc` stopped for the block (SIGCONT after it)."""
-    _stop(proc)
+def stopped(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
+    """The processes stopped for the block (SIGCONT after it): a transfer the test caught at
+    the point it wanted cannot go on while the test looks at it or acts."""
     try:
+        for proc in procs:
+            _stop(proc)
         yield
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGCONT)
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGCONT)
+
+
+def short_of_end(sender: subprocess.Popen[bytes], source: Path) -> bool:
+    """Whether the stopped `sender` has not read the end of `source` yet, so cannot have sent it."""
+    return any(pos < source.stat().st_size for pos in read_positions(sender.pid, source))
 
 
 def kill_sender_in_time(sender: subprocess.Popen[bytes], source: Path) -> None:
@@ -120,7 +137,7 @@ def kill_sender_in_time(sender: subprocess.Popen[bytes], source: Path) -> None:
         TooLate: the sender had read all of `source` (or was gone) when it stopped.
     """
     _stop(sender)
-    if not any(pos < source.stat().st_size for pos in read_positions(sender.pid, source)):
+    if not short_of_end(sender, source):
         raise TooLate(f"the sender had read all of {source.name} before the cut")
     os.killpg(sender.pid, signal.SIGKILL)
     sender.wait()

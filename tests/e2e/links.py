@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+from tests.e2e.cut_transfer import TooLate, short_of_end, stopped
 
 
 def server_port(server: Any) -> int:
@@ -39,28 +38,18 @@ def cut(local: str, peer: str) -> None:
     print("cut", local, peer, done.stdout)
 
 
-@contextlib.contextmanager
-def frozen(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
-    """The processes stopped (SIGSTOP) for the block: a transfer the test caught at the point it
-    wanted cannot finish while the cut is still being looked up (on a quiet machine a 160 MiB
-    transfer is over in 0.4 s)."""
-    stopped = []
-    try:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGSTOP)
-                stopped.append(proc)
-        yield
-    finally:
-        for proc in stopped:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(proc.pid, signal.SIGCONT)
+def cut_all(sender: subprocess.Popen[bytes], receiver: subprocess.Popen[bytes], port: int, *,
+            unread: Path) -> list[tuple[str, str]]:
+    """Cut every peer-to-peer connection of the two, with both stopped until all are gone.
 
-
-def cut_all(sender: subprocess.Popen[bytes], receiver: subprocess.Popen[bytes], port: int) -> list[tuple[str, str]]:
-    """Cut every peer-to-peer connection of the two, with both stopped until all are gone."""
+    Raises:
+        TooLate: the sender had read all of `unread` (what it sends) when stopped: everything
+            may be on the way already, and the transfer need not heal.
+    """
     pids = (sender.pid, receiver.pid)
-    with frozen(sender, receiver):
+    with stopped(sender, receiver):
+        if not short_of_end(sender, unread):
+            raise TooLate(f"the sender had read all of {unread.name} before the cut")
         links = p2p_sockets(pids, port)
         assert links, "no peer-to-peer connection found"
         for local, peer in links:

@@ -5,19 +5,17 @@ resumes into the receiver's partial, a folder or a stream continues from the sen
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.cut_transfer import SIZE, leftovers, pair, partials
-from tests.e2e.harness import finish, read_code, spawn
+from tests.e2e.cut_transfer import SIZE, TooLate, holds, leftovers, pair, until_cut
+from tests.e2e.harness import Result, finish, kill, read_code, spawn
 from tests.e2e.links import cut_all, server_port
 from tests.support.files import sha256_file
 
@@ -28,16 +26,16 @@ def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str
     port = server_port(sp2p_server)
     # over the host's own non-loopback address: `ss -K` does not destroy loopback connections here
     env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}
-    with pair([str(src), "-transport", "tcp", "-debug"], ["-output", str(outdir), "-transport", "tcp", "-debug"], env) as (
-        sender, receiver,
-    ):
-        deadline = time.monotonic() + 60
-        while not any(p.stat().st_size > SIZE // 8 for p in partials(outdir)):
-            assert time.monotonic() < deadline and receiver.poll() is None
-            time.sleep(0.002)
-        links = cut_all(sender, receiver, port)
-        r = finish(receiver)
-        s = finish(sender)
+
+    def attempt() -> tuple[Result, Result, list[tuple[str, str]]]:
+        with pair([str(src), "-transport", "tcp", "-debug"], ["-output", str(outdir), "-transport", "tcp", "-debug"],
+                  env) as (sender, receiver):
+            _wait_grown(outdir, ".sp2p-partial-*", SIZE // 8, (sender, receiver))
+            links = cut_all(sender, receiver, port, unread=src)
+            r = finish(receiver)  # the receiver first: its -debug stderr must not fill the pipe
+            return finish(sender), r, links
+
+    s, r, links = until_cut(outdir, attempt)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert "Reconnected via" in s.err and "Reconnected via" in r.err, (links, s.err + r.err)
     assert "Resuming at" in r.err
@@ -45,12 +43,19 @@ def test_cut_connection_heals_itself(src: Path, outdir: Path, env: dict[str, str
     assert leftovers(outdir) == []
 
 
-def _grown(outdir: Path, pattern: str, at_least: int) -> bool:
-    for p in outdir.glob(pattern):
-        with contextlib.suppress(FileNotFoundError):
-            if p.is_file() and p.stat().st_size >= at_least:
-                return True
-    return False
+def _wait_grown(outdir: Path, pattern: str, at_least: int, procs: tuple[subprocess.Popen[bytes], ...],
+                grown: Callable[[], bool] | None = None) -> None:
+    """Until a file matching `pattern` (or `grown()`) holds `at_least` bytes.
+
+    Raises:
+        TooLate: the transfer ended first.
+    """
+    deadline = time.monotonic() + 60
+    while not (grown() if grown is not None else holds(outdir, pattern, at_least)):
+        assert time.monotonic() < deadline
+        if any(p.poll() is not None for p in procs):
+            raise TooLate("the transfer ended before it was seen where the test cuts it")
+        time.sleep(0.002)
 
 
 @pytest.mark.parametrize("kind", ["folder", "stdin", "to-stdout"])
@@ -64,43 +69,43 @@ def test_cut_connection_heals_folders_and_streams(kind: str, big_file: Path, tmp
     shutil.copyfile(big_file, folder / "sub" / "big.bin")
     (folder / "small.txt").write_text("hello\n")
     tcp = ["-transport", "tcp", "-debug"]
-    stdin: int | None = subprocess.DEVNULL
     send_args = [*tcp, str(folder)]
     recv_args = [*tcp, "-output", str(outdir)]
-    watch, stdout_sink = ".sp2p-extract-*/tree/sub/big.bin", None
+    watch, stdout_sink, unread = ".sp2p-extract-*/tree/sub/big.bin", None, folder / "sub" / "big.bin"
     if kind == "stdin":
-        source = big_file.open("rb")
-        stdin = source.fileno()
-        send_args, watch = [*tcp, "-name", "piped.bin", "-"], ".sp2p-recv-*"
+        send_args, watch, unread = [*tcp, "-name", "piped.bin", "-"], ".sp2p-recv-*", big_file
     elif kind == "to-stdout":
-        send_args = [*tcp, str(big_file)]
+        send_args, unread = [*tcp, str(big_file)], big_file
         stdout_sink = tmp_path / "stdout.bin"
         recv_args = [*tcp, "-stdout"]
-    sender = spawn(["send", *send_args], env, stdin=stdin)
-    receiver = None
-    try:
-        code = read_code(sender)
-        if stdout_sink is not None:
-            with stdout_sink.open("wb") as out:
-                receiver = subprocess.Popen([sys.executable, "-m", "sp2p", "receive", *recv_args, code],
-                                            env=env, stdout=out, stderr=subprocess.PIPE, start_new_session=True)
-        else:
-            receiver = spawn(["receive", *recv_args, code], env)
-        deadline = time.monotonic() + 60
-        while not (stdout_sink.stat().st_size >= SIZE // 4 if stdout_sink is not None
-                   else _grown(outdir, watch, SIZE // 4)):
-            assert time.monotonic() < deadline and receiver.poll() is None and sender.poll() is None
-            time.sleep(0.002)
-        cut_all(sender, receiver, port)
-        r = finish(receiver)
-        s = finish(sender)
-    finally:
-        for proc in (sender, receiver):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.communicate()
-        if kind == "stdin":
-            source.close()
+
+    def attempt() -> tuple[Result, Result]:
+        procs: list[subprocess.Popen[bytes]] = []
+        # the stdin kind's sender reads this as its stdin: the offset says how far it read
+        with big_file.open("rb") as piped:
+            try:
+                sender = spawn(["send", *send_args], env,
+                               stdin=piped.fileno() if kind == "stdin" else subprocess.DEVNULL)
+                procs.append(sender)
+                code = read_code(sender)
+                if stdout_sink is not None:
+                    with stdout_sink.open("wb") as out:
+                        receiver = subprocess.Popen([sys.executable, "-m", "sp2p", "receive", *recv_args, code],
+                                                    env=env, stdout=out, stderr=subprocess.PIPE,
+                                                    start_new_session=True)
+                else:
+                    receiver = spawn(["receive", *recv_args, code], env)
+                procs.append(receiver)
+                _wait_grown(outdir, watch, SIZE // 4, (sender, receiver),
+                            grown=None if stdout_sink is None else lambda: stdout_sink.stat().st_size >= SIZE // 4)
+                cut_all(sender, receiver, port, unread=unread)
+                r = finish(receiver)
+                return finish(sender), r
+            finally:
+                for proc in procs:
+                    kill(proc)
+
+    s, r = until_cut(outdir, attempt)
     detail = s.err + r.err
     assert (s.rc, r.rc) == (0, 0), detail
     assert "Reconnected via" in s.err and "Reconnected via" in r.err, detail

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from sp2p.status import ExitStatus
+from tests.e2e.cut_transfer import TooLate, holds, until_cut
 from tests.e2e.harness import Result, finish, kill, read_code, spawn
 from tests.e2e.links import cut_all, server_port
 
@@ -122,13 +123,20 @@ def test_accept_at_an_offset_never_offered_writes_nothing(src: Path, outdir: Pat
 
 
 # -- heal: a hostile peer in a reconnect ---------------------------------------------------------
-def _cut_when(outdir: Path, pattern: str, at_least: int, procs: tuple[subprocess.Popen[bytes], ...],
-              port: int) -> None:
+def _cut_when(outdir: Path, at_least: int, procs: tuple[subprocess.Popen[bytes], ...], port: int,
+              tree: Path) -> None:
+    """Cut (sender, receiver) once tree/big.bin is `at_least` bytes into its extraction.
+
+    Raises:
+        TooLate: the transfer ended first, or the sender had read all of big.bin by the cut.
+    """
     deadline = time.monotonic() + 60
-    while not any(p.is_file() and p.stat().st_size >= at_least for p in outdir.glob(pattern)):
-        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+    while not holds(outdir, ".sp2p-extract-*/tree/big.bin", at_least):
+        assert time.monotonic() < deadline
+        if any(p.poll() is not None for p in procs):
+            raise TooLate("the transfer ended before it was seen where the test cuts it")
         time.sleep(0.002)
-    cut_all(procs[0], procs[1], port)
+    cut_all(procs[0], procs[1], port, unread=tree / "big.bin")
 
 
 @pytest.fixture
@@ -150,16 +158,18 @@ def test_reconnect_with_a_wrong_key_is_a_security_failure(hostile_side: str, tre
                                                           env: dict[str, str], sp2p_server) -> None:
     env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}  # ss -K spares loopback
     send_args, recv_args = ["send", *HEAL, str(tree)], ["receive", *HEAL, "-output", str(outdir)]
-    sender = hostile("wrong-heal-keys", send_args, env) if hostile_side == "sender" else spawn(send_args, env)
 
     def receiver_for(code: str) -> subprocess.Popen[bytes]:
         if hostile_side == "receiver":
             return hostile("wrong-heal-keys", [*recv_args, code], env)
         return spawn([*recv_args, code], env)
 
-    with pair(sender, receiver_for) as receiver:
-        _cut_when(outdir, ".sp2p-extract-*/tree/big.bin", 32 * MiB, (sender, receiver), server_port(sp2p_server))
-        honest = finish(receiver if hostile_side == "sender" else sender)
+    def attempt() -> Result:
+        sender = hostile("wrong-heal-keys", send_args, env) if hostile_side == "sender" else spawn(send_args, env)
+        with pair(sender, receiver_for) as receiver:
+            _cut_when(outdir, 32 * MiB, (sender, receiver), server_port(sp2p_server), tree)
+            return finish(receiver if hostile_side == "sender" else sender)
+    honest = until_cut(outdir, attempt)
     one_line_error(honest, ExitStatus.SECURITY, "key confirmation failed")
     assert "Reconnected" not in honest.err
     if hostile_side == "sender":  # else outdir is the hostile receiver's, killed mid-heal by pair()
@@ -169,11 +179,14 @@ def test_reconnect_with_a_wrong_key_is_a_security_failure(hostile_side: str, tre
 def test_sender_replaying_an_old_offset_is_refused(tree: Path, outdir: Path, env: dict[str, str],
                                                     sp2p_server) -> None:
     env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}
-    sender = hostile("accept-old-offset", ["send", *HEAL, str(tree)], env)
-    with pair(sender, lambda code: spawn(["receive", *HEAL, "-output", str(outdir), code], env)) as receiver:
-        _cut_when(outdir, ".sp2p-extract-*/tree/big.bin", 32 * MiB, (sender, receiver), server_port(sp2p_server))
-        r = finish(receiver)
-        evil = finish(sender)
+
+    def attempt() -> tuple[Result, Result]:
+        sender = hostile("accept-old-offset", ["send", *HEAL, str(tree)], env)
+        with pair(sender, lambda code: spawn(["receive", *HEAL, "-output", str(outdir), code], env)) as receiver:
+            _cut_when(outdir, 32 * MiB, (sender, receiver), server_port(sp2p_server), tree)
+            r = finish(receiver)
+            return r, finish(sender)
+    r, evil = until_cut(outdir, attempt)
     assert "answering 0" in evil.err, evil.err
     one_line_error(r, ExitStatus.TRANSFER, "the sender continues at byte 0, but we hold")
     nothing_final(outdir, "tree")
@@ -183,13 +196,16 @@ def test_sender_replaying_an_old_offset_is_refused(tree: Path, outdir: Path, env
 def test_receiver_asking_for_bytes_out_of_the_window_is_refused(tree: Path, outdir: Path, env: dict[str, str],
                                                                sp2p_server) -> None:
     env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}
-    sender = spawn(["send", *HEAL, "-compress", "0", str(tree)], env)
-    with pair(sender, lambda code: hostile("offer-old-offset", ["receive", *HEAL, "-output", str(outdir), code],
-                                           env)) as receiver:
-        # past the 64 MiB window: the sender cannot go back to byte 0 any more
-        _cut_when(outdir, ".sp2p-extract-*/tree/big.bin", 100 * MiB, (sender, receiver), server_port(sp2p_server))
-        s = finish(sender)
-        evil = finish(receiver)
+
+    def attempt() -> tuple[Result, Result]:
+        sender = spawn(["send", *HEAL, "-compress", "0", str(tree)], env)
+        with pair(sender, lambda code: hostile("offer-old-offset", ["receive", *HEAL, "-output", str(outdir), code],
+                                               env)) as receiver:
+            # past the 64 MiB window: the sender cannot go back to byte 0 any more
+            _cut_when(outdir, 100 * MiB, (sender, receiver), server_port(sp2p_server), tree)
+            s = finish(sender)
+            return s, finish(receiver)
+    s, evil = until_cut(outdir, attempt)
     assert "offering 0" in evil.err, evil.err
     one_line_error(s, ExitStatus.TRANSFER, "cannot continue the transfer: the receiver needs it from byte 0")
     assert "sender error: cannot continue the transfer" in evil.err, evil.err
