@@ -11,7 +11,8 @@ arbiter's stays 0.)
 
 Reads the IP header through SKF_NET_OFF: the IPv4 header length from its first byte, the
 source port right after it; IPv6 without extension headers (TCP's SYN has none in
-practice; another layout only makes the spread uneven, never a connection lost).
+practice; another layout only makes the spread uneven, never a connection lost). A load the
+kernel refuses ends the program with 0: the shared socket, served by every worker.
 """
 
 from __future__ import annotations

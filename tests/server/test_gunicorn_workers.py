@@ -79,9 +79,10 @@ def start_workers(redis_url: str, workers: int, *flags: str) -> ServerProc:
         "-workers", str(workers), *NO_LIMIT_FLAGS, *flags, timeout=60,
     )  # fmt: skip
     try:
-        assert wait_until(lambda: len(children(server)) == workers, timeout=30)
+        assert wait_until(lambda: len(children(server)) == workers, timeout=30), children(server)
         # every worker booted its own listener
-        assert wait_until(lambda: own_listeners(server) == Counter(children(server)), timeout=30)
+        booted = wait_until(lambda: own_listeners(server) == Counter(children(server)), timeout=30)
+        assert booted, (listeners(server.port), children(server), server.stderr_text()[-2000:])
     except BaseException:
         server.stop()
         raise
