@@ -50,27 +50,31 @@ class Listener:
     queued: int  #: connections waiting to be accepted
 
 
-def listeners(port: int) -> list[Listener]:
-    return [
+def listeners(server: ServerProc) -> list[Listener]:
+    """The server's listening sockets (ss matches the port on every local address: another
+    process may use the same port number from another loopback address)."""
+    ours = {server.proc.pid, *children(server)}
+    found = [
         Listener(frozenset(int(pid) for pid in _PID.findall(line)), int(line.split()[1]))
-        for line in _ss("-l", f"( sport = :{port} )")
+        for line in _ss("-l", f"( sport = :{server.port} )")
     ]
+    return [entry for entry in found if entry.pids & ours]
 
 
 def own_listeners(server: ServerProc) -> Counter[int]:
     """Each worker's own listening sockets, by worker: those no other process holds."""
-    return Counter(pid for found in listeners(server.port) if len(found.pids) == 1 for pid in found.pids)
+    return Counter(pid for found in listeners(server) if len(found.pids) == 1 for pid in found.pids)
 
 
 def shared_listener(server: ServerProc) -> Listener:
-    (found,) = (found for found in listeners(server.port) if server.proc.pid in found.pids)
+    (found,) = (found for found in listeners(server) if server.proc.pid in found.pids)
     return found
 
 
-def holders(port: int) -> set[int]:
-    """The processes holding the server side of established connections on `port`."""
-    lines = _ss("state", "established", f"( sport = :{port} )")
-    return {int(pid) for line in lines for pid in _PID.findall(line)}
+def holders(server: ServerProc) -> set[int]:
+    """The server's processes holding the server side of established connections."""
+    lines = _ss("state", "established", f"( sport = :{server.port} )")
+    return {int(pid) for line in lines for pid in _PID.findall(line)} & {server.proc.pid, *children(server)}
 
 
 def start_workers(redis_url: str, workers: int, *flags: str) -> ServerProc:
@@ -82,7 +86,7 @@ def start_workers(redis_url: str, workers: int, *flags: str) -> ServerProc:
         assert wait_until(lambda: len(children(server)) == workers, timeout=30), children(server)
         # every worker booted its own listener
         booted = wait_until(lambda: own_listeners(server) == Counter(children(server)), timeout=30)
-        assert booted, (listeners(server.port), children(server), server.stderr_text()[-2000:])
+        assert booted, (listeners(server), children(server), server.stderr_text()[-2000:])
     except BaseException:
         server.stop()
         raise
@@ -106,9 +110,9 @@ def test_every_worker_listens_on_its_own_socket_and_takes_connections(four: Serv
     assert "Listening at: http://127.0.0.1:" in four.stderr_text()
     # one socket each, and the arbiter's, which every worker serves too
     assert shared_listener(four).pids == {four.proc.pid, *workers}
-    assert len(listeners(four.port)) == 1 + len(workers)
+    assert len(listeners(four)) == 1 + len(workers)
     held = [hello(four.ws_url)[0] for _ in range(48)]
-    assert holders(four.port) == workers  # P(some worker hashed none of 48) ~ 4e-5
+    assert holders(four) == workers  # P(some worker hashed none of 48) ~ 4e-5
     # sessions pair whichever workers the two connections landed on
     for _ in range(6):
         sender, receiver, _sid = pair(four.ws_url)
@@ -131,7 +135,7 @@ def test_a_killed_worker_is_replaced_and_the_service_answers_throughout(redis_ur
         (replacement,) = children(server) - {survivor}
         assert wait_until(lambda: own_listeners(server) == Counter({survivor, replacement}), timeout=30)
         held = [hello(server.ws_url)[0] for _ in range(32)]
-        assert holders(server.port) == {survivor, replacement}
+        assert holders(server) == {survivor, replacement}
         sender, receiver, _sid = pair(server.ws_url)
         sender.send("crypto", {"publicKey": "k"})
         assert receiver.expect("crypto") == {"publicKey": "k"}
@@ -156,7 +160,7 @@ def test_tls_on_every_worker(redis_url: str, tmp_path: Path) -> None:
             opened.append(ws)
             ws.send('{"type":"hello","payload":{"version":2}}')
             assert json.loads(ws.recv())["type"] == "welcome"
-        held, workers = holders(server.port), children(server)
+        held, workers = holders(server), children(server)
         assert held == workers, (held, workers)  # P(one worker took all 24) ~ 1e-7
         for ws in opened:
             ws.close()
@@ -172,7 +176,7 @@ def test_ipv6_and_dual_stack_on_every_worker(redis_url: str, addr: str, hosts: t
     with start_workers(redis_url, 2, "-addr", addr) as server:
         for host in hosts:
             held = [hello(f"ws://{host}:{server.port}/ws")[0] for _ in range(24)]
-            assert holders(server.port) == children(server)
+            assert holders(server) == children(server)
             for client in held:
                 client.close()
 
@@ -205,7 +209,7 @@ def test_new_connections_queue_on_the_workers_own_sockets_only(four: ServerProc)
         os.kill(pid, signal.SIGSTOP)
     try:
         waiting = [socket.create_connection(("127.0.0.1", four.port), timeout=5) for _ in range(48)]
-        queued = {found.pids: found.queued for found in listeners(four.port)}
+        queued = {found.pids: found.queued for found in listeners(four)}
     finally:
         for pid in workers:
             os.kill(pid, signal.SIGCONT)
@@ -222,4 +226,4 @@ def test_one_worker_serves_the_socket_the_arbiter_listens_on(sp2p_server: Server
     """One worker has no siblings to wake: it serves the arbiter's socket alone."""
     assert wait_until(lambda: len(children(sp2p_server)) == 1, timeout=30)
     (worker,) = children(sp2p_server)
-    assert [found.pids for found in listeners(sp2p_server.port)] == [{sp2p_server.proc.pid, worker}]
+    assert [found.pids for found in listeners(sp2p_server)] == [{sp2p_server.proc.pid, worker}]
