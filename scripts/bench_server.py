@@ -59,7 +59,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_server_load import ExchangeTimes, exchange, raise_nofile, reason  # noqa: E402
+from bench_server_load import ExchangeTimes, Progress, exchange, raise_nofile, reason  # noqa: E402
+from bench_server_probe import AfterClose, after_close, open_files  # noqa: E402
 from bench_server_targets import (  # noqa: E402
     Metrics,
     Running,
@@ -126,9 +127,7 @@ class Row:
     redis_cpu_exchanges: float | None = None  #: redis-server's CPU seconds over them (Redis targets)
     log_events: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
-    pair_after_close: float | None = None
-    probes_ok: int = 0
-    probes: int = 0
+    after: AfterClose = field(default_factory=AfterClose)
     survived: bool = False
     threads_after: int = 0
     rss_after_kib: int = 0
@@ -187,6 +186,18 @@ class Exchanges:
     def run(self, urls: list[str], count: int, timeout: float = 10.0) -> list[ExchangeTimes | BaseException]:
         return asyncio.run(self._batch(urls, count, timeout))
 
+    def probe(self, urls: list[str], timeout: float, progress: Progress) -> ExchangeTimes | BaseException:
+        """One exchange, noting its steps in `progress`."""
+        index, self.next_index = self.next_index, self.next_index + 1
+
+        async def one() -> ExchangeTimes:
+            return await exchange(urls[0], urls[1 % len(urls)], index, timeout, progress)
+
+        try:
+            return asyncio.run(one())
+        except Exception as exc:  # noqa: BLE001 - counted by the step it was stuck at
+            return exc
+
 
 def _metrics(running: Running) -> tuple[Metrics, int | None]:
     redis = measure((running.redis_pid,)).rss_kib if running.redis_pid else None
@@ -206,6 +217,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         time.sleep(args.settle)
         base, _ = _metrics(running)
         row.rss_base_kib = base.rss_kib
+        base_files = open_files(running.roots)[0] if running.roots else None
         per = min(args.per_process, math.ceil(n / 2))  # two at least: the client side needs both cores
         for first in range(0, n, per):
             generators.append(Generator(running.ws_urls, first, min(per, n - first), args))
@@ -245,16 +257,10 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         closed = [gen.reply(60) for gen in generators]
         row.dropped = sum(int(r["dropped"]) for r in closed)
         closed_at = max(float(r["at"]) for r in closed)
-        probe_start = time.monotonic()
-        probe = exchanges.run(running.ws_urls, 1, timeout=5.0)[0]
-        if isinstance(probe, ExchangeTimes):  # from the last close to peer-joined
-            row.pair_after_close = probe_start - closed_at + probe.paired
-        watch_end = time.monotonic() + args.watch
-        while time.monotonic() < watch_end:
-            started = time.monotonic()
-            row.probes += 1
-            row.probes_ok += isinstance(exchanges.run(running.ws_urls, 1, timeout=5.0)[0], ExchangeTimes)
-            time.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+        urls = running.ws_urls
+        row.after = after_close(
+            running.roots, base_files, closed_at, args.watch, lambda t, p: exchanges.probe(urls, t, p)
+        )
         after, _ = _metrics(running)
         row.threads_after, row.rss_after_kib = after.threads, after.rss_kib
         row.log_events = running.log_events()
@@ -274,7 +280,6 @@ def describe(row: Row) -> str:
     refused = f" refused {dict(row.refused)}" if row.refused else ""
     failed = f" failed {dict(row.exch_failed)}" if row.exch_failed else ""
     redis = f", redis {row.redis_kib / 1024:.0f} MiB" if row.redis_kib is not None else ""
-    pair = f"{row.pair_after_close * 1e3:.0f} ms" if row.pair_after_close is not None else "FAILED"
     client_cpu = statistics.median(row.exch_client_cpu or [0.0])
     redis_cpu = row.redis_ms_per_exchange
     redis_exch = f" + redis {redis_cpu:.1f}" if redis_cpu is not None else ""
@@ -287,8 +292,7 @@ def describe(row: Row) -> str:
         f"({len(row.exch)} ok{failed}, server CPU {row.cpu_ms_per_exchange:.1f}{redis_exch} ms/exchange, "
         f"client CPU {client_cpu * 1e3:.0f} ms per round); "
         f"idle dropped while held {row.dropped}; after mass close: "
-        f"{'up' if row.survived else 'DOWN/RESTARTED'}, next session paired in {pair}, "
-        f"probes {row.probes_ok}/{row.probes}, threads {row.threads_after}, "
+        f"{'up' if row.survived else 'DOWN/RESTARTED'}, {row.after.describe()}, threads {row.threads_after}, "
         f"RSS {row.rss_after_kib / 1024:.0f} MiB"
         + "".join(f"; server log: {name} {count}" for name, count in row.log_events.items())
     )
@@ -304,11 +308,14 @@ COLUMNS: tuple[tuple[str, Callable[[Row], str]], ...] = (
     ("exch p50/p99 ms", lambda r: f"{r.p50_ms:.0f}/{r.p99_ms:.0f}"),
     ("CPU ms/exch", lambda r: f"{r.cpu_ms_per_exchange:.1f}"),
     ("mass close", lambda r: "up" if r.survived else "DOWN"),
-    (
-        "pair after ms",
-        lambda r: f"{r.pair_after_close * 1e3:.0f}" if r.pair_after_close is not None else "fail",
-    ),
+    ("pair after ms", lambda r: _ms(r.after.first_paired)),
+    ("worst pair ms", lambda r: _ms(r.after.worst_paired)),
+    ("probes ok", lambda r: f"{len(r.after.probes) - sum(r.after.stuck.values())}/{len(r.after.probes)}"),
 )
+
+
+def _ms(seconds: float | None) -> str:
+    return f"{seconds * 1e3:.0f}" if seconds is not None else "fail"
 
 
 #: figures taken as the median over rounds (the rest come from the round with the median p99)

@@ -37,7 +37,7 @@ import struct
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +132,27 @@ class ExchangeTimes:
     total: float  #: sender connect -> every message relayed both ways, peer-left seen
 
 
+#: an exchange's steps in order: the sender's connection, its hello answered (welcome), the
+#: receiver's connection and join answered (welcome), the sender told (peer-joined), the rest
+STAGES = ("connect", "hello", "join", "peer-joined", "exchange")
+
+
+@dataclass
+class Progress:
+    """The steps an exchange finished, each with its time from its start (perf_counter
+    seconds): a failed exchange's stage is the first step it did not finish."""
+
+    start: float = field(default_factory=time.perf_counter)
+    done: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, stage: str) -> None:
+        self.done[stage] = time.perf_counter() - self.start
+
+    @property
+    def stage(self) -> str:
+        return next((s for s in STAGES if s not in self.done), "done")
+
+
 def _text(msg_type: SignalType, body: Any = None) -> str:
     return Envelope.build(msg_type, body).to_json()
 
@@ -163,9 +184,10 @@ _SENDER_DIRECT = _text(SignalType.DIRECT, Direct("127.0.0.1:40001"))
 _RECEIVER_DIRECT = _text(SignalType.DIRECT, Direct("127.0.0.1:40002"))
 
 
-async def _sender_side(ws: WsClient, start: float, mine: str, theirs: str) -> float:
+async def _sender_side(ws: WsClient, progress: Progress, mine: str, theirs: str) -> float:
     await expect(ws, SignalType.PEER_JOINED)
-    paired = time.perf_counter() - start
+    progress.mark("peer-joined")
+    paired = progress.done["peer-joined"]
     ws.send(mine)
     await expect(ws, SignalType.CRYPTO, theirs)
     ws.send(_OFFER)
@@ -182,10 +204,11 @@ async def _sender_side(ws: WsClient, start: float, mine: str, theirs: str) -> fl
     return paired
 
 
-async def _receiver_side(ws: WsClient, session_id: str, mine: str, theirs: str) -> None:
+async def _receiver_side(ws: WsClient, progress: Progress, session_id: str, mine: str, theirs: str) -> None:
     ws.send(_text(SignalType.JOIN, Join(session_id, client_type=ClientType.CLI)))
     ws.send(mine)  # the CLI does not wait for welcome
     await expect(ws, SignalType.WELCOME)
+    progress.mark("join")
     await expect(ws, SignalType.CRYPTO, theirs)
     await expect(ws, SignalType.OFFER, _OFFER)
     for text in _SENDER_CANDIDATES:
@@ -200,28 +223,35 @@ async def _receiver_side(ws: WsClient, session_id: str, mine: str, theirs: str) 
     ws.close()
 
 
-async def exchange(sender_url: str, receiver_url: str, index: int, timeout: float = 10.0) -> ExchangeTimes:
-    """A sender and a receiver from their own source addresses, through to peer-left."""
-    start = time.perf_counter()
+async def exchange(
+    sender_url: str, receiver_url: str, index: int, timeout: float = 10.0, progress: Progress | None = None
+) -> ExchangeTimes:
+    """A sender and a receiver from their own source addresses, through to peer-left;
+    `progress` notes each step finished (see STAGES)."""
+    progress = progress or Progress()
+    progress.start = time.perf_counter()
     async with asyncio.timeout(timeout):
         sender = await dial(sender_url, source_ip(EXCHANGE_BASE + 2 * index), timeout)
+        progress.mark("connect")
         try:
             sender.send(_HELLO)
             welcome = Welcome.from_payload((await expect(sender, SignalType.WELCOME))["payload"])
+            progress.mark("hello")
             blob = base64.b64encode(os.urandom(160)).decode()
             sender.send(_text(SignalType.FILE_INFO, FileInfo(blob)))
             keys = (_crypto(), _crypto())  # sender's, receiver's
             receiver = await dial(receiver_url, source_ip(EXCHANGE_BASE + 2 * index + 1), timeout)
             try:
                 paired, _ = await asyncio.gather(
-                    _sender_side(sender, start, *keys),
-                    _receiver_side(receiver, welcome.session_id, keys[1], keys[0]),
+                    _sender_side(sender, progress, *keys),
+                    _receiver_side(receiver, progress, welcome.session_id, keys[1], keys[0]),
                 )
             finally:
                 receiver.abort()
         finally:
             sender.abort()
-    return ExchangeTimes(paired, time.perf_counter() - start)
+    progress.mark("exchange")
+    return ExchangeTimes(paired, progress.done["exchange"])
 
 
 # ---------------------------------------------------------------------------------------
