@@ -135,6 +135,7 @@ class Peer:
         "_ping_interval",
         "_next_ping",
         "_awaiting_pong",
+        "unhurried",
     )
 
     def __init__(
@@ -161,6 +162,10 @@ class Peer:
         self._ping_interval = ping_interval
         self._next_ping = self.last_activity + ping_interval if ping_interval > 0 else float("inf")
         self._awaiting_pong = False
+        #: nobody else waits on this connection (a sender nobody joined yet): its input,
+        #: and so its EOF when the client goes, may wait for a quiet moment of the loop,
+        #: behind new connections' work (server.waiting.Turns: thousands may close at once)
+        self.unhurried = False
         sock.settimeout(write_timeout)  # bounds sendall(); reads wait for readability first
         with contextlib.suppress(OSError):  # small frames must not wait for delayed ACKs
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -195,7 +200,7 @@ class Peer:
                 return None
             self._reading = True
             try:
-                readable = self._input.wait(min(deadline, self._next_ping))
+                readable = self._input.wait(min(deadline, self._next_ping), self.unhurried)
             except OSError:
                 readable = True  # let recv() tell what happened
             finally:
@@ -246,6 +251,12 @@ class Peer:
         self._awaiting_pong = True
         self._next_ping = now + self._ping_interval
         self._write(wsframe.encode(OP_PING, b""))
+
+    def hurry(self) -> None:
+        """Someone waits on this connection now: its input is read as soon as it comes."""
+        if self.unhurried:
+            self.unhurried = False
+            self._input.hurry()
 
     # -- writing (anyone) ----------------------------------------------------------
     def has_input(self) -> bool:

@@ -62,6 +62,30 @@ class Batched(Generic[A, R]):
             raise slot.error
         return slot.result  # type: ignore[return-value]
 
+    def call_many(self, args: Sequence[A]) -> list[R]:
+        """`call` for each of `args`, queued together (so they share a pipeline, up to
+        MAX_BATCH at a time); raises the first failure once every call is answered or left."""
+        slots: list[_Slot[A, R]] = [_Slot(arg) for arg in args]
+        if not slots:
+            return []
+        with self._lock:
+            self._pending.extend(slots)
+            lead, self._busy = not self._busy, True
+        try:
+            for i, slot in enumerate(slots):
+                if not (lead and i == 0):  # else ours is first in, and leads at once
+                    slot.wake.wait()
+                if not slot.answered:  # handed the lead: ours is in the next batch
+                    self._lead()
+        except BaseException:
+            for slot in slots:
+                self._leave(slot)
+            raise
+        for slot in slots:
+            if slot.error is not None:
+                raise slot.error
+        return [slot.result for slot in slots]  # type: ignore[misc]
+
     def _leave(self, slot: _Slot[A, R]) -> None:
         """Take an unanswered caller out; if it had been handed the lead, pass it on."""
         with self._lock:

@@ -219,6 +219,20 @@ class RedisStore:
             answer = self._script(self._end, keys, [session_id, self.prefix])
         return scripts.decode_record(answer, session_id) if answer else None
 
+    def end_many(self, session_ids: Sequence[str]) -> list[SessionRecord | None]:
+        calls: list[ScriptCall] = [
+            (self._end, [self._k("s", sid), self._k("born"), self._k("seen")], [sid, self.prefix])
+            for sid in session_ids
+        ]
+        with _guard():
+            answers = self._calls.call_many(calls)
+        for answer in answers:
+            if isinstance(answer, Exception):
+                raise StoreUnavailable(f"redis: {answer}")
+        return [
+            scripts.decode_record(a, sid) if a else None for sid, a in zip(session_ids, answers, strict=True)
+        ]
+
     def expired(self, *, idle: float, max_age: float) -> list[str]:
         now = self._clock()
         with _guard():

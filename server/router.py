@@ -77,6 +77,7 @@ class LocalRouter:
             if peer is not None:  # noted before the text goes out: the answer may follow at once
                 self._pairings[session_id] = pairing
         if peer is not None:
+            peer.hurry()  # its receiver waits on it now
             peer.send_text(text)
 
     def take_pairing(self, session_id: str) -> Pairing | None:

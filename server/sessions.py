@@ -11,7 +11,7 @@ import dataclasses
 import secrets
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 from server.ratelimit import FixedWindowLimiter
 from server.relay import JoinCheck, Refusal, check_join
@@ -151,6 +151,9 @@ class MemoryStore:
             else:
                 self._per_ip.pop(record.sender_ip, None)
             return record
+
+    def end_many(self, session_ids: Sequence[str]) -> list[SessionRecord | None]:
+        return [self.end(session_id) for session_id in session_ids]
 
     def expired(self, *, idle: float, max_age: float) -> list[str]:
         now = self._clock()

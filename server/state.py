@@ -17,11 +17,9 @@ from server.router import LocalRouter
 from server.sessions import MemoryStore
 from server.stats import Stats
 from server.store import Router, SessionStore, StoreUnavailable
-from server.teardown import end_session, expire_session, lost_session, redact
+from server.teardown import Teardowns, end_session, expire_session, lost_session, redact
 from sp2p.proto.constants import Role
 
-#: connections ending their sessions at once (see ServerState.teardown_gate)
-TEARDOWN_BATCH = 32
 #: how often a node beats (and looks for dead nodes); see server.redis_store for the TTL
 HEARTBEAT_EVERY = 1.0
 #: local sessions per step of the reaper's activity report; it yields between steps (one
@@ -56,11 +54,8 @@ class ServerState:
         #: every open WebSocket, so shutdown can close those without a session too
         self.peers: set[Any] = set()
         self.peers_lock = threading.Lock()
-        #: When thousands of clients leave at once, each handler wakes in the same turn of
-        #: gevent's loop and would run its teardown straight through, so a new connection
-        #: waited for all of them (seconds for 10,000). Past this gate only a few tear
-        #: down at a time; the others wait their turn behind new connections' work.
-        self.teardown_gate = threading.BoundedSemaphore(TEARDOWN_BATCH)
+        #: sessions whose connection went away, ended behind new connections' work
+        self.teardowns = Teardowns(self)
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
@@ -203,6 +198,7 @@ class ServerState:
                 break
             except Exception:
                 log.exception("closing a session at shutdown failed")
+        self.teardowns.drain()  # connections gone just before: their peers hear peer-left
         with self.peers_lock:
             stragglers = list(self.peers)
         for peer in stragglers:

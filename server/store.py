@@ -12,7 +12,7 @@ Records are plain values: the store never holds a connection, so a handler asks 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -153,6 +153,10 @@ class SessionStore(Protocol):
 
     def end(self, session_id: str) -> SessionRecord | None:
         """Remove the session; its record only for the call that actually ended it."""
+        ...
+
+    def end_many(self, session_ids: Sequence[str]) -> list[SessionRecord | None]:
+        """`end` for each, in order (with Redis: one pipeline)."""
         ...
 
     def expired(self, *, idle: float, max_age: float) -> list[str]:

@@ -1,22 +1,32 @@
 """Ending sessions: `peer-left` or a clear error to whoever remains, then both sockets close.
 
-Used by the connection handlers (server.ws) and by the node's background tasks
-(server.state: reaper, dead-node sweep, shutdown). It needs only the store, the router and
-the metrics, so it takes any object that has them (`Services`) and imports neither side.
+Used by the connection handlers (server.ws, through `Teardowns`) and by the node's
+background tasks (server.state: reaper, dead-node sweep, shutdown). It needs only the
+store, the router and the metrics, so it takes any object that has them (`Services`) and
+imports neither side.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
 from typing import Protocol
 
 from server.connection import CLOSE_GOING_AWAY, Peer, WriteBatch
 from server.metrics import Metrics
-from server.store import Router, SessionRecord, SessionStore
+from server.store import Router, SessionRecord, SessionStore, StoreUnavailable
+from server.waiting import give_way
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import Envelope, Error, ErrorCode, SignalType
 
 log = logging.getLogger("sp2p.server")
+
+#: sessions ended per slice of the background teardown: one pipeline of end scripts and a
+#: few ms of work, then everything else that is ready runs first
+SLICE = 64
 
 #: the two notices a teardown sends, built once
 PEER_LEFT = Envelope.build(SignalType.PEER_LEFT).to_json()
@@ -60,9 +70,16 @@ def expire_session(state: Services, session_id: str) -> None:
 
 
 def _teardown(
-    state: Services, record: SessionRecord, notice: str | None, notify: Role | None, reason: str
+    state: Services,
+    record: SessionRecord,
+    notice: str | None,
+    notify: Role | None,
+    reason: str,
+    *,
+    logged: bool = True,
 ) -> None:
-    """After the store ended `record`: `notice` to `notify` (None: to both), then close."""
+    """After the store ended `record`: `notice` to `notify` (None: to both), then close;
+    a log line unless not `logged` (the caller sums it up)."""
     state.metrics.session_ended(record.joined)
     roles = [Role.SENDER, Role.RECEIVER] if record.joined else [Role.SENDER]
     batch = WriteBatch()
@@ -74,7 +91,8 @@ def _teardown(
         for role in roles:
             state.router.close(record, role, CLOSE_GOING_AWAY, reason)
     batch.flush()  # what no close took along (a peer another node holds is not in it)
-    log.info("peer disconnected session=%s", redact(record.id))
+    if logged:
+        log.info("peer disconnected session=%s", redact(record.id))
 
 
 def lost_session(state: Services, session_id: str, role: Role, peer: Peer) -> None:
@@ -86,3 +104,98 @@ def lost_session(state: Services, session_id: str, role: Role, peer: Peer) -> No
     lost = Error(ErrorCode.SESSION_EXPIRED, "session lost by the server, please start again")
     peer.send(Envelope.build(SignalType.ERROR, lost))
     peer.close(CLOSE_GOING_AWAY, "session lost")
+
+
+class Teardowns:
+    """Sessions whose connection went away, ended by one worker (a greenlet under gevent).
+
+    When thousands of clients leave at once, every handler wakes in the same turn of the
+    loop. Had each ended its session itself (or waited at a gate for its turn), a new
+    connection's hello and join waited behind thousands of end scripts, and a paired
+    session's `peer-left` behind all of them (seconds at 12,500 per worker). Here a handler
+    only queues its session and is done; the worker ends `SLICE` at a time (one pipeline
+    of end scripts) and between slices gives way to everything else that is ready
+    (server.waiting.give_way). A session whose peer may still be there (someone waits for
+    `peer-left`) is urgent: urgent ones go first, and while any are queued the worker
+    yields for one turn of the loop only.
+    """
+
+    def __init__(self, state: Services) -> None:
+        self._state = state
+        self._urgent: deque[tuple[str, Role]] = deque()
+        self._background: deque[tuple[str, Role]] = deque()
+        self._wake = threading.Event()
+        #: held while a slice is ended (drain() waits for the worker's slice in flight)
+        self._slice_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+
+    def leave(self, session_id: str, role: Role, *, urgent: bool) -> None:
+        """`role`'s connection is gone (and detached from the router): end its session,
+        `peer-left` to the other side."""
+        (self._urgent if urgent else self._background).append((session_id, role))
+        if self._worker is None:
+            self._start()
+        self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._urgent) + len(self._background)
+
+    def drain(self) -> None:
+        """End everything queued, now (shutdown)."""
+        while self._slice():
+            pass
+
+    def _start(self) -> None:
+        with self._start_lock:  # started on first use: in the worker process, after the fork
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="sp2p-teardown", daemon=True)
+                self._worker.start()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()  # what is queued from here on sets it again
+            while self._slice():
+                if self._urgent:
+                    time.sleep(0)  # one turn of the loop: someone waits for a peer-left
+                else:
+                    give_way()
+
+    def _slice(self) -> bool:
+        """End up to SLICE queued sessions, urgent ones first; False if none were queued."""
+        with self._slice_lock:
+            batch = _take(self._urgent, SLICE)
+            batch += _take(self._background, SLICE - len(batch))
+            if not batch:
+                return False
+            try:
+                self._end(batch)
+            except Exception:  # the worker must live on: the reaper ends what was missed
+                log.exception("ending %d sessions failed", len(batch))
+        return True
+
+    def _end(self, batch: Sequence[tuple[str, Role]]) -> None:
+        state = self._state
+        try:
+            records = state.store.end_many([session_id for session_id, _ in batch])
+        except StoreUnavailable as exc:
+            # not a bug: the records expire, or the reaper ends them once the store is back
+            log.warning("%d sessions left to the reaper: %s", len(batch), exc)
+            return
+        alone = 0  # senders nobody joined: one log line for the lot (a mass close is
+        # thousands of them; a line each was a fifth of the teardown's CPU)
+        for (_, role), record in zip(batch, records, strict=True):
+            if record is not None:
+                _teardown(state, record, PEER_LEFT, other_role(role), "session ended", logged=record.joined)
+                alone += not record.joined
+        if alone:
+            log.info("peer disconnected: %d sessions nobody had joined", alone)
+
+
+def _take(queue: deque[tuple[str, Role]], limit: int) -> list[tuple[str, Role]]:
+    taken: list[tuple[str, Role]] = []
+    while queue and len(taken) < limit:
+        taken.append(queue.popleft())
+    return taken

@@ -19,8 +19,10 @@ import functools
 import math
 import select
 import socket
+import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -29,8 +31,12 @@ TICK = 0.25
 
 
 class Input(Protocol):
-    def wait(self, until: float) -> bool:
-        """True when the socket has input (or EOF), False once `until` (monotonic) passed."""
+    def wait(self, until: float, unhurried: bool = False) -> bool:
+        """True when the socket has input (or EOF), False once `until` (monotonic) passed.
+        `unhurried`: input may wait for a quiet moment (under gevent, see Turns)."""
+
+    def hurry(self) -> None:
+        """The reader waiting now is no longer unhurried."""
 
     def close(self) -> None: ...
 
@@ -85,6 +91,67 @@ def call_later(sock: socket.socket, delay: float, fn: Callable[[], None]) -> Non
     timer.start()
 
 
+def _patched() -> bool:
+    """Running under gevent's monkey patches (the server's worker), not on threads."""
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("threading"))
+
+
+def give_way() -> None:
+    """Let every other ready piece of work run first. Under gevent: until the hub has
+    nothing else pending (an idle watcher: connections being read, accepted or written to
+    all go before); under threads: the GIL to whoever wants it."""
+    if _patched():
+        _gevent().idle()
+    else:
+        time.sleep(0)
+
+
+#: deferred reads let through per quiet moment of the loop
+TURN = 64
+
+
+class Turns:
+    """Work that can wait for a quiet moment of one gevent hub, run `TURN` at a time.
+
+    When thousands of clients leave at once, their sockets are all readable before a new
+    connection's is (epoll reports them in that order), and every handler waking to read
+    its EOF and wind down (closing its socket, counting, logging) came before the new
+    connection's hello: up to seconds of a worker. An unhurried reader's input (see
+    `GeventInput`) is noted here instead, at the cost of a callback in the hub; an idle
+    watcher runs `TURN` of them each time the loop has nothing else pending, so whatever
+    arrives meanwhile is served in between."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self._queue: deque[Callable[[], None]] = deque()
+        self._idle = hub.loop.idle()
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run `fn` in the hub at a quiet moment (in order); it must not block."""
+        self._queue.append(fn)
+        if not self._idle.active:
+            self._idle.start(self._run)
+
+    def _run(self) -> None:
+        for _ in range(min(TURN, len(self._queue))):
+            self._queue.popleft()()
+        if not self._queue:
+            self._idle.stop()
+
+
+_turns: Turns | None = None
+
+
+def turns() -> Turns:
+    """This worker's Turns (made on first use, in the hub's thread)."""
+    global _turns
+    hub = _gevent().get_hub()
+    if _turns is None or _turns.hub is not hub:
+        _turns = Turns(hub)
+    return _turns
+
+
 def _tls_pending(sock: socket.socket) -> Callable[[], int] | None:
     """TLS: how many decrypted bytes wait that the fd does not show (None: plain TCP)."""
     if getattr(type(sock), "pending", None) is None:  # (on the class: gevent's instance
@@ -100,12 +167,15 @@ class PollInput:
         self._sock = sock
         self._pending = _tls_pending(sock)
 
-    def wait(self, until: float) -> bool:
+    def wait(self, until: float, unhurried: bool = False) -> bool:
         if self._pending is not None and self._pending():
             return True
         poller = select.poll()
         poller.register(self._sock, select.POLLIN)
         return bool(poller.poll(max(0, int((until - time.monotonic()) * 1000) + 1)))
+
+    def hurry(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -164,9 +234,12 @@ class GeventInput:
     stays parked in its deadline's slot after a wake-up by input: a relaying connection
     waits again and again for the same deadline (its next ping), so most waits touch the
     wheel not at all. When the slot comes due the reader is expired: woken with False if it
-    is waiting then (receive() checks the clock and goes on), forgotten otherwise."""
+    is waiting then (receive() checks the clock and goes on), forgotten otherwise.
 
-    __slots__ = ("_pending", "_io", "_wheel", "_slot", "_waiting", "_getcurrent")
+    An unhurried wait's input is deferred to a quiet moment of the loop (Turns): the reader
+    is woken then, with True."""
+
+    __slots__ = ("_pending", "_io", "_wheel", "_slot", "_waiting", "_deferred", "_getcurrent")
 
     def __init__(self, sock: socket.socket) -> None:
         self._pending = _tls_pending(sock)
@@ -176,9 +249,11 @@ class GeventInput:
         self._slot: int | None = None
         #: the greenlet waiting in wait() (None: nobody waits)
         self._waiting: Any = None
+        #: input came for the waiting reader, which is woken at a quiet moment
+        self._deferred = False
         self._getcurrent = _gevent().getcurrent
 
-    def wait(self, until: float) -> bool:
+    def wait(self, until: float, unhurried: bool = False) -> bool:
         if self._pending is not None and self._pending():
             return True
         wheel = self._wheel
@@ -189,17 +264,42 @@ class GeventInput:
             wheel.park(self, slot)
             self._slot = slot
         waiting = self._waiting = self._getcurrent()
-        self._io.start(waiting.switch, True)
+        if unhurried:
+            self._io.start(self._defer)
+        else:
+            self._io.start(waiting.switch, True)
         try:
             return bool(wheel.hub.switch())
         finally:
             self._io.stop()
             self._waiting = None
+            self._deferred = False
+
+    def _defer(self) -> None:
+        """In the hub: input for an unhurried reader, which reads it at a quiet moment."""
+        self._io.stop()
+        self._deferred = True
+        turns().defer(self._resume)
+
+    def _resume(self) -> None:
+        """In the hub: the deferred reader's turn (or it was hurried)."""
+        if self._deferred and self._waiting is not None:
+            self._deferred = False
+            self._waiting.switch(True)
+
+    def hurry(self) -> None:
+        if self._waiting is None:
+            return
+        if self._deferred:  # its input is here: wake it now, not at its turn
+            self._wheel.hub.loop.run_callback(self._resume)
+        else:
+            self._io.stop()
+            self._io.start(self._waiting.switch, True)
 
     def expire(self) -> None:
         """In the hub: this reader's slot came due."""
         self._slot = None
-        if self._waiting is not None:
+        if self._waiting is not None and not self._deferred:  # (deferred: woken with True soon)
             self._waiting.switch(False)
 
     def close(self) -> None:

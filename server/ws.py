@@ -134,9 +134,11 @@ def _serve(state: ServerState, peer: Peer, base_url: str | None) -> None:
     try:
         _relay_loop(state, peer, link)
     finally:
-        with state.teardown_gate:  # a mass disconnect must not hold up everyone else
-            if state.router.detach(link.id, link.role, peer):  # else a teardown closed us: ended
-                end_session(state, link.id, leaver=link.role)
+        # urgent if the other side may be there to hear peer-left (a sender learns of its
+        # receiver from its next message, or from the pairing noted for it)
+        urgent = link.has_peer or state.router.take_pairing(link.id) is not None
+        if state.router.detach(link.id, link.role, peer):  # else a teardown closed us: ended
+            state.teardowns.leave(link.id, link.role, urgent=urgent)
 
 
 def _welcome(state: ServerState, record: SessionRecord, base_url: str | None, peer_type: str) -> Welcome:
@@ -159,6 +161,7 @@ def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) ->
         peer.fail(created.code, created.message)
         return None
     state.router.attach(created.id, Role.SENDER, peer)
+    peer.unhurried = True  # until a receiver joins (the router marks it then)
     state.metrics.session_opened()
     log.info("peer connected session=%s role=sender client=%s", redact(created.id), client_type)
     if not peer.send(Envelope.build(SignalType.WELCOME, _welcome(state, created, base_url, ""))):

@@ -101,3 +101,58 @@ def test_call_later_runs_once_in_the_hub(pair: tuple[gsocket.socket, gsocket.soc
     call_later(pair[0], 0.1, lambda: calls.append(time.monotonic() - started))
     gevent.sleep(0.4)
     assert len(calls) == 1 and calls[0] >= 0.1
+
+
+def test_unhurried_input_waits_for_a_quiet_moment_behind_other_input() -> None:
+    """Hundreds of unhurried readers get EOF at once, then one ordinary reader gets input:
+    it runs first, the unhurried ones at idle moments of the loop, TURN at a time."""
+    count = 3 * waiting.TURN + 10
+    pairs = [gsocket.socketpair() for _ in range(count + 1)]
+    woke: list[object] = []
+
+    def read(i: int, unhurried: bool) -> None:
+        assert GeventInput(pairs[i][0]).wait(time.monotonic() + 30, unhurried) is True
+        woke.append(i if unhurried else "hurried")
+
+    readers = [gevent.spawn(read, i, True) for i in range(count)]
+    hurried = gevent.spawn(read, count, False)
+    gevent.sleep(0.05)  # every reader is waiting
+    for _a, b in pairs[:count]:
+        b.close()  # all at once, as a load balancer going away
+    pairs[count][1].send(b"x")  # after them: its event comes last
+    gevent.joinall([*readers, hurried], timeout=10)
+    assert len(woke) == count + 1
+    assert woke[0] == "hurried", woke[:5]
+    assert sorted(w for w in woke if w != "hurried") == list(range(count))  # each once, with True
+    for a, b in pairs:
+        a.close()
+        b.close()
+
+
+def test_a_deferred_reader_that_is_hurried_does_not_wait_for_its_turn() -> None:
+    count = 4 * waiting.TURN
+    pairs = [gsocket.socketpair() for _ in range(count)]
+    inputs = [GeventInput(a) for a, _ in pairs]
+    woke: list[int] = []
+
+    def read(i: int) -> None:
+        assert inputs[i].wait(time.monotonic() + 30, True) is True
+        woke.append(i)
+
+    readers = [gevent.spawn(read, i) for i in range(count)]
+    gevent.sleep(0.05)
+    for _, b in pairs:
+        b.close()
+    gevent.idle()  # the loop saw every EOF (each deferred) and let a turn through
+    waiting_yet = [i for i in range(count) if i not in woke]
+    assert len(waiting_yet) > waiting.TURN  # still deferred, for later turns
+    inputs[waiting_yet[-1]].hurry()
+    gevent.sleep(0)
+    gevent.sleep(0)
+    assert waiting_yet[-1] in woke
+    assert len(woke) < count  # before the others' turns
+    gevent.joinall(readers, timeout=10)
+    assert sorted(woke) == list(range(count))
+    for a, b in pairs:
+        a.close()
+        b.close()
