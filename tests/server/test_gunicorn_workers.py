@@ -199,27 +199,67 @@ def test_a_second_server_on_the_same_address_is_a_one_line_error(four: ServerPro
     assert own_listeners(four) == Counter(children(four))
 
 
-@pytest.mark.slow
-def test_new_connections_queue_on_the_workers_own_sockets_only(four: ServerProc) -> None:
-    """With every worker frozen, the kernel still completes handshakes: each connection
-    waits where the steering put it. None on the shared socket (that would wake all four),
-    some on every worker's own; thawed, every one is served."""
-    workers = children(four)
-    for pid in workers:
+def _queue_while_frozen(server: ServerProc, frozen: set[int], host: str, count: int) -> tuple[
+    dict[frozenset[int], int], list[socket.socket]
+]:
+    """Open `count` connections while `frozen` are SIGSTOPped (the kernel still completes
+    the handshakes): where each waits, by the pids holding the socket."""
+    for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
     try:
-        waiting = [socket.create_connection(("127.0.0.1", four.port), timeout=5) for _ in range(48)]
-        queued = {found.pids: found.queued for found in listeners(four)}
+        waiting = [socket.create_connection((host, server.port), timeout=5) for _ in range(count)]
+        return {found.pids: found.queued for found in listeners(server)}, waiting
     finally:
-        for pid in workers:
+        for pid in frozen:
             os.kill(pid, signal.SIGCONT)
-    assert queued[frozenset({four.proc.pid, *workers})] == 0
-    own = {pids: n for pids, n in queued.items() if len(pids) == 1}
-    assert sum(own.values()) == 48 and len(own) == 4 and all(own.values())
+
+
+def _all_served(waiting: list[socket.socket]) -> None:
     for sock in waiting:
         with sock:
             sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
             assert sock.recv(4096).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("addr", "host"),
+    [("127.0.0.1:0", "127.0.0.1"), ("[::1]:0", "::1"), (":0", "127.0.0.1"), (":0", "::1")],
+    ids=["ipv4", "ipv6", "dual-stack-v4", "dual-stack-v6"],
+)
+def test_new_connections_queue_on_the_workers_own_sockets_only(redis_url: str, addr: str, host: str) -> None:
+    """With every worker frozen, each connection waits where the steering (server/steering.py,
+    which reads IPv4 and IPv6 headers) put it: none on the shared socket (that would wake all
+    four), some on every worker's own; thawed, every one is served."""
+    with start_workers(redis_url, 4, "-addr", addr) as server:
+        workers = children(server)
+        queued, waiting = _queue_while_frozen(server, workers, host, 48)
+        assert queued[frozenset({server.proc.pid, *workers})] == 0
+        own = {pids: n for pids, n in queued.items() if len(pids) == 1}
+        assert sum(own.values()) == 48 and len(own) == 4 and all(own.values()), queued
+        _all_served(waiting)
+
+
+@pytest.mark.slow
+def test_a_dead_workers_share_goes_to_sockets_still_served(redis_url: str) -> None:
+    """A worker dead and not yet replaced (the arbiter frozen): its index is out of range,
+    the kernel hashes those connections over the live sockets, the shared one included,
+    and every connection is queued where a live worker accepts it."""
+    with start_workers(redis_url, 3) as server:
+        victim, *alive = sorted(children(server))
+        os.kill(server.proc.pid, signal.SIGSTOP)  # no replacement meanwhile
+        try:
+            os.kill(victim, signal.SIGKILL)
+            assert wait_until(lambda: not any(victim in found.pids for found in listeners(server)))
+            # a third of the connections hash to the dead index, a third of those to the
+            # shared socket: P(none of 150 there) ~ 2e-8
+            queued, waiting = _queue_while_frozen(server, set(alive), "127.0.0.1", 150)
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        assert sum(queued.values()) == 150, queued
+        assert all(pids & set(alive) for pids in queued)  # every queue has a live worker
+        assert queued[frozenset({server.proc.pid, *alive})] > 0  # the fallback took its share
+        _all_served(waiting)
 
 
 def test_one_worker_serves_the_socket_the_arbiter_listens_on(sp2p_server: ServerProc) -> None:
