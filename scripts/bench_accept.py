@@ -14,8 +14,9 @@ that found none (EAGAIN: a worker woken for a connection another took). Then how
 accepted connections spread over the workers, exchange p50/p99, and with Redis the PUBLISH
 commands per exchange: a message to a peer on another worker goes through Redis, one to a
 peer on the same worker does not, so it shows how often both ends of an exchange landed on
-one worker (here they connect milliseconds apart from one client; real peers connect from
-different places at different times, and land on one of four workers a quarter of the time).
+one worker (here they connect milliseconds apart from one client unless --gap spaces them;
+real peers connect from different places at different times, and land on one of four workers
+a quarter of the time).
 
 Figures only, nothing asserted; the machine is shared, so quote the load (printed) and
 compare medians over --rounds.
@@ -131,10 +132,10 @@ def workers_of(running: Running, expected: int, timeout: float = 30.0) -> list[i
         time.sleep(0.2)
 
 
-async def run_batches(url: str, batches: int, concurrent: int, row: Row) -> None:
+async def run_batches(url: str, batches: int, concurrent: int, gap: float, row: Row) -> None:
     for batch in range(batches):
         results = await asyncio.gather(
-            *(exchange(url, url, batch * concurrent + i) for i in range(concurrent)),
+            *(exchange(url, url, batch * concurrent + i, gap=gap) for i in range(concurrent)),
             return_exceptions=True,
         )
         for result in results:
@@ -154,7 +155,7 @@ def measure_round(spec: TargetSpec, args: argparse.Namespace) -> Row:
         counter = AcceptCounter(workers) if args.perf else None
         published = publishes(running)
         before = sample(workers)
-        asyncio.run(run_batches(running.ws_urls[0], args.batches, args.exchanges, row))
+        asyncio.run(run_batches(running.ws_urls[0], args.batches, args.exchanges, args.gap / 1000, row))
         after = sample(workers)
         if published is not None:
             row.publishes = (publishes(running) or 0) - published
@@ -201,6 +202,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batches", type=int, default=20, help="batches of concurrent exchanges per round")
     parser.add_argument("--exchanges", type=int, default=50, help="concurrent exchanges per batch")
+    parser.add_argument("--gap", type=float, default=0.0,
+                        help="ms from the sender's welcome until its receiver dials (real peers: seconds)")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds after start before measuring")
     parser.add_argument("--no-perf", dest="perf", action="store_false", help="skip perf's accept4 counts")
     args = parser.parse_args()

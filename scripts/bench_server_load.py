@@ -224,10 +224,12 @@ async def _receiver_side(ws: WsClient, progress: Progress, session_id: str, mine
 
 
 async def exchange(
-    sender_url: str, receiver_url: str, index: int, timeout: float = 10.0, progress: Progress | None = None
+    sender_url: str, receiver_url: str, index: int, timeout: float = 10.0,
+    progress: Progress | None = None, gap: float = 0.0,
 ) -> ExchangeTimes:
     """A sender and a receiver from their own source addresses, through to peer-left;
-    `progress` notes each step finished (see STAGES)."""
+    `progress` notes each step finished (see STAGES); the receiver dials `gap` seconds
+    after the sender's welcome (0: at once)."""
     progress = progress or Progress()
     progress.start = time.perf_counter()
     async with asyncio.timeout(timeout):
@@ -240,6 +242,7 @@ async def exchange(
             blob = base64.b64encode(os.urandom(160)).decode()
             sender.send(_text(SignalType.FILE_INFO, FileInfo(blob)))
             keys = (_crypto(), _crypto())  # sender's, receiver's
+            await asyncio.sleep(gap)
             receiver = await dial(receiver_url, source_ip(EXCHANGE_BASE + 2 * index + 1), timeout)
             try:
                 paired, _ = await asyncio.gather(
