@@ -1,7 +1,8 @@
 """A 200 MiB transfer between real CLIs, and what its receiver leaves in the output folder.
 
 Shared by test_resume.py (cut by SIGKILL, then re-run) and test_resume_heal.py (cut on the
-wire, healed in the same run); their big_file and src fixtures are in conftest.py.
+wire, healed in the same run); their big_file and src fixtures are in conftest.py. The cut
+itself (stopped, *_in_time, until_cut) also serves test_failures.py's folder cut short.
 
 A test polls the output folder and cuts once the file holds what it wants, but on a loaded
 machine it may not be scheduled again before the transfer is over (on loopback 200 MiB take
@@ -18,7 +19,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -79,9 +80,11 @@ def read_go_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
 
 @contextlib.contextmanager
 def pair(send_args: list[str], recv_args: list[str], env: dict[str, str],
-         send_cmd: list[str] | None = None) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+         send_cmd: list[str] | None = None, send_main: Sequence[str] = ("-m", "sp2p"),
+         ) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes]]]:
+    """Our sender (or `send_main` wrapping it, or the Go CLI `send_cmd`) and our receiver."""
     sender = (
-        spawn(["send", *send_args], env)
+        spawn(["send", *send_args], env, main=send_main)
         if send_cmd is None
         else subprocess.Popen([*send_cmd, *send_args], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, start_new_session=True)
@@ -124,21 +127,28 @@ def stopped(*procs: subprocess.Popen[bytes]) -> Iterator[None]:
                 os.kill(proc.pid, signal.SIGCONT)
 
 
-def short_of_end(sender: subprocess.Popen[bytes], source: Path) -> bool:
-    """Whether the stopped `sender` has not read the end of `source` yet, so cannot have sent it."""
-    return any(pos < source.stat().st_size for pos in read_positions(sender.pid, source))
+def short_of_end(sender: subprocess.Popen[bytes], *sources: Path) -> bool:
+    """Whether the stopped `sender` has not read all of `sources` yet, so cannot have sent it.
+
+    It reads them one at a time in the order given (a folder's files in its lexical walk
+    order): one held open short of its end, or any held open before the last, leaves bytes
+    unread. None held open proves nothing (between two files, or done).
+    """
+    last = len(sources) - 1
+    return any(pos < source.stat().st_size or i < last
+               for i, source in enumerate(sources) for pos in read_positions(sender.pid, source))
 
 
-def kill_sender_in_time(sender: subprocess.Popen[bytes], source: Path) -> None:
-    """SIGKILL `sender` while it has not read the end of `source` yet: it cannot have sent the
-    last bytes, so the receiver never completes the file.
+def kill_sender_in_time(sender: subprocess.Popen[bytes], *sources: Path) -> None:
+    """SIGKILL `sender` while it has not read all of `sources` (see short_of_end) yet: it
+    cannot have sent the last bytes, so the receiver never completes the file or folder.
 
     Raises:
-        TooLate: the sender had read all of `source` (or was gone) when it stopped.
+        TooLate: the sender had read all of `sources` (or was gone) when it stopped.
     """
     _stop(sender)
-    if not short_of_end(sender, source):
-        raise TooLate(f"the sender had read all of {source.name} before the cut")
+    if not short_of_end(sender, *sources):
+        raise TooLate(f"the sender had read all of {sources[-1].name} before the cut")
     os.killpg(sender.pid, signal.SIGKILL)
     sender.wait()
 

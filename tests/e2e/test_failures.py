@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from scripts.benchkit.fixed_level import FIXED_MAIN
 from sp2p.status import ExitStatus
-from tests.e2e.harness import finish, kill, read_code, spawn, transfer
+from tests.e2e.cut_transfer import TooLate, kill_sender_in_time, pair, until_cut
+from tests.e2e.harness import Result, finish, kill, read_code, spawn, transfer
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -107,22 +109,41 @@ def test_sender_killed_mid_transfer(env: dict[str, str], outdir: Path) -> None:
     assert leftovers(outdir) == []
 
 
+def _staging_seen(outdir: Path, placed: Path, receiver: subprocess.Popen[bytes]) -> None:
+    """Until the receiver's staging folder shows in `outdir` (polled at 1 ms: the whole
+    folder may take under a second).
+
+    Raises:
+        TooLate: the folder was placed (as `placed`) before its staging folder was seen.
+    """
+    deadline = time.monotonic() + 30
+    while not any(p.name.startswith(".sp2p-extract") for p in outdir.iterdir()):
+        ended = receiver.poll() is not None  # before the look at `placed`: it may place, then end
+        if placed.exists():
+            raise TooLate("the folder arrived before its staging folder was seen")
+        assert not ended, "the receiver ended without a staging folder"
+        assert time.monotonic() < deadline, "no staging folder within 30 s"
+        time.sleep(0.001)
+
+
 def test_sender_killed_mid_folder(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
     src = tmp_path / "folder"
     src.mkdir()
-    for i in range(40):
-        (src / f"f{i}.bin").write_bytes(os.urandom(1 << 20))
-    sender = spawn(["send", "-compress", "9", str(src)], env)
-    code = read_code(sender)
-    receiver = spawn(["receive", "-output", str(outdir), code], env)
-    eventually(lambda: any(p.name.startswith(".sp2p-extract") for p in outdir.iterdir()), timeout=30,
-               what="a staging folder")
-    os.killpg(sender.pid, signal.SIGSTOP)
-    time.sleep(0.2)
-    kill(sender)
-    r = finish(receiver, timeout=60)
-    if r.rc == 0:
-        pytest.fail("the transfer finished before the sender was killed")
+    files = [src / f"f{i:02}.bin" for i in range(100)]  # the order the sender reads them in (lexical)
+    for f in files:
+        f.write_bytes(os.urandom(1 << 20))
+    # zstd 9 on every chunk, as -compress 9 sends to a far receiver (one on this host gets no
+    # zstd): a compressed stream cut short, and a sender slow enough (~1 s here) to catch
+    fixed_9 = (*FIXED_MAIN, "9", "--")
+
+    def attempt() -> Result:
+        with pair([str(src)], ["-output", str(outdir)], env, send_main=fixed_9) as (sender, receiver):
+            _staging_seen(outdir, outdir / src.name, receiver)
+            kill_sender_in_time(sender, *files)  # or TooLate: it may have sent every byte
+            return finish(receiver, timeout=60)
+
+    r = until_cut(outdir, attempt)
+    assert r.rc != 0, r.err
     no_traceback(r.err)
     assert list(outdir.iterdir()) == []  # staging removed, nothing committed
 
