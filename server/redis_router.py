@@ -106,7 +106,7 @@ class RedisRouter(LocalRouter):
                 for node, bodies in batch.items()
             ]
             try:
-                self._wire.run(commands)
+                self._wire.send(commands)
             except redis.RedisError as exc:
                 log.warning("%d messages to other nodes dropped: redis unreachable: %s",
                             sum(map(len, batch.values())), exc)
