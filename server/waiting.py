@@ -97,17 +97,32 @@ def _patched() -> bool:
     return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
+#: longest a worker waits for a quiet moment: work that can wait still moves on a loop that
+#: is never idle (deferred reads include pongs, due within the ping interval)
+QUIET_AT_MOST = 0.05
+
+
 def give_way() -> None:
     """Let every other ready piece of work run first. Under gevent: until the hub has
     nothing else pending (an idle watcher: connections being read, accepted or written to
-    all go before); under threads: the GIL to whoever wants it."""
-    if _patched():
-        _gevent().idle()
-    else:
+    all go before), or QUIET_AT_MOST; under threads: the GIL to whoever wants it."""
+    if not _patched():
         time.sleep(0)
+        return
+    gevent = _gevent()
+    loop = gevent.get_hub().loop
+    waiter = gevent.hub.Waiter()
+    idle, timer = loop.idle(), loop.timer(QUIET_AT_MOST)
+    idle.start(waiter.switch, None)
+    timer.start(waiter.switch, None)
+    try:
+        waiter.get()
+    finally:
+        idle.close()
+        timer.close()
 
 
-#: deferred reads let through per quiet moment of the loop
+#: deferred reads let through per quiet moment of the loop (or per QUIET_AT_MOST)
 TURN = 64
 
 
@@ -120,24 +135,29 @@ class Turns:
     connection's hello: up to seconds of a worker. An unhurried reader's input (see
     `GeventInput`) is noted here instead, at the cost of a callback in the hub; an idle
     watcher runs `TURN` of them each time the loop has nothing else pending, so whatever
-    arrives meanwhile is served in between."""
+    arrives meanwhile is served in between (and a timer every QUIET_AT_MOST, so a loop
+    that is never idle still gets to them)."""
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
         self._queue: deque[Callable[[], None]] = deque()
         self._idle = hub.loop.idle()
+        self._timer = hub.loop.timer(QUIET_AT_MOST, QUIET_AT_MOST)
 
     def defer(self, fn: Callable[[], None]) -> None:
-        """Run `fn` in the hub at a quiet moment (in order); it must not block."""
+        """Run `fn` in the hub at a quiet moment (in order); it must not block (it may
+        switch to a greenlet that runs until it waits again)."""
         self._queue.append(fn)
         if not self._idle.active:
             self._idle.start(self._run)
+            self._timer.start(self._run)
 
     def _run(self) -> None:
         for _ in range(min(TURN, len(self._queue))):
             self._queue.popleft()()
         if not self._queue:
             self._idle.stop()
+            self._timer.stop()
 
 
 _turns: Turns | None = None

@@ -156,3 +156,32 @@ def test_a_deferred_reader_that_is_hurried_does_not_wait_for_its_turn() -> None:
     for a, b in pairs:
         a.close()
         b.close()
+
+
+def test_unhurried_input_is_read_on_a_loop_that_is_never_idle() -> None:
+    """A busy greenlet that always has a callback pending keeps idle watchers from firing;
+    deferred reads still get their turn (every QUIET_AT_MOST)."""
+    pairs = [gsocket.socketpair() for _ in range(2 * waiting.TURN)]
+    woke: list[int] = []
+    busy = [True]
+
+    def read(i: int) -> None:
+        assert GeventInput(pairs[i][0]).wait(time.monotonic() + 30, True) is True
+        woke.append(i)
+
+    def spin() -> None:
+        while busy[0]:
+            gevent.sleep(0)
+
+    readers = [gevent.spawn(read, i) for i in range(len(pairs))]
+    gevent.sleep(0.05)
+    spinner = gevent.spawn(spin)
+    for _a, b in pairs:
+        b.close()
+    gevent.joinall(readers, timeout=5)
+    busy[0] = False
+    spinner.join(1)
+    assert sorted(woke) == list(range(len(pairs)))
+    for a, b in pairs:
+        a.close()
+        b.close()
