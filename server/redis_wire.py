@@ -22,12 +22,20 @@ from typing import Any, Protocol, cast
 import redis
 from redis.typing import EncodableT
 
-try:  # a poll that never waits: gevent's patched select would switch to the hub for it
+try:  # a poll that never waits: gevent's patched poll would switch to the hub for it
     from gevent.monkey import get_original
 
-    _select = get_original("select", "select")
-except ImportError:  # pragma: no cover - gevent is a server dependency
-    _select = select.select
+    _poll = get_original("select", "poll")
+except ImportError:  # pragma: no cover - gevent is a dependency
+    _poll = select.poll
+
+
+def _readable_now(sock: Any) -> bool:
+    """poll(), not select(): a worker holding thousands of connections gives Redis a file
+    descriptor past select's 1024 (ValueError: it killed the publisher at 50,000 held)."""
+    poller = _poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 #: one command: its name and arguments
 Command = Sequence[EncodableT]
@@ -113,7 +121,7 @@ class Wire:
         if isinstance(sock, ssl.SSLSocket):
             self.run(commands)
             return
-        if sock is not None and _select([sock], [], [], 0)[0]:
+        if sock is not None and _readable_now(sock):
             conn.disconnect()
         packed = pack([c for command in commands for c in (_SKIP, command)])
         try:

@@ -136,3 +136,20 @@ def _send_and_reconnect(url: str) -> None:
         wire.close()
         sub.close()
         client.close()
+
+
+def test_send_on_a_connection_past_file_descriptor_1024(tmp_path: Path) -> None:
+    """A worker holding thousands of connections opens Redis past select()'s limit."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with RedisProc.start(tmp_path, port=0) as tcp_redis:
+            _send_and_reconnect(tcp_redis.url)
+    finally:
+        for fd in filler:
+            os.close(fd)
