@@ -2,7 +2,7 @@
 
 Messages for another node go to an outbox, and one publisher (a thread, a greenlet under
 gevent) sends whatever has gathered in one pipeline: one PUBLISH per target node per
-turn, its payload a JSON array of messages. Under load a relayed message had cost a
+turn, its payload the records of server.redis_frames. Under load a relayed message had cost a
 PUBLISH round trip of its own, a quarter of a worker's CPU in sends to Redis (py-spy,
 50 concurrent exchanges on 4 workers); batched, the handlers go on at once and a busy
 turn's messages share one send. Order per (session, direction) holds: one direction's
@@ -15,13 +15,12 @@ subscription breaks, that node reports Redis as unhealthy and resubscribes.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
-from typing import Any
 
 import redis
 
+from server import redis_frames as frames
 from server.config import ConfigError, ServerConfig
 from server.connection import WriteBatch
 from server.redis_store import RedisStore, redact_url
@@ -48,8 +47,8 @@ class RedisRouter(LocalRouter):
         self._thread: threading.Thread | None = None
         self._publisher: threading.Thread | None = None
         self._subscribed = threading.Event()
-        #: target node -> messages not yet published, in order
-        self._outbox: dict[str, list[dict[str, Any]]] = {}
+        #: target node -> records (server.redis_frames) not yet published, in order
+        self._outbox: dict[str, list[str]] = {}
         self._outbox_lock = threading.Lock()
         self._wake = threading.Event()
         #: held while a batch is taken and published, so batches leave in order
@@ -64,34 +63,31 @@ class RedisRouter(LocalRouter):
     def _channel(self, node: str) -> str:
         return f"{self._store.prefix}:node:{node}"
 
-    def _publish(self, record: SessionRecord, role: Role, body: dict[str, Any]) -> None:
-        node = record.node_of(role)
-        if not node or node == self._node:
-            return
-        body.update(s=record.id, r=role.value)
+    def _publish(self, node: str, frame: str) -> None:
         with self._outbox_lock:
-            self._outbox.setdefault(node, []).append(body)
+            self._outbox.setdefault(node, []).append(frame)
         self._wake.set()
 
     def send(self, record: SessionRecord, role: Role, text: str) -> None:
-        if record.node_of(role) in ("", self._node):
+        node = record.node_of(role)
+        if node in ("", self._node):
             super().send(record, role, text)
         else:
-            self._publish(record, role, {"t": text})
+            self._publish(node, frames.text(record.id, role, text))
 
     def close(self, record: SessionRecord, role: Role, code: int, reason: str) -> None:
-        if record.node_of(role) in ("", self._node):
+        node = record.node_of(role)
+        if node in ("", self._node):
             super().close(record, role, code, reason)
         else:
-            self._publish(record, role, {"c": code, "why": reason})
+            self._publish(node, frames.close(record.id, role, code, reason))
 
     def paired(self, record: SessionRecord, text: str) -> None:
-        if record.sender_node in ("", self._node):
+        node = record.sender_node
+        if node in ("", self._node):
             super().paired(record, text)
         else:
-            pairing = Pairing.of(record)
-            facts = [pairing.joined_at, pairing.receiver_node, pairing.receiver_client_type]
-            self._publish(record, Role.SENDER, {"t": text, "j": facts})
+            self._publish(node, frames.paired(record.id, Pairing.of(record), text))
 
     def flush(self) -> None:
         """Publish everything in the outbox now (one pipeline); a Redis failure drops the
@@ -102,8 +98,7 @@ class RedisRouter(LocalRouter):
             if not batch:
                 return
             commands = [
-                ("PUBLISH", self._channel(node), json.dumps(bodies, separators=(",", ":")))
-                for node, bodies in batch.items()
+                ("PUBLISH", self._channel(node), frames.payload(records)) for node, records in batch.items()
             ]
             try:
                 self._wire.send(commands)
@@ -118,32 +113,26 @@ class RedisRouter(LocalRouter):
             self.flush()
 
     def _deliver(self, raw: str) -> None:
+        # what arrived together leaves together: one write per connection, not one per
+        # message (a sender's offer, candidates and direct address were 6 sends)
         try:
-            bodies = json.loads(raw)
-            if isinstance(bodies, dict):  # one message, as a node before batching sent it
-                bodies = [bodies]
-            # what arrived together leaves together: one write per connection, not one per
-            # message (a sender's offer, candidates and direct address were 6 sends)
             with self._batch.holding():
-                for body in bodies:
-                    self._deliver_one(body)
+                for frame in frames.decode(raw):
+                    self._deliver_one(frame)
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("ignoring a malformed message on our channel")
         finally:
             self._batch.flush()
 
-    def _deliver_one(self, body: dict[str, Any]) -> None:
-        session_id, role = str(body["s"]), Role(body["r"])
-        if "j" in body:
-            joined_at, node, client_type = body["j"]
-            pairing = Pairing(float(joined_at), str(node), str(client_type))
-            self._paired_local(session_id, pairing, str(body["t"]))
-        elif "t" in body:
-            peer = self.local(session_id, role)
+    def _deliver_one(self, frame: frames.Frame) -> None:
+        if frame.pairing is not None:
+            self._paired_local(frame.session, frame.pairing, frame.body)
+        elif frame.kind == frames.TEXT:
+            peer = self.local(frame.session, frame.role)
             if peer is not None:
-                peer.send_text(str(body["t"]))
+                peer.send_text(frame.body)
         else:
-            self._close_local(session_id, role, int(body.get("c", 1001)), str(body.get("why", "")))
+            self._close_local(frame.session, frame.role, frame.code, frame.body)
 
     def start(self) -> None:
         if self._thread is None:
