@@ -110,7 +110,10 @@ class RedisRouter(LocalRouter):
         while not self._stop.is_set():
             self._wake.wait()
             self._wake.clear()
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # a bug must not stop every later delivery to other nodes
+                log.exception("publishing to other nodes failed")
 
     def _deliver(self, raw: str) -> None:
         # what arrived together leaves together: one write per connection, not one per
