@@ -101,7 +101,7 @@ class RedisRouter(LocalRouter):
                 ("PUBLISH", self._channel(node), frames.payload(records)) for node, records in batch.items()
             ]
             try:
-                self._wire.send(commands)
+                self._wire.run(commands)
             except redis.RedisError as exc:
                 log.warning("%d messages to other nodes dropped: redis unreachable: %s",
                             sum(map(len, batch.values())), exc)

@@ -14,28 +14,11 @@ retry and lock layers and started a gevent Timeout per call (~2.7 % of a worker)
 
 from __future__ import annotations
 
-import select
-import ssl
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
 import redis
 from redis.typing import EncodableT
-
-try:  # a poll that never waits: gevent's patched poll would switch to the hub for it
-    from gevent.monkey import get_original
-
-    _poll = get_original("select", "poll")
-except ImportError:  # pragma: no cover - gevent is a dependency
-    _poll = select.poll
-
-
-def _readable_now(sock: Any) -> bool:
-    """poll(), not select(): a worker holding thousands of connections gives Redis a file
-    descriptor past select's 1024 (ValueError: it killed the publisher at 50,000 held)."""
-    poller = _poll()
-    poller.register(sock, select.POLLIN)
-    return bool(poller.poll(0))
 
 #: one command: its name and arguments
 Command = Sequence[EncodableT]
@@ -108,32 +91,9 @@ class Wire:
             raise
         return replies
 
-    def send(self, commands: Sequence[Command]) -> None:
-        """Send commands without waiting for their replies: each goes after CLIENT REPLY
-        SKIP, so Redis answers nothing and the caller does not wake again to read an answer
-        (the router's PUBLISHes: ~2 reads and 0.1-0.2 ms of CPU less per exchange on 4
-        workers). Nothing ever arrives on such a connection, so anything readable before a
-        send is Redis having closed it (a restart): that send goes on a fresh connection.
-        Connection failures raise, as run() does; TLS connections wait for answers (their
-        readability says nothing about the peer)."""
-        conn = self._conn
-        sock = getattr(conn, "_sock", None)
-        if isinstance(sock, ssl.SSLSocket):
-            self.run(commands)
-            return
-        if sock is not None and _readable_now(sock):
-            conn.disconnect()
-        packed = pack([c for command in commands for c in (_SKIP, command)])
-        try:
-            conn.send_packed_command([packed], check_health=False)
-        except redis.ConnectionError:  # closed since: once more on a fresh one
-            conn.send_packed_command([packed], check_health=False)
-
     def close(self) -> None:
         self._conn.disconnect()
 
-
-_SKIP = ("CLIENT", "REPLY", "SKIP")
 
 
 class Subscriber:
