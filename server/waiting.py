@@ -24,7 +24,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 #: seconds per slot of the wheel (how late a deadline may fire)
 TICK = 0.25
@@ -160,16 +160,29 @@ class Turns:
             self._timer.stop()
 
 
-_turns: Turns | None = None
+class _HubBound(Protocol):
+    hub: Any
+
+
+H = TypeVar("H", bound=_HubBound)
+
+#: each kind's one instance for the current hub (a fork or a new hub makes a fresh one)
+_per_hub: dict[Callable[[Any], Any], Any] = {}
+
+
+def _of_this_hub(kind: Callable[[Any], H]) -> H:
+    """The one `kind` of this worker's hub, made on first use (after the fork, in the
+    hub's thread)."""
+    hub = _gevent().get_hub()
+    own: H | None = _per_hub.get(kind)
+    if own is None or own.hub is not hub:
+        own = _per_hub[kind] = kind(hub)
+    return own
 
 
 def turns() -> Turns:
-    """This worker's Turns (made on first use, in the hub's thread)."""
-    global _turns
-    hub = _gevent().get_hub()
-    if _turns is None or _turns.hub is not hub:
-        _turns = Turns(hub)
-    return _turns
+    """This worker's Turns."""
+    return _of_this_hub(Turns)
 
 
 def _tls_pending(sock: socket.socket) -> Callable[[], int] | None:
@@ -235,16 +248,9 @@ class Wheel:
                 reader.expire()
 
 
-_wheel: Wheel | None = None
-
-
 def wheel() -> Wheel:
-    """This worker's wheel (made on first use: after the fork, in the hub's thread)."""
-    global _wheel
-    hub = _gevent().get_hub()
-    if _wheel is None or _wheel.hub is not hub:
-        _wheel = Wheel(hub)
-    return _wheel
+    """This worker's wheel."""
+    return _of_this_hub(Wheel)
 
 
 class GeventInput:
