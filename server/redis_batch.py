@@ -46,25 +46,12 @@ class Batched(Generic[A, R]):
         self._busy = False
 
     def call(self, arg: A) -> R:
-        slot: _Slot[A, R] = _Slot(arg)
-        with self._lock:
-            self._pending.append(slot)
-            lead, self._busy = not self._busy, True
-        if not lead:
-            try:
-                slot.wake.wait()
-            except BaseException:  # killed while waiting (a greenlet's timeout): leave the queue
-                self._leave(slot)
-                raise
-        if not slot.answered:  # first in, or handed the lead: ours is in the next batch
-            self._lead()
-        if slot.error is not None:
-            raise slot.error
-        return slot.result  # type: ignore[return-value]
+        return self.call_many((arg,))[0]
 
     def call_many(self, args: Sequence[A]) -> list[R]:
         """`call` for each of `args`, queued together (so they share a pipeline, up to
-        MAX_BATCH at a time); raises the first failure once every call is answered or left."""
+        MAX_BATCH at a time); raises the first failure once every call is answered or left
+        (a caller killed while it waits, by a greenlet's timeout, leaves the queue)."""
         slots: list[_Slot[A, R]] = [_Slot(arg) for arg in args]
         if not slots:
             return []

@@ -95,7 +95,6 @@ class Wire:
         self._conn.disconnect()
 
 
-
 class Subscriber:
     """One channel read on its own connection: `next()` blocks until a message arrives (no
     read timeout: a quiet channel is normal) and returns its text; a broken connection
