@@ -213,19 +213,18 @@ class RedisStore:
         with _guard():
             return bool(self._script(self._complete, keys, [COMPLETED, BYTES, nbytes]))
 
-    def end(self, session_id: str) -> SessionRecord | None:
+    def _end_call(self, session_id: str) -> ScriptCall:
         keys = [self._k("s", session_id), self._k("born"), self._k("seen")]
+        return (self._end, keys, [session_id, self.prefix])
+
+    def end(self, session_id: str) -> SessionRecord | None:
         with _guard():
-            answer = self._script(self._end, keys, [session_id, self.prefix])
+            answer = self._script(*self._end_call(session_id))
         return scripts.decode_record(answer, session_id) if answer else None
 
     def end_many(self, session_ids: Sequence[str]) -> list[SessionRecord | None]:
-        calls: list[ScriptCall] = [
-            (self._end, [self._k("s", sid), self._k("born"), self._k("seen")], [sid, self.prefix])
-            for sid in session_ids
-        ]
         with _guard():
-            answers = self._calls.call_many(calls)
+            answers = self._calls.call_many([self._end_call(sid) for sid in session_ids])
         for answer in answers:
             if isinstance(answer, Exception):
                 raise StoreUnavailable(f"redis: {answer}")
