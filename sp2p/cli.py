@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from sp2p import __version__
-from sp2p.errors import InvalidCodeError, Sp2pError, UsageError
+from sp2p.errors import InvalidCodeError, LocalIOError, Sp2pError, UsageError
 from sp2p.record import field, record
 from sp2p.status import ExitStatus, exit_status_of
 from sp2p.term.ui import Terminal
@@ -131,13 +131,24 @@ def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
 class Streams:
     """Where the CLI reads and writes; tests hand in their own (as httpie's Environment)."""
 
-    stdin: BinaryIO | None  #: the bytes `send -` reads (None: no stdin at all)
+    stdin: BinaryIO | None  #: the bytes `send -` reads (None: standard input is closed)
     stdout: TextIO
     stderr: TextIO
+    #: file descriptor 1 was closed at start (`>&-`): `stdout` leads nowhere
+    stdout_closed: bool = False
 
     @classmethod
     def system(cls) -> Streams:
-        return cls(getattr(sys.stdin, "buffer", None), sys.stdout, sys.stderr)
+        # Python sets sys.stdin/stdout/stderr to None for a descriptor closed at start (`<&-`):
+        # what would go there goes nowhere, and what must go there fails with one line
+        return cls(
+            getattr(sys.stdin, "buffer", None), sys.stdout or _nowhere(), sys.stderr or _nowhere(),
+            stdout_closed=sys.stdout is None,
+        )
+
+
+def _nowhere() -> TextIO:
+    return open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
 
 
 def run() -> int:
@@ -194,7 +205,7 @@ def main(
     debug = "-debug" in rest or "--debug" in rest
     _install_sigterm()
     try:
-        return _run(command, rest, env, term, io.stdin)
+        return _run(command, rest, env, term, io)
     except KeyboardInterrupt:
         term.end_live()
         term.error("interrupted")
@@ -220,9 +231,7 @@ def _print_traceback(out: TextIO) -> None:
     traceback.print_exc(file=out)
 
 
-def _run(
-    command: str, rest: list[str], env: Mapping[str, str], term: Terminal, stdin: BinaryIO | None
-) -> int:
+def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal, io: Streams) -> int:
     from sp2p.config import load_config
 
     spec = SEND_FLAGS if command == "send" else RECEIVE_FLAGS
@@ -243,8 +252,8 @@ def _run(
     term.line(f"sp2p {__version__}")
     loopback = env.get(ENV_ALLOW_LOOPBACK, "") in ("1", "true")
     if command == "send":
-        return _send(parsed, config, term, loopback, stdin)
-    return _receive(parsed, config, term, loopback, env)
+        return _send(parsed, config, term, loopback, io.stdin)
+    return _receive(parsed, config, term, loopback, env, stdout_closed=io.stdout_closed)
 
 
 def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: BinaryIO | None) -> int:
@@ -323,9 +332,11 @@ def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
     return replace(config, server=url_server)
 
 
-def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str]) -> int:
+def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str], *,
+             stdout_closed: bool) -> int:
     from sp2p.config import signaling_url
     from sp2p.flow.early import EarlySignal
+    from sp2p.fs.fsutil import output_dir_problem
     from sp2p.proto.codes import parse_code
 
     if len(parsed.args) > 1:
@@ -337,18 +348,21 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
         raise UsageError(exc.message, hint=exc.hint) from exc
     config = _server_for(text, parsed, config)
     to_stdout = bool(parsed.flags.get("stdout"))
+    if to_stdout and stdout_closed:  # before the join: the sender's code stays unused
+        raise LocalIOError("standard output is closed: nowhere to write what is received",
+                           hint="redirect it (> file), or drop -stdout to save into a folder")
     confirm = _confirmer(config, term)
     # join and key go out as soon as the socket is open, unless -output is bad: that fails
     # first (run_receive says why), without using up the sender's code
+    usable = to_stdout or output_dir_problem(Path(config.output)) is None
     opening = _opening_of(code.session_id, config, to_stdout, key_now=confirm is None)
-    early = EarlySignal(signaling_url(config.server),
-                        first=opening if to_stdout or Path(config.output).is_dir() else None)
+    early = EarlySignal(signaling_url(config.server), first=opening if usable else None)
     try:
         from sp2p.flow.receive import ReceiveOptions, run_receive
         from sp2p.fs.incoming import clean_stale
 
         _freeze_imports()
-        if not to_stdout and Path(config.output).is_dir():
+        if usable and not to_stdout:
             clean_stale(config.output)
         opts = ReceiveOptions(
             code=code, config=config, to_stdout=to_stdout, allow_loopback=loopback,

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from sp2p.errors import UsageError
 from sp2p.proto.constants import Transport
@@ -248,7 +248,7 @@ def signaling_url(server: str) -> str:
         raise UsageError("the server URL is empty")
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
+    parts = _split(text, f"server URL {server!r}")
     scheme = parts.scheme.lower()
     if scheme in ("ws", "wss"):
         _check_host(server, parts.netloc, parts)
@@ -261,6 +261,14 @@ def signaling_url(server: str) -> str:
         path += "/ws"
     ws_scheme = "wss" if scheme == "https" else "ws"
     return urlunsplit((ws_scheme, parts.netloc, path, parts.query, ""))
+
+
+def _split(url: str, what: str) -> SplitResult:
+    """`urlsplit`, whose ValueError (an unclosed ``[``) becomes a UsageError naming `what`."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise UsageError(f"{what} is not a valid URL: {exc}") from None
 
 
 def _check_host(original: str, netloc: str, parts: Any) -> None:
@@ -287,7 +295,7 @@ def normalize_base_url(url: str) -> str:
     text = url.strip()
     if "://" not in text:
         text = "http://" + text
-    parts = urlsplit(text)
+    parts = _split(text, f"share URL {url!r}")
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise UsageError(f"invalid share URL {url!r}: use http(s)://host[:port]")
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
@@ -304,7 +312,7 @@ def server_of_share_url(text: str) -> str | None:
     raw = text.strip()
     if "://" not in raw:
         return None
-    parts = urlsplit(raw)
+    parts = _split(raw, f"share URL {raw.split('#', 1)[0]!r}")
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise UsageError(f"invalid share URL {raw.split('#', 1)[0]!r}: expected http(s)://host/r#CODE")
     path = parts.path.rstrip("/")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sp2p.config import Config, share_base_url, signaling_url
-from sp2p.errors import ConnectionLost, Declined, IntegrityError, LocalIOError, SignalingError, Sp2pError
+from sp2p.errors import ConnectionLost, Declined, IntegrityError, SignalingError, Sp2pError
 from sp2p.flow.connect import PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.heal import (
@@ -30,6 +30,7 @@ from sp2p.flow.session import (
     server_error,
     wait_welcome,
 )
+from sp2p.fs.fsutil import output_dir_problem
 from sp2p.fs.partials import remove_stale
 from sp2p.link.framed import FrameLink
 from sp2p.link.receive_pump import ReceivePipeline
@@ -70,11 +71,9 @@ class ReceiveOptions:
 def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
     cfg = opts.config
     outdir = Path(cfg.output)
-    if not opts.to_stdout and not outdir.is_dir():
-        what = "is not a folder" if outdir.exists() else "does not exist"
-        raise LocalIOError(
-            f"output folder {outdir} {what}", hint="create it first, or choose another with -output"
-        )
+    problem = None if opts.to_stdout else output_dir_problem(outdir)
+    if problem is not None:
+        raise problem
     if not opts.to_stdout:
         for gone in remove_stale(outdir):
             term.line(

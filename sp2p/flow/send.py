@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from sp2p.config import Config, share_base_url, signaling_url
 from sp2p.config import normalize_base_url as _normalize_base_url
-from sp2p.errors import ConnectionLost, Sp2pError
+from sp2p.errors import ConnectionLost, Sp2pError, UsageError
 from sp2p.flow.connect import PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.heal import (
@@ -109,10 +109,24 @@ def _base_url(config: Config, ws_url: str) -> str:
     return _normalize_base_url(config.url) if config.url else share_base_url(ws_url)
 
 
+def _check_name(name: str) -> None:
+    from sp2p.fs.names import name_problem  # unicodedata: only when -name is given
+
+    problem = name_problem(name)
+    if problem is not None:
+        raise UsageError(f"cannot announce -name '{name}': {problem}",
+                         hint="give a plain file name, or leave -name out")
+
+
 def run_send(opts: SendOptions, term: Terminal) -> int:
     cfg = opts.config
     ws_url = signaling_url(cfg.server)
+    if opts.name is not None:
+        _check_name(opts.name)
     src: SendSource = inspect_sources(opts.paths, stdin=opts.stdin, stream_name=opts.name)
+    if opts.name is not None and src.is_folder:
+        raise UsageError("-name renames a single file or a stream, not a folder or several inputs",
+                         hint="rename the folder itself, or leave -name out")
     if opts.name and not src.stream_mode and not src.is_folder:
         src = SendSource(
             name=opts.name, size=src.size, mime_type=src.mime_type, is_folder=False,

@@ -314,8 +314,11 @@ def plan_tar(paths: Sequence[str | os.PathLike[str]]) -> TarPlan:
     seen: dict[str, str] = {}
     for raw in paths:
         name = top_level_name(raw)
-        other = seen.setdefault(collision_key(name), str(raw))
-        if other != str(raw):
+        other = seen.get(collision_key(name))
+        if other == str(raw):  # the receiver would refuse the archive with the name twice in it
+            raise UsageError(f"{raw} is given twice", hint="name each input once")
+        seen[collision_key(name)] = str(raw)
+        if other is not None:
             raise UsageError(
                 f"two inputs would both be sent as {name!r}: {other} and {raw}",
                 hint="rename one, or send them in separate transfers",

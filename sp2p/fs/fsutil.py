@@ -37,6 +37,24 @@ def io_error(action: str, exc: OSError) -> LocalIOError:
     return LocalIOError(f"{action}: {reason}")
 
 
+def output_dir_problem(path: Path) -> LocalIOError | None:
+    """Why received files cannot go into `path`, or None. Asked before the join, so a bad
+    -output fails at once and leaves the sender's code unused."""
+    if not path.is_dir():
+        what = "is not a folder" if path.exists() else "does not exist"
+        return LocalIOError(
+            f"output folder {path} {what}", hint="create it first, or choose another with -output"
+        )
+    if os.access(path, os.W_OK | os.X_OK):
+        return None
+    with contextlib.suppress(OSError):
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return LocalIOError(f"output folder {path} is on a read-only file system",
+                                hint="choose another with -output")
+    return LocalIOError(f"output folder {path} is not writable for you",
+                        hint="choose another with -output, or change its permissions")
+
+
 def open_output_dir(path: Path) -> int:
     """Open an existing output directory; a missing one is an error, never created.
 

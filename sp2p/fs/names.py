@@ -112,6 +112,23 @@ def safe_name(name: str | bytes, *, fallback: str = FALLBACK_FILE_NAME) -> str:
     return sanitize_component(last, fallback=fallback)
 
 
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be announced as given (``send -name``), or None. Receivers would
+    rename a blank name, cut a path to its last component, refuse ``.``/``..`` and replace
+    control characters: better said to the sender than found at the other end."""
+    if not name.strip():
+        return "it is blank"
+    if "/" in name or "\\" in name:
+        return "it is a path, not a file name"
+    if name in (".", ".."):
+        return "it is not a file name"
+    if any(unicodedata.category(ch) in _FORBIDDEN_CATEGORIES for ch in name):
+        return "it contains control or undecodable characters"
+    if len(name.encode("utf-8")) > MAX_COMPONENT_BYTES:
+        return f"it is longer than {MAX_COMPONENT_BYTES} bytes"
+    return None
+
+
 def member_components(name: str) -> tuple[str, ...]:
     """Validate a tar member name and return its sanitised path components (T5, T11, T12).
 

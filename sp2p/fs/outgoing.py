@@ -119,19 +119,23 @@ def inspect_sources(
 
     Args:
         paths: the positional arguments; ``-`` means standard input and must be alone.
-        stdin: the binary stream for ``-`` (default: ``sys.stdin.buffer``).
+        stdin: the binary stream for ``-`` (default: ``sys.stdin.buffer``, if stdin is open).
         stream_name: the ``-name`` flag, announced for a stream (default ``stdin``).
 
     Raises:
         UsageError: no input, ``-`` mixed with paths, or duplicate names.
-        LocalIOError: a missing/unreadable/special input or an unsendable tree.
+        LocalIOError: a missing/unreadable/special input, an unsendable tree, or ``-`` with
+            standard input closed.
     """
     if not paths:
         raise UsageError("nothing to send", hint="give a file, a folder, or - for stdin")
     if "-" in paths:
         if len(paths) > 1:
             raise UsageError("'-' (standard input) must be the only input")
-        source = stdin if stdin is not None else sys.stdin.buffer
+        source = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+        if source is None:  # closed at start (`<&-`): Python leaves sys.stdin None
+            raise LocalIOError("cannot send -: standard input is closed",
+                               hint="pipe or redirect the data into `sp2p send -`")
         return SendSource(
             name=stream_name or DEFAULT_STREAM_NAME,
             size=0,

@@ -8,6 +8,7 @@ whoever asks for them later.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -175,5 +176,13 @@ class SignalClient:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    """The cause in a few words: the system's without its "[Errno N]", TLS failures plainly."""
+    ssl = sys.modules.get("ssl")  # loaded for wss:// only; a ws:// failure cannot be a TLS one
+    if ssl is not None and isinstance(exc, ssl.SSLCertVerificationError):
+        return f"its TLS certificate is not trusted ({exc.verify_message})"
+    if ssl is not None and isinstance(exc, ssl.SSLError):
+        if exc.reason == "WRONG_VERSION_NUMBER":  # a plain HTTP server answered the handshake
+            return "it does not speak TLS on that port (an http:// server?)"
+        return f"the TLS handshake failed ({exc.reason or exc})"
+    text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import finish, read_code, spawn, transfer
+from tests.e2e.harness import CODE_RE, Result, finish, kill, read_code, spawn
 
 pytestmark = pytest.mark.e2e
 
+GO_CLI = Path("/work/shared/reference/sp2p")
 #: C0 (but newline), DEL, C1, bidi and zero-width code points must never reach the terminal
 UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -30,16 +31,40 @@ UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u206
 def test_t10_hostile_names_are_escaped(name: str, env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
     src = tmp_path / "plain.txt"
     src.write_text("payload")
-    # -name announces any string, as a hostile sender could
-    s, r = transfer(["-name", name, str(src)], ["-output", str(outdir)], env)
-    assert (s.rc, r.rc) == (0, 0), s.err + r.err
-    for text in (s.err, r.err, s.out.decode()):
-        assert not UNSAFE.search(text), repr(text)
+    # our sender refuses such a -name (tests/e2e/test_cli_edges.py), and says so escaped
+    ours = finish(spawn(["send", "-name", name, str(src)], env))
+    assert ours.rc == ExitStatus.USAGE, ours.err
+    assert not UNSAFE.search(ours.err + ours.out.decode()), repr(ours.err)
+    r = _from_go_sender(name, b"payload", env, outdir)
+    assert r.rc == 0, r.err
+    assert not UNSAFE.search(r.err), repr(r.err)
     saved = list(outdir.iterdir())  # T4: one safe name, inside the output folder
     assert len(saved) == 1 and saved[0].read_text() == "payload"
     assert saved[0].resolve().parent == outdir.resolve()
     assert not list(tmp_path.glob("escape*")) and saved[0].name != "passwd" or saved[0].parent == outdir
     assert not UNSAFE.search(saved[0].name)
+
+
+def _from_go_sender(name: str, data: bytes, env: dict[str, str], outdir: Path) -> Result:
+    """Our receiver's run against the Go CLI sending stdin under -name `name`: Go announces
+    any string as given, as a hostile sender could."""
+    assert GO_CLI.exists(), "the Go reference CLI is part of the environment"
+    go = subprocess.Popen([str(GO_CLI), "send", "-name", name, "-"], env=env, stdin=subprocess.PIPE,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert go.stdin is not None and go.stderr is not None
+        go.stdin.write(data)
+        go.stdin.close()
+        code = None
+        while code is None:  # Go prints the code on stderr
+            line = go.stderr.readline()
+            assert line, "the Go sender ended without a code"
+            code = CODE_RE.search(line.decode(errors="replace"))
+        r = finish(spawn(["receive", "-output", str(outdir), code.group(0)], env))
+        go.wait(timeout=30)
+        return r
+    finally:
+        kill(go)
 
 
 def test_t20_code_from_environment_not_argv(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:

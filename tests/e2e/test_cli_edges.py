@@ -1,0 +1,214 @@
+"""Bad and odd input a new user can give the real CLI: closed standard streams, inputs named
+twice, -name values a receiver would not keep, an output folder nobody can write, a server
+URL that does not parse or does not speak TLS. Each ends in one line on stderr and its exit
+status, and nothing is lost: a sender's code stays usable when the receiver fails first."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from sp2p.status import ExitStatus
+from tests.e2e.harness import Result, finish, kill, read_code, spawn
+from tests.server.tlsutil import write_self_signed
+from tests.support.server_proc import ServerProc, start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def one_line(r: Result) -> str:
+    """The single error line (a hint line may follow it); no traceback."""
+    assert "Traceback" not in r.err, r.err
+    errors = [line for line in r.err.splitlines() if line.startswith("sp2p: error: ")]
+    assert len(errors) == 1, r.err
+    return errors[0]
+
+
+def run_closed(args: Sequence[str], env: dict[str, str], *, close: str) -> Result:
+    """The CLI with a standard descriptor closed at start (`<&-`, `>&-`), as a shell leaves it."""
+    proc = subprocess.Popen(
+        ["sh", "-c", f'exec "$@" {close}', "sh", sys.executable, "-m", "sp2p", *args],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    return finish(proc, timeout=60)
+
+
+@pytest.fixture
+def waiting_sender(env: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A sender of note.txt waiting for its receiver, and its code."""
+    src = tmp_path / "note.txt"
+    src.write_text("still here")
+    sender = spawn(["send", str(src)], env)
+    try:
+        yield sender, read_code(sender)
+    finally:
+        kill(sender)
+
+
+def receive_still_works(env: dict[str, str], sender: subprocess.Popen[bytes], code: str, outdir: Path) -> None:
+    """The code was not used up: a second receiver gets the file."""
+    r = finish(spawn(["receive", "-output", str(outdir), code], env))
+    s = finish(sender)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert (outdir / "note.txt").read_text() == "still here"
+
+
+# ------------------------------------------------------------------ closed standard streams
+
+
+def test_send_stdin_with_stdin_closed(env: dict[str, str]) -> None:
+    r = run_closed(["send", "-"], env, close="<&-")
+    assert r.rc == ExitStatus.LOCAL_IO
+    assert one_line(r) == "sp2p: error: cannot send -: standard input is closed"
+    assert r.out == b""  # refused before any session: no code was printed
+
+
+def test_version_with_stdout_closed_is_not_a_traceback(env: dict[str, str]) -> None:
+    r = run_closed(["version"], env, close=">&-")
+    assert (r.rc, r.err) == (0, "")
+
+
+def test_send_with_stdout_closed_still_shows_the_code_on_stderr(env: dict[str, str], tmp_path: Path) -> None:
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    proc = subprocess.Popen(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "sp2p", "send", str(src)],
+                            env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline().decode() for _ in range(8)]
+        assert any("Terminal:  sp2p receive" in line for line in lines), lines
+        assert proc.poll() is None  # waiting for its receiver, not failed
+    finally:
+        kill(proc)
+
+
+def test_receive_to_closed_stdout_fails_before_using_the_code(
+    env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], outdir: Path
+) -> None:
+    sender, code = waiting_sender
+    r = run_closed(["receive", "-stdout", code], env, close=">&-")
+    assert r.rc == ExitStatus.LOCAL_IO
+    assert "standard output is closed" in one_line(r)
+    receive_still_works(env, sender, code, outdir)
+
+
+# ------------------------------------------------------------------ inputs and -name
+
+
+def test_the_same_input_twice_is_refused_before_any_session(env: dict[str, str], tmp_path: Path) -> None:
+    src = tmp_path / "twice.txt"
+    src.write_text("x")
+    r = finish(spawn(["send", str(src), str(src)], env))
+    assert r.rc == ExitStatus.USAGE
+    assert one_line(r) == f"sp2p: error: {src} is given twice"
+    assert r.out == b""
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [("../up.txt", "it is a path, not a file name"), ("dir/a.txt", "it is a path, not a file name"),
+     ("..\\win.txt", "it is a path, not a file name"), ("", "it is blank"), ("   ", "it is blank"),
+     (".", "it is not a file name"), ("..", "it is not a file name"),
+     ("esc\x1b[2Kape.txt", "it contains control or undecodable characters"),
+     ("x" * 256, "it is longer than 255 bytes")],
+)
+def test_a_name_the_receiver_would_not_keep_is_refused(name: str, why: str, env: dict[str, str],
+                                                        tmp_path: Path) -> None:
+    src = tmp_path / "plain.txt"
+    src.write_text("x")
+    r = finish(spawn(["send", "-name", name, str(src)], env))
+    assert r.rc == ExitStatus.USAGE
+    line = one_line(r)
+    assert line.endswith(why), line
+    assert "\x1b" not in r.err  # the name is shown escaped
+    assert r.out == b""
+
+
+def test_name_with_a_folder_is_refused_not_ignored(env: dict[str, str], tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "1.jpg").write_bytes(b"1")
+    r = finish(spawn(["send", "-name", "holiday", str(folder)], env))
+    assert r.rc == ExitStatus.USAGE
+    assert "-name renames a single file or a stream" in one_line(r)
+
+
+def test_name_of_a_non_utf8_file_is_sent(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    """A file whose own name is not UTF-8 can still be sent under a -name that is."""
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.txt"
+    with open(raw, "wb") as f:
+        f.write(b"latin-1 name")
+    sender = spawn(["send", "-name", "cafe.txt", os.fsdecode(raw)], env)
+    code = read_code(sender)
+    r = finish(spawn(["receive", "-output", str(outdir), code], env))
+    assert (finish(sender).rc, r.rc) == (0, 0), r.err
+    assert (outdir / "cafe.txt").read_bytes() == b"latin-1 name"
+
+
+# ------------------------------------------------------------------ output folder
+
+
+def _read_only_folder(tmp_path: Path) -> Iterator[Path]:
+    """A folder this process cannot write: a read-only tmpfs for root (who writes through any
+    mode bits), mode 0555 for anyone else."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() == 0:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], check=True)
+        try:
+            yield folder
+        finally:
+            subprocess.run(["umount", "-l", str(folder)], check=False)
+    else:
+        folder.chmod(0o555)
+        yield folder
+
+
+def test_unwritable_output_fails_before_using_the_code(
+    env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], tmp_path: Path, outdir: Path
+) -> None:
+    sender, code = waiting_sender
+    for folder in _read_only_folder(tmp_path):
+        r = finish(spawn(["receive", "-output", str(folder), code], env))
+        assert r.rc == ExitStatus.LOCAL_IO
+        line = one_line(r)
+        assert "read-only file system" in line or "is not writable" in line, line
+        assert "Connected" not in r.err  # never joined the session
+        assert list(folder.iterdir()) == []
+    receive_still_works(env, sender, code, outdir)
+
+
+# ------------------------------------------------------------------ server URL
+
+
+def test_server_url_that_does_not_parse(env: dict[str, str]) -> None:
+    r = finish(spawn(["send", "-server", "http://[::1", "x"], env))
+    assert r.rc == ExitStatus.USAGE
+    assert one_line(r) == "sp2p: error: server URL 'http://[::1' is not a valid URL: Invalid IPv6 URL"
+
+
+def test_https_to_a_plain_http_server(env: dict[str, str], sp2p_server: ServerProc, tmp_path: Path) -> None:
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    r = finish(spawn(["send", "-server", f"https://127.0.0.1:{sp2p_server.port}", str(src)], env))
+    assert r.rc == ExitStatus.SIGNALING
+    assert one_line(r).endswith("it does not speak TLS on that port (an http:// server?)")
+
+
+def test_untrusted_certificate_is_named(env: dict[str, str], tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed(cert, key)
+    server = start_server("-tls-cert", str(cert), "-tls-key", str(key))
+    try:
+        r = finish(spawn(["receive", "-server", f"https://127.0.0.1:{server.port}",
+                          "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"], env))
+    finally:
+        server.stop()
+    assert r.rc == ExitStatus.SIGNALING
+    assert "its TLS certificate is not trusted (self-signed certificate)" in one_line(r)
