@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,9 @@ class Row:
     accepts_ok: int | None = None
     per_worker: list[int] = field(default_factory=list)
     publishes: int | None = None
+    #: receivers moved to their sender's worker, and offers made (server.handoff)
+    moved: int | None = None
+    offered: int | None = None
     times: list[float] = field(default_factory=list)
 
     def per_exchange(self, value: float) -> float:
@@ -119,6 +123,21 @@ def publishes(running: Running) -> int | None:
         if line.startswith("cmdstat_publish:"):
             return int(line.split("calls=", 1)[1].split(",", 1)[0])
     return 0
+
+
+def handoffs(running: Running) -> tuple[int, int] | None:
+    """Receivers the target's nodes moved to their sender's worker so far, and offers made
+    (server.handoff: each offer is one more accept on the taker's Unix socket); None: none
+    of ours (no such metric)."""
+    found = None
+    for url in running.http_urls:
+        with contextlib.suppress(OSError), urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            for line in response.read().decode().splitlines():
+                if line.startswith("sp2p_handoffs_total{"):
+                    count = int(float(line.split()[-1]))
+                    moved, offered = found or (0, 0)
+                    found = (moved + count * ('outcome="moved"' in line), offered + count)
+    return found
 
 
 def workers_of(running: Running, expected: int, timeout: float = 30.0) -> list[int]:
@@ -166,6 +185,7 @@ def measure_round(spec: TargetSpec, args: argparse.Namespace) -> Row:
             row.accepts_failed = sum(c[0] for c in per_pid.values())
             row.accepts_ok = sum(c[1] for c in per_pid.values() if len(c) > 1)
             row.per_worker = sorted((c[1] if len(c) > 1 else 0 for c in per_pid.values()), reverse=True)
+        row.moved, row.offered = handoffs(running) or (None, None)  # (after perf: one more accept)
     finally:
         running.stop()
     return row
@@ -174,7 +194,8 @@ def measure_round(spec: TargetSpec, args: argparse.Namespace) -> Row:
 def report(rows: dict[str, list[Row]]) -> None:
     print()
     print(f"{'target':44} {'ctx sw/exch':>11} {'CPU ms/exch':>11} {'accept ok/exch':>14} "
-          f"{'EAGAIN/exch':>11} {'pub/exch':>8} {'p50 ms':>7} {'p99 ms':>7}  per worker (last round)")
+          f"{'EAGAIN/exch':>11} {'pub/exch':>8} {'moved/exch':>10} {'p50 ms':>7} {'p99 ms':>7}  "
+          "per worker (last round)")
     for label, runs in rows.items():
         def med(values: list[float]) -> float:
             return statistics.median(values) if values else float("nan")
@@ -184,12 +205,16 @@ def report(rows: dict[str, list[Row]]) -> None:
         ok = med([r.per_exchange(r.accepts_ok) for r in runs if r.accepts_ok is not None])
         eagain = med([r.per_exchange(r.accepts_failed) for r in runs if r.accepts_failed is not None])
         pub = med([r.per_exchange(r.publishes) for r in runs if r.publishes is not None])
+        mov = med([r.per_exchange(r.moved) for r in runs if r.moved is not None])
         p50 = med([statistics.median(r.times) * 1000 for r in runs if r.times])
         p99 = med([statistics.quantiles(r.times, n=100)[98] * 1000 for r in runs if len(r.times) > 1])
         failed = sum(r.failed for r in runs)
-        print(f"{label:44} {sw:11.2f} {cpu:11.2f} {ok:14.2f} {eagain:11.2f} {pub:8.2f} {p50:7.1f} "
-              f"{p99:7.1f}  "
+        print(f"{label:44} {sw:11.2f} {cpu:11.2f} {ok:14.2f} {eagain:11.2f} {pub:8.2f} {mov:10.2f} "
+              f"{p50:7.1f} {p99:7.1f}  "
               f"{runs[-1].per_worker}" + (f"  ({failed} exchanges failed)" if failed else ""))
+        if runs[-1].offered:
+            print(f"{'':44} accepts include the handoff socket's: {runs[-1].offered} offers"
+                  " in the last round")
         print(f"{'':44} rounds: " + ", ".join(
             f"{r.per_exchange(r.switches):.2f} sw / {r.per_exchange(r.cpu_s) * 1000:.2f} ms" for r in runs))
 

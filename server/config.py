@@ -112,6 +112,8 @@ class ServerConfig:
     addr: str = ":8080"
     #: gunicorn worker processes; 0 = one per core with Redis, 1 without
     workers: int = 0
+    #: move a receiver's connection to its sender's worker on this host (server.handoff)
+    handoff: bool = True
     stats_interval: float = 5.0
     server_version: str = field(default="")
 

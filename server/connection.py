@@ -24,6 +24,8 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from server import wsframe
 from server.waiting import call_later, input_for, os_socket, rlock_for
@@ -48,6 +50,7 @@ __all__ = [
     "CLOSE_TOO_BIG",
     "Peer",
     "PeerClosed",
+    "ReaderState",
     "WriteBatch",
 ]
 
@@ -63,6 +66,19 @@ _RECV = 65536
 
 class PeerClosed(Exception):
     """The connection is gone (closed by either side, or broken)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderState:
+    """What a connection's reader holds beyond the socket, so another process can go on
+    reading it (server.handoff): the messages read and not yet handled, the bytes of a
+    frame begun, the ping schedule (monotonic times: one clock for every process here)."""
+
+    inbox: tuple[str, ...]
+    leftover: bytes
+    next_ping: float
+    awaiting_pong: bool
+    last_activity: float
 
 
 #: thread (greenlet under gevent) id -> the WriteBatch it is holding writes for
@@ -135,6 +151,7 @@ class Peer:
         "_ping_interval",
         "_next_ping",
         "_awaiting_pong",
+        "_moved",
         "unhurried",
     )
 
@@ -162,6 +179,8 @@ class Peer:
         self._ping_interval = ping_interval
         self._next_ping = self.last_activity + ping_interval if ping_interval > 0 else float("inf")
         self._awaiting_pong = False
+        #: the connection went to another process (server.handoff): never touch its wire
+        self._moved = False
         #: nobody else waits on this connection (a sender nobody joined yet): its input,
         #: and so its EOF when the client goes, may wait for a quiet moment of the loop,
         #: behind new connections' work (server.waiting.Turns: thousands may close at once)
@@ -258,6 +277,46 @@ class Peer:
             self.unhurried = False
             self._input.hurry()
 
+    # -- moving to another process (server.handoff) ---------------------------------
+    def reader_state(self) -> ReaderState | None:
+        """The reader's state, for the process this connection moves to; None if it cannot
+        move (closed, or a fragmented message half read)."""
+        leftover = self._frames.leftover()
+        if self._closed or self._held or leftover is None:
+            return None
+        return ReaderState(
+            tuple(self._inbox), leftover, self._next_ping, self._awaiting_pong, self.last_activity
+        )
+
+    @property
+    def movable(self) -> bool:
+        """Plain TCP under gevent (the descriptor is all there is to it; TLS state is not)."""
+        return self._os_sock is not self._sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def moved_out(self, commit: Callable[[], bool]) -> bool:
+        """Hand the connection over if `commit()` (telling the other process to serve it)
+        succeeds: from then on nothing is written or shut down on it here, and finish()
+        leaves it as it is (the caller closes only our descriptor). Under the write lock,
+        so no write can come after the commit; False, and `commit` not called, if the
+        connection was closed first."""
+        with self.write_lock:
+            if self._close_sent or not commit():
+                return False
+            self._moved = self._closed = self._close_sent = True
+            return True
+
+    def resume(self, carried: ReaderState) -> None:
+        """Go on reading where another process's reader stopped."""
+        self._inbox.extend(carried.inbox)
+        if carried.leftover:
+            self._frames.feed(carried.leftover)  # the start of a frame: no events yet
+        self._next_ping = carried.next_ping
+        self._awaiting_pong = carried.awaiting_pong
+        self.last_activity = carried.last_activity
+
     # -- writing (anyone) ----------------------------------------------------------
     def has_input(self) -> bool:
         """Messages already read and not yet returned by receive() (more will follow at once)."""
@@ -349,6 +408,8 @@ class Peer:
 
     def abort(self) -> None:
         """Cut the connection without a handshake (the client is not reading)."""
+        if self._moved:
+            return  # another process serves it
         self._closed = True
         self._close_sent = True
         with contextlib.suppress(OSError):
@@ -360,7 +421,7 @@ class Peer:
         (EOF) gets neither: nothing would read them, and a mass disconnect is thousands of
         these at once."""
         try:
-            if not self._eof:
+            if not (self._eof or self._moved):
                 self._linger()
         finally:
             self._input.close()

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from server import ws
-from server.connection import Peer
+from server.connection import CLOSE_GOING_AWAY, Peer
+from server.handoff_wire import Offer
 from server.headers import base_url
 from server.state import ServerState
 from server.upgrade import (
@@ -65,13 +66,7 @@ class WebSocketEndpoint:
         decision = decide(config, request, state.ws_limiter.hit)
         if isinstance(decision, Refused) or sock is None:
             return refusal_response(config, request, decision if isinstance(decision, Refused) else NO_SOCKET)
-        peer = Peer(
-            sock,
-            request.ip,
-            write_timeout=config.write_timeout,
-            ping_interval=config.ping_interval,
-            max_message=MAX_SIGNAL_MESSAGE,
-        )
+        peer = self._peer(sock, request.ip)
         if not peer.send_bytes(decision.response):  # under the write timeout Peer set
             return None
         url = base_url(
@@ -85,6 +80,33 @@ class WebSocketEndpoint:
         finally:
             peer.finish()
         return None
+
+    def _peer(self, sock: socket.socket, ip: str) -> Peer:
+        config = self.state.config
+        return Peer(
+            sock,
+            ip,
+            write_timeout=config.write_timeout,
+            ping_interval=config.ping_interval,
+            max_message=MAX_SIGNAL_MESSAGE,
+        )
+
+    def adopt(self, sock: socket.socket, offer: Offer) -> None:
+        """Serve a connection another worker moved here (server.handoff) from its first
+        message on, as if it had arrived here; its socket is closed afterwards."""
+        peer = self._peer(sock, offer.ip)
+        peer.resume(offer.reader)
+        try:
+            if self.state.stopping:  # came in while this worker stops: as its own would be
+                self.state.connections.release(offer.ip)
+                peer.close(CLOSE_GOING_AWAY, "server shutting down")
+            else:
+                ws.handle(self.state, peer, offer.base_url, adopted=True)
+        finally:
+            try:
+                peer.finish()
+            finally:
+                sock.close()
 
     def serve_raw(self, sock: socket.socket, addr: Any) -> bool:
         """Serve a fresh connection here if its request is `GET /ws` (the gevent worker

@@ -106,6 +106,9 @@ FLAGS: tuple[Flag, ...] = (
          config_field="redis_url"),
     Flag("redis-prefix", "str", "prefix of every Redis key and channel (default sp2p)"),
     Flag("workers", "int", "worker processes (default: one per core with -redis, else 1)"),
+    Flag("handoff", "bool",
+         "with -redis: move a receiver's connection to the worker holding its sender when that is on"
+         " this host (default true; -handoff=false keeps every connection where it landed)"),
     Flag("stats-interval", "duration", "stats.json write period (default 5s)"),
     Flag("cert-check-interval", "duration", "certificate file change check period (default 30s)"),
 )

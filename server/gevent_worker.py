@@ -48,6 +48,9 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
     #: set by the app: serves a connection whose request is `GET /ws` before gunicorn's
     #: HTTP parser sees it (server.endpoint); False leaves the connection to gunicorn
     ws_direct: Callable[[Any, Any], bool] | None = None
+    #: set by the app: given the connection pool once the worker serves (server.handoff
+    #: takes connections moved from other workers into it)
+    on_pool: Callable[[Pool], None] | None = None
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         direct = self.ws_direct
@@ -94,6 +97,8 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
         pool = Pool(self.worker_connections)  # one cap for the worker, whichever socket
         servers = [self._serve(sock, ssl_args, pool, shared=shared) for sock, shared in self._listeners()]
+        if self.on_pool is not None:
+            self.on_pool(pool)
         policy = GcPolicy(held=lambda: pool.size - pool.free_count())
         policy.start()
         self._gc_timer = gevent.get_hub().loop.timer(FREEZE_EVERY, FREEZE_EVERY)

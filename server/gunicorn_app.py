@@ -28,6 +28,7 @@ import socket
 import ssl
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,9 @@ def _post_worker_init(worker: Any) -> None:
     endpoint = app.wsgi_app
     if isinstance(endpoint, WebSocketEndpoint) and not worker.cfg.is_ssl:
         worker.ws_direct = endpoint.serve_raw  # /ws before gunicorn's HTTP parser
+        handoff = endpoint.state.handoff
+        if handoff is not None:  # receivers move to their sender's worker (server.handoff)
+            worker.on_pool = partial(handoff.listen, adopt=endpoint.adopt)
 
 
 def _on_exit(server: Any) -> None:

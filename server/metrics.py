@@ -43,6 +43,12 @@ class Metrics:
             "sp2p_refusals", "Connections or sessions refused, by reason", ["reason"], registry=reg
         )
         self.turn = Counter("sp2p_turn_credentials_issued", "TURN credentials issued", registry=reg)
+        self.handoffs = Counter(
+            "sp2p_handoffs",
+            "Receivers offered to their sender's worker on this host (server.handoff), by outcome",
+            ["outcome"],
+            registry=reg,
+        )
 
     # -- events (called by server.ws) ---------------------------------------------------
     def connection(self, delta: int) -> None:
@@ -66,6 +72,9 @@ class Metrics:
 
     def turn_issued(self) -> None:
         self.turn.inc()
+
+    def handoff(self, outcome: str) -> None:
+        self.handoffs.labels(outcome=str(outcome)).inc()
 
     # -- exposition ---------------------------------------------------------------------
     def render(self) -> bytes:

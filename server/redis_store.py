@@ -192,6 +192,11 @@ class RedisStore:
             fields = self.r.hgetall(self._k("s", session_id))
         return scripts.record_of({str(k): str(v) for k, v in fields.items()}, session_id) if fields else None
 
+    def waiting_sender_node(self, session_id: str) -> str | None:
+        with _guard():
+            node, joined = self.r.hmget(self._k("s", session_id), "sn", "j")
+        return str(node) if node is not None and joined is None else None
+
     def touch(self, session_id: str) -> bool:
         return not self.touch_all([session_id])
 

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from server.config import ServerConfig
+from server.handoff import Handoff
 from server.metrics import Metrics
 from server.ratelimit import ConnectionCounter
 from server.router import LocalRouter
@@ -56,6 +57,8 @@ class ServerState:
         self.peers_lock = threading.Lock()
         #: sessions whose connection went away, ended behind new connections' work
         self.teardowns = Teardowns(self)
+        #: receivers moved to their sender's worker on this host (shared store only)
+        self.handoff = Handoff(self) if config.redis_url and config.handoff else None
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         self._watcher: threading.Thread | None = None
@@ -65,6 +68,10 @@ class ServerState:
         self._touched: dict[tuple[str, str], float] = {}
         #: local connections whose session the store did not have at the last pass
         self._missing: set[tuple[str, str]] = set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def start(self) -> None:
         """Start the router, the reaper and the stats writer (idempotent)."""
@@ -188,6 +195,8 @@ class ServerState:
                 return
             self._shut_down = True
         self._stop.set()
+        if self.handoff is not None:
+            self.handoff.stop()
         local = {sid: role for sid, role, _peer in self.router.local_sessions()}
         for session_id, role in local.items():
             try:

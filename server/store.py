@@ -134,6 +134,11 @@ class SessionStore(Protocol):
 
     def get(self, session_id: str) -> SessionRecord | None: ...
 
+    def waiting_sender_node(self, session_id: str) -> str | None:
+        """The node holding the sender of a session nobody joined yet (None: no such
+        session, or joined); a small read for server.handoff."""
+        ...
+
     def touch(self, session_id: str) -> bool:
         """Note activity; False if the session is gone (e.g. lost with a restarted store)."""
         ...

@@ -85,18 +85,20 @@ class Link:
         return time.time() - joined_at if joined_at is not None else None
 
 
-def handle(state: ServerState, peer: Peer, base_url: str | None) -> None:
-    """Serve one WebSocket until it closes. Never raises."""
-    refusal = state.connections.acquire(peer.ip)
-    if refusal is not None:
-        state.metrics.refused(refusal.code)
-        peer.fail(refusal.code, refusal.message)
-        return
+def handle(state: ServerState, peer: Peer, base_url: str | None, *, adopted: bool = False) -> None:
+    """Serve one WebSocket until it closes. Never raises. `adopted`: moved here from
+    another worker (server.handoff), which counted it against our limits already."""
+    if not adopted:
+        refusal = state.connections.acquire(peer.ip)
+        if refusal is not None:
+            state.metrics.refused(refusal.code)
+            peer.fail(refusal.code, refusal.message)
+            return
     with state.peers_lock:
         state.peers.add(peer)
     state.metrics.connection(+1)
     try:
-        _serve(state, peer, base_url)
+        _serve(state, peer, base_url, movable=not adopted)
     except PeerClosed:
         pass
     except StoreUnavailable as exc:
@@ -112,12 +114,16 @@ def handle(state: ServerState, peer: Peer, base_url: str | None) -> None:
         state.connections.release(peer.ip)
 
 
-def _serve(state: ServerState, peer: Peer, base_url: str | None) -> None:
+def _serve(state: ServerState, peer: Peer, base_url: str | None, *, movable: bool) -> None:
     text = peer.receive(timeout=state.config.hello_timeout)
     first = relay.parse_first(text) if text is not None else relay.HELLO_TIMEOUT
     if isinstance(first, Refusal):
         peer.fail(first.code, first.message)
         return
+    if movable and isinstance(first, Join) and state.handoff is not None:
+        assert text is not None
+        if state.handoff.offer(peer, text, first.session_id, base_url):
+            return  # its sender's worker serves it from the join on
     try:
         link = (
             _open(state, peer, first, base_url)

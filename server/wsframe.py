@@ -88,6 +88,11 @@ class FrameReader:
     def max_message(self) -> int:
         return self._max
 
+    def leftover(self) -> bytes | None:
+        """The bytes fed and not yet parsed (the start of a frame), for another reader to be
+        fed first: None while a fragmented message is in progress (its parts stay here)."""
+        return self._buf if self._parts is None else None
+
     def feed(self, data: bytes) -> list[Event]:
         buf = self._buf + data if self._buf else data
         events: list[Event] = []

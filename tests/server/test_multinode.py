@@ -126,6 +126,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "1s",
         "-reaper-interval",
         "1s",
+        "-handoff=false",  # each node stands for a host of its own: pairs stay split
     )
     nodes: list[ServerProc] = [None] * 3  # type: ignore[list-item]
 

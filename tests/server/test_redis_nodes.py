@@ -29,8 +29,10 @@ def children(pid: int) -> list[int]:
 
 
 def start_node(redis_url: str, *flags: str, prefix: str = "t") -> ServerProc:
+    """A node of two workers; as if on a host of its own (-handoff=false: a pair across
+    nodes stays split, its messages cross Redis)."""
     node = start_server(
-        "-redis", redis_url, "-redis-prefix", prefix, "-workers", "2", *NO_LIMIT_FLAGS, *flags
+        "-redis", redis_url, "-redis-prefix", prefix, "-workers", "2", "-handoff=false", *NO_LIMIT_FLAGS, *flags
     )
     assert wait_until(lambda: len(children(node.proc.pid)) == 2, timeout=15)
     # every worker subscribed and beating: /health answers ok from whichever we hit
