@@ -23,6 +23,10 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.e2e]
 
 MARKER = b"sp2p-netlab-plaintext-marker:"
 RUN_TIMEOUT = 120.0
+#: s: the first direct attempt where it cannot succeed (the shipped 30 s would only be waited out);
+#: the relay retry keeps the shipped limit (tests/support/scripted_cli.py --first-attempt)
+DOOMED_ATTEMPT = 5.0
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -46,8 +50,9 @@ class Outcome:
 
 
 def transfer(
-    lab, tmp: Path, payload: bytes, *, send_args=(), recv_args=(), sender="h1", receiver="h2",
+    lab, tmp: Path, payload: bytes, *, send_args=(), recv_args=(), sender="h1", receiver="h2", doomed=False,
 ) -> Outcome:  # fmt: skip
+    """`doomed`: the direct attempt cannot connect, so both CLIs give it DOOMED_ATTEMPT s only."""
     tmp.mkdir(parents=True, exist_ok=True)
     tag = tmp.name  # distinct log names for transfers running at once
     home, src, out = tmp / "home", tmp / "src", tmp / "out"
@@ -58,16 +63,20 @@ def transfer(
         "SP2P_SERVER": f"http://{lab.ip('pub')}:8080",
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
+        "PYTHONPATH": str(REPO),
     }
     assert "SP2P_ALLOW_LOOPBACK" not in os.environ
+    cli = [sys.executable, "-m", "sp2p"]
+    if doomed:
+        cli = [sys.executable, "-m", "tests.support.scripted_cli", "--first-attempt", str(DOOMED_ATTEMPT), "--"]
     # a session of its own: no controlling terminal, so no relay prompt on the developer's tty
     send = lab.run(
-        sender, [sys.executable, "-m", "sp2p", "send", *send_args, str(src / "payload.bin")],
+        sender, [*cli, "send", *send_args, str(src / "payload.bin")],
         env=env, name=f"send-{tag}", start_new_session=True,
     )  # fmt: skip
     code = wait_code(lab, send)
     recv = lab.run(
-        receiver, [sys.executable, "-m", "sp2p", "receive", *recv_args, "-output", str(out), code],
+        receiver, [*cli, "receive", *recv_args, "-output", str(out), code],
         env=env, name=f"recv-{tag}", start_new_session=True,
     )  # fmt: skip
     send_rc, recv_rc = send.wait(RUN_TIMEOUT), recv.wait(RUN_TIMEOUT)
@@ -115,8 +124,8 @@ def test_symmetric_nats_refuse_relay_without_consent(netlab, tmp_path):
     small = payload(64 << 10)
     # at once in one lab: nobody allows the relay / only the sender does (no TTY: no prompt)
     with ThreadPoolExecutor(2) as pool:
-        nobody = pool.submit(transfer, lab, tmp_path / "nobody", small)
-        one_side = pool.submit(transfer, lab, tmp_path / "oneside", small, send_args=("-allow-relay",))
+        nobody = pool.submit(transfer, lab, tmp_path / "nobody", small, doomed=True)
+        one_side = pool.submit(transfer, lab, tmp_path / "oneside", small, send_args=("-allow-relay",), doomed=True)
         outcomes = {"nobody": nobody.result(), "oneside": one_side.result()}
     for name, out in outcomes.items():
         detail = f"{name}\n--- sender ---\n{out.send_out}\n--- receiver ---\n{out.recv_out}"
@@ -135,7 +144,8 @@ def test_symmetric_nats_relay_with_consent_carries_only_ciphertext(netlab, tmp_p
     # every datagram in pub: client<->coturn legs on br0, relay<->relay legs on lo
     capture = lab.capture("pub", "any", "udp")
     send_relay = ("-allow-relay", "-compress", "0")  # raw, so the marker would show if unencrypted
-    allowed_out = transfer(lab, tmp_path / "allowed", data, send_args=send_relay, recv_args=("-allow-relay",))
+    allowed_out = transfer(lab, tmp_path / "allowed", data, send_args=send_relay, recv_args=("-allow-relay",),
+                           doomed=True)
     pcap = capture.stop()
     allowed_out.assert_ok("WebRTC (relay)", data)
     assert MARKER in allowed_out.received.read_bytes()  # type: ignore[union-attr]
@@ -167,7 +177,8 @@ def test_forced_transports(netlab, tmp_path):
     lab = netlab(Nat.PORT_RESTRICTED, Nat.PORT_RESTRICTED)
     lab.start_server()
     tcp_only = ("-transport", "tcp")
-    failed = transfer(lab, tmp_path / "tcp", payload(64 << 10), send_args=tcp_only, recv_args=tcp_only)
+    failed = transfer(lab, tmp_path / "tcp", payload(64 << 10), send_args=tcp_only, recv_args=tcp_only,
+                      doomed=True)
     assert failed.send_rc != 0 and failed.recv_rc != 0
     assert failed.received is None
     for out in (failed.send_out, failed.recv_out):

@@ -1,7 +1,10 @@
-"""The real CLI in a child process, with two test-only changes that never ship:
+"""The real CLI in a child process, with test-only changes that never ship:
 
 * `--window S` / `--dead-after S` / `--idle-timeout S`: the liveness limits of sp2p.proto.liveness scaled down, so a
   stall shows in seconds instead of minutes (the rule itself is unchanged);
+* `--first-attempt S`: the first direct connection attempt gives up after S instead of
+  sp2p.flow.connect.ESTABLISH_TIMEOUT (30 s), for tests where it must fail (symmetric NATs, a forced
+  transport that cannot cross); the relay retry and any heal keep the shipped limit;
 * `--script NAME`: after the real signaling, key exchange and key confirmation, a hostile
   peer scripted from sp2p.proto replaces the transfer pipeline of this side.
 
@@ -9,7 +12,8 @@ Both run without the heal extension (`-reconnect 0`, unless the arguments say ot
 limits scaled are the original rule's (a healing peer has its own quick rule,
 docs/protocol-extensions.md §2.3), and a script owns its transfer, so nothing could continue it.
 
-    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--idle-timeout S] [--script NAME] -- <sp2p args>
+    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--idle-timeout S] [--first-attempt S]
+                                         [--script NAME] -- <sp2p args>
 """
 
 from __future__ import annotations
@@ -165,11 +169,28 @@ def _cycle_levels() -> None:
     send_pump.LevelController = CyclingLevels  # type: ignore[misc]
 
 
+def _shorten_first_attempt(seconds: float) -> None:
+    from sp2p.flow import relay
+    from sp2p.record import replace
+
+    shipped = relay.establish
+    calls = [0]
+
+    def establish(signal: Any, keys: Any, peer: Any, opts: Any, *args: Any, **kw: Any) -> Any:
+        calls[0] += 1
+        if calls[0] == 1:  # establish_or_relay's direct attempt; its relay retry is the second call
+            opts = replace(opts, timeout=seconds)
+        return shipped(signal, keys, peer, opts, *args, **kw)
+
+    relay.establish = establish  # type: ignore[assignment]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--window", type=float)
     ap.add_argument("--dead-after", type=float)
     ap.add_argument("--idle-timeout", type=float)
+    ap.add_argument("--first-attempt", type=float)
     ap.add_argument("--script", choices=[*SENDERS, *RECEIVERS, MIXED_LEVELS])
     ap.add_argument("argv", nargs=argparse.REMAINDER)
     ns = ap.parse_args()
@@ -184,6 +205,8 @@ def main() -> int:
         liveness.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
     if ns.idle_timeout is not None:
         liveness.IDLE_TIMEOUT = ns.idle_timeout  # type: ignore[misc]
+    if ns.first_attempt is not None:
+        _shorten_first_attempt(ns.first_attempt)
     if ns.script == MIXED_LEVELS:
         _cycle_levels()
     elif ns.script in SENDERS:
