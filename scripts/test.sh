@@ -23,7 +23,8 @@ if [ -x scripts/setup_test_extras.sh ]; then bash scripts/setup_test_extras.sh; 
 python3 -m ruff check sp2p server tests scripts
 python3 -m mypy
 set +e
-python3 -b -m pytest "$@"
+# --durations=30: the CI log names the slowest tests (tests/support/durations.py adds the time per directory)
+python3 -b -m pytest --durations=30 "$@"
 rc=$?
 set -e
 # pytest's 5 means "no tests ran": that is a failure for us.

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.support.server_proc", "tests.support.cli_fixtures", "tests.netlab.fixtures"]
+pytest_plugins = [
+    "tests.support.server_proc",
+    "tests.support.cli_fixtures",
+    "tests.netlab.fixtures",
+    "tests.support.durations",
+]
 
 
 def pytest_configure(config: pytest.Config) -> None:
