@@ -66,10 +66,20 @@ def _check_tls(config: ServerConfig) -> None:
     if config.tls_cert is not None and config.tls_key is not None:
         from server.tls import make_context
 
+        for flag, path in (("-tls-cert", config.tls_cert), ("-tls-key", config.tls_key)):
+            try:  # ssl's own error does not say which file
+                path.open("rb").close()
+            except OSError as exc:
+                raise ConfigError(f"cannot load the TLS certificate: {flag} {path}: {exc.strerror}") from None
         try:
             make_context(config.tls_cert, config.tls_key)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load the TLS certificate: {exc}") from None
+            # ssl says KEY_VALUES_MISMATCH, or just "PEM lib (_ssl.c:3905)": no reason then
+            why = exc.reason if isinstance(exc, ssl.SSLError) else exc.strerror
+            raise ConfigError(
+                f"cannot load the TLS certificate: {config.tls_cert} and {config.tls_key} are not "
+                "a PEM certificate chain and its private key" + (f" ({why})" if why else "")
+            ) from None
 
 
 def _check_redis(config: ServerConfig) -> None:
@@ -77,9 +87,25 @@ def _check_redis(config: ServerConfig) -> None:
     if not config.redis_url:
         return
     from server.redis_router import connect
+    from server.redis_store import redact_url
 
-    store, _router = connect(config, "startup-check")
+    try:
+        store, _router = connect(config, "startup-check")
+    except TypeError as exc:  # redis-py passes ?name=value on as a keyword: an unknown one fails so
+        raise ConfigError(f"-redis {redact_url(config.redis_url)}: unsupported URL option ({exc})") from None
     store.close()
+
+
+def _quiet_unused_ssl_warning() -> None:
+    """`import redis` (the check above) loads redis.asyncio, which keeps its own reference to
+    the ssl module; gevent's patching in every worker then warns that it stays unpatched. We
+    never use redis.asyncio: the warning (two lines per worker at start) only alarms. The
+    filter is inherited by the forked workers; any other module named still warns."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"Monkey-patching ssl after ssl has already been imported.*"
+        r"\(NOT patched\): \['redis\.asyncio\.connection \([^)]*\)'\]\. ?$")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -104,6 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _check_tls(config)
         _check_redis(config)
+        _quiet_unused_ssl_warning()
         from server.gunicorn_app import run
         from server.listen import bind_listener
 

@@ -190,6 +190,10 @@ class ServerConfig:
                 raise ConfigError(f"-{name.replace('_', '-')} must be positive")
         if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
             raise ConfigError("-redis must be a redis://, rediss:// or unix:// URL")
+        redis_path = urlsplit(self.redis_url).path if self.redis_url else ""
+        if not self.redis_url.startswith("unix:") and not re.fullmatch(r"/?\d*", redis_path):
+            # redis-py would quietly take database 0 for /abc
+            raise ConfigError("-redis: the path must be a database number (redis://host:port/0)")
         if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", self.redis_prefix):
             raise ConfigError("-redis-prefix must be 1-64 letters, digits or _.:-")
         if self.workers > 1 and not self.redis_url:
@@ -199,6 +203,10 @@ class ServerConfig:
                 raise ConfigError(f"-{name.replace('_', '-')} must not be negative")
         if self.dl_dir is not None and not self.dl_dir.is_dir():
             raise ConfigError(f"-dl-dir is not a directory: {self.dl_dir}")
+        if self.static_dir is not None and not self.static_dir.is_dir():
+            raise ConfigError(f"-static-dir is not a directory: {self.static_dir}")
+        if self.config_dir is not None and self.config_dir.exists() and not self.config_dir.is_dir():
+            raise ConfigError(f"-config-dir is not a directory: {self.config_dir}")
         if not self.dl_url.startswith(("https://", "http://")):
             raise ConfigError("-dl-url must be an http(s) URL")
         parse_addr(self.addr)

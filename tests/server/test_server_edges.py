@@ -1,0 +1,90 @@
+"""`sp2p-server` given bad or odd input: each a one-line error naming what to fix and exit
+status 1 (server/cli.py's table), never a traceback and never a server that starts broken."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from server.cli import build_config
+from server.config import ConfigError
+from tests.server.tlsutil import write_self_signed
+from tests.support.redis_proc import RedisProc
+from tests.support.server_proc import clean_env, server_command, start_server
+
+
+def startup_error(*flags: str) -> str:
+    """The one line the server printed when it refused to start with `flags`."""
+    proc = subprocess.run([*server_command(), "-addr", "127.0.0.1:0", *flags], capture_output=True,
+                          text=True, env=clean_env(), timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("sp2p-server: ")
+    return proc.stderr.strip().removeprefix("sp2p-server: ")
+
+
+def test_a_static_dir_that_is_not_there(tmp_path: Path) -> None:
+    assert startup_error("-static-dir", str(tmp_path / "ui")) == f"-static-dir is not a directory: {tmp_path / 'ui'}"
+
+
+def test_a_config_dir_that_is_a_file(tmp_path: Path) -> None:
+    afile = tmp_path / "state"
+    afile.write_text("")
+    assert startup_error("-config-dir", str(afile)) == f"-config-dir is not a directory: {afile}"
+
+
+def test_a_missing_certificate_or_key_is_named(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed(cert, key)
+    missing = tmp_path / "nope.pem"
+    assert startup_error("-tls-cert", str(missing), "-tls-key", str(key)) == (
+        f"cannot load the TLS certificate: -tls-cert {missing}: No such file or directory")
+    assert startup_error("-tls-cert", str(cert), "-tls-key", str(missing)) == (
+        f"cannot load the TLS certificate: -tls-key {missing}: No such file or directory")
+
+
+def test_a_key_of_another_certificate(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    other_cert, other_key = tmp_path / "other-cert.pem", tmp_path / "other-key.pem"
+    write_self_signed(cert, key)
+    write_self_signed(other_cert, other_key)
+    assert startup_error("-tls-cert", str(cert), "-tls-key", str(other_key)) == (
+        f"cannot load the TLS certificate: {cert} and {other_key} are not a PEM certificate chain "
+        "and its private key (KEY_VALUES_MISMATCH)")
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/abc", "rediss://h/0/1", "redis://h/-1"])
+def test_a_redis_path_that_is_not_a_database_number(url: str) -> None:
+    """redis-py would quietly use database 0."""
+    with pytest.raises(ConfigError, match=r"^-redis: the path must be a database number"):
+        build_config(["-redis", url], {})
+    build_config(["-redis", "redis://h:6379/3"], {})
+    build_config(["-redis", "redis://h"], {})
+
+
+def test_an_unknown_redis_url_option(redis_server: RedisProc) -> None:
+    line = startup_error("-redis", f"{redis_server.url}?colour=blue")
+    assert line.startswith(f"-redis {redis_server.url}?colour=blue: unsupported URL option"), line
+    assert "'colour'" in line
+
+
+def test_workers_start_without_gevents_warning_about_redis_asyncio(redis_server: RedisProc) -> None:
+    """`import redis` loads redis.asyncio before the workers patch ssl; nothing uses it, so
+    the two-line MonkeyPatchWarning per worker only alarmed a new operator."""
+    server = start_server("-redis", redis_server.url, "-redis-prefix", "edges", "-workers", "2")
+    try:
+        # a worker answers only once patched: a dozen new connections reach both (steered by
+        # source port) unless 1 in 2,048
+        for _ in range(12):
+            with urllib.request.urlopen(f"{server.http_url}/health", timeout=30) as answer:
+                assert answer.read() == b"ok"
+        time.sleep(0.5)  # the log is read by a pump thread
+        log = server.stderr_text()
+    finally:
+        server.stop()
+    assert log.count("Booting worker") >= 2, log
+    assert "MonkeyPatchWarning" not in log, log
