@@ -57,7 +57,7 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
 SEND_FLAGS = {
     **COMMON_FLAGS,
     "url": (STR, "public base URL for share links"),
-    "name": (STR, "name to announce (stdin streams; also renames a single file)"),
+    "name": (STR, "name to announce (stdin streams; also renames a single file): a plain file name"),
     "compress": (INT, "most zstd effort 1-9 (default 3): each chunk gets as much as the link leaves time "
                  "for, down to none; 0 disables zstd"),
     "qr": (BOOL, "show a QR code of the share URL (on a terminal, q toggles it while waiting)"),
