@@ -312,6 +312,9 @@ async def hold(
             sock = ws.transport.get_extra_info("socket")
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         ws.abort()
+    # abort() and close() only schedule the socket's close for the loop's next turn: the
+    # close happened (FIN or RST out) once that turn ran, and is stamped then
+    await asyncio.sleep(0)
     _say(closed=len(held), dropped=dropped, at=time.monotonic())
     await asyncio.sleep(0.2)  # let the FINs leave before the process ends
 
