@@ -115,7 +115,8 @@ class Teardowns:
     session's `peer-left` behind all of them (seconds at 12,500 per worker). Here a handler
     only queues its session and is done; the worker ends `SLICE` at a time (one pipeline
     of end scripts) and between slices gives way to everything else that is ready
-    (server.waiting.give_way). A session whose peer may still be there (someone waits for
+    (server.waiting.give_way), resting as long as the worker's background share asks
+    (server.waiting.Pace). A session whose peer may still be there (someone waits for
     `peer-left`) is urgent: urgent ones go first, and while any are queued the worker
     yields for one turn of the loop only.
     """
@@ -157,11 +158,14 @@ class Teardowns:
         while True:
             self._wake.wait()
             self._wake.clear()  # what is queued from here on sets it again
-            while self._slice():
+            while True:
+                started = time.monotonic()
+                if not self._slice():
+                    break
                 if self._urgent:
                     time.sleep(0)  # one turn of the loop: someone waits for a peer-left
                 else:
-                    give_way()
+                    give_way(started)  # background work: it rests as the worker's Pace says
 
     def _slice(self) -> bool:
         """End up to SLICE queued sessions, urgent ones first; False if none were queued."""

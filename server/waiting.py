@@ -9,6 +9,10 @@ a connection keeps one io watcher (`GeventInput`) and parks a Waiter in one per-
 only the readers whose slot is due (O(due), not O(connections)). A deadline fires up to
 TICK late: it only ever schedules a ping or a timeout of seconds.
 
+Work that can wait (an unhurried reader's input, the teardown of sessions whose clients
+left) is a worker's background work: it runs at quiet moments (`Turns`, `give_way`) and
+takes at most BACKGROUND_SHARE of the worker's time (`Pace`).
+
 Under threads (werkzeug in the in-process tests) a reader polls with a timeout
 (`PollInput`), and timers are threads.
 """
@@ -97,21 +101,105 @@ def _patched() -> bool:
     return monkey is not None and bool(monkey.is_module_patched("threading"))
 
 
+class _HubBound(Protocol):
+    hub: Any
+
+
+H = TypeVar("H", bound=_HubBound)
+
+#: each kind's one instance for the current hub (a fork or a new hub makes a fresh one)
+_per_hub: dict[Callable[[Any], Any], Any] = {}
+
+
+def _of_this_hub(kind: Callable[[Any], H]) -> H:
+    """The one `kind` of this worker's hub, made on first use (after the fork, in the
+    hub's thread)."""
+    hub = _gevent().get_hub()
+    own: H | None = _per_hub.get(kind)
+    if own is None or own.hub is not hub:
+        own = _per_hub[kind] = kind(hub)
+    return own
+
+
 #: longest a worker waits for a quiet moment: work that can wait still moves on a loop that
 #: is never idle (deferred reads include pongs, due within the ping interval)
 QUIET_AT_MOST = 0.05
 
+#: the share of a worker's time its background work (deferred reads, the teardown) takes
+#: while it has some; see Pace
+BACKGROUND_SHARE = 0.3
+#: seconds of rest per second of background work
+_REST_PER_WORK = (1 - BACKGROUND_SHARE) / BACKGROUND_SHARE
 
-def give_way() -> None:
+
+class Pace:
+    """One gevent hub's background work, held to BACKGROUND_SHARE of the worker's time.
+
+    After a mass close every worker has thousands of EOFs to wind down and sessions to end.
+    Run back to back whenever the loop was idle, that work kept each worker busy, so on a
+    host with fewer cores than workers the kernel shared the CPU out in slices: a new
+    connection waited for its worker's next slice, and its hello and join for Redis's,
+    behind the other workers' teardowns (first session after closing 50,000 on 4 workers
+    and 2 cores: 0.65-1.1 s). Here each batch of background work earns a rest in
+    proportion, during which that work waits with the loop blocked in epoll: the CPU is
+    left to whatever else wants it, and a worker woken from that sleep by a new
+    connection gets the CPU at once. A batch of (TURN deferred reads, a teardown slice)
+    takes a few ms, so new work waits at most one batch. The price: background work goes
+    at BACKGROUND_SHARE of its speed even on an idle host (a teardown of 12,500 takes
+    seconds, not one).
+    """
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        #: monotonic time until which background work rests
+        self._rest_until = 0.0
+
+    def spent(self, started: float) -> None:
+        """Background work ran from `started` (monotonic) until now."""
+        now = time.monotonic()
+        self._rest_until = now + (now - started) * _REST_PER_WORK
+
+    def rest_left(self) -> float:
+        """Seconds background work still rests (<= 0: it may run)."""
+        return self._rest_until - time.monotonic()
+
+    def rest_timer(self, seconds: float) -> Any:
+        """A one-shot timer for `seconds` from now (the loop's cached time is brought up to
+        date first: a rest never ends early)."""
+        loop = self.hub.loop
+        loop.update_now()
+        return loop.timer(seconds)
+
+
+def pace() -> Pace:
+    """This worker's Pace."""
+    return _of_this_hub(Pace)
+
+
+def give_way(started: float | None = None) -> None:
     """Let every other ready piece of work run first. Under gevent: until the hub has
     nothing else pending (an idle watcher: connections being read, accepted or written to
-    all go before), or QUIET_AT_MOST; under threads: the GIL to whoever wants it."""
+    all go before), or QUIET_AT_MOST; and when `started` is given, the caller's background
+    work that began then (monotonic) counts against the worker's share (Pace) and the
+    rest it earned comes first. Under threads: the GIL to whoever wants it."""
     if not _patched():
         time.sleep(0)
         return
     gevent = _gevent()
-    loop = gevent.get_hub().loop
+    background = pace()
+    if started is not None:
+        background.spent(started)
+    rest = background.rest_left()
     waiter = gevent.hub.Waiter()
+    if rest > 0:
+        timer = background.rest_timer(rest)
+        timer.start(waiter.switch, None)
+        try:
+            waiter.get()
+        finally:
+            timer.close()
+        return
+    loop = background.hub.loop
     idle, timer = loop.idle(), loop.timer(QUIET_AT_MOST)
     idle.start(waiter.switch, None)
     timer.start(waiter.switch, None)
@@ -136,48 +224,46 @@ class Turns:
     `GeventInput`) is noted here instead, at the cost of a callback in the hub; an idle
     watcher runs `TURN` of them each time the loop has nothing else pending, so whatever
     arrives meanwhile is served in between (and a timer every QUIET_AT_MOST, so a loop
-    that is never idle still gets to them)."""
+    that is never idle still gets to them). They are background work: between two turns
+    they rest as `Pace` says."""
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
         self._queue: deque[Callable[[], None]] = deque()
         self._idle = hub.loop.idle()
         self._timer = hub.loop.timer(QUIET_AT_MOST, QUIET_AT_MOST)
+        self._pace = pace()
+        #: the one-shot timer of a rest in progress (None: not resting)
+        self._resting: Any = None
 
     def defer(self, fn: Callable[[], None]) -> None:
         """Run `fn` in the hub at a quiet moment (in order); it must not block (it may
         switch to a greenlet that runs until it waits again)."""
         self._queue.append(fn)
-        if not self._idle.active:
+        if not self._idle.active and self._resting is None:
             self._idle.start(self._run)
             self._timer.start(self._run)
 
     def _run(self) -> None:
-        for _ in range(min(TURN, len(self._queue))):
-            self._queue.popleft()()
-        if not self._queue:
-            self._idle.stop()
-            self._timer.stop()
+        self._idle.stop()
+        self._timer.stop()
+        rest = self._pace.rest_left()  # (a teardown slice may have run meanwhile)
+        if rest <= 0:
+            started = time.monotonic()
+            for _ in range(min(TURN, len(self._queue))):
+                self._queue.popleft()()
+            self._pace.spent(started)
+            if not self._queue:
+                return
+            rest = self._pace.rest_left()
+        self._resting = self._pace.rest_timer(rest)
+        self._resting.start(self._rested)
 
-
-class _HubBound(Protocol):
-    hub: Any
-
-
-H = TypeVar("H", bound=_HubBound)
-
-#: each kind's one instance for the current hub (a fork or a new hub makes a fresh one)
-_per_hub: dict[Callable[[Any], Any], Any] = {}
-
-
-def _of_this_hub(kind: Callable[[Any], H]) -> H:
-    """The one `kind` of this worker's hub, made on first use (after the fork, in the
-    hub's thread)."""
-    hub = _gevent().get_hub()
-    own: H | None = _per_hub.get(kind)
-    if own is None or own.hub is not hub:
-        own = _per_hub[kind] = kind(hub)
-    return own
+    def _rested(self) -> None:
+        self._resting = None
+        if self._queue:
+            self._idle.start(self._run)
+            self._timer.start(self._run)
 
 
 def turns() -> Turns:

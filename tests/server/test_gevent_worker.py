@@ -17,8 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from tests.server.helpers import Client, hello, http_get, pair, wait_until
+from tests.support.redis_proc import RedisProc
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
 UPGRADE = (
@@ -210,6 +212,56 @@ def test_thousands_of_idle_senders_closing_at_once_leave_the_server_up() -> None
     finally:
         for s in socks:
             s.close()
+        server.stop()
+
+
+def close_wait(port: int) -> int:
+    """Server-side sockets on `port` whose client hung up and which the server has not wound
+    down yet (closed) — counted by the kernel."""
+    out = subprocess.run(
+        ["ss", "-Htn", "state", "close-wait", f"( sport = :{port} )"], capture_output=True, text=True, check=True
+    ).stdout
+    return len(out.splitlines())
+
+
+@pytest.mark.slow
+def test_a_new_hello_goes_before_thousands_that_closed_and_every_one_still_ends(redis_server: RedisProc) -> None:
+    """issue 11: 4,000 idle senders on one worker (sessions in Redis) close at once. A new
+    connection's upgrade and hello, sent together right after, are answered before a
+    quarter of them are wound down: counted by the kernel (server sockets in CLOSE-WAIT)
+    before the dial and after the welcome, which can only overstate it. Then every one is
+    wound down, its session ended in Redis and its descriptor given back."""
+    count = 4000
+    prefix = f"cf{os.getpid()}"
+    server = start_server(
+        *NO_LIMIT_FLAGS, "-workers", "1", "-redis", redis_server.url, "-redis-prefix", prefix,
+        "-max-conns", "20000", "-hello-timeout", "60s", "-ping-interval", "120s", timeout=60,
+    )  # fmt: skip
+    sessions = redis.Redis.from_url(redis_server.url)
+    socks: list[socket.socket] = []
+    try:
+        pid = worker_pid(server)
+        baseline = open_fds(pid)
+        socks = _open_idle_senders(server.port, count)
+        assert sessions.zcard(f"{prefix}:born") == count
+        for s in socks:
+            s.close()  # all at once
+        socks = []
+        before = close_wait(server.port)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as probe:
+            probe.sendall(UPGRADE + HELLO)
+            _read_until(probe, b'"welcome"')
+            wound_down = before - close_wait(server.port)
+        assert wound_down < count // 4, f"the welcome came after {wound_down} of {before} were wound down"
+        assert wait_until(lambda: close_wait(server.port) == 0, timeout=60)
+        assert wait_until(lambda: sessions.zcard(f"{prefix}:born") == 0, timeout=30)
+        assert wait_until(lambda: open_fds(pid) < baseline + 10, timeout=30)
+        assert worker_pid(server) == pid
+        assert "Traceback" not in server.stderr_text()
+    finally:
+        for s in socks:
+            s.close()
+        sessions.close()
         server.stop()
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import gevent
 import pytest
@@ -185,3 +185,60 @@ def test_unhurried_input_is_read_on_a_loop_that_is_never_idle() -> None:
     for a, b in pairs:
         a.close()
         b.close()
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_background_turns_rest_in_proportion_never_less_and_lose_nothing() -> None:
+    """Deferred work is background: after each turn it rests for what the turn took times
+    (1 - share) / share, with the loop free (a reader that gets input meanwhile is served
+    during the rest); every deferred call still runs, once, in order."""
+    batches = 4
+    ran: list[tuple[int, float, float]] = []  # (index, start, end) per deferred call
+
+    def work(i: int) -> None:
+        started = time.monotonic()
+        _busy(0.0002)
+        ran.append((i, started, time.monotonic()))
+
+    gevent.sleep(waiting.pace().rest_left() + 0.01)  # an earlier test's rest is over
+    turns = waiting.turns()
+    for i in range(batches * waiting.TURN):
+        turns.defer(lambda i=i: work(i))
+    a, b = gsocket.socketpair()
+    try:
+        served: list[int] = []
+
+        def serve() -> None:  # an ordinary reader, woken during the first rest
+            assert GeventInput(a).wait(time.monotonic() + 30) is True
+            served.append(len(ran))
+
+        reader = gevent.spawn(serve)
+        gevent.spawn_later(0, b.send, b"x")
+        assert wait_until_green(lambda: len(ran) == batches * waiting.TURN, timeout=30)
+        reader.join(5)
+    finally:
+        a.close()
+        b.close()
+    assert [i for i, _, _ in ran] == list(range(batches * waiting.TURN))
+    assert served and served[0] < batches * waiting.TURN
+    rest_per_work = (1 - waiting.BACKGROUND_SHARE) / waiting.BACKGROUND_SHARE
+    for k in range(1, batches):
+        first, last = k * waiting.TURN - waiting.TURN, k * waiting.TURN - 1
+        took = ran[last][2] - ran[first][1]
+        gap = ran[last + 1][1] - ran[last][2]
+        assert gap >= took * rest_per_work, f"turn {k}: rested {gap * 1e3:.2f} ms after {took * 1e3:.2f} ms"
+
+
+def wait_until_green(check: Callable[[], bool], timeout: float) -> bool:
+    """wait_until for a test running in the hub's own thread: sleeps let the loop run."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        gevent.sleep(0.01)
+    return True
