@@ -118,6 +118,14 @@ def _check_name(name: str) -> None:
                          hint="give a plain file name, or leave -name out")
 
 
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")  # undecodable bytes of a file name arrive as lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def run_send(opts: SendOptions, term: Terminal) -> int:
     cfg = opts.config
     ws_url = signaling_url(cfg.server)
@@ -132,6 +140,10 @@ def run_send(opts: SendOptions, term: Terminal) -> int:
             name=opts.name, size=src.size, mime_type=src.mime_type, is_folder=False,
             stream_mode=False, file_count=0, opener=src.opener, path=src.path,
         )
+    if not src.is_folder and not _is_utf8(src.name):  # a folder's planner refuses such names itself
+        from sp2p.fs.archive import not_utf8_error
+
+        raise not_utf8_error(opts.paths[0])
     for notice in src.notices:
         term.warn(notice)
     # stdin gets our own stall-aware reader; files and folders read through the planned source

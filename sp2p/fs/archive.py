@@ -184,6 +184,14 @@ def _changed(path: str, how: str) -> LocalIOError:
     )
 
 
+def not_utf8_error(path: str) -> LocalIOError:
+    """The error for an input whose name has bytes that are not UTF-8 (receivers and the
+    wire want UTF-8); the name is shown with U+FFFD where those bytes are."""
+    shown = os.fsencode(path).decode("utf-8", "replace")
+    return LocalIOError(f"cannot send {shown}: its name is not valid UTF-8",
+                        hint="rename it (a single file can also be sent with -name)")
+
+
 def stat_input(raw: str | os.PathLike[str]) -> tuple[str, os.stat_result]:
     """The resolved path of a command-line input and its stat (links followed: the user named it).
 
@@ -239,9 +247,7 @@ class _Planner:
         try:
             encoded = arcname.encode("utf-8")
         except UnicodeEncodeError:
-            raise LocalIOError(
-                f"cannot send {os.fsencode(path)!r}: its name is not valid UTF-8"
-            ) from None
+            raise not_utf8_error(path) from None
         if len(encoded) > MAX_PATH_BYTES:
             raise LocalIOError(f"cannot send {path}: path longer than {MAX_PATH_BYTES} bytes")
         try:

@@ -139,6 +139,16 @@ def test_name_with_a_folder_is_refused_not_ignored(env: dict[str, str], tmp_path
     assert "-name renames a single file or a stream" in one_line(r)
 
 
+def test_a_non_utf8_file_name_is_refused_with_a_way_out(env: dict[str, str], tmp_path: Path) -> None:
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.txt"
+    with open(raw, "wb") as f:
+        f.write(b"x")
+    r = finish(spawn(["send", os.fsdecode(raw)], env))
+    assert r.rc == ExitStatus.LOCAL_IO
+    assert one_line(r) == f"sp2p: error: cannot send {tmp_path}/caf\ufffd.txt: its name is not valid UTF-8"
+    assert "-name" in r.err
+
+
 def test_name_of_a_non_utf8_file_is_sent(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
     """A file whose own name is not UTF-8 can still be sent under a -name that is."""
     raw = os.fsencode(tmp_path) + b"/caf\xe9.txt"
