@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from server.metrics import Metrics
 from server.stats import MemoryCounters, Stats
 from tests.server.conftest import RELAXED
 from tests.server.helpers import Client, LiveServer, hello, http_get, live_server, pair, wait_until
@@ -76,3 +77,32 @@ def test_metrics_in_prometheus_format(server: LiveServer) -> None:
     assert wait_until(
         lambda: "sp2p_paired_sessions 0.0" in http_get(f"{server.http_url}/metrics")[2].decode()
     )
+
+
+def test_hot_counts_reach_the_shared_values_within_the_sync_interval() -> None:
+    """Connection, session and message counts are queued, then added by a timer (what
+    another worker's scrape reads); a scrape this process answers sees them at once."""
+    metrics = Metrics(sync_every=0.05)
+    registry = metrics._registry
+
+    def value(name: str) -> float | None:
+        return registry.get_sample_value(name)
+
+    for _ in range(3):
+        metrics.connection(+1)
+    metrics.connection(-1)
+    metrics.session_opened()
+    metrics.session_paired()
+    metrics.relayed(4)
+    metrics.relayed(1)
+    metrics.refused("rate_limited")  # rare: straight through
+    assert registry.get_sample_value("sp2p_refusals_total", {"reason": "rate_limited"}) == 1.0
+    assert wait_until(lambda: value("sp2p_messages_relayed_total") == 5.0)
+    assert value("sp2p_open_connections") == 2.0
+    assert (value("sp2p_waiting_sessions"), value("sp2p_paired_sessions")) == (0.0, 1.0)
+    slow = Metrics(sync_every=3600)
+    slow.connection(+1)
+    slow.session_opened()
+    assert slow._registry.get_sample_value("sp2p_open_connections") == 0.0  # queued
+    text = slow.render().decode().splitlines()
+    assert "sp2p_open_connections 1.0" in text and "sp2p_waiting_sessions 1.0" in text
