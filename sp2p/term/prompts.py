@@ -82,9 +82,11 @@ def ask_secret(prompt: str) -> str:
         NoTerminal: no controlling terminal.
     """
     with open_tty() as fd:
-        os.write(fd, prompt.encode())
         try:
             with _no_echo(fd):
+                # shown once echo is off: turning it off flushes pending input, which would
+                # drop a code pasted (or a Ctrl-D typed) as soon as the prompt appeared
+                os.write(fd, prompt.encode())
                 text = _read_line(fd)
         finally:
             os.write(fd, b"\n")

@@ -76,6 +76,25 @@ def test_prompt_without_answer_is_a_usage_error(env: dict[str, str], outdir: Pat
     assert rc == ExitStatus.USAGE and "expected exactly one transfer code" in rest
 
 
+def test_code_prompt_shows_once_the_terminal_stopped_echoing(env: dict[str, str], outdir: Path,
+                                                             tmp_path: Path) -> None:
+    """Turning echo off (TCSETSF) flushes what was typed: a prompt shown before it could lose
+    a paste, or a Ctrl-D, typed the moment it appeared (the receiver then waited for a line
+    already sent). The order of the two system calls is what decides it: strace shows it."""
+    trace = tmp_path / "strace.log"
+    child = pexpect.spawn("strace", ["-f", "-e", "trace=ioctl,write", "-o", str(trace), sys.executable,
+                                     "-m", "sp2p", "receive", "-output", str(outdir)],
+                          env=env, encoding="utf-8", timeout=60)
+    child.expect("not shown")
+    child.sendeof()
+    rc, rest = finish_tty(child, timeout=60)
+    assert rc == ExitStatus.USAGE and "expected exactly one transfer code" in rest
+    calls = trace.read_text().splitlines()
+    no_echo = next(i for i, line in enumerate(calls) if "TCSETSF" in line and "|ECHO|" not in line)
+    prompt = next(i for i, line in enumerate(calls) if "Transfer code or share URL" in line)
+    assert no_echo < prompt, "\n".join(calls[min(no_echo, prompt):max(no_echo, prompt) + 1])
+
+
 def test_share_url_selects_its_server(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
     src = tmp_path / "far.txt"
     src.write_text("over the URL's server")
