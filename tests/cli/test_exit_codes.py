@@ -15,6 +15,7 @@ from sp2p.proto import liveness
 from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
 from tests.support.run_cli import ExitStatusError, run_cli
+from tests.support.scripted_cli import first_attempt_within
 
 
 @pytest.fixture
@@ -24,8 +25,12 @@ def src(tmp_path: Path) -> Path:
     return path
 
 
-def _sender(env: dict[str, str], *args: str, script: str | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    proc = spawn_scripted(["send", *args], env, script=script) if script else spawn(["send", *args], env)
+def _sender(env: dict[str, str], *args: str, script: str | None = None,
+            first_attempt: float | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    if script or first_attempt:
+        proc = spawn_scripted(["send", *args], env, script=script, first_attempt=first_attempt)
+    else:
+        proc = spawn(["send", *args], env)
     try:
         yield proc
     finally:
@@ -79,9 +84,13 @@ def test_3_signaling(env: dict[str, str], outdir: Path) -> None:
     assert len(r.errors) == 1 and r.errors[0].startswith("transfer session not found"), r.stderr
 
 
-def test_4_connect(env: dict[str, str], src: Path, outdir: Path) -> None:
-    """No common transport: the sender offers TCP only, the receiver takes WebRTC only."""
-    for sender in _sender(env, "-transport", "tcp", str(src)):
+def test_4_connect(env: dict[str, str], src: Path, outdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No common transport: the sender offers TCP only, the receiver takes WebRTC only (so both
+    give the doomed attempt 5 s, not the shipped 30)."""
+    from sp2p.flow import relay
+
+    monkeypatch.setattr(relay, "establish", first_attempt_within(5, relay.establish))
+    for sender in _sender(env, "-transport", "tcp", str(src), first_attempt=5):
         r = run_cli("receive", "-transport", "webrtc", "-output", str(outdir), read_code(sender), env=env,
                     expect=ExitStatus.CONNECT)
         s = finish(sender, timeout=90)

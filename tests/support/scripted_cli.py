@@ -169,20 +169,20 @@ def _cycle_levels() -> None:
     send_pump.LevelController = CyclingLevels  # type: ignore[misc]
 
 
-def _shorten_first_attempt(seconds: float) -> None:
-    from sp2p.flow import relay
+def first_attempt_within(seconds: float, establish: Callable[..., Any]) -> Callable[..., Any]:
+    """`establish` (sp2p.flow.relay's) whose first call, establish_or_relay's direct attempt,
+    gives up after `seconds`; later calls (the relay retry) keep their shipped limit."""
     from sp2p.record import replace
 
-    shipped = relay.establish
     calls = [0]
 
-    def establish(signal: Any, keys: Any, peer: Any, opts: Any, *args: Any, **kw: Any) -> Any:
+    def quick(signal: Any, keys: Any, peer: Any, opts: Any, *args: Any, **kw: Any) -> Any:
         calls[0] += 1
-        if calls[0] == 1:  # establish_or_relay's direct attempt; its relay retry is the second call
+        if calls[0] == 1:
             opts = replace(opts, timeout=seconds)
-        return shipped(signal, keys, peer, opts, *args, **kw)
+        return establish(signal, keys, peer, opts, *args, **kw)
 
-    relay.establish = establish  # type: ignore[assignment]
+    return quick
 
 
 def main() -> int:
@@ -206,7 +206,9 @@ def main() -> int:
     if ns.idle_timeout is not None:
         liveness.IDLE_TIMEOUT = ns.idle_timeout  # type: ignore[misc]
     if ns.first_attempt is not None:
-        _shorten_first_attempt(ns.first_attempt)
+        from sp2p.flow import relay
+
+        relay.establish = first_attempt_within(ns.first_attempt, relay.establish)  # type: ignore[assignment]
     if ns.script == MIXED_LEVELS:
         _cycle_levels()
     elif ns.script in SENDERS:
