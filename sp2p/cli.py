@@ -341,6 +341,8 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
 
     if len(parsed.args) > 1:
         raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
+    if parsed.flags.get("stdout") and "output" in parsed.flags:
+        raise UsageError("-stdout and -output exclude each other", hint="give one of them")
     text = parsed.args[0] if parsed.args else _code_without_argv(env)
     try:
         code = parse_code(text)

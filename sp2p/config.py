@@ -131,6 +131,8 @@ _KEYS: Final[dict[str, tuple[str, Callable[[Any], Any]]]] = {
 
 
 _INT_KEYS: Final = frozenset({"compress", "parallel"})
+#: flags whose empty value would quietly mean the default (an empty variable does, documented)
+_STRING_FLAGS: Final = frozenset({"server", "url", "output"})
 
 
 def _home(environ: Mapping[str, str]) -> Path:
@@ -191,6 +193,8 @@ def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or norm not in _KEYS:
             continue  # not given, or a flag that is not a setting (-name, -stdout …)
         attr, check = _KEYS[norm]
+        if value == "" and norm in _STRING_FLAGS:  # `-server ""`: not silently the default
+            raise UsageError(f"-{norm} is empty", hint=f"give a value, or leave -{norm} out")
         if norm in _INT_KEYS and isinstance(value, str):
             # flags arrive as text; the config file must hold real integers
             with contextlib.suppress(ValueError):

@@ -194,6 +194,26 @@ def test_unwritable_output_fails_before_using_the_code(
     receive_still_works(env, sender, code, outdir)
 
 
+# ------------------------------------------------------------------ flags
+
+
+@pytest.mark.parametrize("args", [["receive", "-server=", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"],
+                                  ["receive", "-output", "", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"],
+                                  ["send", "-url=", "x"]])
+def test_an_explicitly_empty_flag_is_not_quietly_the_default(args: list[str], env: dict[str, str]) -> None:
+    """`-server=` used to dial localhost:8080 (an empty SP2P_SERVER is ignored, as documented)."""
+    flag = next(a for a in args if a.startswith("-")).split("=")[0]
+    r = finish(spawn(args, env))
+    assert r.rc == ExitStatus.USAGE
+    assert one_line(r) == f"sp2p: error: {flag} is empty"
+
+
+def test_stdout_and_output_together(env: dict[str, str], outdir: Path) -> None:
+    r = finish(spawn(["receive", "-stdout", "-output", str(outdir), "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"], env))
+    assert r.rc == ExitStatus.USAGE
+    assert one_line(r) == "sp2p: error: -stdout and -output exclude each other"
+
+
 # ------------------------------------------------------------------ server URL
 
 
