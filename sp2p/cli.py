@@ -45,7 +45,8 @@ Run 'sp2p <command> -help' for the flags of a command.
 
 BOOL, STR, INT = "bool", "str", "int"
 COMMON_FLAGS: dict[str, tuple[str, str]] = {
-    "server": (STR, "signaling server URL (http(s)://host[:port], ws(s)://…/ws or host:port)"),
+    "server": (STR, "signaling server URL: http(s)://host[:port], ws(s)://…/ws or host:port "
+               "(without it: $SP2P_SERVER, the config file's, or http://localhost:8080)"),
     "transport": (STR, "connection method: auto, tcp or webrtc (default auto)"),
     "parallel": (INT, "parallel TCP streams: 0 auto, 1 never, 2-6 force (default 0)"),
     "allow-relay": (BOOL, "accept a TURN relay without asking (data stays end-to-end encrypted)"),
@@ -64,10 +65,12 @@ SEND_FLAGS = {
 }
 RECEIVE_FLAGS = {
     **COMMON_FLAGS,
-    "output": (STR, "output folder, which must exist (default .)"),
+    "output": (STR, "output folder, which must exist and be writable (default .)"),
     "stdout": (BOOL, "write the received data to stdout"),
     "yes": (BOOL, "receive without asking 'Receive it?' on a terminal (config: yes: true)"),
 }
+#: what -help calls a value parsed as text but meaning more
+_SHOWN_KIND = {"reconnect": "duration"}
 _TRUE = {"1", "t", "true", "yes", "on"}
 _FALSE = {"0", "f", "false", "no", "off"}
 
@@ -122,7 +125,7 @@ def parse_flags(argv: Sequence[str], spec: Mapping[str, tuple[str, str]]) -> Par
 def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:
     lines = [f"usage: sp2p {command} [flags] {'<file|folder|...|->' if command == 'send' else '[CODE]'}", ""]
     for name, (kind, text) in spec.items():
-        arg = "" if kind == BOOL else f" {kind}"
+        arg = "" if kind == BOOL else f" {_SHOWN_KIND.get(name, kind)}"
         lines.append(f"  -{name}{arg}\n        {text}")
     return "\n".join(lines) + "\n"
 
