@@ -211,7 +211,7 @@ class ServerConfig:
             raise ConfigError("-dl-url must be an http(s) URL")
         parse_addr(self.addr)
         if self.acme:
-            parse_addr(self.acme_http_addr)
+            parse_addr(self.acme_http_addr, flag="-acme-http-addr")
 
 
 def _is_turn_url(url: str) -> bool:
@@ -275,15 +275,16 @@ def check_base_url(url: str, *, tls: bool) -> None:
         raise ConfigError("-base-url must start with https:// when TLS or ACME is on")
 
 
-def parse_addr(addr: str) -> tuple[str, int]:
-    """Go-style listen address `host:port`, `:port` or `[v6]:port` -> (host, port)."""
+def parse_addr(addr: str, *, flag: str = "-addr") -> tuple[str, int]:
+    """Go-style listen address `host:port`, `:port` or `[v6]:port` -> (host, port); errors
+    name `flag`, the setting it came from."""
     match = re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\[\]]*):(\d{1,5})", addr)
     if not match or int(match.group(2)) > 65535:
-        raise ConfigError(f"invalid listen address {addr!r} (want host:port or :port)")
+        raise ConfigError(f"{flag}: invalid listen address {addr!r} (want host:port or :port)")
     host = match.group(1).strip("[]")
     if host and not re.fullmatch(r"[A-Za-z0-9.-]+", host):
         try:
             ipaddress.ip_address(host)
         except ValueError as exc:
-            raise ConfigError(f"invalid listen address {addr!r}") from exc
+            raise ConfigError(f"{flag}: invalid listen address {addr!r}") from exc
     return host, int(match.group(2))

@@ -88,3 +88,11 @@ def test_workers_start_without_gevents_warning_about_redis_asyncio(redis_server:
         server.stop()
     assert log.count("Booting worker") >= 2, log
     assert "MonkeyPatchWarning" not in log, log
+
+
+@pytest.mark.parametrize(("flags", "named"), [(["-addr", ":abc"], "-addr"),
+                                              (["-acme-http-addr", "[::1"], "-acme-http-addr")])
+def test_a_bad_listen_address_names_its_flag(flags: list[str], named: str, tmp_path: Path) -> None:
+    acme = ["-acme", "-config-dir", str(tmp_path), "-base-url", "https://sp2p.example"]
+    with pytest.raises(ConfigError, match=rf"^{named}: invalid listen address '[^']*' \(want host:port or :port\)$"):
+        build_config([*acme, *flags], {})
