@@ -50,13 +50,14 @@ def spawn(args: Sequence[str], env: Mapping[str, str], *, cwd: Path | None = Non
 
 def spawn_scripted(args: Sequence[str], env: Mapping[str, str], *, script: str | None = None,
                    window: float | None = None, dead_after: float | None = None,
-                   first_attempt: float | None = None,
+                   heartbeat: float | None = None, first_attempt: float | None = None,
                    stdin: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     """The real CLI with scaled liveness limits, a shorter first connection attempt and/or a
     hostile scripted transfer (tests/support/scripted_cli.py)."""
     opts = [*(["--script", script] if script else []),
             *(["--window", str(window)] if window is not None else []),
             *(["--dead-after", str(dead_after)] if dead_after is not None else []),
+            *(["--heartbeat", str(heartbeat)] if heartbeat is not None else []),
             *(["--first-attempt", str(first_attempt)] if first_attempt is not None else [])]
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.scripted_cli", *opts, "--", *args],

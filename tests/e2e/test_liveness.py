@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import Result, finish, kill, read_code, spawn, spawn_scripted
+from tests.e2e.harness import Result, finish, kill, read_code, spawn_scripted
 
 pytestmark = pytest.mark.e2e
 
 
-#: long enough for both sides to have sent a heartbeat (every 5 s of silence)
-HEARTBEATS_SEEN = 7.0
+#: the victim's peer heartbeats every PEER_HEARTBEAT s of silence (the shipped 5 s, scaled like
+#: the victim's limits); HEARTBEATS_SEEN is long enough for it to have sent one
+PEER_HEARTBEAT = 1.0
+HEARTBEATS_SEEN = 3.0
 
 
 def _feed(proc: subprocess.Popen[bytes], size: int) -> None:
@@ -52,7 +54,8 @@ def test_item1_frozen_receiver_ends_the_sender(env: dict[str, str], outdir: Path
     """SIGSTOP on the receiver: the sender's own heartbeats and writes must not keep it waiting."""
     sender = spawn_scripted(["send", "-name", "s.bin", "-compress", "0", "-"], env, dead_after=4,
                             stdin=subprocess.PIPE)
-    receiver = spawn(["receive", "-output", str(outdir), read_code(sender)], env)
+    receiver = spawn_scripted(["receive", "-output", str(outdir), read_code(sender)], env,
+                              heartbeat=PEER_HEARTBEAT)
     try:
         _feed(sender, 1 << 20)
         _wait_for_bytes(outdir)
@@ -106,7 +109,8 @@ def test_item2_progress_floor_on_the_receiver(script: str, env: dict[str, str], 
 
 def test_silent_sender_ends_the_receiver(env: dict[str, str], outdir: Path) -> None:
     """The mirror of item 1 (exit 8 on the receiving side): a frozen sender."""
-    sender = spawn(["send", "-name", "s.bin", "-compress", "0", "-"], env, stdin=subprocess.PIPE)
+    sender = spawn_scripted(["send", "-name", "s.bin", "-compress", "0", "-"], env, heartbeat=PEER_HEARTBEAT,
+                            stdin=subprocess.PIPE)
     receiver = spawn_scripted(["receive", "-output", str(outdir), read_code(sender)], env, dead_after=4)
     try:
         _feed(sender, 1 << 20)

@@ -1,7 +1,8 @@
 """The real CLI in a child process, with test-only changes that never ship:
 
-* `--window S` / `--dead-after S` / `--idle-timeout S`: the liveness limits of sp2p.proto.liveness scaled down, so a
-  stall shows in seconds instead of minutes (the rule itself is unchanged);
+* `--window S` / `--dead-after S` / `--idle-timeout S` / `--heartbeat S`: the liveness limits and heartbeat
+  interval of sp2p.proto.liveness scaled down, so a stall shows in seconds instead of minutes (the
+  rule itself is unchanged);
 * `--first-attempt S`: the first direct connection attempt gives up after S instead of
   sp2p.flow.connect.ESTABLISH_TIMEOUT (30 s), for tests where it must fail (symmetric NATs, a forced
   transport that cannot cross); the relay retry and any heal keep the shipped limit;
@@ -12,8 +13,8 @@ Both run without the heal extension (`-reconnect 0`, unless the arguments say ot
 limits scaled are the original rule's (a healing peer has its own quick rule,
 docs/protocol-extensions.md §2.3), and a script owns its transfer, so nothing could continue it.
 
-    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--idle-timeout S] [--first-attempt S]
-                                         [--script NAME] -- <sp2p args>
+    python -m tests.support.scripted_cli [--window S] [--dead-after S] [--idle-timeout S] [--heartbeat S]
+                                         [--first-attempt S] [--script NAME] -- <sp2p args>
 """
 
 from __future__ import annotations
@@ -190,6 +191,7 @@ def main() -> int:
     ap.add_argument("--window", type=float)
     ap.add_argument("--dead-after", type=float)
     ap.add_argument("--idle-timeout", type=float)
+    ap.add_argument("--heartbeat", type=float)
     ap.add_argument("--first-attempt", type=float)
     ap.add_argument("--script", choices=[*SENDERS, *RECEIVERS, MIXED_LEVELS])
     ap.add_argument("argv", nargs=argparse.REMAINDER)
@@ -205,6 +207,8 @@ def main() -> int:
         liveness.HEARTBEAT_DEAD_AFTER = ns.dead_after  # type: ignore[misc]
     if ns.idle_timeout is not None:
         liveness.IDLE_TIMEOUT = ns.idle_timeout  # type: ignore[misc]
+    if ns.heartbeat is not None:
+        liveness.HEARTBEAT_INTERVAL = ns.heartbeat  # type: ignore[misc]
     if ns.first_attempt is not None:
         from sp2p.flow import relay
 
