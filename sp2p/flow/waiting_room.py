@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Iterator
 
 from sp2p.config import DEFAULT_SERVER, Config, share_base_url, signaling_url
-from sp2p.errors import Declined, SignalingError
+from sp2p.errors import Declined, PeerCancelled, SignalingError
 from sp2p.flow.session import PeerKey, parse_peer_crypto, server_error
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.proto.codes import share_url
@@ -57,8 +57,8 @@ def wait_for_receiver(
                 return peer_type, parse_peer_crypto(env), parallel
             elif env.type == SignalType.DECLINE:
                 raise Declined("the receiver declined the transfer")
-            elif env.type == SignalType.PEER_LEFT:
-                raise SignalingError("the receiver disconnected before the transfer started")
+            elif env.type == SignalType.PEER_LEFT:  # e.g. Ctrl-C at its "Receive it?": the code is used
+                raise PeerCancelled("the receiver left before the transfer started")
             else:
                 err = server_error(env)
                 if err.code == ErrorCode.PEER_VERSION_MISMATCH:

@@ -15,6 +15,7 @@ import pytest
 
 from sp2p.status import ExitStatus
 from tests.e2e.harness import Result, finish, kill, read_code, spawn
+from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.server.tlsutil import write_self_signed
 from tests.support.server_proc import ServerProc, start_server
 
@@ -96,6 +97,21 @@ def test_receive_to_closed_stdout_fails_before_using_the_code(
     assert r.rc == ExitStatus.LOCAL_IO
     assert "standard output is closed" in one_line(r)
     receive_still_works(env, sender, code, outdir)
+
+
+def test_ctrl_c_at_the_accept_question_tells_the_sender(
+    env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], outdir: Path
+) -> None:
+    sender, code = waiting_sender
+    child = spawn_tty(["receive", "-output", str(outdir), code], env)
+    child.expect(r"Receive it\? \[Y/n\]")
+    child.sendintr()
+    rc, rest = finish_tty(child, timeout=60)
+    assert rc == ExitStatus.INTERRUPTED and "sp2p: error: interrupted" in rest
+    s = finish(sender)
+    assert s.rc == ExitStatus.TRANSFER  # the peer left; not a signaling failure (3)
+    assert one_line(s) == "sp2p: error: the receiver left before the transfer started"
+    assert list(outdir.iterdir()) == []
 
 
 # ------------------------------------------------------------------ inputs and -name
