@@ -54,8 +54,11 @@ class SignalClient:
                 hint="check the -server address: http(s)://host[:port] of an sp2p server",
             ) from exc
         except (OSError, WsError) as exc:
+            reason = _reason(exc)
+            if isinstance(exc, ConnectionResetError) and ws_url.startswith("ws://"):
+                reason += " (an https:// server?)"  # a TLS server hangs up on plain HTTP
             raise SignalingError(
-                f"cannot reach the signaling server at {ws_url}: {_reason(exc)}",
+                f"cannot reach the signaling server at {ws_url}: {reason}",
                 hint="check the -server address and your connection",
             ) from exc
         self._reader = threading.Thread(target=self._read_loop, name="sp2p-signal-reader", daemon=True)

@@ -247,14 +247,17 @@ def test_https_to_a_plain_http_server(env: dict[str, str], sp2p_server: ServerPr
     assert one_line(r).endswith("it does not speak TLS on that port (an http:// server?)")
 
 
-def test_untrusted_certificate_is_named(env: dict[str, str], tmp_path: Path) -> None:
+def test_a_tls_server_with_an_untrusted_certificate_or_dialled_as_http(env: dict[str, str],
+                                                                       tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     write_self_signed(cert, key)
     server = start_server("-tls-cert", str(cert), "-tls-key", str(key))
+    code = "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"
     try:
-        r = finish(spawn(["receive", "-server", f"https://127.0.0.1:{server.port}",
-                          "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"], env))
+        untrusted = finish(spawn(["receive", "-server", f"https://127.0.0.1:{server.port}", code], env))
+        plain = finish(spawn(["receive", "-server", f"http://127.0.0.1:{server.port}", code], env))
     finally:
         server.stop()
-    assert r.rc == ExitStatus.SIGNALING
-    assert "its TLS certificate is not trusted (self-signed certificate)" in one_line(r)
+    assert untrusted.rc == plain.rc == ExitStatus.SIGNALING
+    assert "its TLS certificate is not trusted (self-signed certificate)" in one_line(untrusted)
+    assert one_line(plain).endswith("Connection reset by peer (an https:// server?)")
