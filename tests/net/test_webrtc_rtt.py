@@ -43,7 +43,7 @@ def start_of(
     home, out, src = tmp / "home", tmp / "out", tmp / "text.txt"
     home.mkdir()
     out.mkdir()
-    data = text(2 << 20)
+    data = text(256 << 10)
     src.write_bytes(data)
     env = {"SP2P_SERVER": f"http://{lab.ip('pub')}:8080", "HOME": str(home),
            "XDG_CONFIG_HOME": str(home / ".config")}  # fmt: skip
