@@ -117,6 +117,7 @@ class RedisStore:
         self._set_once = client.register_script(scripts.SET_ONCE)
         self._touch = client.register_script(scripts.TOUCH)
         self._complete = client.register_script(scripts.COMPLETE)
+        self._sender_node = client.register_script(scripts.WAITING_SENDER_NODE)
         #: script calls made at the same moment share one pipeline (a mass disconnect ends
         #: thousands of sessions in a few turns of the loop)
         self._calls: Batched[ScriptCall, Any] = Batched(self._run_scripts)
@@ -194,8 +195,8 @@ class RedisStore:
 
     def waiting_sender_node(self, session_id: str) -> str | None:
         with _guard():
-            node, joined = self.r.hmget(self._k("s", session_id), "sn", "j")
-        return str(node) if node is not None and joined is None else None
+            node = self._script(self._sender_node, [self._k("s", session_id)], [])
+        return str(node) if node is not None else None
 
     def touch(self, session_id: str) -> bool:
         return not self.touch_all([session_id])
