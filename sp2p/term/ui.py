@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -67,13 +68,26 @@ class Terminal:
         self._live = False  # a progress line is on screen and must be cleared first
         self._t0 = time.monotonic()
 
+    def _put(self, text: str, *, stdout: bool = False) -> None:
+        """Write and flush (the lock held). A stream whose reader went away (`2>&1 | head`)
+        is dropped: messages are not worth a transfer, and the code is on both streams."""
+        stream = self.out if stdout else self.err
+        try:
+            stream.write(text)
+            stream.flush()
+        except OSError:
+            nowhere = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as we do
+            if stdout:
+                self.out = nowhere
+            else:
+                self.err = nowhere
+
     def _write_err(self, text: str) -> None:
         with self._lock:
             if self._live:
-                self.err.write("\r\x1b[2K")
+                self._put("\r\x1b[2K")
                 self._live = False
-            self.err.write(text)
-            self.err.flush()
+            self._put(text)
 
     def line(self, text: str = "") -> None:
         self._write_err(f"  {text}\n" if text else "\n")
@@ -93,8 +107,7 @@ class Terminal:
 
     def stdout_line(self, text: str) -> None:
         with self._lock:
-            self.out.write(text + "\n")
-            self.out.flush()
+            self._put(text + "\n", stdout=True)
 
     def error(self, message: str, hint: str | None = None) -> None:
         self._write_err(f"sp2p: error: {message}\n")
@@ -108,19 +121,16 @@ class Terminal:
         """Remove the last `count` lines written (a terminal only: up, then clear to the end)."""
         if self.is_tty and count > 0:
             with self._lock:
-                self.err.write(f"\x1b[{count}A\x1b[J")
-                self.err.flush()
+                self._put(f"\x1b[{count}A\x1b[J")
 
     def live(self, text: str) -> None:
         """A line that the next live() replaces (TTY only; callers throttle plain output)."""
         with self._lock:
-            self.err.write("\r\x1b[2K  " + text)
-            self.err.flush()
+            self._put("\r\x1b[2K  " + text)
             self._live = True
 
     def end_live(self) -> None:
         with self._lock:
             if self._live:
-                self.err.write("\n")
-                self.err.flush()
+                self._put("\n")
                 self._live = False

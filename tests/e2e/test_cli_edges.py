@@ -89,6 +89,31 @@ def test_send_with_stdout_closed_still_shows_the_code_on_stderr(env: dict[str, s
         kill(proc)
 
 
+def test_a_reader_of_stderr_that_goes_away_does_not_end_the_transfer(env: dict[str, str], tmp_path: Path,
+                                                                     outdir: Path) -> None:
+    """`sp2p send x 2>&1 | head`: messages are dropped once nobody reads them (they used to end
+    the sender with 'unexpected error', exit 1); both sides lose their reader here."""
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(3 << 20))
+    sender = spawn(["send", "-compress", "0", str(src)], env)
+    try:
+        assert sender.stderr is not None
+        sender.stderr.read(16)  # its version line; what follows finds the pipe closed
+        sender.stderr.close()
+        code = read_code(sender)
+        receiver = spawn(["receive", "-output", str(outdir), code], env)
+        assert receiver.stderr is not None
+        receiver.stderr.close()
+        try:
+            assert receiver.wait(timeout=60) == 0
+        finally:
+            kill(receiver)
+        assert sender.wait(timeout=60) == 0
+    finally:
+        kill(sender)
+    assert (outdir / "data.bin").read_bytes() == src.read_bytes()
+
+
 def test_receive_to_closed_stdout_fails_before_using_the_code(
     env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], outdir: Path
 ) -> None:
