@@ -203,7 +203,8 @@ def main(
         io.stderr.write(USAGE)
         return ExitStatus.OK
     if command not in ("send", "receive", "recv"):
-        term.error(f"unknown command: {term.peer_text(command)}", "run 'sp2p help' for the commands")
+        shown = term.peer_text(command)
+        term.error(f"unknown command: {shown}", _command_hint(shown))
         return ExitStatus.USAGE
     debug = "-debug" in rest or "--debug" in rest
     _install_sigterm()
@@ -226,6 +227,17 @@ def main(
         if debug:
             _print_traceback(io.stderr)
         return ExitStatus.ERROR
+
+
+def _command_hint(command: str) -> str:
+    """What to type instead of `command` (escaped): flags follow the command (Go style), a
+    near miss is named."""
+    if command.startswith("-"):
+        return f"flags follow the command, as in: sp2p send {command.split('=')[0]} …"
+    import difflib
+
+    near = difflib.get_close_matches(command.lower(), ("send", "receive", "version", "help"), n=1)
+    return f"did you mean 'sp2p {near[0]}'?" if near else "run 'sp2p help' for the commands"
 
 
 def _print_traceback(out: TextIO) -> None:

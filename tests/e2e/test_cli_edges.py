@@ -238,6 +238,18 @@ def test_unwritable_output_fails_before_using_the_code(
 # ------------------------------------------------------------------ flags
 
 
+@pytest.mark.parametrize(("argv", "hint"), [
+    (["sned", "x"], "did you mean 'sp2p send'?"), (["recieve"], "did you mean 'sp2p receive'?"),
+    (["-server", "http://h", "send", "x"], "flags follow the command, as in: sp2p send -server …"),
+    (["-\x1b[2J"], "flags follow the command, as in: sp2p send -\\x1b[2J …"),
+    (["frobnicate"], "run 'sp2p help' for the commands")])
+def test_an_unknown_command_says_what_to_type(argv: list[str], hint: str, env: dict[str, str]) -> None:
+    r = finish(spawn(argv, env))
+    assert r.rc == ExitStatus.USAGE
+    one_line(r)
+    assert r.err.splitlines()[-1] == f"sp2p: hint: {hint}"
+
+
 @pytest.mark.parametrize("args", [["receive", "-server=", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"],
                                   ["receive", "-output", "", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"],
                                   ["send", "-url=", "x"]])
