@@ -267,6 +267,46 @@ def test_stdout_and_output_together(env: dict[str, str], outdir: Path) -> None:
     assert one_line(r) == "sp2p: error: -stdout and -output exclude each other"
 
 
+# ------------------------------------------------------------------ permissions
+
+
+def run_without_override(args: Sequence[str], env: dict[str, str]) -> Result:
+    """The CLI as a user whom mode bits bind: root without CAP_DAC_OVERRIDE/READ_SEARCH (the
+    owner of a mode-000 file is refused like anyone else), anyone else as they are."""
+    drop = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([*drop, sys.executable, "-m", "sp2p", *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return finish(proc, timeout=60)
+
+
+def test_permissions_deny_before_any_session(env: dict[str, str], tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x")
+    folder = tmp_path / "folder"
+    (folder / "locked").mkdir(parents=True)
+    (folder / "ok.txt").write_text("y")
+    (folder / "locked" / "in.txt").write_text("z")
+    output = tmp_path / "readonly"
+    output.mkdir()
+    secret.chmod(0)
+    (folder / "locked").chmod(0)
+    output.chmod(0o555)
+    try:
+        cases = [
+            (["send", str(secret)], ExitStatus.LOCAL_IO, f"cannot send {secret}: permission denied"),
+            (["send", str(folder)], ExitStatus.LOCAL_IO,
+             f"cannot read directory {folder / 'locked'}: Permission denied"),
+            (["receive", "-output", str(output), "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"], ExitStatus.LOCAL_IO,
+             f"output folder {output} is not writable for you"),
+        ]
+        for args, status, message in cases:
+            r = run_without_override(args, env)
+            assert (r.rc, one_line(r)) == (status, f"sp2p: error: {message}"), r.err
+            assert r.out == b""
+    finally:
+        (folder / "locked").chmod(0o755)
+
+
 # ------------------------------------------------------------------ server URL
 
 
