@@ -3,6 +3,7 @@ status 1 (server/cli.py's table), never a traceback and never a server that star
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import urllib.request
@@ -96,3 +97,15 @@ def test_a_bad_listen_address_names_its_flag(flags: list[str], named: str, tmp_p
     acme = ["-acme", "-config-dir", str(tmp_path), "-base-url", "https://sp2p.example"]
     with pytest.raises(ConfigError, match=rf"^{named}: invalid listen address '[^']*' \(want host:port or :port\)$"):
         build_config([*acme, *flags], {})
+
+
+def test_the_man_page_lists_the_exit_statuses_main_returns(capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    page = (Path(__file__).resolve().parents[2] / "packaging" / "man" / "sp2p-server.1").read_text()
+    section = page.split(".SH EXIT STATUS", 1)[1].split(".SH ", 1)[0]
+    assert re.findall(r"^\.B (\d+)$", section, re.M) == ["0", "1", "2"]
+    assert main(["-no-such-flag"]) == 2
+    assert main(["-workers", "-1"]) == 1
+    assert main(["-version"]) == 0
+    capsys.readouterr()
