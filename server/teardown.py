@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
+from server import logsink
 from server.connection import CLOSE_GOING_AWAY, Peer, WriteBatch
 from server.metrics import Metrics
 from server.store import Router, SessionRecord, SessionStore, StoreUnavailable
@@ -92,7 +93,7 @@ def _teardown(
             state.router.close(record, role, CLOSE_GOING_AWAY, reason)
     batch.flush()  # what no close took along (a peer another node holds is not in it)
     if logged:
-        log.info("peer disconnected session=%s", redact(record.id))
+        logsink.info(log, "peer disconnected session=%s", redact(record.id))
 
 
 def lost_session(state: Services, session_id: str, role: Role, peer: Peer) -> None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from server import relay
+from server import logsink, relay
 from server.connection import Peer, PeerClosed, WriteBatch
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
@@ -169,7 +169,7 @@ def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) ->
     state.router.attach(created.id, Role.SENDER, peer)
     peer.unhurried = True  # until a receiver joins (the router marks it then)
     state.metrics.session_opened()
-    log.info("peer connected session=%s role=sender client=%s", redact(created.id), client_type)
+    logsink.info(log, "peer connected session=%s role=sender client=%s", redact(created.id), client_type)
     if not peer.send(Envelope.build(SignalType.WELCOME, _welcome(state, created, base_url, ""))):
         state.router.detach(created.id, Role.SENDER, peer)
         end_session(state, created.id, leaver=Role.SENDER)
@@ -210,7 +210,7 @@ def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> L
         return None
     state.router.paired(joined, Envelope.build(SignalType.PEER_JOINED, PeerJoined(client_type)).to_json())
     state.metrics.session_paired()
-    log.info("peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
+    logsink.info(log, "peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
     return Link(joined, Role.RECEIVER, peer.ip, state.config.turn_available)
 
 
