@@ -183,6 +183,8 @@ class ServerConfig:
             raise ConfigError("-acme needs -config-dir (certificates are stored there)")
         if self.acme and not self.acme_host:
             raise ConfigError("-acme needs -base-url with a host name (https://host)")
+        if self.acme:
+            self._check_acme()
         if self.base_url is not None:
             check_base_url(self.base_url, tls=self.tls)
         for name in _POSITIVE:
@@ -212,6 +214,16 @@ class ServerConfig:
         parse_addr(self.addr)
         if self.acme:
             parse_addr(self.acme_http_addr, flag="-acme-http-addr")
+
+
+    def _check_acme(self) -> None:
+        """What would otherwise surface as 'could not obtain a certificate' from deep in requests."""
+        if not self.acme_directory.startswith(("https://", "http://")):
+            raise ConfigError(f"-acme-directory must be an http(s) URL: {self.acme_directory!r}")
+        if self.acme_ca_file is not None and not self.acme_ca_file.is_file():
+            raise ConfigError(f"-acme-ca-file is not a file: {self.acme_ca_file}")
+        if self.acme_email and not re.fullmatch(r"[^@\s]+@[^@\s]+", self.acme_email):
+            raise ConfigError(f"-acme-email is not an e-mail address: {self.acme_email!r}")
 
 
 def _is_turn_url(url: str) -> bool:

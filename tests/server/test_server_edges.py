@@ -109,3 +109,18 @@ def test_the_man_page_lists_the_exit_statuses_main_returns(capsys: pytest.Captur
     assert main(["-workers", "-1"]) == 1
     assert main(["-version"]) == 0
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["-acme-directory", "ftp://x"], "-acme-directory must be an http(s) URL: 'ftp://x'"),
+    (["-acme-ca-file", "/nonexistent/ca.pem"], "-acme-ca-file is not a file: /nonexistent/ca.pem"),
+    (["-acme-email", "not-an-address"], "-acme-email is not an e-mail address: 'not-an-address'"),
+])
+def test_acme_settings_that_could_never_work(flags: list[str], message: str, tmp_path: Path) -> None:
+    """They used to fail only once the ACME client ran: 'could not obtain a certificate: No
+    connection adapters were found for ...' and the like."""
+    acme = ["-acme", "-config-dir", str(tmp_path), "-base-url", "https://sp2p.example"]
+    with pytest.raises(ConfigError) as caught:
+        build_config([*acme, *flags], {})
+    assert str(caught.value) == message
+    build_config([*acme, "-acme-email", "ops@sp2p.example"], {})
