@@ -19,7 +19,7 @@ from server import logsink
 from server.connection import CLOSE_GOING_AWAY, Peer, WriteBatch
 from server.metrics import Metrics
 from server.store import Router, SessionRecord, SessionStore, StoreUnavailable
-from server.waiting import give_way
+from server.waiting import background_ran, background_rest, give_way
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import Envelope, Error, ErrorCode, SignalType
 
@@ -115,11 +115,12 @@ class Teardowns:
     connection's hello and join waited behind thousands of end scripts, and a paired
     session's `peer-left` behind all of them (seconds at 12,500 per worker). Here a handler
     only queues its session and is done; the worker ends `SLICE` at a time (one pipeline
-    of end scripts) and between slices gives way to everything else that is ready
-    (server.waiting.give_way), resting as long as the worker's background share asks
-    (server.waiting.Pace). A session whose peer may still be there (someone waits for
-    `peer-left`) is urgent: urgent ones go first, and while any are queued the worker
-    yields for one turn of the loop only.
+    of end scripts). A session whose peer may still be there (someone waits for
+    `peer-left`) is urgent: urgent slices go first, each followed by one turn of the loop
+    only. The others are background work: a slice of them first rests as long as the
+    worker's background share asks (server.waiting.Pace; an urgent leave cuts the rest
+    short), and after it the worker gives way to everything else that is ready
+    (server.waiting.give_way).
     """
 
     def __init__(self, state: Services) -> None:
@@ -127,6 +128,8 @@ class Teardowns:
         self._urgent: deque[tuple[str, Role]] = deque()
         self._background: deque[tuple[str, Role]] = deque()
         self._wake = threading.Event()
+        #: set by an urgent leave: ends a background rest
+        self._hurry = threading.Event()
         #: held while a slice is ended (drain() waits for the worker's slice in flight)
         self._slice_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -138,6 +141,8 @@ class Teardowns:
         (self._urgent if urgent else self._background).append((session_id, role))
         if self._worker is None:
             self._start()
+        if urgent:
+            self._hurry.set()
         self._wake.set()
 
     @property
@@ -146,7 +151,7 @@ class Teardowns:
 
     def drain(self) -> None:
         """End everything queued, now (shutdown)."""
-        while self._slice():
+        while self._slice(self._urgent) or self._slice(self._background):
             pass
 
     def _start(self) -> None:
@@ -159,20 +164,28 @@ class Teardowns:
         while True:
             self._wake.wait()
             self._wake.clear()  # what is queued from here on sets it again
-            while True:
-                started = time.monotonic()
-                if not self._slice():
-                    break
+            while self._urgent or self._background:
                 if self._urgent:
+                    self._slice(self._urgent)
                     time.sleep(0)  # one turn of the loop: someone waits for a peer-left
-                else:
-                    give_way(started)  # background work: it rests as the worker's Pace says
+                    continue
+                # background work: it rests as the worker's Pace says (an urgent leave
+                # cuts the rest short), then waits for a quiet moment
+                rest = background_rest()
+                while rest > 0 and not self._hurry.wait(rest):
+                    rest = background_rest()  # (a wait may end a little early)
+                self._hurry.clear()
+                if self._urgent:
+                    continue
+                started = time.monotonic()
+                self._slice(self._background)
+                background_ran(started)
+                give_way()
 
-    def _slice(self) -> bool:
-        """End up to SLICE queued sessions, urgent ones first; False if none were queued."""
+    def _slice(self, queue: deque[tuple[str, Role]]) -> bool:
+        """End up to SLICE sessions of `queue`; False if it was empty."""
         with self._slice_lock:
-            batch = _take(self._urgent, SLICE)
-            batch += _take(self._background, SLICE - len(batch))
+            batch = _take(queue, SLICE)
             if not batch:
                 return False
             try:

@@ -176,30 +176,28 @@ def pace() -> Pace:
     return _of_this_hub(Pace)
 
 
-def give_way(started: float | None = None) -> None:
+def background_rest() -> float:
+    """Seconds this worker's background work should still rest (Pace; 0 under threads)."""
+    return max(0.0, pace().rest_left()) if _patched() else 0.0
+
+
+def background_ran(started: float) -> None:
+    """Background work ran from `started` (monotonic) until now: counted in this worker's
+    Pace (under threads, nothing)."""
+    if _patched():
+        pace().spent(started)
+
+
+def give_way() -> None:
     """Let every other ready piece of work run first. Under gevent: until the hub has
     nothing else pending (an idle watcher: connections being read, accepted or written to
-    all go before), or QUIET_AT_MOST; and when `started` is given, the caller's background
-    work that began then (monotonic) counts against the worker's share (Pace) and the
-    rest it earned comes first. Under threads: the GIL to whoever wants it."""
+    all go before), or QUIET_AT_MOST; under threads: the GIL to whoever wants it."""
     if not _patched():
         time.sleep(0)
         return
     gevent = _gevent()
-    background = pace()
-    if started is not None:
-        background.spent(started)
-    rest = background.rest_left()
+    loop = gevent.get_hub().loop
     waiter = gevent.hub.Waiter()
-    if rest > 0:
-        timer = background.rest_timer(rest)
-        timer.start(waiter.switch, None)
-        try:
-            waiter.get()
-        finally:
-            timer.close()
-        return
-    loop = background.hub.loop
     idle, timer = loop.idle(), loop.timer(QUIET_AT_MOST)
     idle.start(waiter.switch, None)
     timer.start(waiter.switch, None)
