@@ -275,9 +275,21 @@ def _split(url: str, what: str) -> SplitResult:
         raise UsageError(f"{what} is not a valid URL: {exc}") from None
 
 
+def _encodable_host(host: str) -> bool:
+    """Whether a socket can be given `host` (IDNA for non-ASCII names; never a lone surrogate
+    from undecodable argv bytes)."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
+
+
 def _check_host(original: str, netloc: str, parts: Any) -> None:
     if not netloc or not parts.hostname:
         raise UsageError(f"server URL {original!r} has no host")
+    if not _encodable_host(parts.hostname):
+        raise UsageError(f"server URL {original!r} has an invalid host name")
     try:
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
@@ -300,7 +312,8 @@ def normalize_base_url(url: str) -> str:
     if "://" not in text:
         text = "http://" + text
     parts = _split(text, f"share URL {url!r}")
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    if (parts.scheme.lower() not in ("http", "https") or not parts.netloc
+            or not _encodable_host(parts.hostname or "")):
         raise UsageError(f"invalid share URL {url!r}: use http(s)://host[:port]")
     return urlunsplit((parts.scheme.lower(), parts.netloc, parts.path.rstrip("/"), "", ""))
 

@@ -310,10 +310,20 @@ def test_permissions_deny_before_any_session(env: dict[str, str], tmp_path: Path
 # ------------------------------------------------------------------ server URL
 
 
-def test_server_url_that_does_not_parse(env: dict[str, str]) -> None:
-    r = finish(spawn(["send", "-server", "http://[::1", "x"], env))
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("-server", "http://[::1", "server URL 'http://[::1' is not a valid URL: Invalid IPv6 URL"),
+    ("-server", "http://h\udcff", "server URL 'http://h\\\\udcff' has an invalid host name"),  # argv byte 0xff
+    ("-server", "http://a..b", "server URL 'http://a..b' has an invalid host name"),
+    ("-url", "http://h\udcff", "invalid share URL 'http://h\\\\udcff': use http(s)://host[:port]"),
+])
+def test_server_url_that_cannot_work(flag: str, value: str, message: str, env: dict[str, str],
+                                     tmp_path: Path) -> None:
+    """These were 'unexpected error' (exit 1): urlsplit's ValueError, the IDNA codec's UnicodeError."""
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    r = finish(spawn(["send", flag, value, str(src)], env))
     assert r.rc == ExitStatus.USAGE
-    assert one_line(r) == "sp2p: error: server URL 'http://[::1' is not a valid URL: Invalid IPv6 URL"
+    assert one_line(r) == f"sp2p: error: {message}"
 
 
 def test_https_to_a_plain_http_server(env: dict[str, str], sp2p_server: ServerProc, tmp_path: Path) -> None:
