@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import threading
@@ -9,7 +10,10 @@ import time
 
 import pytest
 import websocket
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from server.ratelimit import _parse_ip
 from sp2p.proto.constants import Role
 from tests.server.conftest import RELAXED
 from tests.server.helpers import Client, http_get, live_server, pair, wait_until
@@ -351,3 +355,29 @@ def test_churn_leaves_nothing_behind() -> None:
         assert wait_until(lambda: srv.state.store.count() == 0, timeout=30)
         assert wait_until(lambda: srv.state.connections.total == 0, timeout=30)
         assert wait_until(lambda: tcp_connections_on(srv.port) == 0, timeout=30)  # the server's ends too
+
+
+def _ipaddress_form(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+@given(address=st.ip_addresses(), spelling=st.sampled_from(["compressed", "exploded", "upper"]))
+@example(address=ipaddress.ip_address("::ffff:126.201.148.239"), spelling="upper")  # IPv4-mapped
+@example(address=ipaddress.ip_address("2001:db8:0:1:0:0:0:1"), spelling="exploded")
+def test_client_ips_are_normalised_as_ipaddress_does(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, spelling: str
+) -> None:
+    """Per-IP caps key on the normalised form: the fast C path must give ipaddress's."""
+    text = address.exploded if spelling == "exploded" else str(address)
+    text = text.upper() if spelling == "upper" else text
+    assert _parse_ip(text) == str(address)
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF.:%[] x", max_size=45))
+def test_anything_else_is_judged_as_ipaddress_judges_it(text: str) -> None:
+    if text.strip().startswith("[") or text.strip().count(":") == 1:
+        return  # bracketed and host:port forms are cut first (their own tests)
+    assert _parse_ip(text) == _ipaddress_form(text.strip())
