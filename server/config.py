@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 #: where `/dl/<asset>` redirects when no -dl-dir is set
 DEFAULT_DL_URL = "https://github.com/zyno-io/sp2p/releases/latest/download"
@@ -179,20 +179,21 @@ class ServerConfig:
             raise ConfigError("-tls-cert and -tls-key must be given together")
         if self.acme and self.tls_cert is not None:
             raise ConfigError("-acme and -tls-cert/-tls-key are mutually exclusive")
+        if self.base_url is not None:  # first: the ACME checks read its host
+            check_base_url(self.base_url, tls=self.tls)
         if self.acme and self.config_dir is None:
             raise ConfigError("-acme needs -config-dir (certificates are stored there)")
         if self.acme and not self.acme_host:
             raise ConfigError("-acme needs -base-url with a host name (https://host)")
         if self.acme:
             self._check_acme()
-        if self.base_url is not None:
-            check_base_url(self.base_url, tls=self.tls)
         for name in _POSITIVE:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"-{name.replace('_', '-')} must be positive")
-        if self.redis_url and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+        redis = _split(self.redis_url, "-redis")
+        if self.redis_url and redis.scheme not in ("redis", "rediss", "unix"):
             raise ConfigError("-redis must be a redis://, rediss:// or unix:// URL")
-        redis_path = urlsplit(self.redis_url).path if self.redis_url else ""
+        redis_path = redis.path
         if not self.redis_url.startswith("unix:") and not re.fullmatch(r"/?\d*", redis_path):
             # redis-py would quietly take database 0 for /abc
             raise ConfigError("-redis: the path must be a database number (redis://host:port/0)")
@@ -269,12 +270,21 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
+def _split(url: str, flag: str) -> SplitResult:
+    """`urlsplit`, whose ValueError (an unclosed ``[``) is a ConfigError naming `flag`. The
+    URL is not shown: a Redis URL may hold a password."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"{flag} is not a valid URL ({exc})") from None
+
+
 def check_base_url(url: str, *, tls: bool) -> None:
     """A base URL must be http(s)://host[:port][/path] without shell-unsafe characters."""
     bad = sorted(set(url) & UNSAFE_URL_CHARS)
     if bad:
         raise ConfigError(f"-base-url contains unsafe characters: {''.join(bad)!r}")
-    parts = urlsplit(url)
+    parts = _split(url, "-base-url")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"-base-url must be http(s)://host[:port]: {url!r}")
     if parts.query or parts.fragment or parts.username or parts.password:

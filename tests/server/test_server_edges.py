@@ -124,3 +124,16 @@ def test_acme_settings_that_could_never_work(flags: list[str], message: str, tmp
         build_config([*acme, *flags], {})
     assert str(caught.value) == message
     build_config([*acme, "-acme-email", "ops@sp2p.example"], {})
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["-base-url", "https://[sp2p"], "-base-url is not a valid URL (Invalid IPv6 URL)"),
+    (["-redis", "redis://:secret@[h"], "-redis is not a valid URL (Invalid IPv6 URL)"),
+    (["-acme", "-config-dir", "/tmp", "-base-url", "https://[sp2p"], "-base-url is not a valid URL (Invalid IPv6 URL)"),
+])
+def test_a_url_that_does_not_parse(flags: list[str], message: str) -> None:
+    """urlsplit's ValueError escaped main's ConfigError handler as a traceback."""
+    with pytest.raises(ConfigError) as caught:
+        build_config(flags, {})
+    assert str(caught.value) == message
+    assert "secret" not in message
