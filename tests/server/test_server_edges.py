@@ -137,3 +137,20 @@ def test_a_url_that_does_not_parse(flags: list[str], message: str) -> None:
         build_config(flags, {})
     assert str(caught.value) == message
     assert "secret" not in message
+
+
+def test_odd_values_for_every_flag_are_usage_or_configuration_errors() -> None:
+    """Anything else escapes main's handlers as a traceback (as the unparsable URLs above did)."""
+    from server.flags import FLAGS, UsageError
+
+    odd = ["", " ", "-1", "0", "99999999999999999999", "1e3", "nan", "inf", "\udcff", "http://[", "://",
+           "1h1h", "\u0663", "0x10", "+3", "true", "-5s", "1ns", "9999999h", "redis://[", "unix://",
+           "rediss://h:99999/0", "[::1]:80", "::1:80", ":", "a:b:c", "https://h/x?y", "stun:", "turn:h,", ","]
+    refused = 0
+    for flag in FLAGS:
+        for value in odd:
+            try:
+                build_config([f"-{flag.name}={value}"], {})
+            except (UsageError, ConfigError):
+                refused += 1
+    assert refused > len(FLAGS) * len(odd) // 2  # most are refused; none in another way

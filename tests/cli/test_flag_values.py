@@ -1,0 +1,46 @@
+"""Every flag of `sp2p send` and `sp2p receive` given odd values ends in one error line and a
+documented exit status other than 1 (which means a bug): a sweep through the in-process CLI,
+with the server on a closed port so nothing waits."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from sp2p.cli import RECEIVE_FLAGS, SEND_FLAGS
+from sp2p.status import ExitStatus
+from tests.support.run_cli import run_cli
+
+#: shapes of mistakes: empty, signs, overflow, other number syntaxes, non-ASCII digits,
+#: undecodable argv bytes (a lone surrogate), broken URLs, durations, paths
+ODD_VALUES = ["", " ", "-1", "0", "99999999999999999999", "1e3", "nan", "inf", "\udcff", "http://[", "://",
+              "ws://", "wss://:0", "host:", ":80", "1h1h", "1.5.5s", "\u0663", "\u00b9", "0x10", " 3 ", "1_0",
+              "true", "http://h:0", "http://h:-1", "h:80/ws?x#y", "~", "~user/x", "/dev/null", ".5s", "a..b"]
+
+
+@pytest.fixture(scope="module")
+def closed_port() -> int:
+    """A loopback port nobody listens on: a connect is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["send", "receive"])
+def test_odd_flag_values_never_end_in_exit_1(command: str, closed_port: int, tmp_path: Path) -> None:
+    spec = SEND_FLAGS if command == "send" else RECEIVE_FLAGS
+    target = str(tmp_path / "in.txt") if command == "send" else "abcdefgh-6mBhJfNj3WXtM6Zyq83xdf"
+    (tmp_path / "in.txt").write_text("x")
+    env = {"SP2P_SERVER": f"http://127.0.0.1:{closed_port}", "HOME": str(tmp_path),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    seen: set[ExitStatus] = set()
+    for name in spec:
+        for value in ODD_VALUES:
+            args = (command, f"-{name}={value}", target)
+            r = run_cli(*args, env=env, tolerate_error=True)
+            assert r.exit_status not in (ExitStatus.OK, ExitStatus.ERROR), (args, r.stderr)
+            assert len(r.errors) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+            seen.add(r.exit_status)
+    assert {ExitStatus.USAGE, ExitStatus.SIGNALING} <= seen  # the sweep reached both checks
