@@ -171,7 +171,7 @@ def test_receiver_cancel_stops_both_sides(two_pages: tuple[Any, Any], web_base: 
 
 SLOW_DISK = """
 (() => {
-  // A save target that takes 0.6 s per write: far slower than the network, for ~20 s.
+  // A save target that takes 0.6 s per write: far slower than the network, for ~7 s.
   window.showSaveFilePicker = async (opts = {}) => {
     const root = await navigator.storage.getDirectory();
     const real = await root.getFileHandle(opts.suggestedName || 'file', { create: true });
@@ -180,7 +180,11 @@ SLOW_DISK = """
       createWritable: async () => {
         const w = await real.createWritable();
         return {
-          write: async (b) => { await new Promise(r => setTimeout(r, 600)); return w.write(b); },
+          write: async (b) => {
+            window.__slowWrites = (window.__slowWrites || 0) + 1;
+            await new Promise(r => setTimeout(r, 600));
+            return w.write(b);
+          },
           close: () => w.close(),
           abort: () => w.abort(),
         };
@@ -191,19 +195,44 @@ SLOW_DISK = """
 """
 
 
+#: both pages' liveness scaled down as in the CLI tests (tests/support/scripted_cli.py): a heartbeat
+#: every 1 s, a silent peer dead after 3 s (static/js/wire.js ships 5 s and 15 s); the rule is the same
+SCALED_LIVENESS = {
+    "HEARTBEAT_INTERVAL_MS = 5000;": "HEARTBEAT_INTERVAL_MS = 1000;",
+    "HEARTBEAT_DEAD_AFTER_MS = 15000;": "HEARTBEAT_DEAD_AFTER_MS = 3000;",
+}
+WIRE_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "wire.js"
+
+
+def _scaled_wire(route: Any) -> None:
+    response = route.fetch()
+    body = response.text()
+    for shipped, scaled in SCALED_LIVENESS.items():
+        body = body.replace(shipped, scaled)
+    route.fulfill(response=response, body=body)
+
+
 @pytest.mark.slow
 def test_slow_receiver_is_not_aborted(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
-    """W20/W3: a consumer slower than the link for longer than the 15 s liveness window must
-    neither trip a buffer limit nor be declared dead; heartbeats keep both sides alive."""
+    """W20/W3: a consumer slower than the link for longer than the liveness window (scaled to
+    3 s) must neither trip a buffer limit nor be declared dead; heartbeats keep both sides alive."""
     sender, receiver = two_pages
+    assert all(shipped in WIRE_JS.read_text() for shipped in SCALED_LIVENESS)
+    for page in (sender, receiver):
+        page.context.route("**/static/js/wire.js", _scaled_wire)
     receiver.add_init_script(SLOW_DISK)
     src = tmp_path / "slow.bin"
-    src.write_bytes(os.urandom(8 << 20))
+    src.write_bytes(os.urandom(3 << 20))
     url = start_send(sender, web_base, str(src))
+    dead_after = "async () => (await import('/static/js/wire.js')).HEARTBEAT_DEAD_AFTER_MS"
+    assert sender.evaluate(dead_after) == 3000
     receiver.goto(url)
+    assert receiver.evaluate(dead_after) == 3000
     receiver.click("#save-btn")
     assert wait_outcome(receiver) == "done"
     assert wait_outcome(sender) == "done"
+    # the writes, one after the other, held the transfer back for over two dead-after windows
+    assert receiver.evaluate("window.__slowWrites") * 0.6 > 2 * 3
     digest = receiver.evaluate(
         """async () => { const r = await navigator.storage.getDirectory();
              const f = await (await r.getFileHandle('slow.bin')).getFile();
