@@ -6,6 +6,7 @@ status, and nothing is lost: a sender's code stays usable when the receiver fail
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -136,6 +137,33 @@ def test_ctrl_c_at_the_accept_question_tells_the_sender(
     s = finish(sender)
     assert s.rc == ExitStatus.TRANSFER  # the peer left; not a signaling failure (3)
     assert one_line(s) == "sp2p: error: the receiver left before the transfer started"
+    assert list(outdir.iterdir()) == []
+
+
+def test_ctrl_c_while_connecting(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    """The receiver interrupted once it joined (its verify line), as it connects: 130 for it,
+    one line and a non-zero exit for the sender (no path, or cancelled if the link was up
+    already), nothing in -output. 32 MiB: far from done by the time the signal lands."""
+    marker = "Verify:"
+    src = tmp_path / "data.bin"
+    src.write_bytes(os.urandom(32 << 20))
+    sender = spawn(["send", "-compress", "0", str(src)], env)
+    try:
+        receiver = spawn(["receive", "-output", str(outdir), read_code(sender)], env)
+        assert receiver.stderr is not None
+        seen = b""
+        while marker.encode() not in seen:
+            byte = receiver.stderr.read(1)
+            assert byte, seen
+            seen += byte
+        os.killpg(receiver.pid, signal.SIGINT)
+        r = finish(receiver, timeout=60)
+        s = finish(sender, timeout=60)
+    finally:
+        kill(sender)
+    assert r.rc == ExitStatus.INTERRUPTED and one_line(r) == "sp2p: error: interrupted"
+    assert s.rc in (ExitStatus.CONNECT, ExitStatus.TRANSFER), s.err
+    one_line(s)
     assert list(outdir.iterdir()) == []
 
 
