@@ -45,6 +45,10 @@ def output_dir_problem(path: Path) -> LocalIOError | None:
         return LocalIOError(
             f"output folder {path} {what}", hint="create it first, or choose another with -output"
         )
+    with contextlib.suppress(OSError):
+        if os.stat(path).st_nlink == 0:  # removed while open: e.g. the shell's current folder
+            return LocalIOError(f"output folder {path} was deleted",
+                                hint="change to an existing folder, or choose one with -output")
     if os.access(path, os.W_OK | os.X_OK):
         return None
     with contextlib.suppress(OSError):

@@ -335,6 +335,21 @@ def test_permissions_deny_before_any_session(env: dict[str, str], tmp_path: Path
         (folder / "locked").chmod(0o755)
 
 
+def test_a_deleted_current_folder_fails_before_using_the_code(
+    env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], tmp_path: Path, outdir: Path
+) -> None:
+    sender, code = waiting_sender
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.Popen(["sh", "-c", 'cd "$1" && rmdir "$1" && shift && exec "$@"', "sh", str(gone),
+                             sys.executable, "-m", "sp2p", "receive", code],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    r = finish(proc)
+    assert r.rc == ExitStatus.LOCAL_IO
+    assert one_line(r) == "sp2p: error: output folder . was deleted"
+    receive_still_works(env, sender, code, outdir)
+
+
 # ------------------------------------------------------------------ server URL
 
 
