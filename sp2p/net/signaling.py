@@ -58,8 +58,7 @@ class SignalClient:
             if isinstance(exc, ConnectionResetError) and ws_url.startswith("ws://"):
                 reason += " (an https:// server?)"  # a TLS server hangs up on plain HTTP
             raise SignalingError(
-                f"cannot reach the signaling server at {ws_url}: {reason}",
-                hint="check the -server address and your connection",
+                f"cannot reach the signaling server at {ws_url}: {reason}", hint=_reach_hint(ws_url, exc)
             ) from exc
         self._reader = threading.Thread(target=self._read_loop, name="sp2p-signal-reader", daemon=True)
         self._reader.start()
@@ -176,6 +175,17 @@ class SignalClient:
             if threading.current_thread() is not self._reader:
                 self._reader.join(CLOSE_TIMEOUT)
             self._ws.release()
+
+
+def _reach_hint(ws_url: str, exc: BaseException) -> str:
+    """Refused on this machine (the default server is localhost:8080): most likely no server
+    was started, which a newcomer meets first."""
+    from urllib.parse import urlsplit  # loaded already: config parsed the URL
+
+    here = urlsplit(ws_url).hostname in ("localhost", "127.0.0.1", "::1")
+    if isinstance(exc, ConnectionRefusedError) and here:
+        return "no server listens there: start one with sp2p-server, or name another (-server, SP2P_SERVER)"
+    return "check the -server address and your connection"
 
 
 def _reason(exc: BaseException) -> str:

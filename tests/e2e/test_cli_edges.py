@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -367,6 +368,18 @@ def test_server_url_that_cannot_work(flag: str, value: str, message: str, env: d
     r = finish(spawn(["send", flag, value, str(src)], env))
     assert r.rc == ExitStatus.USAGE
     assert one_line(r) == f"sp2p: error: {message}"
+
+
+def test_no_server_on_this_machine_says_how_to_start_one(env: dict[str, str]) -> None:
+    """What a newcomer meets first: nothing listens at the default http://localhost:8080."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: refused
+    r = finish(spawn(["receive", "-server", f"http://localhost:{port}", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"], env))
+    assert r.rc == ExitStatus.SIGNALING
+    assert one_line(r).endswith("Connection refused")
+    assert r.err.splitlines()[-1] == ("sp2p: hint: no server listens there: start one with sp2p-server, "
+                                      "or name another (-server, SP2P_SERVER)")
 
 
 def test_https_to_a_plain_http_server(env: dict[str, str], sp2p_server: ServerProc, tmp_path: Path) -> None:
