@@ -37,23 +37,39 @@ class _Connection(Protocol):
 def pack(commands: Sequence[Command]) -> bytes:
     """RESP arrays of bulk strings, encoded as redis-py's Encoder does (str as UTF-8, int
     and float by repr; bool refused). Its pack_commands cost 24 us for one 11-argument
-    EVALSHA on this machine, half of that call's CPU; this costs a fraction."""
-    out = []
+    EVALSHA on this machine, half of that call's CPU; this costs a fraction. ASCII text and
+    ints (nearly every argument we send) are framed as text and encoded once per run of
+    them (a 19-argument EVALSHA: 11.1 -> 8.6 us, the best of 40 interleaved runs)."""
+    out: list[bytes] = []
     for command in commands:
-        out.append(b"*%d\r\n" % len(command))
+        text = [f"*{len(command)}\r\n"]
         for arg in command:
-            if isinstance(arg, str):
-                data = arg.encode()
-            elif isinstance(arg, bytes):
-                data = arg
-            elif isinstance(arg, bool):
-                raise redis.DataError("a bool is not a Redis argument")
-            elif isinstance(arg, (int, float)):
-                data = repr(arg).encode()
-            else:
-                data = bytes(arg)  # memoryview
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+            if isinstance(arg, str) and arg.isascii():
+                text.append(f"${len(arg)}\r\n{arg}\r\n")
+                continue
+            if type(arg) is int:  # not a bool: type() is exact
+                digits = repr(arg)
+                text.append(f"${len(digits)}\r\n{digits}\r\n")
+                continue
+            out.append("".join(text).encode())
+            text = []
+            out.append(_bulk(arg))
+        out.append("".join(text).encode())
     return b"".join(out)
+
+
+def _bulk(arg: EncodableT) -> bytes:
+    if isinstance(arg, str):
+        data = arg.encode()
+    elif isinstance(arg, bytes):
+        data = arg
+    elif isinstance(arg, bool):
+        raise redis.DataError("a bool is not a Redis argument")
+    elif isinstance(arg, (int, float)):
+        data = repr(arg).encode()
+    else:
+        data = bytes(arg)  # memoryview
+    return b"$%d\r\n%s\r\n" % (len(data), data)
 
 
 class Wire:
