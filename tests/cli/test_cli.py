@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from sp2p import __version__
-from sp2p.cli import RECEIVE_FLAGS, SEND_FLAGS, main, parse_flags
+from sp2p.cli import main
 from sp2p.errors import UsageError
+from sp2p.flags import RECEIVE_FLAGS, SEND_FLAGS, parse_flags
 from sp2p.status import ExitStatus
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sp2p.cli import RECEIVE_FLAGS, SEND_FLAGS
+from sp2p.flags import RECEIVE_FLAGS, SEND_FLAGS
 from sp2p.status import ExitStatus
 from tests.support.run_cli import run_cli
 
