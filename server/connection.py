@@ -296,6 +296,10 @@ class Peer:
     def fileno(self) -> int:
         return self._sock.fileno()
 
+    @property
+    def family(self) -> socket.AddressFamily:
+        return self._sock.family
+
     def moved_out(self, commit: Callable[[], bool]) -> bool:
         """Hand the connection over if `commit()` (telling the other process to serve it)
         succeeds: from then on nothing is written or shut down on it here, and finish()

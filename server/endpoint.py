@@ -92,16 +92,16 @@ class WebSocketEndpoint:
         )
 
     def adopt(self, sock: socket.socket, offer: Offer) -> None:
-        """Serve a connection another worker moved here (server.handoff) from its first
-        message on, as if it had arrived here; its socket is closed afterwards."""
+        """Serve a connection handed over (server.handoff: another worker's, or one of ours
+        taken back) from its first message on, as if it had arrived here; its socket is
+        closed afterwards."""
         peer = self._peer(sock, offer.ip)
         peer.resume(offer.reader)
         try:
             if self.state.stopping:  # came in while this worker stops: as its own would be
-                self.state.connections.release(offer.ip)
                 peer.close(CLOSE_GOING_AWAY, "server shutting down")
             else:
-                ws.handle(self.state, peer, offer.base_url, adopted=True)
+                ws.handle(self.state, peer, offer.base_url, movable=False)
         finally:
             try:
                 peer.finish()

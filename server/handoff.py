@@ -3,29 +3,34 @@
 With several workers (and nodes) the kernel spreads connections by source address, so a
 sender and its receiver usually land on different workers, and every message of their
 exchange crossed Redis: handler, outbox, publisher, PUBLISH, the other worker's subscriber,
-write; three processes woken per message. Here the worker that reads a receiver's `join`
-looks up its sender's node and, if that node is a worker on this host, passes it the TCP
-connection itself (SCM_RIGHTS over a Unix socket), with what was already read from it. The
-sender's worker then runs the join as if the receiver had connected there: the record
-names one node for both roles and the whole exchange is local (LocalRouter delivery).
+write. Here the worker that reads a receiver's `join` looks up its sender's node and, if
+that node is a worker on this host, passes it the TCP connection itself (SCM_RIGHTS), with
+what was already read from it. The sender's worker then runs the join as if the receiver
+had connected there: the record names one node for both roles and the whole exchange is
+local (LocalRouter delivery).
 
 Each worker listens on an abstract Unix socket named from the Redis prefix and its node id;
 abstract names live in one network namespace, so a connect that works means "this host",
 and a refused one is remembered for a while (a node on another host). Both ends check the
-other's uid (SO_PEERCRED): no other local user can inject connections or take them.
+other's uid (SO_PEERCRED): no other local user can inject connections or take them. Over
+that link the giver passes, once, one end of a private mailbox (a SOCK_SEQPACKET pair) and
+keeps both: each offer is then one message in the mailbox, and a handoff costs the giver
+one sendmsg and the taker one recvmsg (no answer, no round trip; a three-way handshake on
+the link cost ~20 syscalls and three process wake-ups per offer, more than the Redis hop).
 
-Exactly one worker serves a connection: the taker serves only after the giver's COMMIT
-(server.handoff_wire), and the giver sends that and forgets the connection under the
-connection's write lock, so nothing it writes (a shutdown's close) can follow. Anything
-that fails before (the taker gone, stopped, slow, declining) leaves the giver to go on with
-the join itself, as if no handoff had been tried. TLS connections never move (the TLS
-state lives in the process), nor do connections under the in-process test server (threads).
+Exactly one worker serves each connection because reading a message is atomic: whoever
+reads an offer from the mailbox serves it. The taker reads as soon as the mailbox is
+readable; the giver reads back, TAKE_BACK_AFTER later, whatever is still there (a stopped or
+swamped taker) and serves it itself, and takes back everything at once if the taker's link
+closes (it stopped or died). The giver marks the connection moved under its write lock,
+together with the send, so nothing it writes (a shutdown's close) can follow. TLS
+connections never move (the TLS state lives in the process), nor do connections under the
+in-process test server (threads).
 """
 
 from __future__ import annotations
 
 import array
-import contextlib
 import errno
 import hashlib
 import logging
@@ -33,8 +38,8 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +53,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sp2p.server")
 
-#: how long the giver waits for the taker's answer before serving the connection itself
-#: (a stopped or swamped worker); the usual answer takes well under a millisecond
-ANSWER_WAIT = 0.5
-#: how long the taker waits for the giver's COMMIT after answering TAKEN
-COMMIT_WAIT = 10.0
-#: how long the taker waits for a whole offer once a giver connected
-OFFER_WAIT = 2.0
+#: how long an offer may wait in the mailbox before its giver takes it back and serves the
+#: connection itself (a stopped or swamped taker); a taker usually reads it within a ms
+TAKE_BACK_AFTER = 0.5
+#: how long a taker waits for a new giver to pass its mailbox
+LINK_WAIT = 2.0
 #: how long a node that could not be reached is not tried again (on another host, or gone)
 MISS_FOR = 30.0
 BACKLOG = 128
@@ -65,9 +68,8 @@ class Outcome(StrEnum):
     """How an offer ended (the giver's metrics label)."""
 
     MOVED = "moved"
-    DECLINED = "declined"  #: the taker is stopping or at capacity
-    TIMEOUT = "timeout"  #: no answer within ANSWER_WAIT
-    GONE = "gone"  #: the taker hung up, or the connection closed meanwhile
+    TAKEN_BACK = "taken_back"  #: not read within TAKE_BACK_AFTER, or the taker went away
+    FULL = "full"  #: the mailbox did not take it (a swamped taker): served here
     UNREACHABLE = "unreachable"  #: no such socket here (another host) or a foreign owner
 
 
@@ -88,6 +90,17 @@ def peer_uid(sock: socket.socket) -> int:
     return int(uid)
 
 
+@dataclass(slots=True)
+class _Box:
+    """A giver's mailbox to one taker: offers go into `out`; the taker reads them from its
+    copy of `back`, and so may we (taking back)."""
+
+    link: socket.socket
+    out: socket.socket
+    back: socket.socket
+    watch: Any
+
+
 class Handoff:
     """One worker's side of the handoff: offering receivers away, and taking them in."""
 
@@ -95,20 +108,26 @@ class Handoff:
         self._state = state
         self._prefix = state.config.redis_prefix
         self._server: Any = None
+        self._pool: Any = None
+        self._loop: Any = None
         self._adopt: Adopt | None = None
         self._stopping = False
         #: node -> monotonic time until which it is not tried (MISS_FOR)
         self._misses: dict[str, float] = {}
+        #: node -> our mailbox to it
+        self._boxes: dict[str, _Box] = {}
+        #: givers' links to us (closed when we stop: they take back what we did not read)
+        self._links: set[socket.socket] = set()
 
     @property
     def listening(self) -> bool:
         return self._server is not None and not self._stopping
 
-    # -- taking connections in (the sender's worker) ---------------------------------------
-    def listen(self, spawn: Any, adopt: Adopt) -> None:
-        """Take offers from now on (in a gevent worker): `spawn` runs each giver's greenlet
-        (the worker's pool, so adopted connections count as the worker's own), `adopt`
-        serves a connection once taken."""
+    def listen(self, pool: Any, adopt: Adopt) -> None:
+        """Take offers from now on (in a gevent worker): `pool` runs the greenlets (the
+        worker's pool, so adopted connections count as its own), `adopt` serves a
+        connection whose offer was read (ours taken back, or another worker's)."""
+        import gevent
         from gevent.server import StreamServer
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -119,89 +138,71 @@ class Handoff:
             sock.close()
             log.warning("handoff socket unavailable, receivers will not move here: %s", exc)
             return
-        self._adopt = adopt
-        self._server = StreamServer(sock, handle=self._take, spawn=spawn)
+        self._pool, self._adopt, self._loop = pool, adopt, gevent.get_hub().loop
+        self._server = StreamServer(sock, handle=self._serve_link, spawn=pool)
         self._server.start()
 
     def stop(self) -> None:
-        """Stop taking connections (a stopping worker); offers in flight are declined."""
+        """Stop taking and making offers (a stopping worker)."""
         self._stopping = True
         if self._server is not None:
             self._server.close()
+        for link in list(self._links):
+            link.close()  # its reader ends; the giver takes back what is left
+        for node in list(self._boxes):
+            self._drop(node)
 
-    def _take(self, conn: socket.socket, _addr: Any) -> None:
-        try:
-            taken = self._receive(conn)
-        finally:
-            conn.close()
-        if taken is not None:
-            assert self._adopt is not None
-            self._adopt(*taken)
+    def _serve(self, client: socket.socket, offer: wire.Offer) -> None:
+        """Serve a connection whose offer we read (in the hub: only spawns)."""
+        assert self._adopt is not None
+        pool = self._pool
+        if pool.full():  # (Pool.spawn would wait for room, and the hub must not wait)
+            import gevent
 
-    def _receive(self, conn: socket.socket) -> tuple[socket.socket, wire.Offer] | None:
-        """Read an offer and settle it; the connection and its offer once committed."""
-        if peer_uid(conn) != os.geteuid():
+            gevent.spawn(self._adopt, client, offer)
+        else:
+            pool.spawn(self._adopt, client, offer)
+
+    # -- taking connections in (the sender's worker) ---------------------------------------
+    def _serve_link(self, link: socket.socket, _addr: Any) -> None:
+        """A giver's link: it passes its mailbox, then stays open while the giver lives."""
+        if peer_uid(link) != os.geteuid():
             log.warning("handoff: refused a connection from another user")
-            return None
-        conn.settimeout(OFFER_WAIT)
+            link.close()
+            return
         try:
-            offer, fd = self._read_offer(conn)
-        except (OSError, ValueError) as exc:
-            log.warning("handoff: bad offer: %s", exc)
-            return None
-        client = _tcp_socket(fd)
-        if client is None:
-            log.warning("handoff: an offer without a TCP connection")
-            return None
-        ip = offer.ip
-        if self._stopping or self._state.connections.acquire(ip) is not None:
-            with contextlib.suppress(OSError):
-                conn.sendall(wire.DECLINED)
-            client.close()
-            return None
-        if self._committed(conn):
-            return client, offer
-        self._state.connections.release(ip)
-        client.close()  # our descriptor only: the giver still serves the connection
-        return None
-
-    @staticmethod
-    def _read_offer(conn: socket.socket) -> tuple[wire.Offer, int]:
-        """The offer and its one descriptor (extra descriptors are closed)."""
-        data, fds, _flags, _ = socket.recv_fds(conn, 65536, 4)
-        fd = fds[0] if len(fds) == 1 else None
-        for extra in fds if fd is None else ():
-            os.close(extra)
-        if fd is None:
-            raise ValueError(f"{len(fds)} descriptors with an offer")
-        try:
-            while len(data) < wire.LENGTH.size:
-                data += _recv_some(conn, wire.LENGTH.size - len(data))
-            need = wire.LENGTH.size + wire.body_length(data)
-            while len(data) < need:
-                data += _recv_some(conn, need - len(data))
-            if len(data) != need:
-                raise ValueError("bytes after the offer")
-            return wire.decode(data[wire.LENGTH.size :]), fd
-        except BaseException:
-            os.close(fd)
-            raise
-
-    @staticmethod
-    def _committed(conn: socket.socket) -> bool:
-        """Answer TAKEN, then True once the giver commits. Waiting ends by shutting our
-        reading side first: a COMMIT is then either here to be read or refused to the giver
-        (EPIPE), never lost between the two."""
-        try:
-            conn.sendall(wire.TAKEN)
-            conn.settimeout(COMMIT_WAIT)
-            with contextlib.suppress(TimeoutError):
-                return conn.recv(1) == wire.COMMIT
-            conn.shutdown(socket.SHUT_RD)
-            conn.setblocking(False)
-            return conn.recv(1) == wire.COMMIT
+            link.settimeout(LINK_WAIT)
+            _data, fds, _flags, _ = socket.recv_fds(link, 16, 2)
         except OSError:
-            return False
+            fds = []
+        if len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            link.close()
+            return
+        box = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fds[0])
+        box.setblocking(False)
+        watch = self._loop.io(box.fileno(), 1)
+        watch.start(self._read_box, box)
+        self._links.add(link)
+        try:
+            link.settimeout(None)
+            while link.recv(16):  # nothing comes: the end of the giver ends this
+                pass
+        except OSError:
+            pass
+        finally:
+            self._links.discard(link)
+            watch.close()
+            if not self._stopping:  # the giver is gone: what it offered is ours to serve
+                self._read_box(box)
+            box.close()
+            link.close()
+
+    def _read_box(self, box: socket.socket) -> None:
+        """In the hub: serve every offer waiting in a mailbox."""
+        for client, offer in _offers(box):
+            self._serve(client, offer)
 
     # -- giving connections away (the receiver's worker) -----------------------------------
     def offer(self, peer: Peer, first: str, session_id: str, base_url: str | None) -> bool:
@@ -215,45 +216,85 @@ class Handoff:
             node = state.store.waiting_sender_node(session_id)
         except StoreUnavailable:
             return False  # the join here says so
-        if not node or node == state.node:
+        if not node or node == state.node or self._misses.get(node, 0.0) > time.monotonic():
             return False
         carried = peer.reader_state()
-        if carried is None or self._misses.get(node, 0.0) > time.monotonic():
+        if carried is None:
             return False
         reader = replace(carried, inbox=(first, *carried.inbox))  # the taker starts at the join
         try:
-            offer = wire.encode(wire.Offer(peer.ip, base_url, reader))
+            data = wire.encode(wire.Offer(peer.ip, base_url, reader, peer.family))
         except ValueError:
             return False
-        outcome = self._give(node, peer, offer)
-        state.metrics.handoff(outcome)
-        return outcome is Outcome.MOVED
+        box = self._boxes.get(node) or self._open(node)
+        if box is None:
+            state.metrics.handoff(Outcome.UNREACHABLE)
+            return False
+        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [peer.fileno()]))]
 
-    def _give(self, node: str, peer: Peer, offer: bytes) -> Outcome:
-        conn = self._connect(node)
-        if conn is None:
-            return Outcome.UNREACHABLE
-        try:
-            return _settle(conn, peer, offer)
-        finally:
-            conn.close()
+        def send() -> bool:
+            try:
+                box.out.sendmsg([data], rights)
+            except OSError:  # full (EAGAIN), or the mailbox broke
+                return False
+            return True
 
-    def _connect(self, node: str) -> socket.socket | None:
-        """A connection to `node`'s handoff socket, if it is ours on this host."""
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if not peer.moved_out(send):
+            state.metrics.handoff(Outcome.FULL)
+            return False
+        self._loop.timer(TAKE_BACK_AFTER).start(self._take_back, box)
+        state.metrics.handoff(Outcome.MOVED)
+        return True
+
+    def _take_back(self, box: _Box) -> None:
+        """In the hub: an offer's time is up; if one is still in the mailbox, serve it here
+        (it may be a later one: then that one was due no later, and this one was read)."""
+        for client, offer in _offers(box.back, limit=1):
+            self._state.metrics.handoff(Outcome.TAKEN_BACK)
+            self._serve(client, offer)
+
+    def _open(self, node: str) -> _Box | None:
+        """A mailbox to `node`, if it is a worker of ours on this host."""
+        link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        link.setblocking(False)
         try:
-            conn.setblocking(False)
-            err = conn.connect_ex(address(self._prefix, node))
-            if err == 0 and peer_uid(conn) == os.geteuid():
-                return conn
+            err = link.connect_ex(address(self._prefix, node))
+            if err == 0 and peer_uid(link) != os.geteuid():
+                log.warning("handoff: the socket of node %s belongs to another user", node)
+                err = errno.EACCES
+        except OSError as exc:
+            err = exc.errno or errno.EIO
+        if err:
+            link.close()
+            if err != errno.EAGAIN:  # EAGAIN: its backlog is full, try again next time
+                self._miss(node)
+            return None
+        out, back = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            link.sendmsg([b"M"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [back.fileno()]))])
         except OSError:
-            err = errno.ECONNREFUSED
-        conn.close()
-        if err == 0:
-            log.warning("handoff: the socket of node %s belongs to another user", node)
-        if err != errno.EAGAIN:  # EAGAIN: its backlog is full, try again next time
+            for sock in (link, out, back):
+                sock.close()
             self._miss(node)
-        return None
+            return None
+        out.setblocking(False)
+        back.setblocking(False)
+        watch = self._loop.io(link.fileno(), 1)  # readable only at its end (the taker went)
+        watch.start(self._drop, node)
+        box = self._boxes[node] = _Box(link, out, back, watch)
+        return box
+
+    def _drop(self, node: str) -> None:
+        """Forget a mailbox (the taker went, or we stop): take back what it still holds."""
+        box = self._boxes.pop(node, None)
+        if box is None:
+            return
+        box.watch.close()
+        for client, offer in _offers(box.back):
+            self._state.metrics.handoff(Outcome.TAKEN_BACK)
+            self._serve(client, offer)
+        for sock in (box.link, box.out, box.back):
+            sock.close()
 
     def _miss(self, node: str) -> None:
         now = time.monotonic()
@@ -262,49 +303,28 @@ class Handoff:
         self._misses[node] = now + MISS_FOR
 
 
-def _settle(conn: socket.socket, peer: Peer, offer: bytes) -> Outcome:
-    """Send the offer with the connection's descriptor; commit if the taker takes it."""
-    rights = array.array("i", [peer.fileno()])
-    try:
-        conn.settimeout(ANSWER_WAIT)
-        sent = conn.sendmsg([offer], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
-        if sent < len(offer):
-            conn.sendall(offer[sent:])
-        answer = conn.recv(1)
-    except TimeoutError:
-        return Outcome.TIMEOUT
-    except OSError:
-        return Outcome.GONE
-    if answer == wire.DECLINED:
-        return Outcome.DECLINED
-    if answer != wire.TAKEN:
-        return Outcome.GONE
-    return Outcome.MOVED if peer.moved_out(lambda: _commit(conn)) else Outcome.GONE
-
-
-def _commit(conn: socket.socket) -> bool:
-    try:
-        conn.sendall(wire.COMMIT)
-    except OSError:
-        return False
-    return True
-
-
-def _recv_some(conn: socket.socket, n: int) -> bytes:
-    chunk = conn.recv(n)
-    if not chunk:
-        raise ValueError("offer cut short")
-    return chunk
-
-
-def _tcp_socket(fd: int) -> socket.socket | None:
-    """The received descriptor as a socket if it is a TCP connection, else closed."""
-    try:
-        sock = socket.socket(fileno=fd)
-    except OSError:
-        os.close(fd)
-        return None
-    if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
-        return sock
-    sock.close()
-    return None
+def _offers(box: socket.socket, limit: int = -1) -> Iterator[tuple[socket.socket, wire.Offer]]:
+    """Read offers from a mailbox without waiting (at most `limit`, -1: all there are):
+    each with its connection as a socket. Malformed ones are logged and dropped."""
+    while limit != 0:
+        limit -= 1
+        try:
+            data, fds, flags, _ = socket.recv_fds(box, wire.LENGTH.size + wire.MAX_OFFER + 1, 2)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # closed under us (a dropped mailbox)
+            return
+        if not data and not fds:
+            return  # every writer closed
+        try:
+            if len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+                raise ValueError(f"{len(fds)} descriptors, flags {flags:#x}")
+            if len(data) < wire.LENGTH.size or wire.body_length(data) != len(data) - wire.LENGTH.size:
+                raise ValueError("length does not match")
+            offer = wire.decode(data[wire.LENGTH.size :])
+        except ValueError as exc:
+            for fd in fds:
+                os.close(fd)
+            log.warning("handoff: dropped a malformed offer: %s", exc)
+            continue
+        yield socket.socket(offer.family, socket.SOCK_STREAM, 0, fds[0]), offer  # (no getsockopt)

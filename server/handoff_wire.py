@@ -1,11 +1,9 @@
-"""What two workers say on the handoff socket (server.handoff), sans-IO.
+"""What a worker hands another with a connection (server.handoff), sans-IO.
 
-The worker giving a connection away sends one OFFER: a 4-byte length, then a JSON body
-(the client's IP, the base URL its handshake asked for, and its reader's state), with the
-connection's descriptor attached (SCM_RIGHTS) to the first byte. The taker answers one
-byte, TAKEN or DECLINED; after TAKEN the giver sends COMMIT and forgets the connection, or
-hangs up without it and serves the connection itself. Only a COMMIT makes the taker serve:
-whoever has not decided by then can still back out, and exactly one of them ends up with it.
+An OFFER is one message on a mailbox (a SOCK_SEQPACKET pair): a 4-byte length, then a
+JSON body (the client's IP, the base URL its handshake asked for, the socket's address
+family and its reader's state), with the connection's descriptor attached (SCM_RIGHTS).
+Whoever reads the message serves the connection.
 """
 
 from __future__ import annotations
@@ -13,17 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import math
+import socket
 import struct
 from dataclasses import dataclass
 
 from server.connection import ReaderState
 
-TAKEN = b"Y"
-DECLINED = b"N"
-COMMIT = b"G"
-
-#: an offer's body at most (a read's messages and a frame begun: well under this)
-MAX_OFFER = 1 << 20
+#: an offer's body at most: one message must fit a Unix socket's send buffer (~208 KiB);
+#: a read's messages and a frame begun are nearly always far less (else: no handoff)
+MAX_OFFER = 128 * 1024
 LENGTH = struct.Struct("!I")
 
 
@@ -32,6 +28,8 @@ class Offer:
     ip: str
     base_url: str | None
     reader: ReaderState
+    #: the TCP socket's address family (the taker need not ask the kernel)
+    family: int = socket.AF_INET
 
 
 def encode(offer: Offer) -> bytes:
@@ -46,6 +44,7 @@ def encode(offer: Offer) -> bytes:
             "ping": reader.next_ping if math.isfinite(reader.next_ping) else None,
             "pong": reader.awaiting_pong,
             "seen": reader.last_activity,
+            "fam": offer.family,
         },
         separators=(",", ":"),
     ).encode("utf-8")
@@ -70,6 +69,9 @@ def decode(body: bytes) -> Offer:
         ping = fields["ping"]
         inbox = fields["inbox"]
         ip = fields["ip"]
+        family = fields["fam"]
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            raise ValueError("not a TCP address family")
         if not (isinstance(ip, str) and isinstance(inbox, list) and all(isinstance(t, str) for t in inbox)):
             raise ValueError("bad field types")
         if url is not None and not isinstance(url, str):
@@ -83,4 +85,4 @@ def decode(body: bytes) -> Offer:
         )
     except (KeyError, TypeError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"malformed offer: {exc}") from None
-    return Offer(ip, url, reader)
+    return Offer(ip, url, reader, socket.AddressFamily(family))

@@ -85,20 +85,19 @@ class Link:
         return time.time() - joined_at if joined_at is not None else None
 
 
-def handle(state: ServerState, peer: Peer, base_url: str | None, *, adopted: bool = False) -> None:
-    """Serve one WebSocket until it closes. Never raises. `adopted`: moved here from
-    another worker (server.handoff), which counted it against our limits already."""
-    if not adopted:
-        refusal = state.connections.acquire(peer.ip)
-        if refusal is not None:
-            state.metrics.refused(refusal.code)
-            peer.fail(refusal.code, refusal.message)
-            return
+def handle(state: ServerState, peer: Peer, base_url: str | None, *, movable: bool = True) -> None:
+    """Serve one WebSocket until it closes. Never raises. `movable` False: it was handed
+    to us (server.handoff) and stays."""
+    refusal = state.connections.acquire(peer.ip)
+    if refusal is not None:
+        state.metrics.refused(refusal.code)
+        peer.fail(refusal.code, refusal.message)
+        return
     with state.peers_lock:
         state.peers.add(peer)
     state.metrics.connection(+1)
     try:
-        _serve(state, peer, base_url, movable=not adopted)
+        _serve(state, peer, base_url, movable=movable)
     except PeerClosed:
         pass
     except StoreUnavailable as exc:
