@@ -127,8 +127,7 @@ def publishes(running: Running) -> int | None:
 
 def handoffs(running: Running) -> tuple[int, int] | None:
     """Receivers the target's nodes moved to their sender's worker so far, and offers made
-    (server.handoff: each offer is one more accept on the taker's Unix socket); None: none
-    of ours (no such metric)."""
+    (server.handoff); None: none of ours (no such metric)."""
     found = None
     for url in running.http_urls:
         with contextlib.suppress(OSError), urllib.request.urlopen(url + "/metrics", timeout=10) as response:
@@ -213,8 +212,8 @@ def report(rows: dict[str, list[Row]]) -> None:
               f"{p50:7.1f} {p99:7.1f}  "
               f"{runs[-1].per_worker}" + (f"  ({failed} exchanges failed)" if failed else ""))
         if runs[-1].offered:
-            print(f"{'':44} accepts include the handoff socket's: {runs[-1].offered} offers"
-                  " in the last round")
+            print(f"{'':44} handoff offers in the last round: {runs[-1].offered} (accepts include"
+                  " the handoff links': one per pair of workers that handed off)")
         print(f"{'':44} rounds: " + ", ".join(
             f"{r.per_exchange(r.switches):.2f} sw / {r.per_exchange(r.cpu_s) * 1000:.2f} ms" for r in runs))
 
