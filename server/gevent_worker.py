@@ -32,6 +32,7 @@ from gunicorn.workers.ggevent import GeventWorker
 
 from server.gcpolicy import FREEZE_EVERY, GcPolicy
 from server.listen import per_worker, worker_listener
+from server.waiting import background_share, set_background_share
 
 #: seconds from the signal until the worker gives up waiting for its stop hook and the
 #: connection handlers (a client that never answers its close frame is cut here)
@@ -94,6 +95,8 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         # a greenlet per connection: recording each one's spawning stack cost ~4 objects and
         # a stack walk per connection, for debugging aids nothing here uses
         gevent.config.track_greenlet_tree = False
+        # background work (after a mass close) leaves a core to everything else
+        set_background_share(background_share(self.cfg.workers, len(os.sched_getaffinity(0))))
         ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
         pool = Pool(self.worker_connections)  # one cap for the worker, whichever socket
         servers = [self._serve(sock, ssl_args, pool, shared=shared) for sock, shared in self._listeners()]

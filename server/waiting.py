@@ -11,7 +11,7 @@ TICK late: it only ever schedules a ping or a timeout of seconds.
 
 Work that can wait (an unhurried reader's input, the teardown of sessions whose clients
 left) is a worker's background work: it runs at quiet moments (`Turns`, `give_way`) and
-takes at most BACKGROUND_SHARE of the worker's time (`Pace`).
+takes at most its share of the worker's time (`Pace`, `background_share`).
 
 Under threads (werkzeug in the in-process tests) a reader polls with a timeout
 (`PollInput`), and timers are threads.
@@ -125,15 +125,34 @@ def _of_this_hub(kind: Callable[[Any], H]) -> H:
 #: is never idle (deferred reads include pongs, due within the ping interval)
 QUIET_AT_MOST = 0.05
 
-#: the share of a worker's time its background work (deferred reads, the teardown) takes
-#: while it has some; see Pace
-BACKGROUND_SHARE = 0.3
-#: seconds of rest per second of background work
-_REST_PER_WORK = (1 - BACKGROUND_SHARE) / BACKGROUND_SHARE
+#: the least share of its time a worker gives its background work (see background_share)
+MIN_BACKGROUND_SHARE = 0.25
+#: the share of this worker's time its background work (deferred reads, the teardown)
+#: takes while it has some (the gevent worker sets it from the host; see Pace)
+_share = MIN_BACKGROUND_SHARE
+
+
+def background_share(workers: int, cores: int) -> float:
+    """The share of its time each of `workers` processes on `cores` CPUs may give its
+    background work: together they leave one core to everything else (Redis, new
+    connections, their clients on this host); at least MIN_BACKGROUND_SHARE, and all of
+    it for a worker with a core to spare (one worker on two cores: no rest at all)."""
+    return max(MIN_BACKGROUND_SHARE, min(1.0, (cores - 1) / max(1, workers)))
+
+
+def set_background_share(share: float) -> None:
+    """This process's background share (a worker, at start)."""
+    global _share
+    _share = min(1.0, max(MIN_BACKGROUND_SHARE, share))
+
+
+def rest_per_work() -> float:
+    """Seconds background work rests per second it ran."""
+    return (1 - _share) / _share
 
 
 class Pace:
-    """One gevent hub's background work, held to BACKGROUND_SHARE of the worker's time.
+    """One gevent hub's background work, held to its share of the worker's time.
 
     After a mass close every worker has thousands of EOFs to wind down and sessions to end.
     Run back to back whenever the loop was idle, that work kept each worker busy, so on a
@@ -144,8 +163,9 @@ class Pace:
     proportion, during which that work waits with the loop blocked in epoll: the CPU is
     left to whatever else wants it, and a worker woken from that sleep by a new
     connection gets the CPU at once. A batch of (TURN deferred reads, a teardown slice)
-    takes a few ms, so new work waits at most one batch. The price: background work goes
-    at BACKGROUND_SHARE of its speed even on an idle host (a teardown of 12,500 takes
+    takes a few ms, so new work waits at most one batch. The price: where workers
+    outnumber the spare cores, background work goes at its share of its speed even when
+    nothing else runs (4 workers on 2 cores: a quarter; a teardown of 12,500 takes
     seconds, not one).
     """
 
@@ -157,7 +177,7 @@ class Pace:
     def spent(self, started: float) -> None:
         """Background work ran from `started` (monotonic) until now."""
         now = time.monotonic()
-        self._rest_until = now + (now - started) * _REST_PER_WORK
+        self._rest_until = now + (now - started) * rest_per_work()
 
     def rest_left(self) -> float:
         """Seconds background work still rests (<= 0: it may run)."""

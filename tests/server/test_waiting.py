@@ -226,7 +226,8 @@ def test_background_turns_rest_in_proportion_never_less_and_lose_nothing() -> No
         b.close()
     assert [i for i, _, _ in ran] == list(range(batches * waiting.TURN))
     assert served and served[0] < batches * waiting.TURN
-    rest_per_work = (1 - waiting.BACKGROUND_SHARE) / waiting.BACKGROUND_SHARE
+    rest_per_work = waiting.rest_per_work()
+    assert rest_per_work > 0  # (this process: the least share)
     for k in range(1, batches):
         first, last = k * waiting.TURN - waiting.TURN, k * waiting.TURN - 1
         took = ran[last][2] - ran[first][1]
@@ -242,3 +243,11 @@ def wait_until_green(check: Callable[[], bool], timeout: float) -> bool:
             return False
         gevent.sleep(0.01)
     return True
+
+
+@pytest.mark.parametrize(
+    ("workers", "cores", "share"),
+    [(1, 2, 1.0), (4, 2, 0.25), (2, 2, 0.5), (4, 8, 1.0), (4, 4, 0.75), (2, 1, 0.25), (16, 4, 0.25)],
+)
+def test_workers_leave_one_core_to_everything_else(workers: int, cores: int, share: float) -> None:
+    assert waiting.background_share(workers, cores) == share
