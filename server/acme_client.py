@@ -54,7 +54,7 @@ class ChallengeServer:
 
     def __init__(self, addr: str, https_base: str) -> None:
         self.tokens: dict[str, str] = {}
-        host, port = parse_addr(addr)
+        host, port = parse_addr(addr, flag="-acme-http-addr")  # validated at start; named right if not
         tokens, base = self.tokens, https_base.rstrip("/")
 
         class Handler(http.server.BaseHTTPRequestHandler):

@@ -99,6 +99,15 @@ def test_a_bad_listen_address_names_its_flag(flags: list[str], named: str, tmp_p
         build_config([*acme, *flags], {})
 
 
+def test_the_challenge_responder_names_its_own_flag() -> None:
+    """Validated at start already; should the responder ever get an unchecked address, the
+    error still names -acme-http-addr, not -addr."""
+    from server.acme_client import ChallengeServer
+
+    with pytest.raises(ConfigError, match=r"^-acme-http-addr: invalid listen address ':abc'"):
+        ChallengeServer(":abc", "https://sp2p.example")
+
+
 def test_the_man_page_lists_the_exit_statuses_main_returns(capsys: pytest.CaptureFixture[str]) -> None:
     from server.cli import main
 
