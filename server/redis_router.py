@@ -184,6 +184,16 @@ class RedisRouter(LocalRouter):
                     subscriber.close()
 
 
+def _auth_refused(url: str) -> str:
+    """One line for Redis's own AUTH/HELLO refusals (~260 characters of protocol advice)."""
+    from redis.connection import parse_url
+
+    where = f"Redis at {redact_url(url)}"
+    if parse_url(url).get("password") is None:
+        return f"{where} wants a password (put it in the URL: redis://:PASSWORD@host:port/0)"
+    return f"{where} refused the password in the URL (wrong password, or a user name it does not know)"
+
+
 def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[RedisStore, RedisRouter]:
     """Store and router of one node; with `check`, a one-line ConfigError when Redis cannot
     be reached. Workers connect without the check: one booting while Redis is down must
@@ -198,6 +208,8 @@ def connect(config: ServerConfig, node: str, *, check: bool = True) -> tuple[Red
         )
         if check:
             store.r.ping()
+    except redis.AuthenticationError:
+        raise ConfigError(_auth_refused(config.redis_url)) from None
     except (redis.RedisError, ValueError) as exc:
         raise ConfigError(f"cannot reach Redis at {redact_url(config.redis_url)}: {exc}") from None
     return store, RedisRouter(store, node)

@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,41 @@ def test_an_unknown_redis_url_option(redis_server: RedisProc) -> None:
     line = startup_error("-redis", f"{redis_server.url}?colour=blue")
     assert line.startswith(f"-redis {redis_server.url}?colour=blue: unsupported URL option"), line
     assert "'colour'" in line
+
+
+@pytest.fixture
+def locked_redis(tmp_path: Path) -> Iterator[Path]:
+    """A real redis-server on a Unix socket that wants the password 's3cret'."""
+    sock = tmp_path / "locked.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--save", "", "--appendonly", "no", "--port", "0", "--unixsocket", str(sock),
+         "--unixsocketperm", "700", "--requirepass", "s3cret", "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+        yield sock
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_a_redis_that_wants_a_password_and_gets_none(locked_redis: Path) -> None:
+    """Redis's own answer is a 261-character line about HELLO and AUTH."""
+    assert startup_error("-redis", f"unix://{locked_redis}") == (
+        f"Redis at unix://{locked_redis} wants a password (put it in the URL: redis://:PASSWORD@host:port/0)"
+    )
+
+
+@pytest.mark.parametrize("userinfo", [":wrong", "bob:s3cret"])
+def test_a_redis_that_refuses_the_password(locked_redis: Path, userinfo: str) -> None:
+    user = userinfo.split(":")[0]
+    line = startup_error("-redis", f"unix://{userinfo}@{locked_redis}")
+    assert line == (f"Redis at unix://{user}:***@{locked_redis} refused the password in the URL "
+                    "(wrong password, or a user name it does not know)")
 
 
 def test_workers_start_without_gevents_warning_about_redis_asyncio(redis_server: RedisProc) -> None:
