@@ -186,10 +186,11 @@ class RedisRouter(LocalRouter):
 
 def _auth_refused(url: str) -> str:
     """One line for Redis's own AUTH/HELLO refusals (~260 characters of protocol advice)."""
-    from redis.connection import parse_url
+    from urllib.parse import parse_qs, urlsplit
 
     where = f"Redis at {redact_url(url)}"
-    if parse_url(url).get("password") is None:
+    parts = urlsplit(url)
+    if parts.password is None and "password" not in parse_qs(parts.query):
         return f"{where} wants a password (put it in the URL: redis://:PASSWORD@host:port/0)"
     return f"{where} refused the password in the URL (wrong password, or a user name it does not know)"
 
