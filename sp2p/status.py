@@ -25,7 +25,7 @@ class ExitStatus(IntEnum):
     SIGNALING = 3  #: server unreachable, session not found/full, version mismatch
     CONNECT = 4  #: no peer-to-peer path (direct and relay failed, relay declined)
     SECURITY = 5  #: wrong code, key confirmation failed, tampering detected
-    TRANSFER = 6  #: peer cancelled, peer error, verification failed, protocol violation, declined
+    TRANSFER = 6  #: peer cancelled or left, peer error, verification failed, protocol violation, declined
     LOCAL_IO = 7  #: unreadable input, closed stdin/stdout, output not writable, disk full, would overwrite
     TIMEOUT = 8  #: peer silent for too long, or no progress (Liveness in sp2p/proto/liveness.py)
     INTERRUPTED = 130  #: Ctrl-C

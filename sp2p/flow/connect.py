@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sp2p.errors import ConnectError, SignalingError
+from sp2p.errors import ConnectError, PeerCancelled, SignalingError
 from sp2p.flow.session import server_error
 from sp2p.log import get_logger
 from sp2p.net.addresses import format_endpoint, local_addresses
@@ -51,8 +51,18 @@ _ROUTED = {
 }
 
 
+#: a peer that leaves with less than this share of our attempt left gave up as we are about to:
+#: both attempts last as long (client.md: 30 s) and start within moments of each other
+GAVE_UP_SHARE = 0.2
+
+
 class PeerLeftError(ConnectError):
     """The peer left the session: no point in a relay retry."""
+
+
+class PeerWentAway(PeerCancelled, PeerLeftError):
+    """The peer left long before its attempt could have timed out: interrupted or stopped, so
+    it ends us as a cancelled transfer does (exit 6), not as a missing path (exit 4)."""
 
 
 @record()
@@ -152,14 +162,12 @@ def establish(
                     return late
                 raise
             if env.type == SignalType.PEER_LEFT:
+                remaining = deadline - time.monotonic()  # when it left, not after the grace below
                 # a peer that just confirmed on a channel closes its signaling at once (v2),
                 # possibly before its MAC has reached us on that channel: give it a moment
                 with contextlib.suppress(ConnectError):
                     return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
-                raise PeerLeftError(
-                    "the peer left before a connection was confirmed",
-                    hint="if this keeps happening, check that both sides used the same code",
-                )
+                raise _peer_left(keys.role, remaining, opts.timeout)
             _route(env, tcp, rtc)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected
         raise ConnectError("could not establish a peer-to-peer connection")
@@ -171,6 +179,14 @@ def establish(
         race.close()
         if rtc is not None:
             rtc.release_unless_won(race.poll_quiet())
+
+
+def _peer_left(role: Role, remaining: float, timeout: float) -> PeerLeftError:
+    """A wrong code never ends here: both sides see the other's MAC and say so (exit 5)."""
+    peer = Role.RECEIVER if role is Role.SENDER else Role.SENDER
+    if remaining > timeout * GAVE_UP_SHARE:
+        return PeerWentAway(f"the {peer} left while the two sides were connecting")
+    return PeerLeftError(f"could not establish a peer-to-peer connection (the {peer} gave up too)")
 
 
 def _late_verdict(race: ConfirmationRace, upnp: UpnpAttempt | None) -> Channel | None:
