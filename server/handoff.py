@@ -31,6 +31,7 @@ in-process test server (threads).
 from __future__ import annotations
 
 import array
+import contextlib
 import errno
 import hashlib
 import logging
@@ -110,6 +111,8 @@ class Handoff:
         self._server: Any = None
         self._pool: Any = None
         self._loop: Any = None
+        #: this worker's epoll set, as libev runs it (see _unwatch)
+        self._epoll: Any = None
         self._adopt: Adopt | None = None
         self._stopping = False
         #: node -> monotonic time until which it is not tried (MISS_FOR)
@@ -128,6 +131,7 @@ class Handoff:
         worker's pool, so adopted connections count as its own), `adopt` serves a
         connection whose offer was read (ours taken back, or another worker's)."""
         import gevent
+        import gevent.monkey
         from gevent.server import StreamServer
 
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -139,6 +143,9 @@ class Handoff:
             log.warning("handoff socket unavailable, receivers will not move here: %s", exc)
             return
         self._pool, self._adopt, self._loop = pool, adopt, gevent.get_hub().loop
+        if self._loop.backend == "epoll":  # (gevent's monkey patches hide select.epoll)
+            epoll = gevent.monkey.get_original("select", "epoll")
+            self._epoll = epoll.fromfd(os.dup(self._loop.fileno()))
         self._server = StreamServer(sock, handle=self._serve_link, spawn=pool)
         self._server.start()
 
@@ -242,9 +249,20 @@ class Handoff:
         if not peer.moved_out(send):
             state.metrics.handoff(Outcome.FULL)
             return False
+        self._unwatch(peer.fileno())
         self._loop.timer(TAKE_BACK_AFTER).start(self._take_back, box)
         state.metrics.handoff(Outcome.MOVED)
         return True
+
+    def _unwatch(self, fd: int) -> None:
+        """Take a moved connection out of our epoll set while our descriptor still names
+        it: an epoll entry belongs to the connection, not the descriptor, so after our close
+        it would go on reporting the taker's traffic here, and libev, seeing events for a
+        descriptor it no longer knows, rebuilds its whole epoll set (every connection held:
+        ~0.8 ms of kernel time per exchange at 15,000 idle)."""
+        if self._epoll is not None:
+            with contextlib.suppress(OSError):  # (never added: nothing to remove)
+                self._epoll.unregister(fd)
 
     def _take_back(self, box: _Box) -> None:
         """In the hub: an offer's time is up; if one is still in the mailbox, serve it here
