@@ -9,6 +9,7 @@ as `nobody` on the handoff socket, a sender leaving while its receiver moves.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -155,6 +156,30 @@ def client_on(server: ServerProc, want: set[int], net: int | None = None) -> Cli
     raise AssertionError(f"no source address led to {want}")
 
 
+def stale_epoll_entries(pid: int) -> list[str]:
+    """Entries of a process's epoll sets whose descriptor is closed or now names another
+    file: an entry belongs to the open file, so it outlives our descriptor while another
+    process holds the file (a connection given away), and libev rebuilds its whole set
+    when such an entry reports an event."""
+    stale = []
+    fds = Path(f"/proc/{pid}/fd")
+    for link in fds.iterdir():
+        with contextlib.suppress(OSError):
+            if os.readlink(link) != "anon_inode:[eventpoll]":
+                continue
+            for line in Path(f"/proc/{pid}/fdinfo/{link.name}").read_text().splitlines():
+                match = re.match(r"tfd:\s*(\d+).*\bino:([0-9a-f]+)", line)
+                if match is None:
+                    continue
+                try:
+                    target = os.stat(fds / match.group(1)).st_ino
+                except OSError:
+                    target = -1
+                if target != int(match.group(2), 16):
+                    stale.append(line)
+    return stale
+
+
 def join_text(session_id: str) -> str:
     return json.dumps({"type": "join", "payload": {"version": 2, "sessionId": session_id, "clientType": "cli"}})
 
@@ -187,6 +212,8 @@ def test_pairs_end_up_in_one_worker_and_exchange_in_order(four: ServerProc) -> N
     assert len({min(s) for s, _ in owners}) > 1  # the senders were spread over the workers
     moved = handoffs(four).get("moved", 0)
     assert moved >= 6, handoffs(four)  # ~3 in 4 receivers land on another worker at first
+    for pid in children(four):  # no worker still watches a connection it gave away
+        assert stale_epoll_entries(pid) == [], pid
     for sender, receiver in pairs:
         receiver.close()
         assert sender.expect("peer-left") == {}
