@@ -6,6 +6,7 @@ A target is a comma-separated spec:
     ours,workers=4,redis          ... with `-workers 4 -redis redis://...` (a redis-server we start)
     ours,workers=2,redis,nodes=2  two such servers on one Redis (exchanges pair across them)
     ours,tree=/path/to/checkout   our server from another checkout (a baseline, same run)
+    ours,workers=4,redis,handoff=off   ... with -handoff=false (pairs stay split over workers)
     go                            the original Go server (../shared/reference/sp2p-server)
     url=http://h:p;http://h:q     servers already running; add pid=1234;5678 for metrics
 
@@ -59,6 +60,8 @@ class TargetSpec:
     nodes: int = 1
     #: another checkout to run our server from (None: this one)
     tree: Path | None = None
+    #: False: -handoff=false (receivers are not moved to their sender's worker)
+    handoff: bool = True
     urls: tuple[str, ...] = ()
     pids: tuple[int, ...] = ()
 
@@ -82,7 +85,7 @@ def parse_target(spec: str) -> TargetSpec:
         return TargetSpec(spec, "go")
     if kind != "ours":
         raise ValueError(f"unknown target {kind!r} (ours, go or url=...)")
-    unknown = set(values) - {"workers", "redis", "nodes", "tree"}
+    unknown = set(values) - {"workers", "redis", "nodes", "tree", "handoff"}
     if unknown:
         raise ValueError(f"unknown option(s) for ours: {', '.join(sorted(unknown))}")
     workers = int(values["workers"]) if "workers" in values else None
@@ -92,7 +95,9 @@ def parse_target(spec: str) -> TargetSpec:
     tree = Path(values["tree"]).resolve() if "tree" in values else None
     if tree is not None and not (tree / "server" / "__main__.py").is_file():
         raise ValueError(f"tree={tree}: not a checkout of this project (no server/__main__.py)")
-    return TargetSpec(spec, "ours", workers=workers, redis="redis" in values, nodes=nodes, tree=tree)
+    handoff = values.get("handoff", "on") != "off"
+    return TargetSpec(spec, "ours", workers=workers, redis="redis" in values, nodes=nodes, tree=tree,
+                      handoff=handoff)
 
 
 # ---------------------------------------------------------------------------------------
@@ -269,6 +274,8 @@ def start_target(spec: TargetSpec, capacity: int, extra: list[str]) -> Running:
         flags = _ours_flags(capacity)
         if spec.workers is not None:
             flags += ["-workers", str(spec.workers)]
+        if not spec.handoff:
+            flags += ["-handoff=false"]
         if spec.redis:
             port = free_port()
             redis = subprocess.Popen(
