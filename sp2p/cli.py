@@ -246,6 +246,7 @@ def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
 def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str], *,
              stdout_closed: bool) -> int:
     from sp2p.config import signaling_url
+    from sp2p.flow.code_check import seed_is_refused
     from sp2p.flow.early import EarlySignal
     from sp2p.fs.fsutil import output_dir_problem
     from sp2p.proto.codes import parse_code
@@ -260,6 +261,9 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     except InvalidCodeError as exc:  # the code came from our arguments or the prompt
         raise UsageError(exc.message, hint=exc.hint) from exc
     config = _server_for(text, parsed, config)
+    if seed_is_refused(config.server, code):
+        raise UsageError("this code is incomplete or mistyped: its secret part (after '-') does not "
+                         "match the sender's", hint="copy the whole code again; the sender is still waiting")
     to_stdout = bool(parsed.flags.get("stdout"))
     if to_stdout and stdout_closed:  # before the join: the sender's code stays unused
         raise LocalIOError("standard output is closed: nowhere to write what is received",

@@ -123,6 +123,46 @@ def test_receive_to_closed_stdout_fails_before_using_the_code(
     receive_still_works(env, sender, code, outdir)
 
 
+def test_a_code_one_character_short_is_refused_before_the_join(
+    env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], outdir: Path
+) -> None:
+    """Its secret part (21 or 20 characters, as real ones sometimes are) does not open the
+    sender's preview: a usage error before the join, and the code still works. Joined, both
+    sides ended in exit 5 and the code was used up."""
+    sender, code = waiting_sender
+    r = finish(spawn(["receive", "-output", str(outdir), code[:-1]], env))
+    assert r.rc == ExitStatus.USAGE
+    assert one_line(r) == ("sp2p: error: this code is incomplete or mistyped: its secret part (after '-') "
+                           "does not match the sender's")
+    assert "sp2p: hint: copy the whole code again; the sender is still waiting" in r.err.splitlines()
+    assert "Verify:" not in r.err
+    receive_still_works(env, sender, code, outdir)
+
+
+#: the real CLI with a seed in [2**120, 2**121): base62 writes it in 21 characters, not 22
+SHORT_SEED_SENDER = (
+    "import os, sys, sp2p.cli, sp2p.flow.send as s; "
+    "s.generate_seed = lambda: bytes([1]) + os.urandom(15); sys.exit(sp2p.cli.main())"
+)
+
+
+def test_a_real_code_with_a_short_secret_part_still_works(env: dict[str, str], tmp_path: Path,
+                                                          outdir: Path) -> None:
+    """Go and we write seeds without padding (1 in 8 is 21 characters): the check before the
+    join opens the sender's preview with it and lets it through; one character less is refused."""
+    src = tmp_path / "note.txt"
+    src.write_text("still here")
+    sender = spawn(["send", str(src)], env, main=("-c", SHORT_SEED_SENDER))
+    try:
+        code = read_code(sender)
+        assert len(code.split("-")[1]) == 21, code
+        r = finish(spawn(["receive", "-output", str(outdir), code[:-1]], env))
+        assert r.rc == ExitStatus.USAGE and "this code is incomplete or mistyped" in one_line(r)
+        receive_still_works(env, sender, code, outdir)
+    finally:
+        kill(sender)
+
+
 def test_ctrl_c_at_the_accept_question_tells_the_sender(
     env: dict[str, str], waiting_sender: tuple[subprocess.Popen[bytes], str], outdir: Path
 ) -> None:
