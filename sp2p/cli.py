@@ -246,7 +246,7 @@ def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
 def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: Mapping[str, str], *,
              stdout_closed: bool) -> int:
     from sp2p.config import signaling_url
-    from sp2p.flow.code_check import seed_is_refused
+    from sp2p.flow.code_check import is_short, seed_is_refused
     from sp2p.flow.early import EarlySignal
     from sp2p.fs.fsutil import output_dir_problem
     from sp2p.proto.codes import parse_code
@@ -261,9 +261,6 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     except InvalidCodeError as exc:  # the code came from our arguments or the prompt
         raise UsageError(exc.message, hint=exc.hint) from exc
     config = _server_for(text, parsed, config)
-    if seed_is_refused(config.server, code):
-        raise UsageError("this code is incomplete or mistyped: its secret part (after '-') does not "
-                         "match the sender's", hint="copy the whole code again; the sender is still waiting")
     to_stdout = bool(parsed.flags.get("stdout"))
     if to_stdout and stdout_closed:  # before the join: the sender's code stays unused
         raise LocalIOError("standard output is closed: nowhere to write what is received",
@@ -273,8 +270,15 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     # first (run_receive says why), without using up the sender's code
     usable = to_stdout or output_dir_problem(Path(config.output)) is None
     opening = _opening_of(code.session_id, config, to_stdout, key_now=confirm is None)
-    early = EarlySignal(signaling_url(config.server), first=opening if usable else None)
+    check = is_short(code)  # then the join waits for the check, which runs as the socket opens
+    early = EarlySignal(signaling_url(config.server), first=opening if usable and not check else None)
     try:
+        if check and seed_is_refused(config.server, code):
+            raise UsageError(
+                "this code is incomplete or mistyped: its secret part (after '-') does not "
+                "match the sender's",
+                hint="copy the whole code again; the sender is still waiting",
+            )
         from sp2p.flow.receive import ReceiveOptions, run_receive
         from sp2p.fs.incoming import clean_stale
 

@@ -17,11 +17,15 @@ from sp2p.proto.codes import MAX_SEED_CHARS, TransferCode, base62_encode
 CHECK_TIMEOUT = 2.0
 
 
+def is_short(code: TransferCode) -> bool:
+    """A secret part under full length, worth `seed_is_refused`'s request (a full-length one,
+    the common case, costs none)."""
+    return len(base62_encode(code.seed)) < MAX_SEED_CHARS
+
+
 def seed_is_refused(server: str, code: TransferCode) -> bool:
-    """True when the secret part is short and the sender's preview does not open with it.
-    No preview (a client or server without one, the server unreachable): False, join as ever."""
-    if len(base62_encode(code.seed)) >= MAX_SEED_CHARS:
-        return False  # a full-length secret part: the common case costs no request
+    """True when the sender's preview does not open with the code's seed. No preview (a
+    client or server without one, the server unreachable): False, join as ever."""
     from sp2p.net.preview import fetch_file_info
     from sp2p.proto.fileinfo import decrypt_file_info
 
