@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sp2p.config import Config, share_base_url, signaling_url
-from sp2p.errors import ConnectionLost, Declined, IntegrityError, SignalingError, Sp2pError
+from sp2p.errors import ConnectionLost, Declined, IntegrityError, PeerCancelled, SignalingError, Sp2pError
 from sp2p.flow.connect import PeerInfo
 from sp2p.flow.early import EarlySignal
 from sp2p.flow.heal import (
@@ -221,8 +221,8 @@ def _wait_for_sender_key(signal: SignalClient) -> PeerKey:
             env = signal.wait_for({SignalType.CRYPTO, SignalType.PEER_LEFT, SignalType.ERROR})
             if env.type == SignalType.CRYPTO:
                 return parse_peer_crypto(env)
-            if env.type == SignalType.PEER_LEFT:
-                raise SignalingError("the sender disconnected")
+            if env.type == SignalType.PEER_LEFT:  # interrupted or killed: exit 6, as the sender says of us
+                raise PeerCancelled("the sender left before the transfer started")
             raise server_error(env)
     except SignalClosed as exc:
         raise SignalingError(f"lost the signaling server: {exc}") from exc

@@ -83,3 +83,26 @@ def test_a_peer_that_goes_away_mid_connect_is_named(victim: str, sig: signal.Sig
     assert one_line(s) == f"sp2p: error: the {victim} left while the two sides were connecting"
     assert "same code" not in s.err
     assert list(outdir.iterdir()) == []
+
+
+def test_a_sender_killed_before_it_sent_its_key(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+    """The sender stopped before the receiver joins (so its key never goes out), then killed:
+    the receiver says the sender left (exit 6), not a signaling failure (3)."""
+    src = tmp_path / "note.txt"
+    src.write_text("never sent")
+    sender = spawn(["send", str(src)], env)
+    try:
+        code = read_code(sender)
+        os.killpg(sender.pid, signal.SIGSTOP)
+        receiver = spawn(["receive", "-output", str(outdir), code], env)
+        try:
+            _read_until(receiver, b"Connected to the sender's session")
+            os.killpg(sender.pid, signal.SIGKILL)
+            r = finish(receiver, timeout=60)
+        finally:
+            kill(receiver)
+    finally:
+        kill(sender)
+    assert r.rc == ExitStatus.TRANSFER, r.err
+    assert one_line(r) == "sp2p: error: the sender left before the transfer started"
+    assert list(outdir.iterdir()) == []
