@@ -277,7 +277,11 @@ def _split(url: str, what: str) -> SplitResult:
 
 def _encodable_host(host: str) -> bool:
     """Whether a socket can be given `host` (IDNA for non-ASCII names; never a lone surrogate
-    from undecodable argv bytes)."""
+    from undecodable argv bytes). An ASCII name gets the IDNA codec's own label check without
+    loading the codec, which every start would pay for (tests/e2e/test_lazy_start.py)."""
+    if host.isascii():
+        *labels, last = host.split(".")
+        return all(0 < len(label) < 64 for label in labels) and len(last) < 64
     try:
         host.encode("idna")
     except UnicodeError:

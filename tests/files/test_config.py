@@ -180,3 +180,20 @@ def test_explicit_base_url() -> None:
     assert normalize_base_url("share.example:8080") == "http://share.example:8080"
     with pytest.raises(UsageError):
         normalize_base_url("ftp://x")
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "a.b.", "x" * 63, "a..b", ".a", "a.b..", "x" * 64,
+                                  "a." + "x" * 64, "bücher.de", "ex\udcffample"])
+def test_host_check_agrees_with_the_idna_codec_it_skips_for_ascii(host: str) -> None:
+    """An ASCII host name is judged without loading encodings.idna (start time), as the codec would."""
+    try:
+        host.encode("idna")
+        encodable = True
+    except UnicodeError:
+        encodable = False
+    url = f"http://{host}:8080"
+    if encodable:
+        assert normalize_base_url(url) == url
+    else:
+        with pytest.raises(UsageError):
+            normalize_base_url(url)
