@@ -217,7 +217,6 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         time.sleep(args.settle)
         base, _ = _metrics(running)
         row.rss_base_kib = base.rss_kib
-        base_files = open_files(running.roots)[0] if running.roots else None
         per = min(args.per_process, math.ceil(n / 2))  # two at least: the client side needs both cores
         for first in range(0, n, per):
             generators.append(Generator(running.ws_urls, first, min(per, n - first), args))
@@ -252,10 +251,15 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         if redis_cpu is not None:
             row.redis_cpu_exchanges = (_redis_cpu(running) or 0.0) - redis_cpu
 
+        # what the server holds besides the idle senders' sockets: the teardown is done when
+        # it is back to that (files first opened while holding them count: a worker's
+        # metrics files, its handoff links, its Redis connections)
+        held_files = open_files(running.roots)[0] if running.roots else None
         for gen in generators:
             gen.send("close")
         closed = [gen.reply(60) for gen in generators]
         row.dropped = sum(int(r["dropped"]) for r in closed)
+        base_files = None if held_files is None else held_files - (row.accepted - row.dropped)
         closed_at = max(float(r["at"]) for r in closed)
         urls = running.ws_urls
         row.after = after_close(

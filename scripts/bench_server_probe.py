@@ -6,8 +6,9 @@ one a second. Each probe that pairs gives its time from its own start to `peer-j
 one that fails gives the step it was stuck at (bench_server_load.STAGES: connect, hello,
 join, peer-joined, exchange). Meanwhile a watcher counts the server processes' open files
 (/proc/PID/fd, nothing asked of the server): the teardown is done when they are back to
-what the server held before the idle senders came (give or take a probe's and a few
-per process that first use opens); a probe that paired before then did not wait for it.
+what the server held right before the close less the idle senders' sockets (give or take
+a probe's and a few per process that first use opens); a probe that paired before then
+did not wait for it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from bench_server_targets import process_tree
 
 #: connections a probe holds at most (its sender and its receiver)
 PROBE_CONNECTIONS = 2
-#: files a server process may open after the baseline count and keep (a worker's first
-#: exchange opens its metrics files)
+#: files a server process may open after the baseline count and keep (a probe's first
+#: use of something)
 SLACK_PER_PROCESS = 4
 #: seconds between two counts while the teardown runs
 COUNT_EVERY = 0.1
@@ -164,7 +165,7 @@ def after_close(
 ) -> AfterClose:
     """The next session right away, then one probe a second for `watch` seconds; the
     teardown watched on the processes `roots` (and their children), which held
-    `base_files` open files before the idle senders came (None: not watched)."""
+    `base_files` open files besides the idle senders' sockets (None: not watched)."""
     result = AfterClose(closed_at=closed_at)
     watcher = TeardownWatch(roots, base_files, closed_at)
     try:
