@@ -42,15 +42,27 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from server import handoff_wire as wire
-from server.store import StoreUnavailable
+from server.config import ServerConfig
+from server.metrics import Metrics
+from server.store import Router, SessionStore, StoreUnavailable
 from sp2p.proto.constants import Role
 
 if TYPE_CHECKING:
     from server.connection import Peer
-    from server.state import ServerState
+
+
+class Host(Protocol):
+    """What the handoff needs of its worker's server.state.ServerState (which creates it:
+    a Protocol, so the two modules do not import each other)."""
+
+    config: ServerConfig
+    node: str
+    store: SessionStore
+    router: Router
+    metrics: Metrics
 
 log = logging.getLogger("sp2p.server")
 
@@ -105,7 +117,7 @@ class _Box:
 class Handoff:
     """One worker's side of the handoff: offering receivers away, and taking them in."""
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: Host) -> None:
         self._state = state
         self._prefix = state.config.redis_prefix
         self._server: Any = None
