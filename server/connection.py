@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from server import wsframe
 from server.waiting import call_later, input_for, os_socket, rlock_for
+from server.write_batch import holding_batch
 from server.wsframe import (
     CLOSE_GOING_AWAY,
     CLOSE_NORMAL,
@@ -51,7 +52,6 @@ __all__ = [
     "Peer",
     "PeerClosed",
     "ReaderState",
-    "WriteBatch",
 ]
 
 log = logging.getLogger("sp2p.server")
@@ -79,55 +79,6 @@ class ReaderState:
     next_ping: float
     awaiting_pong: bool
     last_activity: float
-
-
-#: thread (greenlet under gevent) id -> the WriteBatch it is holding writes for
-_batches: dict[int, WriteBatch] = {}
-
-
-class WriteBatch:
-    """Relayed frames held while one reader works through messages that arrived together,
-    then sent with one write per target: a sender's offer, candidates and direct address
-    usually arrive in one read, and were as many send() calls (and wake-ups of the other
-    client); ~3 messages per read in the exchange benchmark. Order is kept: any other
-    write to a target sends what is held for it first."""
-
-    __slots__ = ("targets",)
-
-    def __init__(self) -> None:
-        self.targets: list[Peer] = []
-
-    def holding(self) -> _Holding:
-        """Hold this greenlet's text frames to other connections until flush()."""
-        return _Holding(self)
-
-    def flush(self) -> None:
-        targets, self.targets = self.targets, []
-        for peer in targets:
-            peer._flush_held()
-
-
-class _Holding:
-    """WriteBatch.holding()'s context (a class: contextlib's generator-based one cost
-    ~1.3 % of the worker, entered once per read that carried several messages)."""
-
-    __slots__ = ("batch", "ident", "outer")
-
-    def __init__(self, batch: WriteBatch) -> None:
-        self.batch = batch
-        self.ident = 0
-        self.outer: WriteBatch | None = None
-
-    def __enter__(self) -> None:
-        self.ident = ident = threading.get_ident()
-        self.outer = _batches.get(ident)
-        _batches[ident] = self.batch
-
-    def __exit__(self, *exc: object) -> None:
-        if self.outer is None:
-            del _batches[self.ident]
-        else:  # nested (a teardown inside a relay): the outer batch holds again
-            _batches[self.ident] = self.outer
 
 
 class Peer:
@@ -372,7 +323,7 @@ class Peer:
         if self._closed:
             return False
         frame = wsframe.text_frame(text)
-        batch = _batches.get(threading.get_ident()) if _batches else None
+        batch = holding_batch()
         if batch is None:
             return self._write(frame)
         with self.write_lock:
@@ -381,7 +332,8 @@ class Peer:
             self._held.append(frame)
         return True
 
-    def _flush_held(self) -> None:
+    def flush_held(self) -> None:
+        """Send what a WriteBatch held for this connection."""
         if self._held:
             self._write(b"")
 

@@ -22,11 +22,11 @@ import redis
 
 from server import redis_frames as frames
 from server.config import ConfigError, ServerConfig
-from server.connection import WriteBatch
 from server.redis_store import RedisStore, redact_url
 from server.redis_wire import Subscriber, Wire
 from server.router import LocalRouter
 from server.store import Pairing, SessionRecord
+from server.write_batch import WriteBatch
 from sp2p.proto.constants import Role
 
 log = logging.getLogger("sp2p.server")

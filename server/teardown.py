@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from server import logsink
-from server.connection import CLOSE_GOING_AWAY, Peer, WriteBatch
+from server.connection import CLOSE_GOING_AWAY, Peer
 from server.metrics import Metrics
 from server.store import Router, SessionRecord, SessionStore, StoreUnavailable
 from server.waiting import background_ran, background_rest, give_way
+from server.write_batch import WriteBatch
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import Envelope, Error, ErrorCode, SignalType
 

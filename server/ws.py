@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import logsink, relay
-from server.connection import Peer, PeerClosed, WriteBatch
+from server.connection import Peer, PeerClosed
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
 from server.teardown import end_session, other_role, redact
 from server.turn import stun_servers, turn_credentials
+from server.write_batch import WriteBatch
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import (
     Envelope,

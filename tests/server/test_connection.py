@@ -12,7 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from server import connection, wsframe
-from server.connection import Peer, PeerClosed, WriteBatch
+from server.connection import Peer, PeerClosed
+from server.write_batch import WriteBatch
 from tests.server.test_gevent_worker import masked_frame
 
 
