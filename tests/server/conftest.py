@@ -19,7 +19,9 @@ from server.sessions import MemoryStore
 from server.store import SessionStore
 from tests.server import helpers
 from tests.server.helpers import LiveServer, live_server
+from tests.server.workers import start_workers
 from tests.support.redis_proc import RedisProc
+from tests.support.server_proc import ServerProc
 
 #: the in-thread default server lifts the per-IP caps: every test connects from 127.0.0.1
 RELAXED = {
@@ -117,3 +119,15 @@ def make_store(backend: str, request: pytest.FixtureRequest) -> Iterator[StoreFa
 def server() -> Iterator[LiveServer]:
     with live_server(RELAXED) as live:
         yield live
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisProc) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def four(redis_url: str) -> Iterator[ServerProc]:
+    """A real gunicorn server with four gevent workers on the session's redis-server."""
+    with start_workers(redis_url, 4) as server:
+        yield server

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -34,12 +33,10 @@ from server.connection import ReaderState
 from server.store import SessionRecord
 from tests.server.conftest import StoreFactory
 from tests.server.helpers import Client, hello, http_get, wait_until
-from tests.server.test_gunicorn_workers import children, start_workers
 from tests.server.tlsutil import write_self_signed
-from tests.support.redis_proc import RedisProc
+from tests.server.workers import PID, children, start_workers
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
-_PID = re.compile(r"pid=(\d+),")
 #: a distinct third octet per use, so every client has a source address of its own
 _nets = itertools.count(10)
 
@@ -99,17 +96,6 @@ def test_the_store_names_a_waiting_senders_node(make_store: StoreFactory) -> Non
 
 
 # -- four real workers ------------------------------------------------------------------------
-@pytest.fixture
-def redis_url(redis_server: RedisProc) -> str:
-    return redis_server.url
-
-
-@pytest.fixture
-def four(redis_url: str) -> Iterator[ServerProc]:
-    with start_workers(redis_url, 4) as server:
-        yield server
-
-
 def _ss(*args: str) -> list[str]:
     return subprocess.run(["ss", "-Hn", *args], capture_output=True, text=True, check=True).stdout.splitlines()
 
@@ -119,7 +105,7 @@ def holders(server: ServerProc) -> dict[str, set[int]]:
     found: dict[str, set[int]] = {}
     for line in _ss("-tp", "state", "established", f"( sport = :{server.port} )"):
         fields = line.split()
-        found[fields[3]] = {int(pid) for pid in _PID.findall(line)}
+        found[fields[3]] = {int(pid) for pid in PID.findall(line)}
     return found
 
 
@@ -133,7 +119,7 @@ def handoff_sockets(pids: set[int]) -> list[str]:
     return [
         line.split()[4]
         for line in _ss("-xlp")
-        if "sp2p-handoff" in line and {int(p) for p in _PID.findall(line)} & pids
+        if "sp2p-handoff" in line and {int(p) for p in PID.findall(line)} & pids
     ]
 
 
