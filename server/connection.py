@@ -134,7 +134,7 @@ class Peer:
         self._moved = False
         #: nobody else waits on this connection (a sender nobody joined yet): its input,
         #: and so its EOF when the client goes, may wait for a quiet moment of the loop,
-        #: behind new connections' work (server.waiting.Turns: thousands may close at once)
+        #: behind new connections' work (server.background.Turns: thousands may close at once)
         self.unhurried = False
         sock.settimeout(write_timeout)  # bounds sendall(); reads wait for readability first
         with contextlib.suppress(OSError):  # small frames must not wait for delayed ACKs

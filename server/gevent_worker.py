@@ -30,9 +30,9 @@ from gunicorn import util
 from gunicorn.sock import ssl_context
 from gunicorn.workers.ggevent import GeventWorker
 
+from server.background import background_share, set_background_share
 from server.gcpolicy import FREEZE_EVERY, GcPolicy
 from server.listen import per_worker, worker_listener
-from server.waiting import background_share, set_background_share
 
 #: seconds from the signal until the worker gives up waiting for its stop hook and the
 #: connection handlers (a client that never answers its close frame is cut here)

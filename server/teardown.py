@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from server import logsink
+from server.background import background_ran, background_rest, give_way
 from server.connection import CLOSE_GOING_AWAY, Peer
 from server.metrics import Metrics
 from server.store import Router, SessionRecord, SessionStore, StoreUnavailable
-from server.waiting import background_ran, background_rest, give_way
 from server.write_batch import WriteBatch
 from sp2p.proto.constants import Role
 from sp2p.proto.signal import Envelope, Error, ErrorCode, SignalType
@@ -119,9 +119,9 @@ class Teardowns:
     of end scripts). A session whose peer may still be there (someone waits for
     `peer-left`) is urgent: urgent slices go first, each followed by one turn of the loop
     only. The others are background work: a slice of them first rests as long as the
-    worker's background share asks (server.waiting.Pace; an urgent leave cuts the rest
+    worker's background share asks (server.background.Pace; an urgent leave cuts the rest
     short), and after it the worker gives way to everything else that is ready
-    (server.waiting.give_way).
+    (server.background.give_way).
     """
 
     def __init__(self, state: Services) -> None:
