@@ -14,6 +14,7 @@ import pytest
 from sp2p.proto import liveness
 from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
+from tests.support.codes import wrong_code
 from tests.support.run_cli import ExitStatusError, run_cli
 from tests.support.scripted_cli import first_attempt_within
 
@@ -100,8 +101,7 @@ def test_4_connect(env: dict[str, str], src: Path, outdir: Path, monkeypatch: py
 
 def test_5_security(env: dict[str, str], src: Path, outdir: Path) -> None:
     for sender in _sender(env, str(src)):
-        session, seed = read_code(sender).split("-")
-        wrong = session + "-" + ("1" if seed[0] != "1" else "2") + seed[1:]
+        wrong = wrong_code(read_code(sender))
         r = run_cli("receive", "-output", str(outdir), wrong, env=env, expect=ExitStatus.SECURITY)
         assert finish(sender, timeout=60).rc == ExitStatus.SECURITY
     assert r.errors == ["key confirmation failed: wrong code, or someone tampered with the connection"]

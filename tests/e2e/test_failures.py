@@ -16,6 +16,7 @@ from scripts.benchkit.fixed_level import FIXED_MAIN
 from sp2p.status import ExitStatus
 from tests.e2e.cut_transfer import TooLate, kill_sender_in_time, pair, until_cut
 from tests.e2e.harness import Result, finish, kill, read_code, spawn, transfer
+from tests.support.codes import wrong_code
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.e2e
@@ -48,9 +49,7 @@ def test_wrong_code_fails_key_confirmation(env: dict[str, str], tmp_path: Path, 
     src = tmp_path / "secret.txt"
     src.write_text("top secret")
     sender = spawn(["send", str(src)], env)
-    code = read_code(sender)
-    session, seed = code.split("-")
-    wrong = session + "-" + ("1" if seed[0] != "1" else "2") + seed[1:]
+    wrong = wrong_code(read_code(sender))
     r = finish(spawn(["receive", "-output", str(outdir), wrong], env))
     s = finish(sender)
     assert r.rc == ExitStatus.SECURITY, r.err

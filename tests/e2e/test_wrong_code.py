@@ -16,6 +16,7 @@ from sp2p.proto.constants import CONFIRM_BYTES, TCP_MAGIC
 from sp2p.proto.keys import KeyPair
 from sp2p.status import ExitStatus
 from tests.e2e.harness import Result, finish, read_code, spawn
+from tests.support.codes import wrong_code
 from tests.support.evil_mitm import Mitm, never_readable
 from tests.support.evil_server import EvilServer
 from tests.support.server_proc import ServerProc
@@ -43,8 +44,7 @@ def test_wrong_code_ends_both_sides_alike(env: dict[str, str], tmp_path: Path, o
     src = tmp_path / "secret.txt"
     src.write_text("top secret")
     sender = spawn(["send", str(src)], env)
-    session, seed = read_code(sender).split("-")
-    wrong = session + "-" + ("1" if seed[0] != "1" else "2") + seed[1:]
+    wrong = wrong_code(read_code(sender))
     r = finish(spawn(["receive", "-output", str(outdir), wrong], env), timeout=60)
     s = finish(sender, timeout=60)
     _says_wrong_code_or_intercepted(r)
