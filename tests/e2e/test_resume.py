@@ -110,7 +110,9 @@ def test_sender_killed_then_rerun_sends_only_the_rest(src: Path, outdir: Path, e
     assert not (outdir / src.name).exists()  # never under the final name
     [partial] = partials(outdir)
     kept = partial.stat().st_size
-    assert SIZE * 0.3 < kept < SIZE * 0.9, kept
+    # cut at half: on a loaded machine the transfer may run on towards its end before the
+    # sender stops (95 % once at load 7); short of the end is what the re-run needs
+    assert SIZE * 0.3 < kept < SIZE, kept
     s, r = rerun(src, outdir, env)
     assert (s.rc, r.rc) == (0, 0), s.err + r.err
     assert re.search(r"Resuming at \d+ % \(.* already here\)", r.err), r.err
