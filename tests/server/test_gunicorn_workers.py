@@ -13,16 +13,13 @@ import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import websocket
 
 from tests.server.helpers import hello, http_get, pair, wait_until
-from tests.server.tlsutil import write_self_signed
 from tests.server.workers import (
     children,
     holders,
@@ -30,6 +27,7 @@ from tests.server.workers import (
     own_listeners,
     shared_listener,
     start_workers,
+    tls_workers,
 )
 from tests.support.server_proc import ServerProc, clean_env, server_command
 
@@ -76,17 +74,11 @@ def test_a_killed_worker_is_replaced_and_the_service_answers_throughout(redis_ur
 
 @pytest.mark.slow
 def test_tls_on_every_worker(redis_url: str, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    write_self_signed(cert, key)
-    flags = ("-tls-cert", str(cert), "-tls-key", str(key), "-base-url", "https://localhost")
-    with start_workers(redis_url, 2, *flags) as server:
+    with tls_workers(redis_url, 2, tmp_path) as (server, connect):
         assert server.scheme == "https"
-        context = ssl.create_default_context(cafile=str(cert))
         opened = []
         for _ in range(24):
-            ws = websocket.create_connection(
-                f"wss://localhost:{server.port}/ws", sslopt={"context": context}, suppress_origin=True, timeout=5
-            )
+            ws = connect()
             opened.append(ws)
             ws.send('{"type":"hello","payload":{"version":2}}')
             assert json.loads(ws.recv())["type"] == "welcome"

@@ -16,7 +16,6 @@ import os
 import re
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import textwrap
@@ -33,8 +32,7 @@ from server.connection import ReaderState
 from server.store import SessionRecord
 from tests.server.conftest import StoreFactory
 from tests.server.helpers import Client, hello, http_get, wait_until
-from tests.server.tlsutil import write_self_signed
-from tests.server.workers import PID, children, start_workers
+from tests.server.workers import PID, children, tls_workers
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
 #: a distinct third octet per use, so every client has a source address of its own
@@ -382,18 +380,8 @@ def test_another_user_can_neither_give_nor_take_connections(four: ServerProc, re
 
 @pytest.mark.slow
 def test_tls_workers_never_hand_off(redis_url: str, tmp_path: Path) -> None:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    write_self_signed(cert, key)
-    flags = ("-tls-cert", str(cert), "-tls-key", str(key), "-base-url", "https://localhost")
-    with start_workers(redis_url, 4, *flags) as server:
+    with tls_workers(redis_url, 4, tmp_path) as (server, connect):
         assert handoff_sockets(children(server)) == []
-        context = ssl.create_default_context(cafile=str(cert))
-
-        def connect() -> websocket.WebSocket:
-            return websocket.create_connection(
-                f"wss://localhost:{server.port}/ws", sslopt={"context": context}, suppress_origin=True, timeout=5
-            )
-
         apart = 0
         for _ in range(12):
             sender, receiver = connect(), connect()

@@ -8,11 +8,18 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import ssl
 import subprocess
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+
+import websocket
 
 from tests.server.helpers import wait_until
+from tests.server.tlsutil import write_self_signed
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
 PID = re.compile(r"pid=(\d+),")
@@ -76,3 +83,21 @@ def start_workers(redis_url: str, workers: int, *flags: str) -> ServerProc:
         server.stop()
         raise
     return server
+
+
+@contextmanager
+def tls_workers(redis_url: str, workers: int, tmp_path: Path) -> Iterator[tuple[ServerProc, Callable[[], websocket.WebSocket]]]:
+    """A server of `workers` workers terminating TLS itself (a self-signed certificate in
+    `tmp_path`), and a function opening a `wss://` WebSocket to it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed(cert, key)
+    flags = ("-tls-cert", str(cert), "-tls-key", str(key), "-base-url", "https://localhost")
+    context = ssl.create_default_context(cafile=str(cert))
+    with start_workers(redis_url, workers, *flags) as server:
+
+        def connect() -> websocket.WebSocket:
+            return websocket.create_connection(
+                f"wss://localhost:{server.port}/ws", sslopt={"context": context}, suppress_origin=True, timeout=5
+            )
+
+        yield server, connect
