@@ -123,6 +123,9 @@ class Row:
     exch: list[float] = field(default_factory=list)
     exch_failed: Counter[str] = field(default_factory=Counter)
     exch_client_cpu: list[float] = field(default_factory=list)  #: the exchanging client's CPU per round
+    #: CPU time the hypervisor gave to other guests while the exchanges ran (all CPUs): a
+    #: round slow all through (p50, CPU per exchange) with steal was the host's, not ours
+    exch_steal: float = 0.0
     cpu_exchanges: float = 0.0  #: server CPU seconds over all exchange rounds
     redis_cpu_exchanges: float | None = None  #: redis-server's CPU seconds over them (Redis targets)
     log_events: Counter[str] = field(default_factory=Counter)
@@ -204,6 +207,13 @@ def _metrics(running: Running) -> tuple[Metrics, int | None]:
     return measure(running.roots), redis
 
 
+def steal_seconds() -> float:
+    """CPU seconds stolen from this machine by its hypervisor so far, all CPUs (/proc/stat)."""
+    # the first line: cpu user nice system idle iowait irq softirq steal ...
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+
+
 def _redis_cpu(running: Running) -> float | None:
     return measure((running.redis_pid,)).cpu_s if running.redis_pid else None
 
@@ -238,6 +248,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         held, row.redis_kib = _metrics(running)
         redis_cpu = _redis_cpu(running)
         row.rss_kib, row.threads = held.rss_kib, held.threads
+        steal = steal_seconds()
         for _ in range(args.exchange_rounds):
             cpu = time.process_time()
             results = exchanges.run(running.ws_urls, args.exchanges)
@@ -248,6 +259,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
                 else:
                     row.exch_failed[reason(result)] += 1
         row.cpu_exchanges = measure(running.roots).cpu_s - held.cpu_s
+        row.exch_steal = steal_seconds() - steal
         if redis_cpu is not None:
             row.redis_cpu_exchanges = (_redis_cpu(running) or 0.0) - redis_cpu
 
@@ -294,7 +306,7 @@ def describe(row: Row) -> str:
         f"RSS {row.rss_kib / 1024:.0f} MiB = {row.kib_per_session:.1f} KiB/session{redis}, "
         f"threads {row.threads}; exchanges p50 {row.p50_ms:.0f} ms p99 {row.p99_ms:.0f} ms "
         f"({len(row.exch)} ok{failed}, server CPU {row.cpu_ms_per_exchange:.1f}{redis_exch} ms/exchange, "
-        f"client CPU {client_cpu * 1e3:.0f} ms per round); "
+        f"client CPU {client_cpu * 1e3:.0f} ms per round, steal {row.exch_steal * 1e3:.0f} ms); "
         f"idle dropped while held {row.dropped}; after mass close: "
         f"{'up' if row.survived else 'DOWN/RESTARTED'}, {row.after.describe()}, threads {row.threads_after}, "
         f"RSS {row.rss_after_kib / 1024:.0f} MiB"

@@ -41,6 +41,7 @@ def test_tiny_run_against_our_server() -> None:
     assert row.group(1) == "20", line
     assert "refused" not in line
     assert "(2 ok, " in line  # both exchanges went through to peer-left
+    assert re.search(r"client CPU \d+ ms per round, steal \d+ ms\)", line), line
     assert "idle dropped while held 0" in line
     assert "after mass close: up, next session paired in " in line
     assert "probes 1/1" in line
