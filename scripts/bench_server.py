@@ -122,6 +122,8 @@ class Row:
     gen_cpu: float = 0.0
     exch: list[float] = field(default_factory=list)
     exch_failed: Counter[str] = field(default_factory=Counter)
+    #: each exchange step's own times (bench_server_load.STEP_FROM), over all rounds
+    exch_steps: dict[str, list[float]] = field(default_factory=dict)
     exch_client_cpu: list[float] = field(default_factory=list)  #: the exchanging client's CPU per round
     #: CPU time the hypervisor gave to other guests while the exchanges ran (all CPUs): a
     #: round slow all through (p50, CPU per exchange) with steal was the host's, not ours
@@ -177,17 +179,26 @@ class Exchanges:
         self.next_index = 0
 
     async def _batch(
-        self, urls: list[str], count: int, timeout: float
+        self, urls: list[str], progresses: list[Progress], timeout: float
     ) -> list[ExchangeTimes | BaseException]:
-        first, self.next_index = self.next_index, self.next_index + count
+        first, self.next_index = self.next_index, self.next_index + len(progresses)
         # sender on one node, receiver on the next: pairing across nodes when there are several
         jobs = [
-            exchange(urls[i % len(urls)], urls[(i + 1) % len(urls)], first + i, timeout) for i in range(count)
+            exchange(urls[i % len(urls)], urls[(i + 1) % len(urls)], first + i, timeout, progress)
+            for i, progress in enumerate(progresses)
         ]
         return await asyncio.gather(*jobs, return_exceptions=True)
 
-    def run(self, urls: list[str], count: int, timeout: float = 10.0) -> list[ExchangeTimes | BaseException]:
-        return asyncio.run(self._batch(urls, count, timeout))
+    def run(
+        self, urls: list[str], count: int, timeout: float = 10.0, steps: dict[str, list[float]] | None = None
+    ) -> list[ExchangeTimes | BaseException]:
+        """`count` exchanges at once; each finished step's time is added to `steps`."""
+        progresses = [Progress() for _ in range(count)]
+        results = asyncio.run(self._batch(urls, progresses, timeout))
+        for progress in progresses if steps is not None else ():
+            for stage, seconds in progress.steps().items():
+                steps.setdefault(stage, []).append(seconds)
+        return results
 
     def probe(self, urls: list[str], timeout: float, progress: Progress) -> ExchangeTimes | BaseException:
         """One exchange, noting its steps in `progress`."""
@@ -251,7 +262,7 @@ def run_level(spec: TargetSpec, n: int, args: argparse.Namespace, exchanges: Exc
         steal = steal_seconds()
         for _ in range(args.exchange_rounds):
             cpu = time.process_time()
-            results = exchanges.run(running.ws_urls, args.exchanges)
+            results = exchanges.run(running.ws_urls, args.exchanges, steps=row.exch_steps)
             row.exch_client_cpu.append(time.process_time() - cpu)
             for result in results:
                 if isinstance(result, ExchangeTimes):
@@ -306,11 +317,19 @@ def describe(row: Row) -> str:
         f"RSS {row.rss_kib / 1024:.0f} MiB = {row.kib_per_session:.1f} KiB/session{redis}, "
         f"threads {row.threads}; exchanges p50 {row.p50_ms:.0f} ms p99 {row.p99_ms:.0f} ms "
         f"({len(row.exch)} ok{failed}, server CPU {row.cpu_ms_per_exchange:.1f}{redis_exch} ms/exchange, "
-        f"client CPU {client_cpu * 1e3:.0f} ms per round, steal {row.exch_steal * 1e3:.0f} ms); "
+        f"client CPU {client_cpu * 1e3:.0f} ms per round, steal {row.exch_steal * 1e3:.0f} ms; "
+        f"steps p50/p99 ms: {_steps(row)}); "
         f"idle dropped while held {row.dropped}; after mass close: "
         f"{'up' if row.survived else 'DOWN/RESTARTED'}, {row.after.describe()}, threads {row.threads_after}, "
         f"RSS {row.rss_after_kib / 1024:.0f} MiB"
         + "".join(f"; server log: {name} {count}" for name, count in row.log_events.items())
+    )
+
+
+def _steps(row: Row) -> str:
+    return ", ".join(
+        f"{stage} {percentile(times, 50) * 1e3:.0f}/{percentile(times, 99) * 1e3:.0f}"
+        for stage, times in row.exch_steps.items()
     )
 
 

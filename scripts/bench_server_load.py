@@ -133,8 +133,13 @@ class ExchangeTimes:
 
 
 #: an exchange's steps in order: the sender's connection, its hello answered (welcome), the
-#: receiver's connection and join answered (welcome), the sender told (peer-joined), the rest
-STAGES = ("connect", "hello", "join", "peer-joined", "exchange")
+#: receiver's connection (TCP and upgrade), its join answered (welcome), the sender told
+#: (peer-joined), the rest
+STAGES = ("connect", "hello", "dial", "join", "peer-joined", "exchange")
+#: the step each one's time is counted from: peer-joined follows the join, not the
+#: receiver's welcome (the two race)
+STEP_FROM = {"connect": None, "hello": "connect", "dial": "hello", "join": "dial",
+             "peer-joined": "dial", "exchange": "join"}  # fmt: skip
 
 
 @dataclass
@@ -151,6 +156,15 @@ class Progress:
     @property
     def stage(self) -> str:
         return next((s for s in STAGES if s not in self.done), "done")
+
+    def steps(self) -> dict[str, float]:
+        """Each finished step's own time (seconds, from the step in STEP_FROM)."""
+        done = self.done
+        return {
+            stage: done[stage] - (done[since] if since is not None else 0.0)
+            for stage, since in STEP_FROM.items()
+            if stage in done and (since is None or since in done)
+        }
 
 
 def _text(msg_type: SignalType, body: Any = None) -> str:
@@ -244,6 +258,7 @@ async def exchange(
             keys = (_crypto(), _crypto())  # sender's, receiver's
             await asyncio.sleep(gap)
             receiver = await dial(receiver_url, source_ip(EXCHANGE_BASE + 2 * index + 1), timeout)
+            progress.mark("dial")
             try:
                 paired, _ = await asyncio.gather(
                     _sender_side(sender, progress, *keys),
