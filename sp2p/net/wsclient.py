@@ -23,6 +23,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from sp2p.log import get_logger
+from sp2p.net import dial
 from sp2p.proto.sha import sha1
 
 log = get_logger(__name__)
@@ -68,50 +69,19 @@ def open_websocket(url: str, *, timeout: float, max_message: int) -> WsConnectio
     secure = parts.scheme == "wss"
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise WsError(f"not a WebSocket URL: {url}")
-    if _proxy_for(parts.scheme, parts.hostname):
+    if dial.proxied(secure, parts.hostname):
         return _Proxied(url, timeout, max_message)
-    host, port = parts.hostname, parts.port or (443 if secure else 80)
-    # an ASCII name as bytes: getaddrinfo() would load the idna codec (and stringprep) for a str
-    # (it hands the name to getaddrinfo, which takes bytes; typeshed says str only)
-    name = host.encode() if host.isascii() else host
-    sock = socket.create_connection((name, port), timeout=timeout)  # type: ignore[arg-type]
+    host = parts.hostname
+    sock = dial.connect(host, parts.port or (443 if secure else 80), secure=secure, timeout=timeout)
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if secure:
-            sock = _tls(sock, host)
         resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        netloc = f"[{host}]" if ":" in host else host
-        if parts.port is not None:
-            netloc += f":{parts.port}"
         ws = WebSocket(sock, max_message)
-        ws.handshake(netloc, resource)
+        ws.handshake(dial.host_header(host, parts.port), resource)
         sock.settimeout(None)
         return ws
     except BaseException:
         sock.close()
         raise
-
-
-def _proxy_for(scheme: str, host: str) -> bool:
-    """Would websocket-client route this host through a proxy from the environment?"""
-    key = "https_proxy" if scheme == "wss" else "http_proxy"
-    if not (os.environ.get(key) or os.environ.get(key.upper())):
-        return False
-    no_proxy = os.environ.get("no_proxy") or os.environ.get("NO_PROXY") or ""
-    skip = {h.strip() for h in no_proxy.split(",") if h.strip()} | {"localhost", "127.0.0.1"}
-    return "*" not in skip and host not in skip
-
-
-def _tls(sock: socket.socket, host: str) -> socket.socket:
-    import ssl  # only wss:// pays for it
-
-    context = ssl.create_default_context()
-    bundle = os.environ.get("WEBSOCKET_CLIENT_CA_BUNDLE")  # honoured as websocket-client did
-    if bundle and os.path.isfile(bundle):
-        context.load_verify_locations(cafile=bundle)
-    elif bundle and os.path.isdir(bundle):
-        context.load_verify_locations(capath=bundle)
-    return context.wrap_socket(sock, server_hostname=host)
 
 
 def _mask(key: bytes, data: bytes) -> bytes:

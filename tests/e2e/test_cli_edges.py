@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from sp2p.proto.codes import MAX_SEED_CHARS
 from sp2p.status import ExitStatus
 from tests.e2e.harness import Result, finish, kill, read_code, spawn
 from tests.e2e.ptyrun import finish_tty, spawn_tty
+from tests.support.codes import sender_main
 
 pytestmark = pytest.mark.e2e
 
@@ -138,20 +140,13 @@ def test_a_code_one_character_short_is_refused_before_the_join(
     receive_still_works(env, sender, code, outdir)
 
 
-#: the real CLI with a seed in [2**120, 2**121): base62 writes it in 21 characters, not 22
-SHORT_SEED_SENDER = (
-    "import os, sys, sp2p.cli, sp2p.flow.send as s; "
-    "s.generate_seed = lambda: bytes([1]) + os.urandom(15); sys.exit(sp2p.cli.main())"
-)
-
-
 def test_a_real_code_with_a_short_secret_part_still_works(env: dict[str, str], tmp_path: Path,
                                                           outdir: Path) -> None:
     """Go and we write seeds without padding (1 in 8 is 21 characters): the check before the
     join opens the sender's preview with it and lets it through; one character less is refused."""
     src = tmp_path / "note.txt"
     src.write_text("still here")
-    sender = spawn(["send", str(src)], env, main=("-c", SHORT_SEED_SENDER))
+    sender = spawn(["send", str(src)], env, main=sender_main(MAX_SEED_CHARS - 1))
     try:
         code = read_code(sender)
         assert len(code.split("-")[1]) == 21, code

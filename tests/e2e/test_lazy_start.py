@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from sp2p.proto.codes import MAX_SEED_CHARS
 from sp2p.status import ExitStatus
 from tests.e2e.harness import REPO, read_code, transfer
+from tests.support.codes import sender_main
 
 pytestmark = pytest.mark.e2e
 
@@ -90,18 +92,22 @@ def _loaded(stderr: str) -> set[str]:
     return set(json.loads(lines[-1][len("LOADED "):]))
 
 
+@pytest.mark.parametrize("secret_chars", [MAX_SEED_CHARS, MAX_SEED_CHARS - 1], ids=["full-code", "short-code"])
 def test_one_byte_over_tcp_never_loads_webrtc_yaml_or_tar(
-    env: dict[str, str], tmp_path: Path, outdir: Path
+    env: dict[str, str], tmp_path: Path, outdir: Path, secret_chars: int
 ) -> None:
-    """A whole transfer in `auto`: TCP wins on loopback before WebRTC's head start ends."""
+    """A whole transfer in `auto`: TCP wins on loopback before WebRTC's head start ends. A code
+    with a short secret part (1 real one in 8) is first tried on the sender's preview
+    (sp2p.flow.code_check), over a socket, not urllib (which loads ssl, hashlib, shutil...)."""
     src = tmp_path / "one.txt"
     src.write_bytes(b"x")
     sender = subprocess.Popen(
-        [sys.executable, "-m", "sp2p", "send", str(src)],
+        [sys.executable, *sender_main(secret_chars), "send", str(src)],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     try:
         code = read_code(sender)
+        assert len(code.split("-", 1)[1]) == secret_chars, code
         receiver = _traced(["receive", "-output", str(outdir), code], env)
         _, rerr = receiver.communicate(timeout=60)
         sender.communicate(timeout=60)
