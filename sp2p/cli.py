@@ -99,8 +99,7 @@ def main(
         io.stderr.write(USAGE)
         return ExitStatus.OK
     if command not in ("send", "receive", "recv"):
-        shown = term.peer_text(command)
-        term.error(f"unknown command: {shown}", _command_hint(shown))
+        term.error(f"unknown command: {term.peer_text(command)}", _command_hint(command))
         return ExitStatus.USAGE
     debug = "-debug" in rest or "--debug" in rest
     _install_sigterm()
@@ -126,10 +125,12 @@ def main(
 
 
 def _command_hint(command: str) -> str:
-    """What to type instead of `command` (escaped): flags follow the command (Go style), a
-    near miss is named."""
-    if command.startswith("-"):
-        return f"flags follow the command, as in: sp2p send {command.split('=')[0]} …"
+    """What to type instead of `command`: a flag of ours goes after the command that takes it
+    (Go style); a near miss is named. Only names from our own tables are shown."""
+    name = command.lstrip("-").split("=", 1)[0]
+    if command.startswith("-") and (name in SEND_FLAGS or name in RECEIVE_FLAGS):
+        takes_it = "send" if name in SEND_FLAGS else "receive"
+        return f"flags follow the command, as in: sp2p {takes_it} -{name} …"
     import difflib
 
     near = difflib.get_close_matches(command.lower(), ("send", "receive", "version", "help"), n=1)

@@ -274,7 +274,9 @@ def test_unwritable_output_fails_before_using_the_code(
 @pytest.mark.parametrize(("argv", "hint"), [
     (["sned", "x"], "did you mean 'sp2p send'?"), (["recieve"], "did you mean 'sp2p receive'?"),
     (["-server", "http://h", "send", "x"], "flags follow the command, as in: sp2p send -server …"),
-    (["-\x1b[2J"], "flags follow the command, as in: sp2p send -\\x1b[2J …"),
+    (["-output", "x", "receive"], "flags follow the command, as in: sp2p receive -output …"),
+    (["--server=http://h", "send", "x"], "flags follow the command, as in: sp2p send -server …"),
+    (["-\x1b[2J"], "run 'sp2p help' for the commands"),  # not one of our flags: nothing echoed
     (["frobnicate"], "run 'sp2p help' for the commands")])
 def test_an_unknown_command_says_what_to_type(argv: list[str], hint: str, env: dict[str, str]) -> None:
     r = finish(spawn(argv, env))
