@@ -275,10 +275,11 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     early = EarlySignal(signaling_url(config.server), first=opening if usable and not check else None)
     try:
         if check and seed_is_refused(config.server, code):
-            raise UsageError(
-                "this code is incomplete or mistyped: its secret part (after '-') does not "
-                "match the sender's",
-                hint="copy the whole code again; the sender is still waiting",
+            raise UsageError(  # or the server serves a wrong preview: the message says both
+                "this code does not open the sender's preview: its secret part (after '-') "
+                "looks cut off or mistyped",
+                hint="copy the whole code again (the sender is still waiting); if it is exactly "
+                     "what the sender shows, the server is serving a wrong preview",
             )
         from sp2p.flow.receive import ReceiveOptions, run_receive
         from sp2p.fs.incoming import clean_stale

@@ -25,12 +25,14 @@ def is_short(code: TransferCode) -> bool:
 
 def seed_is_refused(server: str, code: TransferCode) -> bool:
     """True when the sender's preview does not open with the code's seed. No preview (a
-    client or server without one, the server unreachable): False, join as ever."""
+    client or server without one, the server unreachable) or a blob no sender writes: False,
+    join as ever. The server can also lie with a blob that fails to open, which this cannot
+    tell from a wrong code: the CLI's message names both."""
     from sp2p.net.preview import fetch_file_info
-    from sp2p.proto.fileinfo import decrypt_file_info
+    from sp2p.proto.fileinfo import could_be_file_info, decrypt_file_info
 
     blob = fetch_file_info(share_base_url(signaling_url(server)), code.session_id, timeout=CHECK_TIMEOUT)
-    if blob is None:
+    if blob is None or not could_be_file_info(blob):
         return False
     try:
         decrypt_file_info(code.seed, blob)

@@ -20,6 +20,12 @@ from sp2p.record import record
 MAX_FILE_INFO_BLOB = 8192
 
 
+def could_be_file_info(blob: bytes) -> bool:
+    """Whether a sender could have written `blob`: a nonce, some ciphertext and the tag, within
+    the cap. Anything else is the server's doing, whatever the code."""
+    return NONCE_BYTES + TAG_BYTES < len(blob) <= MAX_FILE_INFO_BLOB
+
+
 def file_info_key(seed: bytes) -> bytes:
     prk = hmac_sha256(b"sp2p-file-info", seed)
     return hkdf_expand_sha256(prk, b"sp2p-v1-file-info-key", 32)
