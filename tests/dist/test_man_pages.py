@@ -125,4 +125,41 @@ def test_cli_defaults_in_help_are_the_config_defaults(name: str) -> None:
 
 def test_cli_default_server_is_the_one_documented() -> None:
     assert f"(default {config.DEFAULT_SERVER})" in cli.USAGE
+    assert f"or {config.DEFAULT_SERVER})" in cli.SEND_FLAGS["server"][1]
     assert f"({config.DEFAULT_SERVER})" in man_paragraph(plain("sp2p.1"), "server")
+
+
+#: "(default X)" or "(default: X)" in a flag's -help text
+_DEFAULT = re.compile(r"\(default:? ([^,;)]+)")
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, (_, text) in {**cli.SEND_FLAGS, **cli.RECEIVE_FLAGS}.items() if _DEFAULT.search(text)]
+)
+def test_cli_defaults_in_help_are_in_the_man_page(name: str) -> None:
+    """What -help calls a flag's default, its paragraph in man sp2p calls it too."""
+    text = {**cli.SEND_FLAGS, **cli.RECEIVE_FLAGS}[name][1]
+    shown = _DEFAULT.search(text).group(1)  # type: ignore[union-attr]  # the parametrize filter
+    paragraph = man_paragraph(plain("sp2p.1"), name)
+    assert re.search(rf"[Dd]efault:? {re.escape(shown)}(?!\w)", paragraph), (name, shown, paragraph)
+
+
+@pytest.mark.parametrize("flag", [f for f in SERVER_FLAGS if _DEFAULT.search(f.help)], ids=lambda f: f.name)
+def test_server_defaults_in_help_are_in_the_man_page(flag: Flag) -> None:
+    """Every default -help names, words included ("(default: the installed one)"), is the man
+    page's too; the numeric ones are also ServerConfig's (above)."""
+    shown = _DEFAULT.search(flag.help).group(1)  # type: ignore[union-attr]  # the parametrize filter
+    paragraph = man_paragraph(plain("sp2p-server.1"), flag.name)
+    assert re.search(rf"[Dd]efault:? {re.escape(shown)}(?!\w)", paragraph), (flag.name, shown, paragraph)
+
+
+def test_cli_environment_is_the_same_everywhere() -> None:
+    """The variables the CLI reads, as `sp2p help`, man sp2p and the README list them."""
+    read = {config.ENV_SERVER, config.ENV_URL, cli.ENV_CODE}
+    usage = cli.USAGE.split("environment:", 1)[1].split("config file:", 1)[0]
+    assert set(re.findall(r"SP2P_[A-Z_]+", usage)) == read
+    assert set(re.findall(r"^ {7}(SP2P_[A-Z_]+)$", section(plain("sp2p.1"), "ENVIRONMENT"), re.M)) == read
+    readme = (REPO_ROOT / "README.md").read_text()
+    listed = re.search(r"^Environment: (.*?)\.", readme, re.M)
+    assert listed, "no 'Environment:' line in the README"
+    assert set(re.findall(r"`(SP2P_[A-Z_]+)`", listed.group(1))) == read

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from server.flags import FLAGS as SERVER_FLAGS
 from sp2p import cli
+from sp2p.status import ExitStatus
 from tests.dist.helpers import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -48,3 +51,23 @@ def test_flags_named_in_prose_exist() -> None:
     named = set(_FLAG.findall(server)) | commands_flags(server, "sp2p-server")
     assert commands_flags(server, "sp2p send") <= cli_flags
     assert named and named <= server_flags, named - server_flags
+
+
+#: "(default X)" in a flag's -help text
+_DEFAULT = re.compile(r"\(default ([^,;)]+)\)")
+
+
+@pytest.mark.parametrize(
+    "name", [n for n, (_, text) in {**cli.SEND_FLAGS, **cli.RECEIVE_FLAGS}.items() if _DEFAULT.search(text)]
+)
+def test_cli_defaults_in_help_are_the_flag_table_s(name: str) -> None:
+    """The README's row for a flag names the default -help names, as "(default X)"."""
+    shown = _DEFAULT.search({**cli.SEND_FLAGS, **cli.RECEIVE_FLAGS}[name][1]).group(1)  # type: ignore[union-attr]
+    row = re.search(rf"^\| `-{re.escape(name)}[ `].*$", readme_section("Using it"), re.M)
+    assert row, name
+    assert re.search(rf"\(default `?{re.escape(shown)}`?\)", row.group(0)), (name, shown, row.group(0))
+
+
+def test_exit_code_table_is_status_py() -> None:
+    codes = re.findall(r"^\| (\d+) \| ", readme_section("Using it"), re.M)
+    assert [int(code) for code in codes] == sorted(int(status) for status in ExitStatus)
