@@ -47,10 +47,12 @@ export function formatCode(sessionId, seed) {
 
 /**
  * Parse "SESSIONID-SEED" (split at the first dash, both parts non-empty; the seed must be valid
- * base62 of at most 16 bytes). Returns {sessionId, seed} or throws Error with a user-facing message.
+ * base62 of at most 16 bytes). Whitespace anywhere is dropped: a pasted code may have been wrapped
+ * across lines, and neither part can hold any. Returns {code, sessionId, seed} (`code` as cleaned)
+ * or throws Error with a user-facing message.
  */
 export function parseCode(code) {
-  const text = (code || "").trim();
+  const text = (code || "").replace(/\s+/gu, "");
   const dash = text.indexOf("-");
   if (dash < 1 || dash === text.length - 1) {
     throw new Error("Invalid transfer code — expected SESSION_ID-SEED");
@@ -66,5 +68,5 @@ export function parseCode(code) {
   } catch {
     throw new Error("Invalid transfer code — check that you copied it correctly");
   }
-  return { sessionId, seed };
+  return { code: text, sessionId, seed };
 }

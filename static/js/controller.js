@@ -3,7 +3,8 @@
 // cleanup. Each page keeps only what is its own (choosing files and sharing the link; the preview
 // and where the data goes).
 
-import { CancelReason } from "./wire.js";
+import { CancelReason, HEARTBEAT_DEAD_AFTER_MS } from "./wire.js";
+import { explainFailure } from "./failures.js";
 import { establish, exchangeKeys, openSession } from "./flow.js";
 import { $, ask, fillFooter, requireSecureContext, setStep, setText, show, showError, wireCopyButtons } from "./ui.js";
 
@@ -50,7 +51,9 @@ export class TransferPage {
     this.pc = pc;
     const session = await openSession(sig, { role: this.role, stream, exchange });
     this.session = session;
-    session.onDead = () => this.abort(`The connection to the ${this.peer} was lost`);
+    const silent = HEARTBEAT_DEAD_AFTER_MS / 1000;
+    session.onDead = () =>
+      this.abort(`The connection to the ${this.peer} was lost: nothing came from them for ${silent} seconds.`);
     setStep("p2p", "done", `via ${transport}`);
     return session;
   }
@@ -67,8 +70,10 @@ export class TransferPage {
     this.busy = false;
     show($("#cancel"), false);
     for (const li of document.querySelectorAll('[data-state="active"]')) setStep(li.dataset.step, "error");
-    const message = this.cancelled ? "Transfer cancelled." : this.abortReason || (e && e.message ? e.message : String(e));
-    showError(message);
+    const why = explainFailure(e, { role: this.role, peer: this.peer });
+    if (this.cancelled) showError("Transfer cancelled.", why.detail);
+    else if (this.abortReason) showError(this.abortReason, why.detail);
+    else showError(why.text, why.detail);
     this.onFail(e);
     // Tell the peer why, unless it ended the transfer itself (a peer's Cancel or Error).
     if (this.session && !this.cancelled) {

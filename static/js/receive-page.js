@@ -5,6 +5,7 @@ import { fromBase64, fromUtf8 } from "./bytes.js";
 import { cliReceiveCommand, curlReceiveCommand } from "./commands.js";
 import { startPage, TransferPage } from "./controller.js";
 import { decryptFileInfo } from "./crypto.js";
+import { explainFailure } from "./failures.js";
 import { safeFileName, uniqueName, visible } from "./names.js";
 import { TransferError } from "./session.js";
 import { openSignaling } from "./signal.js";
@@ -33,7 +34,10 @@ function takeCode() {
   }
 }
 
-/** Fetch and decrypt the preview: {status: "ok", info} | {status: "missing"} | {status: "undecryptable"}. */
+/**
+ * Fetch and decrypt the preview: {status: "ok", info} | {status: "missing"} | {status: "wrong-code"}
+ * (it does not open with this code's seed) | {status: "garbled"} (it opens but is no preview).
+ */
 async function fetchPreview(sessionId, seed) {
   for (let attempt = 0; attempt < 2; attempt++) {
     if (attempt) await new Promise((r) => setTimeout(r, 500));
@@ -45,22 +49,29 @@ async function fetchPreview(sessionId, seed) {
     }
     if (res.status === 404) continue;
     if (!res.ok) return { status: "missing" };
+    let plain;
     try {
       const text = await res.text();
-      if (text.length > 2 * MAX_FILE_INFO_BLOB) return { status: "undecryptable" };
+      if (text.length > 2 * MAX_FILE_INFO_BLOB) return { status: "garbled" };
       const blob = fromBase64(String(JSON.parse(text).data || ""));
-      const info = JSON.parse(fromUtf8(await decryptFileInfo(seed, blob)));
-      if (!info || typeof info !== "object") return { status: "undecryptable" };
+      try {
+        plain = await decryptFileInfo(seed, blob);
+      } catch {
+        return { status: "wrong-code" }; // AES-GCM refused it: not this seed's preview
+      }
+      const info = JSON.parse(fromUtf8(plain));
+      if (!info || typeof info !== "object") return { status: "garbled" };
       return { status: "ok", info };
     } catch {
-      return { status: "undecryptable" };
+      return { status: "garbled" };
     }
   }
   return { status: "missing" };
 }
 
 function describe(info) {
-  const size = Number.isSafeInteger(info.size) && info.size > 0 ? formatBytes(info.size) : "Unknown size";
+  const known = Number.isSafeInteger(info.size) && info.size >= 0 && info.streamMode !== true;
+  const size = known ? formatBytes(info.size) : "Unknown size";
   const count = Number.isSafeInteger(info.fileCount) && info.fileCount > 0 ? ` (${info.fileCount} files)` : "";
   return size + count;
 }
@@ -80,13 +91,7 @@ function showCard(preview, code) {
   } else {
     setText($("#confirm-file"), "Unknown file");
     setText($("#confirm-size"), "");
-    setText(
-      $("#confirm-note"),
-      preview.status === "undecryptable"
-        ? "The preview could not be decrypted — the code is probably wrong or incomplete. Check the link."
-        : "No preview is available. You will see the name once the transfer starts.",
-    );
-    if (preview.status === "undecryptable") $("#confirm-note").classList.add("warning");
+    setText($("#confirm-note"), "No preview is available. You will see the name once the transfer starts.");
   }
   $("#save-btn").textContent = folder ? "Save as .tar" : "Save file";
   const canExtract = typeof window.showDirectoryPicker === "function";
@@ -214,22 +219,33 @@ async function init() {
   preview = await fetchPreview(parsed.sessionId, parsed.seed);
   await worker;
   show($("#loading"), false);
+  if (preview.status === "wrong-code") {
+    // Refused before the join, so a mistyped or cut-off code does not use up the sender's link.
+    showError(
+      "This code is wrong or incomplete: the sender's file details do not open with it.",
+      "Copy the whole link again from the sender and open it; their link still works.",
+    );
+    return;
+  }
   if (preview.status === "missing") {
     // No preview: an unknown or expired code, or a sender that stores none. Joining tells them
     // apart at once, as the CLI does; the sender then waits for our key while the user decides.
     try {
       ({ sig: page.sig, welcome: page.welcome } = await openSignaling("receiver", parsed.sessionId));
     } catch (e) {
-      showError(
-        e && e.code === "session_not_found"
-          ? "This link is unknown or has expired: there is no transfer waiting for it."
-          : (e && e.message) || String(e),
-        "Ask the sender for a new link: each link works once, and only while the sender waits.",
-      );
+      if (e && e.code === "session_not_found") {
+        showError(
+          "This link is unknown or has expired: there is no transfer waiting for it.",
+          "Ask the sender for a new link: each link works once, and only while the sender waits.",
+        );
+      } else {
+        const why = explainFailure(e, { role: "receiver", peer: "sender" });
+        showError(why.text, why.detail);
+      }
       return;
     }
   }
-  showCard(preview, raw.trim());
+  showCard(preview, parsed.code);
   let picking = false;
   const onPick = (pick) => async () => {
     if (page.busy || picking) return;

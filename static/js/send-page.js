@@ -7,11 +7,12 @@ import { startPage, TransferPage } from "./controller.js";
 import { encryptFileInfo } from "./crypto.js";
 import { uniqueName } from "./names.js";
 import { drawQr } from "./qr.js";
+import { readPiece } from "./readfile.js";
 import { TransferError } from "./session.js";
 import { openSignaling } from "./signal.js";
 import { planTar, tarPieces } from "./tar.js";
 import { CHUNK, rechunk, sendTransfer } from "./transfer.js";
-import { $, formatBytes, ProgressView, setStep, setText, show } from "./ui.js";
+import { $, formatBytes, ProgressView, setStep, setText, show, showError } from "./ui.js";
 import { FILE_INFO_KEEPALIVE_MS, SignalType } from "./wire.js";
 
 const page = new TransferPage("sender", "receiver");
@@ -103,8 +104,7 @@ export async function describeSelection(items) {
 /** A file as CHUNK-sized views into larger reads (each arrayBuffer() is a trip to the browser). */
 async function* fileChunks(file, size = CHUNK, read = 16 * CHUNK) {
   for (let off = 0; off < file.size; off += read) {
-    const block = new Uint8Array(await file.slice(off, off + read).arrayBuffer());
-    if (block.length === 0) throw new TransferError(`could not read ${file.name}`);
+    const block = await readPiece(file, off, off + read);
     for (let at = 0; at < block.length; at += size) yield block.subarray(at, at + size);
   }
 }
@@ -191,7 +191,14 @@ function init() {
   $("#choose-files").addEventListener("click", () => filesInput.click());
   $("#choose-folder").addEventListener("click", () => folderInput.click());
   filesInput.addEventListener("change", () => start(fromInput(filesInput.files)));
-  folderInput.addEventListener("change", () => start(fromInput(folderInput.files)));
+  folderInput.addEventListener("change", () => {
+    // a folder with nothing in it: the picker gives no entries at all, not even its name
+    if (folderInput.files.length === 0 && !page.busy) {
+      showError("That folder is empty: there is nothing to send.", "Choose a folder with at least one file in it.");
+      return;
+    }
+    start(fromInput(folderInput.files));
+  });
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
     zone.classList.add("dragging");
@@ -200,7 +207,15 @@ function init() {
   zone.addEventListener("drop", async (e) => {
     e.preventDefault();
     zone.classList.remove("dragging");
-    start(await fromDrop(e.dataTransfer));
+    if (page.busy) return;
+    let items;
+    try {
+      items = await fromDrop(e.dataTransfer);
+    } catch {
+      showError("Could not read what you dropped.", "Drop it again, or use the Choose buttons.");
+      return;
+    }
+    start(items);
   });
   $("#restart").addEventListener("click", () => location.reload());
 }

@@ -18,12 +18,14 @@ import {
 const HEARTBEAT_FRAME_BYTES = FRAME_OVERHEAD; // a heartbeat has an empty body
 const CONFIRM_TIMEOUT_MS = 15000;
 
-/** `cancelled`: the transfer was called off, not broken; `local`: by our user, not the peer. */
+/** `cancelled`: the transfer was called off, not broken; `local`: by our user, not the peer;
+ * `hint`: what the user can do about it, when the page's usual advice does not fit. */
 export class TransferError extends Error {
-  constructor(message, { cancelled = false, local = false } = {}) {
+  constructor(message, { cancelled = false, local = false, hint = "" } = {}) {
     super(message);
     this.cancelled = cancelled;
     this.local = local;
+    this.hint = hint;
   }
 }
 

@@ -6,6 +6,7 @@ import { PROTOCOL_VERSION, SignalType } from "./wire.js";
 
 const WELCOME_TIMEOUT_MS = 30000;
 
+/** `code`: a server error code, or ours: "unreachable", "lost", "timeout", "aborted", "peer-left"... */
 export class SignalError extends Error {
   constructor(message, code = "") {
     super(message);
@@ -41,7 +42,7 @@ export class Signaling {
     ws.addEventListener("message", (e) => this._onMessage(e.data));
     ws.addEventListener("close", () => {
       this.closed = true;
-      for (const w of this.waiters.splice(0)) w.reject(new SignalError("Signaling connection lost"));
+      for (const w of this.waiters.splice(0)) w.reject(lost());
       if (this.onclose) this.onclose();
     });
   }
@@ -52,14 +53,14 @@ export class Signaling {
       try {
         ws = new WebSocket(url);
       } catch {
-        reject(new SignalError("Cannot reach signaling server — check your connection"));
+        reject(unreachable());
         return;
       }
       // Install the message handler now: the server may speak right after the handshake.
       const sig = new Signaling(ws);
       const timer = setTimeout(() => {
         ws.close();
-        reject(new SignalError("Cannot reach signaling server — check your connection"));
+        reject(unreachable());
       }, timeoutMs);
       ws.addEventListener("open", () => {
         clearTimeout(timer);
@@ -67,7 +68,7 @@ export class Signaling {
       });
       ws.addEventListener("close", () => {
         clearTimeout(timer);
-        reject(new SignalError("Cannot reach signaling server — check your connection"));
+        reject(unreachable());
       });
     });
   }
@@ -96,7 +97,7 @@ export class Signaling {
   }
 
   send(type, payload = {}) {
-    if (this.closed || this.ws.readyState !== WebSocket.OPEN) throw new SignalError("Signaling connection lost");
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) throw lost();
     this.ws.send(JSON.stringify({ type, payload }));
   }
 
@@ -119,7 +120,7 @@ export class Signaling {
       }
       if (failOn.includes(m.type)) return Promise.reject(failure(m));
     }
-    if (this.closed) return Promise.reject(new SignalError("Signaling connection lost"));
+    if (this.closed) return Promise.reject(lost());
     return new Promise((resolve, reject) => {
       const w = { types, failOn, resolve, reject };
       let timer = null;
@@ -187,10 +188,13 @@ export async function openSignaling(role, sessionId = "") {
   }
 }
 
+const unreachable = () => new SignalError("Could not reach the sp2p server.", "unreachable");
+const lost = () => new SignalError("The connection to the sp2p server was lost.", "lost");
+
 function failure(m) {
-  if (m.type === SignalType.PeerLeft) return new SignalError("Peer disconnected", "peer-left");
-  if (m.type === SignalType.RelayDenied) return new SignalError("The peer denied the relay connection", "relay-denied");
-  if (m.type === SignalType.Decline) return new SignalError("The receiver declined the transfer", "decline");
+  if (m.type === SignalType.PeerLeft) return new SignalError("The other side left before the transfer started.", "peer-left");
+  if (m.type === SignalType.RelayDenied) return new SignalError("The other side did not allow relaying through the server.", "relay-denied");
+  if (m.type === SignalType.Decline) return new SignalError("The receiver declined the transfer.", "decline");
   const code = String(m.payload.code || "");
   return new SignalError(friendlyServerError(code, m.payload.message), code);
 }

@@ -4,6 +4,7 @@
 
 import { utf8, fromUtf8 } from "./bytes.js";
 import { componentProblem } from "./names.js";
+import { readPiece } from "./readfile.js";
 
 export const BLOCK = 512;
 const MAX_OCTAL_SIZE = 8 ** 11 - 1;
@@ -121,9 +122,7 @@ export async function* tarPieces(plan, slice = 1 << 20) {
     let done = 0;
     while (done < part.size) {
       const n = Math.min(slice, part.size - done);
-      const piece = new Uint8Array(await part.file.slice(done, done + n).arrayBuffer());
-      if (piece.length !== n) throw new TarError(`file changed while reading: ${part.file.name}`);
-      yield piece;
+      yield await readPiece(part.file, done, done + n);
       done += n;
     }
     const pad = padding(part.size);

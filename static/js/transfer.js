@@ -8,7 +8,7 @@ import { fromUtf8 } from "./bytes.js";
 import { jsonBody, parseControl, TransferError } from "./session.js";
 import { Sha256 } from "./sha256.js";
 import { shortText } from "./names.js";
-import { FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_DC_MESSAGE, MsgType } from "./wire.js";
+import { CancelReason, FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_DC_MESSAGE, MsgType } from "./wire.js";
 import { decompressChunk } from "./zstd.js";
 
 /** What the browser puts in one Data frame: the sealed frame then fills exactly one data-channel
@@ -25,6 +25,15 @@ function peerErrorText(body) {
     // fall through
   }
   return `(malformed): ${shortText(new TextDecoder().decode(body))}`;
+}
+
+/** The peer's Cancel frame: reason 0x01 is its user's choice (or its page closing), else an error. */
+function peerCancelled(peer, body) {
+  const text =
+    body.length > 0 && body[0] === CancelReason.UserAbort
+      ? `The ${peer} cancelled the transfer.`
+      : `The ${peer} stopped the transfer after an error on its side.`;
+  return new TransferError(text, { cancelled: true });
 }
 
 function doneFields(v, what) {
@@ -76,7 +85,7 @@ export async function sendTransfer(session, { meta, chunks, progress = () => {},
         complete = doneFields(parseControl(f.body, "complete"), "complete");
         break;
       }
-      if (f.type === MsgType.Cancel) throw new TransferError("Receiver cancelled the transfer", { cancelled: true });
+      if (f.type === MsgType.Cancel) throw peerCancelled("receiver", f.body);
       if (f.type === MsgType.Error) throw new TransferError(`Receiver error: ${peerErrorText(f.body)}`);
       throw new TransferError(`unexpected message type: 0x${f.type.toString(16).padStart(2, "0")}`);
     }
@@ -166,7 +175,7 @@ export async function receiveTransfer(session, { openSink, progress = () => {}, 
   session.startHeartbeat();
   let f = await session.readFrame();
   while (f.type === MsgType.Heartbeat) f = await session.readFrame(); // lenient with browsers
-  if (f.type === MsgType.Cancel) throw new TransferError("Sender cancelled the transfer", { cancelled: true });
+  if (f.type === MsgType.Cancel) throw peerCancelled("sender", f.body);
   if (f.type === MsgType.Error) throw new TransferError(`Sender error: ${peerErrorText(f.body)}`);
   if (f.type !== MsgType.Metadata) {
     throw new TransferError(`expected metadata (0x01), got 0x${f.type.toString(16).padStart(2, "0")}`);
@@ -236,7 +245,7 @@ export async function receiveTransfer(session, { openSink, progress = () => {}, 
         }
         return { meta, totalBytes: total, chunkCount: count, sha256: mine };
       }
-      if (f.type === MsgType.Cancel) throw new TransferError("Sender cancelled the transfer", { cancelled: true });
+      if (f.type === MsgType.Cancel) throw peerCancelled("sender", f.body);
       if (f.type === MsgType.Error) throw new TransferError(`Sender error: ${peerErrorText(f.body)}`);
       throw new TransferError(`unexpected message type: 0x${f.type.toString(16).padStart(2, "0")}`);
     }

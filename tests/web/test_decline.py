@@ -32,6 +32,6 @@ def test_browser_sender_hears_the_decline(chromium: Any, web_base: str, tmp_path
         child.sendline("n")
         rc, screen = finish_tty(child)
         assert rc == ExitStatus.TRANSFER, screen
-        assert wait_outcome(page) == "The receiver declined the transfer"
+        assert wait_outcome(page) == "The receiver declined the transfer."
     finally:
         ctx.close()

@@ -1,0 +1,252 @@
+"""Rough edges a new user trips over in the web UI, in Chromium: no JavaScript, empty files and
+folders, a file gone before it is read, codes pasted with whitespace, a wrong or cut-off code,
+the peer closing its page, a server that went away. Each failure must be one sentence saying
+what happened plus one saying what to do, with no page error on the way."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
+from tests.web.browser import new_context
+from tests.web.flows import (
+    NO_PICKERS,
+    PageWatch,
+    poll,
+    receive_download,
+    sha256_file,
+    shot,
+    start_send,
+    wait_outcome,
+)
+
+pytestmark = pytest.mark.browser
+
+NOSCRIPT = (
+    "This page needs JavaScript to encrypt files in your browser: turn JavaScript on for this site "
+    "and reload, or use the sp2p command-line tool."
+)
+SENDER_AGAIN = "Press Start over to send again; the receiver will need the new link."
+RECEIVER_AGAIN = "Ask the sender to send it again: each link works only once."
+
+
+def outcome_and_advice(page: Any) -> tuple[str, str]:
+    return wait_outcome(page), page.text_content("#error-detail") or ""
+
+
+@pytest.mark.parametrize("path", ["/", "/r#abcdefgh-SYW7RiJxkEgOGusQGwp"])
+def test_without_javascript_the_page_says_what_to_do(chromium: Any, web_base: str, path: str) -> None:
+    ctx = new_context(chromium, java_script_enabled=False)
+    try:
+        page = ctx.new_page()
+        page.goto(web_base + path)
+        assert page.inner_text("main").strip().startswith(NOSCRIPT)
+        shot(page, f"nojs{path.split('#')[0].replace('/', '-')}")
+    finally:
+        ctx.close()
+
+
+def test_an_empty_file_is_sent_and_shown_as_zero_bytes(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
+    sender, receiver = two_pages
+    watch_s, watch_r = PageWatch(sender), PageWatch(receiver)
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "empty.txt"
+    src.write_bytes(b"")
+    url = start_send(sender, web_base, str(src))
+    receiver.goto(url)
+    receiver.wait_for_selector("#save-btn:visible")
+    assert receiver.text_content("#confirm-size") == "0 B"  # not "Unknown size"
+    saved, name = receive_download(receiver, url, tmp_path)
+    assert name == "empty.txt"
+    assert wait_outcome(receiver) == "done" and wait_outcome(sender) == "done"
+    assert saved.stat().st_size == 0
+    assert not watch_s.errors and not watch_r.errors
+
+
+def test_an_empty_folder_is_explained_and_another_can_be_chosen(page: Any, web_base: str, tmp_path: Path) -> None:
+    watch = PageWatch(page)
+    empty = tmp_path / "nothing here"
+    empty.mkdir()
+    page.goto(web_base + "/")
+    page.set_input_files("#folder-input", str(empty))
+    assert outcome_and_advice(page) == (
+        "That folder is empty: there is nothing to send.",
+        "Choose a folder with at least one file in it.",
+    )
+    assert page.is_visible("#choose-folder")  # still on the pick screen
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "a.txt").write_bytes(b"a")
+    page.set_input_files("#folder-input", str(full))
+    page.wait_for_selector("#share-url:not(:empty)")
+    assert page.is_hidden("#error")
+    assert not watch.errors
+
+
+def test_a_file_gone_before_it_is_read_is_named_on_both_sides(
+    two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
+) -> None:
+    sender, receiver = two_pages
+    watch_s, watch_r = PageWatch(sender), PageWatch(receiver)
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "moved away.bin"
+    src.write_bytes(os.urandom(100_000))
+    url = start_send(sender, web_base, str(src))
+    src.unlink()  # moved or deleted after it was chosen
+    receiver.goto(url)
+    receiver.click("#save-btn")
+    assert outcome_and_advice(sender) == (
+        "Could not read “moved away.bin”: it was moved, changed or deleted after you chose it.",
+        "Press Start over and choose it again.",
+    )
+    assert outcome_and_advice(receiver) == (
+        "The sender stopped the transfer after an error on its side.",
+        RECEIVER_AGAIN,
+    )
+    assert not watch_s.errors and not watch_r.errors
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda c: f"%20{c}%0A",  # pasted with a space before and a newline after
+        lambda c: f"{c[:4]}%20{c[4:]}",  # a space inside the session id
+        lambda c: f"{c[:12]}%0D%0A{c[12:]}",  # wrapped across two lines inside the secret part
+    ],
+    ids=["around", "in-id", "wrapped"],
+)
+def test_a_code_pasted_with_whitespace_still_works(
+    two_pages: tuple[Any, Any], web_base: str, tmp_path: Path, mangle: Any
+) -> None:
+    sender, receiver = two_pages
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "pasted.bin"
+    src.write_bytes(os.urandom(20_000))
+    url = start_send(sender, web_base, str(src))
+    code = url.split("#", 1)[1]
+    saved, _ = receive_download(receiver, f"{web_base}/r#{mangle(code)}", tmp_path)
+    assert wait_outcome(receiver) == "done"
+    assert sha256_file(saved) == sha256_file(src)
+    assert receiver.text_content("#share-cli") == f"sp2p receive -server {web_base} {code}"
+
+
+def test_a_wrong_or_cut_off_code_is_refused_before_the_join(
+    chromium: Any, two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
+) -> None:
+    """The preview does not open with a wrong seed, so the page refuses at once and the sender's
+    link stays usable (joined, only key confirmation would fail and the link would be spent)."""
+    sender, receiver = two_pages
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "still waiting.bin"
+    src.write_bytes(os.urandom(30_000))
+    url = start_send(sender, web_base, str(src))
+    session_id, seed = url.split("#", 1)[1].split("-", 1)
+    mistyped = seed[:-1] + ("A" if seed[-1] != "A" else "B")
+    for bad in (f"{session_id}-{mistyped}", f"{session_id}-{seed[:-3]}"):
+        ctx = new_context(chromium)
+        try:
+            page = ctx.new_page()
+            watch = PageWatch(page)
+            page.goto(f"{web_base}/r#{bad}")
+            assert outcome_and_advice(page) == (
+                "This code is wrong or incomplete: the sender's file details do not open with it.",
+                "Copy the whole link again from the sender and open it; their link still works.",
+            )
+            assert page.is_hidden("#confirm") and page.is_hidden("#status")
+            shot(page, "receive-09-wrong-code-refused")
+            assert not watch.errors
+        finally:
+            ctx.close()
+    assert sender.is_visible("#share") and sender.get_attribute('[data-step="wait"]', "data-state") == "active"
+    saved, _ = receive_download(receiver, url, tmp_path)
+    assert wait_outcome(receiver) == "done" and wait_outcome(sender) == "done"
+    assert sha256_file(saved) == sha256_file(src)
+
+
+def _big_transfer(sender: Any, receiver: Any, web_base: str, tmp_path: Path) -> None:
+    src = tmp_path / "large.bin"
+    with src.open("wb") as f:
+        f.truncate(200 << 20)
+    url = start_send(sender, web_base, str(src))
+    receiver.goto(url)
+    receiver.click("#save-btn")
+    poll(receiver, "() => document.querySelector('#progress-bar').value > 0")
+
+
+def test_the_sender_closing_its_page_mid_transfer(chromium: Any, web_base: str, tmp_path: Path) -> None:
+    sctx, rctx = new_context(chromium), new_context(chromium)
+    try:
+        sender, receiver = sctx.new_page(), rctx.new_page()
+        watch_r = PageWatch(receiver)
+        receiver.add_init_script(NO_PICKERS)
+        _big_transfer(sender, receiver, web_base, tmp_path)
+        sender.close()
+        text, advice = outcome_and_advice(receiver)
+        # the page's Cancel on its way out, or the channel closing first
+        assert text in (
+            "The sender cancelled the transfer.",
+            "The connection to the sender was lost: they may have closed the page or gone offline.",
+        ), text
+        assert advice == RECEIVER_AGAIN
+        assert not watch_r.errors
+    finally:
+        sctx.close()
+        rctx.close()
+
+
+def test_the_receiver_closing_its_page_mid_transfer(chromium: Any, web_base: str, tmp_path: Path) -> None:
+    sctx, rctx = new_context(chromium), new_context(chromium)
+    try:
+        sender, receiver = sctx.new_page(), rctx.new_page()
+        watch_s = PageWatch(sender)
+        receiver.add_init_script(NO_PICKERS)
+        _big_transfer(sender, receiver, web_base, tmp_path)
+        receiver.close()
+        text, advice = outcome_and_advice(sender)
+        assert text in (
+            "The receiver cancelled the transfer.",
+            "The connection to the receiver was lost: they may have closed the page or gone offline.",
+        ), text
+        assert advice == SENDER_AGAIN
+        shot(sender, "send-06-receiver-left")
+        assert not watch_s.errors
+    finally:
+        sctx.close()
+        rctx.close()
+
+
+@pytest.fixture
+def own_server() -> Iterator[ServerProc]:
+    """A server of this test's own, so the test can stop it."""
+    with start_server(*NO_LIMIT_FLAGS) as server:
+        yield server
+
+
+def test_a_server_gone_away_is_explained(chromium: Any, own_server: ServerProc, tmp_path: Path) -> None:
+    base = own_server.http_url
+    sctx, lctx = new_context(chromium), new_context(chromium)
+    try:
+        waiting, later = sctx.new_page(), lctx.new_page()
+        watch_w = PageWatch(waiting)
+        src = tmp_path / "x.txt"
+        src.write_bytes(b"x")
+        start_send(waiting, base, str(src))
+        later.goto(base + "/")
+        own_server.stop()
+        assert outcome_and_advice(waiting) == ("The connection to the sp2p server was lost.", SENDER_AGAIN)
+        assert waiting.is_hidden("#share")  # the link no longer works: not offered any more
+        later.set_input_files("#file-input", str(src))
+        assert outcome_and_advice(later) == (
+            "Could not reach the sp2p server.",
+            "Check your internet connection, then reload the page to try again.",
+        )
+        shot(later, "send-07-server-down")
+        assert not watch_w.errors
+    finally:
+        sctx.close()
+        lctx.close()
