@@ -88,15 +88,16 @@ def main(
     env = os.environ if environ is None else environ
     io = streams or Streams.system()
     term = Terminal(io.stdout, io.stderr)
+    # through the Terminal, which drops a stream whose reader went away (`sp2p version | true`)
     if not args:
-        io.stderr.write(USAGE)
+        term.write(USAGE)
         return ExitStatus.USAGE
     command, rest = args[0], args[1:]
     if command in ("version", "-version", "--version"):
-        io.stdout.write(f"sp2p {__version__}\n")
+        term.stdout_line(f"sp2p {__version__}")
         return ExitStatus.OK
     if command in ("help", "-h", "-help", "--help"):
-        io.stderr.write(USAGE)
+        term.write(USAGE)
         return ExitStatus.OK
     if command not in ("send", "receive", "recv"):
         term.error(f"unknown command: {term.peer_text(command)}", _command_hint(command))
@@ -113,14 +114,14 @@ def main(
         term.end_live()
         term.error(term.peer_text(exc.message, max_len=400), exc.hint)
         if debug:
-            _print_traceback(io.stderr)
+            _print_traceback(term)
         return exit_status_of(exc)
     except Exception as exc:  # noqa: BLE001 - the one place that turns surprises into an exit code
         term.end_live()
         term.error(f"unexpected error: {term.peer_text(str(exc) or type(exc).__name__)}",
                    None if debug else "run again with -debug for details")
         if debug:
-            _print_traceback(io.stderr)
+            _print_traceback(term)
         return ExitStatus.ERROR
 
 
@@ -137,10 +138,10 @@ def _command_hint(command: str) -> str:
     return f"did you mean 'sp2p {near[0]}'?" if near else "run 'sp2p help' for the commands"
 
 
-def _print_traceback(out: TextIO) -> None:
+def _print_traceback(term: Terminal) -> None:
     import traceback  # only with -debug: it brings linecache and tokenize
 
-    traceback.print_exc(file=out)
+    term.write(traceback.format_exc())
 
 
 def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal, io: Streams) -> int:
@@ -150,7 +151,7 @@ def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal, 
     parsed = parse_flags(rest, spec)
     name = "send" if command == "send" else "receive"
     if parsed.help:
-        term.err.write(flag_help(name, spec))
+        term.write(flag_help(name, spec))
         return ExitStatus.OK
     settings = dict(parsed.flags)
     if "v" in settings:  # -v is the flag, `verbose` the config key

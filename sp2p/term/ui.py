@@ -89,6 +89,10 @@ class Terminal:
                 self._live = False
             self._put(text)
 
+    def write(self, text: str) -> None:
+        """`text` to stderr as it is (usage, -help, a -debug traceback)."""
+        self._write_err(text)
+
     def line(self, text: str = "") -> None:
         self._write_err(f"  {text}\n" if text else "\n")
 

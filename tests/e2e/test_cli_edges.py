@@ -89,6 +89,30 @@ def test_send_with_stdout_closed_still_shows_the_code_on_stderr(env: dict[str, s
         kill(proc)
 
 
+@pytest.mark.parametrize(("args", "stream", "rc"), [
+    (["version"], 1, ExitStatus.OK), (["help"], 2, ExitStatus.OK), (["send", "-help"], 2, ExitStatus.OK),
+    ([], 2, ExitStatus.USAGE), (["frobnicate"], 2, ExitStatus.USAGE)])
+def test_output_whose_reader_is_gone_is_dropped_without_a_traceback(
+    args: list[str], stream: int, rc: int, env: dict[str, str]
+) -> None:
+    """`sp2p version | true`: the pipe's reader is gone before the write (EPIPE). It used to
+    end in a BrokenPipeError traceback and exit 1."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "sp2p", *args], env=env, stdin=subprocess.DEVNULL,
+                                stdout=write_end if stream == 1 else subprocess.PIPE,
+                                stderr=write_end if stream == 2 else subprocess.PIPE, start_new_session=True)
+    finally:
+        os.close(write_end)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        kill(proc)
+    assert proc.returncode == rc  # a traceback (to the dead stream, if stderr) ended in exit 1
+    assert (err if stream == 1 else out) == b""
+
+
 def test_a_reader_of_stderr_that_goes_away_does_not_end_the_transfer(env: dict[str, str], tmp_path: Path,
                                                                      outdir: Path) -> None:
     """`sp2p send x 2>&1 | head`: messages are dropped once nobody reads them (they used to end
