@@ -98,6 +98,12 @@ export async function encryptFileInfo(seed, plaintext, nonce = crypto.getRandomV
   return concat(nonce, ct);
 }
 
+/** Whether a sender could have written `blob`: a nonce, some ciphertext and the tag, within the
+ * cap. Anything else is the server's doing, whatever the code, so it is no verdict on the code. */
+export function couldBeFileInfo(blob) {
+  return blob.length > NONCE_BYTES + TAG_BYTES && blob.length <= MAX_FILE_INFO_BLOB;
+}
+
 export async function decryptFileInfo(seed, blob) {
   if (blob.length < NONCE_BYTES + TAG_BYTES || blob.length > MAX_FILE_INFO_BLOB) throw new CryptoError("invalid preview");
   const key = await importAesKey(await deriveFileInfoKey(seed));

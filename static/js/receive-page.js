@@ -4,7 +4,7 @@ import { parseCode } from "./base62.js";
 import { fromBase64, fromUtf8 } from "./bytes.js";
 import { cliReceiveCommand, curlReceiveCommand } from "./commands.js";
 import { startPage, TransferPage } from "./controller.js";
-import { decryptFileInfo } from "./crypto.js";
+import { couldBeFileInfo, decryptFileInfo } from "./crypto.js";
 import { explainFailure } from "./failures.js";
 import { safeFileName, uniqueName, visible } from "./names.js";
 import { TransferError } from "./session.js";
@@ -36,7 +36,8 @@ function takeCode() {
 
 /**
  * Fetch and decrypt the preview: {status: "ok", info} | {status: "missing"} | {status: "wrong-code"}
- * (it does not open with this code's seed) | {status: "garbled"} (it opens but is no preview).
+ * (it does not open with this code's seed) | {status: "garbled"} (no sender wrote it, or it opens
+ * but is no preview).
  */
 async function fetchPreview(sessionId, seed) {
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -54,6 +55,7 @@ async function fetchPreview(sessionId, seed) {
       const text = await res.text();
       if (text.length > 2 * MAX_FILE_INFO_BLOB) return { status: "garbled" };
       const blob = fromBase64(String(JSON.parse(text).data || ""));
+      if (!couldBeFileInfo(blob)) return { status: "garbled" };
       try {
         plain = await decryptFileInfo(seed, blob);
       } catch {
@@ -221,9 +223,10 @@ async function init() {
   show($("#loading"), false);
   if (preview.status === "wrong-code") {
     // Refused before the join, so a mistyped or cut-off code does not use up the sender's link.
+    // A server can also serve a wrong preview, which looks the same from here: the advice says so.
     showError(
-      "This code is wrong or incomplete: the sender's file details do not open with it.",
-      "Copy the whole link again from the sender and open it; their link still works.",
+      "This code does not open the sender's file details: it looks cut off or mistyped.",
+      "Copy the whole link again (the sender is still waiting); if it is exactly what the sender shows, the server is serving wrong file details.",
     );
     return;
   }

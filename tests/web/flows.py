@@ -12,6 +12,11 @@ from tests.support.files import sha256_file as sha256_file
 from tests.web.browser import ARTIFACTS
 
 CODE_RE = CODE_PATTERN
+#: what the receive page advises when the sender's preview does not open with the code
+WRONG_CODE_ADVICE = (
+    "Copy the whole link again (the sender is still waiting); if it is exactly what the sender "
+    "shows, the server is serving wrong file details."
+)
 TIMEOUT_MS = 120_000
 
 #: Headless Chromium aborts the real pickers at once (RECIPES-components.md §3), so tests that

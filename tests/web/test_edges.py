@@ -5,6 +5,7 @@ what happened plus one saying what to do, with no page error on the way."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 from tests.web.browser import new_context
 from tests.web.flows import (
     NO_PICKERS,
+    WRONG_CODE_ADVICE,
     PageWatch,
     poll,
     receive_download,
@@ -154,8 +156,8 @@ def test_a_wrong_or_cut_off_code_is_refused_before_the_join(
             watch = PageWatch(page)
             page.goto(f"{web_base}/r#{bad}")
             assert outcome_and_advice(page) == (
-                "This code is wrong or incomplete: the sender's file details do not open with it.",
-                "Copy the whole link again from the sender and open it; their link still works.",
+                "This code does not open the sender's file details: it looks cut off or mistyped.",
+                WRONG_CODE_ADVICE,
             )
             assert page.is_hidden("#confirm") and page.is_hidden("#status")
             shot(page, "receive-09-wrong-code-refused")
@@ -163,6 +165,27 @@ def test_a_wrong_or_cut_off_code_is_refused_before_the_join(
         finally:
             ctx.close()
     assert sender.is_visible("#share") and sender.get_attribute('[data-step="wait"]', "data-state") == "active"
+    saved, _ = receive_download(receiver, url, tmp_path)
+    assert wait_outcome(receiver) == "done" and wait_outcome(sender) == "done"
+    assert sha256_file(saved) == sha256_file(src)
+
+
+@pytest.mark.parametrize("data", ["", "AAAA", "A" * 40_000], ids=["empty", "too-short", "past-the-cap"])
+def test_a_preview_no_sender_writes_is_no_verdict_on_the_code(
+    two_pages: tuple[Any, Any], web_base: str, tmp_path: Path, data: str
+) -> None:
+    """A blob no sender could have written is the server's doing: the page shows no preview and
+    the right code still joins (as the CLI's check does)."""
+    sender, receiver = two_pages
+    receiver.add_init_script(NO_PICKERS)
+    body = json.dumps({"data": data})
+    receiver.route("**/api/file-info/**", lambda route: route.fulfill(status=200, body=body, content_type="application/json"))
+    src = tmp_path / "junk preview.bin"
+    src.write_bytes(os.urandom(10_000))
+    url = start_send(sender, web_base, str(src))
+    receiver.goto(url)
+    receiver.wait_for_selector("#save-btn:visible")
+    assert receiver.text_content("#confirm-note") == "No preview is available. You will see the name once the transfer starts."
     saved, _ = receive_download(receiver, url, tmp_path)
     assert wait_outcome(receiver) == "done" and wait_outcome(sender) == "done"
     assert sha256_file(saved) == sha256_file(src)

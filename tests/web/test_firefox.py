@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 
 from tests.web.cli import Cli, browser_download, cli_receive, cli_send, make_tree, random_file
-from tests.web.flows import NO_PICKERS, sha256_file, shot, start_send, tree_hashes, wait_outcome
+from tests.web.flows import (
+    NO_PICKERS,
+    WRONG_CODE_ADVICE,
+    sha256_file,
+    shot,
+    start_send,
+    tree_hashes,
+    wait_outcome,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 
@@ -97,8 +105,8 @@ def test_firefox_wrong_code(firefox_page: Any, web_base: str, tmp_path: Path, cl
     page.goto(f"{web_base}/r#{session_id}-{wrong}")
     error = wait_outcome(page)
     shot(page, "firefox-06-wrong-code-error")
-    assert error == "This code is wrong or incomplete: the sender's file details do not open with it.", error
-    assert page.text_content("#error-detail") == "Copy the whole link again from the sender and open it; their link still works."
+    assert error == "This code does not open the sender's file details: it looks cut off or mistyped.", error
+    assert page.text_content("#error-detail") == WRONG_CODE_ADVICE
     assert page.is_hidden("#confirm")
     assert cli.proc.poll() is None, cli.output()  # still waiting for its receiver
     saved, _ = browser_download(page, web_base, code, tmp_path)
