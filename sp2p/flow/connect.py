@@ -51,8 +51,8 @@ _ROUTED = {
 }
 
 
-#: a peer that leaves with less than this share of our attempt left gave up as we are about to:
-#: both attempts last as long (client.md: 30 s) and start within moments of each other
+#: a CLI peer that leaves with less than this share of our attempt left gave up as we are about
+#: to: both attempts last as long (client.md: 30 s) and start within moments of each other
 GAVE_UP_SHARE = 0.2
 
 
@@ -167,7 +167,7 @@ def establish(
                 # possibly before its MAC has reached us on that channel: give it a moment
                 with contextlib.suppress(ConnectError):
                     return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
-                raise _peer_left(keys.role, remaining, opts.timeout)
+                raise _peer_left(keys.role, remaining, opts.timeout, browser=peer.is_browser)
             _route(env, tcp, rtc)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected
         raise ConnectError("could not establish a peer-to-peer connection")
@@ -181,9 +181,13 @@ def establish(
             rtc.release_unless_won(race.poll_quiet())
 
 
-def _peer_left(role: Role, remaining: float, timeout: float) -> PeerLeftError:
-    """A wrong code never ends here: both sides see the other's MAC and say so (exit 5)."""
+def _peer_left(role: Role, remaining: float, timeout: float, *, browser: bool) -> PeerLeftError:
+    """A wrong code never ends here: both sides see the other's MAC and say so (exit 5). A
+    browser gives up on its own, shorter clock (static/js/webrtc.js; sooner once ICE fails), so
+    its leaving early is no sign that anyone stopped it."""
     peer = Role.RECEIVER if role is Role.SENDER else Role.SENDER
+    if browser:
+        return PeerLeftError(f"could not establish a peer-to-peer connection (the {peer}'s browser gave up)")
     if remaining > timeout * GAVE_UP_SHARE:
         return PeerWentAway(f"the {peer} left while the two sides were connecting")
     return PeerLeftError(f"could not establish a peer-to-peer connection (the {peer} gave up too)")

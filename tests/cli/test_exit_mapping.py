@@ -60,16 +60,19 @@ def test_errors_know_nothing_of_exit_codes() -> None:
     assert not any(hasattr(cls, "exit_status") for cls in _classes().values())
 
 
-@pytest.mark.parametrize(("remaining", "status", "message"), [
-    (25.0, ExitStatus.TRANSFER, "the receiver left while the two sides were connecting"),
-    (5.0, ExitStatus.CONNECT, "could not establish a peer-to-peer connection (the receiver gave up too)"),
+@pytest.mark.parametrize(("remaining", "browser", "status", "message"), [
+    (25.0, False, ExitStatus.TRANSFER, "the receiver left while the two sides were connecting"),
+    (5.0, False, ExitStatus.CONNECT, "could not establish a peer-to-peer connection (the receiver gave up too)"),
+    (15.0, True, ExitStatus.CONNECT,
+     "could not establish a peer-to-peer connection (the receiver's browser gave up)"),
 ])
-def test_a_peer_leaving_mid_connect(remaining: float, status: ExitStatus, message: str) -> None:
+def test_a_peer_leaving_mid_connect(remaining: float, browser: bool, status: ExitStatus, message: str) -> None:
     """Left early: interrupted or stopped, a cancel (6). Left near the end of the attempt both
-    sides run for as long: it found no path either (4). Either way no relay retry."""
+    sides run for as long: it found no path either (4). A browser's attempt is shorter, less
+    once ICE fails: its leaving halfway through ours is no path found (4). Never a relay retry."""
     from sp2p.flow.connect import PeerLeftError, _peer_left
     from sp2p.proto.constants import Role
 
-    exc = _peer_left(Role.SENDER, remaining, timeout=30.0)
+    exc = _peer_left(Role.SENDER, remaining, timeout=30.0, browser=browser)
     assert isinstance(exc, PeerLeftError)
     assert (exit_status_of(exc), exc.message, exc.hint) == (status, message, None)
