@@ -18,7 +18,7 @@ import {
 } from "./sinks.js";
 import { receiveTransfer } from "./transfer.js";
 import { $, ask, formatBytes, ProgressView, setStep, setText, show, showError } from "./ui.js";
-import { MAX_FILE_INFO_BLOB } from "./wire.js";
+import { MAX_FILE_INFO_BLOB, SignalType } from "./wire.js";
 
 const page = new TransferPage("receiver", "sender");
 let preview = null; // what fetchPreview() found, shown on the card and compared with Metadata
@@ -166,6 +166,25 @@ async function openSink(choice, meta) {
 
 // ---- the receive flow ------------------------------------------------------------------------
 
+/** Say no: join (unless already joined), send `decline` and leave. The sender's page says the
+ * receiver declined (docs/protocol-extensions.md §3); no keys were exchanged. */
+async function decline(sessionId) {
+  show($("#confirm"), false);
+  try {
+    if (!page.sig) ({ sig: page.sig } = await openSignaling("receiver", sessionId));
+    page.sig.send(SignalType.Decline, {});
+  } catch (e) {
+    const why = explainFailure(e, { role: "receiver", peer: "sender" });
+    showError(why.text, why.detail);
+    return;
+  } finally {
+    if (page.sig) page.sig.close();
+    page.sig = null;
+  }
+  show($("#declined"), true);
+  $("#declined").focus();
+}
+
 function run(choice, sessionId, seed) {
   show($("#confirm"), false);
   show($("#status"), true);
@@ -262,6 +281,11 @@ async function init() {
   };
   $("#save-btn").addEventListener("click", onPick(() => pickFile(preview)));
   $("#extract-btn").addEventListener("click", onPick(pickDirectory));
+  $("#decline-btn").addEventListener("click", () => {
+    if (page.busy || picking) return;
+    picking = true; // no Save after a Decline
+    decline(parsed.sessionId);
+  });
 }
 
 startPage(init);

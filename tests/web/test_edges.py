@@ -191,6 +191,25 @@ def test_a_preview_no_sender_writes_is_no_verdict_on_the_code(
     assert sha256_file(saved) == sha256_file(src)
 
 
+def test_the_receiver_declines_and_the_sender_hears_it(
+    two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
+) -> None:
+    sender, receiver = two_pages
+    watch_s, watch_r = PageWatch(sender), PageWatch(receiver)
+    src = tmp_path / "unwanted.bin"
+    src.write_bytes(os.urandom(5000))
+    url = start_send(sender, web_base, str(src))
+    receiver.goto(url)
+    receiver.wait_for_selector("#decline-btn:visible")
+    receiver.click("#decline-btn")
+    receiver.wait_for_selector("#declined:visible")
+    assert receiver.is_hidden("#confirm") and receiver.is_hidden("#error")
+    assert receiver.evaluate("document.activeElement.id") == "declined"
+    shot(receiver, "receive-10-declined")
+    assert outcome_and_advice(sender) == ("The receiver declined the transfer.", SENDER_AGAIN)
+    assert not watch_s.errors and not watch_r.errors
+
+
 def _big_transfer(sender: Any, receiver: Any, web_base: str, tmp_path: Path) -> None:
     src = tmp_path / "large.bin"
     with src.open("wb") as f:

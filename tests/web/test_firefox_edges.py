@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from sp2p.status import ExitStatus
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 from tests.web.cli import Cli, browser_download, cli_receive, cli_send, random_file
 from tests.web.flows import sha256_file, shot, start_send, wait_outcome
@@ -87,3 +88,14 @@ def test_firefox_explains_a_server_gone_away(firefox: Any, own_server: ServerPro
     finally:
         waiting_ctx.close()
         later_ctx.close()
+
+
+def test_firefox_declines_a_cli_offer(firefox_page: Any, web_base: str, tmp_path: Path, clis: list[Cli]) -> None:
+    src = random_file(tmp_path / "unwanted.bin", 5000)
+    cli, code = cli_send(clis, web_base, src)
+    firefox_page.goto(f"{web_base}/r#{code}")
+    firefox_page.wait_for_selector("#decline-btn:visible")
+    firefox_page.click("#decline-btn")
+    firefox_page.wait_for_selector("#declined:visible")
+    assert cli.wait(60) == ExitStatus.TRANSFER, cli.output()
+    assert "declined" in cli.output()
