@@ -23,10 +23,32 @@ import { MAX_FILE_INFO_BLOB, SignalType } from "./wire.js";
 const page = new TransferPage("receiver", "sender");
 let preview = null; // what fetchPreview() found, shown on the card and compared with Metadata
 
+/** This tab opened a link before (the code itself is never stored): a reload finds no code. */
+const OPENED_KEY = "sp2p-opened-a-link";
+
+function remember(key) {
+  try {
+    sessionStorage.setItem(key, "1");
+  } catch {
+    // storage off: a reload then gets the plain "no code" message
+  }
+}
+
+function recalls(key) {
+  try {
+    return sessionStorage.getItem(key) === "1";
+  } catch {
+    return false;
+  }
+}
+
 /** Take the code from the fragment and erase it from the address bar at once. */
 function takeCode() {
   const hash = location.hash.startsWith("#") ? location.hash.slice(1) : location.hash;
-  if (hash) history.replaceState(null, "", location.pathname + location.search);
+  if (hash) {
+    history.replaceState(null, "", location.pathname + location.search);
+    remember(OPENED_KEY);
+  }
   try {
     return decodeURIComponent(hash);
   } catch {
@@ -224,6 +246,13 @@ async function init() {
   window.addEventListener("hashchange", () => location.reload());
   page.wire();
   const raw = takeCode();
+  if (!raw && recalls(OPENED_KEY)) {
+    showError(
+      "This page was reloaded, and the link's code left the address bar when it first opened.",
+      "Open the link again from the sender's message; if a transfer had started, ask the sender for a new link.",
+    );
+    return;
+  }
   if (!raw) {
     showError("No transfer code found in the link.", "Open the full link the sender shared, including the part after #.");
     return;

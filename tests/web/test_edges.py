@@ -210,6 +210,22 @@ def test_the_receiver_declines_and_the_sender_hears_it(
     assert not watch_s.errors and not watch_r.errors
 
 
+def test_a_reloaded_receive_page_says_why_the_code_is_gone(page: Any, web_base: str, tmp_path: Path) -> None:
+    """The code leaves the address bar as the page opens, so a reload cannot find it: say so,
+    rather than 'no code in the link' (which the user never saw missing)."""
+    watch = PageWatch(page)
+    page.add_init_script(NO_PICKERS)
+    page.goto(f"{web_base}/r#zzzzzzzz-SYW7RiJxkEgOGusQGwp")
+    wait_outcome(page)
+    page.reload()
+    assert outcome_and_advice(page) == (
+        "This page was reloaded, and the link's code left the address bar when it first opened.",
+        "Open the link again from the sender's message; if a transfer had started, ask the sender for a new link.",
+    )
+    assert page.evaluate("JSON.stringify(sessionStorage)") == '{"sp2p-opened-a-link":"1"}'  # no code kept
+    assert not watch.errors
+
+
 def _big_transfer(sender: Any, receiver: Any, web_base: str, tmp_path: Path) -> None:
     src = tmp_path / "large.bin"
     with src.open("wb") as f:
