@@ -6,49 +6,38 @@ winner is whichever confirmed channel the key-confirmation race settles on.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
-import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sp2p.errors import ConnectError, PeerCancelled, SignalingError
+from sp2p.errors import ConnectError, PeerCancelled
+from sp2p.flow.race_legs import UpnpAttempt, WebRTCAttempt, keep_mapping
 from sp2p.flow.session import server_error
 from sp2p.log import get_logger
 from sp2p.net.addresses import format_endpoint, local_addresses
-from sp2p.net.channel import Channel, ChannelWrapper, TransportKind
+from sp2p.net.channel import Channel
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.signaling import SignalClient, SignalClosed
 from sp2p.net.tcp import TcpRace
-from sp2p.net.upnp import UpnpError, UpnpMapping
 from sp2p.proto.constants import Role, Transport
 from sp2p.proto.keys import SessionKeys
 from sp2p.proto.signal import ClientType, Direct, Envelope, SignalType
 from sp2p.record import field, record
 
-if TYPE_CHECKING:
-    from sp2p.net.webrtc import WebRTCPeer
-
 log = get_logger(__name__)
 
 ESTABLISH_TIMEOUT = 30.0
-UPNP_TIMEOUT = 5.0
 PREFER_TCP_WINDOW = 6.0
 PEER_LEFT_GRACE = 3.0
 #: in `auto`, the offerer gives TCP this long before it loads aiortc (~0.3 s of CPU that holds
 #: the GIL against the TCP handshake threads); a TCP win within it never loads WebRTC at all
 WEBRTC_HEAD_START = 0.15
 
-_ROUTED = {
-    SignalType.DIRECT,
-    SignalType.OFFER,
-    SignalType.ANSWER,
-    SignalType.CANDIDATE,
-    SignalType.CONNECTED,
-    SignalType.PEER_LEFT,
-    SignalType.ERROR,
-}
+_WEBRTC_TYPES = frozenset({SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED})
+#: messages of a connection race; what is left of an earlier race must not reach the next one
+RACE_TYPES = frozenset({SignalType.DIRECT, *_WEBRTC_TYPES})
+_ROUTED = RACE_TYPES | {SignalType.PEER_LEFT, SignalType.ERROR}
 
 
 #: a CLI peer that leaves with less than this share of our attempt left gave up as we are about
@@ -143,7 +132,7 @@ def establish(
             winner = race.poll()
             if winner is not None:
                 status(winner.transport, "connected")
-                return _keep_mapping(winner, upnp)
+                return keep_mapping(winner, upnp)
             if stop is not None and stop():
                 if (late := _late_verdict(race, upnp)) is not None:
                     return late
@@ -166,7 +155,7 @@ def establish(
                 # a peer that just confirmed on a channel closes its signaling at once (v2),
                 # possibly before its MAC has reached us on that channel: give it a moment
                 with contextlib.suppress(ConnectError):
-                    return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
+                    return keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
                 raise _peer_left(keys.role, remaining, opts.timeout, browser=peer.is_browser)
             _route(env, tcp, rtc)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected
@@ -200,7 +189,7 @@ def _late_verdict(race: ConfirmationRace, upnp: UpnpAttempt | None) -> Channel |
     if not race.confirming and not race.bad_mac_seen:
         return None
     with contextlib.suppress(ConnectError):
-        return _keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
+        return keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
     return None
 
 
@@ -224,194 +213,3 @@ def _route(env: Envelope, tcp: TcpRace | None, rtc: WebRTCAttempt | None) -> Non
         if isinstance(text, str) and text:
             tcp.add_peer_address(text)
 
-
-_WEBRTC_TYPES = {SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED}
-
-
-class UpnpAttempt:
-    """Map the TCP listener's port on the gateway in the background (client.md §4.6 step 3, §4.7).
-
-    Never fails the connection: a missing or refusing gateway only shows as a status.
-    """
-
-    def __init__(self, port: int, signal: SignalClient, race: ConfirmationRace, status: StatusFn) -> None:
-        self._port = port
-        self._signal = signal
-        self._race = race
-        self._status = status
-        self._lock = threading.Lock()
-        self._released = False
-        self._mapping: UpnpMapping | None = None
-        threading.Thread(target=self._run, name="sp2p-upnp", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            mapping = UpnpMapping.create(self._port, timeout=UPNP_TIMEOUT)
-        except UpnpError as exc:
-            self._status("TCP", f"UPnP failed: {exc}")
-            return
-        except Exception as exc:  # a broken gateway must never break the transfer
-            self._status("TCP", f"UPnP failed: {exc}")
-            return
-        if mapping is None:
-            self._status("TCP", "UPnP: no gateway found")
-            return
-        with self._lock:
-            if self._released:  # the race is over: do not leave a hole in the gateway
-                _close_in_background(mapping)
-                return
-            self._mapping = mapping
-        atexit.register(mapping.close)  # also on Ctrl-C / SIGTERM (mapped to KeyboardInterrupt)
-        _send_quietly(self._signal, SignalType.DIRECT, Direct(tcp=mapping.external_address).to_payload())
-        self._status("TCP", f"UPnP mapped {mapping.external_address}")
-        self._race.restart_prefer_window()
-
-    def take(self) -> UpnpMapping | None:
-        """Hand the mapping over to the caller (who must close it); later mappings are dropped."""
-        with self._lock:
-            self._released = True
-            mapping, self._mapping = self._mapping, None
-        return mapping
-
-    def release(self) -> None:
-        mapping = self.take()
-        if mapping is not None:
-            _close_in_background(mapping)
-
-
-def _close_in_background(mapping: UpnpMapping) -> None:
-    threading.Thread(target=mapping.close, name="sp2p-upnp-close", daemon=True).start()
-
-
-class _OwningChannel(ChannelWrapper):
-    """The winning channel plus what it owns (a UPnP mapping, a peer connection), released on close."""
-
-    def __init__(self, inner: Channel, release: Callable[[], None]) -> None:
-        super().__init__(inner)
-        self._release = release
-
-    def close(self) -> None:
-        self.inner.close()
-        self._release()
-
-
-def _keep_mapping(winner: Channel, upnp: UpnpAttempt | None) -> Channel:
-    if upnp is None or winner.transport is not TransportKind.TCP:
-        return winner
-    mapping = upnp.take()
-    if mapping is None:
-        return winner
-
-    def release() -> None:  # the mapping lives until the transfer ends (client.md §4.7)
-        mapping.close()
-        atexit.unregister(mapping.close)
-
-    return _OwningChannel(winner, release)
-
-
-class WebRTCAttempt:
-    """One WebRTC leg of the race: the sender offers, the receiver answers (client.md §4.8).
-
-    aiortc loads on the attempt's own thread, never on the caller's, and only once the attempt
-    starts: at once (`start_after` None), after a head start for TCP (seconds), or when the
-    peer's first WebRTC message arrives (negative). Messages that come before are kept.
-    """
-
-    def __init__(
-        self,
-        signal: SignalClient,
-        role: Role,
-        peer: PeerInfo,
-        opts: ConnectOptions,
-        race: ConfirmationRace,
-        status: StatusFn,
-        *,
-        start_after: float | None = None,
-    ) -> None:
-        self._signal = signal
-        self._role = role
-        self._peer_info = peer
-        self._opts = opts
-        self._race = race
-        self._status = status
-        self._lock = threading.Lock()
-        self._pending: list[tuple[str, dict[str, Any]]] = []
-        self._peer: WebRTCPeer | None = None
-        self._released = False
-        self._go = threading.Event()
-        self._channel: Channel | None = None
-        self._started = False
-        if start_after is None or start_after >= 0:
-            self._start(start_after or 0.0)
-
-    def _start(self, delay: float) -> None:
-        self._started = True
-        threading.Thread(target=self._run, args=(delay,), name="sp2p-webrtc-wait", daemon=True).start()
-
-    def handle_signal(self, msg_type: str, payload: dict[str, Any]) -> None:
-        with self._lock:
-            peer = self._peer
-            if peer is None:
-                self._pending.append((msg_type, payload))
-                if not self._started:
-                    self._start(0.0)
-                else:
-                    self._go.set()  # the peer is already trying WebRTC: no more head start
-                return
-        peer.handle_signal(msg_type, payload)
-
-    def _run(self, delay: float) -> None:
-        if delay > 0:
-            self._go.wait(delay)
-        with self._lock:
-            if self._released:
-                return  # another transport won first: aiortc never loads
-        from sp2p.net.webrtc import WebRTCPeer  # aiortc loads (on its loop thread) only from here
-
-        opts, status = self._opts, self._status
-        stun = [s for s in opts.ice_servers if not _is_turn(s)]
-        peer = WebRTCPeer(
-            offerer=self._role is Role.SENDER,
-            send_signal=lambda t, p: _send_quietly(self._signal, t, p),
-            ice_servers=stun + opts.extra_ice_servers,
-            peer_is_browser=self._peer_info.is_browser,
-            on_status=lambda text: status("WebRTC", text),
-        )
-        with self._lock:
-            if self._released:
-                released = True
-            else:
-                released = False
-                for msg_type, payload in self._pending:  # in order, before any later message
-                    peer.handle_signal(msg_type, payload)
-                self._pending.clear()
-                self._peer = peer
-        if released:
-            peer.close()
-            return
-        peer.start()
-        try:
-            stream = peer.wait_open(opts.timeout)
-        except ConnectError as exc:
-            status("WebRTC", f"failed: {exc}")
-            return
-        self._channel = _OwningChannel(stream, peer.close)  # closing tears the peer down
-        self._race.offer(self._channel)
-
-    def release_unless_won(self, winner: Channel | None) -> None:
-        with self._lock:
-            self._released = True
-            peer = self._peer
-        self._go.set()
-        if peer is not None and (winner is None or winner is not self._channel):
-            threading.Thread(target=peer.close, name="sp2p-webrtc-close", daemon=True).start()
-
-
-def _is_turn(server: dict[str, Any]) -> bool:
-    urls = server.get("urls") or []
-    return any(str(u).startswith(("turn:", "turns:")) for u in urls)
-
-
-def _send_quietly(signal: SignalClient, msg_type: str, payload: dict[str, Any]) -> None:
-    with contextlib.suppress(SignalingError):
-        signal.send(Envelope(msg_type, payload))

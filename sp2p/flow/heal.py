@@ -19,11 +19,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sp2p.errors import ConnectionLost, PeerCancelled, SecurityError, Sp2pError, TransferTimeout
-from sp2p.flow.connect import ConnectOptions, PeerInfo, PeerLeftError, establish
+from sp2p.flow.connect import RACE_TYPES, ConnectOptions, PeerInfo, PeerLeftError, StatusFn, establish
 from sp2p.flow.resume import cancel_handshake, heartbeat_tick, wait_answer
 from sp2p.flow.session import KeepAlive, our_heal
 from sp2p.link.framed import FrameLink
@@ -46,12 +45,6 @@ log = get_logger(__name__)
 #: one reconnect race may take at most this long; a path still down then is raced again (the
 #: whole heal: -reconnect)
 RACE_TIMEOUT = 15.0
-#: messages of a connection race; what is left of an earlier race must not reach the next one
-_RACE_TYPES = frozenset(
-    {SignalType.DIRECT, SignalType.OFFER, SignalType.ANSWER, SignalType.CANDIDATE, SignalType.CONNECTED}
-)
-
-StatusFn = Callable[[str, str], None]
 
 
 def keeps_signaling(version: int, *, v1_file: bool) -> bool:
@@ -206,7 +199,7 @@ class Healer:
         """Start the next epoch with the peer: our retry, then its retry for that epoch."""
         self._asked.clear()
         self.epoch = max(self.epoch + 1, self._peer_epoch)
-        self._signal.discard(_RACE_TYPES)
+        self._signal.discard(RACE_TYPES)
         self._send_retry()
         with self._cond:
             while self._peer_epoch < self.epoch and not self._peer_gone:
