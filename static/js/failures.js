@@ -3,6 +3,7 @@
 
 import { ChannelClosed } from "./channel.js";
 import { SignalError } from "./signal.js";
+import { TarError } from "./tar.js";
 
 /** What to do after a failure with no better advice: each page's way to try again. */
 const AGAIN = {
@@ -31,5 +32,8 @@ export function explainFailure(e, { role, peer }) {
   const text = (e && e.message) || String(e);
   if (e && e.hint) return { text, detail: e.hint };
   if (e instanceof SignalError && SERVER_ADVICE[e.code]) return { text, detail: SERVER_ADVICE[e.code] };
+  if (e instanceof TarError) {
+    return { text, detail: "Choose Save as .tar instead: the archive keeps every name as it was sent." };
+  }
   return { text, detail: again };
 }

@@ -4,8 +4,6 @@
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/gu;
 const FORMAT = /\p{Cf}/gu; // bidi overrides/isolates, zero-width characters, ...
 const FORBIDDEN = /[<>:"/\\|?*]/g;
-const HAS_CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
-const HAS_FORMAT = /\p{Cf}/u;
 const RESERVED = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$)(\..*)?$/i;
 const MAX_COMPONENT_BYTES = 255;
 
@@ -33,12 +31,8 @@ export function shortText(text, max = 200) {
  * nothing Windows refuses, never empty, "." or "..". Keeps the extension visible and last.
  */
 export function safeFileName(raw, fallback = "received-file") {
-  let name = String(raw ?? "");
-  name = name.split(/[/\\]/).pop();
-  name = name.replace(CONTROL, "").replace(FORMAT, "").replace(FORBIDDEN, "_");
-  name = name.replace(/[. ]+$/u, "").replace(/^\s+/u, "");
-  if (name === "" || name === "." || name === "..") name = fallback;
-  if (RESERVED.test(name)) name = `_${name}`;
+  const last = String(raw ?? "").split(/[/\\]/).pop();
+  let name = portableComponent(last.replace(CONTROL, "").replace(FORMAT, "").replace(/^\s+/u, ""), fallback);
   while (byteLength(name) > MAX_COMPONENT_BYTES) {
     const dot = name.lastIndexOf(".");
     const ext = dot > 0 && name.length - dot <= 16 ? name.slice(dot) : "";
@@ -47,15 +41,23 @@ export function safeFileName(raw, fallback = "received-file") {
   return name;
 }
 
-/** Is this one path component acceptable for extraction as-is (no sanitising of archives)? */
+/** Is this path component one an archive may not hold at all (structure, not spelling)? */
 export function componentProblem(c) {
   if (c === "" || c === "." || c === "..") return "invalid path component";
-  if (HAS_CONTROL.test(c) || HAS_FORMAT.test(c)) return "control or invisible character in name";
-  if (/[<>:"\\|?*]/.test(c)) return "character not allowed in names";
-  if (/[. ]$/.test(c)) return "name ends with a dot or space";
-  if (RESERVED.test(c)) return "reserved device name";
   if (byteLength(c) > MAX_COMPONENT_BYTES) return "name component too long";
   return null;
+}
+
+/**
+ * One archive path component as it is written to disk: what a portable file system cannot hold
+ * is sanitised the way the CLI does it (sp2p/fs/names.py, T11), so a folder with "12:30.log" or
+ * "CON.txt" in it extracts as "12_30.log" and "_CON.txt" instead of refusing the whole folder.
+ */
+export function portableComponent(c, fallback = "_") {
+  let name = c.replace(CONTROL, "").replace(FORMAT, "").replace(FORBIDDEN, "_").replace(/[. ]+$/u, "");
+  if (name === "" || name === "." || name === "..") name = fallback;
+  if (RESERVED.test(name)) name = `_${name}`;
+  return name;
 }
 
 /** Uniquify "name.ext" against a set/predicate: "name (1).ext", "name (2).ext", ... */

@@ -3,7 +3,7 @@
 // trailing bytes (client.md §3.8-3.9). Long or non-ASCII names get a PAX "path" record, as Go does.
 
 import { utf8, fromUtf8 } from "./bytes.js";
-import { componentProblem } from "./names.js";
+import { componentProblem, portableComponent } from "./names.js";
 import { readPiece } from "./readfile.js";
 
 export const BLOCK = 512;
@@ -188,7 +188,7 @@ export function memberPath(raw) {
     const problem = componentProblem(p);
     if (problem) throw new TarError(`unsafe path in archive (${problem}): ${raw}`);
   }
-  return parts;
+  return parts.map(portableComponent);
 }
 
 /**

@@ -5,6 +5,7 @@ what happened plus one saying what to do, with no page error on the way."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -15,8 +16,11 @@ import pytest
 
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 from tests.web.browser import new_context
+from tests.web.cli import Cli, cli_send
 from tests.web.flows import (
     NO_PICKERS,
+    OPFS_PICKERS,
+    OPFS_TREE,
     WRONG_CODE_ADVICE,
     PageWatch,
     poll,
@@ -35,6 +39,10 @@ NOSCRIPT = (
 )
 SENDER_AGAIN = "Press Start over to send again; the receiver will need the new link."
 RECEIVER_AGAIN = "Ask the sender to send it again: each link works only once."
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def outcome_and_advice(page: Any) -> tuple[str, str]:
@@ -226,6 +234,29 @@ def test_a_reloaded_receive_page_says_why_the_code_is_gone(page: Any, web_base: 
     assert not watch.errors
 
 
+def test_a_cli_folder_with_names_windows_cannot_hold_extracts(
+    page: Any, web_base: str, tmp_path: Path, clis: list[Cli]
+) -> None:
+    """'12:30.log' or 'CON.txt' are fine on Linux; extracting in the browser makes them portable
+    as the CLI does, instead of refusing the whole folder."""
+    watch = PageWatch(page)
+    page.add_init_script(OPFS_PICKERS)
+    top = tmp_path / "odd names"
+    top.mkdir()
+    for name in ("12:30.log", "CON.txt", "what?.txt", "ok.txt"):
+        (top / name).write_bytes(name.encode())
+    cli, code = cli_send(clis, web_base, top)
+    page.goto(f"{web_base}/r#{code}")
+    page.click("#extract-btn")
+    assert wait_outcome(page) == "done"
+    assert cli.wait(60) == 0, cli.output()
+    got = page.evaluate(OPFS_TREE, "extract")
+    want = {f"odd names/{n}": sha256_bytes(o.encode()) for n, o in
+            (("12_30.log", "12:30.log"), ("_CON.txt", "CON.txt"), ("what_.txt", "what?.txt"), ("ok.txt", "ok.txt"))}
+    assert got == {"odd names/": "", **want}
+    assert not watch.errors
+
+
 def _big_transfer(sender: Any, receiver: Any, web_base: str, tmp_path: Path) -> None:
     src = tmp_path / "large.bin"
     with src.open("wb") as f:
@@ -245,10 +276,12 @@ def test_the_sender_closing_its_page_mid_transfer(chromium: Any, web_base: str, 
         _big_transfer(sender, receiver, web_base, tmp_path)
         sender.close()
         text, advice = outcome_and_advice(receiver)
-        # the page's Cancel on its way out, or the channel closing first
+        # the page's Cancel on its way out, the channel closing first, or (when the closing page
+        # got neither out) the liveness rule
         assert text in (
             "The sender cancelled the transfer.",
             "The connection to the sender was lost: they may have closed the page or gone offline.",
+            "The connection to the sender was lost: nothing came from them for 15 seconds.",
         ), text
         assert advice == RECEIVER_AGAIN
         assert not watch_r.errors
@@ -269,6 +302,7 @@ def test_the_receiver_closing_its_page_mid_transfer(chromium: Any, web_base: str
         assert text in (
             "The receiver cancelled the transfer.",
             "The connection to the receiver was lost: they may have closed the page or gone offline.",
+            "The connection to the receiver was lost: nothing came from them for 15 seconds.",
         ), text
         assert advice == SENDER_AGAIN
         shot(sender, "send-06-receiver-left")

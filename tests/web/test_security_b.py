@@ -59,19 +59,23 @@ def test_b1_names_render_as_text(two_pages: tuple[Any, Any], web_base: str, name
 def test_b1_hostile_member_name_in_error_is_text(
     two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
 ) -> None:
-    """A folder member named like markup is refused by the extractor; the error shows it as text."""
+    """Folder members named like markup extract under portable names (T11); two that become the
+    same name are refused, and the error shows that name as text."""
     sender, receiver = two_pages
     watch_r = PageWatch(receiver)
     receiver.add_init_script(OPFS_PICKERS)
     top = tmp_path / "pics"
     top.mkdir()
     evil = "<img src=x onerror=alert(1)>.png"
+    portable = "_img src=x onerror=alert(1)_.png"
     (top / evil).write_bytes(b"x")
+    (top / portable).write_bytes(b"y")
     url = start_send(sender, web_base, str(top), folder=True)
     receiver.goto(url)
     receiver.click("#extract-btn")
     error = wait_outcome(receiver)
-    assert "character not allowed" in error and f"pics/{evil}" in error
+    assert error == f"duplicate path in archive: pics/{portable}"
+    assert receiver.text_content("#error-detail") == "Choose Save as .tar instead: the archive keeps every name as it was sent."
     assert receiver.evaluate("document.querySelectorAll('main img').length") == 0
     assert watch_r.dialogs == []
     # Nothing was left behind in the chosen directory.
