@@ -317,18 +317,20 @@ def plan_tar(paths: Sequence[str | os.PathLike[str]]) -> TarPlan:
             receiver limit (entries, name length, depth, portable-name clash).
     """
     planner = _Planner()
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}  # collision key -> (where the input leads, as given)
     for raw in paths:
         name = top_level_name(raw)
+        where = os.path.realpath(raw)  # `d`, `./d/` and a link to d are one input (links are followed)
         other = seen.get(collision_key(name))
-        if other == str(raw):  # the receiver would refuse the archive with the name twice in it
-            raise UsageError(f"{raw} is given twice", hint="name each input once")
-        seen[collision_key(name)] = str(raw)
-        if other is not None:
+        if other is not None:  # a receiver would refuse the archive with the name twice in it
+            if other[0] == where:
+                same = f"{other[1]} and {raw} are the same input" if other[1] != str(raw) else None
+                raise UsageError(same or f"{raw} is given twice", hint="name each input once")
             raise UsageError(
-                f"two inputs would both be sent as {name!r}: {other} and {raw}",
+                f"two inputs would both be sent as {name!r}: {other[1]} and {raw}",
                 hint="rename one, or send them in separate transfers",
             )
+        seen[collision_key(name)] = (where, str(raw))
         path, st = stat_input(raw)
         if stat.S_ISREG(st.st_mode):
             planner.add(name, path, st)

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -140,6 +141,20 @@ def test_duplicate_basenames_are_refused_before_sending(tmp_path: Path) -> None:
         inspect_sources([str(tmp_path / "a" / "report.pdf"), str(tmp_path / "b" / "report.pdf")])
     with pytest.raises(UsageError, match="both be sent"):
         inspect_sources([str(tmp_path / "a" / "report.pdf"), str(tmp_path / "b" / "REPORT.PDF")])
+
+
+def test_one_input_spelled_two_ways_is_named_as_the_same_input(tmp_path: Path) -> None:
+    """`d` and `./d/` (or a link to d with d's name) are one input, not two that clash."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_text("f")
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "d").symlink_to(tmp_path / "d")
+    d = str(tmp_path / "d")
+    for twin in (d + "/", os.path.join(tmp_path, ".", "d"), str(tmp_path / "links" / "d")):
+        with pytest.raises(UsageError, match=r"^" + re.escape(f"{d} and {twin} are the same input") + "$"):
+            plan_tar([d, twin])
+    with pytest.raises(UsageError, match=r"^" + re.escape(f"{d} is given twice") + "$"):
+        plan_tar([d, d])
 
 
 def test_names_receivers_refuse_are_refused_up_front(tmp_path: Path) -> None:
