@@ -8,12 +8,15 @@ import json
 import os
 from pathlib import Path
 
+import pexpect
 import pytest
 import websocket
 
+from sp2p.proto.codes import MAX_SEED_CHARS
 from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
 from tests.e2e.ptyrun import finish_tty, spawn_tty
+from tests.support.codes import sender_main
 from tests.support.server_proc import ServerProc
 
 pytestmark = pytest.mark.e2e
@@ -21,15 +24,25 @@ pytestmark = pytest.mark.e2e
 SIZE = 2_202_010  # 2.1 MiB
 
 
-def _offer(env: dict[str, str], tmp_path: Path) -> tuple[object, str]:
+def _offer(env: dict[str, str], tmp_path: Path, secret_chars: int = MAX_SEED_CHARS) -> tuple[object, str]:
     src = tmp_path / "report.pdf"
     src.write_bytes(os.urandom(SIZE))
-    sender = spawn(["send", str(src)], env)
-    return sender, read_code(sender)
+    sender = spawn(["send", str(src)], env, main=sender_main(secret_chars))
+    code = read_code(sender)
+    assert len(code.split("-")[1]) == secret_chars, code
+    return sender, code
 
 
-def test_preview_then_enter_receives(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
-    sender, code = _offer(env, tmp_path)
+#: a full-length secret part, and a short one (1 in 8): its receiver opens the preview once
+#: before the join (sp2p/flow/code_check.py) and again for the question
+SECRET_LENGTHS = pytest.mark.parametrize("secret_chars", [MAX_SEED_CHARS, MAX_SEED_CHARS - 1],
+                                         ids=["full-code", "short-code"])
+
+
+@SECRET_LENGTHS
+def test_preview_then_enter_receives(secret_chars: int, env: dict[str, str], tmp_path: Path,
+                                     outdir: Path) -> None:
+    sender, code = _offer(env, tmp_path, secret_chars)
     child = spawn_tty(["receive", "-output", str(outdir), code], env)
     child.expect(r"Offer: report\.pdf, 2\.1 MiB, from a CLI")
     child.expect(r"Receive it\? \[Y/n\] ")
@@ -125,22 +138,36 @@ def test_a_stream_that_differs_from_the_preview_is_asked_again(env: dict[str, st
 
 
 GO_CLI = Path("/work/shared/reference/sp2p")
+#: Go senders drawn until one's code has the length asked for: a short one comes 1 time in 8,
+#: so 150 draws all miss with odds of 2e-9
+GO_DRAWS = 150
 
 
-def test_a_go_senders_preview_is_shown_and_accepted(env: dict[str, str], tmp_path: Path,
-                                                    outdir: Path) -> None:
-    """The original Go CLI stores its Metadata as the preview: our receiver reads it the same."""
-    import pexpect
-
+def _go_sender(src: Path, env: dict[str, str], secret_chars: int) -> tuple[pexpect.spawn, str]:
+    """A waiting Go sender whose code's secret part has `secret_chars` characters (Go's seed
+    cannot be pinned from outside: senders with other codes are closed and drawn again)."""
     from tests.e2e.harness import CODE_RE
 
+    for _ in range(GO_DRAWS):
+        go = pexpect.spawn(str(GO_CLI), ["send", str(src)], env=env, timeout=30, dimensions=(40, 120))
+        go.expect(CODE_RE.pattern.encode())
+        code = go.match.group(0).decode()
+        if len(code.split("-")[1]) == secret_chars:
+            return go, code
+        go.close(force=True)
+    raise AssertionError(f"no Go code with a {secret_chars}-character secret part in {GO_DRAWS} draws")
+
+
+@SECRET_LENGTHS
+def test_a_go_senders_preview_is_shown_and_accepted(secret_chars: int, env: dict[str, str], tmp_path: Path,
+                                                    outdir: Path) -> None:
+    """The original Go CLI stores its Metadata as the preview: our receiver reads it the same
+    (and a short Go code passes the check before the join)."""
     assert GO_CLI.exists(), "the Go reference CLI is part of the environment"
     src = tmp_path / "from-go.txt"
     src.write_text("hello from Go\n" * 100)
-    go = pexpect.spawn(str(GO_CLI), ["send", str(src)], env=env, timeout=30, dimensions=(40, 120))
+    go, code = _go_sender(src, env, secret_chars)
     try:
-        go.expect(CODE_RE.pattern.encode())
-        code = go.match.group(0).decode()
         child = spawn_tty(["receive", "-output", str(outdir), code], env)
         child.expect(r"Offer: from-go\.txt, 1\.4 KiB, from a CLI")
         child.expect(r"Receive it\? \[Y/n\] ")
