@@ -99,14 +99,16 @@ def share_url(base_url: str, code: str) -> str:
 
 
 def parse_code(text: str) -> TransferCode:
-    """Parse a transfer code or a share URL (`…/r#CODE`), tolerating surrounding whitespace.
+    """Parse a transfer code or a share URL (`…/r#CODE`), tolerating whitespace anywhere in the
+    code (one wrapped across lines; the web page's parseCode does the same).
 
     Raises:
         InvalidCodeError: with a message that says what is wrong.
     """
     raw = text.strip()
     if "#" in raw:
-        raw = raw.rsplit("#", 1)[1].strip()
+        raw = raw.rsplit("#", 1)[1]
+    raw = "".join(raw.split())
     if not raw:
         raise InvalidCodeError("invalid transfer code: it is empty")
     session_id, sep, seed_text = raw.partition("-")
@@ -120,6 +122,12 @@ def parse_code(text: str) -> TransferCode:
         )
     if "-" in seed_text:
         raise InvalidCodeError("invalid transfer code: more than one '-'")
+    # before the length: a code copied with the full stop after it is not "too long"
+    stray = next((c for c in seed_text if c not in _BASE62_INDEX), None)
+    if stray is not None:
+        raise InvalidCodeError(
+            f"invalid transfer code: {stray!r} in the part after '-' is not a letter or digit"
+        )
     if len(seed_text) < MIN_SEED_CHARS:
         raise InvalidCodeError("invalid transfer code: the part after '-' is too short; was it cut off?")
     if len(seed_text) > MAX_SEED_CHARS:

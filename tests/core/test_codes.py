@@ -58,7 +58,8 @@ def test_parse_plain_code_url_and_whitespace() -> None:
         ("-6mBhJfNj3WXtM6Zyq83xdf", "SESSIONID-SEED"),
         ("k7m2x9a-6mBhJfNj3WXtM6Zyq83xdf", "8 characters"),
         ("K7M2X9AB-6mBhJfNj3WXtM6Zyq83xdf", "8 characters"),
-        ("k7m2x9ab-6mBhJfNj3WXtM6Zyq83xd!", "invalid base62"),
+        ("k7m2x9ab-6mBhJfNj3WXtM6Zyq83xd!", "'!' in the part after '-' is not a letter or digit"),
+        ("k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf.", "'.' in the part after '-' is not a letter or digit"),
         ("k7m2x9ab-6mBhJfNj3W-tM6Zyq83xdf", "more than one"),
         ("k7m2x9ab-6mBhJfNj", "too short"),
         ("k7m2x9ab-" + "z" * 23, "longer than 22"),
@@ -70,6 +71,15 @@ def test_malformed_codes_are_rejected_precisely(text: str, message: str) -> None
         parse_code(text)
     # a core error in the Sp2pError tree; the CLI, not the core, makes it a usage error
     assert isinstance(info.value, Sp2pError) and not isinstance(info.value, UsageError)
+
+
+@pytest.mark.parametrize("text", [
+    "k7m2x9ab-6mBhJfNj3WX\ntM6Zyq83xdf", " k7m2x9ab -\t6mBhJfNj3WXtM6Zyq83xdf ",
+    "https://sp2p.example/r#k7m2x9ab-6mBhJfNj3WXtM6\r\nZyq83xdf",
+])
+def test_whitespace_inside_a_code_is_dropped(text: str) -> None:
+    """A code wrapped across lines (an e-mail, a chat) is the code, as the web page reads it."""
+    assert parse_code(text) == parse_code("k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf")
 
 
 def test_generated_codes_match_the_scrape_pattern() -> None:
