@@ -156,7 +156,7 @@ class MemoryStore:
                 self._per_ip.pop(record.sender_ip, None)
             return record
 
-    def end_many(self, session_ids: Sequence[str]) -> list[SessionRecord | None]:
+    def end_many(self, session_ids: Sequence[str], *, background: bool = False) -> list[SessionRecord | None]:
         return [self.end(session_id) for session_id in session_ids]
 
     def expired(self, *, idle: float, max_age: float) -> list[str]:

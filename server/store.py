@@ -160,8 +160,9 @@ class SessionStore(Protocol):
         """Remove the session; its record only for the call that actually ended it."""
         ...
 
-    def end_many(self, session_ids: Sequence[str]) -> list[SessionRecord | None]:
-        """`end` for each, in order (with Redis: one pipeline)."""
+    def end_many(self, session_ids: Sequence[str], *, background: bool = False) -> list[SessionRecord | None]:
+        """`end` for each, in order (with Redis: one pipeline). `background`: nobody waits
+        for these (with Redis: they go on the connection for background work)."""
         ...
 
     def expired(self, *, idle: float, max_age: float) -> list[str]:

@@ -190,15 +190,15 @@ class Teardowns:
             if not batch:
                 return False
             try:
-                self._end(batch)
+                self._end(batch, background=queue is self._background)
             except Exception:  # the worker must live on: the reaper ends what was missed
                 log.exception("ending %d sessions failed", len(batch))
         return True
 
-    def _end(self, batch: Sequence[tuple[str, Role]]) -> None:
+    def _end(self, batch: Sequence[tuple[str, Role]], *, background: bool) -> None:
         state = self._state
         try:
-            records = state.store.end_many([session_id for session_id, _ in batch])
+            records = state.store.end_many([session_id for session_id, _ in batch], background=background)
         except StoreUnavailable as exc:
             # not a bug: the records expire, or the reaper ends them once the store is back
             log.warning("%d sessions left to the reaper: %s", len(batch), exc)

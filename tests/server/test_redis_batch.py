@@ -11,6 +11,7 @@ from server import redis_batch
 from server.redis_batch import Batched
 from server.redis_store import RedisStore
 from server.store import SessionRecord, StoreUnavailable
+from tests.server.helpers import wait_until
 from tests.support.redis_proc import RedisProc
 
 
@@ -188,6 +189,34 @@ def test_a_script_unknown_to_redis_is_loaded_again_within_a_batch(store: RedisSt
     for t in threads:
         t.join(10)
     assert results == {first.id: True, "a": False, "b": False, "c": False}
+    store.close()
+
+
+def test_background_work_never_holds_up_a_call_someone_waits_on(store: RedisStore) -> None:
+    """Background ends (a teardown slice nobody waits on) and a new hello's create: the
+    create goes at once, on its own connection. On one runner it queued behind every call
+    waiting before it (here 196 pipelines of ends), and the welcome came after them all."""
+    ids = [f"gone{i}" for i in range(50_000)]
+    answers: list[list[SessionRecord | None]] = []
+
+    def scripts_run() -> int:
+        return int(store.r.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0))
+
+    before = scripts_run()
+    background = threading.Thread(target=lambda: answers.append(store.end_many(ids, background=True)))
+    background.start()
+    try:
+        # the first pipeline is answered: the rest of the ends queue behind it
+        assert wait_until(lambda: scripts_run() >= before + redis_batch.MAX_BATCH, timeout=60)
+        created = store.create("10.0.0.3", version=2, client_type="cli", node="n")
+        assert isinstance(created, SessionRecord)
+        # the create did not wait for the background work (on one runner: all 50,000 first)
+        assert scripts_run() - before <= len(ids) * 3 // 4
+        assert store.waiting_sender_node(created.id) == "n"
+    finally:
+        background.join(60)
+    assert answers == [[None] * len(ids)]  # and the background work was all answered, in order
+    assert store.end(created.id) is not None
     store.close()
 
 
