@@ -1,11 +1,13 @@
-"""Numbers the README, man sp2p and docs/protocol-extensions.md state about the CLI's behaviour
-are the code's constants: each phrase below is built from the constant, so changing one without
-the docs fails here."""
+"""Numbers the README, man sp2p and docs/protocol-extensions.md state about the CLI's (and a
+Redis node's) behaviour are the code's constants: each phrase below is built from the constant,
+so changing one without the docs fails here."""
 
 from __future__ import annotations
 
 import pytest
 
+from server.redis_store import HEARTBEAT_TTL_MS
+from server.state import HEARTBEAT_EVERY
 from sp2p.flags import SEND_FLAGS
 from sp2p.flow.heal import RACE_TIMEOUT
 from sp2p.flow.send import SMALL_INPUT
@@ -58,6 +60,9 @@ PHRASES = [
      (PROTOCOL,)),
     (f"each one is given at most {RACE_TIMEOUT:g} s", (PROTOCOL,)),
     (f"at least the last {REPLAY_WINDOW // MIB} MiB", (PROTOCOL,)),
+    # a node's last beat came up to one beat before it died; the others look once a beat
+    (f"hear `peer-left` {HEARTBEAT_TTL_MS / 1000 - HEARTBEAT_EVERY:g}–{HEARTBEAT_TTL_MS / 1000 + HEARTBEAT_EVERY:g} s "
+     f"after it died (its heartbeat lives {HEARTBEAT_TTL_MS / 1000:g} s; the others look every second)", (README,)),
 ]
 
 
