@@ -38,12 +38,27 @@ class Streams:
 
     @classmethod
     def system(cls) -> Streams:
+        _hold_standard_fds()
         # Python sets sys.stdin/stdout/stderr to None for a descriptor closed at start (`<&-`):
         # what would go there goes nowhere, and what must go there fails with one line
         return cls(
             getattr(sys.stdin, "buffer", None), sys.stdout or _nowhere(), sys.stderr or _nowhere(),
             stdout_closed=sys.stdout is None,
         )
+
+
+def _hold_standard_fds() -> None:
+    """Point a standard descriptor closed at start (`2>&-`) at /dev/null. Left closed, the next
+    socket takes its number, and whatever writes to fd 2 below Python (a fatal error, a C
+    library's warning) would write into the signaling or peer connection."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one, unless 0-1 were too
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
 
 
 def _nowhere() -> TextIO:

@@ -113,6 +113,21 @@ def test_output_whose_reader_is_gone_is_dropped_without_a_traceback(
     assert (err if stream == 1 else out) == b""
 
 
+def test_a_descriptor_closed_at_start_is_never_taken_by_a_connection(env: dict[str, str], tmp_path: Path) -> None:
+    """`sp2p send x <&- 2>&-`: the signaling socket took fd 2, so anything written to stderr
+    below Python (a fatal error, a C library's warning) would have gone into the connection."""
+    src = tmp_path / "a.txt"
+    src.write_text("a")
+    proc = subprocess.Popen(["sh", "-c", 'exec "$@" <&- 2>&-', "sh", sys.executable, "-m", "sp2p", "send", str(src)],
+                            env=env, stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        read_code(proc)  # waiting for its receiver, its signaling socket open
+        held = {fd: os.readlink(f"/proc/{proc.pid}/fd/{fd}") for fd in (0, 2)}
+        assert held == {0: os.devnull, 2: os.devnull}
+    finally:
+        kill(proc)
+
+
 def test_a_reader_of_stderr_that_goes_away_does_not_end_the_transfer(env: dict[str, str], tmp_path: Path,
                                                                      outdir: Path) -> None:
     """`sp2p send x 2>&1 | head`: messages are dropped once nobody reads them (they used to end
