@@ -7,7 +7,7 @@ import re
 import pytest
 
 from server.flags import FLAGS as SERVER_FLAGS
-from sp2p import cli
+from sp2p import cli, config
 from sp2p.status import ExitStatus
 from tests.dist.helpers import REPO_ROOT
 
@@ -71,3 +71,10 @@ def test_cli_defaults_in_help_are_the_flag_table_s(name: str) -> None:
 def test_exit_code_table_is_status_py() -> None:
     codes = re.findall(r"^\| (\d+) \| ", readme_section("Using it"), re.M)
     assert [int(code) for code in codes] == sorted(int(status) for status in ExitStatus)
+
+
+def test_config_file_keys_are_config_s() -> None:
+    listed = re.search(r"`~/\.config/sp2p/config\.yaml`\) with keys (.*?)\. Precedence", " ".join(README.split()))
+    assert listed, "no config key list in the README"
+    keys = re.findall(r"`([a-z-]+)`", listed.group(1))
+    assert len(keys) == len(set(keys)) and set(keys) == set(config._KEYS)
