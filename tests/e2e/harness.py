@@ -111,6 +111,19 @@ def read_code(proc: subprocess.Popen[bytes], timeout: float = 20) -> str:
     return match.group(0)
 
 
+def stderr_until(proc: subprocess.Popen[bytes], text: str) -> list[str]:
+    """`proc`'s stderr lines up to the first that holds `text`. Its stderr ending first fails
+    with what it wrote (a loop on readline would spin on EOF until the suite's timeout)."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    while not lines or text not in lines[-1]:
+        raw = proc.stderr.readline()
+        if not raw:
+            raise AssertionError(f"stderr ended before {text!r}:\n{''.join(lines)}")
+        lines.append(raw.decode(errors="replace"))
+    return lines
+
+
 def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
     assert proc.stdin is not None
     with contextlib.suppress(OSError):

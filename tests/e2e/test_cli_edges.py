@@ -15,7 +15,7 @@ import pytest
 
 from sp2p.proto.codes import MAX_SEED_CHARS
 from sp2p.status import ExitStatus
-from tests.e2e.harness import Result, finish, kill, read_code, spawn
+from tests.e2e.harness import Result, finish, kill, read_code, spawn, stderr_until
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.support.codes import sender_main
 
@@ -81,9 +81,7 @@ def test_send_with_stdout_closed_still_shows_the_code_on_stderr(env: dict[str, s
     proc = subprocess.Popen(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "sp2p", "send", str(src)],
                             env=env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        assert proc.stderr is not None
-        lines = [proc.stderr.readline().decode() for _ in range(8)]
-        assert any("Terminal:  sp2p receive" in line for line in lines), lines
+        stderr_until(proc, "Terminal:  sp2p receive")
         assert proc.poll() is None  # waiting for its receiver, not failed
     finally:
         kill(proc)

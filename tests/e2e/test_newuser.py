@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import CODE_RE, REPO, finish, read_code, spawn
+from tests.e2e.harness import CODE_RE, REPO, finish, read_code, spawn, stderr_until
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.support.server_proc import ServerProc
 
@@ -123,10 +123,7 @@ def test_printed_receive_commands_work_as_printed(env: dict[str, str], sp2p_serv
     src.write_text("copy and paste")
     sender = spawn(["send", str(src)], env)
     code = read_code(sender)
-    assert sender.stderr is not None
-    lines: list[str] = []
-    while not any("SP2P_CODE=" in line for line in lines):
-        lines.append(sender.stderr.readline().decode())
+    lines = stderr_until(sender, "SP2P_CODE=")
     terminal = next(line for line in lines if "Terminal:" in line).split("Terminal:", 1)[1].strip()
     assert terminal == f"sp2p receive -server {sp2p_server.http_url} {code}"
     argv = shlex.split(terminal)
@@ -176,10 +173,7 @@ def test_several_paths_are_described_honestly(env: dict[str, str], tmp_path: Pat
     (tmp_path / "c.txt").write_text("3")
     sender = spawn(["send", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c.txt")], env)
     read_code(sender)
-    assert sender.stderr is not None
-    line = ""
-    while "Sending:" not in line:
-        line = sender.stderr.readline().decode()
+    line = stderr_until(sender, "Sending:")[-1]
     sender.kill()
     finish(sender)
     assert "3 items" in line and "5 files" in line and "3-files" not in line
