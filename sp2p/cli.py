@@ -283,11 +283,13 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
         raise LocalIOError("standard output is closed: nowhere to write what is received",
                            hint="redirect it (> file), or drop -stdout to save into a folder")
     confirm = _confirmer(config, term)
-    # join and key go out as soon as the socket is open, unless -output is bad: that fails
-    # first (run_receive says why), without using up the sender's code
+    # join and key go out as soon as the socket is open, unless something may still refuse
+    # the code first, leaving it unused: a bad -output (run_receive says why), or a short
+    # code's preview check, which runs as the socket opens (a full-length code skips it: the
+    # join would wait for it, ~50 ms of a 1-byte receive under load)
     usable = to_stdout or output_dir_problem(Path(config.output)) is None
     opening = _opening_of(code.session_id, config, to_stdout, key_now=confirm is None)
-    check = is_short(code)  # then the join waits for the check, which runs as the socket opens
+    check = is_short(code)
     early = EarlySignal(signaling_url(config.server), first=opening if usable and not check else None)
     try:
         if check and seed_is_refused(config.server, code):
