@@ -121,15 +121,28 @@ def test_a_second_server_on_the_same_address_is_a_one_line_error(four: ServerPro
     assert own_listeners(four) == Counter(children(four))
 
 
+_HEALTH = b"GET /health HTTP/1.0\r\n\r\n"
+
+
+def _speaking(host: str, port: int) -> socket.socket:
+    """A connection that sent its request: only then is it queued to be accepted
+    (TCP_DEFER_ACCEPT, server/listen.py)."""
+    sock = socket.create_connection((host, port), timeout=5)
+    sock.sendall(_HEALTH)
+    return sock
+
+
 def _queue_while_frozen(server: ServerProc, frozen: set[int], host: str, count: int) -> tuple[
     dict[frozenset[int], int], list[socket.socket]
 ]:
-    """Open `count` connections while `frozen` are SIGSTOPped (the kernel still completes
-    the handshakes): where each waits, by the pids holding the socket."""
+    """Open `count` connections that send their request while `frozen` are SIGSTOPped
+    (the kernel still completes the handshakes): where each waits, by the pids holding the
+    socket."""
     for pid in frozen:
         os.kill(pid, signal.SIGSTOP)
     try:
-        waiting = [socket.create_connection((host, server.port), timeout=5) for _ in range(count)]
+        waiting = [_speaking(host, server.port) for _ in range(count)]
+        assert wait_until(lambda: sum(found.queued for found in listeners(server)) >= count, timeout=5)
         return {found.pids: found.queued for found in listeners(server)}, waiting
     finally:
         for pid in frozen:
@@ -139,8 +152,41 @@ def _queue_while_frozen(server: ServerProc, frozen: set[int], host: str, count: 
 def _all_served(waiting: list[socket.socket]) -> None:
     for sock in waiting:
         with sock:
-            sock.sendall(b"GET /health HTTP/1.0\r\n\r\n")
             assert sock.recv(4096).split(b"\r\n", 1)[0].endswith(b" 200 OK")
+
+
+def _half_open(port: int, clients: list[socket.socket]) -> int:
+    """How many of `clients` the server side still holds as SYN-RECV: handshake done, not
+    queued to be accepted, no process holds them."""
+    mine = {sock.getsockname()[1] for sock in clients}
+    out = subprocess.run(["ss", "-Htn", "state", "syn-recv", f"( sport = :{port} )"],
+                         capture_output=True, text=True, check=True).stdout
+    return sum(int(line.split()[-1].rsplit(":", 1)[1]) in mine for line in out.splitlines())
+
+
+def _accepts_only_once_spoken_to(server: ServerProc) -> None:
+    mute = [socket.create_connection(("127.0.0.1", server.port), timeout=5) for _ in range(20)]
+    try:
+        # established on the client side; on ours no worker was woken and none holds them
+        assert wait_until(lambda: _half_open(server.port, mute) == 20, timeout=5)
+        assert sum(found.queued for found in listeners(server)) == 0
+        for sock in mute:
+            sock.sendall(_HEALTH)
+        assert _half_open(server.port, mute) == 0
+    finally:
+        _all_served(mute)
+
+
+def test_a_connection_is_accepted_once_it_speaks(sp2p_server: ServerProc) -> None:
+    """TCP_DEFER_ACCEPT (server/listen.py): a worker is woken for a new connection once its
+    request is there to read, not by the handshake's last ACK (one wake-up fewer per
+    connection); until then the kernel holds it half-open, and its request is served."""
+    _accepts_only_once_spoken_to(sp2p_server)
+
+
+@pytest.mark.slow
+def test_the_workers_own_sockets_accept_once_spoken_to_too(four: ServerProc) -> None:
+    _accepts_only_once_spoken_to(four)
 
 
 @pytest.mark.slow
