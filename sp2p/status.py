@@ -21,7 +21,9 @@ from sp2p.errors import (
 class ExitStatus(IntEnum):
     OK = 0
     ERROR = 1  #: unexpected failure (a bug, or an error without a more specific class)
-    USAGE = 2  #: bad flags, malformed transfer code, bad config, an input given twice, a -name with a path
+    #: bad flags, a malformed code or a short one the sender's preview refuses, bad config, an input
+    #: given twice, a -name that is not a plain file name
+    USAGE = 2
     SIGNALING = 3  #: server unreachable, session not found/full, version mismatch
     CONNECT = 4  #: no peer-to-peer path (direct and relay failed, relay declined)
     SECURITY = 5  #: wrong code, key confirmation failed, tampering detected
