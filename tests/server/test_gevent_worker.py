@@ -230,7 +230,7 @@ def close_wait(port: int) -> int:
 @pytest.mark.slow
 def test_a_new_hello_goes_before_thousands_that_closed_and_every_one_still_ends(redis_server: RedisProc) -> None:
     """issue 11: 4,000 idle senders on one worker (sessions in Redis) close at once. A new
-    connection's upgrade and hello, sent together right after, are answered before 90 %
+    connection's upgrade and hello, sent together right after, are answered before half
     of them are wound down: all of them count as closed at the dial, and the kernel says how
     many are still in CLOSE-WAIT after the welcome, which can only overstate it (typically
     0-150; all of them when EOFs are not deferred). Paired, its receiver leaving, the sender hears
@@ -265,10 +265,12 @@ def test_a_new_hello_goes_before_thousands_that_closed_and_every_one_still_ends(
             sender.sendall(UPGRADE + HELLO)
             welcome = _read_until(sender, b'"welcome"')
             wound_down = before - close_wait(server.port)
-            # without deferred EOFs it is all of them; with them usually 0-150, but up to 2,611
-            # of 4,000 in 1 run of ~13 on a quiet machine (the hello's create waits on Redis,
-            # and the idle loop winds down more meanwhile): a lead, not yet a rule
-            assert wound_down < count * 9 // 10, f"the welcome came after {wound_down} of {before} were wound down"
+            # without deferred EOFs it is all of them. With them it was up to 2,611 of 4,000 once
+            # in ~13 quiet runs (1,519-4,000 in 9 of 12 at load 6-10): the hello's create queued
+            # behind a teardown slice on the store's one Redis connection, and the idle loop
+            # wound down more meanwhile. Background work has its own connection now: 242-534
+            # in 6 runs at load 9
+            assert wound_down < count // 2, f"the welcome came after {wound_down} of {before} were wound down"
             # a session someone waits on ends before the background teardown goes on
             sid = re.search(rb'"sessionId":\s*"([^"]+)"', welcome)
             assert sid is not None, welcome
