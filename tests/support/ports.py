@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+#: the lowest port free_port draws (below it: well-known and registered services)
+_FLOOR = 10_000
+_DRAWS = 100
+
+
+def _ephemeral_low() -> int:
+    """The first port the kernel hands to outgoing connections and bind(0)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free right now (bound, read, released: the caller takes it)."""
+    """A port free right now (bound, read, released: the caller takes it).
+
+    Drawn below the kernel's ephemeral range: a port from bind(0) could be taken by any
+    outgoing connection (a server bench's thousands, another test's clients) before the
+    caller binds it, and redis-server or turnserver would then fail to start; here only
+    another explicit bind can race it."""
     with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
+        for _ in range(_DRAWS):
+            port = random.randrange(_FLOOR, max(_ephemeral_low(), _FLOOR + _DRAWS))
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+        s.bind(("127.0.0.1", 0))  # everything drawn was taken: the kernel's choice
         return int(s.getsockname()[1])
 
 
