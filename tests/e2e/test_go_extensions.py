@@ -1,0 +1,172 @@
+"""Our newest client behaviour against the original Go CLI, on our server and on the original Go
+server (docs/protocol-extensions.md, "What a Go peer sees"): the short-code check before the join
+(sp2p/flow/code_check.py) with a Go sender's code, declining a Go sender, and the exit status when
+a Go peer leaves while the two sides connect. Real processes throughout."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from sp2p.proto.codes import BASE62_ALPHABET, MAX_SEED_CHARS
+from sp2p.status import ExitStatus
+from tests.e2e.harness import cli_env, finish, kill, read_code, spawn
+from tests.e2e.ptyrun import finish_tty, spawn_tty
+from tests.e2e.test_cli_edges import one_line
+from tests.support.codes import sender_main
+from tests.support.go_server import GoServer, go_finish, go_sender, spawn_go
+from tests.support.server_proc import ServerProc
+
+pytestmark = pytest.mark.e2e
+
+SHORT = MAX_SEED_CHARS - 1  #: a 21-character secret part: 1 real code in 8, Go's too
+TEXT = "hello from Go\n" * 100
+
+
+@dataclass
+class Where:
+    """The server a test runs on: ours (the suite's) or the original Go server."""
+
+    env: dict[str, str]
+    go: GoServer | None  #: the Go server, to keep its rate limit in mind when drawing
+
+
+@pytest.fixture(params=["our-server", "go-server"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Where]:
+    """The CLI environment for either server (a fresh Go server per test: its per-address
+    limiter starts full)."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    if request.param == "our-server":
+        ours: ServerProc = request.getfixturevalue("sp2p_server")
+        yield Where(cli_env(ours.http_url, home), None)
+    else:
+        with GoServer.running(tmp_path / "go-server") as go:
+            yield Where(cli_env(go.http_url, home), go)
+
+
+def _source(tmp_path: Path) -> Path:
+    src = tmp_path / "from-go.txt"
+    src.write_text(TEXT)
+    return src
+
+
+def _mistyped(code: str) -> str:
+    """`code` with its last character changed: same length, another seed."""
+    last = BASE62_ALPHABET.index(code[-1])
+    return code[:-1] + BASE62_ALPHABET[(last + 1) % len(BASE62_ALPHABET)]
+
+
+def test_a_short_go_code_is_checked_on_the_go_servers_preview_and_received(
+        where: Where, tmp_path: Path, outdir: Path) -> None:
+    """A Go sender's 21-character code, first mistyped (the last character), then right: the
+    mistyped one is refused before the join (exit 2: it does not open the preview the Go sender
+    stored, fetched from either server), the Go sender never hears of it and keeps waiting, and
+    the right code then receives with the question answered."""
+    go, code = go_sender([str(_source(tmp_path))], where.env, SHORT, where.go)
+    try:
+        wrong = finish(spawn(["receive", "-output", str(outdir), _mistyped(code)], where.env), timeout=60)
+        assert wrong.rc == ExitStatus.USAGE, wrong.err
+        assert one_line(wrong) == ("sp2p: error: this code does not open the sender's preview: "
+                                   "its secret part (after '-') looks cut off or mistyped")
+        assert go.isalive()
+        with pytest.raises(pexpect.TIMEOUT):  # no receiver ever joined the Go sender's session
+            go.expect("Receiver connected", timeout=1)
+        child = spawn_tty(["receive", "-output", str(outdir), code], where.env)
+        child.expect(r"Offer: from-go\.txt, 1\.4 KiB, from a CLI")
+        child.expect(r"Receive it\? \[Y/n\] ")
+        child.sendline("")
+        rc, screen = finish_tty(child)
+        assert rc == 0, screen
+        go_rc, go_out = go_finish(go)
+        assert go_rc == 0, go_out
+    finally:
+        go.close(force=True)
+    assert (outdir / "from-go.txt").read_text() == TEXT
+
+
+def test_declining_a_go_sender_ends_both(where: Where, tmp_path: Path, outdir: Path) -> None:
+    """The Go sender knows no `decline` (the Go server does not even relay it): it hears the
+    receiver disconnect right after the decline and exits 1, without hanging; ours exits 6 and
+    leaves nothing in -output."""
+    go, code = go_sender([str(_source(tmp_path))], where.env, MAX_SEED_CHARS, where.go)
+    try:
+        child = spawn_tty(["receive", "-output", str(outdir), code], where.env)
+        child.expect(r"Offer: from-go\.txt, 1\.4 KiB, from a CLI")
+        child.expect(r"Receive it\? \[Y/n\] ")
+        child.sendline("n")
+        rc, screen = finish_tty(child)
+        go_rc, go_out = go_finish(go, timeout=30)
+    finally:
+        go.close(force=True)
+    assert rc == ExitStatus.TRANSFER, screen
+    assert "Declined" in screen
+    assert go_rc == 1 and "Receiver disconnected" in go_out, go_out
+    assert list(outdir.iterdir()) == []
+
+
+def test_our_short_code_to_a_go_receiver(where: Where, tmp_path: Path, outdir: Path) -> None:
+    """Our sender with a 21-character code: the Go receiver (which checks nothing before the
+    join and never asks) receives it; our preview is what the Go server stores as ever."""
+    src = _source(tmp_path)
+    sender = spawn(["send", str(src)], where.env, main=sender_main(SHORT))
+    try:
+        code = read_code(sender)
+        assert len(code.split("-")[1]) == SHORT, code
+        go = spawn_go(["receive", "-output", str(outdir), code], where.env)
+        try:
+            go_rc, go_out = go_finish(go)
+        finally:
+            go.close(force=True)
+        s = finish(sender, timeout=60)
+    finally:
+        kill(sender)
+    assert (go_rc, s.rc) == (0, 0), go_out + s.err
+    assert (outdir / "from-go.txt").read_text() == TEXT
+
+
+def _read_until(proc: subprocess.Popen[bytes], marker: bytes) -> None:
+    assert proc.stderr is not None
+    seen = b""
+    while marker not in seen:
+        byte = proc.stderr.read(1)
+        assert byte, seen
+        seen += byte
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["interrupted", "killed"])
+@pytest.mark.parametrize("go_role", ["sender", "receiver"])
+def test_a_go_peer_leaving_mid_connect_is_named(go_role: str, sig: signal.Signals, where: Where,
+                                                tmp_path: Path, outdir: Path) -> None:
+    """Both sides in an attempt that cannot connect (a TCP-only sender, a WebRTC-only receiver)
+    when the Go peer is interrupted or killed: ours says that peer left (exit 6), not 'no
+    connection' (4), on either server (both relay `peer-left`)."""
+    src = _source(tmp_path)
+    ours: subprocess.Popen[bytes] | None = None
+    if go_role == "sender":
+        go, code = go_sender(["-transport", "tcp", str(src)], where.env, MAX_SEED_CHARS, where.go)
+    else:
+        ours = spawn(["send", "-transport", "tcp", str(src)], where.env)
+        code = read_code(ours)
+        go = spawn_go(["receive", "-transport", "webrtc", "-output", str(outdir), code], where.env)
+    try:
+        if ours is None:
+            ours = spawn(["receive", "-yes", "-transport", "webrtc", "-output", str(outdir), code], where.env)
+        _read_until(ours, b"Verify:")
+        os.kill(go.pid, sig)
+        go_finish(go, timeout=30)
+        r = finish(ours, timeout=60)
+    finally:
+        go.close(force=True)
+        if ours is not None:
+            kill(ours)
+    assert r.rc == ExitStatus.TRANSFER, r.err
+    assert one_line(r) == f"sp2p: error: the {go_role} left while the two sides were connecting"
+    assert list(outdir.iterdir()) == []
