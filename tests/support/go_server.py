@@ -88,11 +88,11 @@ def spawn_go(args: list[str], env: dict[str, str], *, timeout: float = 60) -> pe
     return pexpect.spawn(str(GO_CLI), args, env=env, timeout=timeout, dimensions=(40, 120))
 
 
-def go_sender(args: list[str], env: dict[str, str], secret_chars: int,
+def go_sender(args: list[str], env: dict[str, str], secret_chars: int | None = None,
               go: GoServer | None = None) -> tuple[pexpect.spawn, str]:
     """A waiting Go sender (`sp2p send ARGS`) whose code's secret part has `secret_chars`
-    characters; senders with other codes are closed and drawn again. On the Go server `go`,
-    it is restarted every DRAWS_PER_START draws (its rate limit)."""
+    characters (None: any); senders with other codes are closed and drawn again. On the Go
+    server `go`, it is restarted every DRAWS_PER_START draws (its rate limit)."""
     for _ in range(GO_DRAWS):
         if go is not None:
             if go.connections >= DRAWS_PER_START:
@@ -101,7 +101,7 @@ def go_sender(args: list[str], env: dict[str, str], secret_chars: int,
         sender = spawn_go(["send", *args], env)
         sender.expect(CODE_PATTERN.pattern.encode(), timeout=30)
         code = sender.match.group(0).decode()
-        if len(code.split("-")[1]) == secret_chars:
+        if secret_chars is None or len(code.split("-")[1]) == secret_chars:
             return sender, code
         sender.close(force=True)
     raise AssertionError(f"no Go code with a {secret_chars}-character secret part in {GO_DRAWS} draws")
