@@ -225,8 +225,8 @@ class FirefoxContext:
 class FirefoxBrowser:
     """Debian's Firefox ESR, headless, driven over WebDriver BiDi."""
 
-    def __init__(self) -> None:
-        self._proc = FirefoxProcess()
+    def __init__(self, extra_prefs: dict[str, bool | int | str] | None = None) -> None:
+        self._proc = FirefoxProcess(extra_prefs)
         self.bidi = self._proc.bidi
         self.download_dir = Path(tempfile.mkdtemp(prefix="sp2p-firefox-downloads-"))
         self._pages: dict[str, FirefoxPage] = {}
@@ -324,8 +324,8 @@ class FirefoxBrowser:
 
 
 @contextlib.contextmanager
-def launch_firefox() -> Iterator[FirefoxBrowser]:
-    browser = FirefoxBrowser()
+def launch_firefox(extra_prefs: dict[str, bool | int | str] | None = None) -> Iterator[FirefoxBrowser]:
+    browser = FirefoxBrowser(extra_prefs)
     try:
         yield browser
     finally:
