@@ -17,10 +17,14 @@ import pytest
 
 from sp2p.proto.codes import BASE62_ALPHABET, MAX_SEED_CHARS
 from sp2p.status import ExitStatus
-from tests.e2e.harness import cli_env, finish, kill, read_code, spawn
+from tests.e2e.cut_transfer import SIZE, leftovers, pair, until_cut
+from tests.e2e.harness import Result, cli_env, finish, kill, read_code, spawn
+from tests.e2e.links import cut_all
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.e2e.test_cli_edges import one_line
+from tests.e2e.test_resume_heal import _wait_grown
 from tests.support.codes import sender_main
+from tests.support.files import sha256_file
 from tests.support.go_server import GoServer, go_finish, go_sender, spawn_go
 from tests.support.server_proc import ServerProc
 
@@ -112,6 +116,28 @@ def test_declining_a_go_sender_ends_both(where: Where, tmp_path: Path, outdir: P
     assert list(outdir.iterdir()) == []
 
 
+def test_declined_on_the_go_server_our_sender_hears_the_receiver_leave(tmp_path: Path, outdir: Path) -> None:
+    """The Go server drops `decline` (a type it does not know): our sender hears `peer-left`
+    and says the receiver left (exit 6, as the decline itself would be), at once."""
+    with GoServer.running(tmp_path / "go-server") as go:
+        home = tmp_path / "home"
+        (home / ".config").mkdir(parents=True)
+        env = cli_env(go.http_url, home)
+        sender = spawn(["send", str(_source(tmp_path))], env)
+        try:
+            child = spawn_tty(["receive", "-output", str(outdir), read_code(sender)], env)
+            child.expect(r"Receive it\? \[Y/n\] ")
+            child.sendline("n")
+            rc, screen = finish_tty(child)
+            s = finish(sender, timeout=30)
+        finally:
+            kill(sender)
+    assert rc == ExitStatus.TRANSFER, screen
+    assert s.rc == ExitStatus.TRANSFER, s.err
+    assert one_line(s) == "sp2p: error: the receiver left before the transfer started"
+    assert list(outdir.iterdir()) == []
+
+
 def test_our_short_code_to_a_go_receiver(where: Where, tmp_path: Path, outdir: Path) -> None:
     """Our sender with a 21-character code: the Go receiver (which checks nothing before the
     join and never asks) receives it; our preview is what the Go server stores as ever."""
@@ -170,3 +196,28 @@ def test_a_go_peer_leaving_mid_connect_is_named(go_role: str, sig: signal.Signal
     assert r.rc == ExitStatus.TRANSFER, r.err
     assert one_line(r) == f"sp2p: error: the {go_role} left while the two sides were connecting"
     assert list(outdir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_cut_connection_heals_through_the_go_server(src: Path, outdir: Path, tmp_path: Path) -> None:
+    """Heal (§2) between two of ours needs nothing from the server but relaying `retry` and
+    keeping both WebSockets open: the original Go server does both. Cut on the wire as in
+    test_resume_heal.py (over the host's non-loopback address: `ss -K` spares loopback)."""
+    with GoServer.running(tmp_path / "go-server") as go:
+        home = tmp_path / "home"
+        (home / ".config").mkdir(parents=True)
+        env = {k: v for k, v in cli_env(go.http_url, home).items() if k != "SP2P_ALLOW_LOOPBACK"}
+
+        def attempt() -> tuple[Result, Result, list[tuple[str, str]]]:
+            with pair([str(src), "-transport", "tcp", "-debug"],
+                      ["-output", str(outdir), "-transport", "tcp", "-debug"], env) as (sender, receiver):
+                _wait_grown(outdir, ".sp2p-partial-*", SIZE // 8, (sender, receiver))
+                links = cut_all(sender, receiver, go.port, unread=src)
+                r = finish(receiver)  # the receiver first: its -debug stderr must not fill the pipe
+                return finish(sender), r, links
+
+        s, r, links = until_cut(outdir, attempt)
+    assert (s.rc, r.rc) == (0, 0), s.err + r.err
+    assert "Reconnected via" in s.err and "Reconnected via" in r.err, (links, s.err + r.err)
+    assert sha256_file(outdir / src.name) == sha256_file(src)
+    assert leftovers(outdir) == []
