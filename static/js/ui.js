@@ -112,11 +112,13 @@ export function wireCopyButtons(root = document) {
         sel.removeAllRanges();
         sel.addRange(range);
       }
-      const label = btn.textContent;
+      // the label from before any click: a second click within 2 s must not keep "Copied!"
+      if (!btn.dataset.label) btn.dataset.label = btn.textContent;
       btn.textContent = ok ? "Copied!" : "Press Ctrl+C";
       btn.classList.add("copied");
-      setTimeout(() => {
-        btn.textContent = label;
+      clearTimeout(btn.copiedTimer);
+      btn.copiedTimer = setTimeout(() => {
+        btn.textContent = btn.dataset.label;
         btn.classList.remove("copied");
       }, 2000);
     });
