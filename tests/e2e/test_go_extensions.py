@@ -19,13 +19,13 @@ from sp2p.proto.codes import BASE62_ALPHABET, MAX_SEED_CHARS
 from sp2p.status import ExitStatus
 from tests.e2e.cut_transfer import SIZE, leftovers, pair, until_cut
 from tests.e2e.harness import Result, cli_env, finish, kill, read_code, spawn
-from tests.e2e.links import cut_all
+from tests.e2e.links import cut_all, server_port
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.e2e.test_cli_edges import one_line
 from tests.e2e.test_resume_heal import _wait_grown
 from tests.support.codes import sender_main
 from tests.support.files import sha256_file
-from tests.support.go_server import GoServer, go_finish, go_sender, spawn_go
+from tests.support.go_server import GO_CLI, GoServer, go_finish, go_sender, spawn_go
 from tests.support.server_proc import ServerProc
 
 pytestmark = pytest.mark.e2e
@@ -221,3 +221,25 @@ def test_a_cut_connection_heals_through_the_go_server(src: Path, outdir: Path, t
     assert "Reconnected via" in s.err and "Reconnected via" in r.err, (links, s.err + r.err)
     assert sha256_file(outdir / src.name) == sha256_file(src)
     assert leftovers(outdir) == []
+
+
+@pytest.mark.slow
+def test_a_cut_connection_with_a_go_sender_is_not_healed(src: Path, outdir: Path, env: dict[str, str],
+                                                         sp2p_server: ServerProc) -> None:
+    """Heal is not negotiated with a Go peer (it announces none): a cut fails the transfer as in
+    the original protocol, no reconnect is tried (our receiver closed its WebSocket after the
+    connect), and with no resume either, nothing is left in -output."""
+    env = {k: v for k, v in env.items() if k != "SP2P_ALLOW_LOOPBACK"}
+
+    def attempt() -> tuple[Result, Result]:
+        with pair(["-transport", "tcp", str(src)], ["-output", str(outdir), "-transport", "tcp"], env,
+                  send_cmd=[str(GO_CLI), "send"]) as (sender, receiver):
+            _wait_grown(outdir, ".sp2p-*", SIZE // 8, (sender, receiver))
+            cut_all(sender, receiver, server_port(sp2p_server), unread=src)
+            return finish(sender), finish(receiver)
+
+    s, r = until_cut(outdir, attempt)
+    assert s.rc != 0 and r.rc == ExitStatus.TRANSFER, s.err + r.err
+    one_line(r)  # e.g. "connection closed in the middle of a frame"
+    assert "Reconnect" not in r.err, r.err
+    assert list(outdir.iterdir()) == []
