@@ -11,10 +11,14 @@ const AGAIN = {
   receiver: "Ask the sender to send it again: each link works only once.",
 };
 
+/** Advice by signalling error code; the receive page cannot reload (its code left the address bar). */
 const SERVER_ADVICE = {
-  unreachable: "Check your internet connection, then reload the page to try again.",
-  rate_limited: "Wait a minute, then try again.",
-  server_busy: "Wait a minute, then try again.",
+  unreachable: {
+    sender: "Check your internet connection, then reload the page to try again.",
+    receiver: "Check your internet connection, then open the link again.",
+  },
+  rate_limited: { sender: "Wait a minute, then try again.", receiver: "Wait a minute, then open the link again." },
+  server_busy: { sender: "Wait a minute, then try again.", receiver: "Wait a minute, then open the link again." },
 };
 
 /**
@@ -31,7 +35,9 @@ export function explainFailure(e, { role, peer }) {
   }
   const text = (e && e.message) || String(e);
   if (e && e.hint) return { text, detail: e.hint };
-  if (e instanceof SignalError && SERVER_ADVICE[e.code]) return { text, detail: SERVER_ADVICE[e.code] };
+  if (e instanceof SignalError && Object.hasOwn(SERVER_ADVICE, e.code)) {
+    return { text, detail: SERVER_ADVICE[e.code][role] };
+  }
   if (e instanceof TarError) {
     return { text, detail: "Choose Save as .tar instead: the archive keeps every name as it was sent." };
   }

@@ -373,3 +373,30 @@ def test_a_server_gone_away_is_explained(chromium: Any, own_server: ServerProc, 
     finally:
         sctx.close()
         lctx.close()
+
+
+def test_a_server_gone_before_save_is_explained_to_the_receiver(
+    chromium: Any, own_server: ServerProc, tmp_path: Path
+) -> None:
+    base = own_server.http_url
+    sctx, rctx = new_context(chromium), new_context(chromium)
+    try:
+        sender, receiver = sctx.new_page(), rctx.new_page()
+        watch_r = PageWatch(receiver)
+        receiver.add_init_script(NO_PICKERS)
+        src = tmp_path / "x.txt"
+        src.write_bytes(b"x")
+        url = start_send(sender, base, str(src))
+        receiver.goto(url)
+        receiver.wait_for_selector("#save-btn:visible")
+        own_server.stop()
+        receiver.click("#save-btn")
+        # not "reload": the receive page's code left the address bar when it opened
+        assert outcome_and_advice(receiver) == (
+            "Could not reach the sp2p server.",
+            "Check your internet connection, then open the link again.",
+        )
+        assert not watch_r.errors
+    finally:
+        sctx.close()
+        rctx.close()
