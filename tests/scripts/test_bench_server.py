@@ -41,7 +41,11 @@ def test_tiny_run_against_our_server() -> None:
     assert row.group(1) == "20", line
     assert "refused" not in line
     assert "(2 ok, " in line  # both exchanges went through to peer-left
-    assert re.search(r"client CPU \d+ ms per round, steal \d+ ms\)", line), line
+    assert re.search(r"client CPU \d+ ms per round, steal \d+ ms;", line), line
+    # each step of the burst, timed from the one before it
+    steps = re.search(r"steps p50/p99 ms: connect \d+/\d+, hello \d+/\d+, dial \d+/\d+, join \d+/\d+, "
+                      r"peer-joined \d+/\d+, exchange \d+/\d+\)", line)
+    assert steps, line
     assert "idle dropped while held 0" in line
     assert "after mass close: up, next session paired in " in line
     assert "probes 1/1" in line
