@@ -73,21 +73,27 @@ def test_no_gateway_gives_none_within_budget(netlab):
     assert time.monotonic() - started < 5
 
 
+#: a lease short enough to wait out. miniupnpd stamps leases in whole seconds, so one lives
+#: LEASE - 1 to LEASE s, and the renewal comes LEASE / 2 s after the last one ended: a renewer
+#: thread late by a second under load lost a 4 s lease (1-2 s to spare); 6 s leaves 2-3
+LEASE = 6
+
+
 def test_lease_is_renewed_while_open(netlab):
     lab = netlab()
     lab.start_miniupnpd("r1")
     renewed_srv, plain_srv = listen(lab, "h1"), listen(lab, "h1")
     with renewed_srv, plain_srv:
-        renewed = lab.call("h1", UpnpMapping.create, renewed_srv.getsockname()[1], lease=4)
+        renewed = lab.call("h1", UpnpMapping.create, renewed_srv.getsockname()[1], lease=LEASE)
         plain = lab.call(
-            "h1", UpnpMapping.create, plain_srv.getsockname()[1], lease=4, renew=False
+            "h1", UpnpMapping.create, plain_srv.getsockname()[1], lease=LEASE, renew=False
         )
         assert renewed is not None
         assert plain is not None
         try:
-            # past the 4 s lease, and until miniupnpd (which expires leases on its own) dropped
+            # past the lease, and until miniupnpd (which expires leases on its own) dropped
             # the plain mapping: the other, made before it, would be gone too unless renewed
-            lease_over, deadline = time.monotonic() + 4, time.monotonic() + 15
+            lease_over, deadline = time.monotonic() + LEASE, time.monotonic() + LEASE + 11
             while time.monotonic() < deadline and (
                 time.monotonic() < lease_over or entry(lab, plain.external_port) is not None
             ):
