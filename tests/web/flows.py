@@ -3,6 +3,7 @@ arrives, hash it, keep screenshots."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -90,10 +91,18 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-class PageWatch:
-    """Collects page errors, console errors, CSP violations and dialogs of one page."""
+#: console errors the browser itself prints for outcomes a test expects: a preview that is not
+#: there (404) and a WebSocket to a server that is down. Our code never logs.
+EXPECTED_CONSOLE = re.compile(
+    r"Failed to load resource: the server responded with a status of 404|WebSocket connection to .* failed"
+)
 
-    def __init__(self, page: Any) -> None:
+
+class PageWatch:
+    """Collects page errors, CSP violations and dialogs of one page; with `console`, also every
+    console error but EXPECTED_CONSOLE's and every unhandled promise rejection."""
+
+    def __init__(self, page: Any, *, console: bool = False) -> None:
         self.errors: list[str] = []
         self.dialogs: list[str] = []
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
@@ -101,15 +110,16 @@ class PageWatch:
         page.add_init_script(
             "document.addEventListener('securitypolicyviolation', e => "
             "console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
+            "window.addEventListener('unhandledrejection', e => "
+            "console.error('unhandled rejection: ' + (e.reason && e.reason.stack || e.reason)));"
         )
-        page.on(
-            "console",
-            lambda m: (
+
+        def on_console(m: Any) -> None:
+            always = "CSP violation" in m.text or "unhandled rejection" in m.text
+            if m.type == "error" and (always or (console and not EXPECTED_CONSOLE.search(m.text))):
                 self.errors.append(f"console: {m.text}")
-                if m.type == "error" and "CSP violation" in m.text
-                else None
-            ),
-        )
+
+        page.on("console", on_console)
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)

@@ -79,7 +79,7 @@ def test_without_javascript_firefox_says_what_to_do(web_base: str, path: str) ->
 
 def test_an_empty_file_is_sent_and_shown_as_zero_bytes(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
     sender, receiver = two_pages
-    watch_s, watch_r = PageWatch(sender), PageWatch(receiver)
+    watch_s, watch_r = PageWatch(sender, console=True), PageWatch(receiver, console=True)
     receiver.add_init_script(NO_PICKERS)
     src = tmp_path / "empty.txt"
     src.write_bytes(b"")
@@ -95,7 +95,7 @@ def test_an_empty_file_is_sent_and_shown_as_zero_bytes(two_pages: tuple[Any, Any
 
 
 def test_an_empty_folder_is_explained_and_another_can_be_chosen(page: Any, web_base: str, tmp_path: Path) -> None:
-    watch = PageWatch(page)
+    watch = PageWatch(page, console=True)
     empty = tmp_path / "nothing here"
     empty.mkdir()
     page.goto(web_base + "/")
@@ -118,7 +118,7 @@ def test_a_file_gone_before_it_is_read_is_named_on_both_sides(
     two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
 ) -> None:
     sender, receiver = two_pages
-    watch_s, watch_r = PageWatch(sender), PageWatch(receiver)
+    watch_s, watch_r = PageWatch(sender, console=True), PageWatch(receiver, console=True)
     receiver.add_init_script(NO_PICKERS)
     src = tmp_path / "moved away.bin"
     src.write_bytes(os.urandom(100_000))
@@ -177,7 +177,7 @@ def test_a_wrong_or_cut_off_code_is_refused_before_the_join(
         ctx = new_context(chromium)
         try:
             page = ctx.new_page()
-            watch = PageWatch(page)
+            watch = PageWatch(page, console=True)
             page.goto(f"{web_base}/r#{bad}")
             assert outcome_and_advice(page) == (
                 "This code does not open the sender's file details: it looks cut off or mistyped.",
@@ -219,7 +219,7 @@ def test_the_receiver_declines_and_the_sender_hears_it(
     two_pages: tuple[Any, Any], web_base: str, tmp_path: Path
 ) -> None:
     sender, receiver = two_pages
-    watch_s, watch_r = PageWatch(sender), PageWatch(receiver)
+    watch_s, watch_r = PageWatch(sender, console=True), PageWatch(receiver, console=True)
     src = tmp_path / "unwanted.bin"
     src.write_bytes(os.urandom(5000))
     url = start_send(sender, web_base, str(src))
@@ -237,7 +237,7 @@ def test_the_receiver_declines_and_the_sender_hears_it(
 def test_a_reloaded_receive_page_says_why_the_code_is_gone(page: Any, web_base: str, tmp_path: Path) -> None:
     """The code leaves the address bar as the page opens, so a reload cannot find it: say so,
     rather than 'no code in the link' (which the user never saw missing)."""
-    watch = PageWatch(page)
+    watch = PageWatch(page, console=True)
     page.add_init_script(NO_PICKERS)
     page.goto(f"{web_base}/r#zzzzzzzz-SYW7RiJxkEgOGusQGwp")
     wait_outcome(page)
@@ -255,7 +255,7 @@ def test_a_cli_folder_with_names_windows_cannot_hold_extracts(
 ) -> None:
     """'12:30.log' or 'CON.txt' are fine on Linux; extracting in the browser makes them portable
     as the CLI does, instead of refusing the whole folder."""
-    watch = PageWatch(page)
+    watch = PageWatch(page, console=True)
     page.add_init_script(OPFS_PICKERS)
     top = tmp_path / "odd names"
     top.mkdir()
@@ -274,7 +274,7 @@ def test_a_cli_folder_with_names_windows_cannot_hold_extracts(
 
 
 def test_a_copy_button_pressed_twice_gets_its_label_back(page: Any, web_base: str, tmp_path: Path) -> None:
-    watch = PageWatch(page)
+    watch = PageWatch(page, console=True)
     src = tmp_path / "x.txt"
     src.write_bytes(b"x")
     start_send(page, web_base, str(src))
@@ -302,7 +302,7 @@ def test_the_sender_closing_its_page_mid_transfer(chromium: Any, web_base: str, 
     sctx, rctx = new_context(chromium), new_context(chromium)
     try:
         sender, receiver = sctx.new_page(), rctx.new_page()
-        watch_r = PageWatch(receiver)
+        watch_r = PageWatch(receiver, console=True)
         receiver.add_init_script(NO_PICKERS)
         _big_transfer(sender, receiver, web_base, tmp_path)
         sender.close()
@@ -325,7 +325,7 @@ def test_the_receiver_closing_its_page_mid_transfer(chromium: Any, web_base: str
     sctx, rctx = new_context(chromium), new_context(chromium)
     try:
         sender, receiver = sctx.new_page(), rctx.new_page()
-        watch_s = PageWatch(sender)
+        watch_s = PageWatch(sender, console=True)
         receiver.add_init_script(NO_PICKERS)
         _big_transfer(sender, receiver, web_base, tmp_path)
         receiver.close()
@@ -355,7 +355,7 @@ def test_a_server_gone_away_is_explained(chromium: Any, own_server: ServerProc, 
     sctx, lctx = new_context(chromium), new_context(chromium)
     try:
         waiting, later = sctx.new_page(), lctx.new_page()
-        watch_w = PageWatch(waiting)
+        watch_w = PageWatch(waiting, console=True)
         src = tmp_path / "x.txt"
         src.write_bytes(b"x")
         start_send(waiting, base, str(src))
@@ -382,7 +382,7 @@ def test_a_server_gone_before_save_is_explained_to_the_receiver(
     sctx, rctx = new_context(chromium), new_context(chromium)
     try:
         sender, receiver = sctx.new_page(), rctx.new_page()
-        watch_r = PageWatch(receiver)
+        watch_r = PageWatch(receiver, console=True)
         receiver.add_init_script(NO_PICKERS)
         src = tmp_path / "x.txt"
         src.write_bytes(b"x")
@@ -400,3 +400,13 @@ def test_a_server_gone_before_save_is_explained_to_the_receiver(
     finally:
         sctx.close()
         rctx.close()
+
+
+def test_the_watch_sees_unhandled_rejections_and_console_errors(page: Any, web_base: str) -> None:
+    """What every test here relies on: PageWatch catches what a page leaves unhandled."""
+    watch = PageWatch(page, console=True)
+    page.goto(web_base + "/")
+    page.evaluate("() => { Promise.reject(new Error('left alone')); console.error('logged'); }")
+    page.wait_for_timeout(300)
+    assert any("left alone" in e for e in watch.errors), watch.errors
+    assert "console: logged" in watch.errors
