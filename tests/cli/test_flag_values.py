@@ -4,13 +4,14 @@ with the server on a closed port so nothing waits."""
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sp2p.flags import RECEIVE_FLAGS, SEND_FLAGS
 from sp2p.status import ExitStatus
+from tests.support.ports import refusing_port
 from tests.support.run_cli import run_cli
 
 #: shapes of mistakes: empty, signs, overflow, other number syntaxes, non-ASCII digits,
@@ -21,11 +22,10 @@ ODD_VALUES = ["", " ", "-1", "0", "99999999999999999999", "1e3", "nan", "inf", "
 
 
 @pytest.fixture(scope="module")
-def closed_port() -> int:
+def closed_port() -> Iterator[int]:
     """A loopback port nobody listens on: a connect is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.mark.parametrize("command", ["send", "receive"])

@@ -4,7 +4,6 @@ ends in one line on stderr and its exit status (tests/e2e/test_cli_edges.py has 
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, spawn
 from tests.e2e.test_cli_edges import one_line
 from tests.server.tlsutil import write_self_signed
+from tests.support.ports import refusing_port
 from tests.support.server_proc import ServerProc, start_server
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +36,9 @@ def test_server_url_that_cannot_work(flag: str, value: str, message: str, env: d
 
 def test_no_server_on_this_machine_says_how_to_start_one(env: dict[str, str]) -> None:
     """What a newcomer meets first: nothing listens at the default http://localhost:8080."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again below: refused
-    r = finish(spawn(["receive", "-server", f"http://localhost:{port}", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"], env))
+    with refusing_port() as port:
+        r = finish(spawn(["receive", "-server", f"http://localhost:{port}", "k7m2x9ab-6mBhJfNj3WXtM6Zyq83xdf"],
+                         env))
     assert r.rc == ExitStatus.SIGNALING
     assert one_line(r).endswith("Connection refused")
     assert r.err.splitlines()[-1] == ("sp2p: hint: no server listens there: start one with sp2p-server, "

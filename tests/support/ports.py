@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 #: the lowest port free_port draws (below it: well-known and registered services)
@@ -36,6 +38,17 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             return port
         s.bind(("127.0.0.1", 0))  # everything drawn was taken: the kernel's choice
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port where a TCP connect is refused at once, while the block runs. It is held
+    bound, not listening: a port bound and released again may meanwhile go to a server that
+    some other test (or helper) starts on port 0, and a client meant to be refused would then
+    reach it, or wait on it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
 
 
 class LoopbackUrls:
