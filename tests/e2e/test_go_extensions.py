@@ -243,3 +243,26 @@ def test_a_cut_connection_with_a_go_sender_is_not_healed(src: Path, outdir: Path
     one_line(r)  # e.g. "connection closed in the middle of a frame"
     assert "Reconnect" not in r.err, r.err
     assert list(outdir.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_go_peer_giving_up_is_no_path_found(tmp_path: Path, outdir: Path, env: dict[str, str]) -> None:
+    """A Go receiver that cannot connect: both attempts last 30 s, so whichever started first
+    gives up first (the Go CLI: 'context deadline exceeded', or 'signaling connection lost' when
+    ours closed first). Either way both exit non-zero and ours says no path was found (4), not
+    that the receiver left (6)."""
+    sender = spawn(["send", "-transport", "tcp", str(_source(tmp_path))], env)
+    try:
+        go = spawn_go(["receive", "-transport", "webrtc", "-output", str(outdir), read_code(sender)], env)
+        try:
+            go_rc, go_out = go_finish(go, timeout=90)
+        finally:
+            go.close(force=True)
+        s = finish(sender, timeout=60)
+    finally:
+        kill(sender)
+    assert go_rc == 1 and ("context deadline exceeded" in go_out or "signaling connection lost" in go_out), go_out
+    assert s.rc == ExitStatus.CONNECT, s.err
+    assert one_line(s) in ("sp2p: error: could not establish a peer-to-peer connection",
+                           "sp2p: error: could not establish a peer-to-peer connection (the receiver gave up too)")
+    assert list(outdir.iterdir()) == []
