@@ -15,7 +15,7 @@ import pytest
 from sp2p.status import ExitStatus
 from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 from tests.web.cli import Cli, browser_download, cli_receive, cli_send, random_file
-from tests.web.flows import sha256_file, shot, start_send, wait_outcome
+from tests.web.flows import poll, sha256_file, shot, start_send, wait_outcome
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.webrtc]
 
@@ -99,3 +99,23 @@ def test_firefox_declines_a_cli_offer(firefox_page: Any, web_base: str, tmp_path
     firefox_page.wait_for_selector("#declined:visible")
     assert cli.wait(60) == ExitStatus.TRANSFER, cli.output()
     assert "declined" in cli.output()
+
+
+def test_firefox_sender_closing_mid_transfer_leaves_the_cli_nothing(
+    firefox: Any, web_base: str, tmp_path: Path, clis: list[Cli]
+) -> None:
+    src = tmp_path / "big.bin"
+    with src.open("wb") as f:
+        f.truncate(300 << 20)
+    out = tmp_path / "out"
+    out.mkdir()
+    ctx = firefox.new_context()
+    try:
+        page = ctx.new_page()
+        url = start_send(page, web_base, str(src))
+        cli = cli_receive(clis, web_base, out, url.split("#", 1)[1])
+        poll(page, "() => document.querySelector('#progress-bar').value > 0", 60)
+    finally:
+        ctx.close()  # the tab goes away mid-transfer
+    assert cli.wait(60) == ExitStatus.TRANSFER, cli.output()
+    assert list(out.iterdir()) == []  # nothing under the final name, no partial left
