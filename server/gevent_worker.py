@@ -33,6 +33,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from server.background import background_share, set_background_share
 from server.gcpolicy import FREEZE_EVERY, GcPolicy
 from server.listen import per_worker, worker_listener
+from server.runners import ReusingPool
 
 #: seconds from the signal until the worker gives up waiting for its stop hook and the
 #: connection handlers (a client that never answers its close frame is cut here)
@@ -98,7 +99,7 @@ class StopFastWorker(GeventWorker):  # type: ignore[misc]
         # background work (after a mass close) leaves a core to everything else
         set_background_share(background_share(self.cfg.workers, len(os.sched_getaffinity(0))))
         ssl_args: dict[str, Any] = {"ssl_context": ssl_context(self.cfg)} if self.cfg.is_ssl else {}
-        pool = Pool(self.worker_connections)  # one cap for the worker, whichever socket
+        pool = ReusingPool(self.worker_connections)  # one cap for the worker, whichever socket
         servers = [self._serve(sock, ssl_args, pool, shared=shared) for sock, shared in self._listeners()]
         if self.on_pool is not None:
             self.on_pool(pool)
