@@ -28,6 +28,9 @@ CLOSE_TIMEOUT = 1.0
 #: unread messages kept: a real session queues a few dozen; a flooding server gets no more memory
 MAX_INBOX = 1024
 _KNOWN_TYPES = frozenset(SignalType)
+#: HTTP status of a refused upgrade past the server's per-address rate limit (not `http`'s enum:
+#: an import the CLI's start does not need)
+TOO_MANY_REQUESTS = 429
 
 
 class SignalClosed(SignalingError):
@@ -48,6 +51,13 @@ class SignalClient:
         try:
             self._ws = open_websocket(ws_url, timeout=connect_timeout, max_message=MAX_SIGNAL_MESSAGE)
         except WsHandshakeStatus as exc:
+            if exc.status == TOO_MANY_REQUESTS:
+                # the Go server's and ours' per-address rate limit (30 upgrades a minute)
+                raise SignalingError(
+                    f"the signaling server at {ws_url} refused: too many connections from this address "
+                    f"(HTTP {exc.status})",
+                    hint="wait a minute, then try again",
+                ) from exc
             # a web server answered, but not with a WebSocket: usually a wrong path or port
             raise SignalingError(
                 f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status})",

@@ -5,6 +5,7 @@ a Go peer leaves while the two sides connect. Real processes throughout."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
+import websocket
 
 from sp2p.proto.codes import BASE62_ALPHABET, MAX_SEED_CHARS
 from sp2p.status import ExitStatus
@@ -26,7 +28,7 @@ from tests.e2e.test_resume_heal import _wait_grown
 from tests.support.codes import sender_main
 from tests.support.files import sha256_file
 from tests.support.go_server import GO_CLI, GoServer, go_finish, go_sender, spawn_go
-from tests.support.server_proc import ServerProc
+from tests.support.server_proc import ServerProc, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -266,3 +268,25 @@ def test_a_go_peer_giving_up_is_no_path_found(tmp_path: Path, outdir: Path, env:
     assert one_line(s) in ("sp2p: error: could not establish a peer-to-peer connection",
                            "sp2p: error: could not establish a peer-to-peer connection (the receiver gave up too)")
     assert list(outdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("server_kind", ["our-server", "go-server"])
+def test_a_rate_limited_upgrade_says_so(server_kind: str, tmp_path: Path) -> None:
+    """Both servers answer 429 to the 31st WebSocket upgrade from one address in a minute: the
+    CLI says the server limits this address and to wait, not that the address is no sp2p
+    server (exit 3)."""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    with contextlib.ExitStack() as stack:
+        if server_kind == "go-server":
+            url = stack.enter_context(GoServer.running(tmp_path / "go-server")).http_url
+        else:
+            url = stack.enter_context(start_server("-rate-limit", "30")).http_url
+        ws_url = url.replace("http://", "ws://") + "/ws"
+        for _ in range(30):
+            websocket.create_connection(ws_url, timeout=10).close()
+        r = finish(spawn(["send", str(_source(tmp_path))], cli_env(url, home)), timeout=60)
+    assert r.rc == ExitStatus.SIGNALING, r.err
+    assert one_line(r) == (f"sp2p: error: the signaling server at {ws_url} refused: too many connections "
+                           "from this address (HTTP 429)")
+    assert "sp2p: hint: wait a minute, then try again" in r.err
