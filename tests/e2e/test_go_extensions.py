@@ -290,3 +290,25 @@ def test_a_rate_limited_upgrade_says_so(server_kind: str, tmp_path: Path) -> Non
     assert one_line(r) == (f"sp2p: error: the signaling server at {ws_url} refused: too many connections "
                            "from this address (HTTP 429)")
     assert "sp2p: hint: wait a minute, then try again" in r.err
+
+
+def test_a_go_receiver_with_a_mistyped_short_code_uses_the_code_up(where: Where, tmp_path: Path,
+                                                                   outdir: Path) -> None:
+    """The check before the join is ours only: a Go receiver joins with a mistyped short code,
+    key confirmation fails on both sides (ours: exit 5) and the session is spent, as in the
+    original protocol."""
+    sender = spawn(["send", str(_source(tmp_path))], where.env, main=sender_main(SHORT))
+    try:
+        code = read_code(sender)
+        go = spawn_go(["receive", "-output", str(outdir), _mistyped(code)], where.env)
+        try:
+            go_rc, go_out = go_finish(go)
+        finally:
+            go.close(force=True)
+        s = finish(sender, timeout=60)
+    finally:
+        kill(sender)
+    assert go_rc == 1, go_out
+    assert s.rc == ExitStatus.SECURITY, s.err
+    one_line(s)
+    assert list(outdir.iterdir()) == []
