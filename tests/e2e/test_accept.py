@@ -17,6 +17,7 @@ from sp2p.status import ExitStatus
 from tests.e2e.harness import finish, read_code, spawn, spawn_scripted
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.support.codes import sender_main
+from tests.support.go_server import GO_CLI, go_sender
 from tests.support.server_proc import ServerProc
 
 pytestmark = pytest.mark.e2e
@@ -137,27 +138,6 @@ def test_a_stream_that_differs_from_the_preview_is_asked_again(env: dict[str, st
     assert list(outdir.iterdir()) == []
 
 
-GO_CLI = Path("/work/shared/reference/sp2p")
-#: Go senders drawn until one's code has the length asked for: a short one comes 1 time in 8,
-#: so 150 draws all miss with odds of 2e-9
-GO_DRAWS = 150
-
-
-def _go_sender(src: Path, env: dict[str, str], secret_chars: int) -> tuple[pexpect.spawn, str]:
-    """A waiting Go sender whose code's secret part has `secret_chars` characters (Go's seed
-    cannot be pinned from outside: senders with other codes are closed and drawn again)."""
-    from tests.e2e.harness import CODE_RE
-
-    for _ in range(GO_DRAWS):
-        go = pexpect.spawn(str(GO_CLI), ["send", str(src)], env=env, timeout=30, dimensions=(40, 120))
-        go.expect(CODE_RE.pattern.encode())
-        code = go.match.group(0).decode()
-        if len(code.split("-")[1]) == secret_chars:
-            return go, code
-        go.close(force=True)
-    raise AssertionError(f"no Go code with a {secret_chars}-character secret part in {GO_DRAWS} draws")
-
-
 @SECRET_LENGTHS
 def test_a_go_senders_preview_is_shown_and_accepted(secret_chars: int, env: dict[str, str], tmp_path: Path,
                                                     outdir: Path) -> None:
@@ -166,7 +146,7 @@ def test_a_go_senders_preview_is_shown_and_accepted(secret_chars: int, env: dict
     assert GO_CLI.exists(), "the Go reference CLI is part of the environment"
     src = tmp_path / "from-go.txt"
     src.write_text("hello from Go\n" * 100)
-    go, code = _go_sender(src, env, secret_chars)
+    go, code = go_sender([str(src)], env, secret_chars)
     try:
         child = spawn_tty(["receive", "-output", str(outdir), code], env)
         child.expect(r"Offer: from-go\.txt, 1\.4 KiB, from a CLI")
