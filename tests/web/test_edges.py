@@ -410,3 +410,40 @@ def test_the_watch_sees_unhandled_rejections_and_console_errors(page: Any, web_b
     page.wait_for_timeout(300)
     assert any("left alone" in e for e in watch.errors), watch.errors
     assert "console: logged" in watch.errors
+
+
+def test_keyboard_only_receive_and_start_over(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
+    """The card has focus on Save, Tab reaches Decline and the terminal commands, Enter saves;
+    the outcome takes focus, and after a failure Tab reaches Start over."""
+    sender, receiver = two_pages
+    watch_s, watch_r = PageWatch(sender, console=True), PageWatch(receiver, console=True)
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "keys.bin"
+    src.write_bytes(os.urandom(40_000))
+    url = start_send(sender, web_base, str(src))
+    receiver.goto(url)
+    receiver.wait_for_selector("#save-btn:visible")
+    focused = "() => document.activeElement.id || document.activeElement.tagName"
+    assert receiver.evaluate(focused) == "save-btn"
+    receiver.keyboard.press("Tab")
+    assert receiver.evaluate(focused) == "decline-btn"
+    receiver.keyboard.press("Tab")
+    assert receiver.evaluate(focused) == "SUMMARY"
+    receiver.keyboard.press("Shift+Tab")
+    receiver.keyboard.press("Shift+Tab")
+    with receiver.expect_download() as info:
+        receiver.keyboard.press("Enter")
+    info.value.save_as(tmp_path / "got")
+    assert wait_outcome(receiver) == "done" and wait_outcome(sender) == "done"
+    assert receiver.evaluate(focused) == "done"
+    assert sha256_file(tmp_path / "got") == sha256_file(src)
+    # a failure on the send page: focus on the message, Tab reaches Start over
+    sender.goto(web_base + "/")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    sender.set_input_files("#folder-input", str(empty))
+    wait_outcome(sender)
+    assert sender.evaluate(focused) == "error"
+    sender.keyboard.press("Tab")
+    assert sender.evaluate(focused) == "restart"
+    assert not watch_s.errors and not watch_r.errors
