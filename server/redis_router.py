@@ -190,7 +190,8 @@ def _auth_refused(url: str) -> str:
 
     where = f"Redis at {redact_url(url)}"
     parts = urlsplit(url)
-    if parts.password is None and "password" not in parse_qs(parts.query):
+    # redis-py sends no password for an empty one (redis://:@host), so Redis asked for one
+    if not (parts.password or "".join(parse_qs(parts.query).get("password", []))):
         return f"{where} wants a password (put it in the URL: redis://:PASSWORD@host:port/0)"
     return f"{where} refused the password in the URL (wrong password, or a user name it does not know)"
 
