@@ -1,6 +1,6 @@
 """Our receive page's Decline button against the original Go CLI sender, through our server
 (docs/protocol-extensions.md §3, §5): the Go sender knows no `decline`, hears the receiver
-leave right after it and exits 1, and does not hang."""
+leave right after it (or finds the session closed under its key) and exits 1, and does not hang."""
 
 from __future__ import annotations
 
@@ -26,4 +26,7 @@ def test_a_go_sender_hears_the_page_decline_as_a_leave(page: Any, web_base: str,
     page.click("#decline-btn")
     page.wait_for_selector("#declined:visible")
     assert cli.wait(60) == 1, cli.output()
-    assert "Receiver disconnected" in cli.output()
+    # peer-left first, or (about 1 run in 4) the server closing the session's sockets first,
+    # so Go's write of its key fails: either way it stops at once
+    out = cli.output()
+    assert "Receiver disconnected" in out or "sending public key: failed to write msg" in out, out
