@@ -55,7 +55,9 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
   } catch (e) {
     if (!(e instanceof ConnectError) || !welcome.turnAvailable) {
       if (e instanceof ConnectError && !welcome.turnAvailable) {
-        throw new TransferError("Could not establish a P2P connection (no TURN relay available)");
+        throw new TransferError("Could not connect the two devices directly, and this server offers no relay.", {
+          hint: "A firewall may block direct connections: try again from another network.",
+        });
       }
       throw e;
     }
@@ -70,7 +72,9 @@ export async function establish(sig, { role, welcome, askRelay, log = () => {} }
     } catch {
       // ignore
     }
-    throw new TransferError("Could not establish a direct connection, and relaying was not allowed");
+    throw new TransferError("Could not establish a direct connection, and relaying was not allowed.", {
+      hint: "Try again and allow the relay (your data stays end-to-end encrypted), or try from another network.",
+    });
   }
   const creds = await sig.next([SignalType.TurnCredentials], {
     timeoutMs: 30000,

@@ -52,13 +52,13 @@ export async function confirmKeys(stream, ownMac, expectedPeerMac) {
     // A CLI peer checks our MAC before it sends its own, and hangs up when it does not match.
     if (e instanceof ChannelClosed) {
       throw new TransferError(
-        "Key confirmation failed — wrong code? The other side rejected our key and closed the connection",
+        "Key confirmation failed — wrong code? The other side rejected our key and closed the connection.",
       );
     }
     throw e;
   }
   if (!macsEqual(peer, expectedPeerMac)) {
-    throw new TransferError("Key confirmation failed — wrong code, or someone tampered with the connection");
+    throw new TransferError("Key confirmation failed — wrong code, or someone tampered with the connection.");
   }
 }
 
