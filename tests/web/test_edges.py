@@ -447,3 +447,33 @@ def test_keyboard_only_receive_and_start_over(two_pages: tuple[Any, Any], web_ba
     sender.keyboard.press("Tab")
     assert sender.evaluate(focused) == "restart"
     assert not watch_s.errors and not watch_r.errors
+
+
+def test_phone_sized_card_and_refusal_fit(chromium: Any, web_base: str, tmp_path: Path) -> None:
+    """At 360 px the receive card (three buttons), the Declined note and a refusal fit the width,
+    and the card's buttons stay tappable."""
+    phone = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2}
+    sctx, rctx = new_context(chromium), new_context(chromium, **phone)
+    try:
+        sender, receiver = sctx.new_page(), rctx.new_page()
+        watch = PageWatch(receiver, console=True)
+        src = tmp_path / ("a-long-name-for-a-small-screen-" * 4 + ".pdf")
+        src.write_bytes(b"x" * 100)
+        url = start_send(sender, web_base, str(src))
+        overflow = "() => document.documentElement.scrollWidth - window.innerWidth"
+        receiver.goto(url[:-3])  # cut off: refused
+        wait_outcome(receiver)
+        assert receiver.evaluate(overflow) <= 0
+        receiver.goto(url)
+        receiver.wait_for_selector("#decline-btn:visible")
+        assert receiver.evaluate(overflow) <= 0
+        for button in ("#save-btn", "#decline-btn"):
+            assert receiver.evaluate(f"() => document.querySelector('{button}').offsetHeight") >= 40
+        shot(receiver, "receive-11-phone-card")
+        receiver.click("#decline-btn")
+        receiver.wait_for_selector("#declined:visible")
+        assert receiver.evaluate(overflow) <= 0
+        assert not watch.errors
+    finally:
+        sctx.close()
+        rctx.close()
