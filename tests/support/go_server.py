@@ -99,7 +99,11 @@ def go_sender(args: list[str], env: dict[str, str], secret_chars: int | None = N
                 go.restart()
             go.connections += 1
         sender = spawn_go(["send", *args], env)
-        sender.expect(CODE_PATTERN.pattern.encode(), timeout=30)
+        try:
+            sender.expect(CODE_PATTERN.pattern.encode(), timeout=30)
+        except BaseException:  # no code (it failed, or timed out): not left running
+            sender.close(force=True)
+            raise
         code = sender.match.group(0).decode()
         if secret_chars is None or len(code.split("-")[1]) == secret_chars:
             return sender, code
