@@ -242,6 +242,23 @@ function run(choice, sessionId, seed) {
   });
 }
 
+/** No code in the link: a field to type or paste one (or the whole link). Opening it sets the
+ * fragment, and the hashchange reload takes it from there like any link. */
+function offerCodeEntry() {
+  const input = $("#code-input");
+  $("#code-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = input.value.includes("#") ? input.value.slice(input.value.lastIndexOf("#") + 1) : input.value;
+    try {
+      location.hash = parseCode(text).code;
+    } catch (err) {
+      showError(err.message, "Type the code exactly as the sender shows it, or paste their whole link.");
+      input.focus();
+    }
+  });
+  show($("#enter-code"), true);
+}
+
 async function init() {
   window.addEventListener("hashchange", () => location.reload());
   page.wire();
@@ -251,17 +268,20 @@ async function init() {
       "This page was reloaded, and the link's code left the address bar when it first opened.",
       "Open the link again from the sender's message; if a transfer had started, ask the sender for a new link.",
     );
+    offerCodeEntry();
     return;
   }
   if (!raw) {
-    showError("No transfer code found in the link.", "Open the full link the sender shared, including the part after #.");
+    showError("No transfer code found in the link.", "Open the full link the sender shared, or type its code below.");
+    offerCodeEntry();
     return;
   }
   let parsed;
   try {
     parsed = parseCode(raw);
   } catch (e) {
-    showError(e.message, "Open the full link the sender shared.");
+    showError(e.message, "Open the full link the sender shared, or type its code below.");
+    offerCodeEntry();
     return;
   }
   const worker = registerDownloadWorker();
@@ -276,6 +296,7 @@ async function init() {
       "This code does not open the sender's file details: it looks cut off or mistyped.",
       "Copy the whole link again (the sender is still waiting); if it is exactly what the sender shows, the server is serving wrong file details.",
     );
+    offerCodeEntry();
     return;
   }
   if (preview.status === "missing") {
@@ -289,6 +310,7 @@ async function init() {
           "This link is unknown or has expired: there is no transfer waiting for it.",
           "Ask the sender for a new link: each link works once, and only while the sender waits.",
         );
+        offerCodeEntry();
       } else {
         const why = explainFailure(e, { role: "receiver", peer: "sender" });
         showError(why.text, why.detail);

@@ -477,3 +477,53 @@ def test_phone_sized_card_and_refusal_fit(chromium: Any, web_base: str, tmp_path
     finally:
         sctx.close()
         rctx.close()
+
+
+def test_a_code_typed_on_the_receive_page(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
+    """/r without a code offers a field: nonsense and a mistyped code are refused on the page
+    (the sender's link stays usable), then the code typed with a space opens the card."""
+    sender, receiver = two_pages
+    watch = PageWatch(receiver, console=True)
+    receiver.add_init_script(NO_PICKERS)
+    src = tmp_path / "typed.bin"
+    src.write_bytes(os.urandom(30_000))
+    url = start_send(sender, web_base, str(src))
+    code = url.split("#", 1)[1]
+    receiver.goto(web_base + "/r")
+    assert outcome_and_advice(receiver) == (
+        "No transfer code found in the link.",
+        "Open the full link the sender shared, or type its code below.",
+    )
+    shot(receiver, "receive-12-enter-code")
+
+    def submit(text: str) -> None:
+        receiver.fill("#code-input", text)
+        receiver.press("#code-input", "Enter")
+
+    submit("not a code")
+    assert receiver.text_content("#error-text") == "Invalid transfer code — expected SESSION_ID-SEED"
+    assert receiver.text_content("#error-detail") == (
+        "Type the code exactly as the sender shows it, or paste their whole link."
+    )
+    session_id, seed = code.split("-", 1)
+    submit(f"{session_id}-{seed[:-1]}{'A' if seed[-1] != 'A' else 'B'}")
+    assert outcome_and_advice(receiver)[1] == WRONG_CODE_ADVICE
+    receiver.wait_for_selector("#code-input:visible")
+    submit(f"{code[:6]} {code[6:]}")
+    receiver.wait_for_selector("#save-btn:visible")
+    assert receiver.text_content("#confirm-file") == "typed.bin"
+    assert receiver.is_hidden("#enter-code") and receiver.is_hidden("#error")
+    with receiver.expect_download() as info:
+        receiver.click("#save-btn")
+    info.value.save_as(tmp_path / "got")
+    assert wait_outcome(receiver) == "done" and wait_outcome(sender) == "done"
+    assert sha256_file(tmp_path / "got") == sha256_file(src)
+    assert not watch.errors
+
+
+def test_a_whole_link_pasted_into_the_code_field(page: Any, web_base: str) -> None:
+    page.goto(web_base + "/r")
+    page.wait_for_selector("#code-input:visible")
+    page.fill("#code-input", f"  {web_base}/r#zzzzzzzz-SYW7RiJxkEgOGusQGwp\n")
+    page.press("#code-input", "Enter")
+    assert wait_outcome(page) == "This link is unknown or has expired: there is no transfer waiting for it."
