@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from sp2p.status import ExitStatus
-from tests.e2e.harness import finish, kill, read_code, spawn
+from tests.e2e.harness import finish, kill, read_code, spawn, stderr_until
 from tests.e2e.test_cli_edges import one_line
 
 pytestmark = pytest.mark.e2e
@@ -45,15 +44,6 @@ def test_ctrl_c_while_connecting(env: dict[str, str], tmp_path: Path, outdir: Pa
     assert list(outdir.iterdir()) == []
 
 
-def _read_until(proc: subprocess.Popen[bytes], marker: bytes) -> None:
-    assert proc.stderr is not None
-    seen = b""
-    while marker not in seen:
-        byte = proc.stderr.read(1)
-        assert byte, seen
-        seen += byte
-
-
 @pytest.mark.parametrize(("victim", "sig", "rc"), [("receiver", signal.SIGINT, ExitStatus.INTERRUPTED),
                                                    ("sender", signal.SIGINT, ExitStatus.INTERRUPTED),
                                                    ("receiver", signal.SIGKILL, -signal.SIGKILL)])
@@ -69,7 +59,7 @@ def test_a_peer_that_goes_away_mid_connect_is_named(victim: str, sig: signal.Sig
     try:
         receiver = spawn(["receive", "-transport", "webrtc", "-output", str(outdir), read_code(sender)], env)
         for proc in (sender, receiver):
-            _read_until(proc, b"Verify:")
+            stderr_until(proc, "Verify:")
         gone, stays = (receiver, sender) if victim == "receiver" else (sender, receiver)
         os.killpg(gone.pid, sig)
         g = finish(gone, timeout=60)
@@ -96,7 +86,7 @@ def test_a_sender_killed_before_it_sent_its_key(env: dict[str, str], tmp_path: P
         os.killpg(sender.pid, signal.SIGSTOP)
         receiver = spawn(["receive", "-output", str(outdir), code], env)
         try:
-            _read_until(receiver, b"Connected to the sender's session")
+            stderr_until(receiver, "Connected to the sender's session")
             os.killpg(sender.pid, signal.SIGKILL)
             r = finish(receiver, timeout=60)
         finally:

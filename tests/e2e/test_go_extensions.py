@@ -21,7 +21,7 @@ import websocket
 from sp2p.proto.codes import BASE62_ALPHABET, MAX_SEED_CHARS
 from sp2p.status import ExitStatus
 from tests.e2e.cut_transfer import SIZE, leftovers, pair, until_cut
-from tests.e2e.harness import Result, cli_env, finish, kill, read_code, spawn
+from tests.e2e.harness import Result, cli_env, finish, kill, read_code, spawn, stderr_until
 from tests.e2e.links import cut_all, server_port
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 from tests.e2e.test_cli_edges import one_line
@@ -161,15 +161,6 @@ def test_our_short_code_to_a_go_receiver(where: Where, tmp_path: Path, outdir: P
     assert (outdir / "from-go.txt").read_text() == TEXT
 
 
-def _read_until(proc: subprocess.Popen[bytes], marker: bytes) -> None:
-    assert proc.stderr is not None
-    seen = b""
-    while marker not in seen:
-        byte = proc.stderr.read(1)
-        assert byte, seen
-        seen += byte
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["interrupted", "killed"])
 @pytest.mark.parametrize("go_role", ["sender", "receiver"])
 def test_a_go_peer_leaving_mid_connect_is_named(go_role: str, sig: signal.Signals, where: Where,
@@ -188,7 +179,7 @@ def test_a_go_peer_leaving_mid_connect_is_named(go_role: str, sig: signal.Signal
     try:
         if ours is None:
             ours = spawn(["receive", "-yes", "-transport", "webrtc", "-output", str(outdir), code], where.env)
-        _read_until(ours, b"Verify:")
+        stderr_until(ours, "Verify:")
         os.kill(go.pid, sig)
         go_finish(go, timeout=30)
         r = finish(ours, timeout=60)
