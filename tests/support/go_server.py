@@ -7,7 +7,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pexpect
@@ -109,6 +109,18 @@ def go_sender(args: list[str], env: dict[str, str], secret_chars: int | None = N
             return sender, code
         sender.close(force=True)
     raise AssertionError(f"no Go code with a {secret_chars}-character secret part in {GO_DRAWS} draws")
+
+
+def go_idle(child: pexpect.spawn, seconds: float) -> None:
+    """Let `seconds` pass while reading the Go CLI's terminal: it redraws a spinner all the
+    time, and a pty nobody reads fills in about 20 s and blocks it mid-write (which once
+    looked like a Go sender that cannot connect after a long wait)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        with suppress(pexpect.TIMEOUT):
+            child.expect(pexpect.EOF, timeout=min(left, 1.0))
+            return  # it ended: nothing more to read
+        child.buffer = child.buffer[-4096:]  # keep the tail only
 
 
 def go_finish(child: pexpect.spawn, timeout: float = 60) -> tuple[int, str]:
