@@ -5,6 +5,7 @@
 // receiver's Error or Cancel stops it at once (W9).
 
 import { fromUtf8 } from "./bytes.js";
+import { ChannelClosed } from "./channel.js";
 import { jsonBody, parseControl, TransferError } from "./session.js";
 import { Sha256 } from "./sha256.js";
 import { shortText } from "./names.js";
@@ -16,6 +17,8 @@ import { decompressChunk } from "./zstd.js";
  * reads each frame in place instead of joining pieces. Any size up to MAX_CHUNK_SIZE is valid. */
 export const CHUNK = MAX_DC_MESSAGE - FRAME_OVERHEAD;
 const FINACK_WAIT_MS = 5000;
+/** How long a sender whose channel closed waits for the peer's last frame (a Cancel, an Error). */
+const PEER_REASON_WAIT_MS = 1000;
 
 function peerErrorText(body) {
   try {
@@ -102,33 +105,42 @@ export async function sendTransfer(session, { meta, chunks, progress = () => {},
     if (failure) throw failure;
   };
 
-  await session.sendFrame(MsgType.Metadata, jsonBody(meta));
-  session.startHeartbeat();
-  const hash = new Sha256();
+  let done;
   let total = 0;
-  let count = 0;
-  // A few frames in flight so encryption, file reads and sending overlap.
-  const inflight = [];
-  for await (const chunk of chunks) {
+  try {
+    await session.sendFrame(MsgType.Metadata, jsonBody(meta));
+    session.startHeartbeat();
+    const hash = new Sha256();
+    let count = 0;
+    // A few frames in flight so encryption, file reads and sending overlap.
+    const inflight = [];
+    for await (const chunk of chunks) {
+      check();
+      hash.update(chunk);
+      total += chunk.length;
+      count++;
+      inflight.push(session.sendFrame(MsgType.Data, chunk));
+      if (inflight.length >= 4) await inflight.shift();
+      progress(Math.max(0, total - session.stream.bufferedAmount));
+    }
+    for (const p of inflight.splice(0)) await p;
     check();
-    hash.update(chunk);
-    total += chunk.length;
-    count++;
-    inflight.push(session.sendFrame(MsgType.Data, chunk));
-    if (inflight.length >= 4) await inflight.shift();
-    progress(Math.max(0, total - session.stream.bufferedAmount));
-  }
-  for (const p of inflight.splice(0)) await p;
-  check();
-  const done = { totalBytes: total, chunkCount: count, sha256: hash.hex() };
-  await session.sendFrame(MsgType.Done, jsonBody(done));
-  while (!complete && !failure) {
-    progress(Math.max(0, total - session.stream.bufferedAmount));
-    await new Promise((resolve) => {
-      wakeComplete = resolve;
-      setTimeout(resolve, 250);
-    });
-    check();
+    done = { totalBytes: total, chunkCount: count, sha256: hash.hex() };
+    await session.sendFrame(MsgType.Done, jsonBody(done));
+    while (!complete && !failure) {
+      progress(Math.max(0, total - session.stream.bufferedAmount));
+      await new Promise((resolve) => {
+        wakeComplete = resolve;
+        setTimeout(resolve, 250);
+      });
+      check();
+    }
+  } catch (e) {
+    // A peer that cancels sends Cancel and closes: our send can see the close before the
+    // reader has decrypted the Cancel still buffered. The peer's reason beats "closed".
+    if (!(e instanceof ChannelClosed)) throw e;
+    await Promise.race([reader, new Promise((resolve) => setTimeout(resolve, PEER_REASON_WAIT_MS))]);
+    throw failure && !(failure instanceof ChannelClosed) ? failure : e;
   }
   check();
   if (complete.totalBytes !== done.totalBytes || complete.chunkCount !== done.chunkCount) {
