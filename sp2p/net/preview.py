@@ -18,7 +18,7 @@ import time
 from urllib.parse import quote, urlsplit
 
 from sp2p.log import get_logger
-from sp2p.net import dial
+from sp2p.net import dial, http_head
 from sp2p.proto.fileinfo import MAX_FILE_INFO_BLOB
 
 log = get_logger(__name__)
@@ -61,27 +61,22 @@ def _get(url: str, timeout: float) -> bytes | None:
                       timeout=timeout) as sock:
         sock.sendall(f"GET {parts.path} HTTP/1.0\r\nHost: {dial.host_header(parts.hostname, parts.port)}\r\n"
                      "Accept: application/json\r\nConnection: close\r\n\r\n".encode())
-        answer = _read_all(sock, deadline, _MAX_HEAD + _MAX_BODY + 1)
-    head, found, body = answer.partition(b"\r\n\r\n")
-    status = head.split(b"\r\n", 1)[0].split(b" ", 2)
-    if not found or len(status) < 2 or not status[0].startswith(b"HTTP/") or status[1] != b"200":
-        return None
-    return body[: _MAX_BODY + 1]
+        body = bytearray()  # the head first, then what follows it
+        head = http_head.read_head(body, lambda: _recv(sock, deadline), _MAX_HEAD)
+        if head.status != 200:
+            return None
+        while len(body) <= _MAX_BODY and (chunk := _recv(sock, deadline)):
+            body += chunk
+    return bytes(body[: _MAX_BODY + 1])
 
 
-def _read_all(sock: socket.socket, deadline: float, limit: int) -> bytes:
-    """Everything up to the close or `limit` bytes, within the deadline (else TimeoutError)."""
-    answer = bytearray()
-    while len(answer) < limit:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the server took too long")
-        sock.settimeout(left)
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        answer += chunk
-    return bytes(answer)
+def _recv(sock: socket.socket, deadline: float) -> bytes:
+    """The next bytes (b"" at the close), within the deadline (else TimeoutError)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the server took too long")
+    sock.settimeout(left)
+    return sock.recv(65536)
 
 
 def _get_proxied(url: str, timeout: float) -> bytes | None:

@@ -23,7 +23,7 @@ from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 from sp2p.log import get_logger
-from sp2p.net import dial
+from sp2p.net import dial, http_head
 from sp2p.proto.sha import sha1
 
 log = get_logger(__name__)
@@ -139,22 +139,15 @@ class WebSocket:
                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key.decode()}\r\n"
                    "Sec-WebSocket-Version: 13\r\n\r\n")
         self._sock.sendall(request.encode())
-        while (end := self._buf.find(b"\r\n\r\n")) < 0:
-            if len(self._buf) > _MAX_RESPONSE_HEAD:
-                raise WsError("oversized handshake answer")
-            self._fill()
-        head = self._read(end + 4).decode("latin-1").split("\r\n")
-        status = head[0].split(" ", 2)
-        if len(status) < 2 or not status[0].startswith("HTTP/") or not status[1].isdigit():
-            raise WsError("not an HTTP answer")
-        if int(status[1]) != 101:
-            raise WsHandshakeStatus(int(status[1]))
-        headers = {}
-        for line in head[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+        try:
+            answer = http_head.read_head(self._buf, lambda: self._sock.recv(_READ_SIZE), _MAX_RESPONSE_HEAD)
+        except http_head.HeadError as exc:
+            raise WsError(str(exc)) from exc
+        if answer.status != 101:
+            raise WsHandshakeStatus(answer.status)
         accept = base64.b64encode(sha1(key + _ACCEPT_GUID).digest()).decode()  # noqa: S324 - RFC 6455
-        if headers.get("upgrade", "").lower() != "websocket" or headers.get("sec-websocket-accept") != accept:
+        if (answer.headers.get("upgrade", "").lower() != "websocket"
+                or answer.headers.get("sec-websocket-accept") != accept):
             raise WsError("the server did not accept the WebSocket upgrade")
 
     def recv(self) -> tuple[int, bytes]:
