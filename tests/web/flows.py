@@ -12,6 +12,8 @@ from sp2p.proto.codes import CODE_PATTERN
 from tests.support.files import sha256_file as sha256_file
 from tests.web.browser import ARTIFACTS
 
+WIRE_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "wire.js"
+
 CODE_RE = CODE_PATTERN
 #: what the receive page advises when the sender's preview does not open with the code
 WRONG_CODE_ADVICE = (
@@ -153,3 +155,40 @@ def receive_download(page: Any, url: str, dest: Path) -> tuple[Path, str]:
     target = dest / download.suggested_filename
     download.save_as(target)
     return target, download.suggested_filename
+
+
+#: both pages' liveness scaled down as in the CLI tests (tests/support/scripted_cli.py): a heartbeat
+#: every 1 s, a silent peer dead after 3 s (static/js/wire.js ships 5 s and 15 s); the rule is the same
+SCALED_LIVENESS = {
+    "HEARTBEAT_INTERVAL_MS = 5000;": "HEARTBEAT_INTERVAL_MS = 1000;",
+    "HEARTBEAT_DEAD_AFTER_MS = 15000;": "HEARTBEAT_DEAD_AFTER_MS = 3000;",
+}
+
+
+def _scaled_wire(route: Any) -> None:
+    response = route.fetch()
+    body = response.text()
+    for shipped, scaled in SCALED_LIVENESS.items():
+        body = body.replace(shipped, scaled)
+    route.fulfill(response=response, body=body)
+
+
+def scale_liveness(page: Any) -> None:
+    """Serve the pages of `page`'s context a wire.js with SCALED_LIVENESS's timings (a test-only
+    route: the shipped file is unchanged)."""
+    assert all(shipped in WIRE_JS.read_text() for shipped in SCALED_LIVENESS), "wire.js changed its timings"
+    page.context.route("**/static/js/wire.js", _scaled_wire)
+
+
+def start_big_transfer(sender: Any, receiver: Any, base: str, tmp_path: Path) -> Path:
+    """Send a 200 MiB (sparse) large.bin from `sender` to `receiver` (which saves it whichever way
+    its init scripts allow) and return its path once the receiver's progress bar has moved: for
+    tests that end a transfer midway."""
+    src = tmp_path / "large.bin"
+    with src.open("wb") as f:
+        f.truncate(200 << 20)
+    url = start_send(sender, base, str(src))
+    receiver.goto(url)
+    receiver.click("#save-btn")
+    poll(receiver, "() => document.querySelector('#progress-bar').value > 0")
+    return src

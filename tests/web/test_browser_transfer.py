@@ -15,10 +15,11 @@ from tests.web.flows import (
     OPFS_PICKERS,
     OPFS_TREE,
     PageWatch,
-    poll,
     receive_download,
+    scale_liveness,
     sha256_file,
     shot,
+    start_big_transfer,
     start_send,
     tree_hashes,
     wait_outcome,
@@ -147,13 +148,7 @@ def test_several_files_become_one_folder(two_pages: tuple[Any, Any], web_base: s
 def test_receiver_cancel_stops_both_sides(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
     sender, receiver = two_pages
     receiver.add_init_script(OPFS_PICKERS)
-    src = tmp_path / "large.bin"
-    with src.open("wb") as f:
-        f.truncate(200 << 20)
-    url = start_send(sender, web_base, str(src))
-    receiver.goto(url)
-    receiver.click("#save-btn")
-    poll(receiver, "() => document.querySelector('#progress-bar').value > 0")
+    start_big_transfer(sender, receiver, web_base, tmp_path)
     shot(receiver, "receive-04-progress")
     receiver.click("#cancel")
     assert wait_outcome(receiver) == "Transfer cancelled."
@@ -195,31 +190,13 @@ SLOW_DISK = """
 """
 
 
-#: both pages' liveness scaled down as in the CLI tests (tests/support/scripted_cli.py): a heartbeat
-#: every 1 s, a silent peer dead after 3 s (static/js/wire.js ships 5 s and 15 s); the rule is the same
-SCALED_LIVENESS = {
-    "HEARTBEAT_INTERVAL_MS = 5000;": "HEARTBEAT_INTERVAL_MS = 1000;",
-    "HEARTBEAT_DEAD_AFTER_MS = 15000;": "HEARTBEAT_DEAD_AFTER_MS = 3000;",
-}
-WIRE_JS = Path(__file__).resolve().parents[2] / "static" / "js" / "wire.js"
-
-
-def _scaled_wire(route: Any) -> None:
-    response = route.fetch()
-    body = response.text()
-    for shipped, scaled in SCALED_LIVENESS.items():
-        body = body.replace(shipped, scaled)
-    route.fulfill(response=response, body=body)
-
-
 @pytest.mark.slow
 def test_slow_receiver_is_not_aborted(two_pages: tuple[Any, Any], web_base: str, tmp_path: Path) -> None:
     """W20/W3: a consumer slower than the link for longer than the liveness window (scaled to
     3 s) must neither trip a buffer limit nor be declared dead; heartbeats keep both sides alive."""
     sender, receiver = two_pages
-    assert all(shipped in WIRE_JS.read_text() for shipped in SCALED_LIVENESS)
     for page in (sender, receiver):
-        page.context.route("**/static/js/wire.js", _scaled_wire)
+        scale_liveness(page)
     receiver.add_init_script(SLOW_DISK)
     src = tmp_path / "slow.bin"
     src.write_bytes(os.urandom(3 << 20))
