@@ -48,7 +48,7 @@ from sp2p.proto.transfer import ReceiverMachine
 from sp2p.record import record
 from sp2p.status import ExitStatus
 from sp2p.term.progress import Progress
-from sp2p.term.ui import Terminal, describe, human_size, moved_line
+from sp2p.term.ui import Terminal, count, describe, human_size, moved_line
 
 #: asks the user a yes/no question (the CLI's terminal); None means do not ask
 Confirm = Callable[[str], bool]
@@ -249,7 +249,7 @@ def _show_offer(term: Terminal, cfg: Config, code: TransferCode, sender_type: st
 
 def _offer_text(term: Terminal, p: Preview) -> str:
     size = "size not known in advance" if p.stream else human_size(p.size)
-    files = f", {p.file_count} files" if p.file_count else ""
+    files = f", {count(p.file_count, 'file')}" if p.file_count else ""
     return f"{term.peer_text(p.name)}, {size}{files}"
 
 

@@ -126,6 +126,14 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
+def _is_terminal(stream: BinaryIO | None) -> bool:
+    """Is `send -` reading what is typed on a terminal (no pipe, no redirect)?"""
+    try:
+        return stream is not None and stream.isatty()
+    except (OSError, ValueError):  # closed meanwhile: not a terminal to type on
+        return False
+
+
 def run_send(opts: SendOptions, term: Terminal) -> int:
     cfg = opts.config
     ws_url = signaling_url(cfg.server)
@@ -182,9 +190,11 @@ def _send(
         signal.send(file_info)
         code = format_code(welcome.session_id, seed)
         base = _base_url(cfg, ws_url)
-        show_code(term, base, code, meta, len(opts.paths))
+        typed = meta.stream_mode and _is_terminal(opts.stdin)
+        show_code(term, base, code, meta, len(opts.paths), typed=typed)
         keys_pair = KeyPair.generate()
-        with KeepAlive(signal, file_info), qr_while_waiting(term, share_url(base, code), opts.qr):
+        qr = qr_while_waiting(term, share_url(base, code), opts.qr, typed=typed)
+        with KeepAlive(signal, file_info), qr:
             peer_type, peer_key, parallel = wait_for_receiver(
                 signal, term, keys_pair.public_b64(), meta, cfg, heal=heal, resume=_our_resume(cfg)
             )

@@ -19,7 +19,7 @@ from sp2p.proto.codes import share_url
 from sp2p.proto.constants import PREFER_TCP_THRESHOLD, Transport
 from sp2p.proto.messages import Metadata
 from sp2p.proto.signal import ClientType, Crypto, Envelope, ErrorCode, PeerJoined, SignalType
-from sp2p.term.ui import Terminal, describe, human_size
+from sp2p.term.ui import Terminal, count, describe, human_size
 
 
 def wait_for_receiver(
@@ -82,26 +82,31 @@ def receive_commands(base: str, code: str) -> list[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def qr_while_waiting(term: Terminal, url: str, shown: bool) -> Iterator[None]:
-    """-qr draws the share URL's QR code; on a terminal `q` toggles it until the receiver comes."""
-    if not shown and not term.is_tty:
+def qr_while_waiting(term: Terminal, url: str, shown: bool, *, typed: bool = False) -> Iterator[None]:
+    """-qr draws the share URL's QR code; on a terminal `q` toggles it until the receiver comes,
+    unless the data is `typed` on that terminal: every key then belongs to the data (a
+    listener would eat what is typed while the sender waits, Ctrl-D included)."""
+    if not shown and (typed or not term.is_tty):
         yield
         return
     from sp2p.term.prompts import KeyListener
     from sp2p.term.qr import QrToggle
 
     toggle = QrToggle(term, url, shown=shown)
-    if not term.is_tty:
+    if typed or not term.is_tty:
         yield
         return
     with KeyListener(toggle.on_key):
         yield
 
 
-def show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int) -> None:
+def show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int, *,
+              typed: bool = False) -> None:
+    """The offer, the code and how to receive it. `typed`: the stream is read from this
+    terminal, so no key is ours to listen for (see qr_while_waiting)."""
     url = share_url(base, code)
     what = (
-        f"{paths} items ({human_size(meta.size)} in {meta.file_count} files)"
+        f"{paths} items ({human_size(meta.size)} in {count(meta.file_count, 'file')})"
         if paths > 1
         else describe(term.peer_text(meta.name), meta.size, meta.file_count, stream=meta.stream_mode)
     )
@@ -111,7 +116,9 @@ def show_code(term: Terminal, base: str, code: str, meta: Metadata, paths: int) 
         term.stdout_line(code)
         term.stdout_line(url)
     term.line("Receive via:")
-    term.line(f"  Browser:   {url}" + ("  (press q for QR code)" if term.is_tty else ""))
+    term.line(f"  Browser:   {url}" + ("  (press q for QR code)" if term.is_tty and not typed else ""))
     for label, command in receive_commands(base, code):
         term.line(f"  {label:>9}  {command}")
     term.line()
+    if typed:
+        term.line("The data is what you type here: end it with Ctrl-D at the start of a line")

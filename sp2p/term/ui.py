@@ -41,10 +41,15 @@ def human_duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def count(n: int, noun: str) -> str:
+    """`1 file`, `3 files`: English plurals of the nouns we count (all take an s)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def describe(name: str, size: int, file_count: int = 0, *, stream: bool = False) -> str:
     """`name (1.2 MiB, 3 files)`; a stream's size is not known up front, so none is shown.
     `name` must already be escaped when it came from the peer."""
-    files = f", {file_count} files" if file_count else ""
+    files = f", {count(file_count, 'file')}" if file_count else ""
     amount = "size not known in advance" if stream else human_size(size)
     return f"{name} ({amount}{files})"
 

@@ -1,0 +1,50 @@
+"""Paths a new user walks that no other test did (session 10's review): each test here failed
+before the fix it came with. All through the real CLI against a real server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import CODE_RE, finish, kill, spawn
+from tests.e2e.ptyrun import finish_tty, spawn_tty
+
+pytestmark = pytest.mark.e2e
+
+
+def test_send_dash_typed_on_the_terminal_keeps_every_key(env: dict[str, str]) -> None:
+    """`sp2p send -` with no pipe reads what is typed on the terminal. The waiting room's key
+    listener (q toggles the QR code) read the same terminal and ate the keys typed while the
+    sender waited, Ctrl-D included: the receiver got nothing and the sender read on forever."""
+    sender = spawn_tty(["send", "-"], env)
+    receiver = None
+    try:
+        sender.expect(CODE_RE.pattern)
+        code = sender.match.group(0)
+        sender.expect("Ctrl-D")  # it says how the typing ends
+        sender.expect("Waiting for receiver")
+        sender.send("hello q world\n")
+        sender.sendeof()
+        receiver = spawn(["receive", "-stdout", code], env)
+        r = finish(receiver, timeout=60)
+        rc, rest = finish_tty(sender)
+        assert (rc, r.rc) == (0, 0), rest + r.err
+        assert r.out == b"hello q world\n"
+        assert "press q" not in (sender.before or "") + rest  # no key does anything here
+    finally:
+        if receiver is not None and receiver.poll() is None:
+            kill(receiver)
+        sender.close(force=True)
+
+
+def test_several_paths_say_file_not_files_for_one(env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "only.txt").write_text("1")
+    sender = spawn(["send", str(tmp_path / "one")], env)
+    try:
+        assert sender.stderr is not None
+        line = next(raw.decode() for raw in sender.stderr if b"Sending:" in raw)
+        assert line.rstrip().endswith(", 1 file)"), line
+    finally:
+        kill(sender)
