@@ -33,7 +33,7 @@ def test_open_exchange_both_ways_and_signal_shapes() -> None:
         assert "a=max-message-size:262144" in offer["sdp"]
         assert "a=max-message-size:262144" in answer["sdp"]
         for side in ("sender", "receiver"):
-            assert relay.sent(side, "connected") == [{}]
+            assert relay.wait_sent(side, "connected") == [{}]
 
 
 def test_messages_of_exactly_256_kib_and_splitting() -> None:

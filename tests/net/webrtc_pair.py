@@ -25,7 +25,7 @@ class Relay:
     """Carries signals sender → receiver and back, logging each one."""
 
     def __init__(self, rewrite: Rewrite | None = None) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._rewrite = rewrite
         self.peers: dict[str, WebRTCPeer] = {}
         self.log: list[tuple[str, str, dict[str, Any]]] = []
@@ -36,6 +36,7 @@ class Relay:
         def send(kind: str, payload: dict[str, Any]) -> None:
             with self._lock:
                 self.log.append((side, kind, payload))
+                self._lock.notify_all()
             messages = self._rewrite(kind, payload) if self._rewrite else [(kind, payload)]
             for out_kind, out_payload in messages:
                 self.peers[other].handle_signal(out_kind, out_payload)
@@ -44,6 +45,14 @@ class Relay:
 
     def sent(self, side: str, kind: str) -> list[dict[str, Any]]:
         with self._lock:
+            return [p for s, k, p in self.log if s == side and k == kind]
+
+    def wait_sent(self, side: str, kind: str, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """`sent`, once at least one such signal went out (or `timeout` passed). A peer hands
+        its signals to a notifier thread, so one it queued as its channel opened (`connected`)
+        may still be on its way when data has already crossed the channel."""
+        with self._lock:
+            self._lock.wait_for(lambda: any(s == side and k == kind for s, k, _ in self.log), timeout)
             return [p for s, k, p in self.log if s == side and k == kind]
 
 
