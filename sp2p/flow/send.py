@@ -227,22 +227,23 @@ def _send(
             lambda status: sender_link(fc, keys, meta.size, cfg.parallel, status=status),
         )  # fmt: skip
         link = fc if wide is None else wide
-        # Sample only now: a stream may not have produced a byte before the receiver came.
         first: bytes | None = None
         # a whole input smaller than one sample gains nothing from zstd, and without it the
         # receiver never loads zstandard (issue 12)
         compress = cfg.compress > 0 and (meta.stream_mode or meta.size >= SMALL_INPUT)
-        if compress:
+        # A folder's (or stream's) first chunk says little about the rest: half random files
+        # first and text after would go out uncompressed; per chunk, the pump sends what does
+        # not shrink as stored frames anyway. So only a single file is sampled: a stream's
+        # first byte may come long after the receiver, and until the pump runs no heartbeat
+        # goes out (a healing receiver took that silence for a dead path after 8 s).
+        if compress and not (meta.is_folder or meta.stream_mode):
             first = _first_chunk(source, chunk_limit(link.message_limit, compressed=True))
-            # a folder's (or stream's) first chunk says little about the rest: half random files
-            # first and text after would go out uncompressed. Per chunk, the pump sends what does
-            # not shrink as stored frames anyway.
-            compress = meta.is_folder or meta.stream_mode or _worth_compressing(first)
+            compress = _worth_compressing(first)
             if not compress:
                 term.debug("input does not compress; sending it without zstd")
-            elif not announce_zstd(link.same_host()):
-                compress = False
-                term.debug("the receiver is on this host: sending without zstd")
+        if compress and not announce_zstd(link.same_host()):
+            compress = False
+            term.debug("the receiver is on this host: sending without zstd")
         meta = replace(meta, compression="zstd" if compress else "")
         window = ReplayWindow() if mode is Continuation.STREAM else None
         machine = SenderMachine(meta, window=window)

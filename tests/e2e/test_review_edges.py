@@ -3,11 +3,13 @@ before the fix it came with. All through the real CLI against a real server."""
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import CODE_RE, finish, kill, spawn
+from tests.e2e.harness import CODE_RE, finish, kill, read_code, spawn, stderr_until
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 
 pytestmark = pytest.mark.e2e
@@ -48,3 +50,28 @@ def test_several_paths_say_file_not_files_for_one(env: dict[str, str], tmp_path:
         assert line.rstrip().endswith(", 1 file)"), line
     finally:
         kill(sender)
+
+
+def test_a_stream_slow_to_start_is_not_taken_for_a_dead_sender(env: dict[str, str], outdir: Path) -> None:
+    """`pg_dump | sp2p send -`: the first byte may come long after the receiver. The sender read
+    that byte (a compression sample, unused for a stream) before its pump, and so its
+    heartbeats, started: 8 s on, a healing receiver took the silent sender for a dead path and
+    reconnected (a receiver with -reconnect 0 would wait 120 s, then fail)."""
+    sender = spawn(["send", "-name", "late.txt", "-"], env, stdin=subprocess.PIPE)
+    receiver = None
+    try:
+        code = read_code(sender)
+        receiver = spawn(["receive", "-output", str(outdir), code], env)
+        stderr_until(receiver, "Connected via")
+        time.sleep(12)  # past the 8 s in which a healing peer notices a silent one
+        assert sender.stdin is not None
+        sender.stdin.write(b"at last\n")
+        sender.stdin.close()
+        r, s = finish(receiver), finish(sender)
+        assert (s.rc, r.rc) == (0, 0), s.err + r.err
+        assert "Connection lost" not in r.err, r.err
+        assert (outdir / "late.txt").read_bytes() == b"at last\n"
+    finally:
+        for proc in (sender, receiver):
+            if proc is not None and proc.poll() is None:
+                kill(proc)
