@@ -282,6 +282,10 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
     if to_stdout and stdout_closed:  # before the join: the sender's code stays unused
         raise LocalIOError("standard output is closed: nowhere to write what is received",
                            hint="redirect it (> file), or drop -stdout to save into a folder")
+    if to_stdout and term.out_is_tty:  # before the join too: the code stays usable
+        raise UsageError("-stdout would write the sender's bytes raw into this terminal, escape "
+                         "sequences and all", hint="redirect it (> file) or pipe it (| less), or drop "
+                         "-stdout to save into a folder")
     confirm = _confirmer(config, term)
     # join and key go out as soon as the socket is open, unless something may still refuse
     # the code first, leaving it unused: a bad -output (run_receive says why), or a short

@@ -52,7 +52,7 @@ SEND_FLAGS = {
 RECEIVE_FLAGS = {
     **COMMON_FLAGS,
     "output": (STR, "output folder, which must exist and be writable (default .)"),
-    "stdout": (BOOL, "write the received data to stdout"),
+    "stdout": (BOOL, "write the received data to stdout (a pipe or a file, not a terminal)"),
     "yes": (BOOL, "receive without asking 'Receive it?' on a terminal (config: yes: true)"),
 }
 #: what -help calls a value parsed as text but meaning more

@@ -75,3 +75,25 @@ def test_a_stream_slow_to_start_is_not_taken_for_a_dead_sender(env: dict[str, st
         for proc in (sender, receiver):
             if proc is not None and proc.poll() is None:
                 kill(proc)
+
+
+def test_stdout_on_a_terminal_is_refused_before_the_code_is_used(env: dict[str, str], tmp_path: Path) -> None:
+    """`receive -stdout` with no pipe wrote the sender's bytes raw into the terminal: an
+    escape sequence in them could set the title, plant a link or write the clipboard (T10's
+    attacks, through the data rather than a name). Refused before the join, as curl refuses
+    binary output to a terminal; the code then still works for a receiver that pipes it."""
+    src = tmp_path / "escapes.txt"
+    src.write_bytes(b"hi \x1b]0;pwned\x07 there\n")
+    sender = spawn(["send", str(src)], env)
+    try:
+        code = read_code(sender)
+        child = spawn_tty(["receive", "-yes", "-stdout", code], env)
+        rc, out = finish_tty(child)
+        assert rc == 2, out
+        assert "\x1b]0;" not in out
+        assert "-stdout would write" in out and "sp2p: hint:" in out
+        r = finish(spawn(["receive", "-stdout", code], env))
+        assert r.rc == 0 and r.out == src.read_bytes(), r.err
+        assert finish(sender).rc == 0
+    finally:
+        kill(sender)
