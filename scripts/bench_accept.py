@@ -16,7 +16,7 @@ commands per exchange: a message to a peer on another worker goes through Redis,
 peer on the same worker does not, so it shows how often both ends of an exchange landed on
 one worker (here they connect milliseconds apart from one client unless --gap spaces them;
 real peers connect from different places at different times, and land on one of four workers
-a quarter of the time).
+a quarter of the time), and the Lua scripts (the store's calls) per exchange.
 
 Figures only, nothing asserted; the machine is shared, so quote the load (printed) and
 compare medians over --rounds.
@@ -101,6 +101,8 @@ class Row:
     accepts_ok: int | None = None
     per_worker: list[int] = field(default_factory=list)
     publishes: int | None = None
+    #: Lua scripts run (the store's calls: create, join, end...)
+    scripts: int | None = None
     #: receivers moved to their sender's worker, and offers made (server.handoff)
     moved: int | None = None
     offered: int | None = None
@@ -112,6 +114,11 @@ class Row:
 
 def publishes(running: Running) -> int | None:
     """PUBLISH commands the target's redis-server ran so far (None: no Redis of ours)."""
+    return redis_calls(running, "publish")
+
+
+def redis_calls(running: Running, command: str) -> int | None:
+    """`command`s the target's redis-server ran so far (None: no Redis of ours)."""
     redis = next((p for p in running.procs if "redis-server" in str(p.args)), None)
     if redis is None:
         return None
@@ -120,7 +127,7 @@ def publishes(running: Running) -> int | None:
     info = subprocess.run(["redis-cli", "-p", port, "INFO", "commandstats"],
                           capture_output=True, text=True, timeout=10).stdout
     for line in info.splitlines():
-        if line.startswith("cmdstat_publish:"):
+        if line.startswith(f"cmdstat_{command}:"):
             return int(line.split("calls=", 1)[1].split(",", 1)[0])
     return 0
 
@@ -172,11 +179,14 @@ def measure_round(spec: TargetSpec, args: argparse.Namespace) -> Row:
         time.sleep(args.settle)
         counter = AcceptCounter(workers) if args.perf else None
         published = publishes(running)
+        scripted = redis_calls(running, "evalsha")
         before = sample(workers)
         asyncio.run(run_batches(running.ws_urls[0], args.batches, args.exchanges, args.gap / 1000, row))
         after = sample(workers)
         if published is not None:
             row.publishes = (publishes(running) or 0) - published
+        if scripted is not None:
+            row.scripts = (redis_calls(running, "evalsha") or 0) - scripted
         row.switches, row.cpu_s = after.switches - before.switches, after.cpu_s - before.cpu_s
         if counter is not None:
             counts = counter.stop()
@@ -193,7 +203,8 @@ def measure_round(spec: TargetSpec, args: argparse.Namespace) -> Row:
 def report(rows: dict[str, list[Row]]) -> None:
     print()
     print(f"{'target':44} {'ctx sw/exch':>11} {'CPU ms/exch':>11} {'accept ok/exch':>14} "
-          f"{'EAGAIN/exch':>11} {'pub/exch':>8} {'moved/exch':>10} {'p50 ms':>7} {'p99 ms':>7}  "
+          f"{'EAGAIN/exch':>11} {'pub/exch':>8} {'lua/exch':>8} {'moved/exch':>10} "
+          f"{'p50 ms':>7} {'p99 ms':>7}  "
           "per worker (last round)")
     for label, runs in rows.items():
         def med(values: list[float]) -> float:
@@ -204,11 +215,13 @@ def report(rows: dict[str, list[Row]]) -> None:
         ok = med([r.per_exchange(r.accepts_ok) for r in runs if r.accepts_ok is not None])
         eagain = med([r.per_exchange(r.accepts_failed) for r in runs if r.accepts_failed is not None])
         pub = med([r.per_exchange(r.publishes) for r in runs if r.publishes is not None])
+        lua = med([r.per_exchange(r.scripts) for r in runs if r.scripts is not None])
         mov = med([r.per_exchange(r.moved) for r in runs if r.moved is not None])
         p50 = med([statistics.median(r.times) * 1000 for r in runs if r.times])
         p99 = med([statistics.quantiles(r.times, n=100)[98] * 1000 for r in runs if len(r.times) > 1])
         failed = sum(r.failed for r in runs)
-        print(f"{label:44} {sw:11.2f} {cpu:11.2f} {ok:14.2f} {eagain:11.2f} {pub:8.2f} {mov:10.2f} "
+        print(f"{label:44} {sw:11.2f} {cpu:11.2f} {ok:14.2f} {eagain:11.2f} {pub:8.2f} {lua:8.2f} "
+              f"{mov:10.2f} "
               f"{p50:7.1f} {p99:7.1f}  "
               f"{runs[-1].per_worker}" + (f"  ({failed} exchanges failed)" if failed else ""))
         if runs[-1].offered:

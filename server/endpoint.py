@@ -101,7 +101,7 @@ class WebSocketEndpoint:
             if self.state.stopping:  # came in while this worker stops: as its own would be
                 peer.close(CLOSE_GOING_AWAY, "server shutting down")
             else:
-                ws.handle(self.state, peer, offer.base_url, movable=False)
+                ws.handle(self.state, peer, offer.base_url, movable=False, joined=offer.joined)
         finally:
             try:
                 peer.finish()

@@ -3,11 +3,13 @@
 With several workers (and nodes) the kernel spreads connections by source address, so a
 sender and its receiver usually land on different workers, and every message of their
 exchange crossed Redis: handler, outbox, publisher, PUBLISH, the other worker's subscriber,
-write. Here the worker that reads a receiver's `join` looks up its sender's node and, if
-that node is a worker on this host, passes it the TCP connection itself (SCM_RIGHTS), with
-what was already read from it. The sender's worker then runs the join as if the receiver
-had connected there: the record names one node for both roles and the whole exchange is
-local (LocalRouter delivery).
+write. Here the worker that reads a receiver's `join` joins it in one store call that, when
+the sender's node is a neighbour (server.handoff_wire.neighbourhood), names that node for
+the receiver too; it then passes that worker the TCP connection itself (SCM_RIGHTS), with
+what was already read from it and the joined record. The sender's worker serves the
+receiver from the join on as if it had joined there, without asking the store again: the
+record names one node for both roles and the whole exchange is local (LocalRouter
+delivery). An offer served by its giver after all (below) is `rehome`d in the store.
 
 Each worker listens on an abstract Unix socket named from the Redis prefix and its node id;
 abstract names live in one network namespace, so a connect that works means "this host",
@@ -20,12 +22,15 @@ the link cost ~20 syscalls and three process wake-ups per offer, more than the R
 
 Exactly one worker serves each connection because reading a message is atomic: whoever
 reads an offer from the mailbox serves it. The taker reads as soon as the mailbox is
-readable; the giver reads back, TAKE_BACK_AFTER later, whatever is still there (a stopped or
-swamped taker) and serves it itself, and takes back everything at once if the taker's link
-closes (it stopped or died). The giver marks the connection moved under its write lock,
-together with the send, so nothing it writes (a shutdown's close) can follow. TLS
-connections never move (the TLS state lives in the process), nor do connections under the
-in-process test server (threads).
+readable; the giver reads back every offer still there TAKE_BACK_AFTER after it was sent (a
+stopped or swamped taker) and serves it itself, and takes back everything at once if the
+taker's link closes (it stopped or died). One timer per mailbox does that, running only
+while an offer may be waiting: it peeks at the oldest offer's send time, takes it back if
+it is due, and otherwise sleeps until it is (a timer per offer had been a wakeup and a
+failed read per exchange, nearly always for an offer read long before). The giver marks
+the connection moved under its write lock, together with the send, so nothing it writes (a
+shutdown's close) can follow. TLS connections never move (the TLS state lives in the
+process), nor do connections under the in-process test server (threads).
 """
 
 from __future__ import annotations
@@ -47,8 +52,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from server import handoff_wire as wire
 from server.config import ServerConfig
 from server.metrics import Metrics
-from server.store import Router, SessionStore, StoreUnavailable
-from sp2p.proto.constants import Role
+from server.store import Router, SessionRecord, SessionStore
 
 if TYPE_CHECKING:
     from server.connection import Peer
@@ -90,10 +94,12 @@ Adopt = Callable[[Any, wire.Offer], None]
 
 
 def address(prefix: str, node: str) -> str:
-    """A worker's abstract socket name (the prefix is hashed if long: names are <= 107 bytes)."""
+    """A worker's abstract socket name (the prefix is hashed if long: names are <= 107 bytes;
+    "handoff2": offers carry a send time and the record since, so an older worker's socket,
+    during a restart, is not one of ours)."""
     if len(prefix) > 48:
         prefix = hashlib.sha256(prefix.encode()).hexdigest()[:24]
-    return f"\0sp2p-handoff-{prefix}-{node}"
+    return f"\0sp2p-handoff2-{prefix}-{node}"
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -112,6 +118,8 @@ class _Box:
     out: socket.socket
     back: socket.socket
     watch: Any
+    #: the take-back timer, while an offer may wait in the mailbox (else None)
+    timer: Any = None
 
 
 class Handoff:
@@ -224,25 +232,24 @@ class Handoff:
             self._serve(client, offer)
 
     # -- giving connections away (the receiver's worker) -----------------------------------
-    def offer(self, peer: Peer, first: str, session_id: str, base_url: str | None) -> bool:
-        """Move `peer`, whose first message `first` joins `session_id`, to its sender's
-        worker if that is another one on this host. True: moved (the caller forgets the
-        connection); False: nothing happened, serve it here."""
+    def can_move(self, peer: Peer) -> bool:
+        """Whether `peer`'s join here may name its sender's node for it (see offer)."""
+        return self.listening and peer.movable
+
+    def offer(self, peer: Peer, first: str, joined: SessionRecord, base_url: str | None) -> bool:
+        """Move `peer`, whose first message `first` joined `joined` for the node its sender
+        is on (another worker's on this host), to that worker. True: moved (the caller
+        forgets the connection); False: nothing happened, serve it here (after `rehome`)."""
         state = self._state
-        if not self.listening or not peer.movable or state.router.local(session_id, Role.SENDER):
-            return False
-        try:
-            node = state.store.waiting_sender_node(session_id)
-        except StoreUnavailable:
-            return False  # the join here says so
-        if not node or node == state.node or self._misses.get(node, 0.0) > time.monotonic():
+        node = joined.receiver_node
+        if not self.listening or not peer.movable or self._misses.get(node, 0.0) > time.monotonic():
             return False
         carried = peer.reader_state()
         if carried is None:
             return False
         reader = replace(carried, inbox=(first, *carried.inbox))  # the taker starts at the join
         try:
-            data = wire.encode(wire.Offer(peer.ip, base_url, reader, peer.family))
+            data = wire.encode(wire.Offer(peer.ip, base_url, reader, peer.family, joined), time.monotonic())
         except ValueError:
             return False
         box = self._boxes.get(node) or self._open(node)
@@ -262,7 +269,8 @@ class Handoff:
             state.metrics.handoff(Outcome.FULL)
             return False
         self._unwatch(peer.fileno())
-        self._loop.timer(TAKE_BACK_AFTER).start(self._take_back, box)
+        if box.timer is None:
+            self._arm(box, TAKE_BACK_AFTER)
         state.metrics.handoff(Outcome.MOVED)
         return True
 
@@ -276,12 +284,31 @@ class Handoff:
             with contextlib.suppress(OSError):  # (never added: nothing to remove)
                 self._epoll.unregister(fd)
 
+    def _arm(self, box: _Box, delay: float) -> None:
+        box.timer = self._loop.timer(max(delay, 0.0))
+        box.timer.start(self._take_back, box)
+
     def _take_back(self, box: _Box) -> None:
-        """In the hub: an offer's time is up; if one is still in the mailbox, serve it here
-        (it may be a later one: then that one was due no later, and this one was read)."""
-        for client, offer in _offers(box.back, limit=1):
-            self._state.metrics.handoff(Outcome.TAKEN_BACK)
-            self._serve(client, offer)
+        """In the hub: serve here every offer that waited TAKE_BACK_AFTER unread; sleep
+        until the oldest one left is due, or until the next offer if none is left."""
+        box.timer = None
+        while True:
+            try:  # the oldest offer's head, left where it is (no descriptor comes with it)
+                head = box.back.recv(wire.HEAD.size, socket.MSG_PEEK)
+            except OSError:  # empty (EAGAIN), or the mailbox was dropped
+                return
+            if not head:
+                return
+            if len(head) == wire.HEAD.size:
+                wait = wire.sent_at(head) + TAKE_BACK_AFTER - time.monotonic()
+                if wait > 0:
+                    self._arm(box, wait)
+                    return
+            # due (or malformed: _offers drops it). Should the taker read it first, this
+            # takes the next one, a little early: still served exactly once, here
+            for client, offer in _offers(box.back, limit=1):
+                self._state.metrics.handoff(Outcome.TAKEN_BACK)
+                self._serve(client, offer)
 
     def _open(self, node: str) -> _Box | None:
         """A mailbox to `node`, if it is a worker of ours on this host."""
@@ -320,6 +347,9 @@ class Handoff:
         if box is None:
             return
         box.watch.close()
+        if box.timer is not None:
+            box.timer.close()
+            box.timer = None
         for client, offer in _offers(box.back):
             self._state.metrics.handoff(Outcome.TAKEN_BACK)
             self._serve(client, offer)
@@ -339,7 +369,7 @@ def _offers(box: socket.socket, limit: int = -1) -> Iterator[tuple[socket.socket
     while limit != 0:
         limit -= 1
         try:
-            data, fds, flags, _ = socket.recv_fds(box, wire.LENGTH.size + wire.MAX_OFFER + 1, 2)
+            data, fds, flags, _ = socket.recv_fds(box, wire.HEAD.size + wire.MAX_OFFER + 1, 2)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:  # closed under us (a dropped mailbox)
@@ -349,9 +379,9 @@ def _offers(box: socket.socket, limit: int = -1) -> Iterator[tuple[socket.socket
         try:
             if len(fds) != 1 or flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
                 raise ValueError(f"{len(fds)} descriptors, flags {flags:#x}")
-            if len(data) < wire.LENGTH.size or wire.body_length(data) != len(data) - wire.LENGTH.size:
+            if len(data) < wire.HEAD.size or wire.body_length(data) != len(data) - wire.HEAD.size:
                 raise ValueError("length does not match")
-            offer = wire.decode(data[wire.LENGTH.size :])
+            offer = wire.decode(data[wire.HEAD.size :])
         except ValueError as exc:
             for fd in fds:
                 os.close(fd)

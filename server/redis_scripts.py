@@ -2,7 +2,7 @@
 
 Keys (all under `-redis-prefix`, so deployments can share one Redis):
 
-    P:s:<id>      hash: the session record (v sip sct rct c ls j fi done sn rn)
+    P:s:<id>      hash: the session record (v sip sct rct c ls j fi done sn rn sh)
     P:born        zset id -> created (the global count, the max-age check)
     P:seen        zset id -> last activity (the idle check)
     P:ip:<ip>     active sessions created from one IP (the per-IP cap)
@@ -44,7 +44,7 @@ if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 'busy' end
 if tonumber(redis.call('GET', KEYS[2]) or '0') >= tonumber(ARGV[2]) then return 'ip' end
 if redis.call('EXISTS', KEYS[3]) == 1 then return 'taken' end
 redis.call('HSET', KEYS[3], 'v', ARGV[3], 'sip', ARGV[4], 'sct', ARGV[5], 'c', ARGV[6], 'ls', ARGV[6],
-           'sn', ARGV[7])
+           'sn', ARGV[7], 'sh', ARGV[11])
 redis.call('PEXPIRE', KEYS[3], ARGV[8])
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[8])
@@ -55,14 +55,33 @@ redis.call('HINCRBY', KEYS[6], ARGV[10], 1)
 return 'ok'
 """
 
+#: the receiver slot; with ARGV[7] (the joining worker's neighbourhood, server.handoff) the
+#: record names the sender's node for the receiver too when that node is a neighbour: the
+#: joining worker hands the connection there, and nobody asks Redis again (ARGV[8]: prefix)
 JOIN = _RECORD + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if redis.call('HEXISTS', KEYS[1], 'j') == 1 then return 'full' end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'version' end
-redis.call('HSET', KEYS[1], 'rct', ARGV[2], 'j', ARGV[3], 'ls', ARGV[3], 'rn', ARGV[4])
+local rn, ns = ARGV[4], KEYS[3]
+if ARGV[7] and ARGV[7] ~= '' then
+  local f = redis.call('HMGET', KEYS[1], 'sn', 'sh')
+  if f[1] and f[2] == ARGV[7] then
+    rn, ns = f[1], ARGV[8] .. ':ns:' .. f[1]
+  end
+end
+redis.call('HSET', KEYS[1], 'rct', ARGV[2], 'j', ARGV[3], 'ls', ARGV[3], 'rn', rn)
 redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[5])
-redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('SADD', ns, ARGV[5])
 redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
+return record(redis.call('HGETALL', KEYS[1]))
+"""
+
+#: a joined receiver served by another node than its record names (an offer taken back):
+#: the record names this one (ARGV[1]; KEYS[2] its sessions); false if the session ended
+REHOME = _RECORD + """
+if redis.call('HEXISTS', KEYS[1], 'j') == 0 then return false end
+redis.call('HSET', KEYS[1], 'rn', ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
 return record(redis.call('HGETALL', KEYS[1]))
 """
 
@@ -109,9 +128,9 @@ end
 return gone
 """
 
-#: the node holding a session's sender while nobody has joined it (server.handoff asks
-#: once per receiver); a script so it shares the store's batched connection, where a
-#: client HMGET took a pool connection each (redis-py's layer: ~6 % of a worker)
+#: the node holding a session's sender while nobody has joined it (server.handoff asked
+#: once per receiver until JOIN learnt to follow the sender); a script so it shares the
+#: store's batched connection, where a client HMGET took a pool connection each
 WAITING_SENDER_NODE = """
 local f = redis.call('HMGET', KEYS[1], 'sn', 'j')
 if f[1] and not f[2] then return f[1] end

@@ -26,6 +26,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 from server import redis_scripts as scripts
+from server.handoff_wire import neighbourhood
 from server.ratelimit import WindowLimiter
 from server.redis_batch import Batched
 from server.redis_wire import Wire
@@ -126,6 +127,10 @@ class RedisStore:
         self._touch = client.register_script(scripts.TOUCH)
         self._complete = client.register_script(scripts.COMPLETE)
         self._sender_node = client.register_script(scripts.WAITING_SENDER_NODE)
+        self._rehome = client.register_script(scripts.REHOME)
+        #: written into every record we create: a joining worker with the same one may hand
+        #: its receiver to the sender's node (server.handoff)
+        self.neighbourhood = neighbourhood()
         #: script calls made at the same moment share one pipeline (a mass disconnect ends
         #: thousands of sessions in a few turns of the loop); background work has its own
         #: runner and connection, so nobody waiting for an answer queues behind it
@@ -173,7 +178,7 @@ class RedisStore:
                 keys = [self._k("born"), self._k("ip", ip), self._k("s", session_id)]
                 keys += [self._k("seen"), self._k("ns", node), self._k("stats")]
                 args: list[str | int] = [self._max, self._max_per_ip, version, ip, client_type]
-                args += [repr(now), node, self._ttl_ms, session_id, ATTEMPTED]
+                args += [repr(now), node, self._ttl_ms, session_id, ATTEMPTED, self.neighbourhood]
                 answer = self._script(self._create, keys, args)
                 if answer == "busy":
                     return AT_CAPACITY
@@ -186,11 +191,13 @@ class RedisStore:
         return NO_ID
 
     def join(
-        self, session_id: str, *, version: int, client_type: str, node: str
+        self, session_id: str, *, version: int, client_type: str, node: str, follow: bool = False
     ) -> SessionRecord | JoinRefused:
         now = self._clock()
         keys = [self._k("s", session_id), self._k("seen"), self._k("ns", node), self._k("stats")]
         args: list[str | int] = [version, client_type, repr(now), node, session_id, CONNECTED]
+        if follow:
+            args += [self.neighbourhood, self.prefix]
         with _guard():
             answer = self._script(self._join, keys, args)
         if answer == "missing":
@@ -200,6 +207,12 @@ class RedisStore:
         if answer == "version":
             return JoinRefused(VERSION_MISMATCH, notify_sender=True)
         return scripts.decode_record(answer, session_id)
+
+    def rehome(self, session_id: str, node: str) -> SessionRecord | None:
+        with _guard():
+            keys = [self._k("s", session_id), self._k("ns", node)]
+            answer = self._script(self._rehome, keys, [node, session_id])
+        return scripts.decode_record(answer, session_id) if answer else None
 
     def get(self, session_id: str) -> SessionRecord | None:
         with _guard():

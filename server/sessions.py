@@ -90,8 +90,9 @@ class MemoryStore:
             return record
 
     def join(
-        self, session_id: str, *, version: int, client_type: str, node: str
+        self, session_id: str, *, version: int, client_type: str, node: str, follow: bool = False
     ) -> SessionRecord | JoinRefused:
+        # one process: the sender is never a neighbour's (`follow` changes nothing)
         with self._lock:
             record = self._sessions.get(session_id)
             verdict = check_join(
@@ -110,6 +111,14 @@ class MemoryStore:
             )
             self._sessions[session_id] = record
             self._counters.incr(CONNECTED)
+            return record
+
+    def rehome(self, session_id: str, node: str) -> SessionRecord | None:
+        with self._lock:
+            record = self._sessions.get(session_id)
+            if record is None or not record.joined:
+                return None
+            record = self._sessions[session_id] = dataclasses.replace(record, receiver_node=node)
             return record
 
     def _update(self, session_id: str, **changes: object) -> bool:

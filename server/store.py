@@ -127,9 +127,16 @@ class SessionStore(Protocol):
         ...
 
     def join(
-        self, session_id: str, *, version: int, client_type: str, node: str
+        self, session_id: str, *, version: int, client_type: str, node: str, follow: bool = False
     ) -> SessionRecord | JoinRefused:
-        """Take the receiver slot (the version is compared before the slot is taken)."""
+        """Take the receiver slot (the version is compared before the slot is taken) for
+        `node`; with `follow`, for the sender's node instead if that is a neighbour (with
+        Redis: same host, namespace and uid), which the caller then hands the connection to
+        (server.handoff), or, failing that, `rehome`s it."""
+        ...
+
+    def rehome(self, session_id: str, node: str) -> SessionRecord | None:
+        """A joined session's receiver is served by `node` after all; None if it ended."""
         ...
 
     def get(self, session_id: str) -> SessionRecord | None: ...

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from server import logsink, relay
-from server.connection import Peer, PeerClosed
+from server.connection import CLOSE_GOING_AWAY, Peer, PeerClosed
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
-from server.teardown import end_session, other_role, redact
+from server.teardown import PEER_LEFT, end_session, other_role, redact
 from server.turn import stun_servers, turn_credentials
 from server.write_batch import WriteBatch
 from sp2p.proto.constants import Role
@@ -86,19 +86,28 @@ class Link:
         return time.time() - joined_at if joined_at is not None else None
 
 
-def handle(state: ServerState, peer: Peer, base_url: str | None, *, movable: bool = True) -> None:
+def handle(
+    state: ServerState,
+    peer: Peer,
+    base_url: str | None,
+    *,
+    movable: bool = True,
+    joined: SessionRecord | None = None,
+) -> None:
     """Serve one WebSocket until it closes. Never raises. `movable` False: it was handed
-    to us (server.handoff) and stays."""
+    to us (server.handoff) and stays; `joined`: the session its join already took."""
     refusal = state.connections.acquire(peer.ip)
     if refusal is not None:
         state.metrics.refused(refusal.code)
         peer.fail(refusal.code, refusal.message)
+        if joined is not None:  # its sender must not wait for a receiver we turned away
+            _ended(state, joined.id, Role.RECEIVER)
         return
     with state.peers_lock:
         state.peers.add(peer)
     state.metrics.connection(+1)
     try:
-        _serve(state, peer, base_url, movable=movable)
+        _serve(state, peer, base_url, movable=movable, joined=joined)
     except PeerClosed:
         pass
     except StoreUnavailable as exc:
@@ -114,21 +123,19 @@ def handle(state: ServerState, peer: Peer, base_url: str | None, *, movable: boo
         state.connections.release(peer.ip)
 
 
-def _serve(state: ServerState, peer: Peer, base_url: str | None, *, movable: bool) -> None:
+def _serve(
+    state: ServerState, peer: Peer, base_url: str | None, *, movable: bool, joined: SessionRecord | None
+) -> None:
     text = peer.receive(timeout=state.config.hello_timeout)
     first = relay.parse_first(text) if text is not None else relay.HELLO_TIMEOUT
     if isinstance(first, Refusal):
         peer.fail(first.code, first.message)
         return
-    if movable and isinstance(first, Join) and state.handoff is not None:
-        assert text is not None
-        if state.handoff.offer(peer, text, first.session_id, base_url):
-            return  # its sender's worker serves it from the join on
     try:
         link = (
             _open(state, peer, first, base_url)
             if isinstance(first, Hello)
-            else _join(state, peer, first, base_url)
+            else _join(state, peer, first, base_url, text=text if movable else None, carried=joined)
         )
     except StoreUnavailable as exc:
         log.warning("refusing a new session: %s", exc)
@@ -177,9 +184,19 @@ def _open(state: ServerState, peer: Peer, hello: Hello, base_url: str | None) ->
     return Link(created, Role.SENDER, peer.ip, state.config.turn_available)
 
 
-def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> Link | None:
+def _join(
+    state: ServerState,
+    peer: Peer,
+    join: Join,
+    base_url: str | None,
+    *,
+    text: str | None,
+    carried: SessionRecord | None,
+) -> Link | None:
+    """A receiver. `text`: its join's text, if it may move to its sender's worker;
+    `carried`: the session another worker's join took for us (server.handoff)."""
     client_type = relay.clean_client_field(join.client_type)
-    if state.miss_limiter.exceeded(peer.ip):
+    if carried is None and state.miss_limiter.exceeded(peer.ip):
         state.metrics.refused(ErrorCode.RATE_LIMITED)
         peer.fail(ErrorCode.RATE_LIMITED, "too many failed attempts, try again later")
         return None
@@ -188,22 +205,35 @@ def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> L
     # and nothing may arrive while no connection is registered for the slot.
     with peer.write_lock:
         if not state.router.attach(join.session_id, Role.RECEIVER, peer):
-            joined: SessionRecord | JoinRefused = JoinRefused(relay.SESSION_FULL)
+            joined: SessionRecord | JoinRefused | None = JoinRefused(relay.SESSION_FULL)
         else:
             try:
-                joined = state.store.join(
-                    join.session_id, version=join.version, client_type=client_type, node=state.node
-                )
+                joined = _take_slot(state, peer, join, client_type, base_url, text, carried)
             except StoreUnavailable:
                 state.router.detach(join.session_id, Role.RECEIVER, peer)
                 raise
-            if isinstance(joined, JoinRefused):
+            if not isinstance(joined, SessionRecord):
                 state.router.detach(join.session_id, Role.RECEIVER, peer)
+        if joined is None:
+            return None  # moved: its sender's worker serves it from the join on
         if isinstance(joined, JoinRefused):
             _refuse_join(state, peer, join.session_id, joined)
             return None
+        # a join taken for us elsewhere may have outlived its sender (it left meanwhile)
+        gone = joined.receiver_node != state.node or (
+            carried is not None
+            and joined.sender_node == state.node
+            and state.router.local(joined.id, Role.SENDER) is None
+        )
         welcome = _welcome(state, joined, base_url, joined.sender_client_type)
         sent = peer.send(Envelope.build(SignalType.WELCOME, welcome))
+    if gone:
+        state.router.detach(joined.id, Role.RECEIVER, peer)
+        state.metrics.session_paired()
+        _ended(state, joined.id, Role.SENDER)
+        peer.send_text(PEER_LEFT)
+        peer.close(CLOSE_GOING_AWAY, "session ended")
+        return None
     if not sent:
         state.router.detach(joined.id, Role.RECEIVER, peer)
         end_session(state, joined.id, leaver=Role.RECEIVER)
@@ -212,6 +242,46 @@ def _join(state: ServerState, peer: Peer, join: Join, base_url: str | None) -> L
     state.metrics.session_paired()
     logsink.info(log, "peer connected session=%s role=receiver client=%s", redact(joined.id), client_type)
     return Link(joined, Role.RECEIVER, peer.ip, state.config.turn_available)
+
+
+def _take_slot(
+    state: ServerState,
+    peer: Peer,
+    join: Join,
+    client_type: str,
+    base_url: str | None,
+    text: str | None,
+    carried: SessionRecord | None,
+) -> SessionRecord | JoinRefused | None:
+    """The receiver slot, for this worker (attached, under our write lock). One store call:
+    a join that may name the sender's node instead (a neighbour), which then serves the
+    connection (None: moved); if it cannot be moved after all, or an offer comes back, the
+    record is rehomed here (a record naming another node: the session ended meanwhile)."""
+    if carried is None:
+        handoff = state.handoff if text is not None else None
+        follow = handoff is not None and handoff.can_move(peer)
+        joined = state.store.join(
+            join.session_id, version=join.version, client_type=client_type, node=state.node, follow=follow
+        )
+        if isinstance(joined, JoinRefused) or joined.receiver_node == state.node:
+            return joined
+        assert handoff is not None
+        assert text is not None
+        if handoff.offer(peer, text, joined, base_url):
+            return None
+        carried = joined
+    if carried.receiver_node == state.node:
+        return carried
+    return state.store.rehome(carried.id, state.node) or carried
+
+
+def _ended(state: ServerState, session_id: str, leaver: Role) -> None:
+    """End a session joined for a receiver we do not serve after all; StoreUnavailable
+    leaves it to the reaper."""
+    try:
+        end_session(state, session_id, leaver=leaver)
+    except StoreUnavailable as exc:
+        log.warning("session left to the reaper: %s", exc)
 
 
 def _refuse_join(state: ServerState, peer: Peer, session_id: str, refused: JoinRefused) -> None:

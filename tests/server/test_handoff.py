@@ -20,6 +20,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -28,8 +29,11 @@ import redis
 import websocket
 
 from server import handoff_wire as wire
+from server import relay
 from server.connection import ReaderState
-from server.store import SessionRecord
+from server.redis_store import RedisStore
+from server.sessions import MemoryStore
+from server.store import JoinRefused, SessionRecord
 from tests.server.conftest import StoreFactory
 from tests.server.helpers import Client, hello, http_get, wait_until
 from tests.server.workers import PID, children, tls_workers
@@ -53,13 +57,17 @@ def _reader(**changes: object) -> ReaderState:
 
 
 def test_an_offer_survives_the_wire() -> None:
+    joined = SessionRecord("abc", 2, "198.51.100.1", "cli", 1.5, 2.5, 3.25, "browser", '{"x":"\u00e9"}', False,
+                           "n1", "n1")  # fmt: skip
     for offer in (
         wire.Offer("203.0.113.9", "https://x.example", _reader()),
         wire.Offer("::1", None, _reader(next_ping=float("inf"), leftover=b"", inbox=()), socket.AF_INET6),
+        wire.Offer("203.0.113.9", None, _reader(), socket.AF_INET, joined),
     ):
-        data = wire.encode(offer)
-        assert wire.body_length(data) == len(data) - wire.LENGTH.size
-        assert wire.decode(data[wire.LENGTH.size :]) == offer
+        data = wire.encode(offer, 1234.5)
+        assert wire.body_length(data) == len(data) - wire.HEAD.size
+        assert wire.sent_at(data) == 1234.5
+        assert wire.decode(data[wire.HEAD.size :]) == offer
 
 
 @pytest.mark.parametrize(
@@ -67,7 +75,8 @@ def test_an_offer_survives_the_wire() -> None:
     [b"", b"[]", b"{}", b'{"ip":1,"url":null,"inbox":[],"buf":"","ping":null,"pong":false,"seen":0,"fam":2}',
      b'{"ip":"a","url":null,"inbox":[3],"buf":"","ping":null,"pong":false,"seen":0,"fam":2}',
      b'{"ip":"a","url":null,"inbox":[],"buf":"!!","ping":null,"pong":false,"seen":0,"fam":2}',
-     b'{"ip":"a","url":null,"inbox":[],"buf":"","ping":null,"pong":false,"seen":0,"fam":1}', b"\xff"],
+     b'{"ip":"a","url":null,"inbox":[],"buf":"","ping":null,"pong":false,"seen":0,"fam":1}', b"\xff",
+     b'{"ip":"a","url":null,"inbox":[],"buf":"","ping":null,"pong":false,"seen":0,"fam":2,"rec":{"x":1}}'],
 )
 def test_a_malformed_offer_is_a_value_error(body: bytes) -> None:
     with pytest.raises(ValueError, match="."):
@@ -76,21 +85,57 @@ def test_a_malformed_offer_is_a_value_error(body: bytes) -> None:
 
 def test_an_oversized_offer_is_refused_both_ways() -> None:
     with pytest.raises(ValueError, match="too large"):
-        wire.encode(wire.Offer("1.2.3.4", None, _reader(inbox=("x" * wire.MAX_OFFER,))))
+        wire.encode(wire.Offer("1.2.3.4", None, _reader(inbox=("x" * wire.MAX_OFFER,))), 0.0)
     with pytest.raises(ValueError, match="too large"):
-        wire.body_length(wire.LENGTH.pack(wire.MAX_OFFER + 1))
+        wire.body_length(wire.HEAD.pack(wire.MAX_OFFER + 1, 0.0))
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
-def test_the_store_names_a_waiting_senders_node(make_store: StoreFactory) -> None:
+def test_a_join_that_follows_names_a_neighbour_senders_node_and_rehome_undoes_it(
+    make_store: StoreFactory,
+) -> None:
     store = make_store()
+    neighbour = not isinstance(store, MemoryStore)  # one process: no neighbours
     created = store.create("198.51.100.7", version=2, client_type="cli", node="n1")
     assert isinstance(created, SessionRecord)
-    assert store.waiting_sender_node(created.id) == "n1"
-    assert store.waiting_sender_node("nosuchid") is None
-    joined = store.join(created.id, version=2, client_type="cli", node="n2")
+    joined = store.join(created.id, version=2, client_type="cli", node="n2", follow=True)
     assert isinstance(joined, SessionRecord)
-    assert store.waiting_sender_node(created.id) is None  # joined: nothing to move to
+    assert joined.receiver_node == ("n1" if neighbour else "n2")
+    assert store.get(created.id) == joined
+    assert store.join(created.id, version=2, client_type="cli", node="n3", follow=True) == JoinRefused(
+        relay.SESSION_FULL
+    )
+    rehomed = store.rehome(created.id, "n2")
+    assert rehomed == replace(joined, receiver_node="n2")
+    assert store.get(created.id) == rehomed
+    if neighbour:  # the dead-node sweep finds it under both nodes
+        assert created.id in store.sessions_of("n1")
+        assert created.id in store.sessions_of("n2")
+    assert store.end(created.id) == rehomed
+    assert store.rehome(created.id, "n2") is None  # ended
+    unjoined = store.create("198.51.100.7", version=2, client_type="cli", node="n1")
+    assert isinstance(unjoined, SessionRecord)
+    assert store.rehome(unjoined.id, "n2") is None  # nobody joined it
+
+
+@pytest.mark.parametrize("backend", ["redis"], indirect=True)
+def test_a_join_never_follows_a_sender_elsewhere(make_store: StoreFactory, redis_url: str) -> None:
+    """A sender on another host, namespace or uid (its record says so), or a join that does
+    not ask: the record names the joining node."""
+    store = make_store()
+    assert isinstance(store, RedisStore)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for follow, host in ((True, "elsewhere"), (False, None)):
+            created = store.create("198.51.100.8", version=2, client_type="cli", node="n1")
+            assert isinstance(created, SessionRecord)
+            if host is not None:
+                client.hset(store._k("s", created.id), "sh", host)
+            joined = store.join(created.id, version=2, client_type="cli", node="n2", follow=follow)
+            assert isinstance(joined, SessionRecord)
+            assert joined.receiver_node == "n2"
+    finally:
+        client.close()
 
 
 # -- four real workers ------------------------------------------------------------------------
@@ -351,7 +396,7 @@ def test_another_user_can_neither_give_nor_take_connections(four: ServerProc, re
     assert len(names) == 4, names  # one per worker
     # giving: a connection pushed in by another user is never served
     join = join_text("aaaaaaaa")
-    offer = wire.encode(wire.Offer("127.0.0.1", None, ReaderState((join,), b"", float("inf"), False, 0.0)))
+    offer = wire.encode(wire.Offer("127.0.0.1", None, ReaderState((join,), b"", float("inf"), False, 0.0)), 0.0)
     intruder = _as_nobody(_INTRUDER_GIVES, names[0].lstrip("@"), offer.hex())
     out, err = intruder.communicate(timeout=20)
     assert intruder.returncode == 0, err
@@ -360,8 +405,8 @@ def test_another_user_can_neither_give_nor_take_connections(four: ServerProc, re
     # taking: a socket another user bound under a node's name gets no connection
     sender, sid, _ = hello(four.ws_url, source_ip=f"127.0.{next(_nets)}.1")
     (home,) = held_by(four, sender)
-    prefix = names[0].lstrip("@").removeprefix("sp2p-handoff-").rsplit("-", 1)[0]
-    taker = _as_nobody(_INTRUDER_TAKES, f"sp2p-handoff-{prefix}-f00d")
+    prefix = names[0].lstrip("@").removeprefix("sp2p-handoff2-").rsplit("-", 1)[0]
+    taker = _as_nobody(_INTRUDER_TAKES, f"sp2p-handoff2-{prefix}-f00d")
     try:
         assert taker.stdout is not None and taker.stdout.readline().strip() == "ready"
         client = redis.Redis.from_url(redis_url)

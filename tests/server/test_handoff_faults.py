@@ -13,12 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections import Counter
 
 import pytest
 
 from tests.server.helpers import Client, wait_until
-from tests.server.test_handoff import _nets, client_on, held_by, holders, join_text
+from tests.server.test_handoff import _nets, client_on, handoffs, held_by, holders, join_text
 from tests.server.workers import children
 from tests.support.server_proc import ServerProc
 
@@ -100,4 +101,39 @@ def test_offers_a_killed_giver_left_in_the_mailbox_are_served_by_the_taker(four:
     after = Counter({**sockets_before, "tcp": sockets_before["tcp"] - PAIRS})
     assert wait_until(lambda: sockets_of(home) == after, timeout=15), (sockets_of(home), after)
     assert home in children(four)
+    assert "Traceback" not in four.stderr_text()
+
+
+@pytest.mark.slow
+def test_every_offer_a_stopped_taker_leaves_unread_is_taken_back(four: ServerProc) -> None:
+    """Offers sent a while apart to a stopped taker: its giver serves each one, although a
+    later one is not due yet when the mailbox's one take-back timer fires for the first
+    (a timer that took back only what was due then, and slept until the next offer, left
+    the others in the mailbox for as long as the taker was stopped)."""
+    workers = children(four)
+    home = min(workers)  # the senders' worker: the taker
+    giver = max(workers)  # the receivers' worker
+    senders = [_hello_on(four, home) for _ in range(PAIRS)]
+    receivers = [client_on(four, {giver}, next(_nets)) for _ in range(PAIRS)]
+    os.kill(home, signal.SIGSTOP)
+    stopped = True
+    try:
+        for receiver, (_, sid) in zip(receivers, senders, strict=True):
+            receiver.send_raw(join_text(sid))
+            time.sleep(0.15)  # apart: the next offer falls due after this one
+        for receiver in receivers:
+            receiver.expect("welcome", timeout=10)  # served while the taker is still stopped
+        os.kill(home, signal.SIGCONT)
+        stopped = False
+    finally:
+        if stopped:
+            os.kill(home, signal.SIGCONT)
+    for receiver, (sender, _) in zip(receivers, senders, strict=True):
+        assert sender.expect("peer-joined", timeout=10) == {"clientType": "cli"}
+        sender.send("crypto", {"k": 1})
+        assert receiver.expect("crypto") == {"k": 1}
+        assert held_by(four, receiver) == {giver}
+        receiver.close()
+        sender.close()
+    assert handoffs(four).get("taken_back", 0) == PAIRS
     assert "Traceback" not in four.stderr_text()
