@@ -166,8 +166,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        detail = str(exc).replace("\n", " ")
-        raise UsageError(f"parsing {path}: {detail}") from None
+        raise UsageError(f"parsing {path}: {_yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -184,6 +183,15 @@ def _read_file(path: Path) -> dict[str, Any]:
         except _BadValue as exc:
             raise UsageError(f"parsing {path}: {key}: {exc}") from None
     return values
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """`line 3, column 7: <what is wrong>` from a YAML error, on one line (its str() spans
+    several, with a copy of the line and a caret)."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is None or not problem:
+        return " ".join(str(exc).split())
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
 def _from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
@@ -222,16 +230,31 @@ def load_config(
     """
     path = default_config_path(environ) if path is None else path
     values = _read_file(path)
-    if environ.get(ENV_SERVER):
-        values["server"] = environ[ENV_SERVER]
-    if environ.get(ENV_URL):
-        values["url"] = environ[ENV_URL]
-    values.update(_from_flags(flags))
+    #: where the server and url in `values` came from, when not typed as a flag
+    origin: dict[str, str] = {k: f"the config file {path}" for k in ("server", "url") if k in values}
+    for key, name in (("server", ENV_SERVER), ("url", ENV_URL)):
+        if environ.get(name):
+            values[key], origin[key] = environ[name], name
+    from_flags = _from_flags(flags)
+    values.update(from_flags)
+    for key in ("server", "url"):
+        if key in origin and key not in from_flags and values[key]:
+            _check_url(key, values[key], origin[key])
     if not values.get("server"):
         values.pop("server", None)
     if "output" in values:
         values["output"] = _expand_home(values["output"], environ)
     return Config(**values)
+
+
+def _check_url(key: str, value: str, origin: str) -> None:
+    """A server or share URL the user did not type on this command line fails naming where it
+    came from: a stale SP2P_SERVER in a shell profile is otherwise a mystery."""
+    try:
+        signaling_url(value) if key == "server" else normalize_base_url(value)
+    except UsageError as exc:
+        raise UsageError(f"{exc.message} (from {origin})",
+                         hint=f"fix it there, or give -{key} to override it") from None
 
 
 # ------------------------------------------------------------------ URLs

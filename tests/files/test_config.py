@@ -197,3 +197,34 @@ def test_host_check_agrees_with_the_idna_codec_it_skips_for_ascii(host: str) -> 
     else:
         with pytest.raises(UsageError):
             normalize_base_url(url)
+
+
+@pytest.mark.parametrize(
+    ("environ", "text", "origin", "hint"),
+    [({"SP2P_SERVER": "ftp://x"}, "", "SP2P_SERVER", "-server"),
+     ({"SP2P_URL": "ftp://x"}, "", "SP2P_URL", "-url"),
+     ({}, "server: ftp://x\n", "the config file", "-server"),
+     ({}, "server: 'http://[::1'\n", "the config file", "-server"),
+     ({}, "url: ftp://x\n", "the config file", "-url")],
+)
+def test_a_bad_url_not_typed_says_where_it_came_from(tmp_path: Path, environ: dict[str, str], text: str,
+                                                     origin: str, hint: str) -> None:
+    """A stale SP2P_SERVER in a shell profile said only "unsupported server URL 'ftp://x'"."""
+    path = write(tmp_path / "c.yaml", text)
+    with pytest.raises(UsageError) as excinfo:
+        load_config({}, environ, path)
+    assert excinfo.value.message.endswith(f"(from {origin}{f' {path}' if 'file' in origin else ''})")
+    assert excinfo.value.hint is not None and hint in excinfo.value.hint
+
+
+def test_a_bad_url_overridden_by_a_flag_is_no_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", "server: ftp://file\n")
+    cfg = load_config({"server": "http://flag:1", "url": "http://u"}, {"SP2P_URL": "ftp://x"}, path)
+    assert (cfg.server, cfg.url) == ("http://flag:1", "http://u")
+
+
+def test_a_yaml_error_is_one_line_with_its_place(tmp_path: Path) -> None:
+    path = write(tmp_path / "c.yaml", "verbose: true\nserver: [unclosed\n")
+    with pytest.raises(UsageError) as excinfo:
+        load_config({}, {}, path)
+    assert excinfo.value.message == f"parsing {path}: line 3, column 1: expected ',' or ']', but got '<stream end>'"
