@@ -328,14 +328,19 @@ def own_server() -> Iterator[ServerProc]:
 
 
 def test_a_server_gone_away_is_explained(chromium: Any, own_server: ServerProc, tmp_path: Path) -> None:
+    """Three pages as the server stops (one server started for them all): a sender waiting with
+    its link, a receiver at the card (not joined yet) and a send page not used yet."""
     base = own_server.http_url
-    sctx, lctx = new_context(chromium), new_context(chromium)
+    sctx, rctx, lctx = new_context(chromium), new_context(chromium), new_context(chromium)
     try:
-        waiting, later = sctx.new_page(), lctx.new_page()
-        watch_w = PageWatch(waiting, console=True)
+        waiting, receiver, later = sctx.new_page(), rctx.new_page(), lctx.new_page()
+        watch_w, watch_r = PageWatch(waiting, console=True), PageWatch(receiver, console=True)
+        receiver.add_init_script(NO_PICKERS)
         src = tmp_path / "x.txt"
         src.write_bytes(b"x")
-        start_send(waiting, base, str(src))
+        url = start_send(waiting, base, str(src))
+        receiver.goto(url)
+        receiver.wait_for_selector("#save-btn:visible")
         later.goto(base + "/")
         own_server.stop()
         assert outcome_and_advice(waiting) == ("The connection to the sp2p server was lost.", SENDER_AGAIN)
@@ -346,37 +351,17 @@ def test_a_server_gone_away_is_explained(chromium: Any, own_server: ServerProc, 
             "Check your internet connection, then reload the page to try again.",
         )
         shot(later, "send-07-server-down")
-        assert not watch_w.errors
-    finally:
-        sctx.close()
-        lctx.close()
-
-
-def test_a_server_gone_before_save_is_explained_to_the_receiver(
-    chromium: Any, own_server: ServerProc, tmp_path: Path
-) -> None:
-    base = own_server.http_url
-    sctx, rctx = new_context(chromium), new_context(chromium)
-    try:
-        sender, receiver = sctx.new_page(), rctx.new_page()
-        watch_r = PageWatch(receiver, console=True)
-        receiver.add_init_script(NO_PICKERS)
-        src = tmp_path / "x.txt"
-        src.write_bytes(b"x")
-        url = start_send(sender, base, str(src))
-        receiver.goto(url)
-        receiver.wait_for_selector("#save-btn:visible")
-        own_server.stop()
         receiver.click("#save-btn")
         # not "reload": the receive page's code left the address bar when it opened
         assert outcome_and_advice(receiver) == (
             "Could not reach the sp2p server.",
             "Check your internet connection, then open the link again.",
         )
-        assert not watch_r.errors
+        assert not watch_w.errors and not watch_r.errors
     finally:
         sctx.close()
         rctx.close()
+        lctx.close()
 
 
 def test_the_watch_sees_unhandled_rejections_and_console_errors(page: Any, web_base: str) -> None:
