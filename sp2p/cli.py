@@ -112,8 +112,7 @@ def main(
         term.stdout_line(f"sp2p {__version__}")
         return ExitStatus.OK
     if command in ("help", "-h", "-help", "--help"):
-        term.write(USAGE)
-        return ExitStatus.OK
+        return _help(term, rest)
     if command not in ("send", "receive", "recv"):
         term.error(f"unknown command: {term.peer_text(command)}", _command_hint(command))
         return ExitStatus.USAGE
@@ -138,6 +137,20 @@ def main(
         if debug:
             _print_traceback(term)
         return ExitStatus.ERROR
+
+
+def _help(term: Terminal, topics: list[str]) -> int:
+    """`sp2p help`, or `sp2p help send` for a command's flags (as `go help build`)."""
+    if not topics:
+        term.write(USAGE)
+        return ExitStatus.OK
+    topic = topics[0]
+    if topic in ("send", "receive", "recv") and len(topics) == 1:
+        term.write(flag_help("send" if topic == "send" else "receive",
+                             SEND_FLAGS if topic == "send" else RECEIVE_FLAGS))
+        return ExitStatus.OK
+    term.error(f"no help for: {term.peer_text(' '.join(topics))}", "run 'sp2p help' for the commands")
+    return ExitStatus.USAGE
 
 
 def _command_hint(command: str) -> str:

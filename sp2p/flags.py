@@ -18,7 +18,7 @@ commands:
   receive [flags] [CODE]             receive with a transfer code or share URL (alias: recv);
                                      without CODE: $SP2P_CODE, or a prompt on the terminal
   version                            print the version
-  help                               show this help
+  help [command]                     show this help, or the flags of a command
 
 environment:
   SP2P_SERVER   signaling server (default http://localhost:8080)

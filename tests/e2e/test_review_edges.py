@@ -4,12 +4,13 @@ before the fix it came with. All through the real CLI against a real server."""
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import CODE_RE, finish, kill, read_code, spawn, stderr_until
+from tests.e2e.harness import CODE_RE, REPO, finish, kill, read_code, spawn, stderr_until
 from tests.e2e.ptyrun import finish_tty, spawn_tty
 
 pytestmark = pytest.mark.e2e
@@ -97,3 +98,21 @@ def test_stdout_on_a_terminal_is_refused_before_the_code_is_used(env: dict[str, 
         assert finish(sender).rc == 0
     finally:
         kill(sender)
+
+
+@pytest.mark.parametrize(("topic", "flag"), [("send", "-compress int"), ("receive", "-output str"),
+                                             ("recv", "-stdout")])
+def test_help_for_a_command_shows_its_flags(topic: str, flag: str) -> None:
+    """`sp2p help send` (as `go help build`) printed the general usage, without a flag."""
+    done = subprocess.run([sys.executable, "-m", "sp2p", "help", topic], capture_output=True, text=True,
+                          cwd=REPO, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith(f"usage: sp2p {'send' if topic == 'send' else 'receive'} [flags]")
+    assert f"\n  {flag}\n" in done.stderr
+
+
+def test_help_for_anything_else_is_a_usage_error() -> None:
+    done = subprocess.run([sys.executable, "-m", "sp2p", "help", "sned"], capture_output=True, text=True,
+                          cwd=REPO, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[0] == "sp2p: error: no help for: sned"
