@@ -20,9 +20,20 @@ from tests.netlab.cli_output import wait_code
 from tests.support.files import sha256_file
 from tests.web.browser import chromium_path, new_context
 from tests.web.cli import browser_download
+from tests.web.flows import PageWatch
 from tests.web.test_cli_interop import TRANSPORT_STATS
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.netns]
+
+
+def page_state(page: Any, watch: PageWatch) -> str:
+    """What a receive page shows (its status line, an error) and the errors it logged."""
+    shown = page.evaluate(
+        "() => ['#loading', '#error-text', '#error-detail', '#confirm-file']"
+        ".map((s) => document.querySelector(s)).filter((e) => e && !e.closest('[hidden]'))"
+        ".map((e) => '#' + e.id + ': ' + e.textContent)"
+    )
+    return "the page showed: " + ("; ".join(shown) or "nothing") + "".join(f"\n{e}" for e in watch.errors)
 
 
 def test_a_1500_byte_path_gets_the_larger_ethernet_packets() -> None:
@@ -56,8 +67,12 @@ def test_a_browser_on_a_1500_byte_path_gets_the_ethernet_packets(netlab: Any, tm
             ctx = new_context(browser.browser)
             try:
                 page = ctx.new_page()
+                watch = PageWatch(page)
                 page.add_init_script(TRANSPORT_STATS)
-                saved, _ = browser_download(page, server.url, code, tmp_path)
+                try:
+                    saved, _ = browser_download(page, server.url, code, tmp_path)
+                except Exception as exc:  # a wait timed out: say what the page showed instead
+                    raise AssertionError(f"{exc}\n{page_state(page, watch)}\n{lab.output_of(cli)}") from None
                 return saved, page.evaluate("window.__sp2pTransport")
             finally:
                 ctx.close()
