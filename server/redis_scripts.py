@@ -57,8 +57,13 @@ return 'ok'
 
 #: the receiver slot; with ARGV[7] (the joining worker's neighbourhood, server.handoff) the
 #: record names the sender's node for the receiver too when that node is a neighbour: the
-#: joining worker hands the connection there, and nobody asks Redis again (ARGV[8]: prefix)
+#: joining worker hands the connection there, and nobody asks Redis again (ARGV[8]: prefix).
+#: ARGV[9]: the client IP's failed-join window (the miss limiter's key), refused ('limited')
+#: at ARGV[10] or more, first, as the handler's own check did in a round trip of its own
 JOIN = _RECORD + """
+if ARGV[9] and ARGV[9] ~= '' and tonumber(redis.call('GET', ARGV[9]) or '0') >= tonumber(ARGV[10]) then
+  return 'limited'
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return 'missing' end
 if redis.call('HEXISTS', KEYS[1], 'j') == 1 then return 'full' end
 if redis.call('HGET', KEYS[1], 'v') ~= ARGV[1] then return 'version' end

@@ -31,9 +31,9 @@ from server.ratelimit import WindowLimiter
 from server.redis_batch import Batched
 from server.redis_wire import Wire
 from server.relay import SESSION_FULL, SESSION_NOT_FOUND, VERSION_MISMATCH, Refusal
-from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP
+from server.sessions import AT_CAPACITY, NO_ID, TOO_MANY_FROM_IP, TOO_MANY_MISSES
 from server.stats import ATTEMPTED, BYTES, COMPLETED, CONNECTED
-from server.store import JoinRefused, SessionRecord, StoreUnavailable, candidate_ids
+from server.store import JoinRefused, MissGate, SessionRecord, StoreUnavailable, candidate_ids
 
 log = logging.getLogger("sp2p.server")
 
@@ -70,15 +70,23 @@ class RedisLimiter(WindowLimiter):
         self._window_ms = int(window * 1000)
         self._hit = client.register_script(scripts.HIT)
 
+    def key_for(self, key: str) -> str:
+        """The Redis key counting `key`'s window (the join script reads it)."""
+        return f"{self._key}:{key}"
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
     def _count(self, key: str) -> int:
         try:
-            return int(self._hit(keys=[f"{self._key}:{key}"], args=[self._window_ms]))
+            return int(self._hit(keys=[self.key_for(key)], args=[self._window_ms]))
         except redis.RedisError:
             return 0
 
     def _current(self, key: str) -> int:
         try:
-            return int(self._r.get(f"{self._key}:{key}") or 0)
+            return int(self._r.get(self.key_for(key)) or 0)
         except redis.RedisError:
             return 0
 
@@ -191,15 +199,30 @@ class RedisStore:
         return NO_ID
 
     def join(
-        self, session_id: str, *, version: int, client_type: str, node: str, follow: bool = False
+        self,
+        session_id: str,
+        *,
+        version: int,
+        client_type: str,
+        node: str,
+        follow: bool = False,
+        misses: MissGate | None = None,
     ) -> SessionRecord | JoinRefused:
         now = self._clock()
         keys = [self._k("s", session_id), self._k("seen"), self._k("ns", node), self._k("stats")]
         args: list[str | int] = [version, client_type, repr(now), node, session_id, CONNECTED]
-        if follow:
-            args += [self.neighbourhood, self.prefix]
+        args += [self.neighbourhood, self.prefix] if follow else ["", ""]
+        if misses is not None:
+            limiter, key = misses
+            if isinstance(limiter, RedisLimiter):
+                if limiter.enabled:
+                    args += [limiter.key_for(key), limiter.limit]
+            elif limiter.exceeded(key):
+                return JoinRefused(TOO_MANY_MISSES)
         with _guard():
             answer = self._script(self._join, keys, args)
+        if answer == "limited":
+            return JoinRefused(TOO_MANY_MISSES)
         if answer == "missing":
             return JoinRefused(SESSION_NOT_FOUND)
         if answer == "full":

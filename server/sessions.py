@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Sequence
 from server.ratelimit import FixedWindowLimiter
 from server.relay import JoinCheck, Refusal, check_join
 from server.stats import ATTEMPTED, BYTES, COMPLETED, CONNECTED, MemoryCounters
-from server.store import JoinRefused, Limiter, SessionRecord, candidate_ids
+from server.store import JoinRefused, Limiter, MissGate, SessionRecord, candidate_ids
 from sp2p.proto.signal import ErrorCode
 
 Clock = Callable[[], float]
@@ -24,6 +24,8 @@ Clock = Callable[[], float]
 AT_CAPACITY = Refusal(ErrorCode.SERVER_BUSY, "server is at capacity, try again later")
 TOO_MANY_FROM_IP = Refusal(ErrorCode.RATE_LIMITED, "too many active sessions from this IP")
 NO_ID = Refusal(ErrorCode.INTERNAL_ERROR, "failed to create session")
+#: a join from an IP over the miss limit (failed joins and file-info misses, S1)
+TOO_MANY_MISSES = Refusal(ErrorCode.RATE_LIMITED, "too many failed attempts, try again later")
 
 
 class MemoryStore:
@@ -90,9 +92,18 @@ class MemoryStore:
             return record
 
     def join(
-        self, session_id: str, *, version: int, client_type: str, node: str, follow: bool = False
+        self,
+        session_id: str,
+        *,
+        version: int,
+        client_type: str,
+        node: str,
+        follow: bool = False,
+        misses: MissGate | None = None,
     ) -> SessionRecord | JoinRefused:
         # one process: the sender is never a neighbour's (`follow` changes nothing)
+        if misses is not None and misses[0].exceeded(misses[1]):
+            return JoinRefused(TOO_MANY_MISSES)
         with self._lock:
             record = self._sessions.get(session_id)
             verdict = check_join(

@@ -121,18 +121,30 @@ class Limiter(Protocol):
         ...
 
 
+#: a limiter and the key a join is refused for while it is over its limit (the miss limit)
+MissGate = tuple[Limiter, str]
+
+
 class SessionStore(Protocol):
     def create(self, ip: str, *, version: int, client_type: str, node: str) -> SessionRecord | Refusal:
         """A new session for a sender at `ip`; the global cap is checked before the per-IP one."""
         ...
 
     def join(
-        self, session_id: str, *, version: int, client_type: str, node: str, follow: bool = False
+        self,
+        session_id: str,
+        *,
+        version: int,
+        client_type: str,
+        node: str,
+        follow: bool = False,
+        misses: MissGate | None = None,
     ) -> SessionRecord | JoinRefused:
         """Take the receiver slot (the version is compared before the slot is taken) for
         `node`; with `follow`, for the sender's node instead if that is a neighbour (with
         Redis: same host, namespace and uid), which the caller then hands the connection to
-        (server.handoff), or, failing that, `rehome`s it."""
+        (server.handoff), or, failing that, `rehome`s it. `misses`: refused first if that
+        limiter's key is over its limit (with Redis: in the same round trip)."""
         ...
 
     def rehome(self, session_id: str, node: str) -> SessionRecord | None:

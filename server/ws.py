@@ -20,6 +20,7 @@ from server import logsink, relay
 from server.connection import CLOSE_GOING_AWAY, Peer, PeerClosed
 from server.ratelimit import TokenBucket
 from server.relay import Refusal
+from server.sessions import TOO_MANY_MISSES
 from server.store import JoinRefused, SessionRecord, StoreUnavailable
 from server.teardown import PEER_LEFT, end_session, other_role, redact
 from server.turn import stun_servers, turn_credentials
@@ -196,16 +197,16 @@ def _join(
     """A receiver. `text`: its join's text, if it may move to its sender's worker;
     `carried`: the session another worker's join took for us (server.handoff)."""
     client_type = relay.clean_client_field(join.client_type)
-    if carried is None and state.miss_limiter.exceeded(peer.ip):
-        state.metrics.refused(ErrorCode.RATE_LIMITED)
-        peer.fail(ErrorCode.RATE_LIMITED, "too many failed attempts, try again later")
-        return None
     # Attach, and hold our write lock, before taking the slot: nothing the sender relays
     # may reach this receiver before its welcome (upstream order: welcome, peer-joined),
     # and nothing may arrive while no connection is registered for the slot.
     with peer.write_lock:
         if not state.router.attach(join.session_id, Role.RECEIVER, peer):
-            joined: SessionRecord | JoinRefused | None = JoinRefused(relay.SESSION_FULL)
+            # (the miss limit first, as the join's own check does; a rare path: its own call)
+            limited = carried is None and state.miss_limiter.exceeded(peer.ip)
+            joined: SessionRecord | JoinRefused | None = JoinRefused(
+                TOO_MANY_MISSES if limited else relay.SESSION_FULL
+            )
         else:
             try:
                 joined = _take_slot(state, peer, join, client_type, base_url, text, carried)
@@ -261,7 +262,12 @@ def _take_slot(
         handoff = state.handoff if text is not None else None
         follow = handoff is not None and handoff.can_move(peer)
         joined = state.store.join(
-            join.session_id, version=join.version, client_type=client_type, node=state.node, follow=follow
+            join.session_id,
+            version=join.version,
+            client_type=client_type,
+            node=state.node,
+            follow=follow,
+            misses=(state.miss_limiter, peer.ip),
         )
         if isinstance(joined, JoinRefused) or joined.receiver_node == state.node:
             return joined

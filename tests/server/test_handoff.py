@@ -32,7 +32,7 @@ from server import handoff_wire as wire
 from server import relay
 from server.connection import ReaderState
 from server.redis_store import RedisStore
-from server.sessions import MemoryStore
+from server.sessions import TOO_MANY_MISSES, MemoryStore
 from server.store import JoinRefused, SessionRecord
 from tests.server.conftest import StoreFactory
 from tests.server.helpers import Client, hello, http_get, wait_until
@@ -116,6 +116,35 @@ def test_a_join_that_follows_names_a_neighbour_senders_node_and_rehome_undoes_it
     unjoined = store.create("198.51.100.7", version=2, client_type="cli", node="n1")
     assert isinstance(unjoined, SessionRecord)
     assert store.rehome(unjoined.id, "n2") is None  # nobody joined it
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"], indirect=True)
+def test_a_join_over_the_miss_limit_is_refused_by_the_join_itself(make_store: StoreFactory) -> None:
+    """The failed-join back-off is checked first, and with Redis inside the join script: a
+    moved join was a miss-limit read of its own before (a round trip, on a pool connection)."""
+    store = make_store()
+    limiter = store.limiter("miss", 2, 60.0)
+    created = store.create("198.51.100.9", version=2, client_type="cli", node="n1")
+    assert isinstance(created, SessionRecord)
+
+    def calls() -> tuple[int, int]:  # scripts and GETs (the limiter's own check) Redis ran
+        if not isinstance(store, RedisStore):
+            return 0, 0
+        stats = store.r.info("commandstats")
+        return tuple(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "get"))  # type: ignore[return-value]
+
+    for _ in range(2):
+        assert limiter.hit("203.0.113.5")
+    store.join("nosuchid", version=2, client_type="cli", node="n2")  # (Redis: loads the script)
+    before = calls()
+    refused = store.join(created.id, version=2, client_type="cli", node="n2", misses=(limiter, "203.0.113.5"))
+    assert refused == JoinRefused(TOO_MANY_MISSES)
+    if isinstance(store, RedisStore):  # one script call, whose GET is the check
+        assert (calls()[0] - before[0], calls()[1] - before[1]) == (1, 1)
+    assert store.get(created.id) == created  # the slot is still free
+    joined = store.join(created.id, version=2, client_type="cli", node="n2", misses=(limiter, "203.0.113.6"))
+    assert isinstance(joined, SessionRecord)
+    assert joined.receiver_node == "n2"
 
 
 @pytest.mark.parametrize("backend", ["redis"], indirect=True)
