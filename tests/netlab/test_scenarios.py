@@ -25,7 +25,10 @@ MARKER = b"sp2p-netlab-plaintext-marker:"
 RUN_TIMEOUT = 120.0
 #: s: the first direct attempt where it cannot succeed (the shipped 30 s would only be waited out);
 #: the relay retry keeps the shipped limit (tests/support/scripted_cli.py --first-attempt)
-DOOMED_ATTEMPT = 5.0
+DOOMED_ATTEMPT = 2.0
+#: the server's wait before TURN credentials (-turn-delay, 5 s by default: time for a direct path
+#: to win) outlasted DOOMED_ATTEMPT; behind two symmetric NATs no direct path can win
+NO_TURN_DELAY = ("-turn-delay", "0s")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -114,8 +117,9 @@ def _symmetric_lab(netlab, coturn_args=()):  # type: ignore[no-untyped-def]
     lab = netlab(Nat.SYMMETRIC, Nat.SYMMETRIC)
     coturn = lab.start_coturn(extra_args=coturn_args)
     lab.start_server(
-        extra_args=["-turn-servers", f"{coturn.stun_url},{coturn.turn_url}", "-turn-secret", coturn.secret]
-    )
+        extra_args=["-turn-servers", f"{coturn.stun_url},{coturn.turn_url}", "-turn-secret", coturn.secret,
+                    *NO_TURN_DELAY]
+    )  # fmt: skip
     return lab
 
 
