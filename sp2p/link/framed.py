@@ -16,6 +16,7 @@ import time
 from collections import deque
 from typing import NamedTuple, Protocol
 
+from sp2p.errors import ConnectionLost
 from sp2p.net.channel import Channel, ChannelClosed
 from sp2p.proto.constants import FRAME_OVERHEAD, MAX_CHUNK_SIZE, MAX_FRAME_SIZE, MsgType
 from sp2p.proto.frames import EOF, FrameDecoder, FrameOpener, FrameSealer, SealedFrame
@@ -153,8 +154,14 @@ class FramedChannel:
         return self.channel.same_host
 
     def send_frame(self, msg_type: int, body: bytes) -> None:
+        """One frame of a handshake (the pumps write through send_sealed and handle a closed
+        channel themselves). A link that broke is ConnectionLost here, as an end of stream is
+        to whoever reads the answer: ChannelClosed reached the CLI as an unexpected error."""
         with self.write_lock:
-            self._write(self.sealer.seal(msg_type, body))
+            try:
+                self._write(self.sealer.seal(msg_type, body))
+            except ChannelClosed as exc:
+                raise ConnectionLost(str(exc)) from exc
 
     def try_send_frame(self, msg_type: int, body: bytes) -> bool:
         """Best-effort (Cancel/Error on the way out): never raises, never blocks on a held lock."""

@@ -7,14 +7,16 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import zstandard
 
-from sp2p.errors import RemoteProtocolError
+from sp2p.errors import ConnectionLost, RemoteProtocolError
 from sp2p.link.framed import FramedChannel
 from sp2p.link.receive_pump import ReceivePipeline
 from sp2p.link.send_pump import SendPipeline
@@ -164,3 +166,19 @@ def test_file_sink_writes_back_while_receiving(tmp_path: Path, monkeypatch: pyte
     assert open_under(tmp_path) == []
     assert (tmp_path / "big.bin").read_bytes() == data
     assert [p.name for p in tmp_path.iterdir()] == ["big.bin"]
+
+
+def test_a_handshake_frame_on_a_broken_link_is_connection_lost(link: tuple[FramedChannel, FramedChannel]) -> None:
+    """Ctrl-C on the receiver just after 'Connected via TCP' reset the link while the sender
+    wrote its resume handshake: ChannelClosed escaped every handler and the sender said
+    'unexpected error: connection lost: Connection reset by peer' (exit 1, 'a bug'). A
+    handshake frame that cannot be written is ConnectionLost, as an end of stream is to the
+    reader of the answer (exit 6, and a reconnect may heal it)."""
+    s_fc, r_fc = link
+    assert isinstance(r_fc.channel, TcpChannel)
+    r_fc.channel.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+    r_fc.close()
+    with pytest.raises(ConnectionLost):
+        for _ in range(500):  # the first writes may still land in the kernel's buffer
+            s_fc.send_frame(MsgType.HEARTBEAT, b"")
+            time.sleep(0.01)
