@@ -92,7 +92,7 @@ def qr_while_waiting(term: Terminal, url: str, shown: bool, *, typed: bool = Fal
     from sp2p.term.prompts import KeyListener
     from sp2p.term.qr import QrToggle
 
-    toggle = QrToggle(term, url, shown=shown)
+    toggle = QrToggle(term, url, shown=shown, keys=not typed)
     if typed or not term.is_tty:
         yield
         return

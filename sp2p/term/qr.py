@@ -36,9 +36,10 @@ def qr_lines(text: str, *, color: bool) -> list[str]:
 class QrToggle:
     """The QR code under the share lines: shown at once with -qr, toggled by `q` on a terminal."""
 
-    def __init__(self, term: Terminal, url: str, *, shown: bool) -> None:
+    def __init__(self, term: Terminal, url: str, *, shown: bool, keys: bool = True) -> None:
         self.term = term
         self.url = url
+        self.keys = keys and term.is_tty  #: whether `q` reaches us (not while it is typed data)
         self._drawn = 0  # lines on screen right now
         self._lock = threading.Lock()
         if shown:
@@ -55,7 +56,7 @@ class QrToggle:
                 self._drawn = 0
                 return
             lines = qr_lines(self.url, color=self.term.is_tty)
-            lines.append("(press q to hide)" if self.term.is_tty else "")
+            lines.append("(press q to hide)" if self.keys else "")
             for line in lines:
                 self.term.line(line)
             self._drawn = len(lines)

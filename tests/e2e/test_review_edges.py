@@ -16,17 +16,21 @@ from tests.e2e.ptyrun import finish_tty, spawn_tty
 pytestmark = pytest.mark.e2e
 
 
-def test_send_dash_typed_on_the_terminal_keeps_every_key(env: dict[str, str]) -> None:
+@pytest.mark.parametrize("qr", [[], ["-qr"]], ids=["plain", "qr"])
+def test_send_dash_typed_on_the_terminal_keeps_every_key(env: dict[str, str], qr: list[str]) -> None:
     """`sp2p send -` with no pipe reads what is typed on the terminal. The waiting room's key
     listener (q toggles the QR code) read the same terminal and ate the keys typed while the
-    sender waited, Ctrl-D included: the receiver got nothing and the sender read on forever."""
-    sender = spawn_tty(["send", "-"], env)
+    sender waited, Ctrl-D included: the receiver got nothing and the sender read on forever.
+    With -qr the code is drawn, without its 'press q to hide'."""
+    sender = spawn_tty(["send", *qr, "-"], env)
     receiver = None
     try:
         sender.expect(CODE_RE.pattern)
         code = sender.match.group(0)
+        shown = sender.before or ""
         sender.expect("Ctrl-D")  # it says how the typing ends
         sender.expect("Waiting for receiver")
+        shown += sender.before or ""
         sender.send("hello q world\n")
         sender.sendeof()
         receiver = spawn(["receive", "-stdout", code], env)
@@ -34,7 +38,8 @@ def test_send_dash_typed_on_the_terminal_keeps_every_key(env: dict[str, str]) ->
         rc, rest = finish_tty(sender)
         assert (rc, r.rc) == (0, 0), rest + r.err
         assert r.out == b"hello q world\n"
-        assert "press q" not in (sender.before or "") + rest  # no key does anything here
+        assert "press q" not in shown + rest  # no key does anything here
+        assert ("\u2580" in shown or "\u2584" in shown) == bool(qr)  # the code's half blocks
     finally:
         if receiver is not None and receiver.poll() is None:
             kill(receiver)
