@@ -139,7 +139,8 @@ def cli_transfer(worker: NsWorker, src: Path, out: Path, *, transport: str = "au
 
 #: the goal: every container exits within 2 s of its `stop` command. `stop -t STOP_LIMIT`
 #: makes passing a proof: a container still running then is SIGKILLed (exit code 137) and
-#: fails the test instead of being waited for. The stages are stopped with `podman stop`,
+#: fails the test instead of being waited for. (The wall-clock time from our `podman stop`
+#: to the exit is only recorded: it includes podman's own start, 2.02 s once at load 17.) The stages are stopped with `podman stop`,
 #: the command podman-compose runs per container: podman-compose's own start (its Python
 #: and a few podman queries, 2-3 s on a loaded 2-core machine) is not the containers' time.
 STOP_LIMIT = 2
@@ -172,8 +173,6 @@ def stop_cleanly(stack: Compose, pod: Podman, stages: list[set[str]], servers: s
             took[service] = finished - start
             record(f"{compose_file} stop: {service} exited after", f"{took[service]:.2f} s")
     record(f"{compose_file} stop (all stages)", f"{time.time() - begin:.2f} s")
-    slow = {service: round(t, 2) for service, t in took.items() if t > STOP_LIMIT}
-    assert not slow, f"stopped later than {STOP_LIMIT} s after the stop command: {slow}"
     start = time.time()
     stack("down", "-v", "-t", str(STOP_LIMIT))
     record(f"{compose_file} down (podman-compose, containers stopped)", f"{time.time() - start:.2f} s")
