@@ -8,7 +8,9 @@ import time
 import miniupnpc
 import pytest
 
-from sp2p.net.upnp import ExternalKind, UpnpError, UpnpMapping, classify_external
+from sp2p.net.upnp import ExternalKind, UpnpError, UpnpMapping, classify_external, search_messages
+from tests.netlab.lab import IPT
+from tests.netlab.netns import ns_sh
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -64,6 +66,29 @@ def test_mapping_forwards_from_pub_and_is_removed_on_close(netlab):
         assert entry(lab, port) is None
         with pytest.raises(OSError):  # the router drops it again
             lab.call("pub", socket.create_connection, (m.external_ip, port), 1.5)
+
+
+def test_a_lost_search_is_sent_again(netlab):
+    """SSDP is multicast UDP: with the first search burst lost on its way (the router's
+    iptables drops exactly its size; a DROP in the sender's OUTPUT would fail its sendto
+    instead), the gateway is still found by a later one."""
+    lab = netlab()
+    lab.start_miniupnpd("r1")
+    burst = search_messages(2.0)
+    quota = sum(len(msg) + 28 for msg in burst)  # each packet with its IPv4 and UDP headers
+    rule = ["INPUT", "-p", "udp", "--dport", "1900", "-m", "quota", "--quota", str(quota), "-j", "DROP"]
+    ns_sh(lab.ns("r1"), [IPT, "-I", *rule])
+    srv = listen(lab, "h1")
+    with srv:
+        m = lab.call("h1", UpnpMapping.create, srv.getsockname()[1], discover_timeout=2.0)
+        listing = ns_sh(lab.ns("r1"), [IPT, "-L", "INPUT", "-v", "-x", "-n"])
+        try:
+            assert m is not None, listing
+            dropped = next(line.split()[0] for line in listing.splitlines() if "quota" in line)
+            assert int(dropped) == len(burst)  # the whole first burst was lost
+        finally:
+            if m is not None:
+                lab.call("h1", m.close)
 
 
 def test_no_gateway_gives_none_within_budget(netlab):
