@@ -8,7 +8,8 @@ import time
 import miniupnpc
 import pytest
 
-from sp2p.net.upnp import ExternalKind, UpnpError, UpnpMapping, classify_external, search_messages
+from sp2p.net.ssdp import search_messages
+from sp2p.net.upnp import ExternalKind, UpnpError, UpnpMapping, classify_external
 from tests.netlab.lab import IPT
 from tests.netlab.netns import ns_sh
 
