@@ -159,8 +159,7 @@ class RedisStore:
 
     def _run_scripts(self, wire: Wire, calls: Sequence[ScriptCall]) -> list[Any]:
         """Answers (or the error of each call) in order; one round trip for the lot, on one
-        of the store's own connections (other callers' runs may be out on it at the same
-        time: the Wire matches replies to runs in order)."""
+        of the store's own connections (its Batched lets one caller at a time in)."""
         commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in calls]
         answers = wire.run(commands)
         for i, answer in enumerate(answers):

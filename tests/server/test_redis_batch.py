@@ -54,30 +54,24 @@ def test_a_lone_call_goes_straight_through() -> None:
     assert run.batches == [[1], [2]]
 
 
-def test_a_call_made_while_one_is_out_goes_at_once_and_call_many_goes_in_order() -> None:
-    """No caller waits for another's batch (the wire under it pipelines them); one caller's
-    calls go MAX_BATCH at a time, in order."""
+def test_calls_made_while_one_is_out_go_together_in_order() -> None:
     run = Recorder()
     batched: Batched[int, int] = Batched(run)
     results: dict[int, object] = {}
     first = _call_all(batched, range(1), results)
     assert run.entered.wait(5)
-    second = _call_all(batched, range(1, 2), results)
-    assert wait_until(lambda: [1] in run.batches, timeout=5)  # sent while [0] is out
-    many: list[list[int]] = []
-    caller = threading.Thread(
-        target=lambda: many.append(batched.call_many(range(10, 10 + redis_batch.MAX_BATCH + 3)))
-    )
-    caller.start()
+    waiting = _call_all(batched, range(1, 300), results)
+    waiting[0].join(0.2)
+    assert waiting[0].is_alive()  # held behind the first call
     run.release.set()
-    for t in [*first, *second, caller]:
+    for t in first + waiting:
         t.join(10)
-    assert results == {0: 0, 1: 2}
-    assert many == [[2 * a for a in range(10, 10 + redis_batch.MAX_BATCH + 3)]]
-    assert run.batches[2:] == [
-        list(range(10, 10 + redis_batch.MAX_BATCH)),
-        [10 + redis_batch.MAX_BATCH + i for i in range(3)],
-    ]
+    assert results == {a: 2 * a for a in range(300)}
+    assert run.batches[0] == [0]
+    later = [a for batch in run.batches[1:] for a in batch]
+    assert sorted(later) == list(range(1, 300))  # each call answered exactly once
+    assert max(map(len, run.batches)) == redis_batch.MAX_BATCH  # gathered, and capped
+    assert len(run.batches) <= 4
 
 
 def test_a_failed_batch_fails_each_of_its_callers_and_the_next_goes_on() -> None:
@@ -94,21 +88,57 @@ def test_a_failed_batch_fails_each_of_its_callers_and_the_next_goes_on() -> None
     assert batched.call(7) == 14
 
 
-def test_call_many_sends_every_batch_and_raises_the_first_failure() -> None:
-    """A mass end whose first pipeline failed still sends the rest (each session ended
-    that can be)."""
-    calls: list[list[int]] = []
+class Killed(BaseException):
+    """What gevent's kill or a Timeout raises inside a waiting greenlet."""
 
-    def run(args: Sequence[int]) -> list[int]:
-        calls.append(list(args))
-        if len(calls) == 1:
-            raise ConnectionError("down")
-        return [2 * a for a in args]
 
+@pytest.mark.parametrize("handed", [False, True], ids=["waiting", "handed-the-lead"])
+def test_a_caller_killed_while_waiting_leaves_and_passes_the_lead_on(
+    monkeypatch: pytest.MonkeyPatch, handed: bool
+) -> None:
+    """Killed in its queue, or just after it was woken to lead (gevent may kill a greenlet
+    whose wake-up has not run yet): the others are answered, its call never sent."""
+    kill = threading.Event()
+
+    class KillableEvent(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            while True:
+                woken = super().wait(0.01)
+                if threading.current_thread().name == "victim" and kill.is_set() and woken == handed:
+                    raise Killed
+                if woken:
+                    return True
+
+    monkeypatch.setattr(redis_batch.threading, "Event", KillableEvent)
+    run = Recorder()
     batched: Batched[int, int] = Batched(run)
-    with pytest.raises(ConnectionError):
-        batched.call_many(range(redis_batch.MAX_BATCH + 1))
-    assert calls == [list(range(redis_batch.MAX_BATCH)), [redis_batch.MAX_BATCH]]
+    results: dict[int, object] = {}
+    first = _call_all(batched, range(1), results)
+    assert run.entered.wait(5)
+
+    def victim() -> None:
+        try:
+            batched.call(100)
+        except Killed:
+            results[100] = "killed"
+
+    doomed = threading.Thread(target=victim, name="victim")
+    doomed.start()
+    assert stays_waiting(doomed)
+    others = _call_all(batched, range(1, 4), results)
+    kill.set()
+    if not handed:
+        doomed.join(5)
+    run.release.set()
+    for t in [*first, *others, doomed]:
+        t.join(10)
+    assert results == {0: 0, 1: 2, 2: 4, 3: 6, 100: "killed"}
+    assert 100 not in [a for batch in run.batches for a in batch]
+
+
+def stays_waiting(thread: threading.Thread) -> bool:
+    thread.join(0.2)
+    return thread.is_alive()
 
 
 @pytest.fixture
