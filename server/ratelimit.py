@@ -77,6 +77,10 @@ class WindowLimiter:
         """True while the key is over its limit (without counting)."""
         return self._limit > 0 and self._current(key) >= self._limit
 
+    def store_check(self, key: str) -> tuple[str, int] | None:
+        """Counted in this process: no store script can check it."""
+        return None
+
     def _count(self, key: str) -> int:
         """Count one event; the key's count in its window, this one included."""
         raise NotImplementedError

@@ -133,15 +133,6 @@ end
 return gone
 """
 
-#: the node holding a session's sender while nobody has joined it (server.handoff asked
-#: once per receiver until JOIN learnt to follow the sender); a script so it shares the
-#: store's batched connection, where a client HMGET took a pool connection each
-WAITING_SENDER_NODE = """
-local f = redis.call('HMGET', KEYS[1], 'sn', 'j')
-if f[1] and not f[2] then return f[1] end
-return false
-"""
-
 HIT = """
 local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end

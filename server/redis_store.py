@@ -74,9 +74,8 @@ class RedisLimiter(WindowLimiter):
         """The Redis key counting `key`'s window (the join script reads it)."""
         return f"{self._key}:{key}"
 
-    @property
-    def limit(self) -> int:
-        return self._limit
+    def store_check(self, key: str) -> tuple[str, int] | None:
+        return (self.key_for(key), self._limit) if self.enabled else None
 
     def _count(self, key: str) -> int:
         try:
@@ -134,7 +133,6 @@ class RedisStore:
         self._set_once = client.register_script(scripts.SET_ONCE)
         self._touch = client.register_script(scripts.TOUCH)
         self._complete = client.register_script(scripts.COMPLETE)
-        self._sender_node = client.register_script(scripts.WAITING_SENDER_NODE)
         self._rehome = client.register_script(scripts.REHOME)
         #: written into every record we create: a joining worker with the same one may hand
         #: its receiver to the sender's node (server.handoff)
@@ -214,9 +212,9 @@ class RedisStore:
         args += [self.neighbourhood, self.prefix] if follow else ["", ""]
         if misses is not None:
             limiter, key = misses
-            if isinstance(limiter, RedisLimiter):
-                if limiter.enabled:
-                    args += [limiter.key_for(key), limiter.limit]
+            check = limiter.store_check(key)
+            if check is not None:
+                args += check
             elif limiter.exceeded(key):
                 return JoinRefused(TOO_MANY_MISSES)
         with _guard():
@@ -241,11 +239,6 @@ class RedisStore:
         with _guard():
             fields = self.r.hgetall(self._k("s", session_id))
         return scripts.record_of({str(k): str(v) for k, v in fields.items()}, session_id) if fields else None
-
-    def waiting_sender_node(self, session_id: str) -> str | None:
-        with _guard():
-            node = self._script(self._sender_node, [self._k("s", session_id)], [])
-        return str(node) if node is not None else None
 
     def touch(self, session_id: str) -> bool:
         return not self._touch_all([session_id], background=False)

@@ -59,10 +59,6 @@ class MemoryStore:
         with self._lock:
             return self._sessions.get(session_id)
 
-    def waiting_sender_node(self, session_id: str) -> str | None:
-        record = self.get(session_id)
-        return record.sender_node if record is not None and not record.joined else None
-
     def health(self) -> str | None:
         return None
 

@@ -120,6 +120,11 @@ class Limiter(Protocol):
         """True while the key is over its limit (without counting)."""
         ...
 
+    def store_check(self, key: str) -> tuple[str, int] | None:
+        """(the store's counter for `key`, the limit) when a store script can check the
+        limit itself, in the same round trip as its own work; None: call `exceeded()`."""
+        ...
+
 
 #: a limiter and the key a join is refused for while it is over its limit (the miss limit)
 MissGate = tuple[Limiter, str]
@@ -152,11 +157,6 @@ class SessionStore(Protocol):
         ...
 
     def get(self, session_id: str) -> SessionRecord | None: ...
-
-    def waiting_sender_node(self, session_id: str) -> str | None:
-        """The node holding the sender of a session nobody joined yet (None: no such
-        session, or joined); a small read for server.handoff."""
-        ...
 
     def touch(self, session_id: str) -> bool:
         """Note activity; False if the session is gone (e.g. lost with a restarted store)."""
