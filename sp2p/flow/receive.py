@@ -144,7 +144,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             if healer is None or not attempt.heals(exc):
                 raise
             return _heal(healer, links, term, outdir, opts.to_stdout, attempt, exc)
-    except Sp2pError:
+    except (Sp2pError, KeyboardInterrupt):  # Ctrl-C keeps a partial too: say so
         _say_what_is_kept(term, attempt.sink, outdir, resumable)
         raise
     finally:
