@@ -49,6 +49,26 @@ def test_unknown_command_and_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.splitlines()[-2:] == ["sp2p: error: unknown flag: -bogus", "sp2p: hint: see -help for the flags"]
 
 
+@pytest.mark.parametrize(("argv", "hint"), [
+    (("send", "-output", "x", "f"), "-output is a flag of 'sp2p receive'"),
+    (("send", "-yes", "f"), "-yes is a flag of 'sp2p receive'"),
+    (("receive", "-name=x", "CODE"), "-name is a flag of 'sp2p send'"),
+    (("send", "--nam", "x", "-"), "did you mean -name?"),
+    (("receive", "-ouptut", "x", "CODE"), "did you mean -output?"),
+    (("receive", "-o", "x", "CODE"), "did you mean -output?"),
+    (("send", "-compres", "3", "f"), "did you mean -compress?"),
+    (("send", "-verbose", "f"), "did you mean -v?"),
+    (("receive", "-s", "x", "CODE"), "see -help for the flags"),  # -server or -stdout: no guess
+])
+def test_an_unknown_flag_names_the_one_meant(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
+                                             hint: str) -> None:
+    """A typo or the other command's flag was only 'see -help for the flags' (click, which
+    magic-wormhole uses, names the near miss)."""
+    rc, _, err = run(capsys, *argv)
+    assert rc == ExitStatus.USAGE
+    assert err.splitlines()[-1] == f"sp2p: hint: {hint}"
+
+
 def test_go_style_flags() -> None:
     p = parse_flags(["file", "-v", "--compress=5", "-server", "h:1", "-allow-relay=false", "-", "--", "-x"],
                     SEND_FLAGS)
