@@ -205,7 +205,8 @@ def _heal(
         try:
             links.append(relink(term, healer, deadline))
         except ConnectionLost as exc:
-            raise gave_up(exc, healer.budget) from None  # what is kept is said once the error is out
+            # what is kept is said once the error is out
+            raise gave_up(exc, healer.budget, peer="sender") from None
         try:
             # the machine checks that the sender announces the same transfer again
             return _transfer(links[-1], term, outdir, to_stdout, lambda m: None, attempt, written)
