@@ -90,7 +90,8 @@ class Progress:
             while self._next_milestone < len(MILESTONES) and pct >= MILESTONES[self._next_milestone]:
                 self._next_milestone += 1
                 crossed = True
-            return self.render(now) if crossed else None
+            # at 100 % the final line (finish) follows: one line, not one with an ETA and then it
+            return self.render(now) if crossed and self.done < self.total else None
         if now - max(self._last_draw, self.start) < PLAIN_INTERVAL:
             return None
         self._last_draw = now
