@@ -234,26 +234,41 @@ def _freeze_imports() -> None:
     gc.freeze()
 
 
-def _code_without_argv(env: Mapping[str, str]) -> str:
+#: how often the prompt asks again for a code that is not one
+CODE_PROMPTS = 3
+
+
+def _code_without_argv(env: Mapping[str, str], term: Terminal) -> str:
     """The code from SP2P_CODE or a prompt, so it stays out of `ps` and shell history (T20, D6).
 
     The prompt reads /dev/tty without echo: a pasted code or share URL never lands in the
-    terminal's scrollback either.
+    terminal's scrollback either. As the user cannot see what went in, one that is not a code
+    is explained and asked for again (an empty answer still ends it).
     """
+    from sp2p.proto.codes import parse_code
     from sp2p.term.prompts import NoTerminal, ask_secret
 
     if env.get(ENV_CODE):
         return env[ENV_CODE]
-    try:
-        text = ask_secret("  Transfer code or share URL (not shown): ")
-    except NoTerminal:
-        text = ""
-    if not text.strip():
-        raise UsageError(
-            "expected exactly one transfer code",
-            hint="usage: sp2p receive [flags] <CODE>, or set SP2P_CODE",
-        )
-    return text
+    for attempt in range(1, CODE_PROMPTS + 1):
+        try:
+            text = ask_secret("  Transfer code or share URL (not shown): ")
+        except NoTerminal:
+            text = ""
+        if not text.strip():
+            raise UsageError(
+                "expected exactly one transfer code",
+                hint="usage: sp2p receive [flags] <CODE>, or set SP2P_CODE",
+            )
+        try:
+            parse_code(text)
+        except InvalidCodeError as exc:
+            if attempt == CODE_PROMPTS:
+                raise UsageError(exc.message, hint=exc.hint) from exc
+            term.line(f"{term.peer_text(exc.message)}; try again (Enter alone stops)")
+            continue
+        return text
+    raise AssertionError("unreachable")
 
 
 def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
@@ -285,7 +300,7 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
         raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
     if parsed.flags.get("stdout") and "output" in parsed.flags:
         raise UsageError("-stdout and -output exclude each other", hint="give one of them")
-    text = parsed.args[0] if parsed.args else _code_without_argv(env)
+    text = parsed.args[0] if parsed.args else _code_without_argv(env, term)
     try:
         code = parse_code(text)
     except InvalidCodeError as exc:  # the code came from our arguments or the prompt
