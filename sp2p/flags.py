@@ -39,7 +39,7 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "no-resume": (BOOL, "neither resume an interrupted file nor keep a partial for a re-run"),
     "reconnect": (STR, "heal a dropped connection for up to this long (60s, 2m …); 0 disables (default 60s)"),
     "v": (BOOL, "verbose diagnostics"),
-    "debug": (BOOL, "show tracebacks for unexpected errors"),
+    "debug": (BOOL, "show a traceback after any error (for bug reports)"),
 }
 SEND_FLAGS = {
     **COMMON_FLAGS,

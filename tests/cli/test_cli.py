@@ -69,6 +69,15 @@ def test_an_unknown_flag_names_the_one_meant(capsys: pytest.CaptureFixture[str],
     assert err.splitlines()[-1] == f"sp2p: hint: {hint}"
 
 
+def test_debug_shows_a_traceback_after_any_error_as_its_help_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """-help said 'for unexpected errors' while -debug showed one after every error."""
+    assert "after any error" in SEND_FLAGS["debug"][1] and "after any error" in RECEIVE_FLAGS["debug"][1]
+    rc, _, err = run(capsys, "send", "-debug", "-compress", "12", "x")
+    assert rc == ExitStatus.USAGE and "Traceback" in err
+    rc, _, err = run(capsys, "send", "-compress", "12", "x")
+    assert rc == ExitStatus.USAGE and "Traceback" not in err
+
+
 def test_go_style_flags() -> None:
     p = parse_flags(["file", "-v", "--compress=5", "-server", "h:1", "-allow-relay=false", "-", "--", "-x"],
                     SEND_FLAGS)
