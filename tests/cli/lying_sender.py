@@ -3,7 +3,10 @@ sender that sends the right bytes and then lies about them at the end (security 
 
 * `wrong-hash`: Done carries a SHA-256 other than that of the bytes sent;
 * `no-done`: every byte, then the link closes without Done;
-* `short-total`: Done counts fewer bytes than were sent, with their true SHA-256.
+* `short-total`: Done counts fewer bytes than were sent, with their true SHA-256;
+* `hostile-error`, `malformed-error` (C17): half the bytes, then an Error frame whose text would
+  drive the terminal (escape sequences, carriage returns, bidi overrides, 3,000 characters), as
+  JSON or as raw bytes that are not (invalid UTF-8).
 
 It sends a 1 MiB file (`lie.bin`), or with `--folder` a folder `lie` of two files as a tar stream.
 What the receiver answers (its Error frame) is printed as `peer error: TEXT`; the exit status is 6
@@ -23,9 +26,11 @@ from typing import Any
 
 from sp2p.link.framed import FrameLink
 from sp2p.proto.constants import MsgType
-from sp2p.proto.messages import Metadata, Totals, parse_error_body
+from sp2p.proto.messages import Metadata, Totals, error_body, parse_error_body
 
-LIES = ("wrong-hash", "no-done", "short-total")
+LIES = ("wrong-hash", "no-done", "short-total", "hostile-error", "malformed-error")
+#: the Error text of `hostile-error`: a window title, a cleared screen, a line rewritten, a bidi flip
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\rsp2p: transfer complete\u202e" + "A" * 3000
 #: what the file or the folder's first member holds
 CONTENT = bytes(range(256)) * 4096
 CHUNK = 65536
@@ -48,6 +53,13 @@ def lying_transfer(fc: FrameLink, lie: str, folder: bool) -> int:
     meta, body = payload(folder)
     fc.send_frame(MsgType.METADATA, meta.to_json())
     chunks = [body[i:i + CHUNK] for i in range(0, len(body), CHUNK)]
+    if lie.endswith("-error"):
+        for chunk in chunks[: len(chunks) // 2]:
+            fc.send_frame(MsgType.DATA, chunk)
+        raw = error_body(HOSTILE) if lie == "hostile-error" else b"\xff\xfe\x1b]0;pwned\x07\r not json"
+        fc.send_frame(MsgType.ERROR, raw)
+        fc.drain_incoming(5)
+        return 6
     for chunk in chunks:
         fc.send_frame(MsgType.DATA, chunk)
     digest = hashlib.sha256(body).hexdigest()

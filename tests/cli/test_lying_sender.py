@@ -43,6 +43,24 @@ def test_a_sender_lying_at_the_end_gets_nothing_committed(env: dict[str, str], t
         assert s.rc == ExitStatus.TRANSFER and "peer error: " in s.err, s.err
 
 
+@pytest.mark.parametrize("lie", ["hostile-error", "malformed-error"])
+def test_c17_a_peer_error_text_is_shown_escaped_on_one_bounded_line(env: dict[str, str], tmp_path: Path,
+                                                                  outdir: Path, lie: str) -> None:
+    """The sender's Error text reaches the receiver's terminal escaped (no escape sequence, no
+    carriage return, no bidi override), truncated, on the one error line; nothing is committed."""
+    sender = spawn(["send", str(tmp_path)], env, main=["-m", "tests.cli.lying_sender", "--lie", lie, "--"])
+    try:
+        r = finish(spawn(["receive", "-output", str(outdir), read_code(sender)], env), timeout=90)
+    finally:
+        finish(sender, timeout=90)
+    assert r.rc == ExitStatus.TRANSFER, r.err
+    for raw in ("\x1b", "\r", "\x07", "\u202e"):
+        assert raw not in r.err, (raw, r.err)
+    errors = [line for line in r.err.splitlines() if line.startswith("sp2p: error: ")]
+    assert len(errors) == 1 and "pwned" in errors[0] and len(errors[0]) <= 500, r.err
+    assert "Traceback" not in r.err and list(outdir.iterdir()) == []
+
+
 def test_the_lying_sender_announces_what_it_sends() -> None:
     """Guards the tests above: the payload it sends is what its Metadata announces."""
     from tests.cli.lying_sender import CONTENT, payload
