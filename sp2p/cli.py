@@ -202,7 +202,10 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
     from sp2p.flow.early import EarlySignal
 
     if not parsed.args:
-        raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
+        piped = stdin is not None and _is_pipe_or_file(stdin)
+        raise UsageError("nothing to send", hint=(
+            "to send what is piped in, add '-': sp2p send [flags] -" if piped  # `tar c d | sp2p send`
+            else "usage: sp2p send [flags] <file|folder|...|->"))
     early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
     try:
         from sp2p.flow.send import SendOptions, run_send
@@ -215,6 +218,17 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
         return run_send(opts, term)
     finally:
         early.close()
+
+
+def _is_pipe_or_file(stream: BinaryIO) -> bool:
+    """Whether `stream` is a pipe or a redirected file (not a terminal, not /dev/null)."""
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):  # no descriptor (a test's buffer)
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
 
 
 def _opening_of(session_id: str, config: Any, to_stdout: bool, key_now: bool) -> Callable[[], Any]:

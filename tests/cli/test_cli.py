@@ -78,6 +78,24 @@ def test_debug_shows_a_traceback_after_any_error_as_its_help_says(capsys: pytest
     assert rc == ExitStatus.USAGE and "Traceback" not in err
 
 
+def test_send_without_a_path_but_with_a_pipe_says_to_add_the_dash(tmp_path: Path) -> None:
+    """`tar c dir | sp2p send -name dir.tar` (the '-' forgotten) got the general usage line."""
+    import io
+    import os
+
+    from sp2p.cli import Streams
+
+    r, w = os.pipe()
+    os.close(w)
+    with os.fdopen(r, "rb") as piped, open(os.devnull, "rb") as null:
+        for stdin, hint in ((piped, "to send what is piped in, add '-': sp2p send [flags] -"),
+                            (null, "usage: sp2p send [flags] <file|folder|...|->")):
+            err = io.StringIO()
+            rc = main(["send", "-name", "dir.tar"], {"HOME": str(tmp_path)}, Streams(stdin, io.StringIO(), err))
+            assert rc == ExitStatus.USAGE
+            assert err.getvalue().splitlines()[-2:] == ["sp2p: error: nothing to send", f"sp2p: hint: {hint}"]
+
+
 def test_go_style_flags() -> None:
     p = parse_flags(["file", "-v", "--compress=5", "-server", "h:1", "-allow-relay=false", "-", "--", "-x"],
                     SEND_FLAGS)
