@@ -3,7 +3,9 @@
 There is no reader greenlet (or thread): `Peer.receive()` runs in the connection's handler
 and does everything reading involves: waiting for bytes with a deadline, parsing frames
 (server.wsframe), answering pings, sending our own pings every `ping_interval` and closing
-the connection when a pong does not come back by the next one, replying to a close. Other
+the connection when a pong does not come back by the next one, replying to a close (while
+it waits, the hub sends an idle connection's due ping and reads its pong: `due_in_hub`,
+`pong_in_hub`, under the same write lock and ping state, so nothing else changes). Other
 greenlets (the other peer's relay, the reaper, a TURN timer) only write: every write goes
 through `write_lock` and `sendall()` under the socket's timeout, so frames never interleave
 and a peer that does not drain its socket within `write_timeout` is cut off.
@@ -28,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server import wsframe
+from server.hub_keepalive import HubKeepalive
 from server.waiting import call_later, input_for, os_socket, rlock_for
 from server.write_batch import holding_batch
 from server.wsframe import (
@@ -81,7 +84,7 @@ class ReaderState:
     last_activity: float
 
 
-class Peer:
+class Peer(HubKeepalive):
     """Our side of one WebSocket. `receive` from its handler only; `send_text`/`close`
     from anywhere."""
 
@@ -103,6 +106,8 @@ class Peer:
         "_next_ping",
         "_awaiting_pong",
         "_moved",
+        "_until",
+        "_unread",
         "unhurried",
     )
 
@@ -116,6 +121,10 @@ class Peer:
         self._sock = sock
         #: first try of every recv and send (server.waiting.os_socket)
         self._os_sock = os_socket(sock)
+        #: the deadline of the reader's wait in progress (a ping sent in the hub waits on)
+        self._until = float("inf")
+        #: what the hub read for the reader and did not handle (b"": EOF)
+        self._unread: bytes | None = None
         self._input = input_for(sock)
         self._frames = FrameReader(max_message)
         #: messages parsed but not yet returned (a read can carry several)
@@ -168,9 +177,13 @@ class Peer:
                 continue
             if now >= deadline:
                 return None
+            if self._unread is not None:  # the hub read it, and woke us for it
+                self._read()
+                continue
             self._reading = True
+            self._until = deadline
             try:
-                readable = self._input.wait(min(deadline, self._next_ping), self.unhurried)
+                readable = self._input.wait(min(deadline, self._next_ping), self.unhurried, self)
             except OSError:
                 readable = True  # let recv() tell what happened
             finally:
@@ -179,12 +192,16 @@ class Peer:
                 self._read()
 
     def _read(self) -> None:
-        try:
-            data = self._os_sock.recv(_RECV)
-        except (TimeoutError, BlockingIOError, InterruptedError):
-            return  # TLS: readable, yet not a whole record
-        except OSError:
-            data = b""
+        data = self._unread
+        if data is not None:
+            self._unread = None
+        else:
+            try:
+                data = self._os_sock.recv(_RECV)
+            except (TimeoutError, BlockingIOError, InterruptedError):
+                return  # TLS: readable, yet not a whole record
+            except OSError:
+                data = b""
         if not data:
             self._closed = self._eof = True
             return
@@ -233,7 +250,7 @@ class Peer:
         """The reader's state, for the process this connection moves to; None if it cannot
         move (closed, or a fragmented message half read)."""
         leftover = self._frames.leftover()
-        if self._closed or self._held or leftover is None:
+        if self._closed or self._held or leftover is None or self._unread is not None:
             return None
         return ReaderState(
             tuple(self._inbox), leftover, self._next_ping, self._awaiting_pong, self.last_activity

@@ -81,7 +81,7 @@ def relay_loop(state: ServerState, peer: Peer, link: Link) -> None:
     batch = WriteBatch()
     try:
         while True:
-            text = peer.receive(timeout=30.0)
+            text = peer.receive()
             if text is None:
                 continue
             if not bucket.take():
