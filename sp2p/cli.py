@@ -202,7 +202,10 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
     from sp2p.flow.early import EarlySignal
 
     if not parsed.args:
-        raise UsageError("nothing to send", hint="usage: sp2p send [flags] <file|folder|...|->")
+        piped = stdin is not None and _is_pipe_or_file(stdin)
+        raise UsageError("nothing to send", hint=(
+            "to send what is piped in, add '-': sp2p send [flags] -" if piped  # `tar c d | sp2p send`
+            else "usage: sp2p send [flags] <file|folder|...|->"))
     early = EarlySignal(signaling_url(config.server))  # connects while the rest loads
     try:
         from sp2p.flow.send import SendOptions, run_send
@@ -215,6 +218,17 @@ def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: Bi
         return run_send(opts, term)
     finally:
         early.close()
+
+
+def _is_pipe_or_file(stream: BinaryIO) -> bool:
+    """Whether `stream` is a pipe or a redirected file (not a terminal, not /dev/null)."""
+    import stat
+
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError):  # no descriptor (a test's buffer)
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISREG(mode)
 
 
 def _opening_of(session_id: str, config: Any, to_stdout: bool, key_now: bool) -> Callable[[], Any]:
@@ -234,26 +248,41 @@ def _freeze_imports() -> None:
     gc.freeze()
 
 
-def _code_without_argv(env: Mapping[str, str]) -> str:
+#: how often the prompt asks again for a code that is not one
+CODE_PROMPTS = 3
+
+
+def _code_without_argv(env: Mapping[str, str], term: Terminal) -> str:
     """The code from SP2P_CODE or a prompt, so it stays out of `ps` and shell history (T20, D6).
 
     The prompt reads /dev/tty without echo: a pasted code or share URL never lands in the
-    terminal's scrollback either.
+    terminal's scrollback either. As the user cannot see what went in, one that is not a code
+    is explained and asked for again (an empty answer still ends it).
     """
+    from sp2p.proto.codes import parse_code
     from sp2p.term.prompts import NoTerminal, ask_secret
 
     if env.get(ENV_CODE):
         return env[ENV_CODE]
-    try:
-        text = ask_secret("  Transfer code or share URL (not shown): ")
-    except NoTerminal:
-        text = ""
-    if not text.strip():
-        raise UsageError(
-            "expected exactly one transfer code",
-            hint="usage: sp2p receive [flags] <CODE>, or set SP2P_CODE",
-        )
-    return text
+    for attempt in range(1, CODE_PROMPTS + 1):
+        try:
+            text = ask_secret("  Transfer code or share URL (not shown): ")
+        except NoTerminal:
+            text = ""
+        if not text.strip():
+            raise UsageError(
+                "expected exactly one transfer code",
+                hint="usage: sp2p receive [flags] <CODE>, or set SP2P_CODE",
+            )
+        try:
+            parse_code(text)
+        except InvalidCodeError as exc:
+            if attempt == CODE_PROMPTS:
+                raise UsageError(exc.message, hint=exc.hint) from exc
+            term.line(f"{term.peer_text(exc.message)}; try again (Enter alone stops)")
+            continue
+        return text
+    raise AssertionError("unreachable")
 
 
 def _server_for(text: str, parsed: Parsed, config: Any) -> Any:
@@ -285,7 +314,7 @@ def _receive(parsed: Parsed, config: Any, term: Terminal, loopback: bool, env: M
         raise UsageError("expected exactly one transfer code", hint="usage: sp2p receive [flags] <CODE>")
     if parsed.flags.get("stdout") and "output" in parsed.flags:
         raise UsageError("-stdout and -output exclude each other", hint="give one of them")
-    text = parsed.args[0] if parsed.args else _code_without_argv(env)
+    text = parsed.args[0] if parsed.args else _code_without_argv(env, term)
     try:
         code = parse_code(text)
     except InvalidCodeError as exc:  # the code came from our arguments or the prompt

@@ -79,7 +79,7 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
         if isinstance(value, bool) or not isinstance(value, int):
             raise _BadValue(f"must be an integer {low}-{high}")
         if not low <= value <= high:
-            raise _BadValue(f"must be {low}-{high}, got {value}")
+            raise _BadValue(f"must be {low}-{high}")
         return value
 
     return check
@@ -176,13 +176,24 @@ def _read_file(path: Path) -> dict[str, Any]:
         if key is True:  # YAML 1.1 reads the bare key `yes` as a boolean
             key = "yes"
         if key not in _KEYS:
-            raise UsageError(f"parsing {path}: unknown key {key!r}")
+            raise UsageError(f"parsing {path}: unknown key {key!r}", hint=_key_hint(key))
         attr, check = _KEYS[key]
         try:
             values[attr] = check(value)
         except _BadValue as exc:
-            raise UsageError(f"parsing {path}: {key}: {exc}") from None
+            # the value is named here: a flag's message names it already ("invalid value 12 …")
+            shown = isinstance(value, str | int | float) and len(repr(value)) <= 40
+            got = f", got {value!r}" if shown else ""
+            raise UsageError(f"parsing {path}: {key}: {exc}{got}") from None
     return values
+
+
+def _key_hint(key: object) -> str:
+    """A near miss among the keys (`compres`, `allow_relay`), or the list of them."""
+    import difflib  # only on this error
+
+    near = difflib.get_close_matches(str(key).replace("_", "-"), list(_KEYS), n=1)
+    return f"did you mean '{near[0]}'?" if near else f"the keys are: {', '.join(_KEYS)}"
 
 
 def _yaml_problem(exc: Exception) -> str:

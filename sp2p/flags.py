@@ -39,7 +39,7 @@ COMMON_FLAGS: dict[str, tuple[str, str]] = {
     "no-resume": (BOOL, "neither resume an interrupted file nor keep a partial for a re-run"),
     "reconnect": (STR, "heal a dropped connection for up to this long (60s, 2m …); 0 disables (default 60s)"),
     "v": (BOOL, "verbose diagnostics"),
-    "debug": (BOOL, "show tracebacks for unexpected errors"),
+    "debug": (BOOL, "show a traceback after any error (for bug reports)"),
 }
 SEND_FLAGS = {
     **COMMON_FLAGS,
@@ -83,7 +83,7 @@ def parse_flags(argv: Sequence[str], spec: Mapping[str, tuple[str, str]]) -> Par
             out.help = True
             continue
         if name not in spec:
-            raise UsageError(f"unknown flag: {arg.split('=', 1)[0]}", hint="see -help for the flags")
+            raise UsageError(f"unknown flag: {arg.split('=', 1)[0]}", hint=_unknown_flag_hint(name, spec))
         kind = spec[name][0]
         if kind == BOOL:
             if not has_value:
@@ -106,6 +106,22 @@ def parse_flags(argv: Sequence[str], spec: Mapping[str, tuple[str, str]]) -> Par
         else:
             out.flags[name] = value
     return out
+
+
+def _unknown_flag_hint(name: str, spec: Mapping[str, tuple[str, str]]) -> str:
+    """What to type instead of the flag `name`: one of the other command's, a near miss or the
+    start of one of ours (`-o`, `--nam`, `-ouptut`). Only names from our tables are shown."""
+    if name == "verbose":  # the config key's name for -v
+        return "did you mean -v?"
+    if name in SEND_FLAGS or name in RECEIVE_FLAGS:
+        return f"-{name} is a flag of 'sp2p {'receive' if name in RECEIVE_FLAGS else 'send'}'"
+    starts = [flag for flag in spec if name and flag.startswith(name)]
+    if len(starts) == 1:
+        return f"did you mean -{starts[0]}?"
+    import difflib  # only on this error
+
+    near = difflib.get_close_matches(name, list(spec), n=1)
+    return f"did you mean -{near[0]}?" if near else "see -help for the flags"
 
 
 def flag_help(command: str, spec: Mapping[str, tuple[str, str]]) -> str:

@@ -98,7 +98,7 @@ def establish(
         keys,
         # our receiver lets the peer choose; anyone facing a browser reads first (W26)
         read_first=keys.role is Role.RECEIVER or peer.is_browser,
-        prefer_tcp_window=PREFER_TCP_WINDOW if opts.prefer_tcp and opts.transport is Transport.AUTO else 0.0,
+        prefer_tcp_window=prefer_tcp_window(opts, peer),
         on_settled=signal.interrupt,  # the loop below wakes at once, not at its next poll
     )
     tcp: TcpRace | None = None
@@ -168,6 +168,14 @@ def establish(
         race.close()
         if rtc is not None:
             rtc.release_unless_won(race.poll_quiet())
+
+
+def prefer_tcp_window(opts: ConnectOptions, peer: PeerInfo) -> float:
+    """How long a confirmed WebRTC channel is held so that TCP may still win: only where TCP
+    races beside it. Facing a browser (no TCP leg) the hold only delayed every CLI -> browser
+    transfer of PREFER_TCP_THRESHOLD or more by the whole window."""
+    races_tcp = opts.transport is Transport.AUTO and not peer.is_browser
+    return PREFER_TCP_WINDOW if opts.prefer_tcp and races_tcp else 0.0
 
 
 def _peer_left(role: Role, remaining: float, timeout: float, *, browser: bool) -> PeerLeftError:

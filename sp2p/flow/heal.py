@@ -71,7 +71,24 @@ def lost_line(failure: Sp2pError, budget: float) -> str:
     return f"Connection lost ({failure.message}); reconnecting for up to {human_duration(budget)}"
 
 
-def gave_up(exc: Sp2pError, budget: float, *, hint: str | None = None) -> ConnectionLost:
+class PeerLeftSession(ConnectionLost):
+    """The peer left the signaling session while we would reconnect: killed, interrupted or
+    offline, so the rest of the -reconnect budget would not bring it back."""
+
+
+class SignalingLost(ConnectionLost):
+    """The signaling connection a reconnect goes through closed: no reconnect can start."""
+
+
+def gave_up(exc: Sp2pError, budget: float, *, peer: str, hint: str | None = None) -> ConnectionLost:
+    """The error once reconnecting is over; `peer` names the other side ("sender", "receiver")."""
+    # these end the attempt at once, not after the budget: say so
+    if isinstance(exc, PeerLeftSession):
+        return ConnectionLost(f"the connection was lost and the {peer} left (stopped, interrupted or "
+                              "offline)", hint=hint)
+    if isinstance(exc, SignalingLost):
+        return ConnectionLost(f"the connection was lost and could not be re-established: {exc.message}",
+                              hint=hint)
     return ConnectionLost(
         f"the connection was lost and could not be re-established in {human_duration(budget)} "
         f"({exc.message})",
@@ -106,7 +123,8 @@ class Healer:
         self._peer_epoch = 0
         self._asked = threading.Event()
         self._cond = threading.Condition()
-        self._peer_gone = False
+        #: why the peer cannot come back (it left, or our signaling connection closed), once known
+        self._gone: ConnectionLost | None = None
         self._current: Channel | None = None
         self._stop = threading.Event()
         self._keepalive = KeepAlive(signal, keepalive) if keepalive is not None else None
@@ -122,11 +140,11 @@ class Healer:
                 env = self._signal.wait_for({SignalType.RETRY, SignalType.PEER_LEFT}, timeout=0.5)
             except TimeoutError:
                 continue
-            except SignalClosed:
-                self._set_gone()
+            except SignalClosed as exc:
+                self._set_gone(SignalingLost(f"lost the signaling server ({exc})"))
                 return
             if env.type == SignalType.PEER_LEFT:
-                self._set_gone()
+                self._set_gone(PeerLeftSession("the peer left the session"))
                 continue
             epoch = env.payload.get("heal")
             if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch > self._peer_epoch:
@@ -140,10 +158,19 @@ class Healer:
                     with contextlib.suppress(Exception):
                         current.close()
 
-    def _set_gone(self) -> None:
+    def _set_gone(self, why: ConnectionLost) -> None:
         with self._cond:
-            self._peer_gone = True
+            self._gone = self._gone or why
             self._cond.notify_all()
+
+    @property
+    def _peer_gone(self) -> bool:
+        return self._gone is not None
+
+    def _gone_error(self) -> ConnectionLost:
+        """Why the peer cannot come back, a fresh error each time (no stacked tracebacks)."""
+        assert self._gone is not None
+        return type(self._gone)(self._gone.message)
 
     @property
     def peer_asked(self) -> bool:
@@ -182,9 +209,11 @@ class Healer:
             except SecurityError:
                 raise  # a wrong key on the new link is an attack or a bug, never a reason to retry
             except PeerLeftError:
-                raise ConnectionLost("the peer left the session") from None
+                raise PeerLeftSession("the peer left the session") from None
             except Sp2pError as exc:
-                if self._peer_gone or deadline - time.monotonic() <= 1:
+                if self._gone is not None:
+                    raise self._gone_error() from None
+                if deadline - time.monotonic() <= 1:
                     raise ConnectionLost(f"reconnect failed: {exc.message}") from None
                 log.debug("reconnect race %d failed (%s); racing again", self.epoch, exc.message)
                 continue
@@ -207,8 +236,8 @@ class Healer:
                 if left <= 0:
                     raise ConnectionLost("the peer did not come back to reconnect")
                 self._cond.wait(min(left, 0.5))
-            if self._peer_gone:
-                raise ConnectionLost("the peer left the session")
+            if self._gone is not None:
+                raise self._gone_error()
             if self._peer_epoch > self.epoch:  # it is further along: meet it there
                 self.epoch = self._peer_epoch
                 resend = True
@@ -222,7 +251,7 @@ class Healer:
         try:
             self._signal.send_type(SignalType.RETRY, {"heal": self.epoch})
         except SignalClosed as exc:
-            raise ConnectionLost(f"lost the signaling server: {exc}") from None
+            raise SignalingLost(f"lost the signaling server ({exc})") from None
 
     def close(self) -> None:
         self._stop.set()

@@ -144,7 +144,7 @@ def run_receive(opts: ReceiveOptions, term: Terminal) -> int:
             if healer is None or not attempt.heals(exc):
                 raise
             return _heal(healer, links, term, outdir, opts.to_stdout, attempt, exc)
-    except Sp2pError:
+    except (Sp2pError, KeyboardInterrupt):  # Ctrl-C keeps a partial too: say so
         _say_what_is_kept(term, attempt.sink, outdir, resumable)
         raise
     finally:
@@ -205,7 +205,8 @@ def _heal(
         try:
             links.append(relink(term, healer, deadline))
         except ConnectionLost as exc:
-            raise gave_up(exc, healer.budget) from None  # what is kept is said once the error is out
+            # what is kept is said once the error is out
+            raise gave_up(exc, healer.budget, peer="sender") from None
         try:
             # the machine checks that the sender announces the same transfer again
             return _transfer(links[-1], term, outdir, to_stdout, lambda m: None, attempt, written)

@@ -297,7 +297,7 @@ def _heal(
         try:
             link = relink(term, healer, deadline)
         except ConnectionLost as exc:
-            raise gave_up(exc, healer.budget, hint=hint) from None
+            raise gave_up(exc, healer.budget, peer="receiver", hint=hint) from None
         stack.callback(link.close)
         rest: ChunkSource
         try:

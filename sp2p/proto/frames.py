@@ -123,7 +123,7 @@ class FrameDecoder:
                 return SealedFrame(msg_type, seq, frame[FRAME_HEADER:])
         if self._eof:
             if buffered:
-                raise StreamTruncated("connection closed in the middle of a frame")
+                raise StreamTruncated("transfer incomplete: the connection closed in the middle of a frame")
             return EOF
         return NEED_DATA
 

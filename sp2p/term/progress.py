@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from sp2p.term.ui import Terminal, human_duration, human_size
+from sp2p.term.ui import LIVE_INDENT, Terminal, human_duration, human_size
 
 #: at most 10 redraws a second on a terminal
 TTY_INTERVAL = 0.1
@@ -23,6 +23,25 @@ TTY_INTERVAL = 0.1
 PLAIN_INTERVAL = 30.0
 MILESTONES = (25, 50, 75)
 BAR_WIDTH = 32
+#: a narrower bar tells too little for its room
+MIN_BAR = 10
+
+
+def _fit(columns: int | None, frac: float, pct: str, amount: str, done: str, rate: str, tail: str) -> str:
+    """The terminal's frame in `columns`: a line wider than the terminal wraps, and the redraw
+    would clear only its last row (a new line left behind 10 times a second). The bar shrinks
+    first, then goes; then the total and the rate (Terminal.live cuts what still does not fit)."""
+    line = f"{pct}  {amount}  {rate}  {tail}"
+    room = None if columns is None else columns - LIVE_INDENT - 1  # the last column can wrap
+    bar = BAR_WIDTH if room is None else min(BAR_WIDTH, room - len(line) - 3)
+    if bar >= MIN_BAR:
+        filled = int(frac * bar)
+        return "[" + "#" * filled + " " * (bar - filled) + "] " + line
+    assert room is not None
+    for shorter in (line, f"{pct}  {done}  {rate}  {tail}", f"{pct}  {done}  {tail}"):
+        if len(shorter) <= room:
+            return shorter
+    return shorter
 
 
 class Progress:
@@ -71,7 +90,8 @@ class Progress:
             while self._next_milestone < len(MILESTONES) and pct >= MILESTONES[self._next_milestone]:
                 self._next_milestone += 1
                 crossed = True
-            return self.render(now) if crossed else None
+            # at 100 % the final line (finish) follows: one line, not one with an ETA and then it
+            return self.render(now) if crossed and self.done < self.total else None
         if now - max(self._last_draw, self.start) < PLAIN_INTERVAL:
             return None
         self._last_draw = now
@@ -90,12 +110,10 @@ class Progress:
             left = max(self.total - self.done, 0)  # never negative when the estimate was low (W7)
             tail = "ETA " + (human_duration(left / speed) if speed > 0 else "?")
         amount = f"{human_size(self.done)} of {human_size(self.total)}"
-        if self.term.is_tty:
-            filled = int(frac * BAR_WIDTH)
-            head = "[" + "#" * filled + " " * (BAR_WIDTH - filled) + f"] {frac * 100:3.0f}%"
-        else:
-            head = f"{self.verb}: {frac * 100:3.0f}%"
-        return f"{head}  {amount}  {rate}  {tail}"
+        pct = f"{frac * 100:3.0f}%"
+        if not self.term.is_tty:
+            return f"{self.verb}: {pct}  {amount}  {rate}  {tail}"
+        return _fit(self.term.columns(), frac, pct, amount, human_size(self.done), rate, tail)
 
     def finish(self, done: int | None = None) -> float:
         """The transfer succeeded: draw the final frame (100 %, size, average rate) and

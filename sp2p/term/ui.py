@@ -20,6 +20,9 @@ from typing import TextIO
 
 from sp2p.term.textsafe import escape_peer_text
 
+#: the live line's indent, as every line's
+LIVE_INDENT = 2
+
 
 def human_size(n: float) -> str:
     """IEC units (1024-based, so KiB, MiB …): one decimal, whole bytes below 1 KiB."""
@@ -132,10 +135,21 @@ class Terminal:
             with self._lock:
                 self._put(f"\x1b[{count}A\x1b[J")
 
+    def columns(self) -> int | None:
+        """The terminal's width now (it may have been resized), or None without one."""
+        try:
+            return os.get_terminal_size(self.err.fileno()).columns or None
+        except (OSError, ValueError, AttributeError):  # not a descriptor, or not a terminal
+            return None
+
     def live(self, text: str) -> None:
-        """A line that the next live() replaces (TTY only; callers throttle plain output)."""
+        """A line that the next live() replaces (TTY only; callers throttle plain output). It
+        is cut to the terminal's width: a wrapped line would not be cleared by the next one."""
+        columns = self.columns()
+        if columns is not None:
+            text = text[: max(columns - LIVE_INDENT - 1, 0)]
         with self._lock:
-            self._put("\r\x1b[2K  " + text)
+            self._put("\r\x1b[2K" + " " * LIVE_INDENT + text)
             self._live = True
 
     def end_live(self) -> None:

@@ -49,6 +49,53 @@ def test_unknown_command_and_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.splitlines()[-2:] == ["sp2p: error: unknown flag: -bogus", "sp2p: hint: see -help for the flags"]
 
 
+@pytest.mark.parametrize(("argv", "hint"), [
+    (("send", "-output", "x", "f"), "-output is a flag of 'sp2p receive'"),
+    (("send", "-yes", "f"), "-yes is a flag of 'sp2p receive'"),
+    (("receive", "-name=x", "CODE"), "-name is a flag of 'sp2p send'"),
+    (("send", "--nam", "x", "-"), "did you mean -name?"),
+    (("receive", "-ouptut", "x", "CODE"), "did you mean -output?"),
+    (("receive", "-o", "x", "CODE"), "did you mean -output?"),
+    (("send", "-compres", "3", "f"), "did you mean -compress?"),
+    (("send", "-verbose", "f"), "did you mean -v?"),
+    (("receive", "-s", "x", "CODE"), "see -help for the flags"),  # -server or -stdout: no guess
+])
+def test_an_unknown_flag_names_the_one_meant(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
+                                             hint: str) -> None:
+    """A typo or the other command's flag was only 'see -help for the flags' (click, which
+    magic-wormhole uses, names the near miss)."""
+    rc, _, err = run(capsys, *argv)
+    assert rc == ExitStatus.USAGE
+    assert err.splitlines()[-1] == f"sp2p: hint: {hint}"
+
+
+def test_debug_shows_a_traceback_after_any_error_as_its_help_says(capsys: pytest.CaptureFixture[str]) -> None:
+    """-help said 'for unexpected errors' while -debug showed one after every error."""
+    assert "after any error" in SEND_FLAGS["debug"][1] and "after any error" in RECEIVE_FLAGS["debug"][1]
+    rc, _, err = run(capsys, "send", "-debug", "-compress", "12", "x")
+    assert rc == ExitStatus.USAGE and "Traceback" in err
+    rc, _, err = run(capsys, "send", "-compress", "12", "x")
+    assert rc == ExitStatus.USAGE and "Traceback" not in err
+
+
+def test_send_without_a_path_but_with_a_pipe_says_to_add_the_dash(tmp_path: Path) -> None:
+    """`tar c dir | sp2p send -name dir.tar` (the '-' forgotten) got the general usage line."""
+    import io
+    import os
+
+    from sp2p.cli import Streams
+
+    r, w = os.pipe()
+    os.close(w)
+    with os.fdopen(r, "rb") as piped, open(os.devnull, "rb") as null:
+        for stdin, hint in ((piped, "to send what is piped in, add '-': sp2p send [flags] -"),
+                            (null, "usage: sp2p send [flags] <file|folder|...|->")):
+            err = io.StringIO()
+            rc = main(["send", "-name", "dir.tar"], {"HOME": str(tmp_path)}, Streams(stdin, io.StringIO(), err))
+            assert rc == ExitStatus.USAGE
+            assert err.getvalue().splitlines()[-2:] == ["sp2p: error: nothing to send", f"sp2p: hint: {hint}"]
+
+
 def test_go_style_flags() -> None:
     p = parse_flags(["file", "-v", "--compress=5", "-server", "h:1", "-allow-relay=false", "-", "--", "-x"],
                     SEND_FLAGS)

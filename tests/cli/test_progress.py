@@ -49,3 +49,11 @@ def test_unknown_size_has_no_percentage() -> None:
     assert len(lines) == 4  # every 30 s, then the final line
     assert all("%" not in line and "ETA" not in line for line in lines)
     assert lines[-1].strip().startswith("Sending:  927.7 KiB  9.8 KiB/s  in 1m35s")
+
+
+def test_log_of_a_transfer_done_in_one_step_has_one_100_line() -> None:
+    """A small file's first update is already 100 %: it crossed every milestone at once and the
+    log read 'Sending: 100% … ETA <1s' and then the final 'Sending: 100% … in <1s'."""
+    err = io.StringIO()
+    _drive(Terminal(io.StringIO(), err), 6, seconds=0.01, updates=1)
+    assert [line.strip() for line in err.getvalue().splitlines()] == ["Sending: 100%  6 B of 6 B  600 B/s  in <1s"]

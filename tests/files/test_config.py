@@ -96,7 +96,8 @@ def test_default_path_is_read_when_none_given(tmp_path: Path) -> None:
         ("server: [unclosed", "parsing"),
         ("- a\n- b\n", "expected a mapping"),
         ("colour: blue\n", "unknown key 'colour'"),
-        ("compress: 10\n", "compress: must be 0-9, got 10"),
+        ("compress: 10\n", "compress: must be 0-9, got 10$"),
+        ("yes: maybe\n", "yes: must be true or false, got 'maybe'$"),
         ("compress: -1\n", "compress"),
         ("compress: '3'\n", "compress"),
         ("compress: true\n", "compress: must be an integer"),
@@ -114,6 +115,25 @@ def test_file_errors_name_the_file(tmp_path: Path, text: str, match: str) -> Non
         load_config({}, {}, path)
     assert excinfo.value.message.startswith(f"parsing {path}: ")
     assert "\n" not in excinfo.value.message
+
+
+@pytest.mark.parametrize(("text", "hint"), [
+    ("compres: 3\n", "did you mean 'compress'?"),
+    ("allow_relay: true\n", "did you mean 'allow-relay'?"),
+    ("colour: blue\n", "the keys are: server, url, compress, transport, allow-relay, output, verbose, "
+                      "parallel, no-resume, yes, reconnect"),
+])
+def test_an_unknown_key_names_the_one_meant(tmp_path: Path, text: str, hint: str) -> None:
+    with pytest.raises(UsageError) as excinfo:
+        load_config({}, {}, write(tmp_path / "config.yaml", text))
+    assert excinfo.value.hint == hint
+
+
+def test_a_flag_value_out_of_range_is_named_once() -> None:
+    """It read 'invalid value 12 for -compress: must be 0-9, got 12'."""
+    with pytest.raises(UsageError) as excinfo:
+        load_config({"compress": 12}, {}, Path("/nonexistent/config.yaml"))
+    assert excinfo.value.message == "invalid value 12 for -compress: must be 0-9"
 
 
 def test_empty_file_is_fine(tmp_path: Path) -> None:
