@@ -251,7 +251,8 @@ def _show_offer(term: Terminal, cfg: Config, code: TransferCode, sender_type: st
 def _offer_text(term: Terminal, p: Preview) -> str:
     size = "size not known in advance" if p.stream else human_size(p.size)
     files = f", {count(p.file_count, 'file')}" if p.file_count else ""
-    return f"{term.peer_text(p.name)}, {size}{files}"
+    kind = "folder " if p.is_folder else ""  # the name alone reads like a file's
+    return f"{kind}{term.peer_text(p.name)}, {size}{files}"
 
 
 def _recheck(term: Terminal, preview: Preview | None, confirm: Confirm | None) -> Callable[[Metadata], None]:
