@@ -44,6 +44,14 @@ _ERROR_TEXT: Final[dict[str, str]] = {
     ErrorCode.VERSION_MISMATCH: "incompatible version: the other side speaks another protocol version",
     ErrorCode.RATE_LIMITED: "the signaling server is rate limiting this address; try again in a minute",
     ErrorCode.SERVER_BUSY: "the signaling server is busy; try again later",
+    ErrorCode.SESSION_EXPIRED: (
+        "the transfer session expired on the signaling server (a code lasts a limited time: an hour, "
+        "or 5 minutes without traffic, unless the server says otherwise)"
+    ),
+}
+#: what to do next, for the errors that have one
+_ERROR_HINT: Final[dict[str, str]] = {
+    ErrorCode.SESSION_EXPIRED: "start again: sp2p send gives a new code",
 }
 
 
@@ -66,7 +74,7 @@ def server_error(env: Envelope) -> SignalingError:
     except SignalFormatError:
         err = Error(message="malformed error message")
     text = _ERROR_TEXT.get(err.code, f"server error: {err.message[:200] or err.code}")
-    return SignalingError(text, code=err.code)
+    return SignalingError(text, code=err.code, hint=_ERROR_HINT.get(err.code))
 
 
 def hello() -> Hello:
