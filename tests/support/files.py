@@ -45,14 +45,22 @@ def open_under(folder: Path) -> list[str]:
 
 
 def tcp_connections_on(port: int) -> int:
-    """Sockets of this network namespace still open on local `port` (a server's side of its
-    connections; TIME_WAIT ones belong to no socket any more)."""
+    """Sockets this process holds open on local `port`, listeners aside (an in-process
+    server's side of its connections; TIME_WAIT ones belong to no socket any more). Only this
+    process's own: another process on the machine (a load generator binding 127.x.y.z source
+    addresses, a parallel test) may hold a socket whose local port is the same number."""
+    held = set()
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith("socket:["):
+                held.add(target[len("socket:[") : -1])
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with contextlib.suppress(FileNotFoundError):
             for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 local, state, inode = fields[1], fields[3], fields[9]
-                if int(local.rsplit(":", 1)[1], 16) == port and state != "0A" and inode != "0":
+                if int(local.rsplit(":", 1)[1], 16) == port and state != "0A" and inode in held:
                     count += 1  # 0A: LISTEN
     return count
