@@ -116,7 +116,11 @@ export class TransferPage {
       if (this.busy) e.preventDefault();
     });
     window.addEventListener("pagehide", () => {
-      if (this.session) this.session.cancel(CancelReason.UserAbort);
+      // A sender's Cancel would queue behind the data it buffered and rarely leave a closing
+      // page: its connection closes instead, so the receiver hears it go at once rather than
+      // after its liveness (15 s). A receiver's queue is empty: its Cancel leaves.
+      if (this.role === "sender" && this.pc) this.pc.close();
+      else if (this.session) this.session.cancel(CancelReason.UserAbort);
     });
   }
 }
