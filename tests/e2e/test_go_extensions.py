@@ -28,7 +28,7 @@ from tests.e2e.test_resume_heal import _wait_grown
 from tests.support.codes import sender_main
 from tests.support.files import sha256_file
 from tests.support.go_server import GO_CLI, GoServer, go_finish, go_idle, go_sender, spawn_go
-from tests.support.server_proc import ServerProc, start_server
+from tests.support.server_proc import NO_LIMIT_FLAGS, ServerProc, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -306,23 +306,33 @@ def test_a_go_receiver_with_a_mistyped_short_code_uses_the_code_up(where: Where,
     assert list(outdir.iterdir()) == []
 
 
-#: longer than a Go sender's terminal output fills a pty nobody reads (about 20 s)
-SLOW_ANSWER = 25.0
+#: the server's timers scaled down for the slow answer: a ping every second (a missed pong
+#: closes the connection) and a session expired after 3 s without traffic, pings included
+#: (shipped: 30 s and 5 min)
+SLOW_SERVER = ("-ping-interval", "1s", "-session-idle", "3s", "-reaper-interval", "1s")
+#: the user reads the offer past several pings and twice the session-idle limit
+SLOW_ANSWER = 7.0
 
 
 @pytest.mark.slow
-def test_a_slow_answer_still_receives_from_a_go_sender(env: dict[str, str], tmp_path: Path, outdir: Path) -> None:
+def test_a_slow_answer_still_receives_from_a_go_sender(tmp_path: Path, outdir: Path) -> None:
     """Our receiver joins, then asks; the Go sender waits for our key however long the user
-    reads. (This once failed after ~20 s: the test did not read the Go sender's terminal, whose
-    spinner then filled the pty and blocked it. go_idle reads it, as a terminal would.)"""
-    go, code = go_sender([str(_source(tmp_path))], env)
-    try:
-        child = spawn_tty(["receive", "-output", str(outdir), code], env)
-        child.expect(r"Receive it\? \[Y/n\] ")
-        go_idle(go, SLOW_ANSWER)  # the user reads the offer
-        child.sendline("")
-        rc, screen = finish_tty(child)
-        go_rc, go_out = go_finish(go, timeout=90)
-    finally:
-        go.close(force=True)
+    reads: both keep answering the server's pings and the session stays. The server's timers
+    are scaled down (SLOW_SERVER), so 7 s cross what 25 s on the shipped ones never reached.
+    (go_idle reads the Go sender's terminal meanwhile, as a terminal would: its spinner once
+    filled an unread pty and blocked it after ~20 s.)"""
+    home = tmp_path / "home"
+    (home / ".config").mkdir(parents=True)
+    with start_server(*NO_LIMIT_FLAGS, *SLOW_SERVER) as server:
+        env = cli_env(server.http_url, home)
+        go, code = go_sender([str(_source(tmp_path))], env)
+        try:
+            child = spawn_tty(["receive", "-output", str(outdir), code], env)
+            child.expect(r"Receive it\? \[Y/n\] ")
+            go_idle(go, SLOW_ANSWER)  # the user reads the offer
+            child.sendline("")
+            rc, screen = finish_tty(child)
+            go_rc, go_out = go_finish(go, timeout=90)
+        finally:
+            go.close(force=True)
     assert (rc, go_rc) == (0, 0), screen + go_out
