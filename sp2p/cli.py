@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from sp2p import __version__
-from sp2p.errors import InvalidCodeError, LocalIOError, Sp2pError, UsageError
+from sp2p.errors import InvalidCodeError, LocalIOError, ServerUnreachable, Sp2pError, UsageError
 from sp2p.flags import RECEIVE_FLAGS, SEND_FLAGS, USAGE, Parsed, flag_help, parse_flags
 from sp2p.record import record
 from sp2p.status import ExitStatus, exit_status_of
@@ -192,9 +192,18 @@ def _run(command: str, rest: list[str], env: Mapping[str, str], term: Terminal, 
         logging.basicConfig(level=logging.DEBUG, format="  [%(threadName)s] %(name)s: %(message)s")
     term.line(f"sp2p {__version__}")
     loopback = env.get(ENV_ALLOW_LOOPBACK, "") in ("1", "true")
-    if command == "send":
-        return _send(parsed, config, term, loopback, io.stdin)
-    return _receive(parsed, config, term, loopback, env, stdout_closed=io.stdout_closed)
+    try:
+        if command == "send":
+            return _send(parsed, config, term, loopback, io.stdin)
+        return _receive(parsed, config, term, loopback, env, stdout_closed=io.stdout_closed)
+    except ServerUnreachable as exc:
+        # typed here or the default: the message says it all; a share URL's own server is
+        # not the one from the environment or the file
+        if not config.server_origin or exc.url != config.signaling_url:
+            raise
+        # a stale SP2P_SERVER or config file is otherwise a mystery
+        hint = f"the server comes from {config.server_origin}: fix it there, or give -server to override it"
+        raise ServerUnreachable(exc.message, url=exc.url, hint=hint) from exc
 
 
 def _send(parsed: Parsed, config: Any, term: Terminal, loopback: bool, stdin: BinaryIO | None) -> int:

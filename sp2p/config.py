@@ -43,6 +43,8 @@ class Config:
     no_resume: bool = False  #: do not announce resume (docs/protocol-extensions.md §1)
     yes: bool = False  #: receive without asking, even on a terminal
     reconnect: float = DEFAULT_RECONNECT  #: seconds to heal a dropped connection; 0 disables (§2)
+    #: where `server` came from when not typed (SP2P_SERVER, the config file): named if it fails
+    server_origin: str = ""
 
     @property
     def signaling_url(self) -> str:
@@ -253,6 +255,8 @@ def load_config(
             _check_url(key, values[key], origin[key])
     if not values.get("server"):
         values.pop("server", None)
+    elif "server" in origin and "server" not in from_flags:
+        values["server_origin"] = origin["server"]
     if "output" in values:
         values["output"] = _expand_home(values["output"], environ)
     return Config(**values)

@@ -5,6 +5,7 @@ Sp2pError                      an error without a more specific class
 ├── UsageError
 ├── InvalidCodeError           a malformed transfer code (the CLI reports it as usage)
 ├── SignalingError
+│   ├── ServerUnreachable      no sp2p server answered at the address
 │   └── SignalFormatError      a signalling message is not JSON or has a wrong field type
 ├── ConnectError               no peer-to-peer path
 ├── SecurityError
@@ -55,6 +56,14 @@ class SignalingError(Sp2pError):
     def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.code = code
+
+
+class ServerUnreachable(SignalingError):
+    """No sp2p signaling server answered at the address (refused, unresolvable, not one)."""
+
+    def __init__(self, message: str, *, url: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.url = url  #: the WebSocket URL dialled
 
 
 class SignalFormatError(SignalingError, ValueError):

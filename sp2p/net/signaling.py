@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Collection
 
-from sp2p.errors import SignalingError
+from sp2p.errors import ServerUnreachable, SignalingError
 from sp2p.log import get_logger
 from sp2p.net.wsclient import OP_CLOSE, WsError, WsHandshakeStatus, open_websocket
 from sp2p.proto.signal import MAX_SIGNAL_MESSAGE, Envelope, SignalFormatError, SignalType
@@ -59,16 +59,17 @@ class SignalClient:
                     hint="wait a minute, then try again",
                 ) from exc
             # a web server answered, but not with a WebSocket: usually a wrong path or port
-            raise SignalingError(
-                f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status})",
+            raise ServerUnreachable(
+                f"{ws_url} is not an sp2p signaling endpoint (HTTP {exc.status})", url=ws_url,
                 hint="check the -server address: http(s)://host[:port] of an sp2p server",
             ) from exc
         except (OSError, WsError) as exc:
             reason = _reason(exc)
             if isinstance(exc, ConnectionResetError) and ws_url.startswith("ws://"):
                 reason += " (an https:// server?)"  # a TLS server hangs up on plain HTTP
-            raise SignalingError(
-                f"cannot reach the signaling server at {ws_url}: {reason}", hint=_reach_hint(ws_url, exc)
+            raise ServerUnreachable(
+                f"cannot reach the signaling server at {ws_url}: {reason}", url=ws_url,
+                hint=_reach_hint(ws_url, exc),
             ) from exc
         self._reader = threading.Thread(target=self._read_loop, name="sp2p-signal-reader", daemon=True)
         self._reader.start()

@@ -17,6 +17,7 @@ EXPECTED = {
     "InvalidCodeError": ExitStatus.ERROR,  # core error; the CLI rewraps a typed code as UsageError
     "SignalingError": ExitStatus.SIGNALING,
     "SignalFormatError": ExitStatus.SIGNALING,
+    "ServerUnreachable": ExitStatus.SIGNALING,
     "ConnectError": ExitStatus.CONNECT,
     "SecurityError": ExitStatus.SECURITY,
     "KeyConfirmationError": ExitStatus.SECURITY,

@@ -4,11 +4,13 @@ with the server on a closed port so nothing waits."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from sp2p.cli import Streams, main
 from sp2p.flags import RECEIVE_FLAGS, SEND_FLAGS
 from sp2p.status import ExitStatus
 from tests.support.ports import refusing_port
@@ -44,3 +46,25 @@ def test_odd_flag_values_never_end_in_exit_1(command: str, closed_port: int, tmp
             assert len(r.errors) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
             seen.add(r.exit_status)
     assert {ExitStatus.USAGE, ExitStatus.SIGNALING} <= seen  # the sweep reached both checks
+
+
+@pytest.mark.parametrize("where", ["env", "file", "flag"])
+def test_an_unreachable_server_not_typed_here_names_where_it_came_from(where: str, closed_port: int,
+                                                                      tmp_path: Path) -> None:
+    """A stale SP2P_SERVER in a shell profile, or a config file's server, that no longer answers:
+    the hint said 'name another (-server, SP2P_SERVER)' and left the user to guess which."""
+    server = f"http://127.0.0.1:{closed_port}"
+    (tmp_path / "sp2p").mkdir()
+    (tmp_path / "sp2p" / "config.yaml").write_text(f"server: {server}\n" if where == "file" else "")
+    env = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), **({"SP2P_SERVER": server} if where == "env" else {})}
+    argv = ["receive", *(["-server", server] if where == "flag" else []), "abcdefgh-6mBhJfNj3WXtM6Zyq83xdf"]
+    err = io.StringIO()
+    rc = main(argv, env, Streams(None, io.StringIO(), err))
+    assert rc == ExitStatus.SIGNALING
+    lines = err.getvalue().splitlines()
+    assert lines[-2].startswith(f"sp2p: error: cannot reach the signaling server at ws://127.0.0.1:{closed_port}/ws")
+    origin = {"env": "SP2P_SERVER", "file": f"the config file {tmp_path / 'sp2p' / 'config.yaml'}"}.get(where)
+    if origin:
+        assert lines[-1] == f"sp2p: hint: the server comes from {origin}: fix it there, or give -server to override it"
+    else:
+        assert "comes from" not in lines[-1]

@@ -48,7 +48,8 @@ parallel: 6
     cfg = load_config({}, {"HOME": "/home/u"}, path)
     assert cfg == Config(server="https://sp2p.example", url="https://share.example/", compress=0,
                          transport=Transport.WEBRTC, allow_relay=True,
-                         output=Path("/home/u/Downloads"), verbose=True, parallel=6)
+                         output=Path("/home/u/Downloads"), verbose=True, parallel=6,
+                         server_origin=f"the config file {path}")
     assert cfg.base_url == "https://share.example"
     assert cfg.signaling_url == "wss://sp2p.example/ws"
 
@@ -248,3 +249,12 @@ def test_a_yaml_error_is_one_line_with_its_place(tmp_path: Path) -> None:
     with pytest.raises(UsageError) as excinfo:
         load_config({}, {}, path)
     assert excinfo.value.message == f"parsing {path}: line 3, column 1: expected ',' or ']', but got '<stream end>'"
+
+
+def test_the_server_remembers_where_it_came_from(tmp_path: Path) -> None:
+    """Named when it cannot be reached (sp2p.cli): a stale SP2P_SERVER or file is a mystery."""
+    path = write(tmp_path / "config.yaml", "server: http://file:1\n")
+    assert load_config({}, {}, path).server_origin == f"the config file {path}"
+    assert load_config({}, {"SP2P_SERVER": "http://env:2"}, path).server_origin == "SP2P_SERVER"
+    assert load_config({"server": "http://flag:3"}, {"SP2P_SERVER": "http://env:2"}, path).server_origin == ""
+    assert load_config({}, {}, tmp_path / "none.yaml").server_origin == ""  # the default
