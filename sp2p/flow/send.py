@@ -63,6 +63,8 @@ from sp2p.term.ui import Terminal, moved_line
 SAMPLE_RATIO = 0.95
 #: inputs and samples below this many bytes are too small to judge or to gain from zstd
 SMALL_INPUT = 4096
+#: a file cut after some of it arrived, between two CLIs that resume (the receiver keeps it)
+RESUME_LATER = "The receiver keeps what arrived: run the same send again to resume"
 
 
 @record()
@@ -258,6 +260,10 @@ def _send(
         heals = healer.heals if healer is not None and mode is not Continuation.NONE else None
         try:
             return _transfer(link, term, machine, rest, compress, cfg.compress, offset, heals)
+        except KeyboardInterrupt:
+            if (offset or machine.digest.total_bytes) and path is not None and resumes and applies(meta):
+                term.line(RESUME_LATER)  # as the receiver says what it keeps
+            raise
         except Sp2pError as exc:
             if healer is None or heals is None or not healable(exc, healer.peer_asked):
                 raise
@@ -288,7 +294,7 @@ def _heal(
     deadline = time.monotonic() + healer.budget
     meta = what.machine.metadata
     hint = (
-        "the receiver keeps what arrived: run the same send again to resume"
+        RESUME_LATER[0].lower() + RESUME_LATER[1:]
         if what.mode is Continuation.RESUME
         else "a folder or a stream cannot resume: a re-run sends it again from the start"
     )

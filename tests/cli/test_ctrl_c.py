@@ -40,3 +40,31 @@ def test_ctrl_c_mid_file_says_the_partial_is_kept_for_a_re_run(
     kept = [line for line in lines if line.startswith("Kept ")]
     assert len(kept) == 1 and "resume" in kept[0] and str(outdir) in kept[0], r.err
     assert len(partials(outdir)) == 1 and not (outdir / src.name).exists()
+
+
+def test_ctrl_c_on_the_sender_mid_file_says_a_re_run_resumes(
+    env: dict[str, str], tmp_path: Path, outdir: Path
+) -> None:
+    """The receiver kept the partial and said so; the sender, whose user is the one to run the
+    send again, said only "interrupted"."""
+    src = tmp_path / "movie.bin"
+    src.write_bytes(os.urandom(96 * MiB))
+
+    def attempt() -> tuple[Result, Result]:
+        with pair(["-compress", "0", str(src)], ["-output", str(outdir)], env) as (sender, receiver):
+            eventually(lambda: holds(outdir, ".sp2p-partial-*", MiB) or receiver.poll() is not None,
+                       timeout=60, what="a partial of 1 MiB")
+            with stopped(receiver):  # it cannot complete the file while the test acts
+                if receiver.poll() is not None or not short_of_end(sender, src):
+                    raise TooLate("the sender had read the whole file")
+                os.kill(sender.pid, signal.SIGINT)
+                s = finish(sender, timeout=60)
+            return s, finish(receiver, timeout=60)
+
+    s, r = until_cut(outdir, attempt)
+    assert s.rc == ExitStatus.INTERRUPTED, s.err
+    lines = [line.strip() for line in s.err.splitlines()]
+    assert lines[-2:] == ["The receiver keeps what arrived: run the same send again to resume",
+                          "sp2p: error: interrupted"], s.err
+    assert r.rc == ExitStatus.TRANSFER and "Kept " in r.err, r.err
+    assert len(partials(outdir)) == 1 and not (outdir / src.name).exists()
