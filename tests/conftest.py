@@ -1,7 +1,9 @@
 """Suite-wide fixtures. Parts of the suite register their own in their packages."""
 
 import gc
+import shlex
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ pytest_plugins = [
     "tests.support.cli_fixtures",
     "tests.netlab.fixtures",
     "tests.support.durations",
+    "tests.support.run_once",
 ]
 
 
@@ -21,6 +24,17 @@ def pytest_configure(config: pytest.Config) -> None:
     from a terminal."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    _xdist_workers_like_us(config)
+
+
+def _xdist_workers_like_us(config: pytest.Config) -> None:
+    """pytest-xdist starts its workers as plain `python -u`: a suite run with `python -b`
+    (scripts/test.sh) would lose its BytesWarnings (bytes compared with str) in every test.
+    The workers get the interpreter's -b too (xdist reads the specs at session start)."""
+    tx = getattr(config.option, "tx", None)
+    if tx and sys.flags.bytes_warning and not hasattr(config, "workerinput"):
+        python = f"python={shlex.quote(sys.executable)} -{'b' * sys.flags.bytes_warning}"
+        config.option.tx = [spec if "python=" in spec else f"{spec}//{python}" for spec in tx]
 
 
 #: suites whose in-process code is ours end to end: there an unclosed socket or file, or an

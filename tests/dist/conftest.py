@@ -3,20 +3,15 @@
 `frozen_binary` runs the real PyInstaller build once per test session (~20 s of one core) and
 `release_dir` turns it into the release files with scripts/build_packages.sh; every slow
 test shares them. The build starts as soon as collection shows a selected test needs it, so it
-runs while the tests before tests/dist (cli, core: mostly waiting on their peers) do.
+runs while other tests do; under pytest-xdist one worker builds for all
+(tests/support/run_once.py).
 `dl_server` is a real sp2p-server serving `/dl/` from a directory the test fills.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +19,7 @@ import pytest
 import sp2p
 from tests.dist.container.fixtures import container_ns, container_worker, pod, prepared  # noqa: F401
 from tests.dist.helpers import FAKE_CLI, REPO_ROOT, publish
+from tests.support.run_once import RunOnce
 from tests.support.server_proc import ServerProc, start_server
 
 RELEASE_BASE = f"https://downloads.example.org/sp2p/v{sp2p.__version__}"
@@ -39,59 +35,37 @@ OTHER_PLATFORMS = {
 NEEDS_BUILD = {"frozen_binary", "release_dir"}
 
 
-@dataclass
-class Build:
-    """scripts/build_binary.sh running into `out`, its output in files (a pipe nobody reads
-    while the build runs could fill up and stall it)."""
-
-    proc: subprocess.Popen[bytes]
-    out: Path
-
-    @classmethod
-    def start(cls, out: Path) -> Build:
-        with (out / "stdout").open("wb") as stdout, (out / "stderr").open("wb") as stderr:
-            proc = subprocess.Popen(
-                ["bash", "scripts/build_binary.sh", "--dist", str(out / "dist"),
-                 "--work", str(out / "work"), "--no-measure"],
-                cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, start_new_session=True,
-            )  # fmt: skip
-        return cls(proc, out)
-
-    def finish(self, timeout: float) -> tuple[int, str, str]:
-        """(exit status, stdout, stderr); killed after `timeout` s."""
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-        return self.proc.returncode, (self.out / "stdout").read_text(), (self.out / "stderr").read_text()
-
-    def stop(self) -> None:
-        """Kills the script and PyInstaller under it (their own process group)."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+def pyinstaller_build(config: pytest.Config) -> RunOnce:
+    """scripts/build_binary.sh, once for the whole run however many xdist workers need it."""
+    return RunOnce.of(config, "pyinstaller")
 
 
-_early_build = pytest.StashKey[Build]()
+def start_build(config: pytest.Config) -> None:
+    job = pyinstaller_build(config)
+    job.claim(["bash", "scripts/build_binary.sh", "--dist", str(job.dir / "dist"),
+               "--work", str(job.dir / "work"), "--no-measure"], cwd=REPO_ROOT)  # fmt: skip
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The container tests share one podman image, built once and removed at the end by the
+    session fixtures in tests/dist/container/fixtures.py: one xdist worker runs them all."""
+    for item in items:
+        if "prepared" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("podman"))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    # every xdist worker collects every test: the first one to get here builds for all
     if any(NEEDS_BUILD & set(getattr(item, "fixturenames", ())) for item in session.items):
-        session.config.stash[_early_build] = Build.start(Path(tempfile.mkdtemp(prefix="sp2p-pyinstaller-")))
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    build = session.config.stash.get(_early_build, None)
-    if build is not None:  # a run that ended before it needed the build: nothing left behind
-        build.stop()
-        shutil.rmtree(build.out, ignore_errors=True)
+        start_build(session.config)
 
 
 @pytest.fixture(scope="session")
-def frozen_binary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def frozen_binary(request: pytest.FixtureRequest) -> Path:
     """The single-file sp2p binary, built from this checkout and self-checked."""
-    build = request.config.stash.get(_early_build, None) or Build.start(tmp_path_factory.mktemp("pyinstaller"))
-    returncode, stdout, stderr = build.finish(timeout=600)
+    start_build(request.config)  # already started at collection, unless run on its own
+    returncode, stdout, stderr = pyinstaller_build(request.config).wait(timeout=600)
     assert returncode == 0, f"build failed (exit {returncode}):\n{stderr[-6000:]}"
     assert "selfcheck: ok" in stderr, stderr[-3000:]
     binary = Path(stdout.strip().splitlines()[-1])
@@ -100,18 +74,17 @@ def frozen_binary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
 
 
 @pytest.fixture(scope="session")
-def release_dir(frozen_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def release_dir(frozen_binary: Path, request: pytest.FixtureRequest) -> Path:
     """scripts/build_packages.sh output for the frozen binary: deb, rpm, tarballs, sums, and
-    the manifests rendered with stand-in checksums for the other platforms."""
-    out = tmp_path_factory.mktemp("release")
-    other = tmp_path_factory.mktemp("other-platforms") / "SHA256SUMS"
-    other.write_text("".join(f"{digest}  {name}\n" for name, digest in OTHER_PLATFORMS.items()))
-    result = subprocess.run(
-        ["bash", "scripts/build_packages.sh", "--binary", str(frozen_binary),
-         "--out", str(out), "--release-base", RELEASE_BASE, "--sums", str(other)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-    )
-    assert result.returncode == 0, f"build_packages failed:\n{result.stderr[-6000:]}"
+    the manifests rendered with stand-in checksums for the other platforms (read only: every
+    xdist worker of the run shares them)."""
+    job = RunOnce.of(request.config, "release")
+    out, other = job.dir / "out", job.dir / "other-platforms-SHA256SUMS"
+    job.claim(["bash", "scripts/build_packages.sh", "--binary", str(frozen_binary), "--out", str(out),
+               "--release-base", RELEASE_BASE, "--sums", str(other)], cwd=REPO_ROOT,
+              inputs={other.name: "".join(f"{digest}  {name}\n" for name, digest in OTHER_PLATFORMS.items())})
+    returncode, _, stderr = job.wait(timeout=300)
+    assert returncode == 0, f"build_packages failed:\n{stderr[-6000:]}"
     return out
 
 

@@ -2,7 +2,8 @@
 pytest's own --durations list: the CI log then says which part grew, not only which test.
 
 A directory's time is the sum of its tests' setup, call and teardown phases (a module- or
-session-scoped fixture counts where it is first set up or last torn down).
+session-scoped fixture counts where it is first set up or last torn down). Under pytest-xdist
+the controller gets every worker's reports: the times add up across workers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ class DirectoryTimes:
         terminalreporter.write_sep("=", "time per directory")
         for part, seconds in sorted(self.seconds.items(), key=lambda kv: -kv[1]):
             terminalreporter.write_line(f"{seconds:8.1f}s {len(self.tests[part]):5d} tests  {part}")
-        terminalreporter.write_line(f"{sum(self.seconds.values()):8.1f}s in all")
+        total = f"{sum(self.seconds.values()):8.1f}s in all"
+        workers = getattr(terminalreporter.config.option, "numprocesses", None)
+        if workers:  # pytest-xdist: the workers' times add up to more than the wall time
+            total += f" (summed over {workers} pytest-xdist workers)"
+        terminalreporter.write_line(total)
 
 
 def pytest_configure(config: pytest.Config) -> None:
