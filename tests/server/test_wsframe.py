@@ -97,6 +97,10 @@ def test_control_frames_between_fragments_and_close_body() -> None:
         (masked(Opcode.TEXT, b"x" * (LIMIT + 1)), 1009),
         (masked(Opcode.TEXT, b"x" * LIMIT, fin=False) + masked(Opcode.CONT, b"y"), 1009),
     ],
+    # named, not shown: a random mask would give each pytest-xdist worker other test ids
+    ids=["unmasked", "lone-continuation", "text-in-text", "long-control", "fragmented-control",
+         "one-byte-close", "reserved-data-opcode", "reserved-control-opcode", "rsv1", "not-utf8",
+         "oversize", "oversize-fragments"],
 )
 def test_violations_close_with_the_right_code(wire: bytes, code: int) -> None:
     with pytest.raises(ProtocolError) as info:
