@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.netlab.fixtures",
     "tests.support.durations",
     "tests.support.run_once",
+    "tests.support.alone",
 ]
 
 

@@ -68,6 +68,9 @@ def start_of(
 @pytest.mark.netns
 @pytest.mark.slow
 @pytest.mark.webrtc
+# one handshake sample is the round trip: beside two other workers' tests at load ~15 the Go
+# receiver's answered at 344 ms over the 70 ms line
+@pytest.mark.alone
 def test_a_far_webrtc_link_starts_at_the_most_effort_a_near_one_stored(
     netlab, tmp_path: Path  # noqa: ANN001
 ) -> None:
