@@ -27,21 +27,30 @@ BAR_WIDTH = 32
 MIN_BAR = 10
 
 
-def _fit(columns: int | None, frac: float, pct: str, amount: str, done: str, rate: str, tail: str) -> str:
+#: the widest a size, a rate and an ETA or elapsed time get ("1023.9 KiB", "1023.9 MiB/s", "ETA 23h59m")
+_WIDEST_DONE, _WIDEST_RATE, _WIDEST_TAIL = 10, 12, 10
+
+
+def _fit(columns: int | None, frac: float, pct: str, total: str, done: str, rate: str, tail: str) -> str:
     """The terminal's frame in `columns`: a line wider than the terminal wraps, and the redraw
     would clear only its last row (a new line left behind 10 times a second). The bar shrinks
-    first, then goes; then the total and the rate (Terminal.live cuts what still does not fit)."""
-    line = f"{pct}  {amount}  {rate}  {tail}"
+    first, then goes; then the total and the rate (Terminal.live cuts what still does not fit).
+    The layout is chosen for the widest values the fields take in this transfer, so it does not
+    flip from frame to frame as digits come and go."""
+    most = max(len(total), _WIDEST_DONE)  # done may read wider than the total: 1023.9 KiB of 1.0 MiB
+    full = len(pct) + most + len(total) + _WIDEST_RATE + _WIDEST_TAIL + 10
+    layouts = (  # (the frame, its widest length)
+        (f"{pct}  {done} of {total}  {rate}  {tail}", full),
+        (f"{pct}  {done}  {rate}  {tail}", len(pct) + most + _WIDEST_RATE + _WIDEST_TAIL + 6),
+        (f"{pct}  {done}  {tail}", len(pct) + most + _WIDEST_TAIL + 4),
+    )
     room = None if columns is None else columns - LIVE_INDENT - 1  # the last column can wrap
-    bar = BAR_WIDTH if room is None else min(BAR_WIDTH, room - len(line) - 3)
+    bar = BAR_WIDTH if room is None else min(BAR_WIDTH, room - layouts[0][1] - 3)
     if bar >= MIN_BAR:
         filled = int(frac * bar)
-        return "[" + "#" * filled + " " * (bar - filled) + "] " + line
+        return "[" + "#" * filled + " " * (bar - filled) + "] " + layouts[0][0]
     assert room is not None
-    for shorter in (line, f"{pct}  {done}  {rate}  {tail}", f"{pct}  {done}  {tail}"):
-        if len(shorter) <= room:
-            return shorter
-    return shorter
+    return next((line for line, widest in layouts if widest <= room), layouts[-1][0])
 
 
 class Progress:
@@ -113,7 +122,7 @@ class Progress:
         pct = f"{frac * 100:3.0f}%"
         if not self.term.is_tty:
             return f"{self.verb}: {pct}  {amount}  {rate}  {tail}"
-        return _fit(self.term.columns(), frac, pct, amount, human_size(self.done), rate, tail)
+        return _fit(self.term.columns(), frac, pct, human_size(self.total), human_size(self.done), rate, tail)
 
     def finish(self, done: int | None = None) -> float:
         """The transfer succeeded: draw the final frame (100 %, size, average rate) and

@@ -40,10 +40,10 @@ def test_the_progress_line_fits_a_narrow_terminal(env: dict[str, str], tmp_path:
 
 @pytest.mark.parametrize(("cols", "frame"), [
     (100, "[################################] 100%  10.0 MiB of 10.0 MiB  5.0 MiB/s  in 2s"),
-    (72, "[######################] 100%  10.0 MiB of 10.0 MiB  5.0 MiB/s  in 2s"),
-    (60, "[##########] 100%  10.0 MiB of 10.0 MiB  5.0 MiB/s  in 2s"),
-    (56, "100%  10.0 MiB of 10.0 MiB  5.0 MiB/s  in 2s"),
-    (40, "100%  10.0 MiB  5.0 MiB/s  in 2s"),
+    (72, "[############] 100%  10.0 MiB of 10.0 MiB  5.0 MiB/s  in 2s"),
+    (60, "100%  10.0 MiB of 10.0 MiB  5.0 MiB/s  in 2s"),
+    (56, "100%  10.0 MiB  5.0 MiB/s  in 2s"),
+    (40, "100%  10.0 MiB  in 2s"),
     (30, "100%  10.0 MiB  in 2s"),
     (12, "100%  10."),  # cut: nothing shorter is left
 ])
@@ -66,3 +66,29 @@ def test_the_frame_gives_up_the_bar_then_the_rest_before_it_is_cut(cols: int, fr
     last = err.getvalue().split(REDRAW)[-1]
     assert last == f"  {frame}\n"
     assert len(last.rstrip("\n")) < cols
+
+
+def test_the_layout_holds_for_the_whole_transfer() -> None:
+    """The layout was chosen from each frame's own length, so at 50 columns it flipped between
+    '98.5 MiB of 286.1 MiB …' and '112.2 MiB …' as the digits changed."""
+    import io
+
+    class Narrow(Terminal):
+        def columns(self) -> int | None:
+            return 50
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    err = Tty()
+    now = [0.0]
+    total = 300_000_000
+    progress = Progress(Narrow(io.StringIO(), err), verb="Receiving", total=total, clock=lambda: now[0])
+    for i in range(1, 200):
+        now[0] = i * 0.11
+        progress.update(total * i // 200 + (i % 7) * 1000)
+    frames = [f.strip() for f in err.getvalue().split(REDRAW) if f.strip()]
+    assert len(frames) > 100
+    assert {(" of " in f, f.count("  ")) for f in frames} == {(False, 3)}, frames
+    assert all(len("  " + f) < 50 for f in frames)
