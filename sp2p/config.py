@@ -166,7 +166,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     import yaml  # only when a config file exists: ~20 ms of import otherwise spent for nothing
 
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_strict_loader(yaml))  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise UsageError(f"parsing {path}: {_yaml_problem(exc)}") from None
     if data is None:
@@ -196,6 +196,27 @@ def _key_hint(key: object) -> str:
 
     near = difflib.get_close_matches(str(key).replace("_", "-"), list(_KEYS), n=1)
     return f"did you mean '{near[0]}'?" if near else f"the keys are: {', '.join(_KEYS)}"
+
+
+def _strict_loader(yaml: Any) -> Any:
+    """PyYAML's SafeLoader that refuses a key given twice: it kept the last one silently, so a
+    second `server:` further down a file quietly won over the first."""
+
+    def mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{'yes' if key is True else key!r} is given twice", key_node.start_mark)
+            seen.add(key)
+        return loader.construct_mapping(node, deep)
+
+    class Strict(yaml.SafeLoader):  # type: ignore[misc,name-defined]
+        pass
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    return Strict
 
 
 def _yaml_problem(exc: Exception) -> str:

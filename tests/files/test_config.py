@@ -108,6 +108,8 @@ def test_default_path_is_read_when_none_given(tmp_path: Path) -> None:
         ("verbose: 1\n", "verbose"),
         ("server: 42\n", "server: must be a string"),
         ("output: [a]\n", "output"),
+        ("verbose: true\nserver: http://h:1\nverbose: false\n", "line 3, column 1: 'verbose' is given twice$"),
+        ("yes: true\nyes: false\n", "line 2, column 1: 'yes' is given twice$"),
     ],
 )
 def test_file_errors_name_the_file(tmp_path: Path, text: str, match: str) -> None:
