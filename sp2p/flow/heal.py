@@ -84,8 +84,9 @@ def gave_up(exc: Sp2pError, budget: float, *, peer: str, hint: str | None = None
     """The error once reconnecting is over; `peer` names the other side ("sender", "receiver")."""
     # these end the attempt at once, not after the budget: say so
     if isinstance(exc, PeerLeftSession):
-        return ConnectionLost(f"the connection was lost and the {peer} left (stopped, interrupted or "
-                              "offline)", hint=hint)
+        # it stopped, went offline, or spent its own -reconnect budget first
+        return ConnectionLost(
+            f"the connection was lost and the {peer} left before it could be re-established", hint=hint)
     if isinstance(exc, SignalingLost):
         return ConnectionLost(f"the connection was lost and could not be re-established: {exc.message}",
                               hint=hint)

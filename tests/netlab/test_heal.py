@@ -223,7 +223,9 @@ def test_folder_or_stream_outage_longer_than_reconnect_fails_cleanly(netlab, tmp
     assert "Traceback" not in s_out + r_out, detail
     for output in (s_out, r_out):
         assert "reconnecting for up to 5s" in output, detail
-        assert "sp2p: error: the connection was lost and could not be re-established in 5s" in output, detail
+        # the side whose budget ran out first leaves; the other may hear that before its own runs out
+        assert re.search(r"sp2p: error: the connection was lost and (could not be re-established in 5s|"
+                         r"the (sender|receiver) left before it could be re-established)", output), detail
     assert "a folder or a stream cannot resume: a re-run sends it again from the start" in s_out, detail
     assert "Folders and streams cannot resume: a re-run starts from zero" in r_out, detail
     assert list(out.iterdir()) == [], detail  # no partial, nothing under a final name
