@@ -209,7 +209,22 @@ def parse_args(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[dict[st
             raise UsageError(f"invalid value for -{name}: {exc}") from None
         explicit.add(spec.name)
         i += 1
+    rest = args[i + 1 :] if i < len(args) and args[i] == "--" else args[i:]
+    if rest:
+        raise UsageError(_unexpected(rest[0]))
     return values, explicit
+
+
+def _unexpected(word: str) -> str:
+    """The server takes flags only. Go's flag package would stop at `word` and ignore it and
+    everything after; here `sp2p-server version` would then start a server on every
+    interface, so a stray word is refused, with the flag meant when it names one."""
+    name = word.lstrip("-")
+    meant = "-version" if name == "version" else "-help" if name in ("h", "help") else None
+    if meant is None and name in _BY_NAME:
+        meant = f"-{name}"
+    hint = f": did you mean {meant}?" if meant else " (sp2p-server takes flags only)"
+    return f"unexpected argument {word!r}{hint}"
 
 
 def usage() -> str:

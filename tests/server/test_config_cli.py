@@ -125,8 +125,26 @@ def test_usage_errors() -> None:
         parse_args(["-trust-proxy=yes"], {})
     with pytest.raises(HelpRequested):
         parse_args(["--help"], {})
-    values, explicit = parse_args(["-acme", "positional", "-addr", "x"], {})
-    assert values == {"acme": True} and explicit == {"acme"}  # Go stops at a positional
+    values, explicit = parse_args(["-acme", "--"], {})
+    assert values == {"acme": True} and explicit == {"acme"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["version"], "unexpected argument 'version': did you mean -version?"),
+        (["-acme", "help"], "unexpected argument 'help': did you mean -help?"),
+        (["addr", ":9000"], "unexpected argument 'addr': did you mean -addr?"),
+        (["-addr", ":9000", "extra"], "unexpected argument 'extra' (sp2p-server takes flags only)"),
+        (["--", "-addr"], "unexpected argument '-addr': did you mean -addr?"),
+    ],
+)
+def test_a_stray_word_is_refused_not_ignored(argv: list[str], message: str) -> None:
+    """Go's flag package stops at a positional and ignores the rest; `sp2p-server version`
+    would then start a server on every interface."""
+    with pytest.raises(UsageError) as caught:
+        parse_args(argv, {})
+    assert str(caught.value) == message
 
 
 def test_main_exit_codes_and_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
@@ -135,6 +153,9 @@ def test_main_exit_codes_and_one_line_errors(capsys: pytest.CaptureFixture[str])
     assert main(["-bogus"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
+    assert main(["version"]) == 2
+    err = capsys.readouterr().err
+    assert err == "sp2p-server: unexpected argument 'version': did you mean -version? (see -help)\n"
     assert main(["-acme"]) == 1
     err = capsys.readouterr().err
     assert err == "sp2p-server: -acme needs -config-dir (certificates are stored there)\n"
