@@ -1,6 +1,7 @@
 """What scripts/test.sh relies on under pytest-xdist, in a real `pytest -n 3` run on a small
 tree: `alone` tests run with nothing beside them (tests/support/alone.py), and a RunOnce job
-runs once for all workers and is gone after the run (tests/support/run_once.py)."""
+runs once for all workers, and nothing of it is left after the run, not even a job still
+running then (tests/support/run_once.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.polling import wait_until
 from tests.support.server_proc import clean_env
 
 CONFTEST = '''
@@ -28,6 +30,13 @@ def built(request):
     return (job.dir / "rc").is_file()
 
 
+@pytest.fixture(scope="session")
+def forgotten(request):
+    """A job nobody waits for: still running when the run ends."""
+    RunOnce.of(request.config, "forgotten").claim(
+        ["sh", "-c", 'echo $$ > "$1"; exec sleep 120', "sh", os.environ["SHARD_FORGOTTEN"]], cwd=Path.cwd())
+
+
 @pytest.fixture(autouse=True)
 def stamp(request):
     start = time.monotonic()
@@ -40,7 +49,7 @@ import time
 import pytest
 
 @pytest.mark.parametrize("n", range(9))
-def test_busy(n, built):
+def test_busy(n, built, forgotten):
     assert built
     time.sleep(0.4)
 
@@ -56,11 +65,12 @@ def test_alone_tests_run_by_themselves_and_run_once_jobs_once(tmp_path: Path) ->
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "conftest.py").write_text(CONFTEST)
     (tmp_path / "tests" / "test_t.py").write_text(TESTS)
-    log, count, base = tmp_path / "log", tmp_path / "count", tmp_path / "base"
+    log, count, base, forgotten = (tmp_path / name for name in ("log", "count", "base", "forgotten"))
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.support.run_once", "-p", "tests.support.alone",
          "-q", "-p", "no:cacheprovider", "-n", "3", "--basetemp", str(base), "tests"],
-        cwd=tmp_path, env={**clean_env(), "SHARD_TEST_LOG": str(log), "SHARD_COUNT": str(count)},
+        cwd=tmp_path, env={**clean_env(), "SHARD_TEST_LOG": str(log), "SHARD_COUNT": str(count),
+             "SHARD_FORGOTTEN": str(forgotten)},
         capture_output=True, text=True, timeout=180,
     )
     assert run.returncode == 0, run.stdout + run.stderr
@@ -76,3 +86,14 @@ def test_alone_tests_run_by_themselves_and_run_once_jobs_once(tmp_path: Path) ->
     assert any(overlap(a, b) for a in busy for b in busy if a != b), spans  # the workers did run at once
     assert count.read_text() == "once\n"  # one job for three workers
     assert not (base / "run-once").exists()  # removed by the controller at the end
+    assert "still running" not in run.stderr  # no worker left a child unreaped
+    pid = int(forgotten.read_text())
+    assert wait_until(lambda: gone(pid), timeout=10), "a job outlived the run"
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie (killed, not reaped yet by whoever adopted it)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

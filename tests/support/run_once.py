@@ -25,7 +25,6 @@ import pytest
 
 #: every job's directory lives under this, in the run's shared directory
 JOBS = "run-once"
-_started: list[subprocess.Popen[bytes]] = []
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
@@ -59,15 +58,18 @@ class RunOnce:
             return False
         for name, text in (inputs or {}).items():
             (self.dir / name).write_text(text)
-        # the status goes through a temp name: a reader sees all of it or nothing
-        wrapper = 'cd "$2" && "${@:3}"; echo $? > "$1/rc.tmp"; mv "$1/rc.tmp" "$1/rc"'
+        # detached (setsid -f: a new session, and no child of ours a worker would have to reap
+        # or leave unreaped at its exit); the status goes through a temp name: a reader sees all
+        # of it or nothing
+        wrapper = ('echo $$ > "$1/pgid.tmp"; mv "$1/pgid.tmp" "$1/pgid"; cd "$2" && "${@:3}"; '
+                   'echo $? > "$1/rc.tmp"; mv "$1/rc.tmp" "$1/rc"')
         with (self.dir / "stdout").open("wb") as out, (self.dir / "stderr").open("wb") as err:
-            proc = subprocess.Popen(
-                ["bash", "-c", wrapper, "run-once", str(self.dir), str(cwd), *argv],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-            )
-        _started.append(proc)  # never collected mid-test (a ResourceWarning in a strict suite)
-        (self.dir / "pgid").write_text(str(proc.pid))
+            subprocess.run(["setsid", "-f", "bash", "-c", wrapper, "run-once", str(self.dir), str(cwd), *argv],
+                           stdin=subprocess.DEVNULL, stdout=out, stderr=err, check=True)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while not (self.dir / "pgid").exists():  # from here on `stop` can find it
+            assert time.monotonic() < deadline, f"run-once job {self.dir.name} did not start"
+            time.sleep(0.01)
         return True
 
     def wait(self, timeout: float) -> tuple[int, str, str]:
