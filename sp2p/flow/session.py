@@ -44,14 +44,19 @@ _ERROR_TEXT: Final[dict[str, str]] = {
     ErrorCode.VERSION_MISMATCH: "incompatible version: the other side speaks another protocol version",
     ErrorCode.RATE_LIMITED: "the signaling server is rate limiting this address; try again in a minute",
     ErrorCode.SERVER_BUSY: "the signaling server is busy; try again later",
-    ErrorCode.SESSION_EXPIRED: (
-        "the transfer session expired on the signaling server (a code lasts a limited time: an hour, "
-        "or 5 minutes without traffic, unless the server says otherwise)"
-    ),
+}
+#: the codes whose text is ours followed by the server's own words: a session ends for more
+#: than one reason under one code ("session expired"; "session lost by the server" when its
+#: store lost the record), and only the server knows which
+_ERROR_LEAD: Final[dict[str, str]] = {
+    ErrorCode.SESSION_EXPIRED: "the signaling server ended this transfer session",
 }
 #: what to do next, for the errors that have one
 _ERROR_HINT: Final[dict[str, str]] = {
-    ErrorCode.SESSION_EXPIRED: "start again: sp2p send gives a new code",
+    ErrorCode.SESSION_EXPIRED: (
+        "a code lasts a limited time (an hour, or 5 minutes without traffic, unless the server says "
+        "otherwise); start again: sp2p send gives a new code"
+    ),
 }
 
 
@@ -73,7 +78,11 @@ def server_error(env: Envelope) -> SignalingError:
         err = Error.from_payload(env.payload)
     except SignalFormatError:
         err = Error(message="malformed error message")
-    text = _ERROR_TEXT.get(err.code, f"server error: {err.message[:200] or err.code}")
+    said = err.message[:200] or err.code
+    if err.code in _ERROR_LEAD:
+        text = f"{_ERROR_LEAD[err.code]}: {said}"
+    else:
+        text = _ERROR_TEXT.get(err.code, f"server error: {said}")
     return SignalingError(text, code=err.code, hint=_ERROR_HINT.get(err.code))
 
 

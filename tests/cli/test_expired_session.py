@@ -22,7 +22,7 @@ def test_a_session_the_server_expired_says_so_and_what_to_do(tmp_path: Path) -> 
     assert s.rc == ExitStatus.SIGNALING, s.err
     assert "Traceback" not in s.err
     assert s.err.splitlines()[-2:] == [
-        "sp2p: error: the transfer session expired on the signaling server (a code lasts a limited time: "
-        "an hour, or 5 minutes without traffic, unless the server says otherwise)",
-        "sp2p: hint: start again: sp2p send gives a new code",
+        "sp2p: error: the signaling server ended this transfer session: session expired",
+        "sp2p: hint: a code lasts a limited time (an hour, or 5 minutes without traffic, unless the "
+        "server says otherwise); start again: sp2p send gives a new code",
     ]

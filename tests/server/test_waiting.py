@@ -102,7 +102,8 @@ def test_call_later_runs_once_in_the_hub(pair: tuple[gsocket.socket, gsocket.soc
     started = time.monotonic()
     call_later(pair[0], 0.1, lambda: calls.append(time.monotonic() - started))
     gevent.sleep(0.4)
-    assert len(calls) == 1 and calls[0] >= 0.1
+    # libev times from its loop's cached clock, a fraction of a millisecond behind ours
+    assert len(calls) == 1 and calls[0] >= 0.1 - 0.002
 
 
 def test_unhurried_input_waits_for_a_quiet_moment_behind_other_input() -> None:

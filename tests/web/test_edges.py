@@ -300,10 +300,13 @@ def test_a_page_closing_mid_transfer_is_explained_to_the_other(
     """The page that stays says the other side left. A closing sender closes its connection
     (its Cancel would wait behind the data it buffered), so the receiver hears at once instead of
     after 15 s of silence; a closing receiver's Cancel gets out, or else its channel closing or
-    the liveness rule (scaled from 15 s to 3 s here, flows.scale_liveness) tell the sender."""
+    the liveness rule (scaled from 15 s to 3 s for that case, flows.scale_liveness) tell the
+    sender. A closing sender's receiver keeps the shipped 15 s: scaled, the silence rule beat
+    the close notice under load (one -n 4 run at load 15), and the notice is what is asserted."""
     sender, receiver = two_pages
-    for page in two_pages:
-        scale_liveness(page)
+    if closing == "receiver":
+        for page in two_pages:
+            scale_liveness(page)
     receiver.add_init_script(NO_PICKERS)
     leaving, staying = (sender, receiver) if closing == "sender" else (receiver, sender)
     watch = PageWatch(staying, console=True)
