@@ -107,7 +107,12 @@ def compose_up(pod: Podman, worker: NsWorker, compose_file: Path, project: str,
     try:
         start = time.monotonic()
         stack("up", "-d")
-        wait_healthy(worker, BASE)
+        try:
+            wait_healthy(worker, BASE)
+        except AssertionError as exc:  # say why: which container is down, and its last words
+            state = stack("ps", "-a", check=False)
+            logs = stack("logs", "--tail", "20", check=False)
+            raise AssertionError(f"{exc}\n{state}\n{logs[-8000:]}") from None
         record(f"start: {compose_file.relative_to(REPO_ROOT)} up -d -> /health ok",
                f"{time.monotonic() - start:.2f} s")
         yield stack
