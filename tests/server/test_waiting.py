@@ -66,6 +66,7 @@ def test_a_reader_waiting_again_for_the_same_deadline_is_expired_once(
     reader.close()
 
 
+@pytest.mark.alone  # an upper bound on lateness: other tests' CPU beside it made it 0.4 ms late
 def test_deadline_fires_within_a_tick_never_early(pair: tuple[gsocket.socket, gsocket.socket]) -> None:
     a, _b = pair
     reader = GeventInput(a)
@@ -97,13 +98,15 @@ def test_many_readers_wake_each_at_its_own_deadline() -> None:
         b.close()
 
 
+@pytest.mark.alone
 def test_call_later_runs_once_in_the_hub(pair: tuple[gsocket.socket, gsocket.socket]) -> None:
     calls: list[float] = []
     started = time.monotonic()
     call_later(pair[0], 0.1, lambda: calls.append(time.monotonic() - started))
     gevent.sleep(0.4)
-    # libev times from its loop's cached clock, a fraction of a millisecond behind ours
-    assert len(calls) == 1 and calls[0] >= 0.1 - 0.002
+    # libev times from its loop's clock, cached at the loop's last turn: behind ours by what ran
+    # since (0.3 ms seen; 20 ms once with three xdist workers beside it). Deferred, not run at once.
+    assert len(calls) == 1 and calls[0] >= 0.1 - 0.03
 
 
 def test_unhurried_input_waits_for_a_quiet_moment_behind_other_input() -> None:

@@ -88,7 +88,8 @@ def test_cli_folder_to_browser_extract(page: Any, web_base: str, tmp_path: Path,
     page.wait_for_selector("#extract-btn:visible", timeout=60_000)
     assert page.text_content("#confirm-file") == "project"
     page.click("#extract-btn")
-    assert wait_outcome(page) == "done"
+    outcome = wait_outcome(page)
+    assert outcome == "done", f"{outcome}\n{cli.output()}"  # the sender says where it stopped
     assert cli.wait(120) == 0, cli.output()
     got = page.evaluate(OPFS_TREE, "extract")
     want = {f"project/{k}": v for k, v in tree_hashes(top).items()}
