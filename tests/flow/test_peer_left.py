@@ -5,37 +5,26 @@ still waited PEER_LEFT_GRACE (3 s) before saying the peer left."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 from sp2p.net.race import ConfirmationRace
 from sp2p.net.tcp import TcpChannel
-from sp2p.proto.keys import SessionKeys
 from sp2p.proto.race import RacePolicy
 from tests.support.files import session_keys
 
 
-@contextlib.contextmanager
-def _offered() -> Iterator[tuple[ConfirmationRace, threading.Thread, socket.socket, SessionKeys]]:
-    """A race with a real TCP-socket candidate offered to it (confirming on its own thread):
-    (the race, that thread, the peer's end of the socket, the peer's keys); closed after."""
-    ours, peers = session_keys()
-    race = ConfirmationRace(ours, read_first=True)
-    mine, theirs = socket.socketpair()
-    thread = threading.Thread(target=race.offer, args=(TcpChannel(mine, dialed=False),), daemon=True)
+def _offered(race: ConfirmationRace) -> tuple[threading.Thread, socket.socket]:
+    """A real TCP-socket candidate offered to `race` (confirming on its own thread); our end of it."""
+    ours, theirs = socket.socketpair()
+    thread = threading.Thread(target=race.offer, args=(TcpChannel(ours, dialed=False),), daemon=True)
     thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not race.undecided:
-            assert time.monotonic() < deadline, "the candidate never started confirming"
-            time.sleep(0.01)
-        yield race, thread, theirs, peers
-    finally:
-        race.close()
-        theirs.close()
+    deadline = time.monotonic() + 10
+    while not race.undecided:
+        assert time.monotonic() < deadline, "the candidate never started confirming"
+        time.sleep(0.01)
+    return thread, theirs
 
 
 def test_a_race_with_no_candidate_has_nothing_to_wait_for() -> None:
@@ -45,7 +34,10 @@ def test_a_race_with_no_candidate_has_nothing_to_wait_for() -> None:
 
 
 def test_a_candidate_is_undecided_until_its_mac_checks_out() -> None:
-    with _offered() as (race, thread, theirs, peers):
+    ours, peers = session_keys()
+    race = ConfirmationRace(ours, read_first=True)
+    thread, theirs = _offered(race)
+    try:
         assert race.undecided  # the peer may have confirmed on it already
         theirs.sendall(peers.own_confirmation())
         thread.join(10)
@@ -53,14 +45,23 @@ def test_a_candidate_is_undecided_until_its_mac_checks_out() -> None:
         assert winner is not None
         winner.close()
         assert not race.undecided
+    finally:
+        race.close()
+        theirs.close()
 
 
 def test_a_wrong_mac_stays_undecided_for_its_grace() -> None:
-    with _offered() as (race, thread, theirs, _peers):
+    ours, _ = session_keys()
+    race = ConfirmationRace(ours, read_first=True)
+    thread, theirs = _offered(race)
+    try:
         theirs.sendall(bytes(32))
         thread.join(10)
         assert race.poll_quiet() is None
         assert race.undecided  # the wrong-code verdict is still to come
+    finally:
+        race.close()
+        theirs.close()
 
 
 def test_a_channel_held_for_tcp_is_pending() -> None:
