@@ -153,12 +153,9 @@ def establish(
             if env.type == SignalType.PEER_LEFT:
                 remaining = deadline - time.monotonic()  # when it left, not after the grace below
                 # a peer that just confirmed on a channel closes its signaling at once (v2),
-                # possibly before its MAC has reached us on that channel: give it a moment. A
-                # peer can only have confirmed on a candidate still undecided here; with none,
-                # waiting only delayed the verdict by the whole grace
-                if race.undecided:
-                    with contextlib.suppress(ConnectError):
-                        return keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
+                # possibly before its MAC has reached us on that channel: give it a moment
+                with contextlib.suppress(ConnectError):
+                    return keep_mapping(race.wait(timeout=PEER_LEFT_GRACE), upnp)
                 raise _peer_left(keys.role, remaining, opts.timeout, browser=peer.is_browser)
             _route(env, tcp, rtc)
         race.wait(timeout=0)  # raises the right error: bad MAC seen, or nothing connected

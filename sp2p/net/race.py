@@ -181,13 +181,6 @@ class ConfirmationRace:
     def bad_mac_seen(self) -> bool:
         return self._policy.bad_mac_seen
 
-    @property
-    def undecided(self) -> bool:
-        """A verdict may still come without the peer: a candidate exchanging MACs, a confirmed
-        one held for TCP, or a wrong MAC waiting out its grace. Else nothing is left to wait for."""
-        with self._cond:
-            return self._confirming > 0 or self._policy.holding or self._policy.bad_mac_seen
-
     def close(self) -> None:
         """Stop accepting winners; close any channel still held or late."""
         with self._cond:

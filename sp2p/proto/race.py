@@ -52,11 +52,6 @@ class RacePolicy(Generic[C]):
     def bad_mac_seen(self) -> bool:
         return self._bad_since is not None
 
-    @property
-    def holding(self) -> bool:
-        """A confirmed channel waits out the TCP-preference window."""
-        return self._held is not None
-
     def confirmed(self, channel: C, *, tcp: bool, now: float) -> Outcome[C]:
         """`channel`'s peer MAC checked out."""
         if self.winner is not None or self._closed:
