@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from server import wsframe
-from server.hub_keepalive import HubKeepalive
+from server.hub_keepalive import PING_FRAME, RECV_BYTES, HubKeepalive
 from server.waiting import call_later, input_for, os_socket, rlock_for
 from server.write_batch import holding_batch
 from server.wsframe import (
@@ -64,7 +64,6 @@ LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 * 1024 * 1024
 #: how long a client may take to answer a close sent from another greenlet
 CLOSE_GRACE = 1.0
-_RECV = 65536
 
 
 class PeerClosed(Exception):
@@ -197,7 +196,7 @@ class Peer(HubKeepalive):
             self._unread = None
         else:
             try:
-                data = self._os_sock.recv(_RECV)
+                data = self._os_sock.recv(RECV_BYTES)
             except (TimeoutError, BlockingIOError, InterruptedError):
                 return  # TLS: readable, yet not a whole record
             except OSError:
@@ -237,7 +236,7 @@ class Peer(HubKeepalive):
             return
         self._awaiting_pong = True
         self._next_ping = now + self._ping_interval
-        self._write(wsframe.encode(OP_PING, b""))
+        self._write(PING_FRAME)
 
     def hurry(self) -> None:
         """Someone waits on this connection now: its input is read as soon as it comes."""
@@ -409,7 +408,7 @@ class Peer(HubKeepalive):
             while drained < LINGER_BYTES and deadline > time.monotonic():
                 if not self._input.wait(deadline):
                     break
-                chunk = sock.recv(_RECV)
+                chunk = sock.recv(RECV_BYTES)
                 if not chunk:
                     break
                 drained += len(chunk)

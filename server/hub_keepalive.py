@@ -18,13 +18,15 @@ from typing import Any, Protocol
 
 from server.wsframe import OP_PING, OP_PONG, FrameReader, encode
 
-__all__ = ["HubKeepalive"]
+__all__ = ["PING_FRAME", "RECV_BYTES", "HubKeepalive"]
 
-_PING = encode(OP_PING, b"")
+#: our ping, the same bytes every time (the reader's and the hub's)
+PING_FRAME = encode(OP_PING, b"")
 #: a client's pong to it: masked, empty (a browser's, the Go and our CLI's)
 _PONG_HEAD = bytes((0x80 | OP_PONG, 0x80))
 _PONG_SIZE = 6
-_RECV = 65536
+#: one recv() of a connection's input, by its reader or the hub
+RECV_BYTES = 65536
 
 
 class _PeerState(Protocol):
@@ -77,10 +79,10 @@ class HubKeepalive:
             if self._close_sent:
                 return None
             try:
-                sent = self._os_sock.send(_PING)
+                sent = self._os_sock.send(PING_FRAME)
             except OSError:  # a full buffer (or worse): the reader's own write decides
                 return None
-            if sent != len(_PING):  # half a frame out: the stream cannot go on
+            if sent != len(PING_FRAME):  # half a frame out: the stream cannot go on
                 self.abort()
                 return None
         finally:
@@ -95,7 +97,7 @@ class HubKeepalive:
         if self._closed or self._os_sock is self._sock:
             return False
         try:
-            data = self._os_sock.recv(_RECV)
+            data = self._os_sock.recv(RECV_BYTES)
         except (BlockingIOError, InterruptedError):
             return True  # nothing after all
         except OSError:
